@@ -1,0 +1,630 @@
+#include "actors/supervisor.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <deque>
+#include <random>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/task_worker.hpp"
+#include "messages/atoms.hpp"
+#include "messages/call_outcome.hpp"
+#include "messages/events.hpp"
+#include "messages/run.hpp"
+#include "messages/task.hpp"
+#include "messages/worker_context.hpp"
+
+namespace bgagent {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+struct worker_slot {
+  caf::actor handle;
+  std::string name;
+  std::string node;
+  bool remote = false;
+  bool busy = false;
+  task current;
+  uint32_t attempt = 0;
+  clock_type::time_point dispatched;
+};
+
+struct supervisor_state {
+  supervisor_settings settings;
+  run_handles h;
+  provider_ptr prov;
+  std::unordered_map<caf::actor_addr, worker_slot> workers;
+  std::vector<caf::actor> idle;
+  std::deque<task> queue;
+  std::unordered_set<std::string> held; // queued, in flight or waiting
+  std::unordered_map<std::string, task> waiting; // retry timers running
+  int64_t cursor = 0;
+  bool fetching = false;
+  bool exhausted = false;
+  bool rescanned = false; // final look for tasks added during the run
+  uint32_t outstanding = 0; // store writes not yet acknowledged
+  bool paused = false;
+  bool stopping = false;
+  bool finished = false;
+  std::string stop_reason;
+  std::deque<clock_type::time_point> restart_times;
+  uint32_t next_worker = 0;
+  run_summary summary;
+  clock_type::time_point started = clock_type::now();
+  caf::response_promise rp;
+  bool running = false;
+  std::mt19937_64 rng{std::random_device{}()};
+  static inline const char* name = "supervisor";
+};
+
+using self_ptr = caf::stateful_actor<supervisor_state>*;
+
+void dispatch(self_ptr self);
+void maybe_finish(self_ptr self);
+
+uint32_t fetch_batch(const supervisor_state& st) {
+  return std::max<uint32_t>(1024, st.settings.workers * 4);
+}
+
+void audit(self_ptr self, const std::string& event, const std::string& id,
+           int32_t attempt, const std::string& detail,
+           const std::string& node = {}) {
+  self->send(self->state.h.auditor, make_event(event, id, attempt, detail,
+                                               node));
+}
+
+void report_workers(self_ptr self) {
+  auto& st = self->state;
+  std::unordered_set<std::string> nodes;
+  for (auto& kv : st.workers)
+    nodes.insert(kv.second.node);
+  self->send(st.h.monitor, workers_atom::value,
+             static_cast<uint64_t>(st.workers.size()),
+             static_cast<uint64_t>(nodes.size()));
+}
+
+void spawn_local_worker(self_ptr self) {
+  auto& st = self->state;
+  worker_context ctx{caf::actor_cast<caf::actor>(self), st.h.budget_keeper,
+                     st.h.checkpointer, st.h.auditor, st.h.monitor};
+  worker_settings ws;
+  ws.name = st.settings.node + "/worker-" + std::to_string(++st.next_worker);
+  ws.node = st.settings.node;
+  ws.timeout_seconds = st.settings.timeout_seconds;
+  ws.heartbeat_seconds = st.settings.heartbeat_seconds;
+  auto w = spawn_task_worker(self->system(), ctx, st.prov, ws);
+  self->monitor(w);
+  worker_slot slot;
+  slot.handle = w;
+  slot.name = ws.name;
+  slot.node = ws.node;
+  st.workers.emplace(w.address(), std::move(slot));
+  st.idle.push_back(w);
+}
+
+void stop(self_ptr self, const std::string& reason) {
+  auto& st = self->state;
+  if (!st.stopping) {
+    st.stopping = true;
+    st.stop_reason = reason;
+    spdlog::info("stopping: {}; waiting for {} call(s) in flight", reason,
+                 std::count_if(st.workers.begin(), st.workers.end(),
+                               [](auto& kv) { return kv.second.busy; }));
+  }
+  maybe_finish(self);
+}
+
+void fetch(self_ptr self) {
+  auto& st = self->state;
+  if (st.fetching || st.exhausted || st.stopping)
+    return;
+  st.fetching = true;
+  auto batch = fetch_batch(st);
+  self->request(st.h.checkpointer, caf::infinite, fetch_atom::value, st.cursor,
+                batch)
+    .then([=](std::vector<task>& tasks) {
+      auto& st = self->state;
+      st.fetching = false;
+      for (auto& t : tasks) {
+        st.cursor = std::max(st.cursor, t.seq);
+        if (st.held.insert(t.id).second)
+          st.queue.push_back(std::move(t));
+      }
+      if (tasks.size() < batch)
+        st.exhausted = true;
+      dispatch(self);
+      maybe_finish(self);
+    });
+}
+
+void dispatch(self_ptr self) {
+  auto& st = self->state;
+  while (!st.paused && !st.stopping && !st.idle.empty() && !st.queue.empty()) {
+    auto w = st.idle.back();
+    st.idle.pop_back();
+    auto i = st.workers.find(w.address());
+    if (i == st.workers.end())
+      continue; // died while idle
+    auto t = std::move(st.queue.front());
+    st.queue.pop_front();
+    auto& slot = i->second;
+    slot.busy = true;
+    slot.attempt = t.attempts + 1;
+    slot.dispatched = clock_type::now();
+    slot.current = t;
+    self->send(w, dispatch_atom::value, t, slot.attempt);
+  }
+  if (st.queue.size() < fetch_batch(st) / 2)
+    fetch(self);
+}
+
+// Looks up the worker that sent the current message.
+worker_slot* sender_slot(self_ptr self) {
+  auto i = self->state.workers.find(self->current_sender()
+                                      ? caf::actor_cast<caf::actor_addr>(
+                                          self->current_sender())
+                                      : caf::actor_addr{});
+  return i == self->state.workers.end() ? nullptr : &i->second;
+}
+
+void make_idle(self_ptr self, worker_slot& slot) {
+  slot.busy = false;
+  self->state.idle.push_back(slot.handle);
+}
+
+double backoff_seconds(self_ptr self, uint32_t attempt) {
+  auto& s = self->state.settings;
+  double d = s.retry_initial_seconds *
+             std::pow(s.retry_factor, static_cast<double>(attempt - 1));
+  d = std::min(d, s.retry_cap_seconds);
+  // Equal jitter: half fixed, half random, so retries of many tasks spread.
+  std::uniform_real_distribution<double> jitter(0.0, d / 2);
+  return d / 2 + jitter(self->state.rng);
+}
+
+void quarantine(self_ptr self, const task& t, uint32_t attempt,
+                const std::string& error) {
+  auto& st = self->state;
+  ++st.outstanding;
+  self->request(st.h.checkpointer, caf::infinite, quarantine_atom::value, t.id,
+                attempt, error)
+    .then([=](bool) {
+      auto& st = self->state;
+      --st.outstanding;
+      ++st.summary.quarantined;
+      audit(self, "task_quarantined", t.id, static_cast<int32_t>(attempt),
+            error);
+      self->send(st.h.monitor, outcome_atom::value, std::string("quarantined"),
+                 t.id);
+      st.held.erase(t.id);
+      maybe_finish(self);
+    });
+}
+
+void schedule_retry(self_ptr self, task t, uint32_t attempt,
+                    const call_outcome& out) {
+  auto& st = self->state;
+  double delay = out.retry_after_ms >= 0
+                   ? std::min(out.retry_after_ms / 1000.0,
+                              st.settings.retry_after_cap_seconds)
+                   : backoff_seconds(self, attempt);
+  ++st.outstanding;
+  self->request(st.h.checkpointer, caf::infinite, retry_atom::value, t.id,
+                attempt, out.error)
+    .then([=](bool) mutable {
+      auto& st = self->state;
+      --st.outstanding;
+      ++st.summary.retries;
+      char buf[64];
+      std::snprintf(buf, sizeof(buf), "retry in %.3f s%s: ", delay,
+                    out.retry_after_ms >= 0 ? " (Retry-After)" : "");
+      audit(self, "task_retry_scheduled", t.id, static_cast<int32_t>(attempt),
+            buf + out.error);
+      self->send(st.h.monitor, outcome_atom::value, std::string("retry"), t.id);
+      t.attempts = attempt;
+      auto id = t.id;
+      st.waiting.emplace(id, std::move(t));
+      self->delayed_send(self,
+                         std::chrono::microseconds(
+                           static_cast<int64_t>(delay * 1e6)),
+                         retry_due_atom::value, id);
+      maybe_finish(self);
+    });
+}
+
+// One attempt of `t` failed; decide between retry, quarantine and stop.
+void attempt_failed(self_ptr self, const task& t, uint32_t attempt,
+                    const call_outcome& out) {
+  auto& st = self->state;
+  self->send(st.h.monitor, outcome_atom::value, std::string("failed"), t.id);
+  switch (out.error_class()) {
+    case error_kind::out_of_credits: {
+      // Not the task's fault: it goes back to pending, attempt not counted.
+      self->send(st.h.monitor, alert_atom::value,
+                 alert{"critical", "out_of_credits",
+                       "provider refused for lack of credits: " + out.error,
+                       t.id});
+      ++st.outstanding;
+      self->request(st.h.checkpointer, caf::infinite, release_atom::value,
+                    t.id, attempt)
+        .then([=](bool) {
+          --self->state.outstanding;
+          self->state.held.erase(t.id);
+          maybe_finish(self);
+        });
+      stop(self, "out_of_credits");
+      return;
+    }
+    case error_kind::permanent:
+      quarantine(self, t, attempt, out.error);
+      return;
+    default:
+      if (attempt >= 1 + st.settings.max_retries)
+        quarantine(self, t, attempt,
+                   out.error + " (after " + std::to_string(attempt) +
+                     " attempts)");
+      else
+        schedule_retry(self, t, attempt, out);
+  }
+}
+
+// A worker is gone mid-task (crashed, hung, or its node was lost).
+void worker_lost(self_ptr self, worker_slot slot, const std::string& why) {
+  auto& st = self->state;
+  st.idle.erase(std::remove(st.idle.begin(), st.idle.end(), slot.handle),
+                st.idle.end());
+  if (slot.remote) {
+    // Not the task's fault: give the attempt back and run it elsewhere.
+    if (slot.busy) {
+      auto t = slot.current;
+      ++st.outstanding;
+      self->request(st.h.checkpointer, caf::infinite, release_atom::value, t.id,
+                    slot.attempt)
+        .then([=](bool) mutable {
+          auto& st = self->state;
+          --st.outstanding;
+          st.queue.push_front(std::move(t));
+          dispatch(self);
+          maybe_finish(self);
+        });
+    }
+    report_workers(self);
+    return;
+  }
+  ++st.summary.restarts;
+  audit(self, "worker_restarted", slot.busy ? slot.current.id : std::string{},
+        slot.busy ? static_cast<int32_t>(slot.attempt) : -1,
+        slot.name + " " + why);
+  self->send(st.h.monitor, outcome_atom::value, std::string("restart"),
+             slot.busy ? slot.current.id : std::string{});
+  auto now = clock_type::now();
+  st.restart_times.push_back(now);
+  auto window = std::chrono::duration<double>(
+    st.settings.restart_window_seconds);
+  while (!st.restart_times.empty() && now - st.restart_times.front() > window)
+    st.restart_times.pop_front();
+  if (st.restart_times.size() > st.settings.max_restarts && !st.stopping) {
+    self->send(st.h.monitor, alert_atom::value,
+               alert{"critical", "restart_intensity",
+                     std::to_string(st.restart_times.size()) +
+                       " worker restarts within " +
+                       std::to_string(static_cast<int>(
+                         st.settings.restart_window_seconds)) +
+                       " s (limit " +
+                       std::to_string(st.settings.max_restarts) +
+                       "): stopping the run",
+                     {}});
+    stop(self, "restart_intensity");
+  }
+  spawn_local_worker(self);
+  if (slot.busy)
+    attempt_failed(self, slot.current, slot.attempt,
+                   make_failure(error_kind::retryable, "worker " + why));
+  dispatch(self);
+}
+
+int exit_code_for(const supervisor_state& st, const state_counts& c) {
+  auto& r = st.stop_reason;
+  if (r == "budget" || r == "out_of_credits")
+    return 3;
+  if (r.rfind("signal:", 0) == 0)
+    return 128 + std::atoi(r.c_str() + 7);
+  if (r == "restart_intensity" || r == "internal")
+    return 1;
+  if (c.pending + c.retry_wait + c.running > 0)
+    return 4; // drained or shut down with work left: resumable
+  return 0;
+}
+
+void finish(self_ptr self) {
+  auto& st = self->state;
+  st.finished = true;
+  self->request(st.h.checkpointer, caf::infinite, status_atom::value)
+    .then(
+      [=](const status_report& rep) {
+        auto& st = self->state;
+        st.summary.store = rep.tasks;
+        st.summary.stop_reason = st.stop_reason;
+        st.summary.exit_code = exit_code_for(st, rep.tasks);
+        st.summary.wall_seconds =
+          std::chrono::duration<double>(clock_type::now() - st.started)
+            .count();
+        for (auto& kv : st.workers)
+          if (!kv.second.remote)
+            self->send_exit(kv.second.handle, caf::exit_reason::user_shutdown);
+        st.rp.deliver(st.summary);
+      },
+      [=](caf::error& err) {
+        auto& st = self->state;
+        st.summary.exit_code = 1;
+        st.summary.stop_reason = "internal: " + to_string(err);
+        st.rp.deliver(st.summary);
+      });
+}
+
+void maybe_finish(self_ptr self) {
+  auto& st = self->state;
+  if (!st.running || st.finished || st.fetching || st.outstanding > 0)
+    return;
+  bool in_flight = std::any_of(st.workers.begin(), st.workers.end(),
+                               [](auto& kv) { return kv.second.busy; });
+  if (in_flight)
+    return;
+  if (st.stopping) {
+    finish(self);
+    return;
+  }
+  if (!st.queue.empty() || !st.waiting.empty() || !st.exhausted)
+    return;
+  if (st.settings.follow)
+    return; // the poll timer looks again
+  if (!st.rescanned) {
+    // Tasks submitted or requeued by another process during the run sit
+    // behind the cursor: look once more from the start.
+    st.rescanned = true;
+    st.exhausted = false;
+    st.cursor = 0;
+    fetch(self);
+    return;
+  }
+  finish(self);
+}
+
+caf::behavior supervisor(self_ptr self, supervisor_settings s, run_handles h,
+                         provider_ptr p) {
+  auto& st = self->state;
+  st.settings = std::move(s);
+  st.h = std::move(h);
+  st.prov = std::move(p);
+  for (auto* a : {&st.h.checkpointer, &st.h.budget_keeper, &st.h.auditor,
+                  &st.h.monitor})
+    self->monitor(*a);
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& st = self->state;
+    for (auto* a : {&st.h.checkpointer, &st.h.budget_keeper, &st.h.auditor,
+                    &st.h.monitor}) {
+      if (dm.source == a->address()) {
+        spdlog::critical("internal actor failed: {}", to_string(dm.reason));
+        if (st.running && !st.finished) {
+          st.finished = true;
+          st.summary.exit_code = 1;
+          st.summary.stop_reason = "internal: " + to_string(dm.reason);
+          st.rp.deliver(st.summary);
+        }
+        return;
+      }
+    }
+    auto i = st.workers.find(dm.source);
+    if (i == st.workers.end() || st.finished)
+      return;
+    auto why = i->second.remote ? "lost with its node: " + to_string(dm.reason)
+                                : "died: " + to_string(dm.reason);
+    auto slot = std::move(i->second);
+    st.workers.erase(i);
+    worker_lost(self, std::move(slot), why);
+    maybe_finish(self);
+  });
+  return {
+    [=](run_atom) {
+      auto& st = self->state;
+      st.rp = self->make_response_promise();
+      st.running = true;
+      for (uint32_t i = 0; i < st.settings.workers; ++i)
+        spawn_local_worker(self);
+      report_workers(self);
+      self->send(self, tick_atom::value);
+      if (st.settings.follow)
+        self->delayed_send(self,
+                           std::chrono::milliseconds(static_cast<int64_t>(
+                             st.settings.poll_interval_seconds * 1000)),
+                           poll_atom::value);
+      fetch(self);
+      return st.rp;
+    },
+    [=](tick_atom) {
+      auto& st = self->state;
+      if (st.finished)
+        return;
+      self->send(st.h.monitor, heartbeat_atom::value,
+                 std::string("supervisor"), true, std::string{});
+      // A worker far past its own timeout is presumed hung.
+      auto now = clock_type::now();
+      auto limit = std::chrono::duration<double>(
+        st.settings.timeout_seconds +
+        std::max(5.0, st.settings.timeout_seconds / 2));
+      std::vector<caf::actor_addr> hung;
+      for (auto& kv : st.workers)
+        if (kv.second.busy && !kv.second.remote &&
+            now - kv.second.dispatched > limit)
+          hung.push_back(kv.first);
+      for (auto& addr : hung) {
+        auto slot = std::move(st.workers[addr]);
+        st.workers.erase(addr);
+        self->send_exit(slot.handle, caf::exit_reason::kill);
+        worker_lost(self, std::move(slot), "hung past its timeout");
+      }
+      self->delayed_send(self,
+                         std::chrono::milliseconds(static_cast<int64_t>(
+                           st.settings.heartbeat_seconds * 1000)),
+                         tick_atom::value);
+    },
+    [=](poll_atom) {
+      auto& st = self->state;
+      if (st.finished)
+        return;
+      if (!st.fetching && st.queue.empty()) {
+        st.exhausted = false;
+        st.cursor = 0;
+        fetch(self);
+      }
+      if (st.settings.follow)
+        self->delayed_send(self,
+                           std::chrono::milliseconds(static_cast<int64_t>(
+                             st.settings.poll_interval_seconds * 1000)),
+                           poll_atom::value);
+    },
+    [=](done_atom, const std::string& id, uint32_t) {
+      auto& st = self->state;
+      auto* slot = sender_slot(self);
+      if (!slot)
+        return;
+      make_idle(self, *slot);
+      st.held.erase(id);
+      ++st.summary.completed;
+      self->send(st.h.monitor, outcome_atom::value, std::string("completed"),
+                 id);
+      dispatch(self);
+      maybe_finish(self);
+    },
+    [=](failed_atom, const std::string&, uint32_t attempt,
+        const call_outcome& out) {
+      auto* slot = sender_slot(self);
+      if (!slot)
+        return;
+      auto t = slot->current;
+      make_idle(self, *slot);
+      attempt_failed(self, t, attempt, out);
+      dispatch(self);
+      maybe_finish(self);
+    },
+    [=](denied_atom, const std::string&, uint32_t, const std::string& reason) {
+      auto& st = self->state;
+      auto* slot = sender_slot(self);
+      if (!slot)
+        return;
+      auto t = slot->current;
+      make_idle(self, *slot);
+      // Still pending in the store: it waits for a run with more budget.
+      st.held.erase(t.id);
+      if (!st.stopping)
+        spdlog::warn("budget exhausted: {}", reason);
+      stop(self, "budget");
+    },
+    [=](skipped_atom, const std::string& id, uint32_t) {
+      auto* slot = sender_slot(self);
+      if (!slot)
+        return;
+      make_idle(self, *slot);
+      self->state.held.erase(id);
+      dispatch(self);
+      maybe_finish(self);
+    },
+    [=](retry_due_atom, const std::string& id) {
+      auto& st = self->state;
+      auto i = st.waiting.find(id);
+      if (i == st.waiting.end())
+        return;
+      auto t = std::move(i->second);
+      st.waiting.erase(i);
+      if (st.stopping) {
+        st.held.erase(id); // stays retry_wait in the store: resumable
+        maybe_finish(self);
+        return;
+      }
+      st.queue.push_front(std::move(t));
+      dispatch(self);
+    },
+    [=](pause_atom) {
+      self->state.paused = true;
+      self->send(self->state.h.monitor, pause_atom::value, true);
+      return true;
+    },
+    [=](resume_atom) {
+      self->state.paused = false;
+      self->send(self->state.h.monitor, pause_atom::value, false);
+      dispatch(self);
+      return true;
+    },
+    [=](drain_atom) {
+      stop(self, "drain");
+      return true;
+    },
+    [=](drain_atom, const std::string& reason) {
+      stop(self, reason);
+      return true;
+    },
+    [=](cancel_atom, const std::vector<std::string>& ids) {
+      auto& st = self->state;
+      auto rp = self->make_response_promise();
+      self->request(st.h.checkpointer, caf::infinite, cancel_atom::value, ids)
+        .then([=](const std::vector<std::string>& done) mutable {
+          auto& st = self->state;
+          std::unordered_set<std::string> gone(done.begin(), done.end());
+          st.queue.erase(std::remove_if(st.queue.begin(), st.queue.end(),
+                                        [&](const task& t) {
+                                          return gone.count(t.id) > 0;
+                                        }),
+                         st.queue.end());
+          for (auto& id : done) {
+            st.waiting.erase(id);
+            st.held.erase(id);
+          }
+          rp.deliver(done);
+          maybe_finish(self);
+        });
+      return rp;
+    },
+    [=](join_atom, const std::string& node,
+        const std::vector<caf::actor>& remote_workers) {
+      auto& st = self->state;
+      for (auto& w : remote_workers) {
+        self->monitor(w);
+        worker_slot slot;
+        slot.handle = w;
+        slot.name = node + "/worker-" + std::to_string(st.workers.size() + 1);
+        slot.node = node;
+        slot.remote = true;
+        st.workers.emplace(w.address(), std::move(slot));
+        st.idle.push_back(w);
+      }
+      report_workers(self);
+      dispatch(self);
+      return true;
+    },
+    [=](workers_atom) {
+      std::vector<std::string> out;
+      for (auto& kv : self->state.workers)
+        out.push_back(kv.second.node + " " + kv.second.name + " " +
+                      (kv.second.busy ? "busy " + kv.second.current.id
+                                      : std::string("idle")));
+      std::sort(out.begin(), out.end());
+      return out;
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_supervisor(caf::actor_system& sys, supervisor_settings s,
+                            run_handles h, provider_ptr p) {
+  return sys.spawn(supervisor, std::move(s), std::move(h), std::move(p));
+}
+
+} // namespace bgagent

@@ -1,0 +1,66 @@
+// The supervisor: owns the run. It loads pending work from the checkpointer,
+// spawns and monitors the task workers, dispatches tasks to idle workers,
+// schedules retries, quarantines, restarts crashed workers, and ends the run.
+//
+// Contract (messages):
+//   (run_atom)        -> run_summary, answered when the run ends
+//   from workers: done_atom / failed_atom / denied_atom / skipped_atom (see
+//   task_worker.hpp)
+//   (pause_atom) (resume_atom) (drain_atom)   -> bool   admin and signals:
+//       pause stops dispatching; drain lets in-flight calls finish, starts
+//       nothing new and ends the run with a resumable state
+//   (drain_atom, string reason)               -> bool   same, with a reason
+//       that picks the exit code ("signal:2" -> 130, "signal:15" -> 143)
+//   (poll_atom)        look for newly submitted or requeued tasks now
+//   (cancel_atom, vector<string> ids)         -> vector<string> cancelled
+//   (join_atom, string node, vector<actor> workers) -> bool   remote workers
+//   (workers_atom)     -> vector<string> "node worker-name state" lines
+// Policies:
+// - Retries: exponential backoff with jitter (initial, factor 2, cap) or
+//   the provider's Retry-After when given; BG_AGENT_MAX_RETRIES retries
+//   after the first attempt, then quarantine. Permanent errors quarantine at
+//   once. out_of_credits (HTTP 402) stops the run like a budget denial.
+// - A worker that dies mid-attempt is replaced; the attempt counts against
+//   its task. More than max_restarts restarts within restart_window seconds
+//   raise a critical alert and end the run (exit code 1).
+// - A worker silent for longer than timeout + grace while running is
+//   presumed hung: it is killed and replaced the same way.
+// - A budget denial stops dispatching; in-flight calls finish; exit code 3.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <caf/actor.hpp>
+
+#include "providers/provider.hpp"
+
+namespace bgagent {
+
+struct supervisor_settings {
+  uint32_t workers = 4;
+  uint32_t max_retries = 3;
+  double retry_initial_seconds = 1;
+  double retry_factor = 2;
+  double retry_cap_seconds = 60;
+  double retry_after_cap_seconds = 600;
+  uint32_t max_restarts = 10;
+  double restart_window_seconds = 60;
+  double timeout_seconds = 300;
+  double heartbeat_seconds = 5;
+  bool follow = false;
+  double poll_interval_seconds = 10;
+  std::string node = "head";
+};
+
+struct run_handles {
+  caf::actor checkpointer;
+  caf::actor budget_keeper;
+  caf::actor auditor;
+  caf::actor monitor;
+};
+
+caf::actor spawn_supervisor(caf::actor_system& sys, supervisor_settings s,
+                            run_handles h, provider_ptr p);
+
+} // namespace bgagent

@@ -1,0 +1,276 @@
+#include "actors/task_worker.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+
+#include <caf/all.hpp>
+
+#include "messages/atoms.hpp"
+#include "messages/budget.hpp"
+#include "messages/call_outcome.hpp"
+#include "messages/events.hpp"
+#include "messages/task.hpp"
+#include "messages/worker_context.hpp"
+#include "providers/task_types.hpp"
+
+namespace bgagent {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+// What must be undone if the worker dies mid-attempt; shared with the
+// attach_functor that runs at its exit.
+struct in_flight_guard {
+  uint64_t reservation = 0; // 0: none held
+  bool in_call = false;
+  bool beating = false;
+};
+
+struct worker_state {
+  worker_context ctx;
+  provider_ptr prov;
+  worker_settings settings;
+  std::shared_ptr<in_flight_guard> guard = std::make_shared<in_flight_guard>();
+  // The attempt in progress.
+  bool busy = false;
+  task current;
+  uint32_t attempt = 0;
+  llm_request req;
+  uint64_t est_prompt = 0;
+  double worst_cost = 0;
+  uint64_t generation = 0; // matches provider replies and timeouts
+  uint64_t call_id = 0;
+  clock_type::time_point call_started;
+  bool ticking = false;
+  static inline const char* name = "task_worker";
+};
+
+using self_ptr = caf::stateful_actor<worker_state>*;
+
+std::string fmt_usage(const usage& u) {
+  char buf[96];
+  std::snprintf(buf, sizeof(buf), "prompt_tokens=%llu completion_tokens=%llu "
+                                   "cost_usd=%.6f",
+                static_cast<unsigned long long>(u.prompt_tokens),
+                static_cast<unsigned long long>(u.completion_tokens),
+                u.cost_usd);
+  return buf;
+}
+
+void audit(self_ptr self, const std::string& event, const std::string& detail) {
+  auto& st = self->state;
+  self->send(st.ctx.auditor,
+             make_event(event, st.current.id, static_cast<int32_t>(st.attempt),
+                        detail, st.settings.node));
+}
+
+void beat(self_ptr self) {
+  auto& st = self->state;
+  self->send(st.ctx.monitor, heartbeat_atom::value, st.settings.name, st.busy,
+             st.busy ? st.current.id : std::string{});
+  st.guard->beating = st.busy;
+}
+
+void start_ticking(self_ptr self) {
+  auto& st = self->state;
+  if (!st.guard->beating)
+    beat(self);
+  if (!st.ticking) {
+    st.ticking = true;
+    self->delayed_send(self,
+                       std::chrono::milliseconds(static_cast<int64_t>(
+                         st.settings.heartbeat_seconds * 1000)),
+                       tick_atom::value);
+  }
+}
+
+void become_idle(self_ptr self) {
+  auto& st = self->state;
+  st.busy = false;
+  st.guard->reservation = 0;
+  st.guard->in_call = false;
+}
+
+// What the attempt costs: the provider's figures, or the whole reservation
+// when the provider could not tell (no usage in the answer, or timed out
+// after the request was sent).
+usage charge_for(const worker_state& st, const call_outcome& out,
+                 bool charge_reservation) {
+  usage u;
+  if (out.usage_reported) {
+    u.prompt_tokens = out.prompt_tokens;
+    u.completion_tokens = out.completion_tokens;
+    u.cost_usd = out.cost_usd;
+  } else if (out.ok || charge_reservation) {
+    u.prompt_tokens = st.est_prompt;
+    u.completion_tokens = st.req.max_tokens;
+    u.cost_usd = st.worst_cost;
+  }
+  return u;
+}
+
+void finish_attempt(self_ptr self, call_outcome out, bool charge_reservation) {
+  auto& st = self->state;
+  st.guard->in_call = false;
+  auto latency = std::chrono::duration<double>(clock_type::now() -
+                                               st.call_started)
+                   .count();
+  self->send(st.ctx.monitor, calls_atom::value, int64_t{-1}, latency);
+  auto u = charge_for(st, out, charge_reservation);
+  auto res = st.guard->reservation;
+  self->request(st.ctx.budget_keeper, caf::infinite, commit_atom::value, res, u)
+    .then([=](bool) mutable {
+      auto& st = self->state;
+      st.guard->reservation = 0;
+      auto id = st.current.id;
+      auto attempt = st.attempt;
+      if (out.ok) {
+        self->request(st.ctx.checkpointer, caf::infinite, complete_atom::value,
+                      id, attempt, out, u)
+          .then([=](bool committed) {
+            auto& st = self->state;
+            if (committed) {
+              audit(self, "task_completed", fmt_usage(u));
+              self->send(st.ctx.supervisor, done_atom::value, id, attempt);
+            } else {
+              self->send(st.ctx.supervisor, skipped_atom::value, id, attempt);
+            }
+            become_idle(self);
+          });
+        return;
+      }
+      if (u.total_tokens() > 0 || u.cost_usd > 0)
+        caf::anon_send(st.ctx.checkpointer, usage_atom::value, id, attempt, u,
+                       out.provider, out.model);
+      audit(self, "task_failed",
+            std::string(to_string(out.error_class())) + ": " + out.error);
+      self->send(st.ctx.supervisor, failed_atom::value, id, attempt, out);
+      become_idle(self);
+    });
+}
+
+void start_call(self_ptr self) {
+  auto& st = self->state;
+  audit(self, "task_started", st.prov->name() + "/" + st.prov->model());
+  st.guard->in_call = true;
+  st.call_started = clock_type::now();
+  self->send(st.ctx.monitor, calls_atom::value, int64_t{1}, 0.0);
+  auto gen = ++st.generation;
+  auto me = caf::actor_cast<caf::actor>(self);
+  // May throw: that is the crash path the supervisor handles.
+  st.call_id = st.prov->start(st.req, [me, gen](call_outcome out) {
+    caf::anon_send(me, provider_atom::value, gen, std::move(out));
+  });
+  self->delayed_send(self,
+                     std::chrono::milliseconds(static_cast<int64_t>(
+                       st.settings.timeout_seconds * 1000)),
+                     timeout_atom::value, gen);
+}
+
+caf::behavior task_worker(self_ptr self, worker_context ctx, provider_ptr p,
+                          worker_settings s) {
+  auto& st = self->state;
+  st.ctx = std::move(ctx);
+  st.prov = std::move(p);
+  st.settings = std::move(s);
+  // Whatever way the worker ends, give back what it holds.
+  self->attach_functor([guard = st.guard, keeper = st.ctx.budget_keeper,
+                        mon = st.ctx.monitor,
+                        name = st.settings.name](const caf::error&) {
+    if (guard->reservation != 0)
+      caf::anon_send(keeper, release_atom::value, guard->reservation);
+    if (guard->in_call)
+      caf::anon_send(mon, calls_atom::value, int64_t{-1}, 0.0);
+    if (guard->beating)
+      caf::anon_send(mon, heartbeat_atom::value, name, false, std::string{});
+  });
+  return {
+    [=](dispatch_atom, const task& t, uint32_t attempt) {
+      auto& st = self->state;
+      st.busy = true;
+      st.current = t;
+      st.attempt = attempt;
+      ++st.generation;
+      st.req = llm_request{t.id, t.type, t.input,
+                           t.max_tokens ? t.max_tokens
+                                        : default_max_tokens(t.type)};
+      st.est_prompt = st.prov->estimate_prompt_tokens(st.req);
+      st.worst_cost = st.prov->worst_case_cost(st.est_prompt,
+                                               st.req.max_tokens);
+      start_ticking(self);
+      auto gen = st.generation;
+      self->request(st.ctx.budget_keeper, caf::infinite, reserve_atom::value,
+                    t.id, st.est_prompt + st.req.max_tokens, st.worst_cost)
+        .then([=](const reservation& r) {
+          auto& st = self->state;
+          if (gen != st.generation)
+            return;
+          if (!r.granted) {
+            self->send(st.ctx.supervisor, denied_atom::value, st.current.id,
+                       st.attempt, r.reason);
+            become_idle(self);
+            return;
+          }
+          st.guard->reservation = r.id;
+          self->request(st.ctx.checkpointer, caf::infinite,
+                        running_atom::value, st.current.id, st.attempt)
+            .then([=](bool marked) {
+              auto& st = self->state;
+              if (!marked) {
+                caf::anon_send(st.ctx.budget_keeper, release_atom::value,
+                               st.guard->reservation);
+                self->send(st.ctx.supervisor, skipped_atom::value,
+                           st.current.id, st.attempt);
+                become_idle(self);
+                return;
+              }
+              start_call(self);
+            });
+        });
+    },
+    [=](provider_atom, uint64_t gen, call_outcome& out) {
+      auto& st = self->state;
+      if (gen != st.generation || !st.guard->in_call)
+        return; // the attempt timed out already
+      finish_attempt(self, std::move(out), false);
+    },
+    [=](timeout_atom, uint64_t gen) {
+      auto& st = self->state;
+      if (gen != st.generation || !st.guard->in_call)
+        return;
+      st.prov->cancel(st.call_id);
+      char secs[32];
+      std::snprintf(secs, sizeof(secs), "%g", st.settings.timeout_seconds);
+      auto out = make_failure(error_kind::retryable,
+                              std::string("timed out after ") + secs +
+                                " s (BG_AGENT_TIMEOUT)");
+      out.provider = st.prov->name();
+      out.model = st.prov->model();
+      // The request was sent: the provider may bill it; assume the worst.
+      finish_attempt(self, std::move(out), true);
+    },
+    [=](tick_atom) {
+      auto& st = self->state;
+      beat(self);
+      if (st.busy) {
+        self->delayed_send(self,
+                           std::chrono::milliseconds(static_cast<int64_t>(
+                             st.settings.heartbeat_seconds * 1000)),
+                           tick_atom::value);
+      } else {
+        st.ticking = false;
+      }
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_task_worker(caf::actor_system& sys, const worker_context& ctx,
+                             provider_ptr p, worker_settings s) {
+  return sys.spawn(task_worker, ctx, std::move(p), std::move(s));
+}
+
+} // namespace bgagent

@@ -1,0 +1,155 @@
+#include "app/cli.hpp"
+
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "app/commands.hpp"
+#include "app/config.hpp"
+#include "app/errors.hpp"
+#include "persistence/store.hpp"
+#include "providers/provider_registry.hpp"
+#include "providers/task_types.hpp"
+
+namespace bgagent {
+
+namespace {
+
+void setup_logging(const std::string& level) {
+  auto logger = spdlog::stderr_color_mt("bgagent");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(level));
+}
+
+} // namespace
+
+int cli_main(int argc, char** argv, const provider_registry& providers) {
+  CLI::App app{"bgagent: a background agent that drains a durable queue of "
+               "LLM tasks"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Show help for every command");
+
+  std::string db, tasks, workers, provider, model, base_url, listen, metrics;
+  std::string state, file;
+  bool follow = false, json = false, all_quarantined = false;
+  std::vector<std::string> ids;
+
+  auto* run = app.add_subcommand("run", "Submit a task file (idempotently) "
+                                        "and process every pending task");
+  run->add_option("--tasks", tasks, "Task file (JSON Lines or a JSON array)");
+  run->add_option("--db", db, "Database file (BG_AGENT_DB, default "
+                              "./bgagent.db)");
+  run->add_option("--workers", workers, "Task workers (BG_AGENT_WORKERS, "
+                                        "default 4)");
+  run->add_option("--provider", provider,
+                  "offline | openrouter | openai (LLM_PROVIDER)");
+  run->add_option("--model", model, "Model name (MODEL)");
+  run->add_option("--base-url", base_url,
+                  "OpenAI-compatible base URL (LLM_BASE_URL)");
+  run->add_option("--listen", listen,
+                  "HOST:PORT to accept worker and admin nodes");
+  run->add_option("--metrics", metrics,
+                  "HOST:PORT for a Prometheus text endpoint");
+  run->add_flag("--follow", follow,
+                "Keep polling for new tasks (BG_AGENT_POLL_INTERVAL)");
+
+  auto* submit = app.add_subcommand("submit", "Submit a task file only");
+  submit->add_option("--db", db, "Database file");
+  submit->add_option("file", file, "Task file")->required();
+
+  auto* status = app.add_subcommand("status", "Counts per state, budget, "
+                                              "last run");
+  status->add_option("--db", db, "Database file");
+  status->add_flag("--json", json, "Machine-readable output");
+
+  auto* results = app.add_subcommand("results", "One record per task");
+  results->add_option("--db", db, "Database file");
+  results->add_option("--state", state, "Only tasks in this state");
+  results->add_flag("--json", json, "JSON Lines output");
+
+  auto* requeue = app.add_subcommand("requeue", "Quarantined tasks back to "
+                                                "pending");
+  requeue->add_option("--db", db, "Database file");
+  requeue->add_flag("--quarantined", all_quarantined,
+                    "Every quarantined task");
+  requeue->add_option("ids", ids, "Task ids");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "bgagent: " << e.what() << " (see bgagent --help)\n";
+    return exit_code::usage;
+  }
+
+  try {
+    // Flags are one more source, the strongest; errors name them.
+    auto src = gather_sources();
+    auto flag = [&](const std::string& value, const char* var,
+                    const char* name) {
+      if (!value.empty())
+        src.set(var, value, std::string("flag ") + name);
+    };
+    flag(db, "BG_AGENT_DB", "--db");
+    flag(workers, "BG_AGENT_WORKERS", "--workers");
+    flag(provider, "LLM_PROVIDER", "--provider");
+    flag(model, "MODEL", "--model");
+    flag(base_url, "LLM_BASE_URL", "--base-url");
+    auto c = load_config(src);
+    setup_logging(c.log_level);
+    if (!providers.has(c.provider.name)) {
+      std::string known;
+      for (auto& n : providers.names())
+        known += (known.empty() ? "" : ", ") + n;
+      throw usage_error("LLM_PROVIDER / --provider \"" + c.provider.name +
+                        "\": unknown provider (known: " + known + ")");
+    }
+    if (*run) {
+      run_options o;
+      o.tasks_file = tasks;
+      o.follow = follow;
+      o.listen = listen;
+      o.metrics = metrics;
+      return run_command(c, o, providers);
+    }
+    if (*submit)
+      return submit_command(c, file);
+    if (*status)
+      return status_command(c, json);
+    if (*results) {
+      static const char* states[] = {"pending",     "running",
+                                     "retry_wait",  "completed",
+                                     "quarantined", "cancelled"};
+      if (!state.empty() &&
+          std::find(std::begin(states), std::end(states), state) ==
+            std::end(states))
+        throw usage_error("--state " + state +
+                          ": not one of pending, running, retry_wait, "
+                          "completed, quarantined, cancelled");
+      return results_command(c, state, json);
+    }
+    if (*requeue) {
+      if (ids.empty() && !all_quarantined)
+        throw usage_error("requeue: give task ids or --quarantined");
+      return requeue_command(c, ids, all_quarantined);
+    }
+  } catch (const usage_error& e) {
+    std::cerr << "bgagent: " << e.what() << "\n";
+    return exit_code::usage;
+  } catch (const store_error& e) {
+    std::cerr << "bgagent: " << e.what() << "\n";
+    return e.bad_input() ? exit_code::usage : exit_code::internal;
+  } catch (const std::exception& e) {
+    std::cerr << "bgagent: internal error: " << e.what() << "\n";
+    return exit_code::internal;
+  }
+  return exit_code::usage;
+}
+
+} // namespace bgagent

@@ -1,0 +1,29 @@
+// The commands behind the CLI, one function each. Each returns an exit code
+// and throws usage_error for bad usage or input (see errors.hpp).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "app/config.hpp"
+
+namespace bgagent {
+
+class provider_registry;
+
+struct run_options {
+  std::string tasks_file; // empty: only what is already pending
+  bool follow = false;
+  std::string listen;  // HOST:PORT for remote nodes, empty: none
+  std::string metrics; // HOST:PORT for the Prometheus endpoint, empty: none
+};
+
+int run_command(const config& c, const run_options& o,
+                const provider_registry& providers);
+int submit_command(const config& c, const std::string& file);
+int status_command(const config& c, bool json);
+int results_command(const config& c, const std::string& state, bool json);
+int requeue_command(const config& c, const std::vector<std::string>& ids,
+                    bool all_quarantined);
+
+} // namespace bgagent

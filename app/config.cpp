@@ -1,0 +1,203 @@
+#include "app/config.hpp"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+
+#include "app/errors.hpp"
+
+namespace bgagent {
+
+namespace {
+
+const char* known_names[] = {
+  "OPENROUTER_API_KEY", "OPENAI_API_KEY", "LLM_PROVIDER", "LLM_BASE_URL",
+  "MODEL", "BG_AGENT_MAX_RETRIES", "BG_AGENT_TIMEOUT",
+  "BG_AGENT_CONNECT_TIMEOUT", "BG_AGENT_POLL_INTERVAL",
+  "BG_AGENT_TOKEN_BUDGET", "BG_AGENT_COST_BUDGET", "BG_AGENT_WORKERS",
+  "BG_AGENT_DB", "BG_AGENT_SECRET", "BG_AGENT_SECRET_FILE",
+  "BG_AGENT_ALERT_WEBHOOK", "BG_AGENT_AUDIT_LOG", "BG_AGENT_ALERTS_LOG",
+  "BG_AGENT_RETRY_INITIAL", "BG_AGENT_RETRY_MAX", "BG_AGENT_MAX_RESTARTS",
+  "BG_AGENT_RESTART_WINDOW", "BG_AGENT_DEADMAN_SECONDS",
+  "BG_AGENT_HEARTBEAT_SECONDS", "BG_AGENT_ESCALATE_AFTER",
+  "BG_AGENT_MAX_INPUT_BYTES", "BG_AGENT_PRICE_PROMPT",
+  "BG_AGENT_PRICE_COMPLETION", "BG_AGENT_LOG_LEVEL"};
+
+std::string trim(const std::string& s) {
+  auto b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos)
+    return {};
+  return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
+}
+
+std::string label(const config_sources& src, const std::string& name) {
+  auto& v = src.values.at(name);
+  return name + "=" + v.first + " (" + v.second + ")";
+}
+
+const std::string* find(const config_sources& src, const std::string& name) {
+  auto i = src.values.find(name);
+  return i == src.values.end() ? nullptr : &i->second.first;
+}
+
+} // namespace
+
+uint64_t parse_count(const std::string& what, const std::string& value,
+                     uint64_t min, uint64_t max) {
+  auto v = trim(value);
+  if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos)
+    throw usage_error(what + ": not a whole number");
+  errno = 0;
+  auto n = std::strtoull(v.c_str(), nullptr, 10);
+  if (errno == ERANGE || n < min || n > max)
+    throw usage_error(what + ": must be between " + std::to_string(min) +
+                      " and " + std::to_string(max));
+  return n;
+}
+
+double parse_seconds(const std::string& what, const std::string& value) {
+  auto v = trim(value);
+  char* end = nullptr;
+  errno = 0;
+  double d = v.empty() ? NAN : std::strtod(v.c_str(), &end);
+  if (v.empty() || errno == ERANGE || *end != '\0' || !std::isfinite(d))
+    throw usage_error(what + ": not a number of seconds");
+  if (d <= 0 || d > 86400 * 7)
+    throw usage_error(what + ": must be more than 0 and at most 604800 s");
+  return d;
+}
+
+double parse_money(const std::string& what, const std::string& value) {
+  auto v = trim(value);
+  if (!v.empty() && v[0] == '$')
+    v.erase(0, 1);
+  char* end = nullptr;
+  errno = 0;
+  double d = v.empty() ? NAN : std::strtod(v.c_str(), &end);
+  if (v.empty() || errno == ERANGE || *end != '\0' || !std::isfinite(d))
+    throw usage_error(what + ": not an amount of US dollars");
+  if (d < 0)
+    throw usage_error(what + ": must not be negative");
+  return d;
+}
+
+config_sources gather_sources(const std::string& dotenv_path) {
+  config_sources src;
+  std::ifstream in(dotenv_path);
+  if (in) {
+    std::string line;
+    int n = 0;
+    while (std::getline(in, line)) {
+      ++n;
+      auto t = trim(line);
+      if (t.empty() || t[0] == '#')
+        continue;
+      if (t.rfind("export ", 0) == 0)
+        t = trim(t.substr(7));
+      auto eq = t.find('=');
+      if (eq == std::string::npos || eq == 0)
+        throw usage_error(dotenv_path + " line " + std::to_string(n) +
+                          ": expected NAME=VALUE");
+      auto name = trim(t.substr(0, eq));
+      auto value = trim(t.substr(eq + 1));
+      if (value.size() >= 2 && (value[0] == '"' || value[0] == '\'') &&
+          value.back() == value[0])
+        value = value.substr(1, value.size() - 2);
+      src.set(name, value, dotenv_path + " line " + std::to_string(n));
+    }
+  }
+  for (auto* name : known_names)
+    if (const char* v = std::getenv(name))
+      src.set(name, v, "environment");
+  return src;
+}
+
+std::string default_provider(const config_sources& src) {
+  if (auto* p = find(src, "LLM_PROVIDER"); p && !p->empty())
+    return *p;
+  if (auto* k = find(src, "OPENROUTER_API_KEY"); k && !k->empty())
+    return "openrouter";
+  if (auto* u = find(src, "LLM_BASE_URL"); u && !u->empty())
+    return "openai";
+  return "offline";
+}
+
+config load_config(const config_sources& src) {
+  config c;
+  auto str = [&](const char* name, std::string& out) {
+    if (auto* v = find(src, name))
+      out = *v;
+  };
+  auto count = [&](const char* name, auto& out, uint64_t min, uint64_t max) {
+    if (auto* v = find(src, name))
+      out = static_cast<std::remove_reference_t<decltype(out)>>(
+        parse_count(label(src, name), *v, min, max));
+  };
+  auto secs = [&](const char* name, double& out) {
+    if (auto* v = find(src, name))
+      out = parse_seconds(label(src, name), *v);
+  };
+  auto money = [&](const char* name, double& out) {
+    if (auto* v = find(src, name))
+      out = parse_money(label(src, name), *v);
+  };
+  str("BG_AGENT_DB", c.db_path);
+  str("BG_AGENT_AUDIT_LOG", c.audit_path);
+  str("BG_AGENT_ALERTS_LOG", c.alerts_path);
+  count("BG_AGENT_WORKERS", c.workers, 1, 10000);
+  count("BG_AGENT_MAX_RETRIES", c.max_retries, 0, 100);
+  secs("BG_AGENT_TIMEOUT", c.timeout_seconds);
+  secs("BG_AGENT_POLL_INTERVAL", c.poll_interval_seconds);
+  count("BG_AGENT_TOKEN_BUDGET", c.token_budget, 0, 1000000000000ULL);
+  money("BG_AGENT_COST_BUDGET", c.cost_budget);
+  secs("BG_AGENT_RETRY_INITIAL", c.retry_initial_seconds);
+  secs("BG_AGENT_RETRY_MAX", c.retry_cap_seconds);
+  count("BG_AGENT_MAX_RESTARTS", c.max_restarts, 0, 1000000);
+  secs("BG_AGENT_RESTART_WINDOW", c.restart_window_seconds);
+  secs("BG_AGENT_DEADMAN_SECONDS", c.deadman_seconds);
+  secs("BG_AGENT_HEARTBEAT_SECONDS", c.heartbeat_seconds);
+  count("BG_AGENT_ESCALATE_AFTER", c.escalate_after, 1, 1000000);
+  count("BG_AGENT_MAX_INPUT_BYTES", c.max_input_bytes, 1, 1ULL << 30);
+  str("BG_AGENT_ALERT_WEBHOOK", c.webhook_url);
+  if (!c.webhook_url.empty() && c.webhook_url.rfind("http://", 0) != 0 &&
+      c.webhook_url.rfind("https://", 0) != 0)
+    throw usage_error(label(src, "BG_AGENT_ALERT_WEBHOOK") +
+                      ": not an http:// or https:// URL");
+  str("BG_AGENT_SECRET", c.secret);
+  str("BG_AGENT_SECRET_FILE", c.secret_file);
+  str("BG_AGENT_LOG_LEVEL", c.log_level);
+  if (c.log_level != "debug" && c.log_level != "info" &&
+      c.log_level != "warn" && c.log_level != "error")
+    throw usage_error(label(src, "BG_AGENT_LOG_LEVEL") +
+                      ": not one of debug, info, warn, error");
+
+  auto& p = c.provider;
+  p.name = default_provider(src);
+  if (p.name == "openrouter") {
+    p.base_url = "https://openrouter.ai/api/v1";
+    str("OPENROUTER_API_KEY", p.api_key);
+    p.model = "google/gemini-2.5-flash";
+  } else if (p.name == "openai") {
+    p.base_url = "https://api.openai.com/v1";
+    str("OPENAI_API_KEY", p.api_key);
+    p.model = "gpt-4o-mini";
+  } else {
+    p.model = p.name;
+  }
+  str("MODEL", p.model);
+  str("LLM_BASE_URL", p.base_url);
+  while (!p.base_url.empty() && p.base_url.back() == '/')
+    p.base_url.pop_back();
+  if (!p.base_url.empty() && p.base_url.rfind("http://", 0) != 0 &&
+      p.base_url.rfind("https://", 0) != 0)
+    throw usage_error(label(src, "LLM_BASE_URL") +
+                      ": not an http:// or https:// URL");
+  p.timeout_seconds = c.timeout_seconds;
+  secs("BG_AGENT_CONNECT_TIMEOUT", p.connect_timeout_seconds);
+  money("BG_AGENT_PRICE_PROMPT", p.price_prompt_per_million);
+  money("BG_AGENT_PRICE_COMPLETION", p.price_completion_per_million);
+  return c;
+}
+
+} // namespace bgagent

@@ -1,0 +1,75 @@
+// Configuration: defaults, overridden by `.env` in the working directory,
+// overridden by the environment, overridden by command-line flags.
+//
+// Contract: every value is validated when loaded; a bad one throws
+// usage_error naming the variable and where it came from, e.g.
+//   BG_AGENT_MAX_RETRIES=abc (environment): not a whole number
+// Secrets (API keys, the cluster secret) are held here and never printed.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "providers/provider.hpp"
+
+namespace bgagent {
+
+struct config {
+  // Where things are.
+  std::string db_path = "bgagent.db";
+  std::string audit_path = "bgagent-audit.jsonl";
+  std::string alerts_path = "bgagent-alerts.jsonl";
+  // The provider.
+  provider_settings provider;
+  // The run.
+  uint32_t workers = 4;
+  uint32_t max_retries = 3;
+  double timeout_seconds = 300;
+  double poll_interval_seconds = 10;
+  uint64_t token_budget = 50000;
+  double cost_budget = 1.00;
+  double retry_initial_seconds = 1;
+  double retry_cap_seconds = 60;
+  uint32_t max_restarts = 10;
+  double restart_window_seconds = 60;
+  double deadman_seconds = 120;
+  double heartbeat_seconds = 5;
+  uint32_t escalate_after = 5;
+  uint64_t max_input_bytes = 1 << 20;
+  std::string webhook_url;
+  std::string secret;
+  std::string secret_file;
+  std::string log_level = "info";
+};
+
+// The raw sources, for tests: name -> (value, where it came from).
+struct config_sources {
+  std::map<std::string, std::pair<std::string, std::string>> values;
+  void set(const std::string& name, const std::string& value,
+           const std::string& origin) {
+    values[name] = {value, origin};
+  }
+};
+
+// Reads `.env` from `dotenv_path` (if it exists) and then the process
+// environment, for the variable names bgagent knows.
+config_sources gather_sources(const std::string& dotenv_path = ".env");
+
+// Builds the configuration from the sources (flags are applied afterwards by
+// the CLI, through the same validating setters).
+config load_config(const config_sources& src);
+
+// Validating parsers shared by env loading and flag handling. `what` names
+// the variable or flag in the error.
+uint64_t parse_count(const std::string& what, const std::string& value,
+                     uint64_t min, uint64_t max);
+double parse_seconds(const std::string& what, const std::string& value);
+double parse_money(const std::string& what, const std::string& value);
+
+// The provider name when none was configured: openrouter with an
+// OpenRouter key, else offline.
+std::string default_provider(const config_sources& src);
+
+} // namespace bgagent

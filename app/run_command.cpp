@@ -1,0 +1,274 @@
+// `bgagent run`: wires the actors of a run together and drives it from the
+// main thread (progress line, signals, summary).
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <unistd.h>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/auditor.hpp"
+#include "actors/budget_keeper.hpp"
+#include "actors/checkpointer.hpp"
+#include "actors/monitor.hpp"
+#include "actors/supervisor.hpp"
+#include "app/ask.hpp"
+#include "app/commands.hpp"
+#include "app/errors.hpp"
+#include "app/progress_line.hpp"
+#include "app/run_lock.hpp"
+#include "app/system_config.hpp"
+#include "app/task_file.hpp"
+#include "messages/atoms.hpp"
+#include "messages/events.hpp"
+#include "messages/json_codec.hpp"
+#include "messages/run.hpp"
+#include "persistence/store.hpp"
+#include "providers/provider_registry.hpp"
+
+namespace bgagent {
+
+namespace {
+
+// Set by the signal handler, read by the main thread only.
+std::atomic<int> received_signal{0};
+
+extern "C" void on_signal(int sig) {
+  if (received_signal.exchange(sig) != 0)
+    _exit(128 + sig); // a second signal: stop now (the store stays resumable)
+}
+
+void install_signal_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+std::string run_state_for(int code) {
+  switch (code) {
+    case exit_code::ok: return "finished";
+    case exit_code::budget: return "stopped_budget";
+    case exit_code::internal: return "failed";
+    default: return "interrupted";
+  }
+}
+
+std::string money(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "$%.6f", x);
+  return buf;
+}
+
+void print_summary(const run_summary& s, const run_info& run,
+                   const budget_snapshot& b, const provider& p) {
+  auto& c = s.store;
+  std::printf("run %lld %s (exit %d%s%s) in %.2f s, provider %s/%s\n",
+              static_cast<long long>(run.id),
+              run_state_for(s.exit_code).c_str(), s.exit_code,
+              s.stop_reason.empty() ? "" : ", ",
+              s.stop_reason.c_str(), s.wall_seconds, p.name().c_str(),
+              p.model().c_str());
+  std::printf("  completed    %llu (this process: %llu)\n",
+              static_cast<unsigned long long>(c.completed),
+              static_cast<unsigned long long>(s.completed));
+  std::printf("  quarantined  %llu\n",
+              static_cast<unsigned long long>(c.quarantined));
+  std::printf("  pending      %llu\n",
+              static_cast<unsigned long long>(c.pending + c.retry_wait +
+                                              c.running));
+  if (c.cancelled)
+    std::printf("  cancelled    %llu\n",
+                static_cast<unsigned long long>(c.cancelled));
+  std::printf("  retries      %llu, worker restarts %llu\n",
+              static_cast<unsigned long long>(s.retries),
+              static_cast<unsigned long long>(s.restarts));
+  std::printf("  tokens       %llu of %llu\n",
+              static_cast<unsigned long long>(b.tokens_used),
+              static_cast<unsigned long long>(b.tokens_limit));
+  std::printf("  cost         %s of %s\n", money(b.cost_used).c_str(),
+              money(b.cost_limit).c_str());
+  if (s.wall_seconds > 0 && s.completed > 0)
+    std::printf("  rate         %.1f tasks/s\n", s.completed / s.wall_seconds);
+  std::fflush(stdout);
+}
+
+} // namespace
+
+int run_command(const config& c, const run_options& o,
+                const provider_registry& providers) {
+  // Everything that can be wrong with the input is checked before anything
+  // is opened, so bad input changes nothing.
+  std::vector<task> tasks;
+  if (!o.tasks_file.empty())
+    tasks = read_task_file(o.tasks_file, c.max_input_bytes);
+  provider_ptr prov;
+  try {
+    prov = providers.make(c.provider);
+  } catch (const std::invalid_argument& e) {
+    throw usage_error(e.what());
+  }
+  run_lock lock(c.db_path);
+  auto db = std::make_unique<store>(c.db_path,
+                                    store::open_mode::create_if_missing);
+
+  system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::actor auditor, monitor;
+  try {
+    auditor = spawn_auditor(sys, c.audit_path);
+  } catch (const std::runtime_error& e) {
+    throw usage_error(std::string("audit log: ") + e.what());
+  }
+  auto checkpointer = spawn_checkpointer(sys, std::move(db));
+  caf::scoped_actor self{sys};
+  auto shutdown = [&](std::initializer_list<caf::actor> actors) {
+    for (auto& a : actors)
+      if (a)
+        self->send_exit(a, caf::exit_reason::user_shutdown);
+  };
+
+  if (!tasks.empty()) {
+    auto rep = ask<submit_report>(self, checkpointer, submit_atom::value, tasks);
+    if (!rep.error.empty()) {
+      shutdown({checkpointer, auditor});
+      throw usage_error(o.tasks_file + ": " + rep.error);
+    }
+    for (auto& id : rep.inserted)
+      self->send(auditor, make_event("task_submitted", id, -1, o.tasks_file));
+    for (auto& id : rep.duplicates)
+      self->send(auditor, make_event("task_duplicate", id, -1,
+                                     "already submitted; not run again"));
+    spdlog::info("{}: {} task(s) submitted, {} already known (skipped)",
+                 o.tasks_file, rep.inserted.size(), rep.duplicates.size());
+  }
+
+  auto run = ask<run_info>(self, checkpointer, open_run_atom::value,
+                           c.token_budget, c.cost_budget);
+  self->send(auditor,
+             make_event("run_started", {}, -1,
+                        "run " + std::to_string(run.id) +
+                          (run.resumed ? " resumed" : " new") + ", provider " +
+                          prov->name() + "/" + prov->model() + ", workers " +
+                          std::to_string(c.workers) + ", token budget " +
+                          std::to_string(c.token_budget) + ", cost budget " +
+                          money(c.cost_budget)));
+  for (auto& id : run.interrupted)
+    self->send(auditor, make_event("task_interrupted", id, -1,
+                                   "was running when an earlier process "
+                                   "stopped; back to pending"));
+  if (!run.interrupted.empty())
+    spdlog::warn("{} task(s) were interrupted by an earlier crash and will "
+                 "run again",
+                 run.interrupted.size());
+  if (run.resumed)
+    spdlog::info("resuming run {}: {} tokens, {} already spent", run.id,
+                 run.tokens_used, money(run.cost_used));
+
+  try {
+    monitor_settings ms;
+    ms.alerts_path = c.alerts_path;
+    ms.webhook_url = c.webhook_url;
+    ms.deadman_seconds = c.deadman_seconds;
+    ms.escalate_after = c.escalate_after;
+    ms.run_label = std::to_string(run.id);
+    monitor = spawn_monitor(sys, ms, auditor);
+  } catch (const std::runtime_error& e) {
+    shutdown({checkpointer, auditor});
+    throw usage_error(std::string("alerts file: ") + e.what());
+  }
+  budget_settings bs;
+  bs.token_limit = c.token_budget;
+  bs.cost_limit = c.cost_budget;
+  bs.tokens_spent = run.tokens_used;
+  bs.cost_spent = run.cost_used;
+  auto keeper = spawn_budget_keeper(sys, bs, checkpointer, auditor, monitor);
+
+  supervisor_settings ss;
+  ss.workers = c.workers;
+  ss.max_retries = c.max_retries;
+  ss.retry_initial_seconds = c.retry_initial_seconds;
+  ss.retry_cap_seconds = c.retry_cap_seconds;
+  ss.max_restarts = c.max_restarts;
+  ss.restart_window_seconds = c.restart_window_seconds;
+  ss.timeout_seconds = c.timeout_seconds;
+  ss.heartbeat_seconds = std::min(c.heartbeat_seconds, c.deadman_seconds / 3);
+  ss.follow = o.follow;
+  ss.poll_interval_seconds = c.poll_interval_seconds;
+  auto sup = spawn_supervisor(sys, ss,
+                              run_handles{checkpointer, keeper, auditor,
+                                          monitor},
+                              prov);
+
+  auto counts = ask<status_report>(self, checkpointer, status_atom::value);
+  self->send(monitor, run_atom::value,
+             counts.tasks.pending + counts.tasks.retry_wait +
+               counts.tasks.completed + counts.tasks.quarantined);
+  if (counts.tasks.pending + counts.tasks.retry_wait == 0 && !o.follow)
+    spdlog::info("nothing pending: {} task(s) already completed, {} "
+                 "quarantined",
+                 counts.tasks.completed, counts.tasks.quarantined);
+
+  install_signal_handlers();
+  progress_line progress(isatty(STDERR_FILENO) != 0);
+  self->send(sup, run_atom::value);
+  run_summary summary;
+  bool done = false;
+  bool drain_sent = false;
+  while (!done) {
+    self->receive(
+      [&](run_summary& s) {
+        summary = std::move(s);
+        done = true;
+      },
+      caf::after(std::chrono::milliseconds(200)) >> [&] {
+        int sig = received_signal.load();
+        if (sig != 0 && !drain_sent) {
+          drain_sent = true;
+          progress.finish();
+          spdlog::warn("received signal {}: draining (calls in flight "
+                       "finish, nothing new starts); again to stop at once",
+                       sig);
+          self->send(sup, drain_atom::value,
+                     "signal:" + std::to_string(sig));
+        }
+        self->request(monitor, std::chrono::seconds(1), metrics_atom::value)
+          .receive([&](metrics_snapshot& m) { progress.show(m); },
+                   [&](caf::error&) {});
+      });
+  }
+  progress.finish();
+
+  auto budget = ask<budget_snapshot>(self, keeper, budget_atom::value);
+  summary.tokens_used = budget.tokens_used;
+  summary.cost_used = budget.cost_used;
+  auto state = run_state_for(summary.exit_code);
+  try {
+    ask<bool>(self, checkpointer, finish_run_atom::value, run.id, state);
+  } catch (const std::exception& e) {
+    spdlog::error("could not record the end of run {}: {}", run.id, e.what());
+    summary.exit_code = exit_code::internal;
+  }
+  self->send(auditor, make_event("run_finished", {}, -1,
+                                 to_json(summary).dump()));
+  try {
+    ask<flush_atom>(self, monitor, flush_atom::value);
+    ask<flush_atom>(self, auditor, flush_atom::value);
+  } catch (const std::exception& e) {
+    spdlog::error("could not flush the logs: {}", e.what());
+  }
+  if (summary.stop_reason == "budget")
+    spdlog::warn("stopped by the budget: {} task(s) left pending for a run "
+                 "with more budget (BG_AGENT_TOKEN_BUDGET, "
+                 "BG_AGENT_COST_BUDGET)",
+                 summary.store.pending + summary.store.retry_wait);
+  print_summary(summary, run, budget, *prov);
+  shutdown({sup, keeper, monitor, checkpointer, auditor});
+  return summary.exit_code;
+}
+
+} // namespace bgagent

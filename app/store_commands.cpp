@@ -1,0 +1,156 @@
+// `bgagent submit | status | results | requeue`: short commands that talk to
+// a checkpointer of their own (only the checkpointer opens the store).
+#include <cstdio>
+#include <iostream>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include "actors/auditor.hpp"
+#include "actors/checkpointer.hpp"
+#include "app/ask.hpp"
+#include "app/commands.hpp"
+#include "app/errors.hpp"
+#include "app/system_config.hpp"
+#include "app/task_file.hpp"
+#include "messages/atoms.hpp"
+#include "messages/events.hpp"
+#include "messages/json_codec.hpp"
+#include "messages/run.hpp"
+#include "messages/task.hpp"
+#include "persistence/store.hpp"
+
+namespace bgagent {
+
+namespace {
+
+// A checkpointer (and, for commands that change things, an auditor) for
+// the length of one command.
+struct store_session {
+  system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  caf::actor checkpointer;
+  caf::actor auditor;
+
+  store_session(const config& c, store::open_mode mode, bool audited) {
+    checkpointer = spawn_checkpointer(
+      sys, std::make_unique<store>(c.db_path, mode));
+    if (audited) {
+      try {
+        auditor = spawn_auditor(sys, c.audit_path);
+      } catch (const std::runtime_error& e) {
+        throw usage_error(std::string("audit log: ") + e.what());
+      }
+    }
+  }
+  ~store_session() {
+    if (auditor) {
+      try {
+        ask<flush_atom>(self, auditor, flush_atom::value);
+      } catch (...) {
+      }
+      self->send_exit(auditor, caf::exit_reason::user_shutdown);
+    }
+    self->send_exit(checkpointer, caf::exit_reason::user_shutdown);
+  }
+};
+
+std::string shorten(std::string s, size_t n) {
+  for (auto& ch : s)
+    if (ch == '\n' || ch == '\t')
+      ch = ' ';
+  if (s.size() > n)
+    s = s.substr(0, n - 3) + "...";
+  return s;
+}
+
+} // namespace
+
+int submit_command(const config& c, const std::string& file) {
+  auto tasks = read_task_file(file, c.max_input_bytes);
+  store_session s(c, store::open_mode::create_if_missing, true);
+  auto rep = ask<submit_report>(s.self, s.checkpointer, submit_atom::value,
+                                tasks);
+  if (!rep.error.empty())
+    throw usage_error(file + ": " + rep.error);
+  for (auto& id : rep.inserted)
+    s.self->send(s.auditor, make_event("task_submitted", id, -1, file));
+  for (auto& id : rep.duplicates)
+    s.self->send(s.auditor, make_event("task_duplicate", id, -1,
+                                       "already submitted; not run again"));
+  std::printf("%zu task(s) submitted, %zu already known (skipped)\n",
+              rep.inserted.size(), rep.duplicates.size());
+  return exit_code::ok;
+}
+
+int status_command(const config& c, bool json) {
+  store_session s(c, store::open_mode::must_exist, false);
+  auto rep = ask<status_report>(s.self, s.checkpointer, status_atom::value);
+  if (json) {
+    std::cout << to_json(rep).dump() << "\n";
+    return exit_code::ok;
+  }
+  auto& t = rep.tasks;
+  std::printf("%-12s %10s\n", "state", "tasks");
+  std::printf("%-12s %10llu\n", "pending", (unsigned long long)t.pending);
+  std::printf("%-12s %10llu\n", "running", (unsigned long long)t.running);
+  std::printf("%-12s %10llu\n", "retry_wait", (unsigned long long)t.retry_wait);
+  std::printf("%-12s %10llu\n", "completed", (unsigned long long)t.completed);
+  std::printf("%-12s %10llu\n", "quarantined",
+              (unsigned long long)t.quarantined);
+  std::printf("%-12s %10llu\n", "cancelled", (unsigned long long)t.cancelled);
+  std::printf("%-12s %10llu\n", "total", (unsigned long long)t.total());
+  std::printf("\nbudget       tokens %llu of %llu, cost $%.6f of $%.2f\n",
+              (unsigned long long)rep.budget.tokens_used,
+              (unsigned long long)rep.budget.tokens_limit,
+              rep.budget.cost_used, rep.budget.cost_limit);
+  if (rep.run.id == 0)
+    std::printf("last run     none yet\n");
+  else
+    std::printf("last run     %lld, %s, started %s\n",
+                (long long)rep.run.id, rep.run.state.c_str(),
+                rep.run.started_at.c_str());
+  return exit_code::ok;
+}
+
+int results_command(const config& c, const std::string& state, bool json) {
+  store_session s(c, store::open_mode::must_exist, false);
+  auto rows = ask<std::vector<task_record>>(s.self, s.checkpointer,
+                                            results_atom::value, state);
+  if (json) {
+    for (auto& r : rows)
+      std::cout << to_json(r).dump() << "\n";
+    return exit_code::ok;
+  }
+  std::printf("%-20s %-17s %-11s %3s %7s %9s  %s\n", "id", "type", "state",
+              "att", "tokens", "cost", "result / error");
+  for (auto& r : rows)
+    std::printf("%-20s %-17s %-11s %3u %7llu %9.6f  %s\n",
+                shorten(r.id, 20).c_str(), r.type.c_str(), r.state.c_str(),
+                r.attempts,
+                (unsigned long long)(r.prompt_tokens + r.completion_tokens),
+                r.cost_usd,
+                shorten(r.error.empty() ? r.result : "error: " + r.error, 70)
+                  .c_str());
+  return exit_code::ok;
+}
+
+int requeue_command(const config& c, const std::vector<std::string>& ids,
+                    bool all_quarantined) {
+  store_session s(c, store::open_mode::must_exist, true);
+  auto done = ask<std::vector<std::string>>(
+    s.self, s.checkpointer, requeue_atom::value, ids, all_quarantined);
+  for (auto& id : done)
+    s.self->send(s.auditor, make_event("task_requeued", id, -1,
+                                       "quarantined -> pending (CLI)"));
+  std::printf("%zu task(s) requeued\n", done.size());
+  if (!all_quarantined && done.size() < ids.size()) {
+    std::fprintf(stderr, "bgagent: %zu id(s) were not quarantined tasks\n",
+                 ids.size() - done.size());
+    return exit_code::usage;
+  }
+  return exit_code::ok;
+}
+
+} // namespace bgagent

@@ -1,0 +1,162 @@
+#include "app/task_file.hpp"
+
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+
+#include "app/errors.hpp"
+#include "providers/task_types.hpp"
+
+namespace bgagent {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr uint32_t max_tokens_limit = 200000;
+
+std::string hex(const unsigned char* p, unsigned n) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  out.reserve(n * 2);
+  for (unsigned i = 0; i < n; ++i) {
+    out += digits[p[i] >> 4];
+    out += digits[p[i] & 0xf];
+  }
+  return out;
+}
+
+task parse_task(const json& j, const std::string& where, uint64_t max_input) {
+  if (!j.is_object())
+    throw usage_error(where + ": a task must be a JSON object");
+  auto str_field = [&](const char* name, bool required) -> std::string {
+    if (!j.contains(name) || j[name].is_null()) {
+      if (required)
+        throw usage_error(where + ": missing required field \"" +
+                          std::string(name) + "\"");
+      return {};
+    }
+    if (!j[name].is_string())
+      throw usage_error(where + ": field \"" + std::string(name) +
+                        "\" must be a string");
+    return j[name].get<std::string>();
+  };
+  task t;
+  t.type = str_field("type", true);
+  if (!is_known_task_type(t.type)) {
+    std::string known;
+    for (auto& k : known_task_types())
+      known += (known.empty() ? "" : ", ") + k;
+    throw usage_error(where + ": unknown task type \"" + t.type +
+                      "\" (known: " + known + ")");
+  }
+  t.input = str_field("input", true);
+  if (t.input.size() > max_input)
+    throw usage_error(where + ": input is " + std::to_string(t.input.size()) +
+                      " bytes, more than the limit of " +
+                      std::to_string(max_input) +
+                      " (BG_AGENT_MAX_INPUT_BYTES)");
+  t.id = str_field("id", false);
+  if (t.id.size() > 256)
+    throw usage_error(where + ": id is longer than 256 characters");
+  t.idempotency_key = str_field("idempotency_key", false);
+  if (j.contains("max_tokens") && !j["max_tokens"].is_null()) {
+    auto& m = j["max_tokens"];
+    if (!m.is_number_integer() || m.get<int64_t>() < 1 ||
+        m.get<int64_t>() > max_tokens_limit)
+      throw usage_error(where + ": max_tokens must be a whole number from 1 "
+                                "to " +
+                        std::to_string(max_tokens_limit));
+    t.max_tokens = static_cast<uint32_t>(m.get<int64_t>());
+  }
+  if (t.idempotency_key.empty())
+    t.idempotency_key = derive_idempotency_key(t.type, t.input);
+  if (t.id.empty())
+    t.id = "t-" + t.idempotency_key.substr(0, 16);
+  return t;
+}
+
+// The 1-based line of byte offset `pos` in `text`.
+size_t line_of(const std::string& text, size_t pos) {
+  size_t line = 1;
+  for (size_t i = 0; i < pos && i < text.size(); ++i)
+    if (text[i] == '\n')
+      ++line;
+  return line;
+}
+
+} // namespace
+
+std::string derive_idempotency_key(const std::string& type,
+                                   const std::string& input) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  EVP_DigestUpdate(ctx, type.data(), type.size());
+  EVP_DigestUpdate(ctx, "\x1f", 1);
+  EVP_DigestUpdate(ctx, input.data(), input.size());
+  EVP_DigestFinal_ex(ctx, md, &len);
+  EVP_MD_CTX_free(ctx);
+  return hex(md, len);
+}
+
+std::vector<task> read_task_file(const std::string& path,
+                                 uint64_t max_input_bytes) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    throw usage_error(path + ": cannot open task file");
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  std::string text = buf.str();
+  std::vector<task> out;
+  auto first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos)
+    return out;
+  if (text[first] == '[') {
+    json arr;
+    try {
+      arr = json::parse(text);
+    } catch (const json::parse_error& e) {
+      std::string why = e.what();
+      if (auto p = why.find("] "); p != std::string::npos)
+        why = why.substr(p + 2);
+      if (why.size() > 160)
+        why = why.substr(0, 160) + "...";
+      throw usage_error(path + " line " + std::to_string(line_of(text, e.byte)) +
+                        ": malformed JSON (" + why + ")");
+    }
+    for (size_t i = 0; i < arr.size(); ++i)
+      out.push_back(parse_task(arr[i],
+                               path + " element " + std::to_string(i + 1),
+                               max_input_bytes));
+    return out;
+  }
+  std::istringstream lines(text);
+  std::string line;
+  size_t n = 0;
+  while (std::getline(lines, line)) {
+    ++n;
+    if (line.find_first_not_of(" \t\r") == std::string::npos)
+      continue;
+    auto where = path + " line " + std::to_string(n);
+    json j;
+    try {
+      j = json::parse(line);
+    } catch (const json::parse_error& e) {
+      std::string why = e.what();
+      // nlohmann's message starts with "[json.exception.parse_error.101] ".
+      if (auto p = why.find("] "); p != std::string::npos)
+        why = why.substr(p + 2);
+      if (why.size() > 160) // it quotes what it read: keep the line short
+        why = why.substr(0, 160) + "...";
+      throw usage_error(where + ": malformed JSON (" + why + ")");
+    }
+    out.push_back(parse_task(j, where, max_input_bytes));
+  }
+  return out;
+}
+
+} // namespace bgagent

@@ -1,0 +1,66 @@
+// Every atom that names a message in bgagent's protocol, in one place.
+//
+// Contract: an atom names *what* is asked or told; the payload types live in
+// the other headers of messages/. Names are at most 10 characters (CAF 0.17).
+#pragma once
+
+#include <caf/atom.hpp>
+
+namespace bgagent {
+
+// checkpointer
+using submit_atom = caf::atom_constant<caf::atom("submit")>;
+using open_run_atom = caf::atom_constant<caf::atom("openrun")>;
+using finish_run_atom = caf::atom_constant<caf::atom("finishrun")>;
+using fetch_atom = caf::atom_constant<caf::atom("fetch")>;
+using running_atom = caf::atom_constant<caf::atom("running")>;
+using complete_atom = caf::atom_constant<caf::atom("complete")>;
+using retry_atom = caf::atom_constant<caf::atom("retry")>;
+using quarantine_atom = caf::atom_constant<caf::atom("quarantin")>;
+using usage_atom = caf::atom_constant<caf::atom("usage")>;
+using status_atom = caf::atom_constant<caf::atom("status")>;
+using results_atom = caf::atom_constant<caf::atom("results")>;
+using requeue_atom = caf::atom_constant<caf::atom("requeue")>;
+using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
+using limits_atom = caf::atom_constant<caf::atom("limits")>;
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
+
+// budget_keeper
+using reserve_atom = caf::atom_constant<caf::atom("reserve")>;
+using commit_atom = caf::atom_constant<caf::atom("commit")>;
+using release_atom = caf::atom_constant<caf::atom("release")>;
+using set_budget_atom = caf::atom_constant<caf::atom("setbudget")>;
+using budget_atom = caf::atom_constant<caf::atom("budget")>;
+
+// supervisor and workers
+using run_atom = caf::atom_constant<caf::atom("run")>;
+using dispatch_atom = caf::atom_constant<caf::atom("dispatch")>;
+using done_atom = caf::atom_constant<caf::atom("done")>;
+using failed_atom = caf::atom_constant<caf::atom("failed")>;
+using denied_atom = caf::atom_constant<caf::atom("denied")>;
+using skipped_atom = caf::atom_constant<caf::atom("skipped")>;
+using retry_due_atom = caf::atom_constant<caf::atom("retrydue")>;
+using provider_atom = caf::atom_constant<caf::atom("provider")>;
+using timeout_atom = caf::atom_constant<caf::atom("timeout")>;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using pause_atom = caf::atom_constant<caf::atom("pause")>;
+using resume_atom = caf::atom_constant<caf::atom("resume")>;
+using drain_atom = caf::atom_constant<caf::atom("drain")>;
+using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
+using workers_atom = caf::atom_constant<caf::atom("workers")>;
+using join_atom = caf::atom_constant<caf::atom("join")>;
+using poll_atom = caf::atom_constant<caf::atom("poll")>;
+
+// monitor and auditor
+using heartbeat_atom = caf::atom_constant<caf::atom("heartbeat")>;
+using outcome_atom = caf::atom_constant<caf::atom("outcome")>;
+using alert_atom = caf::atom_constant<caf::atom("alert")>;
+using metrics_atom = caf::atom_constant<caf::atom("metrics")>;
+using audit_atom = caf::atom_constant<caf::atom("audit")>;
+using calls_atom = caf::atom_constant<caf::atom("calls")>;
+
+// gatekeeper (remote nodes)
+using hello_atom = caf::atom_constant<caf::atom("hello")>;
+using admin_atom = caf::atom_constant<caf::atom("admin")>;
+
+} // namespace bgagent

@@ -1,0 +1,51 @@
+// Audit events and alerts: what actors tell the auditor and the monitor.
+//
+// Contract: an audit_event becomes one JSON line with `ts` and `seq` added by
+// the auditor; empty fields (and attempt < 0) are left out of the line.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <caf/meta/type_name.hpp>
+
+namespace bgagent {
+
+struct audit_event {
+  std::string event;
+  std::string task_id;
+  int32_t attempt = -1;
+  std::string node;
+  std::string detail;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, audit_event& x) {
+  return f(caf::meta::type_name("audit_event"), x.event, x.task_id, x.attempt,
+           x.node, x.detail);
+}
+
+inline audit_event make_event(std::string event, std::string task_id = {},
+                              int32_t attempt = -1, std::string detail = {},
+                              std::string node = {}) {
+  return audit_event{std::move(event), std::move(task_id), attempt,
+                     std::move(node), std::move(detail)};
+}
+
+// An alert for a human: severity is "warning" or "critical"; kind is a
+// stable word (dead_mans_switch, failure_escalation, budget_alarm,
+// restart_intensity, out_of_credits, node_lost, ...).
+struct alert {
+  std::string severity;
+  std::string kind;
+  std::string message;
+  std::string task_id;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, alert& x) {
+  return f(caf::meta::type_name("alert"), x.severity, x.kind, x.message,
+           x.task_id);
+}
+
+} // namespace bgagent

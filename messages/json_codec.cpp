@@ -1,0 +1,116 @@
+#include "messages/json_codec.hpp"
+
+#include <chrono>
+#include <ctime>
+
+#include <nlohmann/json.hpp>
+
+#include "messages/events.hpp"
+#include "messages/run.hpp"
+#include "messages/task.hpp"
+
+namespace bgagent {
+
+using nlohmann::json;
+
+json to_json(const task_record& x) {
+  json j;
+  j["id"] = x.id;
+  j["type"] = x.type;
+  j["state"] = x.state;
+  j["attempts"] = x.attempts;
+  if (x.result.empty()) {
+    j["result"] = nullptr;
+  } else {
+    // Stored results were validated JSON; keep a corrupt one visible as text.
+    j["result"] = json::parse(x.result, nullptr, false);
+    if (j["result"].is_discarded())
+      j["result"] = x.result;
+  }
+  j["error"] = x.error.empty() ? json(nullptr) : json(x.error);
+  j["prompt_tokens"] = x.prompt_tokens;
+  j["completion_tokens"] = x.completion_tokens;
+  j["cost_usd"] = x.cost_usd;
+  j["provider"] = x.provider.empty() ? json(nullptr) : json(x.provider);
+  j["model"] = x.model.empty() ? json(nullptr) : json(x.model);
+  return j;
+}
+
+json to_json(const status_report& x) {
+  json j;
+  j["tasks"] = {{"pending", x.tasks.pending},
+                {"running", x.tasks.running},
+                {"retry_wait", x.tasks.retry_wait},
+                {"completed", x.tasks.completed},
+                {"quarantined", x.tasks.quarantined},
+                {"cancelled", x.tasks.cancelled}};
+  j["budget"] = {{"tokens_used", x.budget.tokens_used},
+                 {"tokens_limit", x.budget.tokens_limit},
+                 {"cost_used", x.budget.cost_used},
+                 {"cost_limit", x.budget.cost_limit}};
+  if (x.run.id == 0)
+    j["run"] = nullptr;
+  else
+    j["run"] = {{"id", x.run.id},
+                {"state", x.run.state},
+                {"started_at", x.run.started_at}};
+  return j;
+}
+
+json to_json(const alert& x) {
+  json j;
+  j["severity"] = x.severity;
+  j["kind"] = x.kind;
+  j["message"] = x.message;
+  if (!x.task_id.empty())
+    j["task_id"] = x.task_id;
+  return j;
+}
+
+json to_json(const run_summary& x) {
+  return json{{"exit_code", x.exit_code},
+              {"stop_reason", x.stop_reason},
+              {"completed", x.completed},
+              {"quarantined", x.quarantined},
+              {"retries", x.retries},
+              {"restarts", x.restarts},
+              {"pending", x.store.pending + x.store.retry_wait},
+              {"tokens_used", x.tokens_used},
+              {"cost_used", x.cost_used},
+              {"wall_seconds", x.wall_seconds}};
+}
+
+std::string audit_line(const audit_event& x, uint64_t seq,
+                       const std::string& ts) {
+  // nlohmann::ordered_json keeps ts, seq, event first for people reading it.
+  nlohmann::ordered_json j;
+  j["ts"] = ts;
+  j["seq"] = seq;
+  j["event"] = x.event;
+  if (!x.task_id.empty())
+    j["task_id"] = x.task_id;
+  if (x.attempt >= 0)
+    j["attempt"] = x.attempt;
+  if (!x.node.empty())
+    j["node"] = x.node;
+  if (!x.detail.empty())
+    j["detail"] = x.detail;
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string now_rfc3339() {
+  using namespace std::chrono;
+  auto now = system_clock::now();
+  auto secs = time_point_cast<seconds>(now);
+  auto ms = duration_cast<milliseconds>(now - secs).count();
+  std::time_t t = system_clock::to_time_t(secs);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  return buf;
+}
+
+} // namespace bgagent

@@ -1,0 +1,33 @@
+// JSON forms of messages: the stable machine-readable output contracts
+// (`status --json`, `results --json`, audit lines, alerts).
+//
+// Contract: field names here are the ones in DESIGN.md section 8; changing
+// one breaks users. No CAF in this header.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace bgagent {
+
+struct task_record;
+struct status_report;
+struct audit_event;
+struct alert;
+struct run_summary;
+
+nlohmann::json to_json(const task_record& x);
+nlohmann::json to_json(const status_report& x);
+nlohmann::json to_json(const alert& x);
+nlohmann::json to_json(const run_summary& x);
+
+// One audit line (no trailing newline) with `ts` and `seq` first.
+std::string audit_line(const audit_event& x, uint64_t seq,
+                       const std::string& ts);
+
+// The current time as RFC 3339 UTC with milliseconds, e.g.
+// 2026-11-24T13:34:43.123Z.
+std::string now_rfc3339();
+
+} // namespace bgagent

@@ -1,0 +1,47 @@
+#include "messages/message_types.hpp"
+
+#include <caf/actor_system_config.hpp>
+
+#include "messages/budget.hpp"
+#include "messages/call_outcome.hpp"
+#include "messages/events.hpp"
+#include "messages/run.hpp"
+#include "messages/task.hpp"
+#include "messages/worker_context.hpp"
+
+namespace bgagent {
+
+const char* to_string(error_kind k) {
+  switch (k) {
+    case error_kind::none: return "none";
+    case error_kind::retryable: return "retryable";
+    case error_kind::permanent: return "permanent";
+    case error_kind::out_of_credits: return "out_of_credits";
+  }
+  return "unknown";
+}
+
+void add_message_types(caf::actor_system_config& cfg) {
+  cfg.add_message_type<task>("bgagent::task");
+  cfg.add_message_type<std::vector<task>>("std::vector<bgagent::task>");
+  cfg.add_message_type<task_record>("bgagent::task_record");
+  cfg.add_message_type<std::vector<task_record>>(
+    "std::vector<bgagent::task_record>");
+  cfg.add_message_type<call_outcome>("bgagent::call_outcome");
+  cfg.add_message_type<reservation>("bgagent::reservation");
+  cfg.add_message_type<usage>("bgagent::usage");
+  cfg.add_message_type<budget_snapshot>("bgagent::budget_snapshot");
+  cfg.add_message_type<audit_event>("bgagent::audit_event");
+  cfg.add_message_type<alert>("bgagent::alert");
+  cfg.add_message_type<run_info>("bgagent::run_info");
+  cfg.add_message_type<state_counts>("bgagent::state_counts");
+  cfg.add_message_type<status_report>("bgagent::status_report");
+  cfg.add_message_type<submit_report>("bgagent::submit_report");
+  cfg.add_message_type<run_summary>("bgagent::run_summary");
+  cfg.add_message_type<metrics_snapshot>("bgagent::metrics_snapshot");
+  cfg.add_message_type<worker_context>("bgagent::worker_context");
+  cfg.add_message_type<std::vector<std::string>>("std::vector<std::string>");
+  cfg.add_message_type<std::vector<uint64_t>>("std::vector<uint64_t>");
+}
+
+} // namespace bgagent

@@ -1,0 +1,130 @@
+// Run-level values: a run's identity, counts per state, status, the final
+// summary, submission reports and the monitor's metrics.
+//
+// Contract: plain values; field names match the JSON contracts in
+// DESIGN.md section 8 wherever they appear there.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/meta/type_name.hpp>
+
+#include "messages/budget.hpp"
+
+namespace bgagent {
+
+// A run as stored; opening a run resumes the last unfinished one.
+struct run_info {
+  int64_t id = 0;
+  std::string state;      // running | finished | stopped_budget | interrupted | failed
+  std::string started_at; // RFC 3339 UTC
+  bool resumed = false;
+  uint64_t tokens_used = 0; // restored from the usage ledger
+  double cost_used = 0;
+  std::vector<std::string> interrupted; // tasks found running at open
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, run_info& x) {
+  return f(caf::meta::type_name("run_info"), x.id, x.state, x.started_at,
+           x.resumed, x.tokens_used, x.cost_used, x.interrupted);
+}
+
+struct state_counts {
+  uint64_t pending = 0;
+  uint64_t running = 0;
+  uint64_t retry_wait = 0;
+  uint64_t completed = 0;
+  uint64_t quarantined = 0;
+  uint64_t cancelled = 0;
+  uint64_t total() const {
+    return pending + running + retry_wait + completed + quarantined + cancelled;
+  }
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, state_counts& x) {
+  return f(caf::meta::type_name("state_counts"), x.pending, x.running,
+           x.retry_wait, x.completed, x.quarantined, x.cancelled);
+}
+
+// What `bgagent status` shows.
+struct status_report {
+  state_counts tasks;
+  budget_snapshot budget;
+  run_info run; // id 0 when there was never a run
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, status_report& x) {
+  return f(caf::meta::type_name("status_report"), x.tasks, x.budget, x.run);
+}
+
+// The checkpointer's answer to a submission.
+struct submit_report {
+  std::vector<std::string> inserted;
+  std::vector<std::string> duplicates;
+  std::string error; // non-empty: nothing was inserted
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, submit_report& x) {
+  return f(caf::meta::type_name("submit_report"), x.inserted, x.duplicates,
+           x.error);
+}
+
+// How a run ended; `exit_code` follows DESIGN.md section 8.
+struct run_summary {
+  int32_t exit_code = 0;
+  std::string stop_reason; // empty, "budget", "out_of_credits", "signal", ...
+  uint64_t completed = 0;  // in this process
+  uint64_t quarantined = 0;
+  uint64_t retries = 0;
+  uint64_t restarts = 0;
+  uint64_t duplicates_skipped = 0;
+  state_counts store; // counts in the store at the end
+  uint64_t tokens_used = 0;
+  double cost_used = 0;
+  double wall_seconds = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, run_summary& x) {
+  return f(caf::meta::type_name("run_summary"), x.exit_code, x.stop_reason,
+           x.completed, x.quarantined, x.retries, x.restarts,
+           x.duplicates_skipped, x.store, x.tokens_used, x.cost_used,
+           x.wall_seconds);
+}
+
+// The monitor's view, for the progress line and the metrics endpoint.
+struct metrics_snapshot {
+  uint64_t total = 0;       // tasks this run has to finish
+  uint64_t completed = 0;
+  uint64_t failed_attempts = 0;
+  uint64_t retries = 0;
+  uint64_t quarantined = 0;
+  uint64_t restarts = 0;
+  uint64_t in_flight = 0;
+  uint64_t workers = 0;
+  uint64_t nodes = 0;
+  uint64_t alerts = 0;
+  uint64_t paused = 0;
+  budget_snapshot budget;
+  std::vector<uint64_t> latency_buckets; // cumulative, see monitor.hpp
+  double latency_sum_seconds = 0;
+  uint64_t latency_count = 0;
+  double elapsed_seconds = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, metrics_snapshot& x) {
+  return f(caf::meta::type_name("metrics_snapshot"), x.total, x.completed,
+           x.failed_attempts, x.retries, x.quarantined, x.restarts,
+           x.in_flight, x.workers, x.nodes, x.alerts, x.paused, x.budget,
+           x.latency_buckets, x.latency_sum_seconds, x.latency_count,
+           x.elapsed_seconds);
+}
+
+} // namespace bgagent

@@ -1,0 +1,65 @@
+// A task as it travels between actors, and a task's full record as stored.
+//
+// Contract: `task` is what a worker needs to run one attempt; `task_record` is
+// what `bgagent results` shows. Both are plain values with an inspect()
+// overload so CAF can copy them between actors and serialize them to nodes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/meta/type_name.hpp>
+
+namespace bgagent {
+
+struct task {
+  std::string id;              // user-given, or derived from the key
+  std::string type;            // summarize | analyze_sentiment | extract_entities
+  std::string input;
+  std::string idempotency_key; // UNIQUE in the store
+  uint32_t max_tokens = 0;     // 0 means the type's default
+  uint32_t attempts = 0;       // attempts already made before this one
+  int64_t seq = 0;             // store order (rowid)
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, task& x) {
+  return f(caf::meta::type_name("task"), x.id, x.type, x.input,
+           x.idempotency_key, x.max_tokens, x.attempts, x.seq);
+}
+
+// One row of `bgagent results`.
+struct task_record {
+  std::string id;
+  std::string type;
+  std::string state;
+  uint32_t attempts = 0;
+  std::string result; // JSON text, empty when none
+  std::string error;  // empty when none
+  uint64_t prompt_tokens = 0;
+  uint64_t completion_tokens = 0;
+  double cost_usd = 0;
+  std::string provider;
+  std::string model;
+  std::string updated_at;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, task_record& x) {
+  return f(caf::meta::type_name("task_record"), x.id, x.type, x.state,
+           x.attempts, x.result, x.error, x.prompt_tokens, x.completion_tokens,
+           x.cost_usd, x.provider, x.model, x.updated_at);
+}
+
+// The names of the task states, as stored and as shown.
+namespace task_state {
+constexpr const char* pending = "pending";
+constexpr const char* running = "running";
+constexpr const char* retry_wait = "retry_wait";
+constexpr const char* completed = "completed";
+constexpr const char* quarantined = "quarantined";
+constexpr const char* cancelled = "cancelled";
+} // namespace task_state
+
+} // namespace bgagent

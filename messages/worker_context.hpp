@@ -1,0 +1,28 @@
+// The handles a task worker needs, local or on a remote node.
+//
+// Contract: a worker talks to exactly these actors and nothing else. A remote
+// node receives this context from the gatekeeper after a valid hello.
+#pragma once
+
+#include <string>
+
+#include <caf/actor.hpp>
+#include <caf/meta/type_name.hpp>
+
+namespace bgagent {
+
+struct worker_context {
+  caf::actor supervisor;
+  caf::actor budget_keeper;
+  caf::actor checkpointer;
+  caf::actor auditor;
+  caf::actor monitor;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, worker_context& x) {
+  return f(caf::meta::type_name("worker_context"), x.supervisor,
+           x.budget_keeper, x.checkpointer, x.auditor, x.monitor);
+}
+
+} // namespace bgagent

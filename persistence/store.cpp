@@ -1,0 +1,619 @@
+#include "persistence/store.hpp"
+
+#include <sqlite3.h>
+
+#include "messages/json_codec.hpp"
+
+namespace bgagent {
+
+namespace {
+
+// A prepared statement that resets itself after each use.
+class stmt {
+public:
+  stmt() = default;
+  stmt(sqlite3* db, const char* sql, const std::string& path) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) != SQLITE_OK)
+      throw store_error("database " + path + ": " + sqlite3_errmsg(db), false);
+  }
+  ~stmt() { sqlite3_finalize(s_); }
+  stmt(const stmt&) = delete;
+  stmt& operator=(const stmt&) = delete;
+
+  stmt& bind(int i, const std::string& v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()),
+                      SQLITE_TRANSIENT);
+    return *this;
+  }
+  stmt& bind(int i, int64_t v) {
+    sqlite3_bind_int64(s_, i, v);
+    return *this;
+  }
+  stmt& bind(int i, double v) {
+    sqlite3_bind_double(s_, i, v);
+    return *this;
+  }
+  stmt& bind_null(int i) {
+    sqlite3_bind_null(s_, i);
+    return *this;
+  }
+  // Returns true while a row is available.
+  bool step() {
+    int rc = sqlite3_step(s_);
+    if (rc == SQLITE_ROW)
+      return true;
+    if (rc == SQLITE_DONE)
+      return false;
+    last_error_ = sqlite3_errmsg(db_);
+    last_rc_ = rc;
+    sqlite3_reset(s_);
+    throw rc;
+  }
+  void reset() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+  int64_t i64(int col) { return sqlite3_column_int64(s_, col); }
+  double dbl(int col) { return sqlite3_column_double(s_, col); }
+  std::string text(int col) {
+    auto p = sqlite3_column_text(s_, col);
+    return p ? std::string(reinterpret_cast<const char*>(p),
+                           static_cast<size_t>(sqlite3_column_bytes(s_, col)))
+             : std::string{};
+  }
+  const std::string& last_error() const { return last_error_; }
+  int last_rc() const { return last_rc_; }
+
+private:
+  sqlite3* db_ = nullptr;
+  sqlite3_stmt* s_ = nullptr;
+  std::string last_error_;
+  int last_rc_ = 0;
+};
+
+// Runs `f` and resets the statement afterwards, turning SQLite failures into
+// store_error.
+template <class F>
+auto with(stmt& s, const std::string& path, F f) -> decltype(f()) {
+  try {
+    auto res = f();
+    s.reset();
+    return res;
+  } catch (int) {
+    s.reset();
+    throw store_error("database " + path + ": " + s.last_error(), false);
+  }
+}
+
+const char* schema = R"SQL(
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks(
+  seq INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  idempotency_key TEXT NOT NULL UNIQUE,
+  type TEXT NOT NULL,
+  input TEXT NOT NULL,
+  max_tokens INTEGER NOT NULL DEFAULT 0,
+  state TEXT NOT NULL DEFAULT 'pending',
+  attempts INTEGER NOT NULL DEFAULT 0,
+  result TEXT,
+  error TEXT,
+  prompt_tokens INTEGER NOT NULL DEFAULT 0,
+  completion_tokens INTEGER NOT NULL DEFAULT 0,
+  cost_usd REAL NOT NULL DEFAULT 0,
+  provider TEXT,
+  model TEXT,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs(
+  id INTEGER PRIMARY KEY,
+  state TEXT NOT NULL,
+  started_at TEXT NOT NULL,
+  finished_at TEXT,
+  token_limit INTEGER NOT NULL DEFAULT 0,
+  cost_limit REAL NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS usage_ledger(
+  id INTEGER PRIMARY KEY,
+  run_id INTEGER NOT NULL,
+  task_id TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  prompt_tokens INTEGER NOT NULL,
+  completion_tokens INTEGER NOT NULL,
+  cost_usd REAL NOT NULL,
+  provider TEXT,
+  model TEXT,
+  ts TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS usage_ledger_run ON usage_ledger(run_id);
+INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '1');
+)SQL";
+
+constexpr const char* task_columns =
+  "seq, id, type, input, idempotency_key, max_tokens, attempts";
+
+task read_task(stmt& s) {
+  task t;
+  t.seq = s.i64(0);
+  t.id = s.text(1);
+  t.type = s.text(2);
+  t.input = s.text(3);
+  t.idempotency_key = s.text(4);
+  t.max_tokens = static_cast<uint32_t>(s.i64(5));
+  t.attempts = static_cast<uint32_t>(s.i64(6));
+  return t;
+}
+
+} // namespace
+
+struct store::statements {
+  stmt insert_task, fetch, running, completed, retry_wait, quarantined,
+    pending, ledger, task_usage;
+};
+
+store::store(const std::string& path, open_mode mode) : path_(path) {
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+  if (mode == open_mode::create_if_missing)
+    flags |= SQLITE_OPEN_CREATE;
+  int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    db_ = nullptr;
+    if (mode == open_mode::must_exist && rc == SQLITE_CANTOPEN)
+      throw store_error("database " + path + " does not exist", true);
+    throw store_error("cannot open database " + path + ": " + msg, true);
+  }
+  sqlite3_busy_timeout(db_, 5000);
+  // The first statement reads the header: a file that is not SQLite fails
+  // here, before anything is written to it.
+  char* err = nullptr;
+  rc = sqlite3_exec(db_, "PRAGMA journal_mode=WAL", nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errstr(rc);
+    sqlite3_free(err);
+    sqlite3_close(db_);
+    db_ = nullptr;
+    if (rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT)
+      throw store_error("database " + path + " is not a SQLite database (" +
+                          msg + ")",
+                        true);
+    throw store_error("database " + path + ": " + msg, true);
+  }
+  try {
+    // NORMAL in WAL mode: a commit survives a crash of this process (kill
+    // -9); only an OS crash may lose the last commits.
+    exec("PRAGMA synchronous=NORMAL");
+    exec(schema);
+    st_ = std::make_unique<statements>();
+    auto prep = [&](stmt& s, const char* sql) {
+      s.~stmt();
+      new (&s) stmt(db_, sql, path_);
+    };
+    prep(st_->insert_task,
+         "INSERT INTO tasks(id, type, input, idempotency_key, max_tokens, "
+         "created_at, updated_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6) "
+         "ON CONFLICT(idempotency_key) DO NOTHING");
+    prep(st_->fetch, "SELECT seq, id, type, input, idempotency_key, "
+                     "max_tokens, attempts FROM tasks WHERE seq > ?1 AND "
+                     "state IN ('pending', 'retry_wait') ORDER BY seq "
+                     "LIMIT ?2");
+    prep(st_->running,
+         "UPDATE tasks SET state = 'running', attempts = ?2, updated_at = ?3 "
+         "WHERE id = ?1 AND state IN ('pending', 'retry_wait', 'running') "
+         "AND attempts < ?2");
+    prep(st_->completed,
+         "UPDATE tasks SET state = 'completed', result = ?3, error = NULL, "
+         "provider = ?4, model = ?5, updated_at = ?6 "
+         "WHERE id = ?1 AND state = 'running' AND attempts = ?2");
+    prep(st_->retry_wait,
+         "UPDATE tasks SET state = 'retry_wait', attempts = ?2, error = ?3, "
+         "updated_at = ?4 WHERE id = ?1 AND state IN ('running', "
+         "'pending', 'retry_wait') AND attempts <= ?2");
+    prep(st_->quarantined,
+         "UPDATE tasks SET state = 'quarantined', attempts = ?2, error = ?3, "
+         "updated_at = ?4 WHERE id = ?1 AND state IN ('running', "
+         "'retry_wait', 'pending') AND attempts <= ?2");
+    prep(st_->pending,
+         "UPDATE tasks SET state = 'pending', attempts = ?2, updated_at = ?3 "
+         "WHERE id = ?1 AND state = 'running' AND attempts = ?2 + 1");
+    prep(st_->ledger,
+         "INSERT INTO usage_ledger(run_id, task_id, attempt, prompt_tokens, "
+         "completion_tokens, cost_usd, provider, model, ts) "
+         "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+    prep(st_->task_usage,
+         "UPDATE tasks SET prompt_tokens = prompt_tokens + ?2, "
+         "completion_tokens = completion_tokens + ?3, "
+         "cost_usd = cost_usd + ?4, provider = ?5, model = ?6 WHERE id = ?1");
+  } catch (...) {
+    st_.reset();
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw;
+  }
+}
+
+store::~store() {
+  if (in_tx_)
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  st_.reset();
+  if (db_)
+    sqlite3_close(db_);
+}
+
+void store::exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    fail(msg);
+  }
+}
+
+void store::fail(const std::string& what) {
+  throw store_error("database " + path_ + ": " + what, false);
+}
+
+void store::begin() {
+  exec("BEGIN IMMEDIATE");
+  in_tx_ = true;
+}
+
+void store::commit() {
+  exec("COMMIT");
+  in_tx_ = false;
+}
+
+void store::rollback() {
+  if (in_tx_) {
+    in_tx_ = false;
+    exec("ROLLBACK");
+  }
+}
+
+namespace {
+
+// Opens a transaction for one call unless the caller already holds one.
+class auto_tx {
+public:
+  explicit auto_tx(store& s) : s_(s), own_(!s.in_transaction()) {
+    if (own_)
+      s_.begin();
+  }
+  ~auto_tx() {
+    if (own_ && s_.in_transaction()) {
+      try {
+        s_.rollback();
+      } catch (...) {
+      }
+    }
+  }
+  void commit() {
+    if (own_)
+      s_.commit();
+  }
+
+private:
+  store& s_;
+  bool own_;
+};
+
+} // namespace
+
+submit_report store::submit(const std::vector<task>& tasks) {
+  submit_report rep;
+  auto ts = now_rfc3339();
+  bool own = !in_tx_;
+  if (own)
+    begin();
+  // An id reused with other content is a conflict on `id`, not on the key.
+  stmt same_id(db_, "SELECT idempotency_key FROM tasks WHERE id = ?1", path_);
+  for (auto& t : tasks) {
+    auto& s = st_->insert_task;
+    s.bind(1, t.id).bind(2, t.type).bind(3, t.input).bind(4, t.idempotency_key);
+    s.bind(5, static_cast<int64_t>(t.max_tokens)).bind(6, ts);
+    bool ok = true;
+    try {
+      s.step();
+    } catch (int) {
+      ok = false;
+    }
+    s.reset();
+    if (!ok) {
+      std::string key;
+      same_id.bind(1, t.id);
+      if (same_id.step())
+        key = same_id.text(0);
+      same_id.reset();
+      if (own)
+        rollback();
+      rep.inserted.clear();
+      rep.duplicates.clear();
+      rep.error = key.empty() ? "task " + t.id + ": " + s.last_error()
+                              : "task id " + t.id +
+                                  " is already used by a task with other "
+                                  "content";
+      return rep;
+    }
+    if (sqlite3_changes(db_) == 1)
+      rep.inserted.push_back(t.id);
+    else
+      rep.duplicates.push_back(t.id);
+  }
+  if (own)
+    commit();
+  return rep;
+}
+
+run_info store::open_run(uint64_t token_limit, double cost_limit) {
+  auto_tx tx(*this);
+  run_info info;
+  auto ts = now_rfc3339();
+  {
+    stmt last(db_, "SELECT id, state, started_at FROM runs ORDER BY id DESC "
+                   "LIMIT 1",
+              path_);
+    if (last.step() && last.text(1) != "finished") {
+      info.id = last.i64(0);
+      info.started_at = last.text(2);
+      info.resumed = true;
+    }
+  }
+  if (info.id == 0) {
+    stmt ins(db_, "INSERT INTO runs(state, started_at, token_limit, "
+                  "cost_limit) VALUES('running', ?1, ?2, ?3)",
+             path_);
+    ins.bind(1, ts).bind(2, static_cast<int64_t>(token_limit)).bind(3, cost_limit);
+    with(ins, path_, [&] { return ins.step(); });
+    info.id = sqlite3_last_insert_rowid(db_);
+    info.started_at = ts;
+  } else {
+    stmt upd(db_, "UPDATE runs SET state = 'running', finished_at = NULL, "
+                  "token_limit = ?2, cost_limit = ?3 WHERE id = ?1",
+             path_);
+    upd.bind(1, info.id).bind(2, static_cast<int64_t>(token_limit)).bind(3, cost_limit);
+    with(upd, path_, [&] { return upd.step(); });
+    stmt sum(db_, "SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0),"
+                  " COALESCE(SUM(cost_usd), 0) FROM usage_ledger WHERE "
+                  "run_id = ?1",
+             path_);
+    sum.bind(1, info.id);
+    if (sum.step()) {
+      info.tokens_used = static_cast<uint64_t>(sum.i64(0));
+      info.cost_used = sum.dbl(1);
+    }
+  }
+  info.state = "running";
+  // Tasks left `running` were interrupted by a crash: back to pending, their
+  // attempt already counted.
+  {
+    stmt sel(db_, "SELECT id FROM tasks WHERE state = 'running'", path_);
+    while (sel.step())
+      info.interrupted.push_back(sel.text(0));
+    stmt upd(db_, "UPDATE tasks SET state = 'pending', updated_at = ?1 WHERE "
+                  "state = 'running'",
+             path_);
+    upd.bind(1, ts);
+    with(upd, path_, [&] { return upd.step(); });
+  }
+  tx.commit();
+  return info;
+}
+
+void store::finish_run(int64_t run_id, const std::string& state) {
+  stmt upd(db_, "UPDATE runs SET state = ?2, finished_at = ?3 WHERE id = ?1",
+           path_);
+  upd.bind(1, run_id).bind(2, state).bind(3, now_rfc3339());
+  with(upd, path_, [&] { return upd.step(); });
+}
+
+void store::set_limits(int64_t run_id, uint64_t token_limit,
+                       double cost_limit) {
+  stmt upd(db_, "UPDATE runs SET token_limit = ?2, cost_limit = ?3 WHERE "
+                "id = ?1",
+           path_);
+  upd.bind(1, run_id).bind(2, static_cast<int64_t>(token_limit)).bind(3, cost_limit);
+  with(upd, path_, [&] { return upd.step(); });
+}
+
+std::vector<task> store::fetch_runnable(int64_t after_seq, uint32_t limit) {
+  auto& s = st_->fetch;
+  s.bind(1, after_seq).bind(2, static_cast<int64_t>(limit));
+  return with(s, path_, [&] {
+    std::vector<task> out;
+    while (s.step())
+      out.push_back(read_task(s));
+    return out;
+  });
+}
+
+bool store::mark_running(const std::string& id, uint32_t attempt) {
+  auto& s = st_->running;
+  s.bind(1, id).bind(2, static_cast<int64_t>(attempt)).bind(3, now_rfc3339());
+  with(s, path_, [&] { return s.step(); });
+  return sqlite3_changes(db_) == 1;
+}
+
+bool store::mark_completed(const std::string& id, uint32_t attempt,
+                           const call_outcome& out) {
+  auto& s = st_->completed;
+  s.bind(1, id).bind(2, static_cast<int64_t>(attempt)).bind(3, out.result);
+  s.bind(4, out.provider).bind(5, out.model).bind(6, now_rfc3339());
+  with(s, path_, [&] { return s.step(); });
+  return sqlite3_changes(db_) == 1;
+}
+
+bool store::mark_retry_wait(const std::string& id, uint32_t attempt,
+                            const std::string& error) {
+  auto& s = st_->retry_wait;
+  s.bind(1, id).bind(2, static_cast<int64_t>(attempt)).bind(3, error);
+  s.bind(4, now_rfc3339());
+  with(s, path_, [&] { return s.step(); });
+  return sqlite3_changes(db_) == 1;
+}
+
+bool store::mark_quarantined(const std::string& id, uint32_t attempt,
+                             const std::string& error) {
+  auto& s = st_->quarantined;
+  s.bind(1, id).bind(2, static_cast<int64_t>(attempt)).bind(3, error);
+  s.bind(4, now_rfc3339());
+  with(s, path_, [&] { return s.step(); });
+  return sqlite3_changes(db_) == 1;
+}
+
+bool store::mark_pending(const std::string& id, uint32_t attempt) {
+  // The attempt that was marked running did not happen: give it back.
+  auto& s = st_->pending;
+  s.bind(1, id).bind(2, static_cast<int64_t>(attempt) - 1).bind(3, now_rfc3339());
+  with(s, path_, [&] { return s.step(); });
+  return sqlite3_changes(db_) == 1;
+}
+
+void store::record_usage(int64_t run_id, const std::string& task_id,
+                         uint32_t attempt, const usage& u,
+                         const std::string& provider,
+                         const std::string& model) {
+  auto& l = st_->ledger;
+  l.bind(1, run_id).bind(2, task_id).bind(3, static_cast<int64_t>(attempt));
+  l.bind(4, static_cast<int64_t>(u.prompt_tokens));
+  l.bind(5, static_cast<int64_t>(u.completion_tokens));
+  l.bind(6, u.cost_usd).bind(7, provider).bind(8, model).bind(9, now_rfc3339());
+  with(l, path_, [&] { return l.step(); });
+  auto& t = st_->task_usage;
+  t.bind(1, task_id).bind(2, static_cast<int64_t>(u.prompt_tokens));
+  t.bind(3, static_cast<int64_t>(u.completion_tokens)).bind(4, u.cost_usd);
+  t.bind(5, provider).bind(6, model);
+  with(t, path_, [&] { return t.step(); });
+}
+
+state_counts store::counts() {
+  state_counts c;
+  stmt s(db_, "SELECT state, COUNT(*) FROM tasks GROUP BY state", path_);
+  with(s, path_, [&] {
+    while (s.step()) {
+      auto st = s.text(0);
+      auto n = static_cast<uint64_t>(s.i64(1));
+      if (st == task_state::pending) c.pending = n;
+      else if (st == task_state::running) c.running = n;
+      else if (st == task_state::retry_wait) c.retry_wait = n;
+      else if (st == task_state::completed) c.completed = n;
+      else if (st == task_state::quarantined) c.quarantined = n;
+      else if (st == task_state::cancelled) c.cancelled = n;
+    }
+    return 0;
+  });
+  return c;
+}
+
+status_report store::status() {
+  status_report rep;
+  rep.tasks = counts();
+  stmt last(db_, "SELECT id, state, started_at, token_limit, cost_limit FROM "
+                 "runs ORDER BY id DESC LIMIT 1",
+            path_);
+  with(last, path_, [&] {
+    if (last.step()) {
+      rep.run.id = last.i64(0);
+      rep.run.state = last.text(1);
+      rep.run.started_at = last.text(2);
+      rep.budget.tokens_limit = static_cast<uint64_t>(last.i64(3));
+      rep.budget.cost_limit = last.dbl(4);
+    }
+    return 0;
+  });
+  if (rep.run.id != 0) {
+    stmt sum(db_, "SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0),"
+                  " COALESCE(SUM(cost_usd), 0) FROM usage_ledger WHERE "
+                  "run_id = ?1",
+             path_);
+    sum.bind(1, rep.run.id);
+    with(sum, path_, [&] {
+      if (sum.step()) {
+        rep.budget.tokens_used = static_cast<uint64_t>(sum.i64(0));
+        rep.budget.cost_used = sum.dbl(1);
+      }
+      return 0;
+    });
+  }
+  return rep;
+}
+
+std::vector<task_record> store::results(const std::string& state_filter) {
+  std::string sql = "SELECT id, type, state, attempts, result, error, "
+                    "prompt_tokens, completion_tokens, cost_usd, provider, "
+                    "model, updated_at FROM tasks";
+  if (!state_filter.empty())
+    sql += " WHERE state = ?1";
+  sql += " ORDER BY seq";
+  stmt s(db_, sql.c_str(), path_);
+  if (!state_filter.empty())
+    s.bind(1, state_filter);
+  return with(s, path_, [&] {
+    std::vector<task_record> out;
+    while (s.step()) {
+      task_record r;
+      r.id = s.text(0);
+      r.type = s.text(1);
+      r.state = s.text(2);
+      r.attempts = static_cast<uint32_t>(s.i64(3));
+      r.result = s.text(4);
+      r.error = s.text(5);
+      r.prompt_tokens = static_cast<uint64_t>(s.i64(6));
+      r.completion_tokens = static_cast<uint64_t>(s.i64(7));
+      r.cost_usd = s.dbl(8);
+      r.provider = s.text(9);
+      r.model = s.text(10);
+      r.updated_at = s.text(11);
+      out.push_back(std::move(r));
+    }
+    return out;
+  });
+}
+
+std::vector<std::string> store::requeue(const std::vector<std::string>& ids,
+                                        bool all_quarantined) {
+  auto_tx tx(*this);
+  std::vector<std::string> done;
+  auto ts = now_rfc3339();
+  // A requeued task gets a fresh set of attempts.
+  if (all_quarantined) {
+    stmt sel(db_, "SELECT id FROM tasks WHERE state = 'quarantined'", path_);
+    while (sel.step())
+      done.push_back(sel.text(0));
+    stmt upd(db_, "UPDATE tasks SET state = 'pending', attempts = 0, "
+                  "updated_at = ?1 WHERE state = 'quarantined'",
+             path_);
+    upd.bind(1, ts);
+    with(upd, path_, [&] { return upd.step(); });
+  } else {
+    stmt upd(db_, "UPDATE tasks SET state = 'pending', attempts = 0, "
+                  "updated_at = ?2 WHERE id = ?1 AND state = 'quarantined'",
+             path_);
+    for (auto& id : ids) {
+      upd.bind(1, id).bind(2, ts);
+      with(upd, path_, [&] { return upd.step(); });
+      if (sqlite3_changes(db_) == 1)
+        done.push_back(id);
+    }
+  }
+  tx.commit();
+  return done;
+}
+
+std::vector<std::string> store::cancel(const std::vector<std::string>& ids) {
+  auto_tx tx(*this);
+  std::vector<std::string> done;
+  stmt upd(db_, "UPDATE tasks SET state = 'cancelled', updated_at = ?2 WHERE "
+                "id = ?1 AND state IN ('pending', 'retry_wait', "
+                "'quarantined')",
+           path_);
+  auto ts = now_rfc3339();
+  for (auto& id : ids) {
+    upd.bind(1, id).bind(2, ts);
+    with(upd, path_, [&] { return upd.step(); });
+    if (sqlite3_changes(db_) == 1)
+      done.push_back(id);
+  }
+  tx.commit();
+  return done;
+}
+
+} // namespace bgagent

@@ -1,0 +1,322 @@
+#include "providers/offline_provider.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "providers/task_types.hpp"
+
+namespace bgagent {
+
+using nlohmann::json;
+
+namespace {
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+std::vector<std::string> words_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '\'' || c >= 0x80) {
+      cur += static_cast<char>(c);
+    } else if (!cur.empty()) {
+      out.push_back(cur);
+      cur.clear();
+    }
+  }
+  if (!cur.empty())
+    out.push_back(cur);
+  return out;
+}
+
+const std::set<std::string>& stopwords() {
+  static const std::set<std::string> s{
+    "a", "an", "the", "and", "or", "but", "if", "of", "to", "in", "on", "at",
+    "for", "with", "by", "from", "as", "is", "are", "was", "were", "be",
+    "been", "it", "its", "this", "that", "these", "those", "we", "you", "they",
+    "he", "she", "i", "our", "their", "his", "her", "not", "no", "so", "than",
+    "then", "there", "has", "have", "had", "will", "would", "can", "could",
+    "do", "does", "did", "about", "into", "over", "after", "before", "also"};
+  return s;
+}
+
+std::vector<std::string> sentences_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    cur += c;
+    bool end = (c == '.' || c == '!' || c == '?') &&
+               (i + 1 == text.size() || std::isspace(static_cast<unsigned char>(text[i + 1])));
+    if (end || c == '\n') {
+      auto b = cur.find_first_not_of(" \t\r\n");
+      if (b != std::string::npos) {
+        auto e = cur.find_last_not_of(" \t\r\n");
+        out.push_back(cur.substr(b, e - b + 1));
+      }
+      cur.clear();
+    }
+  }
+  auto b = cur.find_first_not_of(" \t\r\n");
+  if (b != std::string::npos)
+    out.push_back(cur.substr(b, cur.find_last_not_of(" \t\r\n") - b + 1));
+  return out;
+}
+
+// Extractive: the sentence whose content words are most frequent in the
+// whole text (ties go to the earlier sentence), capped at 40 words.
+json summarize(const std::string& text) {
+  auto sents = sentences_of(text);
+  if (sents.empty())
+    return {{"summary", ""}};
+  std::map<std::string, int> freq;
+  for (auto& w : words_of(text)) {
+    auto lw = lower(w);
+    if (!stopwords().count(lw))
+      ++freq[lw];
+  }
+  size_t best = 0;
+  double best_score = -1;
+  for (size_t i = 0; i < sents.size(); ++i) {
+    auto ws = words_of(sents[i]);
+    if (ws.empty())
+      continue;
+    double score = 0;
+    for (auto& w : ws)
+      if (auto f = freq.find(lower(w)); f != freq.end())
+        score += f->second;
+    score /= std::sqrt(static_cast<double>(ws.size()));
+    if (score > best_score) {
+      best_score = score;
+      best = i;
+    }
+  }
+  std::string s = sents[best];
+  auto ws = words_of(s);
+  if (ws.size() > 40) {
+    std::istringstream in(s);
+    std::string w, out;
+    for (int n = 0; n < 40 && (in >> w); ++n)
+      out += (n ? " " : "") + w;
+    s = out + "...";
+  }
+  if (!s.empty() && s.back() != '.' && s.back() != '!' && s.back() != '?' &&
+      s.back() != '.')
+    s += '.';
+  return {{"summary", s}};
+}
+
+const std::set<std::string>& positive_words() {
+  static const std::set<std::string> s{
+    "good", "great", "excellent", "amazing", "love", "loved", "loves",
+    "wonderful", "fantastic", "happy", "pleased", "delighted", "best",
+    "perfect", "awesome", "nice", "enjoy", "enjoyed", "recommend",
+    "recommended", "brilliant", "superb", "outstanding", "satisfied",
+    "impressive", "impressed", "beautiful", "fast", "reliable", "helpful",
+    "friendly", "easy", "win", "success", "successful", "thrilled", "glad",
+    "positive", "improved", "improvement", "exceeded", "praise", "like",
+    "liked", "favorite", "smooth", "strong", "gain", "gains", "growth"};
+  return s;
+}
+
+const std::set<std::string>& negative_words() {
+  static const std::set<std::string> s{
+    "bad", "terrible", "awful", "horrible", "hate", "hated", "worst", "poor",
+    "disappointed", "disappointing", "angry", "sad", "broken", "slow",
+    "useless", "refund", "fail", "failed", "failure", "problem", "problems",
+    "issue", "issues", "bug", "bugs", "crash", "crashed", "rude", "never",
+    "waste", "wasted", "unhappy", "annoying", "frustrated", "frustrating",
+    "late", "delay", "delayed", "expensive", "negative", "loss", "losses",
+    "decline", "dropped", "worse", "complaint", "defective", "unreliable"};
+  return s;
+}
+
+json sentiment(const std::string& text) {
+  static const std::set<std::string> negators{"not", "no", "never", "isn't",
+                                              "wasn't", "don't", "didn't",
+                                              "doesn't", "hardly", "without"};
+  int pos = 0, neg = 0;
+  auto ws = words_of(text);
+  for (size_t i = 0; i < ws.size(); ++i) {
+    auto w = lower(ws[i]);
+    bool negated = false;
+    for (size_t k = 1; k <= 2 && k <= i; ++k)
+      if (negators.count(lower(ws[i - k])))
+        negated = true;
+    bool p = positive_words().count(w) > 0;
+    bool n = negative_words().count(w) > 0 && !negators.count(w);
+    if (negated)
+      std::swap(p, n);
+    pos += p;
+    neg += n;
+  }
+  int hits = pos + neg;
+  std::string label = "neutral";
+  double confidence = 0.6;
+  if (hits > 0) {
+    double score = static_cast<double>(pos - neg) / hits;
+    double strength = std::min(1.0, hits / 4.0);
+    if (score > 0.2)
+      label = "positive";
+    else if (score < -0.2)
+      label = "negative";
+    if (label == "neutral")
+      confidence = 0.5 + 0.3 * (1.0 - std::fabs(score));
+    else
+      confidence = 0.55 + 0.4 * std::fabs(score) * strength;
+  }
+  confidence = std::round(confidence * 100.0) / 100.0;
+  return {{"sentiment", label}, {"confidence", confidence}};
+}
+
+json entities(const std::string& text) {
+  json out = json::array();
+  std::set<std::string> seen;
+  auto add = [&](const std::string& t, const std::string& type) {
+    if (seen.insert(type + "\x1f" + t).second)
+      out.push_back({{"text", t}, {"type", type}});
+  };
+  static const std::regex email(R"([A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,})");
+  static const std::regex url(R"(https?://[^\s)>\]]+)");
+  static const std::regex money(R"((?:[$€£]\s?\d[\d,]*(?:\.\d+)?(?:\s?(?:million|billion|thousand|[MBK]))?)|(?:\d[\d,]*(?:\.\d+)?\s?(?:USD|EUR|GBP|dollars|euros)))");
+  static const std::regex percent(R"(\d+(?:\.\d+)?\s?%)");
+  static const std::regex date(R"((?:(?:January|February|March|April|May|June|July|August|September|October|November|December)\s+\d{1,2}(?:,\s*\d{4})?)|(?:\d{4}-\d{2}-\d{2})|(?:\b(?:19|20)\d{2}\b))");
+  std::string rest = text;
+  for (auto& [re, type] : std::vector<std::pair<const std::regex*, std::string>>{
+         {&email, "EMAIL"}, {&url, "URL"}, {&money, "MONEY"},
+         {&percent, "PERCENT"}, {&date, "DATE"}}) {
+    for (std::sregex_iterator i(rest.begin(), rest.end(), *re), e; i != e; ++i)
+      add(i->str(), type);
+    rest = std::regex_replace(rest, *re, " ");
+  }
+  static const std::set<std::string> org_words{
+    "Inc", "Inc.", "Corp", "Corporation", "Ltd", "LLC", "GmbH", "University",
+    "Company", "Bank", "Institute", "Foundation", "Group", "Agency", "Labs",
+    "Technologies", "Systems", "Association", "Council", "Ministry"};
+  static const std::set<std::string> places{
+    "Paris", "London", "Berlin", "Tokyo", "New York", "San Francisco",
+    "California", "Texas", "France", "Germany", "Japan", "China", "India",
+    "Europe", "Asia", "Africa", "America", "United States", "Canada",
+    "Brazil", "Spain", "Italy", "Seattle", "Boston", "Chicago", "Sydney",
+    "Australia", "Mexico", "Russia", "Beijing", "Singapore", "Amsterdam",
+    "Dublin", "Ireland", "Scotland", "England", "Munich", "Zurich"};
+  static const std::set<std::string> person_titles{"Mr", "Mr.", "Mrs", "Mrs.",
+                                                   "Ms", "Ms.", "Dr", "Dr.",
+                                                   "Prof", "Prof.", "CEO"};
+  static const std::set<std::string> place_preps{"in", "at", "from", "to",
+                                                 "near"};
+  // Capitalised spans: consecutive capitalised words, not counting a lone
+  // sentence-initial stopword.
+  std::vector<std::string> toks;
+  std::istringstream in(rest);
+  for (std::string w; in >> w;)
+    toks.push_back(w);
+  auto strip = [](std::string w) {
+    while (!w.empty() && std::ispunct(static_cast<unsigned char>(w.back())) &&
+           w.back() != '.')
+      w.pop_back();
+    while (!w.empty() && std::ispunct(static_cast<unsigned char>(w.front())))
+      w.erase(0, 1);
+    return w;
+  };
+  auto is_cap = [](const std::string& w) {
+    return !w.empty() && std::isupper(static_cast<unsigned char>(w[0]));
+  };
+  for (size_t i = 0; i < toks.size();) {
+    auto w = strip(toks[i]);
+    if (!is_cap(w) || (stopwords().count(lower(w)) &&
+                       (i == 0 || toks[i - 1].back() == '.'))) {
+      ++i;
+      continue;
+    }
+    bool title = person_titles.count(w) > 0;
+    size_t j = i;
+    std::string span;
+    bool org = false;
+    for (; j < toks.size(); ++j) {
+      auto raw = toks[j];
+      auto x = strip(raw);
+      if (!is_cap(x) || (j > i && stopwords().count(lower(x))))
+        break;
+      if (org_words.count(x))
+        org = true;
+      if (!(title && j == i)) {
+        if (x.size() > 1 && x.back() == '.' && !org_words.count(x))
+          x.pop_back();
+        span += (span.empty() ? "" : " ") + x;
+      }
+      char last = raw.back();
+      if (last == ',' || last == '.' || last == ';' || last == ':' ||
+          last == '!' || last == '?')
+        {
+          ++j;
+          break;
+        }
+    }
+    if (!span.empty()) {
+      std::string type = "MISC";
+      bool prep = i > 0 && place_preps.count(lower(strip(toks[i - 1])));
+      if (title)
+        type = "PERSON";
+      else if (org)
+        type = "ORGANIZATION";
+      else if (places.count(span) || prep)
+        type = "LOCATION";
+      else if (span.find(' ') != std::string::npos)
+        type = "PERSON";
+      bool sentence_start = i == 0 || toks[i - 1].back() == '.';
+      // A lone capitalised word at a sentence start is usually not a name.
+      if (!(sentence_start && type == "MISC"))
+        add(span, type);
+    }
+    i = j > i ? j : i + 1;
+  }
+  return {{"entities", out}};
+}
+
+} // namespace
+
+offline_provider::offline_provider() : provider(model_price{0, 0}) {}
+
+call_outcome offline_provider::compute(const llm_request& req) {
+  json result;
+  if (req.type == "summarize")
+    result = summarize(req.input);
+  else if (req.type == "analyze_sentiment")
+    result = sentiment(req.input);
+  else if (req.type == "extract_entities")
+    result = entities(req.input);
+  else
+    return make_failure(error_kind::permanent,
+                        "unknown task type \"" + req.type + "\"");
+  call_outcome out;
+  out.ok = true;
+  out.result = result.dump(-1, ' ', false, json::error_handler_t::replace);
+  out.prompt_tokens = bgagent::estimate_prompt_tokens(req.type, req.input);
+  out.completion_tokens =
+    std::min<uint64_t>(estimate_tokens(out.result), req.max_tokens);
+  out.cost_usd = 0;
+  out.usage_reported = true;
+  out.cost_reported = true;
+  out.provider = "offline";
+  out.model = "offline";
+  return out;
+}
+
+uint64_t offline_provider::start(const llm_request& req, completion done) {
+  done(compute(req));
+  return 0;
+}
+
+} // namespace bgagent

@@ -1,0 +1,72 @@
+// The provider interface: the only way bgagent talks to an LLM.
+//
+// Contract:
+// - start() never blocks on I/O. It calls `done` exactly once, from any
+//   thread, possibly before start() returns. It may throw only for bugs
+//   (a throwing provider kills the calling worker, which the supervisor
+//   restarts: that is the designed crash path).
+// - cancel() abandons a call (the worker timed it out); `done` may still run
+//   later and its outcome is then ignored by the worker.
+// - One provider instance serves every worker of a process: thread-safe.
+// - The API key never appears in an outcome, a log line or an error.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "messages/call_outcome.hpp"
+#include "providers/pricing.hpp"
+
+namespace bgagent {
+
+struct llm_request {
+  std::string task_id;
+  std::string type;
+  std::string input;
+  uint32_t max_tokens = 0; // already resolved to the type's default
+};
+
+// What selects and configures a provider; filled from configuration.
+struct provider_settings {
+  std::string name;     // offline | openrouter | openai | (test doubles)
+  std::string model;
+  std::string base_url; // for HTTP providers
+  std::string api_key;
+  double timeout_seconds = 300;
+  double connect_timeout_seconds = 10;
+  double price_prompt_per_million = -1;     // < 0: use the built-in table
+  double price_completion_per_million = -1;
+};
+
+class provider {
+public:
+  using completion = std::function<void(call_outcome)>;
+  explicit provider(model_price price) : price_(price) {}
+  virtual ~provider() = default;
+
+  virtual std::string name() const = 0;
+  virtual std::string model() const = 0;
+
+  // Starts one call; returns an id for cancel().
+  virtual uint64_t start(const llm_request& req, completion done) = 0;
+  virtual void cancel(uint64_t /*call_id*/) {}
+
+  // Worst-case prompt tokens for the reservation (the same estimate the
+  // offline provider reports as its usage).
+  virtual uint64_t estimate_prompt_tokens(const llm_request& req) const;
+  // Worst-case cost in USD of a call with these token counts.
+  double worst_case_cost(uint64_t prompt_tokens,
+                         uint64_t completion_tokens) const {
+    return price_.cost(prompt_tokens, completion_tokens);
+  }
+  const model_price& price() const { return price_; }
+
+protected:
+  model_price price_;
+};
+
+using provider_ptr = std::shared_ptr<provider>;
+
+} // namespace bgagent

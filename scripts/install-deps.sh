@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages bgagent builds and tests with (as root, or
+# with sudo). Does nothing when they are all present already.
+set -euo pipefail
+packages=(g++ cmake ninja-build pkg-config libcaf-dev libcurl4-openssl-dev
+  nlohmann-json3-dev libspdlog-dev catch2 libsqlite3-dev libcli11-dev
+  libcpp-httplib-dev libssl-dev sqlite3 curl)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Quick start 2: install what the tests need, build, and run every test;
+# then build again with AddressSanitizer + UndefinedBehaviorSanitizer and run
+# the suite once more. SKIP_SANITIZERS=1 skips the second configuration.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+"$root/scripts/install-deps.sh"
+"$root/scripts/install-aimock.sh"
+export BGAGENT_AIMOCK="$root/.deps/node_modules/.bin/aimock"
+
+echo "== build (RelWithDebInfo) =="
+"$root/scripts/build.sh" "$root/build"
+echo "== tests =="
+(cd "$root/build" && ctest --output-on-failure -j 2 --timeout 600)
+
+if [ "${SKIP_SANITIZERS:-0}" != "1" ]; then
+  echo "== build (ASan + UBSan) =="
+  "$root/scripts/build.sh" "$root/build-asan" -DBGAGENT_SANITIZE=ON
+  echo "== tests under ASan + UBSan =="
+  export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1"
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+  (cd "$root/build-asan" && ctest --output-on-failure -j 2 --timeout 900)
+fi
