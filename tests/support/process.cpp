@@ -1,0 +1,230 @@
+#include "tests/support/process.hpp"
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <fstream>
+#include <netinet/in.h>
+#include <sstream>
+#include <stdexcept>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace bgagent::testing {
+
+namespace {
+
+const char* scrubbed[] = {
+  "OPENROUTER_API_KEY", "OPENAI_API_KEY", "LLM_PROVIDER", "LLM_BASE_URL",
+  "MODEL", "BG_AGENT_MAX_RETRIES", "BG_AGENT_TIMEOUT",
+  "BG_AGENT_CONNECT_TIMEOUT", "BG_AGENT_POLL_INTERVAL",
+  "BG_AGENT_TOKEN_BUDGET", "BG_AGENT_COST_BUDGET", "BG_AGENT_WORKERS",
+  "BG_AGENT_DB", "BG_AGENT_SECRET", "BG_AGENT_SECRET_FILE",
+  "BG_AGENT_ALERT_WEBHOOK", "BG_AGENT_AUDIT_LOG", "BG_AGENT_ALERTS_LOG",
+  "BG_AGENT_RETRY_INITIAL", "BG_AGENT_RETRY_MAX", "BG_AGENT_MAX_RESTARTS",
+  "BG_AGENT_RESTART_WINDOW", "BG_AGENT_DEADMAN_SECONDS",
+  "BG_AGENT_HEARTBEAT_SECONDS", "BG_AGENT_ESCALATE_AFTER",
+  "BG_AGENT_MAX_INPUT_BYTES", "BG_AGENT_PRICE_PROMPT",
+  "BG_AGENT_PRICE_COMPLETION", "BG_AGENT_LOG_LEVEL"};
+
+std::vector<std::string> child_env(const env_map& extra) {
+  env_map all;
+  for (char** e = environ; *e; ++e) {
+    std::string kv = *e;
+    auto eq = kv.find('=');
+    if (eq != std::string::npos)
+      all[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  for (auto* name : scrubbed)
+    all.erase(name);
+  for (auto& kv : extra)
+    all[kv.first] = kv.second;
+  std::vector<std::string> out;
+  for (auto& kv : all)
+    out.push_back(kv.first + "=" + kv.second);
+  return out;
+}
+
+int spawn(const std::vector<std::string>& argv, const std::string& cwd,
+          const env_map& env, const std::string& out_path,
+          const std::string& err_path) {
+  auto envs = child_env(env);
+  std::vector<char*> args, envp;
+  for (auto& a : argv)
+    args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  for (auto& e : envs)
+    envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid < 0)
+    throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    setpgid(0, 0);
+    if (chdir(cwd.c_str()) != 0)
+      _exit(126);
+    int in = open("/dev/null", O_RDONLY);
+    int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(in, 0);
+    dup2(out, 1);
+    dup2(err, 2);
+    execve(args[0], args.data(), envp.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+int decode(int status) {
+  if (WIFEXITED(status))
+    return WEXITSTATUS(status);
+  if (WIFSIGNALED(status))
+    return 128 + WTERMSIG(status);
+  return -1;
+}
+
+} // namespace
+
+std::string bgagent_binary() {
+  return BGAGENT_BINARY;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void write_file(const std::string& path, const std::string& content) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << content;
+}
+
+background_process::background_process(const std::vector<std::string>& argv,
+                                       const std::string& cwd,
+                                       const env_map& env,
+                                       const std::string& name) {
+  static int counter = 0;
+  auto tag = name + "-" + std::to_string(getpid()) + "-" +
+             std::to_string(++counter);
+  out_path_ = cwd + "/" + tag + ".out";
+  err_path_ = cwd + "/" + tag + ".err";
+  pid_ = spawn(argv, cwd, env, out_path_, err_path_);
+}
+
+background_process::~background_process() {
+  if (!reaped_ && pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    waitpid(pid_, &status_, 0);
+  }
+}
+
+bool background_process::running() {
+  if (reaped_)
+    return false;
+  int st = 0;
+  pid_t r = waitpid(pid_, &st, WNOHANG);
+  if (r == pid_) {
+    reaped_ = true;
+    status_ = st;
+    return false;
+  }
+  return true;
+}
+
+void background_process::signal(int sig) {
+  if (!reaped_)
+    ::kill(pid_, sig);
+}
+
+int background_process::wait(double timeout_seconds) {
+  if (!wait_until([&] { return !running(); }, timeout_seconds))
+    return -1;
+  return decode(status_);
+}
+
+std::string background_process::out() const {
+  return read_file(out_path_);
+}
+
+std::string background_process::err() const {
+  return read_file(err_path_);
+}
+
+run_result run(const std::vector<std::string>& argv, const std::string& cwd,
+               const env_map& env, double timeout_seconds) {
+  background_process p(argv, cwd, env, "run");
+  run_result r;
+  r.exit_code = p.wait(timeout_seconds);
+  if (r.exit_code == -1) {
+    p.signal(SIGKILL);
+    p.wait(10);
+    r.exit_code = -1;
+  }
+  r.out = p.out();
+  r.err = p.err();
+  return r;
+}
+
+run_result run_bgagent(const std::vector<std::string>& args,
+                   const std::string& cwd, const env_map& env,
+                   double timeout_seconds) {
+  std::vector<std::string> argv{bgagent_binary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(argv, cwd, env, timeout_seconds);
+}
+
+bool wait_until(const std::function<bool()>& pred, double timeout_seconds) {
+  auto deadline = std::chrono::steady_clock::now() +
+                  std::chrono::duration<double>(timeout_seconds);
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline)
+      return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+std::vector<nlohmann::json> read_jsonl(const std::string& path) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_discarded())
+      out.push_back(std::move(j));
+  }
+  return out;
+}
+
+std::vector<nlohmann::json> audit_events(const std::string& path,
+                                         const std::string& event) {
+  std::vector<nlohmann::json> out;
+  for (auto& j : read_jsonl(path))
+    if (j.value("event", "") == event)
+      out.push_back(j);
+  return out;
+}
+
+int free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  int port = ntohs(a.sin_port);
+  close(fd);
+  return port;
+}
+
+} // namespace bgagent::testing
