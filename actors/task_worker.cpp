@@ -5,6 +5,7 @@
 #include <memory>
 
 #include <caf/all.hpp>
+#include <spdlog/spdlog.h>
 
 #include "messages/atoms.hpp"
 #include "messages/budget.hpp"
@@ -175,6 +176,22 @@ caf::behavior task_worker(self_ptr self, worker_context ctx, provider_ptr p,
   st.ctx = std::move(ctx);
   st.prov = std::move(p);
   st.settings = std::move(s);
+  // A throw is a crash by design: log one line (not CAF's banner) and die
+  // with the message as the reason the supervisor sees.
+  self->set_exception_handler(
+    [](caf::scheduled_actor* a, std::exception_ptr& ep) -> caf::error {
+      auto* me = static_cast<self_ptr>(a);
+      std::string what = "unknown exception";
+      try {
+        std::rethrow_exception(ep);
+      } catch (const std::exception& e) {
+        what = e.what();
+      } catch (...) {
+      }
+      spdlog::error("{} crashed on task {}: {}", me->state.settings.name,
+                    me->state.current.id, what);
+      return caf::make_error(caf::sec::runtime_error, "crashed: " + what);
+    });
   // Whatever way the worker ends, give back what it holds.
   self->attach_functor([guard = st.guard, keeper = st.ctx.budget_keeper,
                         mon = st.ctx.monitor,

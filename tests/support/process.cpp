@@ -31,7 +31,7 @@ const char* scrubbed[] = {
   "BG_AGENT_RESTART_WINDOW", "BG_AGENT_DEADMAN_SECONDS",
   "BG_AGENT_HEARTBEAT_SECONDS", "BG_AGENT_ESCALATE_AFTER",
   "BG_AGENT_MAX_INPUT_BYTES", "BG_AGENT_PRICE_PROMPT",
-  "BG_AGENT_PRICE_COMPLETION", "BG_AGENT_LOG_LEVEL"};
+  "BG_AGENT_PRICE_COMPLETION", "BG_AGENT_LOG_LEVEL", "BG_AGENT_TEST_DELAY_MS"};
 
 std::vector<std::string> child_env(const env_map& extra) {
   env_map all;
@@ -93,6 +93,10 @@ int decode(int status) {
 
 std::string bgagent_binary() {
   return BGAGENT_BINARY;
+}
+
+std::string testbin_binary() {
+  return BGAGENT_TESTBIN;
 }
 
 std::string read_file(const std::string& path) {
@@ -174,9 +178,17 @@ run_result run(const std::vector<std::string>& argv, const std::string& cwd,
 }
 
 run_result run_bgagent(const std::vector<std::string>& args,
-                   const std::string& cwd, const env_map& env,
-                   double timeout_seconds) {
+                       const std::string& cwd, const env_map& env,
+                       double timeout_seconds) {
   std::vector<std::string> argv{bgagent_binary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(argv, cwd, env, timeout_seconds);
+}
+
+run_result run_testbin(const std::vector<std::string>& args,
+                       const std::string& cwd, const env_map& env,
+                       double timeout_seconds) {
+  std::vector<std::string> argv{testbin_binary()};
   argv.insert(argv.end(), args.begin(), args.end());
   return run(argv, cwd, env, timeout_seconds);
 }

@@ -25,17 +25,22 @@ struct run_result {
   std::string err;
 };
 
-// Paths of the binaries under test (set by tests/CMakeLists.txt).
+// Paths of the binaries under test (set by tests/CMakeLists.txt): the real
+// bgagent, and bgagent-testbin (the same CLI plus the "scripted" provider).
 std::string bgagent_binary();
+std::string testbin_binary();
 
 // Runs to completion (killed with SIGKILL after `timeout_seconds`).
 run_result run(const std::vector<std::string>& argv, const std::string& cwd,
                const env_map& env = {}, double timeout_seconds = 120);
 
-// Shorthand: run(bgagent_binary() + args).
+// Shorthand: run(bgagent_binary() + args), and the same with the testbin.
 run_result run_bgagent(const std::vector<std::string>& args,
-                   const std::string& cwd, const env_map& env = {},
-                   double timeout_seconds = 120);
+                       const std::string& cwd, const env_map& env = {},
+                       double timeout_seconds = 120);
+run_result run_testbin(const std::vector<std::string>& args,
+                       const std::string& cwd, const env_map& env = {},
+                       double timeout_seconds = 120);
 
 // A child that runs while the test goes on.
 class background_process {
