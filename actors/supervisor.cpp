@@ -346,6 +346,9 @@ int exit_code_for(const supervisor_state& st, const state_counts& c) {
 void finish(self_ptr self) {
   auto& st = self->state;
   st.finished = true;
+  // The run is over: the dead man's switch stops watching the supervisor.
+  self->send(st.h.monitor, heartbeat_atom::value, std::string("supervisor"),
+             false, std::string{});
   self->request(st.h.checkpointer, caf::infinite, status_atom::value)
     .then(
       [=](const status_report& rep) {
