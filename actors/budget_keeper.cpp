@@ -75,6 +75,19 @@ void check_alarms(self_ptr self, bool exhausted) {
   }
 }
 
+// Gives back reservation `id`; false when it is unknown (already released).
+bool release(keeper_state& st, uint64_t id) {
+  auto i = st.reservations.find(id);
+  if (i == st.reservations.end())
+    return false;
+  st.b.tokens_reserved -= i->second.tokens;
+  st.b.cost_reserved -= i->second.cost;
+  st.reservations.erase(i);
+  if (st.reservations.empty())
+    st.b.cost_reserved = 0; // no float residue while idle
+  return true;
+}
+
 void publish(self_ptr self) {
   self->send(self->state.monitor, budget_atom::value, self->state.b);
 }
@@ -147,31 +160,16 @@ caf::behavior budget_keeper(self_ptr self, budget_settings s,
     },
     [=](commit_atom, uint64_t id, const usage& u) {
       auto& st = self->state;
-      auto i = st.reservations.find(id);
-      if (i == st.reservations.end())
+      if (!release(st, id))
         return false;
-      st.b.tokens_reserved -= i->second.tokens;
-      st.b.cost_reserved -= i->second.cost;
-      st.reservations.erase(i);
       st.b.tokens_used += u.total_tokens();
       st.b.cost_used += u.cost_usd;
-      if (st.reservations.empty())
-        st.b.cost_reserved = 0; // no float residue while idle
       check_alarms(self, false);
       publish(self);
       return true;
     },
     [=](release_atom, uint64_t id) {
-      auto& st = self->state;
-      auto i = st.reservations.find(id);
-      if (i == st.reservations.end())
-        return false;
-      st.b.tokens_reserved -= i->second.tokens;
-      st.b.cost_reserved -= i->second.cost;
-      st.reservations.erase(i);
-      if (st.reservations.empty())
-        st.b.cost_reserved = 0;
-      return true;
+      return release(self->state, id);
     },
     [=](set_budget_atom, uint64_t tokens, double cost) {
       auto& st = self->state;

@@ -11,7 +11,7 @@ namespace bgagent {
 
 namespace {
 
-const char* known_names[] = {
+const std::vector<std::string> known_names = {
   "OPENROUTER_API_KEY", "OPENAI_API_KEY", "LLM_PROVIDER", "LLM_BASE_URL",
   "MODEL", "BG_AGENT_MAX_RETRIES", "BG_AGENT_TIMEOUT",
   "BG_AGENT_CONNECT_TIMEOUT", "BG_AGENT_POLL_INTERVAL",
@@ -82,6 +82,10 @@ double parse_money(const std::string& what, const std::string& value) {
   return d;
 }
 
+const std::vector<std::string>& known_variable_names() {
+  return known_names;
+}
+
 config_sources gather_sources(const std::string& dotenv_path) {
   config_sources src;
   std::ifstream in(dotenv_path);
@@ -107,8 +111,8 @@ config_sources gather_sources(const std::string& dotenv_path) {
       src.set(name, value, dotenv_path + " line " + std::to_string(n));
     }
   }
-  for (auto* name : known_names)
-    if (const char* v = std::getenv(name))
+  for (auto& name : known_names)
+    if (const char* v = std::getenv(name.c_str()))
       src.set(name, v, "environment");
   return src;
 }

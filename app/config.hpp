@@ -11,6 +11,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "providers/provider.hpp"
 
@@ -52,6 +53,9 @@ struct config_sources {
     values[name] = {value, origin};
   }
 };
+
+// Every environment variable bgagent reads.
+const std::vector<std::string>& known_variable_names();
 
 // Reads `.env` from `dotenv_path` (if it exists) and then the process
 // environment, for the variable names bgagent knows.

@@ -371,15 +371,7 @@ run_info store::open_run(uint64_t token_limit, double cost_limit) {
              path_);
     upd.bind(1, info.id).bind(2, static_cast<int64_t>(token_limit)).bind(3, cost_limit);
     with(upd, path_, [&] { return upd.step(); });
-    stmt sum(db_, "SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0),"
-                  " COALESCE(SUM(cost_usd), 0) FROM usage_ledger WHERE "
-                  "run_id = ?1",
-             path_);
-    sum.bind(1, info.id);
-    if (sum.step()) {
-      info.tokens_used = static_cast<uint64_t>(sum.i64(0));
-      info.cost_used = sum.dbl(1);
-    }
+    ledger_totals(info.id, info.tokens_used, info.cost_used);
   }
   info.state = "running";
   // Tasks left `running` were interrupted by a crash: back to pending, their
@@ -396,6 +388,21 @@ run_info store::open_run(uint64_t token_limit, double cost_limit) {
   }
   tx.commit();
   return info;
+}
+
+void store::ledger_totals(int64_t run_id, uint64_t& tokens, double& cost) {
+  stmt sum(db_, "SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0), "
+                "COALESCE(SUM(cost_usd), 0) FROM usage_ledger WHERE "
+                "run_id = ?1",
+           path_);
+  sum.bind(1, run_id);
+  with(sum, path_, [&] {
+    if (sum.step()) {
+      tokens = static_cast<uint64_t>(sum.i64(0));
+      cost = sum.dbl(1);
+    }
+    return 0;
+  });
 }
 
 void store::finish_run(int64_t run_id, const std::string& state) {
@@ -441,22 +448,28 @@ bool store::mark_completed(const std::string& id, uint32_t attempt,
   return sqlite3_changes(db_) == 1;
 }
 
-bool store::mark_retry_wait(const std::string& id, uint32_t attempt,
-                            const std::string& error) {
-  auto& s = st_->retry_wait;
+namespace {
+
+// Both failure transitions bind (id, attempt, error, now).
+bool mark_failed(sqlite3* db, stmt& s, const std::string& path,
+                 const std::string& id, uint32_t attempt,
+                 const std::string& error) {
   s.bind(1, id).bind(2, static_cast<int64_t>(attempt)).bind(3, error);
   s.bind(4, now_rfc3339());
-  with(s, path_, [&] { return s.step(); });
-  return sqlite3_changes(db_) == 1;
+  with(s, path, [&] { return s.step(); });
+  return sqlite3_changes(db) == 1;
+}
+
+} // namespace
+
+bool store::mark_retry_wait(const std::string& id, uint32_t attempt,
+                            const std::string& error) {
+  return mark_failed(db_, st_->retry_wait, path_, id, attempt, error);
 }
 
 bool store::mark_quarantined(const std::string& id, uint32_t attempt,
                              const std::string& error) {
-  auto& s = st_->quarantined;
-  s.bind(1, id).bind(2, static_cast<int64_t>(attempt)).bind(3, error);
-  s.bind(4, now_rfc3339());
-  with(s, path_, [&] { return s.step(); });
-  return sqlite3_changes(db_) == 1;
+  return mark_failed(db_, st_->quarantined, path_, id, attempt, error);
 }
 
 bool store::mark_pending(const std::string& id, uint32_t attempt) {
@@ -519,20 +532,8 @@ status_report store::status() {
     }
     return 0;
   });
-  if (rep.run.id != 0) {
-    stmt sum(db_, "SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0),"
-                  " COALESCE(SUM(cost_usd), 0) FROM usage_ledger WHERE "
-                  "run_id = ?1",
-             path_);
-    sum.bind(1, rep.run.id);
-    with(sum, path_, [&] {
-      if (sum.step()) {
-        rep.budget.tokens_used = static_cast<uint64_t>(sum.i64(0));
-        rep.budget.cost_used = sum.dbl(1);
-      }
-      return 0;
-    });
-  }
+  if (rep.run.id != 0)
+    ledger_totals(rep.run.id, rep.budget.tokens_used, rep.budget.cost_used);
   return rep;
 }
 

@@ -103,6 +103,8 @@ public:
 private:
   struct statements;
   void exec(const char* sql);
+  // What the usage ledger holds for one run.
+  void ledger_totals(int64_t run_id, uint64_t& tokens, double& cost);
   [[noreturn]] void fail(const std::string& what);
 
   std::string path_;

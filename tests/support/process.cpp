@@ -1,5 +1,7 @@
 #include "tests/support/process.hpp"
 
+#include "app/config.hpp"
+
 #include <arpa/inet.h>
 #include <cerrno>
 #include <csignal>
@@ -20,18 +22,6 @@ namespace bgagent::testing {
 
 namespace {
 
-const char* scrubbed[] = {
-  "OPENROUTER_API_KEY", "OPENAI_API_KEY", "LLM_PROVIDER", "LLM_BASE_URL",
-  "MODEL", "BG_AGENT_MAX_RETRIES", "BG_AGENT_TIMEOUT",
-  "BG_AGENT_CONNECT_TIMEOUT", "BG_AGENT_POLL_INTERVAL",
-  "BG_AGENT_TOKEN_BUDGET", "BG_AGENT_COST_BUDGET", "BG_AGENT_WORKERS",
-  "BG_AGENT_DB", "BG_AGENT_SECRET", "BG_AGENT_SECRET_FILE",
-  "BG_AGENT_ALERT_WEBHOOK", "BG_AGENT_AUDIT_LOG", "BG_AGENT_ALERTS_LOG",
-  "BG_AGENT_RETRY_INITIAL", "BG_AGENT_RETRY_MAX", "BG_AGENT_MAX_RESTARTS",
-  "BG_AGENT_RESTART_WINDOW", "BG_AGENT_DEADMAN_SECONDS",
-  "BG_AGENT_HEARTBEAT_SECONDS", "BG_AGENT_ESCALATE_AFTER",
-  "BG_AGENT_MAX_INPUT_BYTES", "BG_AGENT_PRICE_PROMPT",
-  "BG_AGENT_PRICE_COMPLETION", "BG_AGENT_LOG_LEVEL", "BG_AGENT_TEST_DELAY_MS"};
 
 std::vector<std::string> child_env(const env_map& extra) {
   env_map all;
@@ -41,8 +31,10 @@ std::vector<std::string> child_env(const env_map& extra) {
     if (eq != std::string::npos)
       all[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
-  for (auto* name : scrubbed)
+  // Nothing a developer exported may change a test's outcome.
+  for (auto& name : known_variable_names())
     all.erase(name);
+  all.erase("BG_AGENT_TEST_DELAY_MS");
   for (auto& kv : extra)
     all[kv.first] = kv.second;
   std::vector<std::string> out;
