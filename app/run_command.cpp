@@ -133,7 +133,10 @@ int run_command(const config& c, const run_options& o,
   };
 
   if (!tasks.empty()) {
-    auto rep = ask<submit_report>(self, checkpointer, submit_atom::value, tasks);
+    // Moved: the checkpointer's copy is the only one, freed once stored.
+    auto rep = ask<submit_report>(self, checkpointer, submit_atom::value,
+                                  std::move(tasks));
+    tasks = {};
     if (!rep.error.empty()) {
       shutdown({checkpointer, auditor});
       throw usage_error(o.tasks_file + ": " + rep.error);

@@ -71,7 +71,7 @@ int submit_command(const config& c, const std::string& file) {
   auto tasks = read_task_file(file, c.max_input_bytes);
   store_session s(c, store::open_mode::create_if_missing, true);
   auto rep = ask<submit_report>(s.self, s.checkpointer, submit_atom::value,
-                                tasks);
+                                std::move(tasks));
   if (!rep.error.empty())
     throw usage_error(file + ": " + rep.error);
   for (auto& id : rep.inserted)

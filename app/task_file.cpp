@@ -1,7 +1,9 @@
 #include "app/task_file.hpp"
 
+#include <cctype>
+#include <cstdio>
 #include <fstream>
-#include <sstream>
+#include <iterator>
 
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
@@ -108,14 +110,19 @@ std::vector<task> read_task_file(const std::string& path,
   std::ifstream in(path, std::ios::binary);
   if (!in)
     throw usage_error(path + ": cannot open task file");
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  std::string text = buf.str();
   std::vector<task> out;
-  auto first = text.find_first_not_of(" \t\r\n");
-  if (first == std::string::npos)
+  // Peek at the first non-blank character: '[' means one JSON array, which
+  // must be read whole; JSON Lines are streamed line by line so that a big
+  // file is never held twice.
+  int first = EOF;
+  while ((first = in.peek()) != EOF && std::isspace(first))
+    in.get();
+  if (first == EOF)
     return out;
-  if (text[first] == '[') {
+  in.seekg(0);
+  if (first == '[') {
+    std::string text((std::istreambuf_iterator<char>(in)),
+                     std::istreambuf_iterator<char>());
     json arr;
     try {
       arr = json::parse(text);
@@ -134,10 +141,9 @@ std::vector<task> read_task_file(const std::string& path,
                                max_input_bytes));
     return out;
   }
-  std::istringstream lines(text);
   std::string line;
   size_t n = 0;
-  while (std::getline(lines, line)) {
+  while (std::getline(in, line)) {
     ++n;
     if (line.find_first_not_of(" \t\r") == std::string::npos)
       continue;

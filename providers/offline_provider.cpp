@@ -3,13 +3,14 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
-#include <map>
-#include <regex>
+#include <unordered_map>
+#include <unordered_set>
 #include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "providers/entity_patterns.hpp"
 #include "providers/task_types.hpp"
 
 namespace bgagent {
@@ -40,8 +41,8 @@ std::vector<std::string> words_of(const std::string& text) {
   return out;
 }
 
-const std::set<std::string>& stopwords() {
-  static const std::set<std::string> s{
+const std::unordered_set<std::string>& stopwords() {
+  static const std::unordered_set<std::string> s{
     "a", "an", "the", "and", "or", "but", "if", "of", "to", "in", "on", "at",
     "for", "with", "by", "from", "as", "is", "are", "was", "were", "be",
     "been", "it", "its", "this", "that", "these", "those", "we", "you", "they",
@@ -80,7 +81,7 @@ json summarize(const std::string& text) {
   auto sents = sentences_of(text);
   if (sents.empty())
     return {{"summary", ""}};
-  std::map<std::string, int> freq;
+  std::unordered_map<std::string, int> freq;
   for (auto& w : words_of(text)) {
     auto lw = lower(w);
     if (!stopwords().count(lw))
@@ -117,8 +118,8 @@ json summarize(const std::string& text) {
   return {{"summary", s}};
 }
 
-const std::set<std::string>& positive_words() {
-  static const std::set<std::string> s{
+const std::unordered_set<std::string>& positive_words() {
+  static const std::unordered_set<std::string> s{
     "good", "great", "excellent", "amazing", "love", "loved", "loves",
     "wonderful", "fantastic", "happy", "pleased", "delighted", "best",
     "perfect", "awesome", "nice", "enjoy", "enjoyed", "recommend",
@@ -130,8 +131,8 @@ const std::set<std::string>& positive_words() {
   return s;
 }
 
-const std::set<std::string>& negative_words() {
-  static const std::set<std::string> s{
+const std::unordered_set<std::string>& negative_words() {
+  static const std::unordered_set<std::string> s{
     "bad", "terrible", "awful", "horrible", "hate", "hated", "worst", "poor",
     "disappointed", "disappointing", "angry", "sad", "broken", "slow",
     "useless", "refund", "fail", "failed", "failure", "problem", "problems",
@@ -143,7 +144,7 @@ const std::set<std::string>& negative_words() {
 }
 
 json sentiment(const std::string& text) {
-  static const std::set<std::string> negators{"not", "no", "never", "isn't",
+  static const std::unordered_set<std::string> negators{"not", "no", "never", "isn't",
                                               "wasn't", "don't", "didn't",
                                               "doesn't", "hardly", "without"};
   int pos = 0, neg = 0;
@@ -187,34 +188,24 @@ json entities(const std::string& text) {
     if (seen.insert(type + "\x1f" + t).second)
       out.push_back({{"text", t}, {"type", type}});
   };
-  static const std::regex email(R"([A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,})");
-  static const std::regex url(R"(https?://[^\s)>\]]+)");
-  static const std::regex money(R"((?:[$€£]\s?\d[\d,]*(?:\.\d+)?(?:\s?(?:million|billion|thousand|[MBK]))?)|(?:\d[\d,]*(?:\.\d+)?\s?(?:USD|EUR|GBP|dollars|euros)))");
-  static const std::regex percent(R"(\d+(?:\.\d+)?\s?%)");
-  static const std::regex date(R"((?:(?:January|February|March|April|May|June|July|August|September|October|November|December)\s+\d{1,2}(?:,\s*\d{4})?)|(?:\d{4}-\d{2}-\d{2})|(?:\b(?:19|20)\d{2}\b))");
   std::string rest = text;
-  for (auto& [re, type] : std::vector<std::pair<const std::regex*, std::string>>{
-         {&email, "EMAIL"}, {&url, "URL"}, {&money, "MONEY"},
-         {&percent, "PERCENT"}, {&date, "DATE"}}) {
-    for (std::sregex_iterator i(rest.begin(), rest.end(), *re), e; i != e; ++i)
-      add(i->str(), type);
-    rest = std::regex_replace(rest, *re, " ");
-  }
-  static const std::set<std::string> org_words{
+  for (auto& found : extract_pattern_entities(rest))
+    add(found.text, found.type);
+  static const std::unordered_set<std::string> org_words{
     "Inc", "Inc.", "Corp", "Corporation", "Ltd", "LLC", "GmbH", "University",
     "Company", "Bank", "Institute", "Foundation", "Group", "Agency", "Labs",
     "Technologies", "Systems", "Association", "Council", "Ministry"};
-  static const std::set<std::string> places{
+  static const std::unordered_set<std::string> places{
     "Paris", "London", "Berlin", "Tokyo", "New York", "San Francisco",
     "California", "Texas", "France", "Germany", "Japan", "China", "India",
     "Europe", "Asia", "Africa", "America", "United States", "Canada",
     "Brazil", "Spain", "Italy", "Seattle", "Boston", "Chicago", "Sydney",
     "Australia", "Mexico", "Russia", "Beijing", "Singapore", "Amsterdam",
     "Dublin", "Ireland", "Scotland", "England", "Munich", "Zurich"};
-  static const std::set<std::string> person_titles{"Mr", "Mr.", "Mrs", "Mrs.",
+  static const std::unordered_set<std::string> person_titles{"Mr", "Mr.", "Mrs", "Mrs.",
                                                    "Ms", "Ms.", "Dr", "Dr.",
                                                    "Prof", "Prof.", "CEO"};
-  static const std::set<std::string> place_preps{"in", "at", "from", "to",
+  static const std::unordered_set<std::string> place_preps{"in", "at", "from", "to",
                                                  "near"};
   // Capitalised spans: consecutive capitalised words, not counting a lone
   // sentence-initial stopword.

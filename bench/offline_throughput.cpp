@@ -1,0 +1,148 @@
+// bgagent-bench-offline: durable tasks per second with the offline provider.
+//
+// For each task count it generates a task file, then times the real
+// `bgagent submit` and `bgagent run` as separate processes on a fresh
+// database, and prints tasks/s, CPU per task and peak RSS. Per-task cost
+// must stay flat as the queue grows, so the last line compares the largest
+// run's rate with the smallest's. Figures, not a pass/fail test: the
+// machines are shared, so compare rows of one run with each other.
+//
+// Usage: bgagent-bench-offline [--sizes 10000,30000,100000] [--workers 64[,8]]
+//                              [--bgagent PATH]
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "bench/child_process.hpp"
+#include "bench/task_generator.hpp"
+
+using namespace bgagent::bench;
+
+namespace {
+
+std::vector<size_t> parse_list(const std::string& text, const char* flag) {
+  std::vector<size_t> out;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) {
+    char* end = nullptr;
+    unsigned long long v = std::strtoull(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || v == 0) {
+      std::cerr << "bgagent-bench-offline: " << flag
+                << " expects positive integers separated by commas, got '"
+                << text << "'\n";
+      std::exit(2);
+    }
+    out.push_back(v);
+  }
+  return out;
+}
+
+// The "completed N" line of bgagent's run summary.
+size_t completed_in(const std::string& log_path) {
+  std::ifstream in(log_path);
+  for (std::string line; std::getline(in, line);) {
+    auto at = line.find("completed ");
+    if (at != std::string::npos && line.find("run ") == std::string::npos)
+      return std::strtoull(line.c_str() + at + 10, nullptr, 10);
+  }
+  return 0;
+}
+
+struct row {
+  size_t tasks = 0, workers = 0;
+  measured_run submit, run;
+};
+
+row measure(const std::string& binary, size_t tasks, size_t workers) {
+  scratch_dir dir("bench-offline");
+  write_generated_tasks_file(dir.file("tasks.jsonl"), tasks);
+  env_list env = {{"BG_AGENT_TOKEN_BUDGET", "100000000000"},
+                  {"BG_AGENT_COST_BUDGET", "1000000"},
+                  {"BG_AGENT_AUDIT_LOG", dir.file("audit.jsonl")},
+                  {"BG_AGENT_ALERTS_LOG", dir.file("alerts.jsonl")},
+                  {"BG_AGENT_ALERT_WEBHOOK", ""},
+                  {"LLM_PROVIDER", "offline"}};
+  row r{tasks, workers, {}, {}};
+  r.submit = run_measured({binary, "submit", dir.file("tasks.jsonl"), "--db",
+                           dir.file("bench.db")},
+                          env, dir.file("submit.log"));
+  r.run = run_measured({binary, "run", "--db", dir.file("bench.db"),
+                        "--workers", std::to_string(workers)},
+                       env, dir.file("run.log"));
+  size_t done = completed_in(dir.file("run.log"));
+  if (r.submit.exit_code != 0 || r.run.exit_code != 0 || done != tasks) {
+    std::cerr << "bgagent-bench-offline: run of " << tasks
+              << " tasks failed (submit exit " << r.submit.exit_code
+              << ", run exit " << r.run.exit_code << ", completed " << done
+              << "); log follows\n";
+    std::ifstream log(dir.file("run.log"));
+    std::cerr << log.rdbuf();
+    std::exit(1);
+  }
+  return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string binary = BGAGENT_BINARY;
+  std::vector<size_t> sizes = {10000, 30000, 100000};
+  std::vector<size_t> workers = {64};
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    bool has_value = i + 1 < argc;
+    if (arg == "--sizes" && has_value)
+      sizes = parse_list(argv[++i], "--sizes");
+    else if (arg == "--workers" && has_value)
+      workers = parse_list(argv[++i], "--workers");
+    else if (arg == "--bgagent" && has_value)
+      binary = argv[++i];
+    else {
+      std::cerr << "usage: bgagent-bench-offline [--sizes N,N,...] "
+                   "[--workers W,...] [--bgagent PATH]\n";
+      return 2;
+    }
+  }
+  std::printf("bgagent offline throughput: %s\n", binary.c_str());
+  std::printf("%8s %7s | %10s %8s | %10s %8s %9s | %10s\n", "tasks", "workers",
+              "submit/s", "RSS MB", "run/s", "RSS MB", "CPU us/t",
+              "overall/s");
+  std::vector<row> rows;
+  for (size_t w : workers) {
+    for (size_t n : sizes) {
+      row r = measure(binary, n, w);
+      rows.push_back(r);
+      std::printf("%8zu %7zu | %10.0f %8.1f | %10.0f %8.1f %9.1f | %10.0f\n",
+                  n, w, n / r.submit.wall_seconds, r.submit.peak_rss_mb,
+                  n / r.run.wall_seconds, r.run.peak_rss_mb,
+                  r.run.cpu_seconds * 1e6 / n,
+                  n / (r.submit.wall_seconds + r.run.wall_seconds));
+      std::fflush(stdout);
+    }
+  }
+  // Flatness: the largest run's per-task rate against the smallest's.
+  for (size_t w : workers) {
+    const row* small = nullptr;
+    const row* large = nullptr;
+    for (auto& r : rows) {
+      if (r.workers != w)
+        continue;
+      if (!small || r.tasks < small->tasks)
+        small = &r;
+      if (!large || r.tasks > large->tasks)
+        large = &r;
+    }
+    if (small && large && small != large)
+      std::printf("workers %zu: run rate at %zu tasks is %.2fx the rate at %zu "
+                  "tasks (1.00 = flat)\n",
+                  w, large->tasks,
+                  (large->tasks / large->run.wall_seconds) /
+                    (small->tasks / small->run.wall_seconds),
+                  small->tasks);
+  }
+  return 0;
+}
