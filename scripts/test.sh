@@ -6,7 +6,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/scripts/install-deps.sh"
 "$root/scripts/install-aimock.sh"
-export BGAGENT_AIMOCK="$root/.deps/node_modules/.bin/aimock"
+export BGAGENT_AIMOCK="$root/.deps/bin/aimock"
 
 echo "== build (RelWithDebInfo) =="
 "$root/scripts/build.sh" "$root/build"
