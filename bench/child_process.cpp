@@ -1,9 +1,7 @@
 #include "bench/child_process.hpp"
 
 #include <chrono>
-#include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <stdexcept>
 
 #include <fcntl.h>
@@ -49,20 +47,6 @@ measured_run run_measured(const std::vector<std::string>& argv,
   out.cpu_seconds = seconds(usage.ru_utime) + seconds(usage.ru_stime);
   out.peak_rss_mb = usage.ru_maxrss / 1024.0;  // ru_maxrss is in KiB on Linux
   return out;
-}
-
-scratch_dir::scratch_dir(const std::string& tag) {
-  const char* tmp = std::getenv("TMPDIR");
-  std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/bgagent-" +
-                        tag + "-XXXXXX";
-  if (!mkdtemp(pattern.data()))
-    throw std::runtime_error(pattern + ": " + std::strerror(errno));
-  path_ = pattern;
-}
-
-scratch_dir::~scratch_dir() {
-  std::error_code ignored;
-  std::filesystem::remove_all(path_, ignored);
 }
 
 }  // namespace bgagent::bench

@@ -26,18 +26,4 @@ measured_run run_measured(const std::vector<std::string>& argv,
                           const env_list& extra_env,
                           const std::string& log_path);
 
-// A fresh empty directory under $TMPDIR (or /tmp); removed by the destructor.
-class scratch_dir {
-public:
-  explicit scratch_dir(const std::string& tag);
-  ~scratch_dir();
-  scratch_dir(const scratch_dir&) = delete;
-  scratch_dir& operator=(const scratch_dir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
-private:
-  std::string path_;
-};
-
 }  // namespace bgagent::bench

@@ -19,6 +19,7 @@
 
 #include "bench/child_process.hpp"
 #include "bench/task_generator.hpp"
+#include "tests/temp_dir.hpp"
 
 using namespace bgagent::bench;
 
@@ -58,28 +59,28 @@ struct row {
 };
 
 row measure(const std::string& binary, size_t tasks, size_t workers) {
-  scratch_dir dir("bench-offline");
-  write_generated_tasks_file(dir.file("tasks.jsonl"), tasks);
+  bgagent::temp_dir dir;
+  write_generated_tasks_file(dir.path("tasks.jsonl"), tasks);
   env_list env = {{"BG_AGENT_TOKEN_BUDGET", "100000000000"},
                   {"BG_AGENT_COST_BUDGET", "1000000"},
-                  {"BG_AGENT_AUDIT_LOG", dir.file("audit.jsonl")},
-                  {"BG_AGENT_ALERTS_LOG", dir.file("alerts.jsonl")},
+                  {"BG_AGENT_AUDIT_LOG", dir.path("audit.jsonl")},
+                  {"BG_AGENT_ALERTS_LOG", dir.path("alerts.jsonl")},
                   {"BG_AGENT_ALERT_WEBHOOK", ""},
                   {"LLM_PROVIDER", "offline"}};
   row r{tasks, workers, {}, {}};
-  r.submit = run_measured({binary, "submit", dir.file("tasks.jsonl"), "--db",
-                           dir.file("bench.db")},
-                          env, dir.file("submit.log"));
-  r.run = run_measured({binary, "run", "--db", dir.file("bench.db"),
+  r.submit = run_measured({binary, "submit", dir.path("tasks.jsonl"), "--db",
+                           dir.path("bench.db")},
+                          env, dir.path("submit.log"));
+  r.run = run_measured({binary, "run", "--db", dir.path("bench.db"),
                         "--workers", std::to_string(workers)},
-                       env, dir.file("run.log"));
-  size_t done = completed_in(dir.file("run.log"));
+                       env, dir.path("run.log"));
+  size_t done = completed_in(dir.path("run.log"));
   if (r.submit.exit_code != 0 || r.run.exit_code != 0 || done != tasks) {
     std::cerr << "bgagent-bench-offline: run of " << tasks
               << " tasks failed (submit exit " << r.submit.exit_code
               << ", run exit " << r.run.exit_code << ", completed " << done
               << "); log follows\n";
-    std::ifstream log(dir.file("run.log"));
+    std::ifstream log(dir.path("run.log"));
     std::cerr << log.rdbuf();
     std::exit(1);
   }
