@@ -1,5 +1,6 @@
 #include "actors/task_worker.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -160,10 +161,16 @@ void start_call(self_ptr self) {
   self->send(st.ctx.monitor, calls_atom::value, int64_t{1}, 0.0);
   auto gen = ++st.generation;
   auto me = caf::actor_cast<caf::actor>(self);
+  auto answered = std::make_shared<std::atomic<bool>>(false);
   // May throw: that is the crash path the supervisor handles.
-  st.call_id = st.prov->start(st.req, [me, gen](call_outcome out) {
+  st.call_id = st.prov->start(st.req, [me, gen, answered](call_outcome out) {
+    answered->store(true);
     caf::anon_send(me, provider_atom::value, gen, std::move(out));
   });
+  // A provider that answered inside start() (offline) needs no timer; the
+  // clock thread is the costliest part of a short call.
+  if (answered->load())
+    return;
   self->delayed_send(self,
                      std::chrono::milliseconds(static_cast<int64_t>(
                        st.settings.timeout_seconds * 1000)),
