@@ -258,7 +258,10 @@ caf::behavior task_worker(self_ptr self, worker_context ctx, provider_ptr p,
       auto& st = self->state;
       if (gen != st.generation || !st.guard->in_call)
         return; // the attempt timed out already
-      finish_attempt(self, std::move(out), false);
+      // A 2xx answer was billed even when it is unusable: without usage in
+      // it, charge the reservation rather than nothing.
+      bool billed = out.http_status >= 200 && out.http_status < 300;
+      finish_attempt(self, std::move(out), billed);
     },
     [=](timeout_atom, uint64_t gen) {
       auto& st = self->state;

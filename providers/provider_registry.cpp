@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "providers/http_provider.hpp"
 #include "providers/offline_provider.hpp"
 
 namespace bgagent {
@@ -11,6 +12,8 @@ provider_registry provider_registry::with_builtins() {
   r.add("offline", [](const provider_settings&) {
     return std::make_shared<offline_provider>();
   });
+  r.add("openrouter", make_http_provider);
+  r.add("openai", make_http_provider);
   return r;
 }
 

@@ -1,0 +1,410 @@
+#include "providers/http_client.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <csignal>
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <unordered_map>
+
+#include <curl/curl.h>
+#include <spdlog/spdlog.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+namespace bgagent {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+void global_init() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+// A thousand connections need more descriptors than the usual soft limit of
+// 1,024: raise the soft limit to the hard one.
+void raise_fd_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+std::string trim(const std::string& s) {
+  auto b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos)
+    return {};
+  return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
+}
+
+struct transfer {
+  uint64_t id = 0;
+  CURL* easy = nullptr;
+  curl_slist* headers = nullptr;
+  http_request req;
+  http_client::callback cb;
+  http_response resp;
+  size_t max_bytes = 0;
+  bool too_large = false;
+  char errbuf[CURL_ERROR_SIZE] = {0};
+
+  ~transfer() {
+    if (headers)
+      curl_slist_free_all(headers);
+    if (easy)
+      curl_easy_cleanup(easy);
+  }
+};
+
+size_t on_header(char* buf, size_t size, size_t n, void* ud) {
+  auto* t = static_cast<transfer*>(ud);
+  size_t len = size * n;
+  std::string line = trim(std::string(buf, len));
+  if (line.rfind("HTTP/", 0) == 0) {
+    t->resp.headers.clear(); // a new response (e.g. after 100 Continue)
+    return len;
+  }
+  auto colon = line.find(':');
+  if (colon != std::string::npos && colon > 0) {
+    auto name = line.substr(0, colon);
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    t->resp.headers[name] = trim(line.substr(colon + 1));
+  }
+  return len;
+}
+
+size_t on_body(char* buf, size_t size, size_t n, void* ud) {
+  auto* t = static_cast<transfer*>(ud);
+  size_t len = size * n;
+  if (t->resp.body.size() + len > t->max_bytes) {
+    t->too_large = true;
+    return 0; // aborts the transfer
+  }
+  t->resp.body.append(buf, len);
+  return len;
+}
+
+} // namespace
+
+struct http_client::impl {
+  http_client_settings settings;
+  CURLM* multi = nullptr;
+  int epfd = -1;
+  int wakefd = -1;
+  bool timer_set = false;
+  clock_type::time_point deadline;
+  std::thread thread;
+
+  mutable std::mutex mtx; // guards the three fields below
+  std::vector<std::unique_ptr<transfer>> incoming;
+  std::vector<uint64_t> cancels;
+  bool stopping = false;
+
+  std::atomic<uint64_t> next_id{1};
+  std::atomic<size_t> pending{0};
+  // Owned by the client's thread only.
+  std::unordered_map<uint64_t, std::unique_ptr<transfer>> active;
+
+  static int on_socket(CURL*, curl_socket_t s, int what, void* userp,
+                       void* socketp) {
+    auto* self = static_cast<impl*>(userp);
+    if (what == CURL_POLL_REMOVE) {
+      epoll_ctl(self->epfd, EPOLL_CTL_DEL, s, nullptr);
+      curl_multi_assign(self->multi, s, nullptr);
+      return 0;
+    }
+    epoll_event ev{};
+    ev.data.fd = s;
+    ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) |
+                ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
+    int op = socketp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(self->epfd, op, s, &ev) != 0) {
+      // The descriptor was reused or dropped behind our back: try the other.
+      op = op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+      if (epoll_ctl(self->epfd, op, s, &ev) != 0)
+        spdlog::warn("http client: epoll_ctl failed: {}", std::strerror(errno));
+    }
+    if (!socketp)
+      curl_multi_assign(self->multi, s, self);
+    return 0;
+  }
+
+  static int on_timer(CURLM*, long timeout_ms, void* userp) {
+    auto* self = static_cast<impl*>(userp);
+    if (timeout_ms < 0) {
+      self->timer_set = false;
+    } else {
+      self->timer_set = true;
+      self->deadline = clock_type::now() + std::chrono::milliseconds(timeout_ms);
+    }
+    return 0;
+  }
+
+  void wake() {
+    uint64_t one = 1;
+    ssize_t r = ::write(wakefd, &one, sizeof(one));
+    (void)r;
+  }
+
+  void deliver(std::unique_ptr<transfer> t) {
+    --pending;
+    try {
+      if (t->cb)
+        t->cb(std::move(t->resp));
+    } catch (const std::exception& e) {
+      spdlog::error("http client: a completion callback threw: {}", e.what());
+    } catch (...) {
+      spdlog::error("http client: a completion callback threw");
+    }
+  }
+
+  void start(std::unique_ptr<transfer> t) {
+    auto* e = curl_easy_init();
+    if (!e) {
+      t->resp.error = "could not create a libcurl handle";
+      deliver(std::move(t));
+      return;
+    }
+    t->easy = e;
+    for (auto& h : t->req.headers)
+      t->headers = curl_slist_append(t->headers, h.c_str());
+    // No "Expect: 100-continue" round trip before a POST body.
+    t->headers = curl_slist_append(t->headers, "Expect:");
+    bool https = t->req.url.rfind("https://", 0) == 0;
+    curl_easy_setopt(e, CURLOPT_URL, t->req.url.c_str());
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->req.body.data());
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+                     static_cast<curl_off_t>(t->req.body.size()));
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
+                     static_cast<long>(t->req.timeout_seconds * 1000));
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                     static_cast<long>(t->req.connect_timeout_seconds * 1000));
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
+    if (https)
+      curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L); // prefer multiplexing
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, settings.user_agent.c_str());
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
+    t->max_bytes = settings.max_response_bytes;
+    if (curl_multi_add_handle(multi, e) != CURLM_OK) {
+      t->resp.error = "could not start the request";
+      deliver(std::move(t));
+      return;
+    }
+    auto id = t->id;
+    active.emplace(id, std::move(t));
+  }
+
+  void cancel_now(uint64_t id) {
+    auto i = active.find(id);
+    if (i == active.end())
+      return; // already delivered
+    auto t = std::move(i->second);
+    active.erase(i);
+    curl_multi_remove_handle(multi, t->easy);
+    t->resp = http_response{};
+    t->resp.cancelled = true;
+    t->resp.error = "cancelled";
+    deliver(std::move(t));
+  }
+
+  void collect_done() {
+    int left = 0;
+    while (CURLMsg* m = curl_multi_info_read(multi, &left)) {
+      if (m->msg != CURLMSG_DONE)
+        continue;
+      transfer* raw = nullptr;
+      curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &raw);
+      CURLcode rc = m->data.result;
+      auto i = raw ? active.find(raw->id) : active.end();
+      if (i == active.end()) {
+        curl_multi_remove_handle(multi, m->easy_handle);
+        continue;
+      }
+      auto t = std::move(i->second);
+      active.erase(i);
+      long status = 0;
+      curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+      long version = 0;
+      curl_easy_getinfo(t->easy, CURLINFO_HTTP_VERSION, &version);
+      curl_multi_remove_handle(multi, t->easy);
+      auto& r = t->resp;
+      r.status = static_cast<int>(status);
+      r.http_version = version == CURL_HTTP_VERSION_2_0   ? "2"
+                       : version == CURL_HTTP_VERSION_1_1 ? "1.1"
+                       : version == CURL_HTTP_VERSION_1_0 ? "1.0"
+                                                          : "";
+      if (rc == CURLE_OK) {
+        r.complete = true;
+      } else {
+        r.timed_out = rc == CURLE_OPERATION_TIMEDOUT;
+        if (t->too_large)
+          r.error = "response larger than " +
+                    std::to_string(t->max_bytes) + " bytes";
+        else
+          r.error = t->errbuf[0] ? std::string(t->errbuf)
+                                 : std::string(curl_easy_strerror(rc));
+        while (!r.error.empty() &&
+               (r.error.back() == '\n' || r.error.back() == '\r'))
+          r.error.pop_back();
+      }
+      deliver(std::move(t));
+    }
+  }
+
+  void loop() {
+    std::vector<epoll_event> events(512);
+    int running = 0;
+    for (;;) {
+      std::vector<std::unique_ptr<transfer>> fresh;
+      std::vector<uint64_t> gone;
+      {
+        std::lock_guard<std::mutex> lock(mtx);
+        if (stopping)
+          break;
+        fresh.swap(incoming);
+        gone.swap(cancels);
+      }
+      for (auto& t : fresh)
+        start(std::move(t));
+      for (auto id : gone)
+        cancel_now(id);
+      int wait_ms = 1000;
+      if (timer_set) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      deadline - clock_type::now())
+                      .count();
+        wait_ms = static_cast<int>(std::max<int64_t>(
+          0, std::min<int64_t>(left, wait_ms)));
+      }
+      int n = epoll_wait(epfd, events.data(), static_cast<int>(events.size()),
+                         wait_ms);
+      if (n < 0 && errno != EINTR)
+        spdlog::warn("http client: epoll_wait failed: {}", std::strerror(errno));
+      for (int k = 0; k < n; ++k) {
+        int fd = events[k].data.fd;
+        if (fd == wakefd) {
+          uint64_t v;
+          ssize_t r = ::read(wakefd, &v, sizeof(v));
+          (void)r;
+          continue;
+        }
+        int flags = 0;
+        if (events[k].events & EPOLLIN)
+          flags |= CURL_CSELECT_IN;
+        if (events[k].events & EPOLLOUT)
+          flags |= CURL_CSELECT_OUT;
+        if (events[k].events & (EPOLLERR | EPOLLHUP))
+          flags |= CURL_CSELECT_ERR;
+        curl_multi_socket_action(multi, fd, flags, &running);
+      }
+      if (timer_set && clock_type::now() >= deadline) {
+        timer_set = false;
+        curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
+      } else if (n == 0 && !timer_set) {
+        curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
+      }
+      collect_done();
+    }
+  }
+};
+
+http_client::http_client(http_client_settings s) : impl_(new impl) {
+  global_init();
+  // A peer closing a connection must be an error on that transfer, never a
+  // signal that ends the process.
+  std::signal(SIGPIPE, SIG_IGN);
+  raise_fd_limit();
+  auto& m = *impl_;
+  m.settings = std::move(s);
+  m.multi = curl_multi_init();
+  m.epfd = epoll_create1(EPOLL_CLOEXEC);
+  m.wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (!m.multi || m.epfd < 0 || m.wakefd < 0)
+    throw std::runtime_error("http client: could not set up libcurl/epoll");
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = m.wakefd;
+  epoll_ctl(m.epfd, EPOLL_CTL_ADD, m.wakefd, &ev);
+  curl_multi_setopt(m.multi, CURLMOPT_SOCKETFUNCTION, &impl::on_socket);
+  curl_multi_setopt(m.multi, CURLMOPT_SOCKETDATA, impl_.get());
+  curl_multi_setopt(m.multi, CURLMOPT_TIMERFUNCTION, &impl::on_timer);
+  curl_multi_setopt(m.multi, CURLMOPT_TIMERDATA, impl_.get());
+  curl_multi_setopt(m.multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+  curl_multi_setopt(m.multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+                    m.settings.max_connections);
+  curl_multi_setopt(m.multi, CURLMOPT_MAXCONNECTS, m.settings.max_connections);
+  curl_multi_setopt(m.multi, CURLMOPT_MAX_CONCURRENT_STREAMS,
+                    m.settings.max_streams_per_connection);
+  m.thread = std::thread([this] { impl_->loop(); });
+}
+
+http_client::~http_client() {
+  auto& m = *impl_;
+  {
+    std::lock_guard<std::mutex> lock(m.mtx);
+    m.stopping = true;
+  }
+  m.wake();
+  if (m.thread.joinable())
+    m.thread.join();
+  for (auto& kv : m.active)
+    curl_multi_remove_handle(m.multi, kv.second->easy);
+  m.active.clear();
+  m.incoming.clear();
+  curl_multi_cleanup(m.multi);
+  close(m.epfd);
+  close(m.wakefd);
+}
+
+uint64_t http_client::submit(http_request req, callback cb) {
+  auto t = std::make_unique<transfer>();
+  t->id = impl_->next_id++;
+  t->req = std::move(req);
+  t->cb = std::move(cb);
+  auto id = t->id;
+  ++impl_->pending;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mtx);
+    impl_->incoming.push_back(std::move(t));
+  }
+  impl_->wake();
+  return id;
+}
+
+void http_client::cancel(uint64_t id) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mtx);
+    impl_->cancels.push_back(id);
+  }
+  impl_->wake();
+}
+
+size_t http_client::in_flight() const { return impl_->pending.load(); }
+
+} // namespace bgagent

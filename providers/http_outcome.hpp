@@ -1,0 +1,62 @@
+// What an HTTP answer from an OpenAI-compatible chat completions endpoint
+// means for bgagent: a validated result with its usage and cost, or a
+// classified error. Pure functions, no network: the HTTP provider calls
+// them on every response and tests call them directly.
+//
+// Contract (error classes, DESIGN.md section 3):
+//   2xx with a valid answer        ok; usage from usage.prompt_tokens and
+//                                  usage.completion_tokens; cost from
+//                                  usage.cost when present, else the price
+//                                  table; no usage -> usage_reported=false
+//                                  (the worker charges the reservation)
+//   2xx empty, truncated, malformed JSON, no content, or content failing
+//       the task type's validation -> retryable (usage kept when reported)
+//   402                            out_of_credits (stops the run)
+//   400 401 403 404 422 (and other 4xx) -> permanent (quarantine at once)
+//   408 409 429 5xx, timeouts, refused/reset connections -> retryable
+//   429 and 503 carry the delay of `retry-after-ms` or `Retry-After`
+//   (seconds or an HTTP date) in retry_after_ms, capped at one day (the
+//   supervisor caps it further).
+// Error text names the provider, the HTTP status and the provider's own
+// message; the API key is removed from every text that leaves here.
+#pragma once
+
+#include <cstdint>
+#include <ctime>
+#include <map>
+#include <string>
+
+#include "messages/call_outcome.hpp"
+#include "providers/http_client.hpp"
+#include "providers/pricing.hpp"
+
+namespace bgagent {
+
+struct outcome_context {
+  std::string provider; // e.g. "openrouter"
+  std::string model;
+  std::string task_type;
+  model_price price;
+  std::string secret;   // removed from any text (the API key)
+  double timeout_seconds = 0;
+};
+
+call_outcome interpret_response(const http_response& r,
+                                const outcome_context& c);
+
+// The class of an HTTP status (2xx -> none).
+error_kind classify_status(int status);
+
+// The delay a 429/503 asks for, in ms, or -1 when none. `now` is the
+// current time for HTTP dates.
+int64_t retry_after_ms(const std::map<std::string, std::string>& headers,
+                       std::time_t now);
+
+// The provider's own error message from an error body (OpenAI and
+// OpenRouter `error.message`, `detail`, `message`, or the text itself).
+std::string provider_message(const std::string& body);
+
+// `text` with every occurrence of `secret` replaced by "[redacted]".
+std::string redact(std::string text, const std::string& secret);
+
+} // namespace bgagent

@@ -1,0 +1,109 @@
+#include "providers/http_provider.hpp"
+
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+#include "providers/http_outcome.hpp"
+#include "providers/task_types.hpp"
+
+namespace bgagent {
+
+using nlohmann::json;
+
+http_provider::http_provider(http_provider_config c)
+  : provider(c.price), cfg_(std::move(c)) {
+  url_ = cfg_.base_url + "/chat/completions";
+  headers_.push_back("Content-Type: application/json");
+  headers_.push_back("Accept: application/json");
+  if (!cfg_.api_key.empty())
+    headers_.push_back("Authorization: Bearer " + cfg_.api_key);
+  if (cfg_.attribution) {
+    headers_.push_back("HTTP-Referer: https://github.com/bgagent/bgagent");
+    headers_.push_back("X-Title: bgagent");
+  }
+  client_ = std::make_unique<http_client>(cfg_.client);
+}
+
+http_provider::~http_provider() = default;
+
+std::string http_provider::request_body(const std::string& model,
+                                        const llm_request& req) {
+  json body{
+    {"model", model},
+    {"messages",
+     json::array({{{"role", "system"}, {"content", system_prompt(req.type)}},
+                  {{"role", "user"}, {"content", req.input}}})},
+    {"temperature", 0.0},
+    {"max_tokens", req.max_tokens ? req.max_tokens
+                                  : default_max_tokens(req.type)},
+    {"stream", false},
+  };
+  return body.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+uint64_t http_provider::estimate_prompt_tokens(const llm_request& req) const {
+  // No tokenizer yields more tokens than bytes; chat framing adds a few.
+  constexpr uint64_t message_overhead = 16;
+  return system_prompt(req.type).size() + req.input.size() + message_overhead;
+}
+
+uint64_t http_provider::start(const llm_request& req, completion done) {
+  if (!is_known_task_type(req.type)) {
+    auto out = make_failure(error_kind::permanent,
+                            "unknown task type \"" + req.type + "\"");
+    out.provider = cfg_.name;
+    out.model = cfg_.model;
+    done(std::move(out));
+    return 0;
+  }
+  http_request hr;
+  hr.url = url_;
+  hr.headers = headers_;
+  hr.body = request_body(cfg_.model, req);
+  hr.timeout_seconds = cfg_.timeout_seconds;
+  hr.connect_timeout_seconds = cfg_.connect_timeout_seconds;
+  outcome_context ctx{cfg_.name, cfg_.model, req.type, price_, cfg_.api_key,
+                      cfg_.timeout_seconds};
+  return client_->submit(std::move(hr),
+                         [ctx = std::move(ctx),
+                          done = std::move(done)](http_response r) {
+                           done(interpret_response(r, ctx));
+                         });
+}
+
+void http_provider::cancel(uint64_t call_id) {
+  if (call_id != 0)
+    client_->cancel(call_id);
+}
+
+provider_ptr make_http_provider(const provider_settings& s) {
+  http_provider_config c;
+  c.name = s.name;
+  c.model = s.model;
+  c.api_key = s.api_key;
+  c.timeout_seconds = s.timeout_seconds;
+  c.connect_timeout_seconds = s.connect_timeout_seconds;
+  c.price = price_for(s.model, s.price_prompt_per_million,
+                      s.price_completion_per_million);
+  if (s.name == "openrouter") {
+    c.base_url = s.base_url.empty() ? openrouter_default_base_url()
+                                    : s.base_url;
+    c.attribution = true;
+    if (c.api_key.empty())
+      throw std::invalid_argument(
+        "OPENROUTER_API_KEY is not set: the openrouter provider needs it "
+        "(https://openrouter.ai/keys), or choose LLM_PROVIDER=offline");
+  } else {
+    c.base_url = s.base_url.empty() ? openai_default_base_url() : s.base_url;
+    if (c.api_key.empty() && c.base_url == openai_default_base_url())
+      throw std::invalid_argument(
+        "OPENAI_API_KEY is not set: the openai provider needs it for " +
+        c.base_url + " (a local server given by LLM_BASE_URL needs none)");
+  }
+  while (!c.base_url.empty() && c.base_url.back() == '/')
+    c.base_url.pop_back();
+  return std::make_shared<http_provider>(std::move(c));
+}
+
+} // namespace bgagent

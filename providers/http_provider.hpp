@@ -1,0 +1,76 @@
+// The OpenAI-compatible HTTP provider: POST {base}/chat/completions over the
+// shared asynchronous http_client. Registered as "openrouter" (OpenRouter,
+// with its attribution headers) and "openai" (OpenAI, or any compatible
+// server given by LLM_BASE_URL: Ollama, vLLM, llama.cpp's server).
+//
+// Contract:
+// - start() builds the request (system prompt of the task type asking for
+//   JSON, the input as the user message, temperature 0.0, max_tokens,
+//   Authorization: Bearer KEY when there is a key) and returns at once; the
+//   completion runs on the client's thread with interpret_response()'s
+//   verdict (see http_outcome.hpp for the error classes).
+// - cancel() abandons the call; its `done` then runs with a retryable
+//   "cancelled" outcome the worker ignores.
+// - The reservation estimate is an upper bound: one token per byte of the
+//   system prompt and the input, plus message overhead, so real usage never
+//   exceeds what the budget_keeper granted.
+// - make_http_provider() throws std::invalid_argument, one line naming the
+//   missing variable, when a provider needs an API key and has none
+//   (openrouter always; openai unless LLM_BASE_URL points elsewhere than
+//   api.openai.com).
+// - The API key is never logged and never appears in an outcome.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "providers/http_client.hpp"
+#include "providers/provider.hpp"
+
+namespace bgagent {
+
+struct http_provider_config {
+  std::string name;     // "openrouter" | "openai"
+  std::string base_url; // without the trailing slash
+  std::string api_key;  // may be empty for a local server
+  std::string model;
+  double timeout_seconds = 300;
+  double connect_timeout_seconds = 10;
+  bool attribution = false; // OpenRouter's HTTP-Referer and X-Title
+  model_price price;
+  http_client_settings client;
+};
+
+class http_provider : public provider {
+public:
+  explicit http_provider(http_provider_config c);
+  ~http_provider() override;
+
+  std::string name() const override { return cfg_.name; }
+  std::string model() const override { return cfg_.model; }
+  uint64_t start(const llm_request& req, completion done) override;
+  void cancel(uint64_t call_id) override;
+  uint64_t estimate_prompt_tokens(const llm_request& req) const override;
+
+  // The JSON body of a chat completions request, for tests.
+  static std::string request_body(const std::string& model,
+                                  const llm_request& req);
+
+private:
+  http_provider_config cfg_;
+  std::string url_;
+  std::vector<std::string> headers_;
+  std::unique_ptr<http_client> client_;
+};
+
+inline const char* openrouter_default_base_url() {
+  return "https://openrouter.ai/api/v1";
+}
+inline const char* openai_default_base_url() {
+  return "https://api.openai.com/v1";
+}
+
+provider_ptr make_http_provider(const provider_settings& s);
+
+} // namespace bgagent

@@ -1,0 +1,145 @@
+// The asynchronous libcurl client against a real local server.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+
+#include "providers/http_client.hpp"
+#include "tests/support/process.hpp"
+#include "tests/support/raw_http_server.hpp"
+
+using namespace bgagent;
+using namespace bgagent::testing;
+
+namespace {
+
+// Collects callbacks from the client's thread.
+struct inbox {
+  std::mutex m;
+  std::condition_variable cv;
+  std::vector<http_response> got;
+  http_client::callback cb() {
+    return [this](http_response r) {
+      std::lock_guard<std::mutex> lock(m);
+      got.push_back(std::move(r));
+      cv.notify_all();
+    };
+  }
+  bool wait_for(size_t n, double seconds) {
+    std::unique_lock<std::mutex> lock(m);
+    return cv.wait_for(lock, std::chrono::duration<double>(seconds),
+                       [&] { return got.size() >= n; });
+  }
+};
+
+http_request post(const std::string& url, double timeout = 30) {
+  http_request r;
+  r.url = url + "/chat/completions";
+  r.headers = {"Content-Type: application/json"};
+  r.body = R"({"hello": "world"})";
+  r.timeout_seconds = timeout;
+  r.connect_timeout_seconds = 5;
+  return r;
+}
+
+} // namespace
+
+TEST_CASE("sequential requests reuse one kept-alive connection",
+          "[http_client]") {
+  raw_http_server server([](const raw_request& req) {
+    return raw_reply{raw_http_server::response(200, req.body,
+                                               {"X-Echo: yes"})};
+  });
+  http_client client;
+  inbox box;
+  for (int i = 0; i < 20; ++i) {
+    client.submit(post(server.base_url()), box.cb());
+    REQUIRE(box.wait_for(static_cast<size_t>(i + 1), 30));
+  }
+  for (auto& r : box.got) {
+    CHECK(r.complete);
+    CHECK(r.status == 200);
+    CHECK(r.body == R"({"hello": "world"})");
+    CHECK(r.headers["x-echo"] == "yes");
+  }
+  CHECK(server.connections() == 1);
+  CHECK(client.in_flight() == 0);
+}
+
+TEST_CASE("many requests are in flight at once on one client thread",
+          "[http_client]") {
+  std::atomic<int> inside{0}, peak{0};
+  raw_http_server server([&](const raw_request&) {
+    int now = ++inside;
+    int p = peak.load();
+    while (now > p && !peak.compare_exchange_weak(p, now)) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    --inside;
+    return raw_reply{raw_http_server::response(200, "{}")};
+  });
+  http_client client;
+  inbox box;
+  const int n = 200;
+  for (int i = 0; i < n; ++i)
+    client.submit(post(server.base_url()), box.cb());
+  REQUIRE(box.wait_for(n, 60));
+  for (auto& r : box.got)
+    CHECK(r.status == 200);
+  // Every request was being served at the same time.
+  CHECK(peak.load() == n);
+}
+
+TEST_CASE("a slow server hits the per-request timeout", "[http_client]") {
+  raw_http_server server([](const raw_request&) {
+    return raw_reply{raw_http_server::response(200, "{}"), false, 3000};
+  });
+  http_client client;
+  inbox box;
+  client.submit(post(server.base_url(), 0.3), box.cb());
+  REQUIRE(box.wait_for(1, 30));
+  CHECK_FALSE(box.got[0].complete);
+  CHECK(box.got[0].timed_out);
+}
+
+TEST_CASE("a refused connection is reported, not thrown", "[http_client]") {
+  http_client client;
+  inbox box;
+  client.submit(post("http://127.0.0.1:" + std::to_string(free_port()) +
+                     "/v1"),
+                box.cb());
+  REQUIRE(box.wait_for(1, 30));
+  CHECK_FALSE(box.got[0].complete);
+  CHECK(box.got[0].status == 0);
+  CHECK_FALSE(box.got[0].error.empty());
+}
+
+TEST_CASE("a truncated body is not a complete response", "[http_client]") {
+  raw_http_server server([](const raw_request&) {
+    auto full = raw_http_server::response(200, std::string(100, 'x'));
+    return raw_reply{full.substr(0, full.size() - 60), true};
+  });
+  http_client client;
+  inbox box;
+  client.submit(post(server.base_url()), box.cb());
+  REQUIRE(box.wait_for(1, 30));
+  CHECK_FALSE(box.got[0].complete);
+  CHECK(box.got[0].status == 200);
+}
+
+TEST_CASE("cancel abandons a call and calls back once", "[http_client]") {
+  raw_http_server server([](const raw_request&) {
+    return raw_reply{raw_http_server::response(200, "{}"), false, 2000};
+  });
+  http_client client;
+  inbox box;
+  auto id = client.submit(post(server.base_url()), box.cb());
+  REQUIRE(wait_until([&] { return server.requests() == 1; }, 30));
+  client.cancel(id);
+  REQUIRE(box.wait_for(1, 30));
+  CHECK(box.got[0].cancelled);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  std::lock_guard<std::mutex> lock(box.m);
+  CHECK(box.got.size() == 1);
+}

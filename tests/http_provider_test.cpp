@@ -1,0 +1,601 @@
+// The OpenAI-compatible HTTP provider end to end: the real bgagent binary
+// against @copilotkit/aimock (and, for what aimock cannot send, a scripted
+// raw HTTP server), over real sockets on 127.0.0.1.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <ctime>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "tests/support/aimock.hpp"
+#include "tests/support/process.hpp"
+#include "tests/support/raw_http_server.hpp"
+#include "tests/temp_dir.hpp"
+
+using namespace bgagent;
+using namespace bgagent::testing;
+using nlohmann::json;
+
+namespace {
+
+const std::string test_key = "sk-or-v1-TESTSECRET-0123456789abcdef";
+
+void write_tasks(const std::string& path, const std::vector<json>& tasks) {
+  std::string s;
+  for (auto& t : tasks)
+    s += t.dump() + "\n";
+  write_file(path, s);
+}
+
+json task(const std::string& id, const std::string& type,
+          const std::string& input) {
+  return {{"id", id}, {"type", type}, {"input", input}};
+}
+
+std::map<std::string, json> results_by_id(const std::string& dir) {
+  auto r = run_bgagent({"results", "--json"}, dir);
+  std::map<std::string, json> out;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) {
+      auto j = json::parse(line);
+      out[j["id"].get<std::string>()] = j;
+    }
+  return out;
+}
+
+json status_json(const std::string& dir) {
+  return json::parse(run_bgagent({"status", "--json"}, dir).out);
+}
+
+// The journal entries whose user message contains `marker`.
+std::vector<json> requests_for(const json& journal, const std::string& marker) {
+  std::vector<json> out;
+  for (auto& e : journal) {
+    auto& msgs = e["body"]["messages"];
+    if (msgs.is_array() && msgs.size() >= 2 &&
+        msgs[1]["content"].get<std::string>().find(marker) != std::string::npos)
+      out.push_back(e);
+  }
+  return out;
+}
+
+env_map openrouter_env(const aimock_server& mock) {
+  return {{"OPENROUTER_API_KEY", test_key},
+          {"LLM_BASE_URL", mock.openrouter_base()},
+          {"BG_AGENT_RETRY_INITIAL", "0.1"},
+          {"BG_AGENT_RETRY_MAX", "0.2"}};
+}
+
+// The most tasks between task_started and its end at once, in audit order.
+int peak_in_flight(const std::string& audit) {
+  int now = 0, peak = 0;
+  for (auto& e : read_jsonl(audit)) {
+    auto ev = e.value("event", "");
+    if (ev == "task_started")
+      peak = std::max(peak, ++now);
+    else if (ev == "task_completed" || ev == "task_failed")
+      --now;
+  }
+  return peak;
+}
+
+std::map<std::string, int> count_by_task(const std::string& audit,
+                                         const std::string& event) {
+  std::map<std::string, int> n;
+  for (auto& e : audit_events(audit, event))
+    ++n[e["task_id"].get<std::string>()];
+  return n;
+}
+
+} // namespace
+
+TEST_CASE("three task types complete through OpenRouter on aimock with the "
+          "usage and cost it reported",
+          "[e2e][http]") {
+  SKIP_WITHOUT_AIMOCK();
+  temp_dir dir;
+  aimock_server mock({fixture_path("provider_tasks.json")}, dir.path());
+  write_tasks(dir.path("tasks.jsonl"),
+              {task("t-sum", "summarize", "Ada wrote the first program. [sum-ok]"),
+               task("t-sent", "analyze_sentiment", "I love this phone! [sent-ok]"),
+               task("t-ent", "extract_entities",
+                    "Ada Lovelace lived in London. [ent-ok]")});
+  auto r = run_bgagent({"run", "--tasks", "tasks.jsonl"}, dir.path(),
+                       openrouter_env(mock));
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("provider openrouter/google/gemini-2.5-flash") !=
+        std::string::npos);
+
+  auto journal = mock.journal();
+  REQUIRE(journal.size() == 3);
+  auto rows = results_by_id(dir.path());
+  std::map<std::string, std::string> marker{{"t-sum", "[sum-ok]"},
+                                            {"t-sent", "[sent-ok]"},
+                                            {"t-ent", "[ent-ok]"}};
+  std::map<std::string, int> max_tokens{
+    {"t-sum", 256}, {"t-sent", 64}, {"t-ent", 512}};
+  uint64_t tokens = 0;
+  double cost = 0;
+  for (auto& [id, m] : marker) {
+    INFO(id);
+    auto reqs = requests_for(journal, m);
+    REQUIRE(reqs.size() == 1);
+    auto& req = reqs[0];
+    // What bgagent sent.
+    CHECK(req["path"] == "/api/v1/chat/completions");
+    CHECK(req["headers"].contains("authorization")); // aimock redacts it
+    CHECK(req["headers"]["x-title"] == "bgagent");
+    CHECK(req["headers"].contains("http-referer"));
+    CHECK(req["body"]["model"] == "google/gemini-2.5-flash");
+    CHECK(req["body"]["temperature"] == 0.0);
+    CHECK(req["body"]["max_tokens"] == max_tokens[id]);
+    CHECK(req["body"]["messages"][0]["role"] == "system");
+    CHECK(req["body"]["messages"][0]["content"].get<std::string>().find(
+            "JSON") != std::string::npos);
+    CHECK(req["body"]["messages"][1]["role"] == "user");
+    // What it recorded: exactly what the server reported.
+    auto& usage = req["response"]["fixture"]["response"]["usage"];
+    auto& row = rows.at(id);
+    CHECK(row["state"] == "completed");
+    CHECK(row["attempts"] == 1);
+    CHECK(row["provider"] == "openrouter");
+    CHECK(row["model"] == "google/gemini-2.5-flash");
+    CHECK(row["prompt_tokens"] == usage["prompt_tokens"]);
+    CHECK(row["completion_tokens"] == usage["completion_tokens"]);
+    CHECK(row["cost_usd"].get<double>() ==
+          Approx(usage["cost"].get<double>()).epsilon(1e-9));
+    tokens += usage["total_tokens"].get<uint64_t>();
+    cost += usage["cost"].get<double>();
+  }
+  CHECK(rows["t-sum"]["result"] ==
+        json::parse(R"({"summary": "Mock summary of the text."})"));
+  CHECK(rows["t-sent"]["result"] ==
+        json::parse(R"({"sentiment": "positive", "confidence": 0.93})"));
+  CHECK(rows["t-ent"]["result"]["entities"].size() == 2);
+  CHECK(rows["t-ent"]["result"]["entities"][0]["text"] == "Ada Lovelace");
+
+  auto st = status_json(dir.path());
+  CHECK(st["budget"]["tokens_used"] == tokens);
+  CHECK(st["budget"]["cost_used"].get<double>() == Approx(cost));
+}
+
+TEST_CASE("a local OpenAI-compatible server needs no key and is priced from "
+          "the table",
+          "[e2e][http]") {
+  SKIP_WITHOUT_AIMOCK();
+  temp_dir dir;
+  aimock_server mock({fixture_path("provider_tasks.json")}, dir.path());
+  write_tasks(dir.path("tasks.jsonl"),
+              {task("t1", "summarize", "Ada wrote the first program. [sum-ok]")});
+  auto r = run_bgagent({"run", "--tasks", "tasks.jsonl"}, dir.path(),
+                       {{"LLM_BASE_URL", mock.openai_base()},
+                        {"MODEL", "gpt-4o-mini"}});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("provider openai/gpt-4o-mini") != std::string::npos);
+  auto journal = mock.journal();
+  REQUIRE(journal.size() == 1);
+  CHECK_FALSE(journal[0]["headers"].contains("authorization"));
+  CHECK_FALSE(journal[0]["headers"].contains("x-title"));
+  auto row = results_by_id(dir.path()).at("t1");
+  CHECK(row["state"] == "completed");
+  CHECK(row["provider"] == "openai");
+  CHECK(row["prompt_tokens"] == 41);
+  CHECK(row["completion_tokens"] == 9);
+  // No usage.cost on this path: gpt-4o-mini's price, $0.15 / $0.60 per M.
+  CHECK(row["cost_usd"].get<double>() ==
+        Approx((41 * 0.15 + 9 * 0.60) / 1e6).epsilon(1e-9));
+}
+
+TEST_CASE("each HTTP error class leads to its outcome: retried with the "
+          "right delay, or quarantined with the provider's message",
+          "[e2e][http]") {
+  SKIP_WITHOUT_AIMOCK();
+  temp_dir dir;
+  aimock_server mock({fixture_path("provider_errors.json")}, dir.path());
+  std::vector<std::string> retried{"[429-once]",       "[408-once]",
+                                   "[409-once]",       "[500-once]",
+                                   "[502-once]",       "[503-once]",
+                                   "[malformed-once]", "[disconnect-once]",
+                                   "[invalid-once]"};
+  std::map<std::string, std::string> permanent{
+    {"[400-always]", "max_tokens is too large"},
+    {"[401-always]", "No auth credentials found"},
+    {"[403-always]", "This key is disabled"},
+    {"[404-always]", "No endpoints found"},
+    {"[422-always]", "messages[1].content is invalid"}};
+  std::vector<json> tasks;
+  for (auto& m : retried)
+    tasks.push_back(task("r" + m, "summarize", "Some text " + m));
+  for (auto& [m, msg] : permanent)
+    tasks.push_back(task("p" + m, "summarize", "Some text " + m));
+  tasks.push_back(task("forever", "summarize", "Some text [500-always]"));
+  write_tasks(dir.path("tasks.jsonl"), tasks);
+  auto env = openrouter_env(mock);
+  env["BG_AGENT_MAX_RETRIES"] = "2";
+  auto r = run_bgagent({"run", "--tasks", "tasks.jsonl", "--workers", "8"},
+                       dir.path(), env);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  auto rows = results_by_id(dir.path());
+  auto journal = mock.journal();
+  auto audit = dir.path("bgagent-audit.jsonl");
+  auto retries = audit_events(audit, "task_retry_scheduled");
+
+  for (auto& m : retried) {
+    INFO(m);
+    auto& row = rows.at("r" + m);
+    CHECK(row["state"] == "completed");
+    CHECK(row["attempts"] == 2);
+    CHECK(requests_for(journal, m).size() == 2);
+  }
+  // The 429's Retry-After: 2 was honoured, by the schedule and in fact.
+  std::string detail_429;
+  for (auto& e : retries)
+    if (e["task_id"] == "r[429-once]")
+      detail_429 = e["detail"];
+  CHECK(detail_429.find("retry in 2.000 s (Retry-After)") != std::string::npos);
+  CHECK(detail_429.find("HTTP 429") != std::string::npos);
+  CHECK(detail_429.find("Rate limit exceeded") != std::string::npos);
+  auto two = requests_for(journal, "[429-once]");
+  REQUIRE(two.size() == 2);
+  CHECK(two[1]["timestamp"].get<int64_t>() - two[0]["timestamp"].get<int64_t>() >=
+        1900);
+
+  for (auto& [m, msg] : permanent) {
+    INFO(m);
+    auto& row = rows.at("p" + m);
+    CHECK(row["state"] == "quarantined");
+    CHECK(row["attempts"] == 1);
+    auto err = row["error"].get<std::string>();
+    CHECK(err.find("HTTP " + m.substr(1, 3)) != std::string::npos);
+    CHECK(err.find(msg) != std::string::npos);
+    CHECK(requests_for(journal, m).size() == 1);
+  }
+  auto& forever = rows.at("forever");
+  CHECK(forever["state"] == "quarantined");
+  CHECK(forever["attempts"] == 3);
+  CHECK(forever["error"].get<std::string>().find("HTTP 500") !=
+        std::string::npos);
+  CHECK(requests_for(journal, "[500-always]").size() == 3);
+
+  // Nothing lost, nothing completed twice.
+  CHECK(rows.size() == tasks.size());
+  for (auto& [id, n] : count_by_task(audit, "task_completed"))
+    CHECK(n == 1);
+  CHECK(audit_events(audit, "task_quarantined").size() == permanent.size() + 1);
+}
+
+TEST_CASE("HTTP 402 stops the run like a budget denial, with a critical "
+          "alert",
+          "[e2e][http]") {
+  SKIP_WITHOUT_AIMOCK();
+  temp_dir dir;
+  aimock_server mock({fixture_path("provider_errors.json"),
+                      fixture_path("provider_tasks.json")},
+                     dir.path());
+  std::vector<json> tasks{task("broke", "summarize", "Pay me [402-always]")};
+  for (int i = 0; i < 5; ++i)
+    tasks.push_back(task("later-" + std::to_string(i), "summarize",
+                         "Text " + std::to_string(i) + " [sum-ok]"));
+  write_tasks(dir.path("tasks.jsonl"), tasks);
+  auto r = run_bgagent({"run", "--tasks", "tasks.jsonl", "--workers", "1"},
+                       dir.path(), openrouter_env(mock));
+  INFO(r.err);
+  REQUIRE(r.exit_code == 3);
+  CHECK(r.out.find("out_of_credits") != std::string::npos);
+  auto alerts = read_jsonl(dir.path("bgagent-alerts.jsonl"));
+  bool critical = false;
+  for (auto& a : alerts)
+    if (a.dump().find("critical") != std::string::npos &&
+        a.dump().find("Insufficient credits") != std::string::npos)
+      critical = true;
+  CHECK(critical);
+  auto rows = results_by_id(dir.path());
+  CHECK(rows.at("broke")["state"] == "pending"); // not the task's fault
+  CHECK(requests_for(mock.journal(), "[402-always]").size() == 1);
+  auto st = status_json(dir.path());
+  CHECK(st["tasks"]["completed"] == 0);
+  CHECK(st["tasks"]["pending"] == 6);
+}
+
+TEST_CASE("503 Retry-After, retry-after-ms, HTTP dates, empty and truncated "
+          "bodies, and answers without usage",
+          "[e2e][http]") {
+  temp_dir dir;
+  std::mutex m;
+  std::map<std::string, int> calls;
+  raw_http_server server([&](const raw_request& req) {
+    auto body = json::parse(req.body);
+    auto input = body["messages"][1]["content"].get<std::string>();
+    int n;
+    {
+      std::lock_guard<std::mutex> lock(m);
+      n = calls[input]++;
+    }
+    auto ok = raw_http_server::completion(R"({"summary": "Fine."})", 30, 6);
+    auto err = R"({"error": {"message": "busy, come back later"}})";
+    if (input.find("[nousage]") != std::string::npos)
+      return raw_reply{raw_http_server::response(
+        200, raw_http_server::completion(R"({"summary": "Free?"})", -1))};
+    if (n > 0)
+      return raw_reply{raw_http_server::response(200, ok)};
+    if (input.find("[503-ra]") != std::string::npos)
+      return raw_reply{raw_http_server::response(503, err, {"Retry-After: 1"})};
+    if (input.find("[503-ms]") != std::string::npos)
+      return raw_reply{
+        raw_http_server::response(503, err, {"retry-after-ms: 1500"})};
+    if (input.find("[429-date]") != std::string::npos) {
+      char date[64];
+      std::time_t at = std::time(nullptr) + 3;
+      std::tm tm{};
+      gmtime_r(&at, &tm);
+      std::strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+      return raw_reply{raw_http_server::response(
+        429, err, {std::string("Retry-After: ") + date})};
+    }
+    if (input.find("[empty]") != std::string::npos)
+      return raw_reply{raw_http_server::response(200, "")};
+    auto full = raw_http_server::response(200, ok); // [trunc]
+    return raw_reply{full.substr(0, full.size() - 20), true};
+  });
+  std::vector<std::string> markers{"[503-ra]", "[503-ms]", "[429-date]",
+                                   "[empty]", "[trunc]"};
+  std::vector<json> tasks;
+  for (auto& mk : markers)
+    tasks.push_back(task(mk, "summarize", "Text " + mk));
+  tasks.push_back(task("nousage", "summarize", "Text [nousage]"));
+  write_tasks(dir.path("tasks.jsonl"), tasks);
+  auto r = run_bgagent({"run", "--tasks", "tasks.jsonl", "--workers", "6"},
+                       dir.path(),
+                       {{"LLM_PROVIDER", "openai"},
+                        {"LLM_BASE_URL", server.base_url()},
+                        {"MODEL", "gpt-4o-mini"},
+                        {"BG_AGENT_RETRY_INITIAL", "0.1"},
+                        {"BG_AGENT_RETRY_MAX", "0.2"}});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  auto rows = results_by_id(dir.path());
+  for (auto& mk : markers) {
+    INFO(mk);
+    CHECK(rows.at(mk)["state"] == "completed");
+    CHECK(rows.at(mk)["attempts"] == 2);
+  }
+  std::map<std::string, std::string> detail;
+  for (auto& e : audit_events(dir.path("bgagent-audit.jsonl"),
+                              "task_retry_scheduled"))
+    detail[e["task_id"]] = e["detail"];
+  CHECK(detail["[503-ra]"].find("retry in 1.000 s (Retry-After)") !=
+        std::string::npos);
+  CHECK(detail["[503-ra]"].find("HTTP 503") != std::string::npos);
+  CHECK(detail["[503-ra]"].find("busy, come back later") != std::string::npos);
+  CHECK(detail["[503-ms]"].find("retry in 1.500 s (Retry-After)") !=
+        std::string::npos);
+  CHECK(detail["[429-date]"].find("(Retry-After)") != std::string::npos);
+  CHECK(detail["[429-date]"].find("retry in 0.000 s") == std::string::npos);
+  CHECK(detail["[empty]"].find("empty response body") != std::string::npos);
+  CHECK(detail["[trunc]"].find("request failed") != std::string::npos);
+  // No usage in the answer: charged the whole reservation, never zero.
+  auto& free = rows.at("nousage");
+  CHECK(free["state"] == "completed");
+  CHECK(free["completion_tokens"] == 256);
+  CHECK(free["prompt_tokens"].get<int>() > 0);
+  CHECK(free["cost_usd"].get<double>() > 0);
+}
+
+TEST_CASE("an unreachable server is retried, then quarantined with the "
+          "reason",
+          "[e2e][http]") {
+  temp_dir dir;
+  write_tasks(dir.path("tasks.jsonl"), {task("t1", "summarize", "Text")});
+  auto r = run_bgagent(
+    {"run", "--tasks", "tasks.jsonl"}, dir.path(),
+    {{"LLM_PROVIDER", "openai"},
+     {"LLM_BASE_URL", "http://127.0.0.1:" + std::to_string(free_port()) + "/v1"},
+     {"BG_AGENT_MAX_RETRIES", "1"},
+     {"BG_AGENT_RETRY_INITIAL", "0.1"}});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  auto row = results_by_id(dir.path()).at("t1");
+  CHECK(row["state"] == "quarantined");
+  CHECK(row["attempts"] == 2);
+  CHECK(row["error"].get<std::string>().find("request failed") !=
+        std::string::npos);
+}
+
+TEST_CASE("the API key appears in no output, log, audit line, alert, result "
+          "or error",
+          "[e2e][http]") {
+  temp_dir dir;
+  std::atomic<int> saw_key{0};
+  std::mutex m;
+  std::map<std::string, int> calls;
+  raw_http_server server([&](const raw_request& req) {
+    auto at = req.head.find("Bearer ");
+    std::string key =
+      at == std::string::npos ? "" : req.head.substr(at + 7, test_key.size());
+    if (key == test_key)
+      ++saw_key;
+    auto input =
+      json::parse(req.body)["messages"][1]["content"].get<std::string>();
+    int n;
+    {
+      std::lock_guard<std::mutex> lock(m);
+      n = calls[input]++;
+    }
+    json echo{{"error", {{"message", "Incorrect API key provided: " + key}}}};
+    if (input.find("[401]") != std::string::npos)
+      return raw_reply{raw_http_server::response(401, echo.dump())};
+    if (input.find("[500]") != std::string::npos && n == 0)
+      return raw_reply{raw_http_server::response(500, echo.dump())};
+    if (input.find("[402]") != std::string::npos)
+      return raw_reply{raw_http_server::response(402, echo.dump())};
+    return raw_reply{raw_http_server::response(
+      200, raw_http_server::completion(R"({"summary": "ok )" + key + "\"}"))};
+  });
+  write_tasks(dir.path("tasks.jsonl"),
+              {task("a", "summarize", "Text [401]"),
+               task("b", "summarize", "Text [500]"),
+               task("c", "summarize", "Text [ok]"),
+               task("d", "summarize", "Text [402]")});
+  env_map env{{"OPENROUTER_API_KEY", test_key},
+              {"LLM_BASE_URL", server.base_url()},
+              {"BG_AGENT_LOG_LEVEL", "debug"},
+              {"BG_AGENT_RETRY_INITIAL", "0.1"}};
+  auto r1 = run_bgagent({"run", "--tasks", "tasks.jsonl", "--workers", "1"},
+                        dir.path(), env);
+  REQUIRE(r1.exit_code == 3); // the 402 stopped it
+  auto r2 = run_bgagent({"status"}, dir.path(), env);
+  auto r3 = run_bgagent({"status", "--json"}, dir.path(), env);
+  auto r4 = run_bgagent({"results"}, dir.path(), env);
+  auto r5 = run_bgagent({"results", "--json"}, dir.path(), env);
+  CHECK(saw_key.load() >= 4); // the key did reach the server
+  auto rows = results_by_id(dir.path());
+  CHECK(rows.at("a")["state"] == "quarantined");
+  CHECK(rows.at("a")["error"].get<std::string>().find("[redacted]") !=
+        std::string::npos);
+  CHECK(rows.at("c")["state"] == "completed");
+  for (auto* res : {&r1, &r2, &r3, &r4, &r5}) {
+    CHECK(res->out.find(test_key) == std::string::npos);
+    CHECK(res->err.find(test_key) == std::string::npos);
+  }
+  // Every file bgagent wrote: database, WAL, audit log, alerts.
+  int files = 0;
+  for (auto& f : std::filesystem::directory_iterator(dir.path())) {
+    if (!f.is_regular_file() || f.path().filename() == "tasks.jsonl")
+      continue;
+    ++files;
+    INFO(f.path().string());
+    CHECK(read_file(f.path().string()).find(test_key) == std::string::npos);
+  }
+  CHECK(files >= 3);
+}
+
+TEST_CASE("a selected provider without its key is one clear line and exit 2",
+          "[e2e][http]") {
+  temp_dir dir;
+  write_tasks(dir.path("tasks.jsonl"), {task("t1", "summarize", "Text")});
+  auto r = run_bgagent({"run", "--tasks", "tasks.jsonl"}, dir.path(),
+                       {{"LLM_PROVIDER", "openrouter"}});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("OPENROUTER_API_KEY is not set") != std::string::npos);
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  CHECK_FALSE(std::filesystem::exists(dir.path("bgagent.db")));
+
+  auto o = run_bgagent({"run", "--tasks", "tasks.jsonl", "--provider",
+                        "openai"},
+                       dir.path());
+  CHECK(o.exit_code == 2);
+  CHECK(o.err.find("OPENAI_API_KEY is not set") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir.path("bgagent.db")));
+}
+
+TEST_CASE("64 workers against a 1 s server keep ~64 calls in flight, and "
+          "the budget never overshoots",
+          "[e2e][http][slow]") {
+  SKIP_WITHOUT_AIMOCK();
+  temp_dir dir;
+  aimock_server mock({fixture_path("provider_tasks.json")}, dir.path());
+  const int n = 256;
+  std::vector<json> tasks;
+  for (int i = 0; i < n; ++i)
+    tasks.push_back(task("s" + std::to_string(i), "summarize",
+                         "Slow text #" + std::to_string(i) + " [slow]"));
+  write_tasks(dir.path("tasks.jsonl"), tasks);
+  auto env = openrouter_env(mock);
+  env["BG_AGENT_TOKEN_BUDGET"] = "1000000";
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = run_bgagent({"run", "--tasks", "tasks.jsonl", "--workers", "64"},
+                       dir.path(), env, 300);
+  double wall =
+    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+      .count();
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(status_json(dir.path())["tasks"]["completed"] == n);
+  CHECK(mock.journal().size() == static_cast<size_t>(n));
+  // Sequential would take n s; 64 in flight take n/64 = 4 s. Generous bound.
+  CHECK(wall < n * 1.0 / 4);
+  auto peak = peak_in_flight(dir.path("bgagent-audit.jsonl"));
+  CHECK(peak >= 56);
+  CHECK(peak <= 64);
+
+  // The same, in a fresh store, with a token budget for only some tasks.
+  temp_dir dir2;
+  write_tasks(dir2.path("tasks.jsonl"), tasks);
+  env["BG_AGENT_TOKEN_BUDGET"] = "6000";
+  auto b = run_bgagent({"run", "--tasks", "tasks.jsonl", "--workers", "64"},
+                       dir2.path(), env, 300);
+  INFO(b.err);
+  REQUIRE(b.exit_code == 3);
+  auto st = status_json(dir2.path());
+  auto used = st["budget"]["tokens_used"].get<uint64_t>();
+  auto done = st["tasks"]["completed"].get<uint64_t>();
+  CHECK(used <= 6000);
+  CHECK(used == done * 120); // each call reported 100 + 20 tokens
+  CHECK(done > 0);
+  CHECK(st["tasks"]["pending"].get<uint64_t>() == n - done);
+}
+
+TEST_CASE("kill -9 while calls are in flight, then a restart: every task "
+          "completes once",
+          "[e2e][http][slow]") {
+  SKIP_WITHOUT_AIMOCK();
+  temp_dir dir;
+  aimock_server mock({fixture_path("provider_tasks.json")}, dir.path());
+  const int n = 96;
+  std::vector<json> tasks;
+  for (int i = 0; i < n; ++i)
+    tasks.push_back(task("k" + std::to_string(i), "summarize",
+                         "Killed text #" + std::to_string(i) + "# [slow]"));
+  write_tasks(dir.path("tasks.jsonl"), tasks);
+  auto env = openrouter_env(mock);
+  env["BG_AGENT_TOKEN_BUDGET"] = "1000000";
+  std::vector<std::string> argv{bgagent_binary(), "run", "--tasks",
+                                "tasks.jsonl", "--workers", "16"};
+  auto audit = dir.path("bgagent-audit.jsonl");
+  {
+    background_process p(argv, dir.path(), env, "victim");
+    REQUIRE(wait_until(
+      [&] { return audit_events(audit, "task_completed").size() >= 20; }, 60));
+    p.signal(SIGKILL);
+    CHECK(p.wait(30) == 128 + SIGKILL);
+  }
+  auto before = results_by_id(dir.path());
+  std::set<std::string> done_before;
+  int running = 0;
+  for (auto& [id, row] : before) {
+    if (row["state"] == "completed")
+      done_before.insert(id);
+    if (row["state"] == "running")
+      ++running;
+  }
+  CHECK(done_before.size() >= 20);
+  CHECK(done_before.size() < static_cast<size_t>(n));
+  CHECK(running > 0); // it really died mid-flight
+  auto again = run_bgagent({"run", "--tasks", "tasks.jsonl", "--workers", "16"},
+                           dir.path(), env, 300);
+  INFO(again.err);
+  REQUIRE(again.exit_code == 0);
+  auto after = results_by_id(dir.path());
+  REQUIRE(after.size() == static_cast<size_t>(n));
+  for (auto& [id, row] : after)
+    CHECK(row["state"] == "completed");
+  // Completed before the crash: never called again.
+  auto journal = mock.journal();
+  for (auto& id : done_before) {
+    auto i = id.substr(1);
+    CHECK(requests_for(journal, "#" + i + "#").size() == 1);
+  }
+  for (auto& [id, c] : count_by_task(audit, "task_completed"))
+    CHECK(c == 1);
+  CHECK(audit_events(audit, "task_interrupted").size() ==
+        static_cast<size_t>(running));
+}
