@@ -8,6 +8,9 @@
 #include "providers/http_client.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/raw_http_server.hpp"
+#include "tests/temp_dir.hpp"
+
+#include <unistd.h>
 
 using namespace bgagent;
 using namespace bgagent::testing;
@@ -142,4 +145,41 @@ TEST_CASE("cancel abandons a call and calls back once", "[http_client]") {
   std::this_thread::sleep_for(std::chrono::milliseconds(2500));
   std::lock_guard<std::mutex> lock(box.m);
   CHECK(box.got.size() == 1);
+}
+
+TEST_CASE("TLS peers are verified: a self-signed server is refused",
+          "[http_client]") {
+  if (access("/usr/bin/openssl", X_OK) != 0) {
+    WARN("SKIPPED: /usr/bin/openssl is not installed");
+    return;
+  }
+  temp_dir dir;
+  auto gen = run({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048",
+                  "-nodes", "-subj", "/CN=127.0.0.1", "-days", "1", "-keyout",
+                  dir.path("key.pem"), "-out", dir.path("cert.pem")},
+                 dir.path());
+  REQUIRE(gen.exit_code == 0);
+  int port = free_port();
+  background_process tls({"/usr/bin/openssl", "s_server", "-accept",
+                          std::to_string(port), "-cert", dir.path("cert.pem"),
+                          "-key", dir.path("key.pem"), "-www", "-quiet"},
+                         dir.path());
+  REQUIRE(wait_until(
+    [&] {
+      return read_file(dir.path("cert.pem")).size() > 0 &&
+             run({"/usr/bin/openssl", "s_client", "-connect",
+                  "127.0.0.1:" + std::to_string(port)},
+                 dir.path(), {}, 5)
+                 .out.find("BEGIN CERTIFICATE") != std::string::npos;
+    },
+    30));
+  http_client client;
+  inbox box;
+  client.submit(post("https://127.0.0.1:" + std::to_string(port) + "/v1"),
+                box.cb());
+  REQUIRE(box.wait_for(1, 30));
+  CHECK_FALSE(box.got[0].complete);
+  CHECK(box.got[0].status == 0);
+  INFO(box.got[0].error);
+  CHECK(box.got[0].error.find("certificate") != std::string::npos);
 }
