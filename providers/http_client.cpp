@@ -199,6 +199,8 @@ struct http_client::impl {
       curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L); // prefer multiplexing
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (!settings.ca_file.empty())
+      curl_easy_setopt(e, CURLOPT_CAINFO, settings.ca_file.c_str());
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);

@@ -52,6 +52,9 @@ struct http_client_settings {
   long max_connections = 4096;
   long max_streams_per_connection = 100; // HTTP/2
   size_t max_response_bytes = 16u << 20;
+  // A PEM bundle of trusted CAs instead of the system's (a private CA, or a
+  // test's self-signed certificate); empty: the system's.
+  std::string ca_file;
   std::string user_agent = "bgagent/1.0";
 };
 

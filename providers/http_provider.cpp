@@ -61,7 +61,9 @@ uint64_t http_provider::start(const llm_request& req, completion done) {
   hr.url = url_;
   hr.headers = headers_;
   hr.body = request_body(cfg_.model, req);
-  hr.timeout_seconds = cfg_.timeout_seconds;
+  // The worker's own BG_AGENT_TIMEOUT fires first (and charges the
+  // reservation, as the request was sent); libcurl's is a backstop.
+  hr.timeout_seconds = cfg_.timeout_seconds + 2;
   hr.connect_timeout_seconds = cfg_.connect_timeout_seconds;
   outcome_context ctx{cfg_.name, cfg_.model, req.type, price_, cfg_.api_key,
                       cfg_.timeout_seconds};

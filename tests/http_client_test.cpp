@@ -5,6 +5,8 @@
 #include <condition_variable>
 #include <mutex>
 
+#include <nlohmann/json.hpp>
+
 #include "providers/http_client.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/raw_http_server.hpp"
@@ -182,4 +184,55 @@ TEST_CASE("TLS peers are verified: a self-signed server is refused",
   CHECK(box.got[0].status == 0);
   INFO(box.got[0].error);
   CHECK(box.got[0].error.find("certificate") != std::string::npos);
+}
+
+TEST_CASE("HTTP/2 is negotiated over TLS and many calls share one "
+          "connection",
+          "[http_client]") {
+  std::string node = "/usr/bin/node";
+  if (access(node.c_str(), X_OK) != 0) {
+    WARN("SKIPPED: node is not installed (scripts/install-aimock.sh)");
+    return;
+  }
+  temp_dir dir;
+  auto gen = run({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048",
+                  "-nodes", "-subj", "/CN=127.0.0.1", "-addext",
+                  "subjectAltName=IP:127.0.0.1", "-days", "1", "-keyout",
+                  dir.path("key.pem"), "-out", dir.path("cert.pem")},
+                 dir.path());
+  REQUIRE(gen.exit_code == 0);
+  int port = free_port();
+  background_process h2({node,
+                         std::string(BGAGENT_SOURCE_DIR) +
+                           "/tests/support/h2_server.js",
+                         std::to_string(port), dir.path("key.pem"),
+                         dir.path("cert.pem")},
+                        dir.path(), {}, "h2");
+  REQUIRE(wait_until([&] { return h2.out().find("listening") !=
+                                  std::string::npos; },
+                     30));
+  http_client_settings s;
+  s.ca_file = dir.path("cert.pem"); // trust the test's own certificate
+  http_client client(s);
+  inbox box;
+  const int n = 50;
+  auto base = "https://127.0.0.1:" + std::to_string(port) + "/v1";
+  for (int i = 0; i < n; ++i)
+    client.submit(post(base), box.cb());
+  REQUIRE(box.wait_for(n, 60));
+  for (auto& r : box.got) {
+    INFO(r.error);
+    REQUIRE(r.complete);
+    CHECK(r.status == 200);
+    CHECK(r.http_version == "2");
+    CHECK(r.body == R"({"version":"2.0"})");
+  }
+  // Multiplexed: every request went over the first connection.
+  http_request stats;
+  stats.url = "https://127.0.0.1:" + std::to_string(port) + "/stats";
+  client.submit(stats, box.cb());
+  REQUIRE(box.wait_for(n + 1, 30));
+  auto j = nlohmann::json::parse(box.got.back().body);
+  CHECK(j["sessions"] == 1);
+  CHECK(j["streams"] == n);
 }

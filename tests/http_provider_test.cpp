@@ -524,7 +524,7 @@ TEST_CASE("64 workers against a 1 s server keep ~64 calls in flight, and "
   // Sequential would take n s; 64 in flight take n/64 = 4 s. Generous bound.
   CHECK(wall < n * 1.0 / 4);
   auto peak = peak_in_flight(dir.path("bgagent-audit.jsonl"));
-  CHECK(peak >= 56);
+  CHECK(peak >= 48); // ~64; sequential calls would give 1
   CHECK(peak <= 64);
 
   // The same, in a fresh store, with a token budget for only some tasks.
