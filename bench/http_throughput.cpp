@@ -323,24 +323,33 @@ int main(int argc, char** argv) {
       .string();
   std::filesystem::create_directories(tmp_root);
   if (use_aimock) {
-    std::string cli = std::string(BGAGENT_SOURCE_DIR) +
-                      "/.deps/node_modules/.bin/llmock";
-    std::string fixtures = tmp_root + "/fixtures.json";
-    std::ofstream(fixtures)
+    std::string cli = std::string(BGAGENT_SOURCE_DIR) + "/.deps/bin/aimock";
+    if (const char* a = std::getenv("BGAGENT_AIMOCK"); a && *a)
+      cli = a;
+    if (access(cli.c_str(), X_OK) != 0) {
+      std::fprintf(stderr, "%s: not installed (scripts/install-aimock.sh)\n",
+                   cli.c_str());
+      return 2;
+    }
+    std::filesystem::create_directories(tmp_root + "/fixtures");
+    std::ofstream(tmp_root + "/fixtures/bench.json")
       << R"({"fixtures":[{"match":{"userMessage":"bench"},"response":{)"
          R"("content":"{\"summary\": \"A fixed answer.\"}","usage":{)"
          R"("prompt_tokens":50,"completion_tokens":10,"total_tokens":60}},)"
          R"("chaos":{"latencyMs":)"
       << latency_ms << "}}]}";
+    std::ofstream(tmp_root + "/aimock.json")
+      << R"({"llm":{"fixtures":")" << tmp_root
+      << R"(/fixtures","logLevel":"silent"}})";
     int port = free_port();
     aimock_pid = fork();
     if (aimock_pid == 0) {
       int null = open("/dev/null", O_WRONLY);
       dup2(null, 1);
       dup2(null, 2);
-      execl(cli.c_str(), cli.c_str(), "-p", std::to_string(port).c_str(), "-f",
-            fixtures.c_str(), "--log-level", "silent", "--journal-max", "1",
-            static_cast<char*>(nullptr));
+      std::string config = tmp_root + "/aimock.json";
+      execl(cli.c_str(), cli.c_str(), "--config", config.c_str(), "-p",
+            std::to_string(port).c_str(), static_cast<char*>(nullptr));
       _exit(127);
     }
     std::this_thread::sleep_for(std::chrono::seconds(2));
@@ -400,7 +409,8 @@ int main(int argc, char** argv) {
     waitpid(aimock_pid, nullptr, 0);
   }
   std::error_code ec;
-  std::filesystem::remove(tmp_root + "/fixtures.json", ec);
+  std::filesystem::remove_all(tmp_root + "/fixtures", ec);
+  std::filesystem::remove(tmp_root + "/aimock.json", ec);
   std::filesystem::remove(tmp_root, ec); // kept when a run failed
   return 0;
 }

