@@ -1,11 +1,12 @@
-// http_throughput: how close bgagent gets to W/L calls per second with W
+// bgagent-bench-http (http_throughput.cpp): how close bgagent gets to W/L calls per second with W
 // workers against an OpenAI-compatible server of fixed latency L.
 //
 // For each W (default 16, 256, 1000) it writes W * ROUNDS summarize tasks
 // into a fresh directory, runs the real `bgagent run --workers W` against
 // the server (provider openai, LLM_BASE_URL), and prints the achieved
 // throughput of the run phase against the ideal W/L, the peak number of
-// requests the server held at once, and bgagent's peak RSS.
+// requests the server held at once, bgagent's peak RSS and its CPU time
+// per task (submit included).
 //
 // The server is, by default, a minimal fixed-latency HTTP/1.1 server in
 // this program (one epoll thread, keep-alive, every answer exactly L after
@@ -13,8 +14,8 @@
 // machine while sharing its two cores with bgagent. `--aimock` uses aimock
 // instead (needs scripts/install-aimock.sh) for comparison.
 //
-// Usage: http_throughput [--workers 16,256,1000] [--latency-ms 1000]
-//                        [--rounds 10] [--aimock]
+// Usage: bgagent-bench-http [--workers 16,256,1000] [--latency-ms 1000]
+//                           [--rounds 10] [--aimock]
 // Prints figures; never passes or fails on time.
 #include <arpa/inet.h>
 #include <atomic>
@@ -39,6 +40,8 @@
 #include <unistd.h>
 #include <unordered_map>
 #include <vector>
+
+#include "bench/child_process.hpp"
 
 namespace {
 
@@ -222,50 +225,6 @@ private:
   std::thread thread_;
 };
 
-// ---- running bgagent ---------------------------------------------------
-
-struct child_result {
-  int exit_code = -1;
-  long peak_rss_kb = 0;
-  std::string out;
-};
-
-child_result run_child(const std::vector<std::string>& argv,
-                       const std::string& cwd,
-                       const std::vector<std::string>& env) {
-  auto out_path = cwd + "/stdout.txt";
-  pid_t pid = fork();
-  if (pid == 0) {
-    if (chdir(cwd.c_str()) != 0)
-      _exit(126);
-    int fd = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int err = open((cwd + "/stderr.txt").c_str(),
-                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 1);
-    dup2(err, 2);
-    std::vector<char*> a, e;
-    for (auto& s : argv)
-      a.push_back(const_cast<char*>(s.c_str()));
-    a.push_back(nullptr);
-    for (auto& s : env)
-      e.push_back(const_cast<char*>(s.c_str()));
-    e.push_back(nullptr);
-    execve(a[0], a.data(), e.data());
-    _exit(127);
-  }
-  child_result r;
-  int status = 0;
-  rusage ru{};
-  wait4(pid, &status, 0, &ru);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.peak_rss_kb = ru.ru_maxrss;
-  std::ifstream in(out_path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  r.out = ss.str();
-  return r;
-}
-
 std::vector<int> parse_list(const std::string& s) {
   std::vector<int> out;
   std::stringstream ss(s);
@@ -308,7 +267,7 @@ int main(int argc, char** argv) {
       use_aimock = true;
     else {
       std::fprintf(stderr,
-                   "usage: http_throughput [--workers 16,256,1000] "
+                   "usage: bgagent-bench-http [--workers 16,256,1000] "
                    "[--latency-ms 1000] [--rounds 10] [--aimock]\n");
       return 2;
     }
@@ -363,16 +322,17 @@ int main(int argc, char** argv) {
                 "latency %d ms\n",
                 base_url.c_str(), latency_ms);
   }
-  std::printf("%6s %7s %9s %10s %10s %7s %9s %9s %6s\n", "W", "tasks",
+  std::printf("%6s %7s %9s %10s %10s %7s %9s %9s %8s %5s\n", "W", "tasks",
               "run s", "tasks/s", "ideal W/L", "% ideal", "peak held",
-              "peak RSS", "exit");
+              "peak RSS", "CPU us/t", "exit");
   std::fflush(stdout);
-  std::vector<std::string> env{
-    "PATH=/usr/bin:/bin", "LLM_PROVIDER=openai", "LLM_BASE_URL=" + base_url,
-    "MODEL=bench", "BG_AGENT_TOKEN_BUDGET=1000000000000",
-    "BG_AGENT_COST_BUDGET=1000000", "BG_AGENT_PRICE_PROMPT=0",
-    "BG_AGENT_PRICE_COMPLETION=0", "BG_AGENT_LOG_LEVEL=warn",
-    "BG_AGENT_TIMEOUT=60"};
+  bgagent::bench::env_list env{
+    {"LLM_PROVIDER", "openai"}, {"LLM_BASE_URL", base_url},
+    {"OPENAI_API_KEY", ""}, {"OPENROUTER_API_KEY", ""}, {"MODEL", "bench"},
+    {"BG_AGENT_TOKEN_BUDGET", "1000000000000"},
+    {"BG_AGENT_COST_BUDGET", "1000000"}, {"BG_AGENT_PRICE_PROMPT", "0"},
+    {"BG_AGENT_PRICE_COMPLETION", "0"}, {"BG_AGENT_LOG_LEVEL", "warn"},
+    {"BG_AGENT_TIMEOUT", "60"}};
   for (int w : workers) {
     auto dir = tmp_root + "/w" + std::to_string(w);
     std::filesystem::create_directories(dir);
@@ -385,18 +345,31 @@ int main(int argc, char** argv) {
     }
     if (server)
       server->reset_peak();
-    auto r = run_child({BGAGENT_BINARY_PATH, "run", "--tasks", "tasks.jsonl",
-                        "--workers", std::to_string(w)},
-                       dir, env);
+    auto run_env = env;
+    run_env.push_back({"BG_AGENT_DB", dir + "/bgagent.db"});
+    run_env.push_back({"BG_AGENT_AUDIT_LOG", dir + "/audit.jsonl"});
+    run_env.push_back({"BG_AGENT_ALERTS_LOG", dir + "/alerts.jsonl"});
+    auto log = dir + "/output.txt";
+    auto r = bgagent::bench::run_measured(
+      {BGAGENT_BINARY_PATH, "run", "--tasks", dir + "/tasks.jsonl",
+       "--workers", std::to_string(w)},
+      run_env, log);
+    std::string out;
+    {
+      std::ifstream in(log);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      out = ss.str();
+    }
     double secs = 0;
-    if (auto at = r.out.find(") in "); at != std::string::npos)
-      secs = std::atof(r.out.c_str() + at + 5);
+    if (auto at = out.find(") in "); at != std::string::npos)
+      secs = std::atof(out.c_str() + at + 5);
     double rate = secs > 0 ? n / secs : 0;
     double ideal = w * 1000.0 / latency_ms;
-    std::printf("%6d %7d %9.2f %10.1f %10.1f %6.1f%% %9d %6.1f MB %6d\n", w, n,
-                secs, rate, ideal, 100.0 * rate / ideal,
-                server ? server->peak_held() : -1, r.peak_rss_kb / 1024.0,
-                r.exit_code);
+    std::printf("%6d %7d %9.2f %10.1f %10.1f %6.1f%% %9d %6.1f MB %8.1f %5d\n",
+                w, n, secs, rate, ideal, 100.0 * rate / ideal,
+                server ? server->peak_held() : -1, r.peak_rss_mb,
+                r.cpu_seconds * 1e6 / n, r.exit_code);
     std::fflush(stdout);
     if (r.exit_code != 0)
       std::fprintf(stderr, "bgagent exited %d; output kept in %s\n",
