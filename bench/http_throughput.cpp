@@ -1,5 +1,6 @@
-// bgagent-bench-http (http_throughput.cpp): how close bgagent gets to W/L calls per second with W
-// workers against an OpenAI-compatible server of fixed latency L.
+// bgagent-bench-http (http_throughput.cpp): how close bgagent gets to W/L
+// calls per second with W workers against an OpenAI-compatible server of
+// fixed latency L.
 //
 // For each W (default 16, 256, 1000) it writes W * ROUNDS summarize tasks
 // into a fresh directory, runs the real `bgagent run --workers W` against
@@ -10,9 +11,10 @@
 //
 // The server is, by default, a minimal fixed-latency HTTP/1.1 server in
 // this program (one epoll thread, keep-alive, every answer exactly L after
-// its request): aimock (node) cannot itself serve 1,000 requests/s on this
-// machine while sharing its two cores with bgagent. `--aimock` uses aimock
-// instead (needs scripts/install-aimock.sh) for comparison.
+// its request): aimock (node) reaches only 80-90 % of 1,000 requests/s on
+// this 2-core machine while sharing the cores with bgagent, so at W=1000 it
+// would measure aimock. `--aimock` uses aimock instead (needs
+// scripts/install-aimock.sh) for comparison.
 //
 // Usage: bgagent-bench-http [--workers 16,256,1000] [--latency-ms 1000]
 //                           [--rounds 10] [--aimock]

@@ -57,8 +57,8 @@ TEST_CASE("sequential requests reuse one kept-alive connection",
     return raw_reply{raw_http_server::response(200, req.body,
                                                {"X-Echo: yes"})};
   });
-  http_client client;
   inbox box;
+  http_client client;
   for (int i = 0; i < 20; ++i) {
     client.submit(post(server.base_url()), box.cb());
     REQUIRE(box.wait_for(static_cast<size_t>(i + 1), 30));
@@ -85,8 +85,8 @@ TEST_CASE("many requests are in flight at once on one client thread",
     --inside;
     return raw_reply{raw_http_server::response(200, "{}")};
   });
-  http_client client;
   inbox box;
+  http_client client;
   const int n = 200;
   for (int i = 0; i < n; ++i)
     client.submit(post(server.base_url()), box.cb());
@@ -101,8 +101,8 @@ TEST_CASE("a slow server hits the per-request timeout", "[http_client]") {
   raw_http_server server([](const raw_request&) {
     return raw_reply{raw_http_server::response(200, "{}"), false, 3000};
   });
-  http_client client;
   inbox box;
+  http_client client;
   client.submit(post(server.base_url(), 0.3), box.cb());
   REQUIRE(box.wait_for(1, 30));
   CHECK_FALSE(box.got[0].complete);
@@ -110,8 +110,8 @@ TEST_CASE("a slow server hits the per-request timeout", "[http_client]") {
 }
 
 TEST_CASE("a refused connection is reported, not thrown", "[http_client]") {
-  http_client client;
   inbox box;
+  http_client client;
   client.submit(post("http://127.0.0.1:" + std::to_string(free_port()) +
                      "/v1"),
                 box.cb());
@@ -126,8 +126,8 @@ TEST_CASE("a truncated body is not a complete response", "[http_client]") {
     auto full = raw_http_server::response(200, std::string(100, 'x'));
     return raw_reply{full.substr(0, full.size() - 60), true};
   });
-  http_client client;
   inbox box;
+  http_client client;
   client.submit(post(server.base_url()), box.cb());
   REQUIRE(box.wait_for(1, 30));
   CHECK_FALSE(box.got[0].complete);
@@ -138,8 +138,8 @@ TEST_CASE("cancel abandons a call and calls back once", "[http_client]") {
   raw_http_server server([](const raw_request&) {
     return raw_reply{raw_http_server::response(200, "{}"), false, 2000};
   });
-  http_client client;
   inbox box;
+  http_client client;
   auto id = client.submit(post(server.base_url()), box.cb());
   REQUIRE(wait_until([&] { return server.requests() == 1; }, 30));
   client.cancel(id);
@@ -176,8 +176,8 @@ TEST_CASE("TLS peers are verified: a self-signed server is refused",
                  .out.find("BEGIN CERTIFICATE") != std::string::npos;
     },
     30));
-  http_client client;
   inbox box;
+  http_client client;
   client.submit(post("https://127.0.0.1:" + std::to_string(port) + "/v1"),
                 box.cb());
   REQUIRE(box.wait_for(1, 30));
@@ -214,8 +214,8 @@ TEST_CASE("HTTP/2 is negotiated over TLS and many calls share one "
                      30));
   http_client_settings s;
   s.ca_file = dir.path("cert.pem"); // trust the test's own certificate
-  http_client client(s);
   inbox box;
+  http_client client(s);
   const int n = 50;
   auto base = "https://127.0.0.1:" + std::to_string(port) + "/v1";
   for (int i = 0; i < n; ++i)
