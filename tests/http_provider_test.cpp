@@ -307,7 +307,7 @@ TEST_CASE("HTTP 402 stops the run like a budget denial, with a critical "
 }
 
 TEST_CASE("503 Retry-After, retry-after-ms, HTTP dates, empty and truncated "
-          "bodies, and answers without usage",
+          "bodies, timeouts, and answers without usage",
           "[e2e][http]") {
   temp_dir dir;
   std::mutex m;
@@ -327,6 +327,8 @@ TEST_CASE("503 Retry-After, retry-after-ms, HTTP dates, empty and truncated "
         200, raw_http_server::completion(R"({"summary": "Free?"})", -1))};
     if (n > 0)
       return raw_reply{raw_http_server::response(200, ok)};
+    if (input.find("[hang]") != std::string::npos) // past BG_AGENT_TIMEOUT
+      return raw_reply{raw_http_server::response(200, ok), false, 4000};
     if (input.find("[503-ra]") != std::string::npos)
       return raw_reply{raw_http_server::response(503, err, {"Retry-After: 1"})};
     if (input.find("[503-ms]") != std::string::npos)
@@ -347,7 +349,7 @@ TEST_CASE("503 Retry-After, retry-after-ms, HTTP dates, empty and truncated "
     return raw_reply{full.substr(0, full.size() - 20), true};
   });
   std::vector<std::string> markers{"[503-ra]", "[503-ms]", "[429-date]",
-                                   "[empty]", "[trunc]"};
+                                   "[empty]",  "[trunc]",  "[hang]"};
   std::vector<json> tasks;
   for (auto& mk : markers)
     tasks.push_back(task(mk, "summarize", "Text " + mk));
@@ -359,7 +361,8 @@ TEST_CASE("503 Retry-After, retry-after-ms, HTTP dates, empty and truncated "
                         {"LLM_BASE_URL", server.base_url()},
                         {"MODEL", "gpt-4o-mini"},
                         {"BG_AGENT_RETRY_INITIAL", "0.1"},
-                        {"BG_AGENT_RETRY_MAX", "0.2"}});
+                        {"BG_AGENT_RETRY_MAX", "0.2"},
+                        {"BG_AGENT_TIMEOUT", "1.5"}});
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   auto rows = results_by_id(dir.path());
@@ -382,6 +385,8 @@ TEST_CASE("503 Retry-After, retry-after-ms, HTTP dates, empty and truncated "
   CHECK(detail["[429-date]"].find("retry in 0.000 s") == std::string::npos);
   CHECK(detail["[empty]"].find("empty response body") != std::string::npos);
   CHECK(detail["[trunc]"].find("request failed") != std::string::npos);
+  CHECK(detail["[hang]"].find("timed out after 1.5 s (BG_AGENT_TIMEOUT)") !=
+        std::string::npos);
   // No usage in the answer: charged the whole reservation, never zero.
   auto& free = rows.at("nousage");
   CHECK(free["state"] == "completed");
