@@ -12,6 +12,8 @@
 #include <mutex>
 #include <set>
 
+#include "providers/http_provider.hpp"
+#include "providers/task_types.hpp"
 #include "tests/support/aimock.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/raw_http_server.hpp"
@@ -393,6 +395,18 @@ TEST_CASE("503 Retry-After, retry-after-ms, HTTP dates, empty and truncated "
   CHECK(free["completion_tokens"] == 256);
   CHECK(free["prompt_tokens"].get<int>() > 0);
   CHECK(free["cost_usd"].get<double>() > 0);
+  // The budget: what the server reported for each answer with usage, plus
+  // the whole reservation (one token per prompt byte + max_tokens) for each
+  // billed attempt without it: the answer without usage, the empty and the
+  // truncated 2xx answers, and the call that timed out. Error statuses
+  // (429, 503) cost nothing.
+  auto reservation = [](const std::string& input) {
+    return system_prompt("summarize").size() + input.size() + 16 + 256;
+  };
+  uint64_t expected = 6 * 36 + reservation("Text [nousage]") +
+                      reservation("Text [empty]") +
+                      reservation("Text [trunc]") + reservation("Text [hang]");
+  CHECK(status_json(dir.path())["budget"]["tokens_used"] == expected);
 }
 
 TEST_CASE("an unreachable server is retried, then quarantined with the "
@@ -603,4 +617,21 @@ TEST_CASE("kill -9 while calls are in flight, then a restart: every task "
     CHECK(c == 1);
   CHECK(audit_events(audit, "task_interrupted").size() ==
         static_cast<size_t>(running));
+}
+
+TEST_CASE("the request asks for JSON at temperature 0 with the task's "
+          "max_tokens",
+          "[http]") {
+  llm_request req{"t1", "analyze_sentiment", "I love it", 0};
+  auto body = json::parse(http_provider::request_body("m-1", req));
+  CHECK(body["model"] == "m-1");
+  CHECK(body["temperature"] == 0.0);
+  CHECK(body["max_tokens"] == default_max_tokens("analyze_sentiment"));
+  CHECK(body["stream"] == false);
+  REQUIRE(body["messages"].size() == 2);
+  CHECK(body["messages"][0]["role"] == "system");
+  CHECK(body["messages"][0]["content"] == system_prompt("analyze_sentiment"));
+  CHECK(body["messages"][1] == json({{"role", "user"}, {"content", "I love it"}}));
+  req.max_tokens = 99;
+  CHECK(json::parse(http_provider::request_body("m", req))["max_tokens"] == 99);
 }
