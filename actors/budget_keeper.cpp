@@ -117,6 +117,8 @@ caf::behavior budget_keeper(self_ptr self, budget_settings s,
   st.auditor = std::move(auditor);
   st.monitor = std::move(monitor);
   mark_passed_alarms(st);
+  if (s.exhausted)
+    st.token_alarm[2] = st.cost_alarm[2] = true;
   publish(self);
   return {
     [=](reserve_atom, const std::string& task_id, uint64_t tokens,

@@ -27,6 +27,9 @@ struct budget_settings {
   double cost_limit = 1.0;
   uint64_t tokens_spent = 0; // restored from the ledger on resume
   double cost_spent = 0;
+  // The run being resumed already stopped on a denial with these limits:
+  // its 100 % alarms were raised then and stay quiet now.
+  bool exhausted = false;
 };
 
 caf::actor spawn_budget_keeper(caf::actor_system& sys, budget_settings s,

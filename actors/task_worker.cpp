@@ -177,6 +177,21 @@ void start_call(self_ptr self) {
                      timeout_atom::value, gen);
 }
 
+// The attempt ran past BG_AGENT_TIMEOUT: it fails as retryable.
+void time_out(self_ptr self) {
+  auto& st = self->state;
+  st.prov->cancel(st.call_id);
+  char secs[32];
+  std::snprintf(secs, sizeof(secs), "%g", st.settings.timeout_seconds);
+  auto out = make_failure(error_kind::retryable,
+                          std::string("timed out after ") + secs +
+                            " s (BG_AGENT_TIMEOUT)");
+  out.provider = st.prov->name();
+  out.model = st.prov->model();
+  // The request was sent: the provider may bill it; assume the worst.
+  finish_attempt(self, std::move(out), true);
+}
+
 caf::behavior task_worker(self_ptr self, worker_context ctx, provider_ptr p,
                           worker_settings s) {
   auto& st = self->state;
@@ -258,6 +273,14 @@ caf::behavior task_worker(self_ptr self, worker_context ctx, provider_ptr p,
       auto& st = self->state;
       if (gen != st.generation || !st.guard->in_call)
         return; // the attempt timed out already
+      // A provider that blocked in start() (against its contract) answered
+      // before any timer could fire: past the deadline it is a timeout all
+      // the same.
+      if (clock_type::now() - st.call_started >
+          std::chrono::duration<double>(st.settings.timeout_seconds)) {
+        time_out(self);
+        return;
+      }
       // A 2xx answer was billed even when it is unusable: without usage in
       // it, charge the reservation rather than nothing.
       bool billed = out.http_status >= 200 && out.http_status < 300;
@@ -267,16 +290,7 @@ caf::behavior task_worker(self_ptr self, worker_context ctx, provider_ptr p,
       auto& st = self->state;
       if (gen != st.generation || !st.guard->in_call)
         return;
-      st.prov->cancel(st.call_id);
-      char secs[32];
-      std::snprintf(secs, sizeof(secs), "%g", st.settings.timeout_seconds);
-      auto out = make_failure(error_kind::retryable,
-                              std::string("timed out after ") + secs +
-                                " s (BG_AGENT_TIMEOUT)");
-      out.provider = st.prov->name();
-      out.model = st.prov->model();
-      // The request was sent: the provider may bill it; assume the worst.
-      finish_attempt(self, std::move(out), true);
+      time_out(self);
     },
     [=](tick_atom) {
       auto& st = self->state;

@@ -150,6 +150,12 @@ int run_command(const config& c, const run_options& o,
                  o.tasks_file, rep.inserted.size(), rep.duplicates.size());
   }
 
+  // A run that stopped on its budget and resumes with the same limits has
+  // raised its 100 % alarm already.
+  auto last = ask<status_report>(self, checkpointer, status_atom::value);
+  bool exhausted = last.run.state == "stopped_budget" &&
+                   last.budget.tokens_limit == c.token_budget &&
+                   last.budget.cost_limit == c.cost_budget;
   auto run = ask<run_info>(self, checkpointer, open_run_atom::value,
                            c.token_budget, c.cost_budget);
   self->send(auditor,
@@ -189,6 +195,7 @@ int run_command(const config& c, const run_options& o,
   bs.cost_limit = c.cost_budget;
   bs.tokens_spent = run.tokens_used;
   bs.cost_spent = run.cost_used;
+  bs.exhausted = exhausted;
   auto keeper = spawn_budget_keeper(sys, bs, checkpointer, auditor, monitor);
 
   supervisor_settings ss;

@@ -1,5 +1,6 @@
 #include "tests/doubles/scripted_provider.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -79,7 +80,9 @@ bool has(const std::string& input, const std::string& marker) {
 class scripted_provider : public provider {
 public:
   explicit scripted_provider(const provider_settings& s)
-    : provider(model_price{0, 0}), model_(s.model) {
+    : provider(model_price{std::max(0.0, s.price_prompt_per_million),
+                           std::max(0.0, s.price_completion_per_million)}),
+      model_(s.model) {
     if (const char* d = std::getenv("BG_AGENT_TEST_DELAY_MS"))
       default_delay_ms_ = std::atol(d);
   }
@@ -123,6 +126,8 @@ private:
                          "HTTP 402: scripted out of credits", 402);
     } else {
       out = offline_provider::compute(req);
+      // Priced like a paid model when BG_AGENT_PRICE_* are set.
+      out.cost_usd = price_.cost(out.prompt_tokens, out.completion_tokens);
     }
     out.provider = "scripted";
     out.model = "scripted";

@@ -11,6 +11,8 @@
 //   [delay:MS]     answers MS ms later from a timer thread (calls in flight)
 //   [never]        never answers (the worker's timeout must fire)
 // BG_AGENT_TEST_DELAY_MS=N delays every answer by N ms (as [delay:N]).
+// Its price is 0 unless BG_AGENT_PRICE_PROMPT / BG_AGENT_PRICE_COMPLETION
+// are set; successful answers then report the cost at that price.
 #pragma once
 
 #include <memory>
