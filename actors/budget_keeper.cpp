@@ -49,14 +49,16 @@ void raise_alarm(self_ptr self, const std::string& what, int level,
                    {}});
 }
 
-void check_alarms(self_ptr self, bool exhausted) {
+// `tokens_out` / `cost_out`: a reservation was just denied by that budget,
+// which counts as reaching its 100 % (only that budget's).
+void check_alarms(self_ptr self, bool tokens_out, bool cost_out) {
   auto& st = self->state;
   auto& b = st.b;
   for (int i = 0; i < 3; ++i) {
     bool tok = b.tokens_limit > 0 &&
                (static_cast<double>(b.tokens_used) >=
                   thresholds[i] * static_cast<double>(b.tokens_limit) ||
-                (i == 2 && exhausted));
+                (i == 2 && tokens_out));
     if (tok && !st.token_alarm[i]) {
       st.token_alarm[i] = true;
       raise_alarm(self, "token", i,
@@ -65,7 +67,7 @@ void check_alarms(self_ptr self, bool exhausted) {
     }
     bool cost = b.cost_limit > 0 &&
                 (b.cost_used >= thresholds[i] * b.cost_limit ||
-                 (i == 2 && exhausted && b.cost_used > 0));
+                 (i == 2 && cost_out));
     if (cost && !st.cost_alarm[i]) {
       st.cost_alarm[i] = true;
       raise_alarm(self, "cost", i,
@@ -144,7 +146,7 @@ caf::behavior budget_keeper(self_ptr self, budget_settings s,
                          fmt_cost(b.cost_limit);
         self->send(st.auditor, make_event("budget_denied", task_id, -1,
                                           r.reason));
-        check_alarms(self, true);
+        check_alarms(self, !tokens_fit, tokens_fit && !cost_fit);
         publish(self);
         return r;
       }
@@ -166,7 +168,7 @@ caf::behavior budget_keeper(self_ptr self, budget_settings s,
         return false;
       st.b.tokens_used += u.total_tokens();
       st.b.cost_used += u.cost_usd;
-      check_alarms(self, false);
+      check_alarms(self, false, false);
       publish(self);
       return true;
     },

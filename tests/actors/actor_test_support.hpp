@@ -1,0 +1,155 @@
+// Support for unit tests of actors through their messages: an actor system
+// with bgagent's message types, and a recording probe that stands in for a
+// collaborator (auditor, monitor, supervisor, ...).
+//
+// Contract: the probe records every message it receives, in order, and
+// answers a (flush_atom) request with flush_atom; anything else gets no
+// meaningful reply. Tests read what it recorded through the recorder,
+// waiting with generous timeouts (the machine is shared and slow).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "messages/atoms.hpp"
+#include "messages/events.hpp"
+#include "messages/message_types.hpp"
+
+namespace bgagent::testing {
+
+class unit_config : public caf::actor_system_config {
+public:
+  unit_config() { bgagent::add_message_types(*this); }
+};
+
+// One actor system per test, plus a scoped actor to send requests from.
+struct actor_env {
+  unit_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+};
+
+class recorder {
+public:
+  void add(caf::message m) {
+    {
+      std::lock_guard<std::mutex> g(m_);
+      msgs_.push_back(std::move(m));
+    }
+    cv_.notify_all();
+  }
+  std::vector<caf::message> messages() {
+    std::lock_guard<std::mutex> g(m_);
+    return msgs_;
+  }
+  // Waits until `pred(messages)` holds; false after `seconds`. `pred` runs
+  // under the recorder's lock: it must use its argument, not the recorder.
+  bool wait(const std::function<bool(const std::vector<caf::message>&)>& pred,
+            double seconds = 30) {
+    std::unique_lock<std::mutex> lk(m_);
+    return cv_.wait_for(lk, std::chrono::duration<double>(seconds),
+                        [&] { return pred(msgs_); });
+  }
+
+  // Typed views of what was recorded.
+  std::vector<audit_event> events(const std::string& name = {}) {
+    std::vector<audit_event> out;
+    for (auto& m : messages())
+      if (m.match_elements<audit_event>()) {
+        auto& e = m.get_as<audit_event>(0);
+        if (name.empty() || e.event == name)
+          out.push_back(e);
+      }
+    return out;
+  }
+  std::vector<alert> alerts(const std::string& kind = {}) {
+    std::vector<alert> out;
+    for (auto& m : messages())
+      if (m.match_elements<alert_atom, alert>()) {
+        auto& a = m.get_as<alert>(1);
+        if (kind.empty() || a.kind == kind)
+          out.push_back(a);
+      }
+    return out;
+  }
+  // Messages whose first element is atom A.
+  template <class A>
+  std::vector<caf::message> with_atom() {
+    std::vector<caf::message> out;
+    for (auto& m : messages())
+      if (m.size() > 0 && m.match_element<A>(0))
+        out.push_back(m);
+    return out;
+  }
+  template <class A>
+  bool wait_atom(size_t n = 1, double seconds = 30) {
+    return wait(
+      [&](const std::vector<caf::message>& ms) {
+        size_t k = 0;
+        for (auto& m : ms)
+          if (m.size() > 0 && m.match_element<A>(0))
+            ++k;
+        return k >= n;
+      },
+      seconds);
+  }
+  bool wait_event(const std::string& name, size_t n = 1,
+                  double seconds = 30) {
+    return wait(
+      [&](const std::vector<caf::message>& ms) {
+        size_t k = 0;
+        for (auto& m : ms)
+          if (m.match_elements<audit_event>() &&
+              m.get_as<audit_event>(0).event == name)
+            ++k;
+        return k >= n;
+      },
+      seconds);
+  }
+
+private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::vector<caf::message> msgs_;
+};
+
+using recorder_ptr = std::shared_ptr<recorder>;
+
+// A probe actor recording into `rec`.
+inline caf::actor spawn_probe(caf::actor_system& sys, recorder_ptr rec) {
+  using never_atom = caf::atom_constant<caf::atom("nevermatch")>;
+  return sys.spawn([rec](caf::event_based_actor* self) -> caf::behavior {
+    self->set_default_handler(
+      [rec](caf::scheduled_actor*,
+            caf::message_view& x) -> caf::result<caf::message> {
+        auto m = x.copy_content_to_message();
+        bool flush = m.match_elements<flush_atom>();
+        rec->add(std::move(m));
+        if (flush)
+          return caf::make_message(flush_atom::value);
+        return caf::message{};
+      });
+    return {[](never_atom) {}};
+  });
+}
+
+// Blocking request from the scoped actor: the answer, or nullopt when the
+// actor answered with an error (or not within a minute).
+template <class T, class... Ts>
+std::optional<T> ask_for(caf::scoped_actor& self, const caf::actor& dest,
+                         Ts&&... xs) {
+  std::optional<T> result;
+  self->request(dest, std::chrono::seconds(60), std::forward<Ts>(xs)...)
+    .receive([&](T& x) { result = std::move(x); }, [&](caf::error&) {});
+  return result;
+}
+
+} // namespace bgagent::testing

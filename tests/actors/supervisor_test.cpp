@@ -1,0 +1,217 @@
+// The supervisor through its messages, with the scripted provider, real
+// collaborators and a temporary database: dispatch, retries, quarantine,
+// worker restarts, restart intensity, budget stop and drain.
+#include <catch2/catch.hpp>
+
+#include <thread>
+
+#include "actors/auditor.hpp"
+#include "actors/budget_keeper.hpp"
+#include "actors/checkpointer.hpp"
+#include "actors/monitor.hpp"
+#include "actors/supervisor.hpp"
+#include "messages/run.hpp"
+#include "messages/task.hpp"
+#include "persistence/store.hpp"
+#include "tests/actors/actor_test_support.hpp"
+#include "tests/doubles/scripted_provider.hpp"
+#include "tests/support/job.hpp"
+#include "tests/temp_dir.hpp"
+
+using namespace bgagent;
+using namespace bgagent::testing;
+
+namespace {
+
+task scripted_task(const std::string& id, const std::string& marker = "") {
+  task t;
+  t.id = id;
+  t.type = "summarize";
+  t.input = "Task " + id + " has a sentence. " + marker;
+  t.idempotency_key = "key-" + id;
+  t.max_tokens = 32;
+  return t;
+}
+
+struct supervisor_env : actor_env {
+  temp_dir dir;
+  std::string db = dir.path("unit.db");
+  caf::actor cp = spawn_checkpointer(
+    sys, std::make_unique<store>(db, store::open_mode::create_if_missing));
+  caf::actor aud = spawn_auditor(sys, dir.path("audit.jsonl"));
+  caf::actor mon;
+  caf::actor keeper;
+  caf::actor sup;
+
+  supervisor_env(const std::vector<task>& tasks, supervisor_settings ss,
+                 uint64_t token_limit = 1000000) {
+    REQUIRE(ask_for<submit_report>(self, cp, submit_atom::value, tasks));
+    REQUIRE(ask_for<run_info>(self, cp, open_run_atom::value, token_limit,
+                              1.0));
+    monitor_settings ms;
+    ms.alerts_path = dir.path("alerts.jsonl");
+    mon = spawn_monitor(sys, ms, aud);
+    budget_settings bs;
+    bs.token_limit = token_limit;
+    keeper = spawn_budget_keeper(sys, bs, cp, aud, mon);
+    provider_settings ps;
+    ps.name = "scripted";
+    ps.model = "scripted";
+    ss.retry_initial_seconds = 0.01;
+    ss.retry_cap_seconds = 0.05;
+    ss.heartbeat_seconds = 0.2;
+    sup = spawn_supervisor(sys, ss, run_handles{cp, keeper, aud, mon},
+                           make_scripted_provider(ps));
+  }
+  ~supervisor_env() {
+    for (auto* a : {&sup, &keeper, &mon, &cp, &aud})
+      self->send_exit(*a, caf::exit_reason::user_shutdown);
+  }
+  run_summary run() {
+    auto s = ask_for<run_summary>(self, sup, run_atom::value);
+    REQUIRE(s);
+    return *s;
+  }
+  std::map<std::string, task_record> records() {
+    auto rows = ask_for<std::vector<task_record>>(self, cp, results_atom::value,
+                                                  std::string());
+    REQUIRE(rows);
+    std::map<std::string, task_record> out;
+    for (auto& r : *rows)
+      out[r.id] = r;
+    return out;
+  }
+  std::vector<nlohmann::json> audit(const std::string& event) {
+    REQUIRE(ask_for<flush_atom>(self, aud, flush_atom::value));
+    return audit_events(dir.path("audit.jsonl"), event);
+  }
+};
+
+supervisor_settings with_workers(uint32_t n, uint32_t max_retries = 2) {
+  supervisor_settings s;
+  s.workers = n;
+  s.max_retries = max_retries;
+  return s;
+}
+
+} // namespace
+
+TEST_CASE("supervisor: dispatches everything, retries, quarantines, restarts",
+          "[unit][supervisor]") {
+  std::vector<task> tasks;
+  for (int i = 0; i < 20; ++i)
+    tasks.push_back(scripted_task("ok" + std::to_string(i)));
+  tasks.push_back(scripted_task("flaky", "[fail:1]"));
+  tasks.push_back(scripted_task("bad", "[fail]"));
+  tasks.push_back(scripted_task("refused", "[permanent]"));
+  tasks.push_back(scripted_task("boom", "[crash]"));
+  supervisor_env e(tasks, with_workers(3, 2));
+  auto s = e.run();
+  CHECK(s.exit_code == 0);
+  CHECK(s.stop_reason.empty());
+  CHECK(s.completed == 21);
+  CHECK(s.quarantined == 3);
+  CHECK(s.restarts == 3);   // boom: 1 + 2 retries, each on a new worker
+  CHECK(s.retries == 5);    // flaky 1, bad 2, boom 2
+  CHECK(s.store.completed == 21);
+  CHECK(s.store.quarantined == 3);
+  CHECK(s.store.pending + s.store.running + s.store.retry_wait == 0);
+
+  auto rec = e.records();
+  CHECK(rec["flaky"].state == "completed");
+  CHECK(rec["flaky"].attempts == 2);
+  CHECK(rec["bad"].state == "quarantined");
+  CHECK(rec["bad"].attempts == 3);
+  CHECK(rec["refused"].state == "quarantined");
+  CHECK(rec["refused"].attempts == 1); // permanent: at once
+  CHECK(rec["boom"].state == "quarantined");
+  CHECK(rec["boom"].attempts == 3);
+  for (int i = 0; i < 20; ++i)
+    CHECK(rec["ok" + std::to_string(i)].attempts == 1);
+
+  auto started = e.audit("task_started");
+  CHECK(started.size() == 20 + 2 + 3 + 1 + 3);
+  auto restarts = e.audit("worker_restarted");
+  REQUIRE(restarts.size() == 3);
+  for (auto& r : restarts)
+    CHECK(r["task_id"] == "boom");
+  CHECK(e.audit("task_quarantined").size() == 3);
+}
+
+TEST_CASE("supervisor: too many restarts end the run with exit code 1",
+          "[unit][supervisor]") {
+  std::vector<task> tasks;
+  for (int i = 0; i < 6; ++i)
+    tasks.push_back(scripted_task("c" + std::to_string(i), "[crash]"));
+  auto ss = with_workers(2, 5);
+  ss.max_restarts = 2;
+  supervisor_env e(tasks, ss);
+  auto s = e.run();
+  CHECK(s.exit_code == 1);
+  CHECK(s.stop_reason == "restart_intensity");
+  CHECK(s.restarts >= 3);
+  CHECK(s.store.completed == 0);
+  CHECK(s.store.running == 0);
+  auto alerts = read_jsonl(e.dir.path("alerts.jsonl"));
+  REQUIRE(wait_until(
+    [&] {
+      for (auto& a : read_jsonl(e.dir.path("alerts.jsonl")))
+        if (a["kind"] == "restart_intensity")
+          return true;
+      return false;
+    },
+    30));
+}
+
+TEST_CASE("supervisor: a budget denial stops dispatching with exit code 3",
+          "[unit][supervisor]") {
+  std::vector<task> tasks;
+  for (int i = 0; i < 30; ++i)
+    tasks.push_back(scripted_task("b" + std::to_string(i)));
+  supervisor_env e(tasks, with_workers(8), 600);
+  auto s = e.run();
+  CHECK(s.exit_code == 3);
+  CHECK(s.stop_reason == "budget");
+  CHECK(s.store.completed > 0);
+  CHECK(s.store.completed < 30);
+  CHECK(s.store.pending == 30 - s.store.completed);
+  CHECK(s.store.running == 0);
+  auto b = ask_for<budget_snapshot>(e.self, e.keeper, budget_atom::value);
+  REQUIRE(b);
+  CHECK(b->tokens_used <= 600);
+  CHECK(b->tokens_reserved == 0);
+}
+
+TEST_CASE("supervisor: a drain lets calls in flight finish and picks the exit "
+          "code from the reason",
+          "[unit][supervisor]") {
+  std::vector<task> tasks;
+  for (int i = 0; i < 40; ++i)
+    tasks.push_back(scripted_task("d" + std::to_string(i), "[delay:100]"));
+  supervisor_env e(tasks, with_workers(2));
+  auto h = e.self->request(e.sup, std::chrono::seconds(60), run_atom::value);
+  REQUIRE(wait_until(
+    [&] {
+      return sql_int(e.db, "SELECT COUNT(*) FROM tasks WHERE state = "
+                           "'completed'") >= 2;
+    },
+    30));
+  auto drained = ask_for<bool>(e.self, e.sup, drain_atom::value,
+                               std::string("signal:15"));
+  REQUIRE(drained);
+  run_summary s;
+  bool got = false;
+  h.receive(
+    [&](run_summary& x) {
+      s = x;
+      got = true;
+    },
+    [&](caf::error&) {});
+  REQUIRE(got);
+  CHECK(s.exit_code == 143);
+  CHECK(s.stop_reason == "signal:15");
+  CHECK(s.store.running == 0);
+  CHECK(s.store.completed >= 2);
+  CHECK(s.store.completed < 40);
+  CHECK(s.store.pending == 40 - s.store.completed);
+}

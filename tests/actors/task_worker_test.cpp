@@ -1,0 +1,248 @@
+// A task worker through its messages, with a tiny in-test provider and real
+// budget_keeper and checkpointer: reserve -> mark running -> call -> commit
+// usage -> store the result -> tell the supervisor.
+#include <catch2/catch.hpp>
+
+#include <thread>
+
+#include "actors/budget_keeper.hpp"
+#include "actors/checkpointer.hpp"
+#include "actors/task_worker.hpp"
+#include "messages/budget.hpp"
+#include "messages/call_outcome.hpp"
+#include "messages/run.hpp"
+#include "messages/task.hpp"
+#include "messages/worker_context.hpp"
+#include "persistence/store.hpp"
+#include "tests/actors/actor_test_support.hpp"
+#include "tests/support/job.hpp"
+#include "tests/temp_dir.hpp"
+
+using namespace bgagent;
+using namespace bgagent::testing;
+
+namespace {
+
+enum class mode { answer, fail, never, boom };
+
+// Answers at once (from the calling thread), fails, never answers, or
+// throws. Priced so cost budgets see real figures.
+class unit_provider : public provider {
+public:
+  explicit unit_provider(mode m) : provider(model_price{1000, 2000}), m_(m) {}
+  std::string name() const override { return "unit"; }
+  std::string model() const override { return "unit-model"; }
+  uint64_t start(const llm_request& req, completion done) override {
+    switch (m_) {
+      case mode::answer: {
+        call_outcome out;
+        out.ok = true;
+        out.result = "{\"summary\":\"" + req.task_id + "\"}";
+        out.prompt_tokens = 10;
+        out.completion_tokens = 5;
+        out.cost_usd = 0.02;
+        out.usage_reported = true;
+        out.provider = name();
+        out.model = model();
+        done(out);
+        break;
+      }
+      case mode::fail: {
+        auto out = make_failure(error_kind::retryable, "HTTP 503: busy", 503);
+        out.provider = name();
+        done(out);
+        break;
+      }
+      case mode::never:
+        break;
+      case mode::boom:
+        throw std::runtime_error("unit provider exploded");
+    }
+    return 1;
+  }
+
+private:
+  mode m_;
+};
+
+struct worker_env : actor_env {
+  temp_dir dir;
+  std::string db = dir.path("unit.db");
+  recorder_ptr sup = std::make_shared<recorder>();
+  recorder_ptr audit = std::make_shared<recorder>();
+  recorder_ptr mon = std::make_shared<recorder>();
+  caf::actor sup_probe = spawn_probe(sys, sup);
+  caf::actor audit_probe = spawn_probe(sys, audit);
+  caf::actor mon_probe = spawn_probe(sys, mon);
+  caf::actor cp = spawn_checkpointer(
+    sys, std::make_unique<store>(db, store::open_mode::create_if_missing));
+  caf::actor keeper;
+  caf::actor worker;
+  task t;
+
+  worker_env(mode m, uint64_t token_limit = 100000, double timeout = 60) {
+    budget_settings bs;
+    bs.token_limit = token_limit;
+    bs.cost_limit = 10;
+    keeper = spawn_budget_keeper(sys, bs, cp, audit_probe, mon_probe);
+    t.id = "w1";
+    t.type = "summarize";
+    t.input = "One sentence to summarise. Another one.";
+    t.idempotency_key = "key-w1";
+    t.max_tokens = 64;
+    REQUIRE(ask_for<submit_report>(self, cp, submit_atom::value,
+                                   std::vector<task>{t}));
+    REQUIRE(ask_for<run_info>(self, cp, open_run_atom::value, token_limit,
+                              10.0));
+    worker_settings ws;
+    ws.name = "head/worker-1";
+    ws.timeout_seconds = timeout;
+    ws.heartbeat_seconds = 0.05;
+    worker = spawn_task_worker(
+      sys, worker_context{sup_probe, keeper, cp, audit_probe, mon_probe},
+      std::make_shared<unit_provider>(m), ws);
+  }
+  ~worker_env() {
+    for (auto* a : {&worker, &keeper, &cp, &sup_probe, &audit_probe,
+                    &mon_probe})
+      self->send_exit(*a, caf::exit_reason::user_shutdown);
+  }
+  void dispatch(uint32_t attempt = 1) {
+    self->send(worker, dispatch_atom::value, t, attempt);
+  }
+  budget_snapshot budget() {
+    auto b = ask_for<budget_snapshot>(self, keeper, budget_atom::value);
+    REQUIRE(b);
+    return *b;
+  }
+  std::string state() {
+    auto rows = task_rows(db);
+    auto b = rows.find('|') + 1;
+    return rows.substr(b, rows.find('|', b) - b);
+  }
+  std::vector<std::string> audit_names() {
+    REQUIRE(ask_for<flush_atom>(self, audit_probe, flush_atom::value));
+    std::vector<std::string> out;
+    for (auto& e : audit->events())
+      out.push_back(e.event);
+    return out;
+  }
+};
+
+} // namespace
+
+TEST_CASE("task_worker: a successful attempt reserves, runs, commits, reports",
+          "[unit][task_worker]") {
+  worker_env e(mode::answer);
+  e.dispatch();
+  REQUIRE(e.sup->wait_atom<done_atom>());
+  auto done = e.sup->with_atom<done_atom>()[0];
+  CHECK(done.get_as<std::string>(1) == "w1");
+  CHECK(done.get_as<uint32_t>(2) == 1);
+  // Durable before it was reported.
+  CHECK(e.state() == "completed");
+  auto b = e.budget();
+  CHECK(b.tokens_used == 15); // the provider's usage, not the reservation
+  CHECK(b.cost_used == Approx(0.02));
+  CHECK(b.tokens_reserved == 0);
+  CHECK(b.grants == 1);
+  CHECK(sql_int(e.db, "SELECT prompt_tokens + completion_tokens FROM "
+                      "usage_ledger WHERE task_id = 'w1'") == 15);
+  CHECK(e.audit_names() == std::vector<std::string>{"budget_granted",
+                                                    "task_started",
+                                                    "task_completed"});
+  auto completed = e.audit->events("task_completed")[0];
+  CHECK(completed.attempt == 1);
+  CHECK(completed.node == "head");
+  CHECK(completed.detail.find("prompt_tokens=10 completion_tokens=5") == 0);
+  // Calls in flight were reported up and down; heartbeats ended idle.
+  REQUIRE(wait_until(
+    [&] {
+      auto beats = e.mon->with_atom<heartbeat_atom>();
+      return !beats.empty() && !beats.back().get_as<bool>(2);
+    },
+    30));
+  auto calls = e.mon->with_atom<calls_atom>();
+  REQUIRE(calls.size() == 2);
+  CHECK(calls[0].get_as<int64_t>(1) == 1);
+  CHECK(calls[1].get_as<int64_t>(1) == -1);
+  // The worker is idle again and takes the next dispatch (attempt fencing
+  // makes the store refuse a completed task: skipped).
+  e.dispatch(2);
+  REQUIRE(e.sup->wait_atom<skipped_atom>());
+  CHECK(e.budget().tokens_reserved == 0);
+}
+
+TEST_CASE("task_worker: a failed call is reported, not stored as done",
+          "[unit][task_worker]") {
+  worker_env e(mode::fail);
+  e.dispatch();
+  REQUIRE(e.sup->wait_atom<failed_atom>());
+  auto f = e.sup->with_atom<failed_atom>()[0];
+  CHECK(f.get_as<std::string>(1) == "w1");
+  CHECK(f.get_as<uint32_t>(2) == 1);
+  auto& out = f.get_as<call_outcome>(3);
+  CHECK_FALSE(out.ok);
+  CHECK(out.error_class() == error_kind::retryable);
+  CHECK(out.http_status == 503);
+  CHECK(e.state() == "running"); // the supervisor decides what comes next
+  auto b = e.budget();
+  CHECK(b.tokens_reserved == 0);
+  CHECK(b.tokens_used == 0); // no usage reported for a refused call
+  auto names = e.audit_names();
+  CHECK(names.back() == "task_failed");
+  CHECK(e.audit->events("task_failed")[0].detail ==
+        "retryable: HTTP 503: busy");
+  CHECK(e.sup->with_atom<done_atom>().empty());
+}
+
+TEST_CASE("task_worker: a budget denial leaves the task pending",
+          "[unit][task_worker]") {
+  worker_env e(mode::answer, 20); // far less than the worst case
+  e.dispatch();
+  REQUIRE(e.sup->wait_atom<denied_atom>());
+  auto d = e.sup->with_atom<denied_atom>()[0];
+  CHECK(d.get_as<std::string>(1) == "w1");
+  CHECK(d.get_as<std::string>(3).find("token budget") != std::string::npos);
+  CHECK(e.state() == "pending"); // never marked running
+  CHECK(e.budget().tokens_used == 0);
+  auto names = e.audit_names();
+  CHECK(std::find(names.begin(), names.end(), "task_started") == names.end());
+}
+
+TEST_CASE("task_worker: an attempt that does not answer in time fails as a "
+          "timeout and is charged its reservation",
+          "[unit][task_worker]") {
+  worker_env e(mode::never, 100000, 0.2);
+  e.dispatch();
+  REQUIRE(e.sup->wait_atom<failed_atom>());
+  auto& out = e.sup->with_atom<failed_atom>()[0].get_as<call_outcome>(3);
+  CHECK(out.error == "timed out after 0.2 s (BG_AGENT_TIMEOUT)");
+  CHECK(out.error_class() == error_kind::retryable);
+  auto b = e.budget();
+  CHECK(b.tokens_reserved == 0);
+  CHECK(b.tokens_used > 64); // estimated prompt + max_tokens
+  REQUIRE(wait_until(
+    [&] {
+      return sql_int(e.db, "SELECT COUNT(*) FROM usage_ledger") == 1;
+    },
+    30));
+}
+
+TEST_CASE("task_worker: a provider that throws kills the worker and its "
+          "reservation is released",
+          "[unit][task_worker]") {
+  worker_env e(mode::boom);
+  e.self->monitor(e.worker);
+  e.dispatch();
+  std::string reason;
+  e.self->receive(
+    [&](caf::down_msg& dm) { reason = to_string(dm.reason); },
+    caf::after(std::chrono::seconds(30)) >> [] {});
+  CHECK(reason.find("unit provider exploded") != std::string::npos);
+  REQUIRE(wait_until([&] { return e.budget().tokens_reserved == 0; }, 30));
+  CHECK(e.budget().tokens_used == 0);
+  CHECK(e.sup->with_atom<done_atom>().empty());
+  CHECK(e.sup->with_atom<failed_atom>().empty());
+  CHECK(e.state() == "running"); // the supervisor counts the attempt
+}
