@@ -42,7 +42,7 @@ TEST_CASE("kill -9 mid-run, then run again: every task completed exactly once",
   write_tasks(tasks, make_tasks(40));
   env_map env{{"LLM_PROVIDER", "scripted"},
               {"BG_AGENT_WORKERS", "4"},
-              {"BG_AGENT_TEST_DELAY_MS", "150"}};
+              {"BG_AGENT_TEST_DELAY_MS", "250"}};
   run_and_kill(dir, tasks, env, 8);
 
   auto db = dir.path("bgagent.db");
@@ -116,7 +116,7 @@ TEST_CASE("tokens spent before a kill -9 count against the resumed run's "
   env_map env{{"LLM_PROVIDER", "scripted"},
               {"BG_AGENT_WORKERS", "4"},
               {"BG_AGENT_TOKEN_BUDGET", "1500"},
-              {"BG_AGENT_TEST_DELAY_MS", "150"}};
+              {"BG_AGENT_TEST_DELAY_MS", "250"}};
   run_and_kill(dir, tasks, env, 8);
   auto tokens_before =
     status_json(dir.path())["budget"]["tokens_used"].get<uint64_t>();
