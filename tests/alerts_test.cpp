@@ -141,17 +141,25 @@ TEST_CASE("budget alarms fire at 50, 80 and 100 percent, once each",
   auto r = run_testbin({"run", "--tasks", "tasks.jsonl"}, dir.path(), env);
   INFO(r.err);
   REQUIRE(r.exit_code == 3);
+  // Each level once. The first denial counts as 100 %, so it may come
+  // before the 80 % that calls still in flight reach afterwards.
   auto alarms = audit_events(dir.path("bgagent-audit.jsonl"), "budget_alarm");
   REQUIRE(alarms.size() == 3);
-  const char* levels[] = {"token budget 50% used", "token budget 80% used",
-                          "token budget 100% used"};
-  for (int i = 0; i < 3; ++i)
-    CHECK(alarms[i]["detail"].get<std::string>().find(levels[i]) == 0);
+  for (auto level : {"token budget 50% used", "token budget 80% used",
+                     "token budget 100% used"}) {
+    INFO(level);
+    int n = 0;
+    for (auto& a : alarms)
+      n += a["detail"].get<std::string>().find(level) == 0;
+    CHECK(n == 1);
+  }
   auto budget_alerts = alerts_of_kind(dir, "budget_alarm");
   REQUIRE(budget_alerts.size() == 3);
-  CHECK(budget_alerts[0]["severity"] == "warning");
-  CHECK(budget_alerts[1]["severity"] == "warning");
-  CHECK(budget_alerts[2]["severity"] == "critical");
+  for (auto& a : budget_alerts) {
+    bool full = a["message"].get<std::string>().find("100%") !=
+                std::string::npos;
+    CHECK(a["severity"] == (full ? "critical" : "warning"));
+  }
   REQUIRE(wait_until([&] { return hook.bodies().size() >= 3; }, 30));
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   CHECK(hook.bodies().size() == 3);
