@@ -23,7 +23,8 @@ using clock_type = std::chrono::steady_clock;
 
 struct failures {
   clock_type::time_point window_start;
-  uint32_t count = 0;
+  uint32_t count = 0;      // refusals of any kind (audit flood limit)
+  uint32_t bad_hellos = 0; // wrong secrets (guessing limit)
   bool limited_audited = false; // the first rate-limited refusal was audited
 };
 
@@ -47,6 +48,7 @@ failures& count_refusal(self_ptr self, const std::string& host) {
   if (f.count == 0 || now - f.window_start > window) {
     f.window_start = now;
     f.count = 0;
+    f.bad_hellos = 0;
     f.limited_audited = false;
   }
   ++f.count;
@@ -60,7 +62,7 @@ bool is_limited(self_ptr self, const std::string& host) {
     return false;
   auto window = std::chrono::duration<double>(
     st.settings.failure_window_seconds);
-  return i->second.count >= st.settings.max_failures &&
+  return i->second.bad_hellos >= st.settings.max_failures &&
          clock_type::now() - i->second.window_start <= window;
 }
 
@@ -129,6 +131,7 @@ caf::behavior gatekeeper(self_ptr self, gatekeeper_settings s,
           w.reason = "wrong cluster secret (BG_AGENT_SECRET / "
                      "BG_AGENT_SECRET_FILE)";
           refuse(self, address, node_name, "hello with a wrong secret");
+          ++st.refused[peer_host(address)].bad_hellos;
           rp.deliver(w);
           return;
         }

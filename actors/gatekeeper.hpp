@@ -13,9 +13,11 @@
 //   (caught by the default handler: commands without a hello, unexpected
 //   types) is refused, answered with a refusal or sec::unexpected_message,
 //   audited as `admin_refused` with the peer's address, and changes
-//   nothing. Refusals are rate-limited per peer host: after max_failures
-//   refusals within failure_window_seconds, hellos from that host are
-//   refused without being checked and only the first is audited.
+//   nothing. Refusals are rate-limited per peer host, per
+//   failure_window_seconds: after max_failures wrong secrets, hellos from
+//   that host are refused without being checked (no guessing); after
+//   max_failures refusals of any kind, one more line says the host is
+//   rate-limited and further refusals are not audited (no log flooding).
 #pragma once
 
 #include <cstdint>
