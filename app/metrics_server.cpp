@@ -41,6 +41,12 @@ metrics_server::metrics_server(caf::actor_system& sys, caf::actor monitor,
   server_->Get("/", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("bgagent: metrics at /metrics\n", "text/plain");
   });
+  // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would let
+  // two processes share the port silently.
+  server_->set_socket_options([](int sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   if (!server_->bind_to_port(host.c_str(), port))
     throw usage_error("--metrics " + host + ":" + std::to_string(port) +
                       ": cannot listen there (in use or not a local "
