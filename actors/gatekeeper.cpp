@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/admin_endpoint.hpp"
+#include "actors/node_gateway.hpp"
 #include "actors/peer_address.hpp"
 #include "messages/atoms.hpp"
 #include "messages/cluster.hpp"
@@ -96,6 +97,11 @@ caf::behavior gatekeeper(self_ptr self, gatekeeper_settings s,
                          worker_context handles) {
   self->state.settings = std::move(s);
   self->state.handles = std::move(handles);
+  // Remote workers begin and finish their attempts through one gateway,
+  // which ends with the gatekeeper.
+  self->state.handles.gateway = spawn_node_gateway(self->system(),
+                                                   self->state.handles);
+  self->link_to(self->state.handles.gateway);
   // Anything but a hello: refused, audited, answered with an error.
   self->set_default_handler(
     [](caf::scheduled_actor* ptr, caf::message_view& x)

@@ -95,7 +95,8 @@ void report_workers(self_ptr self) {
 void spawn_local_worker(self_ptr self) {
   auto& st = self->state;
   worker_context ctx{caf::actor_cast<caf::actor>(self), st.h.budget_keeper,
-                     st.h.checkpointer, st.h.auditor, st.h.monitor};
+                     st.h.checkpointer, st.h.auditor, st.h.monitor,
+                     caf::actor{}};
   worker_settings ws;
   ws.name = st.settings.node + "/worker-" + std::to_string(++st.next_worker);
   ws.node = st.settings.node;

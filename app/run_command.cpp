@@ -232,7 +232,7 @@ int run_command(const config& c, const run_options& o,
     gs.secret = secret;
     gs.head = ss.node;
     gatekeeper = spawn_gatekeeper(
-      sys, gs, worker_context{sup, keeper, checkpointer, auditor, monitor});
+      sys, gs, worker_context{sup, keeper, checkpointer, auditor, monitor, {}});
     auto port = c.tls() ? caf::openssl::publish(gatekeeper, listen->port,
                                                 listen->host.c_str(), true)
                         : sys.middleman().publish(gatekeeper, listen->port,

@@ -10,7 +10,8 @@
 // task. Task workers are given relays in front of the head's actors (what
 // a node gets from the gatekeeper); each relay counts what passes and
 // forwards it with the original sender. A request counts twice (request and
-// response); the supervisor's dispatch counts once per attempt.
+// response); the supervisor's dispatch counts once per attempt. The workers
+// hold a gateway, as remote workers do (see actors/node_gateway.hpp).
 //
 // Usage: distributed_throughput [TASKS] (default 2000). Prints figures; it
 // never passes or fails on time.
@@ -38,6 +39,7 @@
 #include "actors/budget_keeper.hpp"
 #include "actors/checkpointer.hpp"
 #include "actors/monitor.hpp"
+#include "actors/node_gateway.hpp"
 #include "actors/supervisor.hpp"
 #include "actors/task_worker.hpp"
 #include "app/system_config.hpp"
@@ -245,11 +247,14 @@ void count_messages(int n) {
                                           monitor},
                               prov);
   auto n_msgs = std::make_shared<counter>();
+  worker_context head{sup, keeper, checkpointer, auditor, monitor, {}};
+  auto gateway = spawn_node_gateway(sys, head);
   worker_context remote{sys.spawn(relay, sup, n_msgs),
                         sys.spawn(relay, keeper, n_msgs),
                         sys.spawn(relay, checkpointer, n_msgs),
                         sys.spawn(relay, auditor, n_msgs),
-                        sys.spawn(relay, monitor, n_msgs)};
+                        sys.spawn(relay, monitor, n_msgs),
+                        sys.spawn(relay, gateway, n_msgs)};
   std::vector<caf::actor> ws;
   std::vector<std::string> names;
   for (int i = 0; i < 4; ++i) {
@@ -275,8 +280,8 @@ void count_messages(int n) {
               static_cast<unsigned long long>(summary.completed), wall,
               summary.completed ? double(total) / summary.completed : 0.0);
   for (auto& a : {remote.supervisor, remote.budget_keeper, remote.checkpointer,
-                  remote.auditor, remote.monitor, sup, keeper, monitor,
-                  checkpointer, auditor})
+                  remote.auditor, remote.monitor, remote.gateway, gateway, sup,
+                  keeper, monitor, checkpointer, auditor})
     self->send_exit(a, caf::exit_reason::user_shutdown);
   for (auto& w : ws)
     self->send_exit(w, caf::exit_reason::user_shutdown);

@@ -45,7 +45,7 @@ size_t count(const std::string& audit, const std::string& event) {
 
 } // namespace
 
-TEST_CASE("admin pause stops dispatching, resume continues, status shows "
+TEST_CASE("admin pause stops dispatching and resume continues - status shows "
           "workers per node",
           "[admin][e2e]") {
   temp_dir dir;
@@ -135,8 +135,8 @@ TEST_CASE("admin set-budget takes effect on a running head", "[admin][e2e]") {
   CHECK(bad.err.find("--tokens x") != std::string::npos);
 }
 
-TEST_CASE("admin requeue --quarantined brings quarantined tasks back; cancel "
-          "and drain end with a resumable state",
+TEST_CASE("admin requeue --quarantined brings quarantined tasks back - cancel "
+          "and drain leave a resumable state",
           "[admin][e2e]") {
   temp_dir dir;
   // Two tasks fail their only allowed attempt, then succeed when requeued;
@@ -195,7 +195,7 @@ TEST_CASE("admin requeue --quarantined brings quarantined tasks back; cancel "
     CHECK(kv.second == 1);
 }
 
-TEST_CASE("admin shutdown stops the head at once; in-flight tasks go back to "
+TEST_CASE("admin shutdown stops the head at once - in-flight tasks go back to "
           "pending and the worker node leaves",
           "[admin][e2e]") {
   temp_dir dir;
@@ -221,7 +221,8 @@ TEST_CASE("admin shutdown stops the head at once; in-flight tasks go back to "
         20);
 }
 
-TEST_CASE("admin with a wrong secret or no head: one line, distinct exit code",
+TEST_CASE("admin with a wrong secret or no head: one line and a distinct exit "
+          "code",
           "[admin][e2e]") {
   temp_dir dir;
   write_task_file(dir.path("tasks.jsonl"), 3, "sec");

@@ -67,8 +67,8 @@ int completed_on(const std::string& audit, const std::string& node) {
 
 } // namespace
 
-TEST_CASE("a head and two worker nodes complete every task once, spread over "
-          "both nodes",
+TEST_CASE("a head and two worker nodes complete every task once and share "
+          "the work",
           "[cluster][e2e]") {
   temp_dir dir;
   write_task_file(dir.path("tasks.jsonl"), 40, "job");
@@ -129,8 +129,8 @@ TEST_CASE("a tight budget holds across worker nodes", "[cluster][e2e]") {
            .empty());
 }
 
-TEST_CASE("kill -9 of a worker node: its tasks finish on the other node, none "
-          "lost or duplicated",
+TEST_CASE("kill -9 of a worker node: its tasks finish on the other node with "
+          "none lost or duplicated",
           "[cluster][e2e]") {
   temp_dir dir;
   write_task_file(dir.path("tasks.jsonl"), 40, "kill");
@@ -166,8 +166,8 @@ TEST_CASE("kill -9 of a worker node: its tasks finish on the other node, none "
   CHECK(audit_events(audit, "task_quarantined").empty());
 }
 
-TEST_CASE("kill -9 of the head: a restarted head resumes from its checkpoint, "
-          "nodes rejoin, every task completes once",
+TEST_CASE("kill -9 of the head: a restarted head resumes from its checkpoint "
+          "and the nodes rejoin - every task completes once",
           "[cluster][e2e]") {
   temp_dir dir;
   write_task_file(dir.path("tasks.jsonl"), 40, "head");

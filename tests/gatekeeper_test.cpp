@@ -74,8 +74,8 @@ TEST_CASE("secrets are compared exactly", "[gatekeeper]") {
   CHECK_FALSE(secrets_match("", ""));
 }
 
-TEST_CASE("a wrong secret, a command without hello and an unexpected message "
-          "are refused, audited, change nothing; the head keeps running",
+TEST_CASE("a wrong secret or a command without hello or an unexpected message "
+          "is refused and audited and changes nothing - the head keeps running",
           "[gatekeeper][e2e]") {
   temp_dir dir;
   write_task_file(dir.path("tasks.jsonl"), 5, "sec");
@@ -170,7 +170,7 @@ TEST_CASE("refusals are rate-limited per host", "[gatekeeper][e2e]") {
 }
 
 TEST_CASE("run --listen without a secret writes one next to the database "
-          "with mode 0600, and a node on the same machine finds it",
+          "with mode 0600 and a node on the same machine finds it",
           "[gatekeeper][e2e]") {
   temp_dir dir;
   write_task_file(dir.path("tasks.jsonl"), 2, "gen");
