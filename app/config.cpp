@@ -181,6 +181,10 @@ config load_config(const config_sources& src) {
                             ": needs BG_AGENT_TLS_CERT as well"
                         : label(src, "BG_AGENT_TLS_CERT") +
                             ": needs BG_AGENT_TLS_KEY as well");
+  if (!c.tls_ca.empty() && c.tls_cert.empty())
+    throw usage_error(label(src, "BG_AGENT_TLS_CA") +
+                      ": needs BG_AGENT_TLS_CERT and BG_AGENT_TLS_KEY as well "
+                      "(with TLS every node has a certificate)");
   for (auto* name : {"BG_AGENT_TLS_CERT", "BG_AGENT_TLS_KEY", "BG_AGENT_TLS_CA"})
     if (auto* v = find(src, name); v && !v->empty() && !std::ifstream(*v))
       throw usage_error(label(src, name) + ": cannot read the file");

@@ -48,7 +48,9 @@ struct config {
   std::string tls_ca;            // BG_AGENT_TLS_CA: CA file to verify peers
   double rejoin_seconds = 0;     // BG_AGENT_REJOIN_TIMEOUT: worker nodes
                                  // retry joining a lost head this long
-  bool tls() const { return !tls_cert.empty() || !tls_ca.empty(); }
+  // caf::openssl authenticates both ends: every node with TLS has a
+  // certificate and key; BG_AGENT_TLS_CA then verifies the peer's.
+  bool tls() const { return !tls_cert.empty(); }
   std::string log_level = "info";
 };
 

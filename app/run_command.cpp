@@ -135,6 +135,8 @@ int run_command(const config& c, const run_options& o,
                                     store::open_mode::create_if_missing);
 
   system_config cfg;
+  if (listen && c.tls())
+    cfg.use_tls(c.tls_cert, c.tls_key, c.tls_ca);
   caf::actor_system sys{cfg};
   caf::actor auditor, monitor;
   try {

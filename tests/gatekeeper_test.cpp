@@ -197,3 +197,44 @@ TEST_CASE("run --listen without a secret writes one next to the database "
   head.signal(SIGTERM);
   head.wait(30);
 }
+
+TEST_CASE("with TLS certificates a node signed by the CA joins and a plain or "
+          "foreign node cannot connect",
+          "[gatekeeper][tls][e2e]") {
+  temp_dir dir;
+  auto make_cert = [&](const std::string& name) {
+    auto r = run({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048",
+                  "-nodes", "-keyout", name + "-key.pem", "-out",
+                  name + "-cert.pem", "-days", "2", "-subj", "/CN=" + name},
+                 dir.path());
+    REQUIRE(r.exit_code == 0);
+  };
+  make_cert("cluster");
+  make_cert("rogue");
+  auto tls = [&](const std::string& name) {
+    return env_map{{"BG_AGENT_SECRET", secret},
+                   {"BG_AGENT_TLS_CERT", dir.path(name + "-cert.pem")},
+                   {"BG_AGENT_TLS_KEY", dir.path(name + "-key.pem")},
+                   {"BG_AGENT_TLS_CA", dir.path("cluster-cert.pem")}};
+  };
+  write_task_file(dir.path("tasks.jsonl"), 10, "tls");
+  int port = free_port();
+  background_process head({bgagent_binary(), "run", "--tasks", "tasks.jsonl",
+                           "--workers", "0", "--listen", at(port)},
+                          dir.path(), tls("cluster"), "head");
+  REQUIRE(wait_for_output(head, "with TLS", 30));
+  auto plain = run_bgagent({"admin", "--connect", at(port), "status"},
+                           dir.path(), {{"BG_AGENT_SECRET", secret}});
+  CHECK(plain.exit_code == 5);
+  auto rogue = run_bgagent({"admin", "--connect", at(port), "status"},
+                           dir.path(), tls("rogue"));
+  CHECK(rogue.exit_code == 5);
+  CHECK(head.running());
+  auto node = run_bgagent({"worker", "--connect", at(port), "--workers", "2"},
+                          dir.path(), tls("cluster"));
+  INFO(node.err << head.err());
+  CHECK(node.exit_code == 0);
+  CHECK(head.wait(60) == 0);
+  CHECK(count_by_task(dir.path("bgagent-audit.jsonl"), "task_completed")
+          .size() == 10);
+}
