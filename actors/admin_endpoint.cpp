@@ -79,8 +79,14 @@ caf::behavior admin_endpoint(self_ptr self, worker_context h,
   st.address = std::move(address);
   st.admin_name = std::move(admin_name);
   self->set_down_handler([=](caf::down_msg&) { self->quit(); });
+  // A session that never sends a command does not linger.
+  self->delayed_send(self, std::chrono::seconds(120), timeout_atom::value);
   auto refused = caf::sec::request_receiver_down;
   return {
+    [=](timeout_atom) {
+      if (!self->state.watching)
+        self->quit();
+    },
     [=](status_atom) -> caf::result<admin_status> {
       if (!allowed(self, "status"))
         return refused;

@@ -1,6 +1,7 @@
 // The admin endpoint: what the gatekeeper hands an admin node after a valid
 // hello. One per admin session; it obeys only the node that said hello and
-// ends when that node's session actor goes away.
+// ends when that node's session actor goes away (or after 120 s if no
+// command ever came).
 //
 // Contract (messages, request -> reply):
 //   (status_atom)                        -> admin_status

@@ -238,3 +238,35 @@ TEST_CASE("a worker node that cannot reach the head exits 5 with one line",
   CHECK(bad.exit_code == 2);
   CHECK(bad.err.find("--connect 127.0.0.1:notaport") != std::string::npos);
 }
+
+TEST_CASE("heartbeats cross the wire: a stalled worker on a node trips the "
+          "head's dead man's switch",
+          "[cluster][e2e]") {
+  temp_dir dir;
+  write_file(dir.path("tasks.jsonl"),
+             R"({"id":"stall","type":"summarize","input":"x [hang:5000]"})"
+             "\n");
+  int port = free_port();
+  auto fast = env_map{{"BG_AGENT_DEADMAN_SECONDS", "1.5"},
+                      {"BG_AGENT_HEARTBEAT_SECONDS", "0.3"}};
+  background_process head(head_args(port, "tasks.jsonl"), dir.path(),
+                          head_env(fast), "head");
+  REQUIRE(wait_for_output(head, "listening for worker", 30));
+  background_process a(node_args(port, "node-a", 1), dir.path(),
+                       node_env(0, fast), "node-a");
+  auto alerts = dir.path("bgagent-alerts.jsonl");
+  REQUIRE(wait_until(
+    [&] {
+      for (auto& j : read_jsonl(alerts))
+        if (j.value("kind", "") == "dead_mans_switch" &&
+            j.value("message", "").find("node-a/worker-1") !=
+              std::string::npos)
+          return true;
+      return false;
+    },
+    30));
+  // The worker wakes up, finishes, and the run completes normally.
+  INFO(head.err());
+  CHECK(head.wait(60) == 0);
+  CHECK(states(dir.path())["stall"] == "completed");
+}
