@@ -2,8 +2,6 @@
 
 #include <cstdio>
 #include <unordered_map>
-#include <unordered_set>
-#include <vector>
 
 #include <caf/all.hpp>
 
@@ -18,13 +16,11 @@ namespace {
 struct held {
   uint64_t tokens;
   double cost;
-  caf::actor_addr owner; // the worker that asked
 };
 
 struct keeper_state {
   budget_snapshot b;
   std::unordered_map<uint64_t, held> reservations;
-  std::unordered_set<caf::actor_addr> watched; // remote owners monitored
   uint64_t next_id = 1;
   bool token_alarm[3] = {false, false, false};
   bool cost_alarm[3] = {false, false, false};
@@ -122,18 +118,6 @@ caf::behavior budget_keeper(self_ptr self, budget_settings s,
   st.monitor = std::move(monitor);
   mark_passed_alarms(st);
   publish(self);
-  self->set_down_handler([=](caf::down_msg& dm) {
-    auto& st = self->state;
-    st.watched.erase(dm.source);
-    std::vector<uint64_t> lost;
-    for (auto& kv : st.reservations)
-      if (kv.second.owner == dm.source)
-        lost.push_back(kv.first);
-    for (auto id : lost)
-      release(st, id);
-    if (!lost.empty())
-      publish(self);
-  });
   return {
     [=](reserve_atom, const std::string& task_id, uint64_t tokens,
         double cost) {
@@ -164,13 +148,7 @@ caf::behavior budget_keeper(self_ptr self, budget_settings s,
       }
       r.granted = true;
       r.id = st.next_id++;
-      auto owner = caf::actor_cast<caf::actor_addr>(self->current_sender());
-      // A remote worker's own clean-up cannot run if its node dies: watch
-      // it, and give its reservations back when it is gone.
-      if (owner && owner.node() != self->node() &&
-          st.watched.insert(owner).second)
-        self->monitor(owner);
-      st.reservations.emplace(r.id, held{tokens, cost, owner});
+      st.reservations.emplace(r.id, held{tokens, cost});
       b.tokens_reserved += tokens;
       b.cost_reserved += cost;
       ++b.grants;

@@ -9,8 +9,6 @@
 //   (release_atom, uint64 reservation_id)                      -> bool
 //   (set_budget_atom, uint64 tokens, double cost)              -> budget_snapshot
 //   (budget_atom)                                              -> budget_snapshot
-// Reservations held by a remote worker are released when it goes down (its
-// node died, so its own clean-up never runs).
 // So concurrent workers can never overshoot: the sum of what is spent and
 // what is reserved never exceeds the limits. Alarms at 50 %, 80 % and 100 %
 // of either budget fire once each (audit `budget_alarm` + an alert to the

@@ -35,13 +35,14 @@ caf::behavior node_gateway(self_ptr self, worker_context head) {
     auto i = st.open.find(dm.source);
     if (i == st.open.end())
       return;
-    // Only when the node is gone: a worker that crashed on a live node
-    // gives back what it held itself.
-    if (dm.reason == caf::exit_reason::remote_link_unreachable) {
-      caf::anon_send(st.h.budget_keeper, release_atom::value,
-                     i->second.reservation);
+    // The reservation goes back whatever happened (releasing twice is
+    // harmless). The call in flight is ended here only when the node is
+    // gone: a worker that crashed on a live node ends its own.
+    caf::anon_send(st.h.budget_keeper, release_atom::value,
+                   i->second.reservation);
+    if (dm.reason == caf::exit_reason::remote_link_unreachable ||
+        dm.reason == caf::exit_reason::unknown)
       self->send(st.h.monitor, calls_atom::value, int64_t{-1}, 0.0);
-    }
     st.open.erase(i);
   });
   return {

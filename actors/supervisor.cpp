@@ -348,6 +348,8 @@ void worker_lost(self_ptr self, worker_slot slot, const std::string& why,
   }
   if (!slot.remote)
     spawn_local_worker(self); // a remote node replaces its own workers
+  else
+    report_workers(self);
   if (slot.busy)
     attempt_failed(self, slot.current, slot.attempt,
                    make_failure(error_kind::retryable, "worker " + why));

@@ -136,8 +136,10 @@ TEST_CASE("kill -9 of a worker node: its tasks finish on the other node with "
   write_task_file(dir.path("tasks.jsonl"), 40, "kill");
   int port = free_port();
   auto audit = dir.path("bgagent-audit.jsonl");
-  background_process head(head_args(port, "tasks.jsonl"), dir.path(),
-                          head_env(), "head");
+  // --follow keeps the head up after the work is done, to look at it.
+  auto args = head_args(port, "tasks.jsonl");
+  args.push_back("--follow");
+  background_process head(args, dir.path(), head_env(), "head");
   REQUIRE(wait_for_output(head, "listening for worker", 30));
   background_process a(node_args(port, "node-a"), dir.path(), node_env(300),
                        "node-a");
@@ -147,7 +149,31 @@ TEST_CASE("kill -9 of a worker node: its tasks finish on the other node with "
   REQUIRE(wait_until([&] { return completed_on(audit, "node-a") >= 2; }, 60));
   a.signal(SIGKILL);
   INFO(head.err() << b.err());
-  REQUIRE(head.wait(120) == 0);
+  REQUIRE(wait_until(
+    [&] { return count_by_task(audit, "task_completed").size() == 40; },
+    120));
+  // What the lost node had reserved and had in flight was given back.
+  auto admin = [&](const std::string& cmd) {
+    return run_bgagent({"admin", "--connect",
+                        "127.0.0.1:" + std::to_string(port), cmd},
+                       dir.path(), head_env());
+  };
+  nlohmann::json j;
+  REQUIRE(wait_until(
+    [&] {
+      auto r = run_bgagent({"admin", "--connect",
+                            "127.0.0.1:" + std::to_string(port), "status",
+                            "--json"},
+                           dir.path(), head_env());
+      j = nlohmann::json::parse(r.out);
+      return j["in_flight"] == 0;
+    },
+    30));
+  CHECK(j["budget"]["tokens_reserved"] == 0);
+  CHECK(j["workers"].size() == 1);
+  CHECK(j["workers"]["node-b"] == 2);
+  REQUIRE(admin("drain").exit_code == 0);
+  REQUIRE(head.wait(60) == 0);
   CHECK(b.wait(30) == 0);
 
   auto done = count_by_task(audit, "task_completed");
