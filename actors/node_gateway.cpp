@@ -89,7 +89,6 @@ caf::behavior node_gateway(self_ptr self, worker_context head) {
         const std::string& node, const std::string& completed_detail,
         const std::string& failed_detail) {
       auto worker = caf::actor_cast<caf::actor>(self->current_sender());
-      auto rp = self->make_response_promise<bool>();
       auto& st = self->state;
       st.open.erase(worker.address());
       self->send(st.h.monitor, calls_atom::value, int64_t{-1}, latency);
@@ -99,12 +98,12 @@ caf::behavior node_gateway(self_ptr self, worker_context head) {
       };
       self->request(st.h.budget_keeper, caf::infinite, commit_atom::value, res,
                     u)
-        .then([=](bool) mutable {
+        .then([=](bool) {
           auto& st = self->state;
           if (out.ok) {
             self->request(st.h.checkpointer, caf::infinite,
                           complete_atom::value, id, attempt, out, u)
-              .then([=](bool committed) mutable {
+              .then([=](bool committed) {
                 auto& st = self->state;
                 if (committed) {
                   self->send(st.h.auditor, ev("task_completed",
@@ -115,7 +114,6 @@ caf::behavior node_gateway(self_ptr self, worker_context head) {
                   caf::send_as(worker, st.h.supervisor, skipped_atom::value,
                                id, attempt);
                 }
-                rp.deliver(committed);
               });
             return;
           }
@@ -125,9 +123,7 @@ caf::behavior node_gateway(self_ptr self, worker_context head) {
           self->send(st.h.auditor, ev("task_failed", failed_detail));
           caf::send_as(worker, st.h.supervisor, failed_atom::value, id,
                        attempt, out);
-          rp.deliver(false);
         });
-      return rp;
     },
   };
 }

@@ -1,7 +1,7 @@
 // The node gateway: the head-side end of remote task workers. It turns the
-// steps of one attempt into two requests, so a remote attempt costs five
-// messages on the network (dispatch, begin and its answer, finish and its
-// answer) instead of fourteen.
+// steps of one attempt into one request and one message, so a remote
+// attempt costs four messages on the network (dispatch, begin and its
+// answer, finish) instead of fourteen.
 //
 // Contract (messages, request -> reply), sent by remote task workers:
 //   (begin_atom, string id, uint32 attempt, uint64 tokens, double cost,
@@ -12,7 +12,7 @@
 //       monitor. Granted but not marked: the reservation is given back.
 //   (finish_atom, string id, uint32 attempt, uint64 reservation,
 //    call_outcome, usage, double latency_seconds, string node,
-//    string completed_detail, string failed_detail) -> bool
+//    string completed_detail, string failed_detail)   (no reply)
 //       commits the usage to the budget_keeper; stores a success through
 //       the checkpointer (durable before it is reported) or the usage of a
 //       failure in the ledger; audits task_completed / task_failed; tells

@@ -123,14 +123,13 @@ void finish_attempt(self_ptr self, call_outcome out, bool charge_reservation) {
   auto res = st.guard->reservation;
   if (st.ctx.gateway) {
     // Remote: the head's gateway does the same steps in one request.
+    // One-way: the gateway owns the reservation from here, and the
+    // supervisor hears done/failed from it only after the store commit, so
+    // no new dispatch can arrive before that.
     auto failed = std::string(to_string(out.error_class())) + ": " + out.error;
-    self->request(st.ctx.gateway, caf::infinite, finish_atom::value,
-                  st.current.id, st.attempt, res, out, u, latency,
-                  st.settings.node, fmt_usage(u), failed)
-      .then([=](bool) {
-        self->state.guard->reservation = 0;
-        become_idle(self);
-      });
+    self->send(st.ctx.gateway, finish_atom::value, st.current.id, st.attempt,
+               res, out, u, latency, st.settings.node, fmt_usage(u), failed);
+    become_idle(self);
     return;
   }
   self->send(st.ctx.monitor, calls_atom::value, int64_t{-1}, latency);
