@@ -3,9 +3,10 @@
 // Contract: a worker talks to exactly these actors and nothing else. A remote
 // node receives this context from the gatekeeper after a valid hello; it
 // then also holds a `gateway` (see actors/node_gateway.hpp), through which
-// a worker begins and finishes each attempt with one request each instead
-// of talking to the budget_keeper, checkpointer, auditor and monitor one
-// message at a time over the network. Local workers have no gateway.
+// a worker begins each attempt with one request and finishes it with one
+// message instead of talking to the budget_keeper, checkpointer, auditor
+// and monitor one message at a time over the network. Local workers have
+// no gateway.
 #pragma once
 
 #include <string>
