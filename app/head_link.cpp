@@ -1,6 +1,10 @@
 #include "app/head_link.hpp"
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -56,6 +60,37 @@ endpoint parse_endpoint(const std::string& what, const std::string& text) {
                       ": expected HOST:PORT with a port from 1 to 65535");
   e.port = static_cast<uint16_t>(std::stoul(port));
   return e;
+}
+
+void check_can_listen(const std::string& what, const endpoint& e) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* res = nullptr;
+  auto port = std::to_string(e.port);
+  if (int rc = getaddrinfo(e.host.c_str(), port.c_str(), &hints, &res);
+      rc != 0)
+    throw usage_error(what + " " + e.text() + ": cannot listen there: " +
+                      gai_strerror(rc));
+  std::string err = "no usable address";
+  bool ok = false;
+  for (auto* ai = res; ai && !ok; ai = ai->ai_next) {
+    int fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+    if (fd < 0)
+      continue;
+    int yes = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+      ok = true;
+    else
+      err = std::strerror(errno);
+    close(fd);
+  }
+  freeaddrinfo(res);
+  if (!ok)
+    throw usage_error(what + " " + e.text() + ": cannot listen there: " +
+                      err);
 }
 
 std::string secret_file_for(const std::string& db_path) {

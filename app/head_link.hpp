@@ -26,6 +26,11 @@ struct endpoint {
 // "HOST:PORT", ":PORT" or "PORT" (host defaults to 127.0.0.1).
 endpoint parse_endpoint(const std::string& what, const std::string& text);
 
+// Throws usage_error ("WHAT HOST:PORT: cannot listen there: ...") unless a
+// TCP socket can be bound there right now. Run before anything is changed,
+// so a taken port or a foreign address leaves the store untouched.
+void check_can_listen(const std::string& what, const endpoint& e);
+
 // The secret a node presents: BG_AGENT_SECRET, else the contents of
 // BG_AGENT_SECRET_FILE, else "<db>.secret" if it exists (same machine).
 std::string node_secret(const config& c);

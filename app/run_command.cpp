@@ -120,10 +120,14 @@ int run_command(const config& c, const run_options& o,
     throw usage_error(e.what());
   }
   std::optional<endpoint> listen, metrics_at;
-  if (!o.listen.empty())
+  if (!o.listen.empty()) {
     listen = parse_endpoint("--listen", o.listen);
-  if (!o.metrics.empty())
+    check_can_listen("--listen", *listen);
+  }
+  if (!o.metrics.empty()) {
     metrics_at = parse_endpoint("--metrics", o.metrics);
+    check_can_listen("--metrics", *metrics_at);
+  }
   if (c.workers == 0 && !listen)
     throw usage_error("--workers 0 (BG_AGENT_WORKERS): a run without --listen "
                       "needs at least 1 local worker");

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <csignal>
+#include <fstream>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -125,7 +126,10 @@ TEST_CASE("run --metrics serves the head's figures while nodes work",
   REQUIRE(wait_until(
     [&] {
       during = parse(scrape(mport));
-      return during["bgagent_tasks{state=\"completed\"}"] >= 2;
+      // The monitor and the store are asked one after the other: wait
+      // until both show the calls.
+      return during["bgagent_tasks{state=\"completed\"}"] >= 2 &&
+             during["bgagent_provider_latency_seconds_count"] >= 2;
     },
     60));
   CHECK(during.at("bgagent_nodes_up") == 1);
@@ -157,7 +161,9 @@ TEST_CASE("run --metrics on an address in use fails with one line",
                         "127.0.0.1:" + std::to_string(mport)},
                        dir.path());
   CHECK(r.exit_code == 2);
-  CHECK(r.err.find("--metrics 127.0.0.1:" + std::to_string(mport)) !=
-        std::string::npos);
+  CHECK(r.err.find("--metrics 127.0.0.1:" + std::to_string(mport) +
+                   ": cannot listen there") != std::string::npos);
+  // Nothing was changed: the task was not even submitted.
+  CHECK(!std::ifstream(dir.path("bgagent.db")));
   close(fd);
 }
