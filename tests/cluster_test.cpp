@@ -3,7 +3,12 @@
 // losing a node or the head loses and duplicates nothing.
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
 #include <csignal>
+#include <fstream>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "tests/support/process.hpp"
 #include "tests/temp_dir.hpp"
@@ -295,4 +300,34 @@ TEST_CASE("heartbeats cross the wire: a stalled worker on a node trips the "
   INFO(head.err());
   CHECK(head.wait(60) == 0);
   CHECK(states(dir.path())["stall"] == "completed");
+}
+
+TEST_CASE("run --listen on a taken port or a foreign address fails with one "
+          "line and changes nothing",
+          "[cluster][e2e]") {
+  temp_dir dir;
+  write_task_file(dir.path("tasks.jsonl"), 2, "taken");
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
+  REQUIRE(listen(fd, 4) == 0);
+  socklen_t len = sizeof(a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  auto port = std::to_string(ntohs(a.sin_port));
+  auto r = run_bgagent({"run", "--tasks", "tasks.jsonl", "--listen",
+                        "127.0.0.1:" + port},
+                       dir.path(), head_env());
+  close(fd);
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == "bgagent: --listen 127.0.0.1:" + port +
+                   ": cannot listen there: Address already in use\n");
+  auto foreign = run_bgagent({"run", "--tasks", "tasks.jsonl", "--listen",
+                              "192.0.2.1:7420"},
+                             dir.path(), head_env());
+  CHECK(foreign.exit_code == 2);
+  CHECK(foreign.err.find("--listen 192.0.2.1:7420: cannot listen there") !=
+        std::string::npos);
+  CHECK(!std::ifstream(dir.path("bgagent.db")));
 }
