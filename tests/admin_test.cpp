@@ -91,7 +91,7 @@ TEST_CASE("admin pause stops dispatching and resume continues - status shows "
 
   REQUIRE(admin(port, {"resume"}, dir.path()).exit_code == 0);
   REQUIRE(head.wait(90) == 0);
-  CHECK(count_by_task(audit, "task_completed").size() == 30);
+  CHECK(count_events_by_task(audit, "task_completed").size() == 30);
   // Every admin command is audited with the admin's address.
   auto cmds = audit_events(audit, "admin_command");
   REQUIRE(cmds.size() == 5); // pause, status x2, workers, resume
@@ -163,7 +163,7 @@ TEST_CASE("admin requeue --quarantined brings quarantined tasks back - cancel "
   REQUIRE(r.exit_code == 0);
   CHECK(r.out.find("2 task(s) requeued") != std::string::npos);
   REQUIRE(wait_until(
-    [&] { return count_by_task(audit, "task_completed").size() == 3; }, 60));
+    [&] { return count_events_by_task(audit, "task_completed").size() == 3; }, 60));
   CHECK(count(audit, "task_requeued") == 2);
 
   // New work arrives while following; cancel one before it runs by pausing.
@@ -190,8 +190,8 @@ TEST_CASE("admin requeue --quarantined brings quarantined tasks back - cancel "
   auto again = run_testbin({"run"}, dir.path(),
                            {{"LLM_PROVIDER", "scripted"}});
   CHECK(again.exit_code == 0);
-  CHECK(count_by_task(audit, "task_completed").size() == 4);
-  for (auto& kv : count_by_task(audit, "task_completed"))
+  CHECK(count_events_by_task(audit, "task_completed").size() == 4);
+  for (auto& kv : count_events_by_task(audit, "task_completed"))
     CHECK(kv.second == 1);
 }
 

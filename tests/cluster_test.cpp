@@ -92,7 +92,7 @@ TEST_CASE("a head and two worker nodes complete every task once and share "
   CHECK(a.out().find("ended the run") != std::string::npos);
 
   auto audit = dir.path("bgagent-audit.jsonl");
-  auto done = count_by_task(audit, "task_completed");
+  auto done = count_events_by_task(audit, "task_completed");
   REQUIRE(done.size() == 40);
   for (auto& kv : done)
     CHECK(kv.second == 1);
@@ -155,7 +155,7 @@ TEST_CASE("kill -9 of a worker node: its tasks finish on the other node with "
   a.signal(SIGKILL);
   INFO(head.err() << b.err());
   REQUIRE(wait_until(
-    [&] { return count_by_task(audit, "task_completed").size() == 40; },
+    [&] { return count_events_by_task(audit, "task_completed").size() == 40; },
     120));
   // What the lost node had reserved and had in flight was given back.
   auto admin = [&](const std::string& cmd) {
@@ -181,7 +181,7 @@ TEST_CASE("kill -9 of a worker node: its tasks finish on the other node with "
   REQUIRE(head.wait(60) == 0);
   CHECK(b.wait(30) == 0);
 
-  auto done = count_by_task(audit, "task_completed");
+  auto done = count_events_by_task(audit, "task_completed");
   CHECK(done.size() == 40);
   for (auto& kv : done)
     CHECK(kv.second == 1);
@@ -229,7 +229,7 @@ TEST_CASE("kill -9 of the head: a restarted head resumes from its checkpoint "
   REQUIRE(st.size() == 40);
   for (auto& kv : st)
     CHECK(kv.second == "completed");
-  for (auto& kv : count_by_task(audit, "task_completed"))
+  for (auto& kv : count_events_by_task(audit, "task_completed"))
     CHECK(kv.second == 1);
   // Both nodes came back to the new head.
   CHECK(audit_events(audit, "node_joined").size() >= 4);

@@ -235,6 +235,6 @@ TEST_CASE("with TLS certificates a node signed by the CA joins and a plain or "
   INFO(node.err << head.err());
   CHECK(node.exit_code == 0);
   CHECK(head.wait(60) == 0);
-  CHECK(count_by_task(dir.path("bgagent-audit.jsonl"), "task_completed")
+  CHECK(count_events_by_task(dir.path("bgagent-audit.jsonl"), "task_completed")
           .size() == 10);
 }

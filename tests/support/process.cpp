@@ -254,7 +254,7 @@ void write_task_file(const std::string& path, int n, const std::string& prefix,
   write_file(path, body);
 }
 
-std::map<std::string, int> count_by_task(const std::string& audit_path,
+std::map<std::string, int> count_events_by_task(const std::string& audit_path,
                                          const std::string& event) {
   std::map<std::string, int> out;
   for (auto& j : audit_events(audit_path, event))

@@ -95,7 +95,7 @@ void write_task_file(const std::string& path, int n,
                      const std::string& marker = {});
 
 // Task ids per audit event `event`, counted (id -> number of lines).
-std::map<std::string, int> count_by_task(const std::string& audit_path,
+std::map<std::string, int> count_events_by_task(const std::string& audit_path,
                                          const std::string& event);
 
 } // namespace bgagent::testing
