@@ -652,7 +652,9 @@ caf::behavior supervisor(self_ptr self, supervisor_settings s, run_handles h,
       auto n = remote_workers.size();
       resolve_peer(self, self->current_sender(),
                    [=](const std::string& address) {
-                     self->state.node_addresses[node] = address;
+                     auto i = self->state.node_addresses.find(node);
+                     if (i != self->state.node_addresses.end())
+                       i->second = address; // unless lost meanwhile
                      audit(self, first ? "node_joined" : "node_workers_added",
                            {}, -1,
                            std::to_string(n) + " worker(s) from " + address,
