@@ -11,6 +11,7 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/peer_address.hpp"
 #include "actors/task_worker.hpp"
 #include "messages/atoms.hpp"
 #include "messages/call_outcome.hpp"
@@ -56,6 +57,7 @@ struct supervisor_state {
   std::string stop_reason;
   std::deque<clock_type::time_point> restart_times;
   uint32_t next_worker = 0;
+  std::unordered_map<std::string, std::string> node_addresses; // joined nodes
   run_summary summary;
   clock_type::time_point started = clock_type::now();
   caf::response_promise rp;
@@ -93,7 +95,8 @@ void report_workers(self_ptr self) {
 void spawn_local_worker(self_ptr self) {
   auto& st = self->state;
   worker_context ctx{caf::actor_cast<caf::actor>(self), st.h.budget_keeper,
-                     st.h.checkpointer, st.h.auditor, st.h.monitor};
+                     st.h.checkpointer, st.h.auditor, st.h.monitor,
+                     caf::actor{}};
   worker_settings ws;
   ws.name = st.settings.node + "/worker-" + std::to_string(++st.next_worker);
   ws.node = st.settings.node;
@@ -276,11 +279,31 @@ void attempt_failed(self_ptr self, const task& t, uint32_t attempt,
 }
 
 // A worker is gone mid-task (crashed, hung, or its node was lost).
-void worker_lost(self_ptr self, worker_slot slot, const std::string& why) {
+// `crashed`: the worker itself failed (counts the attempt); otherwise its
+// node was lost or left (the attempt is given back).
+void worker_lost(self_ptr self, worker_slot slot, const std::string& why,
+                 bool crashed = true) {
   auto& st = self->state;
   st.idle.erase(std::remove(st.idle.begin(), st.idle.end(), slot.handle),
                 st.idle.end());
   if (slot.remote) {
+    // The monitor stops watching its heartbeats: the node is gone.
+    self->send(st.h.monitor, heartbeat_atom::value, slot.name, false,
+               std::string{});
+    bool node_alive = std::any_of(st.workers.begin(), st.workers.end(),
+                                  [&](auto& kv) {
+                                    return kv.second.node == slot.node;
+                                  });
+    if (!node_alive && st.node_addresses.erase(slot.node) > 0) {
+      audit(self, "node_lost", {}, -1, why, slot.node);
+      self->send(st.h.monitor, alert_atom::value,
+                 alert{"warning", "node_lost",
+                       "worker node " + slot.node + " lost (" + why +
+                         "); its tasks go back to the queue",
+                       {}});
+    }
+  }
+  if (slot.remote && !crashed) {
     // Not the task's fault: give the attempt back and run it elsewhere.
     if (slot.busy) {
       auto t = slot.current;
@@ -323,7 +346,10 @@ void worker_lost(self_ptr self, worker_slot slot, const std::string& why) {
                      {}});
     stop(self, "restart_intensity");
   }
-  spawn_local_worker(self);
+  if (!slot.remote)
+    spawn_local_worker(self); // a remote node replaces its own workers
+  else
+    report_workers(self);
   if (slot.busy)
     attempt_failed(self, slot.current, slot.attempt,
                    make_failure(error_kind::retryable, "worker " + why));
@@ -359,9 +385,9 @@ void finish(self_ptr self) {
         st.summary.wall_seconds =
           std::chrono::duration<double>(clock_type::now() - st.started)
             .count();
+        // Remote workers too: their nodes see them end and leave cleanly.
         for (auto& kv : st.workers)
-          if (!kv.second.remote)
-            self->send_exit(kv.second.handle, caf::exit_reason::user_shutdown);
+          self->send_exit(kv.second.handle, caf::exit_reason::user_shutdown);
         st.rp.deliver(st.summary);
       },
       [=](caf::error& err) {
@@ -427,11 +453,19 @@ caf::behavior supervisor(self_ptr self, supervisor_settings s, run_handles h,
     auto i = st.workers.find(dm.source);
     if (i == st.workers.end() || st.finished)
       return;
-    auto why = i->second.remote ? "lost with its node: " + to_string(dm.reason)
-                                : "died: " + to_string(dm.reason);
+    // A remote worker ends with its node (link lost, node stopped) or on
+    // its own (crashed: the attempt counts, as for a local worker).
+    bool node_gone = dm.reason == caf::exit_reason::user_shutdown ||
+                     dm.reason == caf::exit_reason::remote_link_unreachable ||
+                     dm.reason == caf::exit_reason::kill;
+    bool crashed = !i->second.remote || !node_gone;
+    auto why = i->second.remote
+                 ? (crashed ? "died on its node: " : "lost with its node: ") +
+                     to_string(dm.reason)
+                 : "died: " + to_string(dm.reason);
     auto slot = std::move(i->second);
     st.workers.erase(i);
-    worker_lost(self, std::move(slot), why);
+    worker_lost(self, std::move(slot), why, crashed);
     maybe_finish(self);
   });
   return {
@@ -595,20 +629,67 @@ caf::behavior supervisor(self_ptr self, supervisor_settings s, run_handles h,
       return rp;
     },
     [=](join_atom, const std::string& node,
-        const std::vector<caf::actor>& remote_workers) {
+        const std::vector<caf::actor>& remote_workers,
+        const std::vector<std::string>& names) {
       auto& st = self->state;
-      for (auto& w : remote_workers) {
+      if (st.finished || st.stopping)
+        return false;
+      for (size_t k = 0; k < remote_workers.size(); ++k) {
+        auto& w = remote_workers[k];
+        if (!w || st.workers.count(w.address()) > 0)
+          continue;
         self->monitor(w);
         worker_slot slot;
         slot.handle = w;
-        slot.name = node + "/worker-" + std::to_string(st.workers.size() + 1);
+        slot.name = k < names.size() ? names[k]
+                                     : node + "/worker-" + std::to_string(k + 1);
         slot.node = node;
         slot.remote = true;
         st.workers.emplace(w.address(), std::move(slot));
         st.idle.push_back(w);
       }
+      bool first = st.node_addresses.emplace(node, std::string{}).second;
+      auto n = remote_workers.size();
+      resolve_peer(self, self->current_sender(),
+                   [=](const std::string& address) {
+                     auto i = self->state.node_addresses.find(node);
+                     if (i != self->state.node_addresses.end())
+                       i->second = address; // unless lost meanwhile
+                     audit(self, first ? "node_joined" : "node_workers_added",
+                           {}, -1,
+                           std::to_string(n) + " worker(s) from " + address,
+                           node);
+                     spdlog::info("node {} ({}) {} with {} worker(s)", node,
+                                  address, first ? "joined" : "added", n);
+                   });
       report_workers(self);
       dispatch(self);
+      return true;
+    },
+    [=](shutdown_atom) {
+      // Stop at once: calls in flight are abandoned and their tasks go back
+      // to pending (the attempt is not counted); nodes are told to leave.
+      auto& st = self->state;
+      std::vector<caf::actor_addr> busy;
+      for (auto& kv : st.workers)
+        if (kv.second.busy)
+          busy.push_back(kv.first);
+      for (auto& addr : busy) {
+        auto slot = std::move(st.workers[addr]);
+        st.workers.erase(addr);
+        self->demonitor(slot.handle);
+        self->send_exit(slot.handle, caf::exit_reason::user_shutdown);
+        auto t = slot.current;
+        ++st.outstanding;
+        self->request(st.h.checkpointer, caf::infinite, release_atom::value,
+                      t.id, slot.attempt)
+          .then([=](bool) {
+            --self->state.outstanding;
+            self->state.held.erase(t.id);
+            maybe_finish(self);
+          });
+      }
+      stop(self, "shutdown");
       return true;
     },
     [=](workers_atom) {

@@ -119,9 +119,20 @@ void finish_attempt(self_ptr self, call_outcome out, bool charge_reservation) {
   auto latency = std::chrono::duration<double>(clock_type::now() -
                                                st.call_started)
                    .count();
-  self->send(st.ctx.monitor, calls_atom::value, int64_t{-1}, latency);
   auto u = charge_for(st, out, charge_reservation);
   auto res = st.guard->reservation;
+  if (st.ctx.gateway) {
+    // Remote: the head's gateway does the same steps in one request.
+    // One-way: the gateway owns the reservation from here, and the
+    // supervisor hears done/failed from it only after the store commit, so
+    // no new dispatch can arrive before that.
+    auto failed = std::string(to_string(out.error_class())) + ": " + out.error;
+    self->send(st.ctx.gateway, finish_atom::value, st.current.id, st.attempt,
+               res, out, u, latency, st.settings.node, fmt_usage(u), failed);
+    become_idle(self);
+    return;
+  }
+  self->send(st.ctx.monitor, calls_atom::value, int64_t{-1}, latency);
   self->request(st.ctx.budget_keeper, caf::infinite, commit_atom::value, res, u)
     .then([=](bool) mutable {
       auto& st = self->state;
@@ -153,12 +164,18 @@ void finish_attempt(self_ptr self, call_outcome out, bool charge_reservation) {
     });
 }
 
+std::string started_detail(const worker_state& st) {
+  return st.prov->name() + "/" + st.prov->model();
+}
+
 void start_call(self_ptr self) {
   auto& st = self->state;
-  audit(self, "task_started", st.prov->name() + "/" + st.prov->model());
+  if (!st.ctx.gateway) { // the gateway audited and counted it already
+    audit(self, "task_started", started_detail(st));
+    self->send(st.ctx.monitor, calls_atom::value, int64_t{1}, 0.0);
+  }
   st.guard->in_call = true;
   st.call_started = clock_type::now();
-  self->send(st.ctx.monitor, calls_atom::value, int64_t{1}, 0.0);
   auto gen = ++st.generation;
   auto me = caf::actor_cast<caf::actor>(self);
   auto answered = std::make_shared<std::atomic<bool>>(false);
@@ -240,6 +257,30 @@ caf::behavior task_worker(self_ptr self, worker_context ctx, provider_ptr p,
                                                st.req.max_tokens);
       start_ticking(self);
       auto gen = st.generation;
+      if (st.ctx.gateway) {
+        // Remote: reservation and running mark in one request to the head.
+        self->request(st.ctx.gateway, caf::infinite, begin_atom::value, t.id,
+                      attempt, st.est_prompt + st.req.max_tokens,
+                      st.worst_cost, started_detail(st), st.settings.node)
+          .then([=](const reservation& r, bool marked) {
+            auto& st = self->state;
+            if (gen != st.generation)
+              return;
+            if (!r.granted) {
+              self->send(st.ctx.supervisor, denied_atom::value, st.current.id,
+                         st.attempt, r.reason);
+              become_idle(self);
+            } else if (!marked) {
+              self->send(st.ctx.supervisor, skipped_atom::value,
+                         st.current.id, st.attempt);
+              become_idle(self);
+            } else {
+              st.guard->reservation = r.id;
+              start_call(self);
+            }
+          });
+        return;
+      }
       self->request(st.ctx.budget_keeper, caf::infinite, reserve_atom::value,
                     t.id, st.est_prompt + st.req.max_tokens, st.worst_cost)
         .then([=](const reservation& r) {

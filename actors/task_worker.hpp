@@ -15,7 +15,11 @@
 //        the task was never marked running
 //   (skipped_atom, string id, uint32 attempt) the store refused it (cancelled
 //        or superseded)
-// While busy it beats to the monitor every heartbeat interval. A provider
+// A remote worker (ctx.gateway set) sends the same steps to the head's node
+// gateway instead: a begin request (reserve + mark running + task_started)
+// and a one-way finish (commit + store + audit + report), see
+// node_gateway.hpp. While busy it beats to the monitor every heartbeat
+// interval. A provider
 // that throws kills the worker: the supervisor sees the down message,
 // restarts a worker and counts the attempt. Audit events: task_started,
 // task_completed, task_failed (with node name when remote).

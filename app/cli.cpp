@@ -77,6 +77,47 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
                     "Every quarantined task");
   requeue->add_option("ids", ids, "Task ids");
 
+  std::string connect, node_name, tokens, cost;
+  auto* worker = app.add_subcommand(
+    "worker", "Join a head as a worker node and bring task workers");
+  worker->add_option("--connect", connect, "HOST:PORT of the head")
+    ->required();
+  worker->add_option("--workers", workers, "Task workers on this node "
+                                           "(default 4)");
+  worker->add_option("--name", node_name,
+                     "Node name in the audit log (default HOSTNAME-PID)");
+  worker->add_option("--provider", provider, "This node's provider");
+  worker->add_option("--model", model, "This node's model");
+  worker->add_option("--base-url", base_url, "This node's base URL");
+
+  auto* admin = app.add_subcommand("admin", "Control a running head");
+  admin->add_option("--connect", connect, "HOST:PORT of the head")
+    ->required();
+  admin->require_subcommand(1);
+  admin_options ao;
+  auto* a_status = admin->add_subcommand("status", "Counts, budget, workers "
+                                                   "per node, rate");
+  a_status->add_flag("--json", ao.json, "Machine-readable output");
+  admin->add_subcommand("pause", "Stop dispatching (calls in flight finish)");
+  admin->add_subcommand("resume", "Dispatch again");
+  admin->add_subcommand("drain", "Finish calls in flight, start nothing new, "
+                                 "exit (resumable)");
+  admin->add_subcommand("shutdown", "Stop now; calls in flight go back to "
+                                    "pending");
+  admin->add_subcommand("workers", "List workers and what they do");
+  auto* a_budget = admin->add_subcommand("set-budget", "Change the run's "
+                                                       "budgets");
+  a_budget->add_option("--tokens", tokens, "Token budget")->required();
+  a_budget->add_option("--cost", cost, "Cost budget in US dollars")
+    ->required();
+  auto* a_requeue = admin->add_subcommand("requeue", "Quarantined tasks back "
+                                                     "to pending");
+  a_requeue->add_flag("--quarantined", ao.all_quarantined,
+                      "Every quarantined task");
+  a_requeue->add_option("ids", ao.ids, "Task ids");
+  auto* a_cancel = admin->add_subcommand("cancel", "Cancel tasks");
+  a_cancel->add_option("ids", ao.ids, "Task ids")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -118,6 +159,20 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
       o.metrics = metrics;
       return run_command(c, o, providers);
     }
+    if (*worker) {
+      worker_options wo;
+      wo.connect = connect;
+      wo.name = node_name;
+      wo.workers = c.workers; // --workers or BG_AGENT_WORKERS, default 4
+      return worker_command(c, wo, providers);
+    }
+    if (*admin) {
+      ao.connect = connect;
+      ao.command = admin->get_subcommands().front()->get_name();
+      ao.tokens = tokens;
+      ao.cost = cost;
+      return admin_command(c, ao);
+    }
     if (*submit)
       return submit_command(c, file);
     if (*status)
@@ -139,6 +194,9 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
         throw usage_error("requeue: give task ids or --quarantined");
       return requeue_command(c, ids, all_quarantined);
     }
+  } catch (const exit_error& e) {
+    std::cerr << "bgagent: " << e.what() << "\n";
+    return e.code();
   } catch (const usage_error& e) {
     std::cerr << "bgagent: " << e.what() << "\n";
     return exit_code::usage;

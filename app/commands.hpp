@@ -2,6 +2,7 @@
 // and throws usage_error for bad usage or input (see errors.hpp).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -18,8 +19,27 @@ struct run_options {
   std::string metrics; // HOST:PORT for the Prometheus endpoint, empty: none
 };
 
+struct worker_options {
+  std::string connect; // HOST:PORT of the head
+  uint32_t workers = 4;
+  std::string name;    // node name, default "<hostname>-<pid>"
+};
+
+struct admin_options {
+  std::string connect;
+  std::string command; // status | pause | resume | drain | set-budget | ...
+  bool json = false;
+  std::string tokens;  // set-budget
+  std::string cost;
+  std::vector<std::string> ids;
+  bool all_quarantined = false;
+};
+
 int run_command(const config& c, const run_options& o,
                 const provider_registry& providers);
+int worker_command(const config& c, const worker_options& o,
+                   const provider_registry& providers);
+int admin_command(const config& c, const admin_options& o);
 int submit_command(const config& c, const std::string& file);
 int status_command(const config& c, bool json);
 int results_command(const config& c, const std::string& state, bool json);

@@ -22,7 +22,8 @@ const std::vector<std::string> known_names = {
   "BG_AGENT_RESTART_WINDOW", "BG_AGENT_DEADMAN_SECONDS",
   "BG_AGENT_HEARTBEAT_SECONDS", "BG_AGENT_ESCALATE_AFTER",
   "BG_AGENT_MAX_INPUT_BYTES", "BG_AGENT_PRICE_PROMPT",
-  "BG_AGENT_PRICE_COMPLETION", "BG_AGENT_LOG_LEVEL"};
+  "BG_AGENT_PRICE_COMPLETION", "BG_AGENT_LOG_LEVEL", "BG_AGENT_TLS_CERT",
+  "BG_AGENT_TLS_KEY", "BG_AGENT_TLS_CA", "BG_AGENT_REJOIN_TIMEOUT"};
 
 std::string trim(const std::string& s) {
   auto b = s.find_first_not_of(" \t\r\n");
@@ -149,7 +150,8 @@ config load_config(const config_sources& src) {
   str("BG_AGENT_DB", c.db_path);
   str("BG_AGENT_AUDIT_LOG", c.audit_path);
   str("BG_AGENT_ALERTS_LOG", c.alerts_path);
-  count("BG_AGENT_WORKERS", c.workers, 1, 10000);
+  // 0 local workers is valid for a head that only serves remote nodes.
+  count("BG_AGENT_WORKERS", c.workers, 0, 10000);
   count("BG_AGENT_MAX_RETRIES", c.max_retries, 0, 100);
   secs("BG_AGENT_TIMEOUT", c.timeout_seconds);
   secs("BG_AGENT_POLL_INTERVAL", c.poll_interval_seconds);
@@ -170,6 +172,24 @@ config load_config(const config_sources& src) {
                       ": not an http:// or https:// URL");
   str("BG_AGENT_SECRET", c.secret);
   str("BG_AGENT_SECRET_FILE", c.secret_file);
+  str("BG_AGENT_TLS_CERT", c.tls_cert);
+  str("BG_AGENT_TLS_KEY", c.tls_key);
+  str("BG_AGENT_TLS_CA", c.tls_ca);
+  if (c.tls_cert.empty() != c.tls_key.empty())
+    throw usage_error(c.tls_cert.empty()
+                        ? label(src, "BG_AGENT_TLS_KEY") +
+                            ": needs BG_AGENT_TLS_CERT as well"
+                        : label(src, "BG_AGENT_TLS_CERT") +
+                            ": needs BG_AGENT_TLS_KEY as well");
+  if (!c.tls_ca.empty() && c.tls_cert.empty())
+    throw usage_error(label(src, "BG_AGENT_TLS_CA") +
+                      ": needs BG_AGENT_TLS_CERT and BG_AGENT_TLS_KEY as well "
+                      "(with TLS every node has a certificate)");
+  for (auto* name : {"BG_AGENT_TLS_CERT", "BG_AGENT_TLS_KEY", "BG_AGENT_TLS_CA"})
+    if (auto* v = find(src, name); v && !v->empty() && !std::ifstream(*v))
+      throw usage_error(label(src, name) + ": cannot read the file");
+  if (auto* v = find(src, "BG_AGENT_REJOIN_TIMEOUT"); v && *v != "0")
+    c.rejoin_seconds = parse_seconds(label(src, "BG_AGENT_REJOIN_TIMEOUT"), *v);
   str("BG_AGENT_LOG_LEVEL", c.log_level);
   if (c.log_level != "debug" && c.log_level != "info" &&
       c.log_level != "warn" && c.log_level != "error")

@@ -42,6 +42,15 @@ struct config {
   std::string webhook_url;
   std::string secret;
   std::string secret_file;
+  // Remote nodes (DESIGN.md section 7).
+  std::string tls_cert;          // BG_AGENT_TLS_CERT: PEM certificate
+  std::string tls_key;           // BG_AGENT_TLS_KEY: its private key
+  std::string tls_ca;            // BG_AGENT_TLS_CA: CA file to verify peers
+  double rejoin_seconds = 0;     // BG_AGENT_REJOIN_TIMEOUT: worker nodes
+                                 // retry joining a lost head this long
+  // caf::openssl authenticates both ends: every node with TLS has a
+  // certificate and key; BG_AGENT_TLS_CA then verifies the peer's.
+  bool tls() const { return !tls_cert.empty(); }
   std::string log_level = "info";
 };
 

@@ -4,20 +4,26 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <unistd.h>
 
 #include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <caf/openssl/all.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "actors/auditor.hpp"
 #include "actors/budget_keeper.hpp"
 #include "actors/checkpointer.hpp"
+#include "actors/gatekeeper.hpp"
 #include "actors/monitor.hpp"
 #include "actors/supervisor.hpp"
 #include "app/ask.hpp"
 #include "app/commands.hpp"
 #include "app/errors.hpp"
+#include "app/head_link.hpp"
+#include "app/metrics_server.hpp"
 #include "app/progress_line.hpp"
 #include "app/run_lock.hpp"
 #include "app/system_config.hpp"
@@ -26,6 +32,7 @@
 #include "messages/events.hpp"
 #include "messages/json_codec.hpp"
 #include "messages/run.hpp"
+#include "messages/worker_context.hpp"
 #include "persistence/store.hpp"
 #include "providers/provider_registry.hpp"
 
@@ -112,11 +119,28 @@ int run_command(const config& c, const run_options& o,
   } catch (const std::invalid_argument& e) {
     throw usage_error(e.what());
   }
+  std::optional<endpoint> listen, metrics_at;
+  if (!o.listen.empty()) {
+    listen = parse_endpoint("--listen", o.listen);
+    check_can_listen("--listen", *listen);
+  }
+  if (!o.metrics.empty()) {
+    metrics_at = parse_endpoint("--metrics", o.metrics);
+    check_can_listen("--metrics", *metrics_at);
+  }
+  if (c.workers == 0 && !listen)
+    throw usage_error("BG_AGENT_WORKERS=0 (or --workers 0): must be between 1 "
+                      "and 10000 unless the run has --listen for worker nodes");
   run_lock lock(c.db_path);
+  std::string secret, secret_where;
+  if (listen)
+    secret = head_secret(c, secret_where);
   auto db = std::make_unique<store>(c.db_path,
                                     store::open_mode::create_if_missing);
 
   system_config cfg;
+  if (listen && c.tls())
+    cfg.use_tls(c.tls_cert, c.tls_key, c.tls_ca);
   caf::actor_system sys{cfg};
   caf::actor auditor, monitor;
   try {
@@ -214,6 +238,39 @@ int run_command(const config& c, const run_options& o,
                                           monitor},
                               prov);
 
+  // Remote nodes reach the head only through the gatekeeper.
+  caf::actor gatekeeper;
+  if (listen) {
+    gatekeeper_settings gs;
+    gs.secret = secret;
+    gs.head = ss.node;
+    gatekeeper = spawn_gatekeeper(
+      sys, gs, worker_context{sup, keeper, checkpointer, auditor, monitor, {}});
+    auto port = c.tls() ? caf::openssl::publish(gatekeeper, listen->port,
+                                                listen->host.c_str(), true)
+                        : sys.middleman().publish(gatekeeper, listen->port,
+                                                  listen->host.c_str(), true);
+    if (!port) {
+      shutdown({gatekeeper, sup, keeper, monitor, checkpointer, auditor});
+      throw usage_error("--listen " + o.listen + ": cannot listen: " +
+                        sys.render(port.error()));
+    }
+    spdlog::info("listening for worker and admin nodes on {}{} (cluster "
+                 "secret: {})",
+                 listen->text(), c.tls() ? " with TLS" : "", secret_where);
+  }
+  std::unique_ptr<metrics_server> metrics;
+  if (metrics_at) {
+    try {
+      metrics = std::make_unique<metrics_server>(sys, monitor, checkpointer,
+                                                 metrics_at->host,
+                                                 metrics_at->port);
+    } catch (const usage_error&) {
+      shutdown({gatekeeper, sup, keeper, monitor, checkpointer, auditor});
+      throw;
+    }
+  }
+
   auto counts = ask<status_report>(self, checkpointer, status_atom::value);
   self->send(monitor, run_atom::value,
              counts.tasks.pending + counts.tasks.retry_wait +
@@ -277,7 +334,8 @@ int run_command(const config& c, const run_options& o,
                  "BG_AGENT_COST_BUDGET)",
                  summary.store.pending + summary.store.retry_wait);
   print_summary(summary, run, budget, *prov);
-  shutdown({sup, keeper, monitor, checkpointer, auditor});
+  metrics.reset();
+  shutdown({gatekeeper, sup, keeper, monitor, checkpointer, auditor});
   return summary.exit_code;
 }
 

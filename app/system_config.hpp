@@ -1,11 +1,21 @@
 // The actor system configuration of every bgagent process: all message
 // types registered, the middleman loaded (remote nodes), CAF's own console
 // output kept quiet. Include only from .cpp files: it pulls in CAF.
+//
+// Remote links: BASP heartbeats every 2 s and a connection silent for 20 s
+// is declared dead, so a node that is cut off (not only one that closed its
+// socket) is noticed. Only peers that call themselves "bgagent" connect.
+// use_tls() loads caf::openssl before the system is built.
 #pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
 
 #include <caf/actor_system_config.hpp>
 #include <caf/atom.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/openssl/manager.hpp>
 
 #include "messages/message_types.hpp"
 
@@ -20,6 +30,21 @@ public:
     // many tiny messages, and on a few cores the stealing workers' poll
     // sleeps cost ~30 % more CPU per task (measured with bench/offline_throughput).
     set("scheduler.policy", caf::atom("sharing"));
+    set("middleman.heartbeat-interval",
+        caf::timespan{std::chrono::seconds(2)});
+    set("middleman.connection-timeout",
+        caf::timespan{std::chrono::seconds(20)});
+    set("middleman.app-identifiers", std::vector<std::string>{"bgagent"});
+  }
+
+  // Certificates for caf::openssl: with TLS every node has a certificate
+  // and key; `ca` verifies the peer's.
+  void use_tls(const std::string& cert, const std::string& key,
+               const std::string& ca) {
+    openssl_certificate = cert;
+    openssl_key = key;
+    openssl_cafile = ca;
+    load<caf::openssl::manager>();
   }
 };
 

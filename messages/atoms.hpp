@@ -62,5 +62,7 @@ using calls_atom = caf::atom_constant<caf::atom("calls")>;
 // gatekeeper (remote nodes)
 using hello_atom = caf::atom_constant<caf::atom("hello")>;
 using admin_atom = caf::atom_constant<caf::atom("admin")>;
+using begin_atom = caf::atom_constant<caf::atom("begin")>;
+using finish_atom = caf::atom_constant<caf::atom("finish")>;
 
 } // namespace bgagent

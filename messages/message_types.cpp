@@ -4,6 +4,7 @@
 
 #include "messages/budget.hpp"
 #include "messages/call_outcome.hpp"
+#include "messages/cluster.hpp"
 #include "messages/events.hpp"
 #include "messages/run.hpp"
 #include "messages/task.hpp"
@@ -40,6 +41,8 @@ void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<run_summary>("bgagent::run_summary");
   cfg.add_message_type<metrics_snapshot>("bgagent::metrics_snapshot");
   cfg.add_message_type<worker_context>("bgagent::worker_context");
+  cfg.add_message_type<welcome>("bgagent::welcome");
+  cfg.add_message_type<admin_status>("bgagent::admin_status");
   cfg.add_message_type<std::vector<std::string>>("std::vector<std::string>");
   cfg.add_message_type<std::vector<uint64_t>>("std::vector<uint64_t>");
 }

@@ -99,7 +99,7 @@ struct worker_env : actor_env {
     ws.timeout_seconds = timeout;
     ws.heartbeat_seconds = 0.05;
     worker = spawn_task_worker(
-      sys, worker_context{sup_probe, keeper, cp, audit_probe, mon_probe},
+      sys, worker_context{sup_probe, keeper, cp, audit_probe, mon_probe, {}},
       std::make_shared<unit_provider>(m), ws);
   }
   ~worker_env() {

@@ -231,4 +231,35 @@ int free_port() {
   return port;
 }
 
+bool wait_for_output(const background_process& p, const std::string& text,
+                     double timeout_seconds) {
+  return wait_until(
+    [&] {
+      return p.out().find(text) != std::string::npos ||
+             p.err().find(text) != std::string::npos;
+    },
+    timeout_seconds);
+}
+
+void write_task_file(const std::string& path, int n, const std::string& prefix,
+                     const std::string& marker) {
+  std::string body;
+  for (int i = 1; i <= n; ++i) {
+    nlohmann::json j{{"id", prefix + "-" + std::to_string(i)},
+                     {"type", "summarize"},
+                     {"input", "Task number " + std::to_string(i) +
+                                 " of a distributed job. " + marker}};
+    body += j.dump() + "\n";
+  }
+  write_file(path, body);
+}
+
+std::map<std::string, int> count_events_by_task(const std::string& audit_path,
+                                         const std::string& event) {
+  std::map<std::string, int> out;
+  for (auto& j : audit_events(audit_path, event))
+    ++out[j.value("task_id", "")];
+  return out;
+}
+
 } // namespace bgagent::testing

@@ -84,4 +84,18 @@ std::vector<nlohmann::json> audit_events(const std::string& path,
 // A free TCP port on 127.0.0.1.
 int free_port();
 
+// Waits until `text` appears in what `p` printed (stdout or stderr).
+bool wait_for_output(const background_process& p, const std::string& text,
+                     double timeout_seconds);
+
+// Writes `n` summarize tasks with ids "<prefix>-1".."<prefix>-n" as JSON
+// Lines to `path`; `marker` is appended to every input (e.g. "[delay:50]").
+void write_task_file(const std::string& path, int n,
+                     const std::string& prefix = "t",
+                     const std::string& marker = {});
+
+// Task ids per audit event `event`, counted (id -> number of lines).
+std::map<std::string, int> count_events_by_task(const std::string& audit_path,
+                                         const std::string& event);
+
 } // namespace bgagent::testing

@@ -1,0 +1,207 @@
+#include "actors/admin_endpoint.hpp"
+
+#include <cstdio>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "messages/atoms.hpp"
+#include "messages/budget.hpp"
+#include "messages/cluster.hpp"
+#include "messages/events.hpp"
+#include "messages/run.hpp"
+#include "messages/worker_context.hpp"
+
+namespace bgagent {
+
+namespace {
+
+struct endpoint_state {
+  worker_context h;
+  caf::node_id admin_node;
+  std::string address;
+  std::string admin_name;
+  bool watching = false;
+  static inline const char* name = "admin_endpoint";
+};
+
+using self_ptr = caf::stateful_actor<endpoint_state>*;
+
+// True when the current message comes from the admin node; otherwise the
+// message is audited as refused.
+bool allowed(self_ptr self, const std::string& command) {
+  auto& st = self->state;
+  auto sender = self->current_sender();
+  if (sender && sender->node() == st.admin_node) {
+    if (!st.watching) {
+      // The session ends with the admin's actor (or its connection).
+      st.watching = true;
+      self->monitor(sender);
+    }
+    self->send(st.h.auditor,
+               make_event("admin_command", {}, -1,
+                          command + " (admin " + st.admin_name + " at " +
+                            st.address + ")",
+                          st.address));
+    spdlog::info("admin {} at {}: {}", st.admin_name, st.address, command);
+    return true;
+  }
+  self->send(st.h.auditor,
+             make_event("admin_refused", {}, -1,
+                        command + ": sent to the admin endpoint of " +
+                          st.address + " by another node",
+                        sender ? to_string(sender->node()) : "anonymous"));
+  return false;
+}
+
+// Hands the request on: `dest` answers the admin directly.
+template <class... Ts>
+caf::response_promise forward(self_ptr self, const caf::actor& dest,
+                              Ts... xs) {
+  auto rp = self->make_response_promise();
+  rp.delegate(dest, xs...);
+  return rp;
+}
+
+std::string join_ids(const std::vector<std::string>& ids) {
+  std::string out;
+  for (auto& id : ids)
+    out += (out.empty() ? "" : " ") + id;
+  return out;
+}
+
+caf::behavior admin_endpoint(self_ptr self, worker_context h,
+                             caf::node_id admin_node, std::string address,
+                             std::string admin_name) {
+  auto& st = self->state;
+  st.h = std::move(h);
+  st.admin_node = std::move(admin_node);
+  st.address = std::move(address);
+  st.admin_name = std::move(admin_name);
+  self->set_down_handler([=](caf::down_msg&) { self->quit(); });
+  // A session that never sends a command does not linger.
+  self->delayed_send(self, std::chrono::seconds(120), timeout_atom::value);
+  auto refused = caf::sec::request_receiver_down;
+  return {
+    [=](timeout_atom) {
+      if (!self->state.watching)
+        self->quit();
+    },
+    [=](status_atom) -> caf::result<admin_status> {
+      if (!allowed(self, "status"))
+        return refused;
+      auto rp = self->make_response_promise<admin_status>();
+      auto& st = self->state;
+      self->request(st.h.checkpointer, caf::infinite, status_atom::value)
+        .then([=](status_report& rep) mutable {
+          auto& st = self->state;
+          self->request(st.h.budget_keeper, caf::infinite, budget_atom::value)
+            .then([=](const budget_snapshot& b) mutable {
+              auto& st = self->state;
+              rep.budget.tokens_used = b.tokens_used;
+              rep.budget.tokens_limit = b.tokens_limit;
+              rep.budget.tokens_reserved = b.tokens_reserved;
+              rep.budget.cost_used = b.cost_used;
+              rep.budget.cost_limit = b.cost_limit;
+              rep.budget.cost_reserved = b.cost_reserved;
+              self->request(st.h.monitor, caf::infinite, metrics_atom::value)
+                .then([=](metrics_snapshot& m) mutable {
+                  auto& st = self->state;
+                  self->request(st.h.supervisor, caf::infinite,
+                                workers_atom::value)
+                    .then([=](std::vector<std::string>& w) mutable {
+                      rp.deliver(admin_status{rep, m, std::move(w)});
+                    });
+                });
+            });
+        });
+      return rp;
+    },
+    [=](pause_atom) -> caf::result<bool> {
+      if (!allowed(self, "pause"))
+        return refused;
+      return forward(self, self->state.h.supervisor, pause_atom::value);
+    },
+    [=](resume_atom) -> caf::result<bool> {
+      if (!allowed(self, "resume"))
+        return refused;
+      return forward(self, self->state.h.supervisor, resume_atom::value);
+    },
+    [=](drain_atom) -> caf::result<bool> {
+      if (!allowed(self, "drain"))
+        return refused;
+      return forward(self, self->state.h.supervisor, drain_atom::value);
+    },
+    [=](shutdown_atom) -> caf::result<bool> {
+      if (!allowed(self, "shutdown"))
+        return refused;
+      return forward(self, self->state.h.supervisor, shutdown_atom::value);
+    },
+    [=](set_budget_atom, uint64_t tokens,
+        double cost) -> caf::result<budget_snapshot> {
+      char buf[96];
+      std::snprintf(buf, sizeof(buf), "set-budget --tokens %llu --cost %.6f",
+                    static_cast<unsigned long long>(tokens), cost);
+      if (!allowed(self, buf))
+        return refused;
+      return forward(self, self->state.h.budget_keeper,
+                            set_budget_atom::value, tokens, cost);
+    },
+    [=](requeue_atom, const std::vector<std::string>& ids,
+        bool all_quarantined) -> caf::result<std::vector<std::string>> {
+      if (!allowed(self, "requeue " + (all_quarantined ? std::string(
+                                                           "--quarantined")
+                                                       : join_ids(ids))))
+        return refused;
+      auto rp = self->make_response_promise<std::vector<std::string>>();
+      auto& st = self->state;
+      self->request(st.h.checkpointer, caf::infinite, requeue_atom::value, ids,
+                    all_quarantined)
+        .then([=](std::vector<std::string>& done) mutable {
+          auto& st = self->state;
+          for (auto& id : done)
+            self->send(st.h.auditor,
+                       make_event("task_requeued", id, -1,
+                                  "by admin at " + st.address, st.address));
+          if (!done.empty())
+            self->send(st.h.supervisor, poll_atom::value);
+          rp.deliver(std::move(done));
+        });
+      return rp;
+    },
+    [=](cancel_atom, const std::vector<std::string>& ids)
+      -> caf::result<std::vector<std::string>> {
+      if (!allowed(self, "cancel " + join_ids(ids)))
+        return refused;
+      auto rp = self->make_response_promise<std::vector<std::string>>();
+      auto& st = self->state;
+      self->request(st.h.supervisor, caf::infinite, cancel_atom::value, ids)
+        .then([=](std::vector<std::string>& done) mutable {
+          auto& st = self->state;
+          for (auto& id : done)
+            self->send(st.h.auditor,
+                       make_event("task_cancelled", id, -1,
+                                  "by admin at " + st.address, st.address));
+          rp.deliver(std::move(done));
+        });
+      return rp;
+    },
+    [=](workers_atom) -> caf::result<std::vector<std::string>> {
+      if (!allowed(self, "workers"))
+        return refused;
+      return forward(self, self->state.h.supervisor, workers_atom::value);
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_admin_endpoint(caf::actor_system& sys,
+                                const worker_context& handles,
+                                const caf::node_id& admin_node,
+                                const std::string& address,
+                                const std::string& admin_name) {
+  return sys.spawn(admin_endpoint, handles, admin_node, address, admin_name);
+}
+
+} // namespace bgagent

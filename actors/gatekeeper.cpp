@@ -1,0 +1,178 @@
+#include "actors/gatekeeper.hpp"
+
+#include <chrono>
+#include <unordered_map>
+
+#include <caf/all.hpp>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <spdlog/spdlog.h>
+
+#include "actors/admin_endpoint.hpp"
+#include "actors/node_gateway.hpp"
+#include "actors/peer_address.hpp"
+#include "messages/atoms.hpp"
+#include "messages/cluster.hpp"
+#include "messages/events.hpp"
+#include "messages/worker_context.hpp"
+
+namespace bgagent {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+struct failures {
+  clock_type::time_point window_start;
+  uint32_t count = 0;      // refusals of any kind (audit flood limit)
+  uint32_t bad_hellos = 0; // wrong secrets (guessing limit)
+  bool limited_audited = false; // the first rate-limited refusal was audited
+};
+
+struct gatekeeper_state {
+  gatekeeper_settings settings;
+  worker_context handles;
+  std::unordered_map<std::string, failures> refused; // by peer host
+  uint64_t admin_sessions = 0;
+  static inline const char* name = "gatekeeper";
+};
+
+using self_ptr = caf::stateful_actor<gatekeeper_state>*;
+
+// Counts a refusal from `host` in its current window.
+failures& count_refusal(self_ptr self, const std::string& host) {
+  auto& st = self->state;
+  auto now = clock_type::now();
+  auto& f = st.refused[host];
+  auto window = std::chrono::duration<double>(
+    st.settings.failure_window_seconds);
+  if (f.count == 0 || now - f.window_start > window) {
+    f.window_start = now;
+    f.count = 0;
+    f.bad_hellos = 0;
+    f.limited_audited = false;
+  }
+  ++f.count;
+  return f;
+}
+
+bool is_limited(self_ptr self, const std::string& host) {
+  auto& st = self->state;
+  auto i = st.refused.find(host);
+  if (i == st.refused.end())
+    return false;
+  auto window = std::chrono::duration<double>(
+    st.settings.failure_window_seconds);
+  return i->second.bad_hellos >= st.settings.max_failures &&
+         clock_type::now() - i->second.window_start <= window;
+}
+
+void refuse(self_ptr self, const std::string& address,
+            const std::string& node_name, const std::string& why) {
+  auto& f = count_refusal(self, peer_host(address));
+  bool over = f.count > self->state.settings.max_failures;
+  if (over && f.limited_audited)
+    return; // already said: this host is rate-limited
+  if (over)
+    f.limited_audited = true;
+  auto detail = why + " from " + address +
+                (over ? " (rate-limited: further refusals from this host are "
+                        "not audited until the window passes)"
+                      : "");
+  spdlog::warn("refused: {}", detail);
+  self->send(self->state.handles.auditor,
+             make_event("admin_refused", {}, -1, detail, node_name));
+}
+
+std::string describe(const caf::message_view& x) {
+  auto& c = x.content();
+  std::string out = "unexpected message";
+  if (c.size() > 0 && c.match_element<caf::atom_value>(0))
+    out += " '" + to_string(c.get_as<caf::atom_value>(0)) + "'";
+  out += " (" + std::to_string(c.size()) + " element(s))";
+  return out;
+}
+
+caf::behavior gatekeeper(self_ptr self, gatekeeper_settings s,
+                         worker_context handles) {
+  self->state.settings = std::move(s);
+  self->state.handles = std::move(handles);
+  // Remote workers begin and finish their attempts through one gateway,
+  // which ends with the gatekeeper.
+  self->state.handles.gateway = spawn_node_gateway(self->system(),
+                                                   self->state.handles);
+  self->link_to(self->state.handles.gateway);
+  // Anything but a hello: refused, audited, answered with an error.
+  self->set_default_handler(
+    [](caf::scheduled_actor* ptr, caf::message_view& x)
+      -> caf::result<caf::message> {
+      auto* me = static_cast<self_ptr>(ptr);
+      auto what = describe(x);
+      resolve_peer(me, me->current_sender(),
+                   [=](const std::string& address) {
+                     refuse(me, address, {}, what + " without a valid hello");
+                   });
+      return caf::sec::unexpected_message;
+    });
+  return {
+    [=](hello_atom, const std::string& role, const std::string& secret,
+        const std::string& node_name) -> caf::result<welcome> {
+      // Before make_response_promise, which takes the sender over.
+      auto sender = self->current_sender();
+      auto rp = self->make_response_promise<welcome>();
+      // Compare before the asynchronous lookup: `secret` is not kept.
+      bool ok = secrets_match(secret, self->state.settings.secret);
+      resolve_peer(self, sender, [=](const std::string& address) mutable {
+        auto& st = self->state;
+        welcome w;
+        w.head = st.settings.head;
+        if (is_limited(self, peer_host(address))) {
+          w.reason = "too many refused hellos from " + peer_host(address) +
+                     "; try again later";
+          refuse(self, address, node_name, "hello (rate-limited)");
+          rp.deliver(w);
+          return;
+        }
+        if (!ok) {
+          w.reason = "wrong cluster secret (BG_AGENT_SECRET / "
+                     "BG_AGENT_SECRET_FILE)";
+          refuse(self, address, node_name, "hello with a wrong secret");
+          ++st.refused[peer_host(address)].bad_hellos;
+          rp.deliver(w);
+          return;
+        }
+        if (role == "worker") {
+          w.accepted = true;
+          w.ctx = st.handles;
+          spdlog::info("worker node {} ({}) said hello", node_name, address);
+        } else if (role == "admin" && sender) {
+          w.accepted = true;
+          w.admin = spawn_admin_endpoint(self->system(), st.handles,
+                                         sender->node(), address, node_name);
+          ++st.admin_sessions;
+        } else {
+          w.reason = "unknown role \"" + role + "\"";
+          refuse(self, address, node_name, "hello with an unknown role");
+        }
+        rp.deliver(w);
+      });
+      return rp;
+    },
+  };
+}
+
+} // namespace
+
+bool secrets_match(const std::string& a, const std::string& b) {
+  unsigned char da[SHA256_DIGEST_LENGTH], db[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(a.data()), a.size(), da);
+  SHA256(reinterpret_cast<const unsigned char*>(b.data()), b.size(), db);
+  return CRYPTO_memcmp(da, db, sizeof(da)) == 0 && !b.empty();
+}
+
+caf::actor spawn_gatekeeper(caf::actor_system& sys, gatekeeper_settings s,
+                            const worker_context& handles) {
+  return sys.spawn(gatekeeper, std::move(s), handles);
+}
+
+} // namespace bgagent

@@ -1,0 +1,64 @@
+#include "app/metrics_server.hpp"
+
+#include <httplib.h>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "app/errors.hpp"
+#include "app/prometheus.hpp"
+#include "messages/atoms.hpp"
+#include "messages/run.hpp"
+
+namespace bgagent {
+
+metrics_server::metrics_server(caf::actor_system& sys, caf::actor monitor,
+                               caf::actor checkpointer,
+                               const std::string& host, uint16_t port)
+  : server_(std::make_unique<httplib::Server>()) {
+  server_->Get("/metrics", [&sys, monitor, checkpointer](
+                             const httplib::Request&, httplib::Response& res) {
+    caf::scoped_actor self{sys};
+    metrics_snapshot m;
+    status_report rep;
+    std::string err;
+    self->request(monitor, std::chrono::seconds(10), metrics_atom::value)
+      .receive([&](metrics_snapshot& x) { m = std::move(x); },
+               [&](caf::error& e) { err = sys.render(e); });
+    if (err.empty())
+      self->request(checkpointer, std::chrono::seconds(10),
+                    status_atom::value)
+        .receive([&](status_report& x) { rep = std::move(x); },
+                 [&](caf::error& e) { err = sys.render(e); });
+    if (!err.empty()) {
+      res.status = 503;
+      res.set_content("metrics unavailable: " + err + "\n", "text/plain");
+      return;
+    }
+    res.set_content(prometheus_text(m, rep),
+                    "text/plain; version=0.0.4; charset=utf-8");
+  });
+  server_->Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("bgagent: metrics at /metrics\n", "text/plain");
+  });
+  // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would let
+  // two processes share the port silently.
+  server_->set_socket_options([](int sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
+  if (!server_->bind_to_port(host.c_str(), port))
+    throw usage_error("--metrics " + host + ":" + std::to_string(port) +
+                      ": cannot listen there (in use or not a local "
+                      "address)");
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  spdlog::info("metrics at http://{}:{}/metrics", host, port);
+}
+
+metrics_server::~metrics_server() {
+  server_->stop();
+  if (thread_.joinable())
+    thread_.join();
+}
+
+} // namespace bgagent

@@ -1,0 +1,38 @@
+// The Prometheus endpoint of `bgagent run --metrics HOST:PORT`: GET /metrics
+// served by cpp-httplib from its own thread.
+//
+// Contract: each scrape asks the monitor (metrics_atom) and the
+// checkpointer (status_atom) by message, with a timeout, from a scoped
+// actor on the HTTP thread; no state is shared with any actor. The
+// constructor binds the port or throws usage_error naming the address; the
+// destructor stops the server and joins its thread.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <caf/actor.hpp>
+#include <caf/fwd.hpp>
+
+namespace httplib {
+class Server;
+}
+
+namespace bgagent {
+
+class metrics_server {
+public:
+  metrics_server(caf::actor_system& sys, caf::actor monitor,
+                 caf::actor checkpointer, const std::string& host,
+                 uint16_t port);
+  ~metrics_server();
+  metrics_server(const metrics_server&) = delete;
+  metrics_server& operator=(const metrics_server&) = delete;
+
+private:
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+};
+
+} // namespace bgagent

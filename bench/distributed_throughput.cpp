@@ -1,0 +1,312 @@
+// distributed_throughput: what distribution costs, with the offline provider.
+//
+// Part 1 (processes on 127.0.0.1, the real binary): one node (`bgagent run
+// --workers 4`) against a head (`run --workers 0 --listen`) with two worker
+// nodes (`worker --workers 2` each). Prints wall time, tasks/s and the
+// head's CPU time per task (user+sys from wait4), i.e. what a remote
+// dispatch costs the head against a local one.
+//
+// Part 2 (in this process): the messages that cross the node boundary per
+// task. Task workers are given relays in front of the head's actors (what
+// a node gets from the gatekeeper); each relay counts what passes and
+// forwards it with the original sender. A request counts twice (request and
+// response); the supervisor's dispatch counts once per attempt. The workers
+// hold a gateway, as remote workers do (see actors/node_gateway.hpp).
+//
+// Usage: distributed_throughput [TASKS] (default 2000). Prints figures; it
+// never passes or fails on time.
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "actors/auditor.hpp"
+#include "actors/budget_keeper.hpp"
+#include "actors/checkpointer.hpp"
+#include "actors/monitor.hpp"
+#include "actors/node_gateway.hpp"
+#include "actors/supervisor.hpp"
+#include "actors/task_worker.hpp"
+#include "app/system_config.hpp"
+#include "messages/atoms.hpp"
+#include "messages/run.hpp"
+#include "messages/task.hpp"
+#include "messages/worker_context.hpp"
+#include "persistence/store.hpp"
+#include "providers/offline_provider.hpp"
+#include "providers/provider_registry.hpp"
+
+namespace fs = std::filesystem;
+using namespace bgagent;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+struct child {
+  pid_t pid = -1;
+  double cpu = 0; // user + sys seconds, once reaped
+  int code = -1;
+};
+
+child start(const std::vector<std::string>& argv, const fs::path& dir,
+            const std::string& log) {
+  child c;
+  std::fflush(stdout);
+  c.pid = fork();
+  if (c.pid == 0) {
+    if (chdir(dir.c_str()) != 0)
+      _exit(126);
+    auto out = (dir / log).string();
+    if (!freopen(out.c_str(), "w", stdout) ||
+        !freopen((out + ".err").c_str(), "w", stderr))
+      _exit(126);
+    setenv("BG_AGENT_SECRET", "bench-secret", 1);
+    setenv("LLM_PROVIDER", "offline", 1);
+    setenv("BG_AGENT_TOKEN_BUDGET", "1000000000", 1);
+    setenv("BG_AGENT_COST_BUDGET", "1000", 1);
+    setenv("BG_AGENT_LOG_LEVEL", "warn", 1);
+    std::vector<char*> args;
+    for (auto& a : argv)
+      args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  return c;
+}
+
+void reap(child& c) {
+  int status = 0;
+  rusage ru{};
+  wait4(c.pid, &status, 0, &ru);
+  c.cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+          ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+  c.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void write_tasks(const fs::path& file, int n) {
+  std::ofstream out(file);
+  for (int i = 0; i < n; ++i)
+    out << "{\"id\":\"b-" << i << "\",\"type\":\"summarize\",\"input\":"
+        << "\"Benchmark task " << i << " about distributed queues.\"}\n";
+}
+
+int free_port() {
+  // Ask the kernel through a throwaway actor system-free socket.
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  int port = ntohs(a.sin_port);
+  close(fd);
+  return port;
+}
+
+struct figures {
+  double wall = 0;
+  double head_cpu = 0;
+  double nodes_cpu = 0;
+  int code = -1;
+};
+
+figures run_local(const std::string& bin, int n) {
+  auto dir = fs::temp_directory_path() / ("bgbench-local-" +
+                                          std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  write_tasks(dir / "tasks.jsonl", n);
+  auto t0 = clock_type::now();
+  auto head = start({bin, "run", "--tasks", "tasks.jsonl", "--workers", "4"},
+                    dir, "head.log");
+  reap(head);
+  figures f;
+  f.wall = std::chrono::duration<double>(clock_type::now() - t0).count();
+  f.head_cpu = head.cpu;
+  f.code = head.code;
+  fs::remove_all(dir);
+  return f;
+}
+
+figures run_cluster(const std::string& bin, int n) {
+  auto dir = fs::temp_directory_path() / ("bgbench-cluster-" +
+                                          std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  write_tasks(dir / "tasks.jsonl", n);
+  auto port = std::to_string(free_port());
+  auto t0 = clock_type::now();
+  auto head = start({bin, "run", "--tasks", "tasks.jsonl", "--workers", "0",
+                     "--listen", "127.0.0.1:" + port},
+                    dir, "head.log");
+  std::vector<child> nodes;
+  for (int i = 0; i < 2; ++i) {
+    // Joins as soon as the head listens (a node exits 5 if it was early).
+    for (int tries = 0; tries < 200; ++tries) {
+      auto c = start({bin, "worker", "--connect", "127.0.0.1:" + port,
+                      "--workers", "2", "--name", "node-" + std::to_string(i)},
+                     dir, "node" + std::to_string(i) + ".log");
+      int status = 0;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (waitpid(c.pid, &status, WNOHANG) == 0) {
+        nodes.push_back(c);
+        break;
+      }
+    }
+  }
+  reap(head);
+  figures f;
+  f.wall = std::chrono::duration<double>(clock_type::now() - t0).count();
+  f.head_cpu = head.cpu;
+  f.code = head.code;
+  for (auto& c : nodes) {
+    reap(c);
+    f.nodes_cpu += c.cpu;
+  }
+  fs::remove_all(dir);
+  return f;
+}
+
+// ---- part 2: messages per task, counted by relays ----
+
+struct counter {
+  std::atomic<uint64_t> messages{0};
+};
+
+caf::behavior relay(caf::event_based_actor* self, caf::actor dest,
+                    std::shared_ptr<counter> n) {
+  self->set_default_handler(
+    [dest, n](caf::scheduled_actor* me,
+              caf::message_view& x) -> caf::result<caf::message> {
+      auto* e = me->current_mailbox_element();
+      n->messages += e->mid.is_request() ? 2 : 1; // a request is answered
+      dest->enqueue(caf::make_mailbox_element(e->sender, e->mid,
+                                              std::move(e->stages),
+                                              x.move_content_to_message()),
+                    me->context());
+      return caf::delegated<caf::message>{};
+    });
+  return {[] {}}; // everything goes through the default handler
+}
+
+void count_messages(int n) {
+  auto dir = fs::temp_directory_path() / ("bgbench-msgs-" +
+                                          std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  auto db = std::make_unique<store>((dir / "b.db").string(),
+                                    store::open_mode::create_if_missing);
+  auto auditor = spawn_auditor(sys, (dir / "audit.jsonl").string());
+  auto checkpointer = spawn_checkpointer(sys, std::move(db));
+  std::vector<task> tasks;
+  for (int i = 0; i < n; ++i)
+    tasks.push_back(task{"m-" + std::to_string(i), "summarize",
+                         "Message count task " + std::to_string(i), "k" +
+                           std::to_string(i), 0, 0, 0});
+  self->request(checkpointer, caf::infinite, submit_atom::value, tasks)
+    .receive([](submit_report&) {}, [](caf::error&) {});
+  run_info run;
+  self->request(checkpointer, caf::infinite, open_run_atom::value,
+                uint64_t{1000000000}, 1000.0)
+    .receive([&](run_info& r) { run = r; }, [](caf::error&) {});
+  monitor_settings ms;
+  ms.alerts_path = (dir / "alerts.jsonl").string();
+  auto monitor = spawn_monitor(sys, ms, auditor);
+  budget_settings bs;
+  bs.token_limit = 1000000000;
+  bs.cost_limit = 1000;
+  auto keeper = spawn_budget_keeper(sys, bs, checkpointer, auditor, monitor);
+  supervisor_settings ss;
+  ss.workers = 0;
+  provider_settings offline;
+  offline.name = "offline";
+  offline.model = "offline";
+  auto prov = provider_registry::with_builtins().make(offline);
+  auto sup = spawn_supervisor(sys, ss,
+                              run_handles{checkpointer, keeper, auditor,
+                                          monitor},
+                              prov);
+  auto n_msgs = std::make_shared<counter>();
+  worker_context head{sup, keeper, checkpointer, auditor, monitor, {}};
+  auto gateway = spawn_node_gateway(sys, head);
+  worker_context remote{sys.spawn(relay, sup, n_msgs),
+                        sys.spawn(relay, keeper, n_msgs),
+                        sys.spawn(relay, checkpointer, n_msgs),
+                        sys.spawn(relay, auditor, n_msgs),
+                        sys.spawn(relay, monitor, n_msgs),
+                        sys.spawn(relay, gateway, n_msgs)};
+  std::vector<caf::actor> ws;
+  std::vector<std::string> names;
+  for (int i = 0; i < 4; ++i) {
+    worker_settings w;
+    w.name = "relayed/worker-" + std::to_string(i + 1);
+    w.node = "relayed";
+    ws.push_back(spawn_task_worker(sys, remote, prov, w));
+    names.push_back(w.name);
+  }
+  auto t0 = clock_type::now();
+  self->send(sup, run_atom::value);
+  self->send(sup, join_atom::value, std::string("relayed"), ws, names);
+  run_summary summary;
+  self->receive([&](run_summary& s) { summary = s; },
+                [&](bool) {
+                  self->receive([&](run_summary& s) { summary = s; });
+                });
+  auto wall = std::chrono::duration<double>(clock_type::now() - t0).count();
+  // The supervisor's dispatch to the node: one per attempt.
+  auto total = n_msgs->messages.load() + summary.completed;
+  std::printf("in-process, 4 relayed workers: %llu tasks in %.2f s; %.1f "
+              "messages cross the node boundary per task\n",
+              static_cast<unsigned long long>(summary.completed), wall,
+              summary.completed ? double(total) / summary.completed : 0.0);
+  for (auto& a : {remote.supervisor, remote.budget_keeper, remote.checkpointer,
+                  remote.auditor, remote.monitor, remote.gateway, gateway, sup,
+                  keeper, monitor, checkpointer, auditor})
+    self->send_exit(a, caf::exit_reason::user_shutdown);
+  for (auto& w : ws)
+    self->send_exit(w, caf::exit_reason::user_shutdown);
+  fs::remove_all(dir);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  int n = argc > 1 ? std::atoi(argv[1]) : 2000;
+  std::string bin = BGAGENT_BINARY;
+  std::printf("distributed_throughput: %d tasks, offline provider, %s\n", n,
+              bin.c_str());
+  auto local = run_local(bin, n);
+  std::printf("1 node  (run --workers 4):          exit %d, %.2f s, %.0f "
+              "tasks/s, head CPU %.3f s = %.0f us/task\n",
+              local.code, local.wall, n / local.wall, local.head_cpu,
+              1e6 * local.head_cpu / n);
+  auto cl = run_cluster(bin, n);
+  std::printf("head + 2 nodes (2 workers each):    exit %d, %.2f s, %.0f "
+              "tasks/s, head CPU %.3f s = %.0f us/task (nodes %.3f s)\n",
+              cl.code, cl.wall, n / cl.wall, cl.head_cpu,
+              1e6 * cl.head_cpu / n, cl.nodes_cpu);
+  std::printf("remote/local head CPU per task: %.2fx (target <= 2x)\n",
+              local.head_cpu > 0 ? cl.head_cpu / local.head_cpu : 0.0);
+  count_messages(std::min(n, 2000));
+  return 0;
+}
