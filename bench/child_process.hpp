@@ -1,15 +1,22 @@
-// Running a bgagent process from a benchmark and measuring what it cost.
+// Running bgagent processes from a benchmark and measuring what they cost.
 //
-// run_measured() forks, execs `argv` with `extra_env` added to the current
-// environment, sends the child's stdout and stderr to `log_path`, waits for
-// it and returns its exit code with the wall time and the child's own
-// rusage: user and system CPU and peak resident set size. Nothing is shared
-// with the child, so the figures are those of the real binary a user runs.
+// start_child() forks and execs `argv` with `extra_env` added to the current
+// environment, in `workdir` when given, with stdout and stderr sent to
+// `log_path`; wait_child() waits for it and returns its exit code with the
+// wall time since its start and the child's own rusage: user and system CPU
+// and peak resident set size. run_measured() is the two in a row. Nothing is
+// shared with the child, so the figures are those of the real binary a user
+// runs.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <sys/types.h>
+
+#include "tests/support/loopback_port.hpp"  // free_port(), for servers
 
 namespace bgagent::bench {
 
@@ -20,7 +27,19 @@ struct measured_run {
   double peak_rss_mb = 0;
 };
 
+struct running_child {
+  pid_t pid = -1;
+  std::chrono::steady_clock::time_point started;
+};
+
 using env_list = std::vector<std::pair<std::string, std::string>>;
+
+running_child start_child(const std::vector<std::string>& argv,
+                          const env_list& extra_env,
+                          const std::string& log_path,
+                          const std::string& workdir = {});
+
+measured_run wait_child(const running_child& child);
 
 measured_run run_measured(const std::vector<std::string>& argv,
                           const env_list& extra_env,

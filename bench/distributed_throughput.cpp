@@ -1,4 +1,4 @@
-// distributed_throughput: what distribution costs, with the offline provider.
+// bgagent-bench-distributed: what distribution costs, with the offline provider.
 //
 // Part 1 (processes on 127.0.0.1, the real binary): one node (`bgagent run
 // --workers 4`) against a head (`run --workers 0 --listen`) with two worker
@@ -13,21 +13,16 @@
 // response); the supervisor's dispatch counts once per attempt. The workers
 // hold a gateway, as remote workers do (see actors/node_gateway.hpp).
 //
-// Usage: distributed_throughput [TASKS] (default 2000). Prints figures; it
+// Usage: bgagent-bench-distributed [TASKS] (default 2000). Prints figures; it
 // never passes or fails on time.
 #include <atomic>
 #include <chrono>
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -43,6 +38,7 @@
 #include "actors/supervisor.hpp"
 #include "actors/task_worker.hpp"
 #include "app/system_config.hpp"
+#include "bench/child_process.hpp"
 #include "messages/atoms.hpp"
 #include "messages/run.hpp"
 #include "messages/task.hpp"
@@ -57,46 +53,16 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-struct child {
-  pid_t pid = -1;
-  double cpu = 0; // user + sys seconds, once reaped
-  int code = -1;
-};
-
-child start(const std::vector<std::string>& argv, const fs::path& dir,
-            const std::string& log) {
-  child c;
-  std::fflush(stdout);
-  c.pid = fork();
-  if (c.pid == 0) {
-    if (chdir(dir.c_str()) != 0)
-      _exit(126);
-    auto out = (dir / log).string();
-    if (!freopen(out.c_str(), "w", stdout) ||
-        !freopen((out + ".err").c_str(), "w", stderr))
-      _exit(126);
-    setenv("BG_AGENT_SECRET", "bench-secret", 1);
-    setenv("LLM_PROVIDER", "offline", 1);
-    setenv("BG_AGENT_TOKEN_BUDGET", "1000000000", 1);
-    setenv("BG_AGENT_COST_BUDGET", "1000", 1);
-    setenv("BG_AGENT_LOG_LEVEL", "warn", 1);
-    std::vector<char*> args;
-    for (auto& a : argv)
-      args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  return c;
-}
-
-void reap(child& c) {
-  int status = 0;
-  rusage ru{};
-  wait4(c.pid, &status, 0, &ru);
-  c.cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-          ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-  c.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+// Every process of a figure runs in `dir` with the same settings.
+bench::running_child start(const std::vector<std::string>& argv,
+                           const fs::path& dir, const std::string& log) {
+  return bench::start_child(argv,
+                            {{"BG_AGENT_SECRET", "bench-secret"},
+                             {"LLM_PROVIDER", "offline"},
+                             {"BG_AGENT_TOKEN_BUDGET", "1000000000"},
+                             {"BG_AGENT_COST_BUDGET", "1000"},
+                             {"BG_AGENT_LOG_LEVEL", "warn"}},
+                            (dir / log).string(), dir.string());
 }
 
 void write_tasks(const fs::path& file, int n) {
@@ -104,20 +70,6 @@ void write_tasks(const fs::path& file, int n) {
   for (int i = 0; i < n; ++i)
     out << "{\"id\":\"b-" << i << "\",\"type\":\"summarize\",\"input\":"
         << "\"Benchmark task " << i << " about distributed queues.\"}\n";
-}
-
-int free_port() {
-  // Ask the kernel through a throwaway actor system-free socket.
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  int port = ntohs(a.sin_port);
-  close(fd);
-  return port;
 }
 
 struct figures {
@@ -136,11 +88,11 @@ figures run_local(const std::string& bin, int n) {
   auto t0 = clock_type::now();
   auto head = start({bin, "run", "--tasks", "tasks.jsonl", "--workers", "4"},
                     dir, "head.log");
-  reap(head);
+  auto done = bench::wait_child(head);
   figures f;
   f.wall = std::chrono::duration<double>(clock_type::now() - t0).count();
-  f.head_cpu = head.cpu;
-  f.code = head.code;
+  f.head_cpu = done.cpu_seconds;
+  f.code = done.exit_code;
   fs::remove_all(dir);
   return f;
 }
@@ -156,7 +108,7 @@ figures run_cluster(const std::string& bin, int n) {
   auto head = start({bin, "run", "--tasks", "tasks.jsonl", "--workers", "0",
                      "--listen", "127.0.0.1:" + port},
                     dir, "head.log");
-  std::vector<child> nodes;
+  std::vector<bench::running_child> nodes;
   for (int i = 0; i < 2; ++i) {
     // Joins as soon as the head listens (a node exits 5 if it was early).
     for (int tries = 0; tries < 200; ++tries) {
@@ -171,15 +123,13 @@ figures run_cluster(const std::string& bin, int n) {
       }
     }
   }
-  reap(head);
+  auto done = bench::wait_child(head);
   figures f;
   f.wall = std::chrono::duration<double>(clock_type::now() - t0).count();
-  f.head_cpu = head.cpu;
-  f.code = head.code;
-  for (auto& c : nodes) {
-    reap(c);
-    f.nodes_cpu += c.cpu;
-  }
+  f.head_cpu = done.cpu_seconds;
+  f.code = done.exit_code;
+  for (auto& c : nodes)
+    f.nodes_cpu += bench::wait_child(c).cpu_seconds;
   fs::remove_all(dir);
   return f;
 }
@@ -293,7 +243,7 @@ void count_messages(int n) {
 int main(int argc, char** argv) {
   int n = argc > 1 ? std::atoi(argv[1]) : 2000;
   std::string bin = BGAGENT_BINARY;
-  std::printf("distributed_throughput: %d tasks, offline provider, %s\n", n,
+  std::printf("bgagent-bench-distributed: %d tasks, offline provider, %s\n", n,
               bin.c_str());
   auto local = run_local(bin, n);
   std::printf("1 node  (run --workers 4):          exit %d, %.2f s, %.0f "

@@ -235,18 +235,6 @@ std::vector<int> parse_list(const std::string& s) {
   return out;
 }
 
-int free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
@@ -302,7 +290,7 @@ int main(int argc, char** argv) {
     std::ofstream(tmp_root + "/aimock.json")
       << R"({"llm":{"fixtures":")" << tmp_root
       << R"(/fixtures","logLevel":"silent"}})";
-    int port = free_port();
+    int port = bgagent::free_port();
     aimock_pid = fork();
     if (aimock_pid == 0) {
       int null = open("/dev/null", O_WRONLY);

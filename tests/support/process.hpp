@@ -15,6 +15,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/support/loopback_port.hpp"  // free_port(), for the tests
+
 namespace bgagent::testing {
 
 using env_map = std::map<std::string, std::string>;
@@ -81,8 +83,6 @@ std::vector<nlohmann::json> read_jsonl(const std::string& path);
 std::vector<nlohmann::json> audit_events(const std::string& path,
                                          const std::string& event);
 
-// A free TCP port on 127.0.0.1.
-int free_port();
 
 // Waits until `text` appears in what `p` printed (stdout or stderr).
 bool wait_for_output(const background_process& p, const std::string& text,
