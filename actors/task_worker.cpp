@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <type_traits>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -209,6 +210,24 @@ void time_out(self_ptr self) {
   finish_attempt(self, std::move(out), true);
 }
 
+// Tells the supervisor why the attempt never started (denied: the budget;
+// skipped: the store no longer wants it) and waits for the next task.
+template <class Atom>
+void give_up(self_ptr self, Atom why, const std::string& reason) {
+  auto& st = self->state;
+  if constexpr (std::is_same_v<Atom, denied_atom>)
+    self->send(st.ctx.supervisor, why, st.current.id, st.attempt, reason);
+  else
+    self->send(st.ctx.supervisor, why, st.current.id, st.attempt);
+  become_idle(self);
+}
+
+bool granted_or_gave_up(self_ptr self, const reservation& r) {
+  if (!r.granted)
+    give_up(self, denied_atom::value, r.reason);
+  return r.granted;
+}
+
 caf::behavior task_worker(self_ptr self, worker_context ctx, provider_ptr p,
                           worker_settings s) {
   auto& st = self->state;
@@ -264,20 +283,14 @@ caf::behavior task_worker(self_ptr self, worker_context ctx, provider_ptr p,
                       st.worst_cost, started_detail(st), st.settings.node)
           .then([=](const reservation& r, bool marked) {
             auto& st = self->state;
-            if (gen != st.generation)
+            if (gen != st.generation || !granted_or_gave_up(self, r))
               return;
-            if (!r.granted) {
-              self->send(st.ctx.supervisor, denied_atom::value, st.current.id,
-                         st.attempt, r.reason);
-              become_idle(self);
-            } else if (!marked) {
-              self->send(st.ctx.supervisor, skipped_atom::value,
-                         st.current.id, st.attempt);
-              become_idle(self);
-            } else {
-              st.guard->reservation = r.id;
-              start_call(self);
+            if (!marked) {
+              give_up(self, skipped_atom::value, {});
+              return;
             }
+            st.guard->reservation = r.id;
+            start_call(self);
           });
         return;
       }
@@ -285,14 +298,8 @@ caf::behavior task_worker(self_ptr self, worker_context ctx, provider_ptr p,
                     t.id, st.est_prompt + st.req.max_tokens, st.worst_cost)
         .then([=](const reservation& r) {
           auto& st = self->state;
-          if (gen != st.generation)
+          if (gen != st.generation || !granted_or_gave_up(self, r))
             return;
-          if (!r.granted) {
-            self->send(st.ctx.supervisor, denied_atom::value, st.current.id,
-                       st.attempt, r.reason);
-            become_idle(self);
-            return;
-          }
           st.guard->reservation = r.id;
           self->request(st.ctx.checkpointer, caf::infinite,
                         running_atom::value, st.current.id, st.attempt)
@@ -301,9 +308,7 @@ caf::behavior task_worker(self_ptr self, worker_context ctx, provider_ptr p,
               if (!marked) {
                 caf::anon_send(st.ctx.budget_keeper, release_atom::value,
                                st.guard->reservation);
-                self->send(st.ctx.supervisor, skipped_atom::value,
-                           st.current.id, st.attempt);
-                become_idle(self);
+                give_up(self, skipped_atom::value, {});
                 return;
               }
               start_call(self);
