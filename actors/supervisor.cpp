@@ -54,6 +54,7 @@ struct supervisor_state {
   bool paused = false;
   bool stopping = false;
   bool finished = false;
+  bool awaiting_nodes = false; // run over, waiting for nodes to hear it
   std::string stop_reason;
   std::deque<clock_type::time_point> restart_times;
   uint32_t next_worker = 0;
@@ -369,6 +370,22 @@ int exit_code_for(const supervisor_state& st, const state_counts& c) {
   return 0;
 }
 
+size_t remote_workers_left(const supervisor_state& st) {
+  size_t n = 0;
+  for (auto& kv : st.workers)
+    n += kv.second.remote;
+  return n;
+}
+
+// The summary of a run whose end remote nodes had to hear about first.
+void deliver_after_nodes(self_ptr self) {
+  auto& st = self->state;
+  if (!st.awaiting_nodes)
+    return;
+  st.awaiting_nodes = false;
+  st.rp.deliver(st.summary);
+}
+
 void finish(self_ptr self) {
   auto& st = self->state;
   st.finished = true;
@@ -386,9 +403,19 @@ void finish(self_ptr self) {
           std::chrono::duration<double>(clock_type::now() - st.started)
             .count();
         // Remote workers too: their nodes see them end and leave cleanly.
-        for (auto& kv : st.workers)
+        // The summary waits (at most 3 s) until every remote worker is
+        // gone: a head that exited at once could close the connection
+        // before the word reached the nodes, which would then take the
+        // end of the run for a lost head.
+        for (auto& kv : st.workers) {
           self->send_exit(kv.second.handle, caf::exit_reason::user_shutdown);
-        st.rp.deliver(st.summary);
+          st.awaiting_nodes |= kv.second.remote;
+        }
+        if (!st.awaiting_nodes) {
+          st.rp.deliver(st.summary);
+          return;
+        }
+        self->delayed_send(self, std::chrono::seconds(3), done_atom::value);
       },
       [=](caf::error& err) {
         auto& st = self->state;
@@ -451,6 +478,12 @@ caf::behavior supervisor(self_ptr self, supervisor_settings s, run_handles h,
       }
     }
     auto i = st.workers.find(dm.source);
+    if (i != st.workers.end() && st.finished) {
+      st.workers.erase(i);
+      if (st.awaiting_nodes && remote_workers_left(st) == 0)
+        deliver_after_nodes(self);
+      return;
+    }
     if (i == st.workers.end() || st.finished)
       return;
     // A remote worker ends with its node (link lost, node stopped) or on
@@ -666,6 +699,7 @@ caf::behavior supervisor(self_ptr self, supervisor_settings s, run_handles h,
       dispatch(self);
       return true;
     },
+    [=](done_atom) { deliver_after_nodes(self); }, // nodes slow to leave
     [=](shutdown_atom) {
       // Stop at once: calls in flight are abandoned and their tasks go back
       // to pending (the attempt is not counted); nodes are told to leave.
