@@ -1,8 +1,8 @@
 // bgagent-bench-distributed: what distribution costs, with the offline provider.
 //
 // Part 1 (processes on 127.0.0.1, the real binary): one node (`bgagent run
-// --workers 4`) against a head (`run --workers 0 --listen`) with two worker
-// nodes (`worker --workers 2` each). Prints wall time, tasks/s and the
+// --workers 2N`) against a head (`run --workers 0 --listen`) with two worker
+// nodes (`worker --workers N` each), for N = 2 and N = 16. Prints wall time, tasks/s and the
 // head's CPU time per task (user+sys from wait4), i.e. what a remote
 // dispatch costs the head against a local one.
 //
@@ -13,8 +13,8 @@
 // response); the supervisor's dispatch counts once per attempt. The workers
 // hold a gateway, as remote workers do (see actors/node_gateway.hpp).
 //
-// Usage: bgagent-bench-distributed [TASKS] (default 2000). Prints figures; it
-// never passes or fails on time.
+// Usage: bgagent-bench-distributed [TASKS] (default 2000). Prints figures;
+// it never passes or fails on time.
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -79,14 +79,14 @@ struct figures {
   int code = -1;
 };
 
-figures run_local(const std::string& bin, int n) {
+figures run_local(const std::string& bin, int n, int per_node) {
   auto dir = fs::temp_directory_path() / ("bgbench-local-" +
                                           std::to_string(getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   write_tasks(dir / "tasks.jsonl", n);
   auto t0 = clock_type::now();
-  auto head = start({bin, "run", "--tasks", "tasks.jsonl", "--workers", "4"},
+  auto head = start({bin, "run", "--tasks", "tasks.jsonl", "--workers", std::to_string(2 * per_node)},
                     dir, "head.log");
   auto done = bench::wait_child(head);
   figures f;
@@ -97,7 +97,7 @@ figures run_local(const std::string& bin, int n) {
   return f;
 }
 
-figures run_cluster(const std::string& bin, int n) {
+figures run_cluster(const std::string& bin, int n, int per_node) {
   auto dir = fs::temp_directory_path() / ("bgbench-cluster-" +
                                           std::to_string(getpid()));
   fs::remove_all(dir);
@@ -113,7 +113,7 @@ figures run_cluster(const std::string& bin, int n) {
     // Joins as soon as the head listens (a node exits 5 if it was early).
     for (int tries = 0; tries < 200; ++tries) {
       auto c = start({bin, "worker", "--connect", "127.0.0.1:" + port,
-                      "--workers", "2", "--name", "node-" + std::to_string(i)},
+                      "--workers", std::to_string(per_node), "--name", "node-" + std::to_string(i)},
                      dir, "node" + std::to_string(i) + ".log");
       int status = 0;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -245,18 +245,24 @@ int main(int argc, char** argv) {
   std::string bin = BGAGENT_BINARY;
   std::printf("bgagent-bench-distributed: %d tasks, offline provider, %s\n", n,
               bin.c_str());
-  auto local = run_local(bin, n);
-  std::printf("1 node  (run --workers 4):          exit %d, %.2f s, %.0f "
-              "tasks/s, head CPU %.3f s = %.0f us/task\n",
-              local.code, local.wall, n / local.wall, local.head_cpu,
-              1e6 * local.head_cpu / n);
-  auto cl = run_cluster(bin, n);
-  std::printf("head + 2 nodes (2 workers each):    exit %d, %.2f s, %.0f "
-              "tasks/s, head CPU %.3f s = %.0f us/task (nodes %.3f s)\n",
-              cl.code, cl.wall, n / cl.wall, cl.head_cpu,
-              1e6 * cl.head_cpu / n, cl.nodes_cpu);
-  std::printf("remote/local head CPU per task: %.2fx (target <= 2x)\n",
-              local.head_cpu > 0 ? cl.head_cpu / local.head_cpu : 0.0);
+  // The same number of workers in both set-ups: 2 per node (latency-bound,
+  // every message its own wake-up) and 16 per node (messages share them).
+  for (int per_node : {2, 16}) {
+    auto local = run_local(bin, n, per_node);
+    std::printf("1 node, %2d workers:                exit %d, %.2f s, %6.0f "
+                "tasks/s, head CPU %.3f s = %3.0f us/task\n",
+                2 * per_node, local.code, local.wall, n / local.wall,
+                local.head_cpu, 1e6 * local.head_cpu / n);
+    auto cl = run_cluster(bin, n, per_node);
+    std::printf("head + 2 nodes x %2d workers:       exit %d, %.2f s, %6.0f "
+                "tasks/s, head CPU %.3f s = %3.0f us/task (nodes %.3f s)\n",
+                per_node, cl.code, cl.wall, n / cl.wall, cl.head_cpu,
+                1e6 * cl.head_cpu / n, cl.nodes_cpu);
+    std::printf("  remote/local head CPU per task at %d workers: %.2fx "
+                "(target <= 2x)\n",
+                2 * per_node,
+                local.head_cpu > 0 ? cl.head_cpu / local.head_cpu : 0.0);
+  }
   count_messages(std::min(n, 2000));
   return 0;
 }
