@@ -123,10 +123,13 @@ private:
 
 using recorder_ptr = std::shared_ptr<recorder>;
 
-// A probe actor recording into `rec`.
+// A probe actor recording into `rec`. The recorder is passed as a spawn
+// argument, not captured: CAF 0.17 dereferences a null argument tuple when a
+// function actor takes no arguments (UBSan reports it).
 inline caf::actor spawn_probe(caf::actor_system& sys, recorder_ptr rec) {
   using never_atom = caf::atom_constant<caf::atom("nevermatch")>;
-  return sys.spawn([rec](caf::event_based_actor* self) -> caf::behavior {
+  auto probe = [](caf::event_based_actor* self,
+                  recorder_ptr rec) -> caf::behavior {
     self->set_default_handler(
       [rec](caf::scheduled_actor*,
             caf::message_view& x) -> caf::result<caf::message> {
@@ -138,7 +141,8 @@ inline caf::actor spawn_probe(caf::actor_system& sys, recorder_ptr rec) {
         return caf::message{};
       });
     return {[](never_atom) {}};
-  });
+  };
+  return sys.spawn(probe, std::move(rec));
 }
 
 // Blocking request from the scoped actor: the answer, or nullopt when the
