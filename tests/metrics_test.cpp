@@ -111,7 +111,14 @@ TEST_CASE("run --metrics serves the head's figures while nodes work",
      "127.0.0.1:" + std::to_string(mport)},
     dir.path(), secret, "head");
   REQUIRE(wait_for_output(head, "listening for worker", 30));
-  auto before = parse(scrape(mport));
+  // The metrics endpoint starts on its own thread: wait until it answers.
+  std::map<std::string, double> before;
+  REQUIRE(wait_until(
+    [&] {
+      before = parse(scrape(mport));
+      return before.count("bgagent_tasks{state=\"pending\"}") > 0;
+    },
+    30));
   CHECK(before.at("bgagent_tasks{state=\"pending\"}") == 20);
   CHECK(before.at("bgagent_nodes_up") == 0);
   CHECK(before.at("bgagent_workers_up") == 0);
