@@ -8,6 +8,7 @@
 #include <csignal>
 #include <thread>
 
+#include "tests/support/cluster.hpp"
 #include "tests/support/process.hpp"
 #include "tests/temp_dir.hpp"
 
@@ -18,23 +19,9 @@ namespace {
 
 const std::string secret = "admin-test-secret";
 
-env_map with_secret(env_map extra = {}) {
-  extra["BG_AGENT_SECRET"] = secret;
-  return extra;
-}
-
-env_map node_env(int delay_ms) {
-  return with_secret({{"LLM_PROVIDER", "scripted"},
-                      {"BG_AGENT_TEST_DELAY_MS", std::to_string(delay_ms)}});
-}
-
-std::string at(int port) {
-  return "127.0.0.1:" + std::to_string(port);
-}
-
 run_result admin(int port, std::vector<std::string> args,
-                 const std::string& dir, env_map env = with_secret()) {
-  std::vector<std::string> a{"admin", "--connect", at(port)};
+                 const std::string& dir, env_map env = with_secret(secret)) {
+  std::vector<std::string> a{"admin", "--connect", loopback(port)};
   a.insert(a.end(), args.begin(), args.end());
   return run_bgagent(a, dir, env, 60);
 }
@@ -52,13 +39,11 @@ TEST_CASE("admin pause stops dispatching and resume continues - status shows "
   write_task_file(dir.path("tasks.jsonl"), 30, "pause");
   int port = free_port();
   auto audit = dir.path("bgagent-audit.jsonl");
-  background_process head({bgagent_binary(), "run", "--tasks", "tasks.jsonl",
-                           "--workers", "0", "--listen", at(port)},
-                          dir.path(), with_secret(), "head");
+  background_process head(head_args(port, "tasks.jsonl"), dir.path(),
+                          with_secret(secret), "head");
   REQUIRE(wait_for_output(head, "listening for worker", 30));
-  background_process node({testbin_binary(), "worker", "--connect", at(port),
-                           "--workers", "2", "--name", "node-a"},
-                          dir.path(), node_env(200), "node");
+  background_process node(node_args(port, "node-a"), dir.path(),
+                          scripted_node_env(secret, 200), "node");
   REQUIRE(wait_until([&] { return count(audit, "task_completed") >= 2; }, 60));
   auto p = admin(port, {"pause"}, dir.path());
   INFO(p.err << head.err());
@@ -106,18 +91,16 @@ TEST_CASE("admin set-budget takes effect on a running head", "[admin][e2e]") {
   write_task_file(dir.path("tasks.jsonl"), 40, "budget");
   int port = free_port();
   auto audit = dir.path("bgagent-audit.jsonl");
-  background_process head({bgagent_binary(), "run", "--tasks", "tasks.jsonl",
-                           "--workers", "0", "--listen", at(port)},
-                          dir.path(), with_secret(), "head");
+  background_process head(head_args(port, "tasks.jsonl"), dir.path(),
+                          with_secret(secret), "head");
   REQUIRE(wait_for_output(head, "listening for worker", 30));
   auto r = admin(port, {"set-budget", "--tokens", "1000", "--cost", "0.5"},
                  dir.path());
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   CHECK(r.out.find("1000 tokens") != std::string::npos);
-  background_process node({testbin_binary(), "worker", "--connect", at(port),
-                           "--workers", "2", "--name", "node-a"},
-                          dir.path(), node_env(10), "node");
+  background_process node(node_args(port, "node-a"), dir.path(),
+                          scripted_node_env(secret, 10), "node");
   CHECK(head.wait(90) == 3);
   auto j = nlohmann::json::parse(
     run_bgagent({"status", "--json"}, dir.path()).out);
@@ -149,9 +132,9 @@ TEST_CASE("admin requeue --quarantined brings quarantined tasks back - cancel "
   int port = free_port();
   auto audit = dir.path("bgagent-audit.jsonl");
   background_process head({testbin_binary(), "run", "--tasks", "tasks.jsonl",
-                           "--workers", "1", "--follow", "--listen", at(port)},
+                           "--workers", "1", "--follow", "--listen", loopback(port)},
                           dir.path(),
-                          with_secret({{"LLM_PROVIDER", "scripted"},
+                          with_secret(secret, {{"LLM_PROVIDER", "scripted"},
                                        {"BG_AGENT_MAX_RETRIES", "0"},
                                        {"BG_AGENT_POLL_INTERVAL", "0.3"}}),
                           "head");
@@ -202,13 +185,11 @@ TEST_CASE("admin shutdown stops the head at once - in-flight tasks go back to "
   write_task_file(dir.path("tasks.jsonl"), 20, "stop");
   int port = free_port();
   auto audit = dir.path("bgagent-audit.jsonl");
-  background_process head({bgagent_binary(), "run", "--tasks", "tasks.jsonl",
-                           "--workers", "0", "--listen", at(port)},
-                          dir.path(), with_secret(), "head");
+  background_process head(head_args(port, "tasks.jsonl"), dir.path(),
+                          with_secret(secret), "head");
   REQUIRE(wait_for_output(head, "listening for worker", 30));
-  background_process node({testbin_binary(), "worker", "--connect", at(port),
-                           "--workers", "2", "--name", "node-a"},
-                          dir.path(), node_env(3000), "node");
+  background_process node(node_args(port, "node-a"), dir.path(),
+                          scripted_node_env(secret, 3000), "node");
   REQUIRE(wait_until([&] { return count(audit, "task_started") >= 2; }, 60));
   REQUIRE(admin(port, {"shutdown"}, dir.path()).exit_code == 0);
   INFO(head.err() << node.err());
@@ -228,14 +209,13 @@ TEST_CASE("admin with a wrong secret or no head: one line and a distinct exit "
   write_task_file(dir.path("tasks.jsonl"), 3, "sec");
   int port = free_port();
   auto audit = dir.path("bgagent-audit.jsonl");
-  background_process head({bgagent_binary(), "run", "--tasks", "tasks.jsonl",
-                           "--workers", "0", "--listen", at(port)},
-                          dir.path(), with_secret(), "head");
+  background_process head(head_args(port, "tasks.jsonl"), dir.path(),
+                          with_secret(secret), "head");
   REQUIRE(wait_for_output(head, "listening for worker", 30));
   auto wrong = admin(port, {"pause"}, dir.path(),
                      {{"BG_AGENT_SECRET", "not-the-secret"}});
   CHECK(wrong.exit_code == 6);
-  CHECK(wrong.err == "bgagent: the head at " + at(port) +
+  CHECK(wrong.err == "bgagent: the head at " + loopback(port) +
                        " refused us: wrong cluster secret (BG_AGENT_SECRET / "
                        "BG_AGENT_SECRET_FILE)\n");
   CHECK(wrong.err.find("not-the-secret") == std::string::npos);
@@ -246,7 +226,7 @@ TEST_CASE("admin with a wrong secret or no head: one line and a distinct exit "
   head.wait(30);
   auto gone = admin(port, {"status"}, dir.path());
   CHECK(gone.exit_code == 5);
-  CHECK(gone.err.rfind("bgagent: cannot reach the head at " + at(port), 0) ==
+  CHECK(gone.err.rfind("bgagent: cannot reach the head at " + loopback(port), 0) ==
         0);
   CHECK(std::count(gone.err.begin(), gone.err.end(), '\n') == 1);
 }

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "tests/support/cluster.hpp"
 #include "tests/support/process.hpp"
 #include "tests/temp_dir.hpp"
 
@@ -19,37 +20,6 @@ using namespace bgagent::testing;
 namespace {
 
 const std::string secret = "cluster-test-secret";
-
-env_map head_env(env_map extra = {}) {
-  extra["BG_AGENT_SECRET"] = secret;
-  return extra;
-}
-
-// A worker node runs the testbin so its provider can be "scripted" (slow
-// answers keep tasks in flight long enough to spread and to kill).
-env_map node_env(int delay_ms, env_map extra = {}) {
-  extra["BG_AGENT_SECRET"] = secret;
-  extra["LLM_PROVIDER"] = "scripted";
-  extra["BG_AGENT_TEST_DELAY_MS"] = std::to_string(delay_ms);
-  return extra;
-}
-
-std::vector<std::string> head_args(int port, const std::string& tasks = {}) {
-  std::vector<std::string> a{bgagent_binary(), "run", "--workers", "0",
-                             "--listen", "127.0.0.1:" + std::to_string(port)};
-  if (!tasks.empty()) {
-    a.push_back("--tasks");
-    a.push_back(tasks);
-  }
-  return a;
-}
-
-std::vector<std::string> node_args(int port, const std::string& name,
-                                   int workers = 2) {
-  return {testbin_binary(), "worker", "--connect",
-          "127.0.0.1:" + std::to_string(port), "--workers",
-          std::to_string(workers), "--name", name};
-}
 
 // Every task in the store, by state.
 std::map<std::string, std::string> states(const std::string& dir) {
@@ -79,12 +49,12 @@ TEST_CASE("a head and two worker nodes complete every task once and share "
   write_task_file(dir.path("tasks.jsonl"), 40, "job");
   int port = free_port();
   background_process head(head_args(port, "tasks.jsonl"), dir.path(),
-                          head_env(), "head");
+                          with_secret(secret), "head");
   REQUIRE(wait_for_output(head, "listening for worker", 30));
-  background_process a(node_args(port, "node-a"), dir.path(), node_env(50),
-                       "node-a");
-  background_process b(node_args(port, "node-b"), dir.path(), node_env(50),
-                       "node-b");
+  background_process a(node_args(port, "node-a"), dir.path(),
+                       scripted_node_env(secret, 50), "node-a");
+  background_process b(node_args(port, "node-b"), dir.path(),
+                       scripted_node_env(secret, 50), "node-b");
   INFO(head.err() << a.err() << b.err());
   REQUIRE(head.wait(90) == 0);
   CHECK(a.wait(30) == 0);
@@ -113,13 +83,13 @@ TEST_CASE("a tight budget holds across worker nodes", "[cluster][e2e]") {
   write_task_file(dir.path("tasks.jsonl"), 60, "budget");
   int port = free_port();
   background_process head(head_args(port, "tasks.jsonl"), dir.path(),
-                          head_env({{"BG_AGENT_TOKEN_BUDGET", "2500"}}),
+                          with_secret(secret, {{"BG_AGENT_TOKEN_BUDGET", "2500"}}),
                           "head");
   REQUIRE(wait_for_output(head, "listening for worker", 30));
-  background_process a(node_args(port, "node-a", 3), dir.path(), node_env(20),
-                       "node-a");
-  background_process b(node_args(port, "node-b", 3), dir.path(), node_env(20),
-                       "node-b");
+  background_process a(node_args(port, "node-a", 3), dir.path(),
+                       scripted_node_env(secret, 20), "node-a");
+  background_process b(node_args(port, "node-b", 3), dir.path(),
+                       scripted_node_env(secret, 20), "node-b");
   INFO(head.err());
   REQUIRE(head.wait(90) == 3); // stopped by the budget, resumable
   a.wait(30);
@@ -144,13 +114,13 @@ TEST_CASE("kill -9 of a worker node: its tasks finish on the other node with "
   // --follow keeps the head up after the work is done, to look at it.
   auto args = head_args(port, "tasks.jsonl");
   args.push_back("--follow");
-  background_process head(args, dir.path(), head_env(), "head");
+  background_process head(args, dir.path(), with_secret(secret), "head");
   REQUIRE(wait_for_output(head, "listening for worker", 30));
-  background_process a(node_args(port, "node-a"), dir.path(), node_env(300),
-                       "node-a");
+  background_process a(node_args(port, "node-a"), dir.path(),
+                       scripted_node_env(secret, 300), "node-a");
   REQUIRE(wait_for_output(a, "joined the head", 30));
-  background_process b(node_args(port, "node-b"), dir.path(), node_env(300),
-                       "node-b");
+  background_process b(node_args(port, "node-b"), dir.path(),
+                       scripted_node_env(secret, 300), "node-b");
   REQUIRE(wait_until([&] { return completed_on(audit, "node-a") >= 2; }, 60));
   a.signal(SIGKILL);
   INFO(head.err() << b.err());
@@ -160,16 +130,16 @@ TEST_CASE("kill -9 of a worker node: its tasks finish on the other node with "
   // What the lost node had reserved and had in flight was given back.
   auto admin = [&](const std::string& cmd) {
     return run_bgagent({"admin", "--connect",
-                        "127.0.0.1:" + std::to_string(port), cmd},
-                       dir.path(), head_env());
+                        loopback(port), cmd},
+                       dir.path(), with_secret(secret));
   };
   nlohmann::json j;
   REQUIRE(wait_until(
     [&] {
       auto r = run_bgagent({"admin", "--connect",
-                            "127.0.0.1:" + std::to_string(port), "status",
+                            loopback(port), "status",
                             "--json"},
-                           dir.path(), head_env());
+                           dir.path(), with_secret(secret));
       j = nlohmann::json::parse(r.out);
       return j["in_flight"] == 0;
     },
@@ -206,12 +176,12 @@ TEST_CASE("kill -9 of the head: a restarted head resumes from its checkpoint "
   auto audit = dir.path("bgagent-audit.jsonl");
   auto rejoin = env_map{{"BG_AGENT_REJOIN_TIMEOUT", "60"}};
   auto head = std::make_unique<background_process>(
-    head_args(port, "tasks.jsonl"), dir.path(), head_env(), "head1");
+    head_args(port, "tasks.jsonl"), dir.path(), with_secret(secret), "head1");
   REQUIRE(wait_for_output(*head, "listening for worker", 30));
   background_process a(node_args(port, "node-a"), dir.path(),
-                       node_env(200, rejoin), "node-a");
+                       scripted_node_env(secret, 200, rejoin), "node-a");
   background_process b(node_args(port, "node-b"), dir.path(),
-                       node_env(200, rejoin), "node-b");
+                       scripted_node_env(secret, 200, rejoin), "node-b");
   REQUIRE(wait_until(
     [&] { return audit_events(audit, "task_completed").size() >= 6; }, 60));
   head->signal(SIGKILL);
@@ -220,7 +190,7 @@ TEST_CASE("kill -9 of the head: a restarted head resumes from its checkpoint "
   // Same database, same port, same task file (submitting it again is a
   // no-op): the run resumes.
   background_process head2(head_args(port, "tasks.jsonl"), dir.path(),
-                           head_env(), "head2");
+                           with_secret(secret), "head2");
   INFO(head2.err() << a.err() << b.err());
   REQUIRE(head2.wait(120) == 0);
   CHECK(a.wait(30) == 0);
@@ -243,10 +213,10 @@ TEST_CASE("a worker node without a rejoin window stops with one line when the "
   write_task_file(dir.path("tasks.jsonl"), 30, "lost");
   int port = free_port();
   background_process head(head_args(port, "tasks.jsonl"), dir.path(),
-                          head_env(), "head");
+                          with_secret(secret), "head");
   REQUIRE(wait_for_output(head, "listening for worker", 30));
-  background_process a(node_args(port, "node-a"), dir.path(), node_env(300),
-                       "node-a");
+  background_process a(node_args(port, "node-a"), dir.path(),
+                       scripted_node_env(secret, 300), "node-a");
   REQUIRE(wait_for_output(a, "joined the head", 30));
   head.signal(SIGKILL);
   CHECK(a.wait(60) == 5);
@@ -259,13 +229,13 @@ TEST_CASE("a worker node that cannot reach the head exits 5 with one line",
   temp_dir dir;
   int port = free_port();
   auto r = run_testbin({"worker", "--connect",
-                        "127.0.0.1:" + std::to_string(port)},
-                       dir.path(), node_env(0));
+                        loopback(port)},
+                       dir.path(), scripted_node_env(secret, 0));
   CHECK(r.exit_code == 5);
   CHECK(r.err.find("cannot reach the head at 127.0.0.1:" +
                    std::to_string(port)) != std::string::npos);
   auto bad = run_testbin({"worker", "--connect", "127.0.0.1:notaport"},
-                         dir.path(), node_env(0));
+                         dir.path(), scripted_node_env(secret, 0));
   CHECK(bad.exit_code == 2);
   CHECK(bad.err.find("--connect 127.0.0.1:notaport") != std::string::npos);
 }
@@ -281,10 +251,10 @@ TEST_CASE("heartbeats cross the wire: a stalled worker on a node trips the "
   auto fast = env_map{{"BG_AGENT_DEADMAN_SECONDS", "1.5"},
                       {"BG_AGENT_HEARTBEAT_SECONDS", "0.3"}};
   background_process head(head_args(port, "tasks.jsonl"), dir.path(),
-                          head_env(fast), "head");
+                          with_secret(secret, fast), "head");
   REQUIRE(wait_for_output(head, "listening for worker", 30));
   background_process a(node_args(port, "node-a", 1), dir.path(),
-                       node_env(0, fast), "node-a");
+                       scripted_node_env(secret, 0, fast), "node-a");
   auto alerts = dir.path("bgagent-alerts.jsonl");
   REQUIRE(wait_until(
     [&] {
@@ -318,14 +288,14 @@ TEST_CASE("run --listen on a taken port or a foreign address fails with one "
   auto port = std::to_string(ntohs(a.sin_port));
   auto r = run_bgagent({"run", "--tasks", "tasks.jsonl", "--listen",
                         "127.0.0.1:" + port},
-                       dir.path(), head_env());
+                       dir.path(), with_secret(secret));
   close(fd);
   CHECK(r.exit_code == 2);
   CHECK(r.err == "bgagent: --listen 127.0.0.1:" + port +
                    ": cannot listen there: Address already in use\n");
   auto foreign = run_bgagent({"run", "--tasks", "tasks.jsonl", "--listen",
                               "192.0.2.1:7420"},
-                             dir.path(), head_env());
+                             dir.path(), with_secret(secret));
   CHECK(foreign.exit_code == 2);
   CHECK(foreign.err.find("--listen 192.0.2.1:7420: cannot listen there") !=
         std::string::npos);

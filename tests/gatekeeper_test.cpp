@@ -16,6 +16,7 @@
 #include "app/system_config.hpp"
 #include "messages/atoms.hpp"
 #include "messages/cluster.hpp"
+#include "tests/support/cluster.hpp"
 #include "tests/support/process.hpp"
 #include "tests/temp_dir.hpp"
 
@@ -25,10 +26,6 @@ using namespace bgagent::testing;
 namespace {
 
 const std::string secret = "gatekeeper-test-secret";
-
-std::string at(int port) {
-  return "127.0.0.1:" + std::to_string(port);
-}
 
 // A client node in this process.
 struct client {
@@ -81,9 +78,8 @@ TEST_CASE("a wrong secret or a command without hello or an unexpected message "
   write_task_file(dir.path("tasks.jsonl"), 5, "sec");
   int port = free_port();
   auto audit = dir.path("bgagent-audit.jsonl");
-  background_process head({bgagent_binary(), "run", "--tasks", "tasks.jsonl",
-                           "--workers", "0", "--listen", at(port)},
-                          dir.path(), {{"BG_AGENT_SECRET", secret}}, "head");
+  background_process head(head_args(port, "tasks.jsonl"), dir.path(),
+                          {{"BG_AGENT_SECRET", secret}}, "head");
   REQUIRE(wait_for_output(head, "listening for worker", 30));
   {
     client c(port);
@@ -124,7 +120,7 @@ TEST_CASE("a wrong secret or a command without hello or an unexpected message "
   // Nothing changed: the head runs, nothing was paused, drained or stopped.
   CHECK(head.running());
   CHECK(audit_events(audit, "admin_command").empty());
-  auto st = run_bgagent({"admin", "--connect", at(port), "status", "--json"},
+  auto st = run_bgagent({"admin", "--connect", loopback(port), "status", "--json"},
                         dir.path(), {{"BG_AGENT_SECRET", secret}});
   REQUIRE(st.exit_code == 0);
   auto j = nlohmann::json::parse(st.out);
@@ -147,9 +143,8 @@ TEST_CASE("refusals are rate-limited per host", "[gatekeeper][e2e]") {
   write_task_file(dir.path("tasks.jsonl"), 1, "rate");
   int port = free_port();
   auto audit = dir.path("bgagent-audit.jsonl");
-  background_process head({bgagent_binary(), "run", "--tasks", "tasks.jsonl",
-                           "--workers", "0", "--listen", at(port)},
-                          dir.path(), {{"BG_AGENT_SECRET", secret}}, "head");
+  background_process head(head_args(port, "tasks.jsonl"), dir.path(),
+                          {{"BG_AGENT_SECRET", secret}}, "head");
   REQUIRE(wait_for_output(head, "listening for worker", 30));
   client c(port);
   for (int i = 0; i < 9; ++i)
@@ -175,9 +170,8 @@ TEST_CASE("run --listen without a secret writes one next to the database "
   temp_dir dir;
   write_task_file(dir.path("tasks.jsonl"), 2, "gen");
   int port = free_port();
-  background_process head({bgagent_binary(), "run", "--tasks", "tasks.jsonl",
-                           "--workers", "0", "--listen", at(port)},
-                          dir.path(), {}, "head");
+  background_process head(head_args(port, "tasks.jsonl"), dir.path(),
+                          {}, "head");
   REQUIRE(wait_for_output(head, "listening for worker", 30));
   auto path = dir.path("bgagent.db.secret");
   CHECK(head.err().find("bgagent.db.secret (new)") != std::string::npos);
@@ -185,13 +179,13 @@ TEST_CASE("run --listen without a secret writes one next to the database "
   REQUIRE(stat(path.c_str(), &sb) == 0);
   CHECK((sb.st_mode & 0777) == 0600);
   CHECK(read_file(path).size() == 65); // 64 hex digits and a newline
-  auto st = run_bgagent({"admin", "--connect", at(port), "status"}, dir.path());
+  auto st = run_bgagent({"admin", "--connect", loopback(port), "status"}, dir.path());
   CHECK(st.exit_code == 0);
-  auto elsewhere = run_bgagent({"admin", "--connect", at(port), "status"},
+  auto elsewhere = run_bgagent({"admin", "--connect", loopback(port), "status"},
                                "/tmp");
   CHECK(elsewhere.exit_code == 2);
   CHECK(elsewhere.err.find("no cluster secret") != std::string::npos);
-  auto by_file = run_bgagent({"admin", "--connect", at(port), "status"},
+  auto by_file = run_bgagent({"admin", "--connect", loopback(port), "status"},
                              "/tmp", {{"BG_AGENT_SECRET_FILE", path}});
   CHECK(by_file.exit_code == 0);
   head.signal(SIGTERM);
@@ -219,18 +213,17 @@ TEST_CASE("with TLS certificates a node signed by the CA joins and a plain or "
   };
   write_task_file(dir.path("tasks.jsonl"), 10, "tls");
   int port = free_port();
-  background_process head({bgagent_binary(), "run", "--tasks", "tasks.jsonl",
-                           "--workers", "0", "--listen", at(port)},
-                          dir.path(), tls("cluster"), "head");
+  background_process head(head_args(port, "tasks.jsonl"), dir.path(),
+                          tls("cluster"), "head");
   REQUIRE(wait_for_output(head, "with TLS", 30));
-  auto plain = run_bgagent({"admin", "--connect", at(port), "status"},
+  auto plain = run_bgagent({"admin", "--connect", loopback(port), "status"},
                            dir.path(), {{"BG_AGENT_SECRET", secret}});
   CHECK(plain.exit_code == 5);
-  auto rogue = run_bgagent({"admin", "--connect", at(port), "status"},
+  auto rogue = run_bgagent({"admin", "--connect", loopback(port), "status"},
                            dir.path(), tls("rogue"));
   CHECK(rogue.exit_code == 5);
   CHECK(head.running());
-  auto node = run_bgagent({"worker", "--connect", at(port), "--workers", "2"},
+  auto node = run_bgagent({"worker", "--connect", loopback(port), "--workers", "2"},
                           dir.path(), tls("cluster"));
   INFO(node.err << head.err());
   CHECK(node.exit_code == 0);

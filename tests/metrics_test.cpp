@@ -16,6 +16,7 @@
 #include "actors/monitor.hpp"
 #include "app/prometheus.hpp"
 #include "messages/run.hpp"
+#include "tests/support/cluster.hpp"
 #include "tests/support/process.hpp"
 #include "tests/temp_dir.hpp"
 
@@ -104,12 +105,10 @@ TEST_CASE("run --metrics serves the head's figures while nodes work",
   write_task_file(dir.path("tasks.jsonl"), 20, "m");
   int port = free_port();
   int mport = free_port();
-  auto secret = env_map{{"BG_AGENT_SECRET", "metrics-secret"}};
+  const std::string secret = "metrics-secret";
   background_process head(
-    {bgagent_binary(), "run", "--tasks", "tasks.jsonl", "--workers", "0",
-     "--listen", "127.0.0.1:" + std::to_string(port), "--metrics",
-     "127.0.0.1:" + std::to_string(mport)},
-    dir.path(), secret, "head");
+    head_args(port, "tasks.jsonl", {"--metrics", loopback(mport)}),
+    dir.path(), with_secret(secret), "head");
   REQUIRE(wait_for_output(head, "listening for worker", 30));
   // The metrics endpoint starts on its own thread: wait until it answers.
   std::map<std::string, double> before;
@@ -122,13 +121,8 @@ TEST_CASE("run --metrics serves the head's figures while nodes work",
   CHECK(before.at("bgagent_tasks{state=\"pending\"}") == 20);
   CHECK(before.at("bgagent_nodes_up") == 0);
   CHECK(before.at("bgagent_workers_up") == 0);
-  auto node_env = secret;
-  node_env["LLM_PROVIDER"] = "scripted";
-  node_env["BG_AGENT_TEST_DELAY_MS"] = "300";
-  background_process node({testbin_binary(), "worker", "--connect",
-                           "127.0.0.1:" + std::to_string(port), "--workers",
-                           "2", "--name", "node-a"},
-                          dir.path(), node_env, "node");
+  background_process node(node_args(port, "node-a"), dir.path(),
+                          scripted_node_env(secret, 300), "node");
   std::map<std::string, double> during;
   REQUIRE(wait_until(
     [&] {
