@@ -484,7 +484,7 @@ caf::behavior supervisor(self_ptr self, supervisor_settings s, run_handles h,
         deliver_after_nodes(self);
       return;
     }
-    if (i == st.workers.end() || st.finished)
+    if (i == st.workers.end())
       return;
     // A remote worker ends with its node (link lost, node stopped) or on
     // its own (crashed: the attempt counts, as for a local worker).

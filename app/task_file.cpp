@@ -89,6 +89,17 @@ size_t line_of(const std::string& text, size_t pos) {
   return line;
 }
 
+// nlohmann's message without its "[json.exception.parse_error.101] " prefix,
+// and short: it quotes what it read.
+std::string parse_error_text(const json::parse_error& e) {
+  std::string why = e.what();
+  if (auto p = why.find("] "); p != std::string::npos)
+    why = why.substr(p + 2);
+  if (why.size() > 160)
+    why = why.substr(0, 160) + "...";
+  return why;
+}
+
 } // namespace
 
 std::string derive_idempotency_key(const std::string& type,
@@ -113,13 +124,15 @@ std::vector<task> read_task_file(const std::string& path,
   std::vector<task> out;
   // Peek at the first non-blank character: '[' means one JSON array, which
   // must be read whole; JSON Lines are streamed line by line so that a big
-  // file is never held twice.
+  // file is never held twice. No seeking back: the file may be a pipe
+  // (`--tasks /dev/stdin`); the blank lines skipped still count for the
+  // line numbers in errors.
   int first = EOF;
+  size_t skipped_lines = 0;
   while ((first = in.peek()) != EOF && std::isspace(first))
-    in.get();
+    skipped_lines += in.get() == '\n';
   if (first == EOF)
     return out;
-  in.seekg(0);
   if (first == '[') {
     std::string text((std::istreambuf_iterator<char>(in)),
                      std::istreambuf_iterator<char>());
@@ -127,13 +140,9 @@ std::vector<task> read_task_file(const std::string& path,
     try {
       arr = json::parse(text);
     } catch (const json::parse_error& e) {
-      std::string why = e.what();
-      if (auto p = why.find("] "); p != std::string::npos)
-        why = why.substr(p + 2);
-      if (why.size() > 160)
-        why = why.substr(0, 160) + "...";
-      throw usage_error(path + " line " + std::to_string(line_of(text, e.byte)) +
-                        ": malformed JSON (" + why + ")");
+      throw usage_error(path + " line " +
+                        std::to_string(skipped_lines + line_of(text, e.byte)) +
+                        ": malformed JSON (" + parse_error_text(e) + ")");
     }
     for (size_t i = 0; i < arr.size(); ++i)
       out.push_back(parse_task(arr[i],
@@ -142,7 +151,7 @@ std::vector<task> read_task_file(const std::string& path,
     return out;
   }
   std::string line;
-  size_t n = 0;
+  size_t n = skipped_lines;
   while (std::getline(in, line)) {
     ++n;
     if (line.find_first_not_of(" \t\r") == std::string::npos)
@@ -152,13 +161,8 @@ std::vector<task> read_task_file(const std::string& path,
     try {
       j = json::parse(line);
     } catch (const json::parse_error& e) {
-      std::string why = e.what();
-      // nlohmann's message starts with "[json.exception.parse_error.101] ".
-      if (auto p = why.find("] "); p != std::string::npos)
-        why = why.substr(p + 2);
-      if (why.size() > 160) // it quotes what it read: keep the line short
-        why = why.substr(0, 160) + "...";
-      throw usage_error(where + ": malformed JSON (" + why + ")");
+      throw usage_error(where + ": malformed JSON (" + parse_error_text(e) +
+                        ")");
     }
     out.push_back(parse_task(j, where, max_input_bytes));
   }

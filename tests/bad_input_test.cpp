@@ -60,6 +60,13 @@ TEST_CASE("a malformed JSON line names the file and the line", "[e2e][input]") {
                   {"bad.jsonl line 3", "malformed JSON"});
   expect_rejected(s, {"submit", "bad.jsonl"}, {},
                   {"bad.jsonl line 3", "malformed JSON"});
+  // Leading blank lines count too, in JSON Lines and in an array.
+  write_file(s.dir.path("late.jsonl"), "\n\n{\"type\": \n");
+  expect_rejected(s, {"submit", "late.jsonl"}, {},
+                  {"late.jsonl line 3", "malformed JSON"});
+  write_file(s.dir.path("late.json"), "\n \n[\n{\"type\": }]\n");
+  expect_rejected(s, {"submit", "late.json"}, {},
+                  {"late.json line 4", "malformed JSON"});
 }
 
 TEST_CASE("an unknown task type is refused", "[e2e][input]") {

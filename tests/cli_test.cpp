@@ -1,6 +1,11 @@
 // The real binary, run like a user: the sample job, idempotent re-runs.
 #include <catch2/catch.hpp>
 
+#include <fstream>
+#include <thread>
+
+#include <sys/stat.h>
+
 #include "tests/support/process.hpp"
 #include "tests/temp_dir.hpp"
 
@@ -40,4 +45,22 @@ TEST_CASE("running the same file twice runs each task once", "[e2e]") {
   CHECK(audit_events(audit, "task_completed").size() == 5);
   CHECK(audit_events(audit, "task_duplicate").size() == 5);
   CHECK(second.err.find("5 already known") != std::string::npos);
+}
+
+TEST_CASE("a task file can be a pipe", "[e2e]") {
+  temp_dir dir;
+  auto fifo = dir.path("tasks.pipe");
+  REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+  std::thread writer([&] {
+    std::ifstream from(samples);
+    std::ofstream to(fifo);
+    to << "\n" << from.rdbuf();
+  });
+  auto r = run_bgagent({"run", "--tasks", fifo}, dir.path());
+  writer.join();
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  auto audit = dir.path("bgagent-audit.jsonl");
+  CHECK(audit_events(audit, "task_submitted").size() == 5);
+  CHECK(audit_events(audit, "task_completed").size() == 5);
 }
