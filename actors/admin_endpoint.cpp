@@ -10,14 +10,14 @@
 #include "messages/cluster.hpp"
 #include "messages/events.hpp"
 #include "messages/run.hpp"
-#include "messages/worker_context.hpp"
+#include "actors/head_handles.hpp"
 
 namespace bgagent {
 
 namespace {
 
 struct endpoint_state {
-  worker_context h;
+  head_handles h; // never sent to the admin node
   caf::node_id admin_node;
   std::string address;
   std::string admin_name;
@@ -54,12 +54,16 @@ bool allowed(self_ptr self, const std::string& command) {
   return false;
 }
 
-// Hands the request on: `dest` answers the admin directly.
-template <class... Ts>
+// Asks `dest` and answers the admin with its reply. Never a delegation:
+// the responder's handle would travel to the admin node and make `dest`
+// addressable from the network.
+template <class Reply, class... Ts>
 caf::response_promise forward(self_ptr self, const caf::actor& dest,
                               Ts... xs) {
   auto rp = self->make_response_promise();
-  rp.delegate(dest, xs...);
+  self->request(dest, caf::infinite, xs...)
+    .then([=](Reply& r) mutable { rp.deliver(std::move(r)); },
+          [=](caf::error& e) mutable { rp.deliver(std::move(e)); });
   return rp;
 }
 
@@ -70,7 +74,7 @@ std::string join_ids(const std::vector<std::string>& ids) {
   return out;
 }
 
-caf::behavior admin_endpoint(self_ptr self, worker_context h,
+caf::behavior admin_endpoint(self_ptr self, head_handles h,
                              caf::node_id admin_node, std::string address,
                              std::string admin_name) {
   auto& st = self->state;
@@ -120,22 +124,22 @@ caf::behavior admin_endpoint(self_ptr self, worker_context h,
     [=](pause_atom) -> caf::result<bool> {
       if (!allowed(self, "pause"))
         return refused;
-      return forward(self, self->state.h.supervisor, pause_atom::value);
+      return forward<bool>(self, self->state.h.supervisor, pause_atom::value);
     },
     [=](resume_atom) -> caf::result<bool> {
       if (!allowed(self, "resume"))
         return refused;
-      return forward(self, self->state.h.supervisor, resume_atom::value);
+      return forward<bool>(self, self->state.h.supervisor, resume_atom::value);
     },
     [=](drain_atom) -> caf::result<bool> {
       if (!allowed(self, "drain"))
         return refused;
-      return forward(self, self->state.h.supervisor, drain_atom::value);
+      return forward<bool>(self, self->state.h.supervisor, drain_atom::value);
     },
     [=](shutdown_atom) -> caf::result<bool> {
       if (!allowed(self, "shutdown"))
         return refused;
-      return forward(self, self->state.h.supervisor, shutdown_atom::value);
+      return forward<bool>(self, self->state.h.supervisor, shutdown_atom::value);
     },
     [=](set_budget_atom, uint64_t tokens,
         double cost) -> caf::result<budget_snapshot> {
@@ -144,7 +148,7 @@ caf::behavior admin_endpoint(self_ptr self, worker_context h,
                     static_cast<unsigned long long>(tokens), cost);
       if (!allowed(self, buf))
         return refused;
-      return forward(self, self->state.h.budget_keeper,
+      return forward<budget_snapshot>(self, self->state.h.budget_keeper,
                             set_budget_atom::value, tokens, cost);
     },
     [=](requeue_atom, const std::vector<std::string>& ids,
@@ -189,7 +193,8 @@ caf::behavior admin_endpoint(self_ptr self, worker_context h,
     [=](workers_atom) -> caf::result<std::vector<std::string>> {
       if (!allowed(self, "workers"))
         return refused;
-      return forward(self, self->state.h.supervisor, workers_atom::value);
+      return forward<std::vector<std::string>>(self, self->state.h.supervisor,
+                                              workers_atom::value);
     },
   };
 }
@@ -197,7 +202,7 @@ caf::behavior admin_endpoint(self_ptr self, worker_context h,
 } // namespace
 
 caf::actor spawn_admin_endpoint(caf::actor_system& sys,
-                                const worker_context& handles,
+                                const head_handles& handles,
                                 const caf::node_id& admin_node,
                                 const std::string& address,
                                 const std::string& admin_name) {

@@ -23,10 +23,10 @@
 
 namespace bgagent {
 
-struct worker_context;
+struct head_handles;
 
 caf::actor spawn_admin_endpoint(caf::actor_system& sys,
-                                const worker_context& handles,
+                                const head_handles& handles,
                                 const caf::node_id& admin_node,
                                 const std::string& address,
                                 const std::string& admin_name);

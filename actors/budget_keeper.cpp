@@ -1,6 +1,9 @@
 #include "actors/budget_keeper.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <limits>
 #include <unordered_map>
 
 #include <caf/all.hpp>
@@ -14,14 +17,23 @@ namespace bgagent {
 namespace {
 
 struct held {
-  uint64_t tokens;
+  uint64_t tokens; // what the reservation holds: the worst case x factor
   double cost;
+  uint64_t asked_tokens; // the worst case the worker asked for
+  double asked_cost;
+  std::string task_id;
 };
+
+// Later reservations are scaled by at most this after usage over one.
+constexpr double max_factor = 10.0;
 
 struct keeper_state {
   budget_snapshot b;
   std::unordered_map<uint64_t, held> reservations;
   uint64_t next_id = 1;
+  // >= 1: the largest actual/asked ratio of a usage over its reservation
+  // (capped at max_factor); every reservation holds its worst case x this.
+  double factor = 1.0;
   bool token_alarm[3] = {false, false, false};
   bool cost_alarm[3] = {false, false, false};
   caf::actor checkpointer, auditor, monitor;
@@ -36,6 +48,33 @@ std::string fmt_cost(double x) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.6f", x);
   return buf;
+}
+
+std::string fmt_factor(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "x%.2f", x);
+  return buf;
+}
+
+uint64_t sat_add(uint64_t a, uint64_t b) {
+  return a > std::numeric_limits<uint64_t>::max() - b
+           ? std::numeric_limits<uint64_t>::max()
+           : a + b;
+}
+
+// ceil(tokens x factor), saturating (no double that does not fit is cast).
+uint64_t scaled(uint64_t tokens, double factor) {
+  if (factor <= 1.0)
+    return tokens;
+  double x = std::ceil(static_cast<double>(tokens) * factor);
+  if (!(x < 18446744073709551616.0)) // 2^64
+    return std::numeric_limits<uint64_t>::max();
+  return static_cast<uint64_t>(x);
+}
+
+// A cost that is not a finite amount >= 0 counts as `fallback`.
+double sane_cost(double x, double fallback) {
+  return std::isfinite(x) && x >= 0 ? x : fallback;
 }
 
 void raise_alarm(self_ptr self, const std::string& what, int level,
@@ -90,6 +129,41 @@ bool release(keeper_state& st, uint64_t id) {
   return true;
 }
 
+// A call used more than its reservation held: the estimate was wrong (or
+// the provider billed more than max_tokens allows). Critical alert, audit,
+// and later reservations scale up by the ratio (never down, at most x10).
+void over_reservation(self_ptr self, const held& h, uint64_t tokens,
+                      double cost, bool tokens_over, bool cost_over) {
+  auto& st = self->state;
+  double ratio = 1.0;
+  if (tokens_over && h.asked_tokens > 0)
+    ratio = std::max(ratio, static_cast<double>(tokens) /
+                              static_cast<double>(h.asked_tokens));
+  else if (tokens_over)
+    ratio = max_factor;
+  // A free worst case ($0) cannot be scaled into a bound: only the alert.
+  if (cost_over && h.asked_cost > 0)
+    ratio = std::max(ratio, cost / h.asked_cost);
+  ratio = std::min(ratio, max_factor);
+  bool raised = ratio > st.factor;
+  if (raised)
+    st.factor = ratio;
+  auto msg = "usage over reservation for task " + h.task_id + ": used " +
+             std::to_string(tokens) + " tokens, $" + fmt_cost(cost) +
+             "; the reservation held " + std::to_string(h.tokens) +
+             " tokens, $" + fmt_cost(h.cost) + " (worst case " +
+             std::to_string(h.asked_tokens) + " tokens, $" +
+             fmt_cost(h.asked_cost) + ")" +
+             (tokens_over ? "; tokens over" : "") +
+             (cost_over ? "; cost over" : "") +
+             "; later reservations scaled " + fmt_factor(st.factor) +
+             (raised ? "" : " (unchanged)");
+  self->send(st.auditor,
+             make_event("usage_over_reservation", h.task_id, -1, msg));
+  self->send(st.monitor, alert_atom::value,
+             alert{"critical", "usage_over_reservation", msg, h.task_id});
+}
+
 void publish(self_ptr self) {
   self->send(self->state.monitor, budget_atom::value, self->state.b);
 }
@@ -123,12 +197,22 @@ caf::behavior budget_keeper(self_ptr self, budget_settings s,
     st.token_alarm[2] = st.cost_alarm[2] = true;
   publish(self);
   return {
-    [=](reserve_atom, const std::string& task_id, uint64_t tokens,
-        double cost) {
+    [=](reserve_atom, const std::string& task_id, uint64_t asked_tokens,
+        double asked_cost) {
       auto& st = self->state;
       auto& b = st.b;
-      bool tokens_fit = b.tokens_used + b.tokens_reserved + tokens <=
-                        b.tokens_limit;
+      if (asked_cost < 0)
+        asked_cost = 0; // NaN stays NaN: it fits nothing, so it is denied
+      // After usage over a reservation, every worst case is scaled up.
+      auto tokens = scaled(asked_tokens, st.factor);
+      double cost = asked_cost * st.factor;
+      std::string scaling =
+        st.factor > 1.0 ? " (" + std::to_string(asked_tokens) + " tokens, $" +
+                            fmt_cost(asked_cost) + " " + fmt_factor(st.factor) +
+                            " after usage over a reservation)"
+                        : std::string();
+      bool tokens_fit = sat_add(sat_add(b.tokens_used, b.tokens_reserved),
+                                tokens) <= b.tokens_limit;
       // A tiny epsilon keeps float rounding from denying an exact fit.
       bool cost_fit = b.cost_used + b.cost_reserved + cost <=
                       b.cost_limit + 1e-12;
@@ -144,6 +228,7 @@ caf::behavior budget_keeper(self_ptr self, budget_settings s,
                          " spent + $" + fmt_cost(b.cost_reserved) +
                          " reserved + $" + fmt_cost(cost) + " needed > $" +
                          fmt_cost(b.cost_limit);
+        r.reason += scaling;
         self->send(st.auditor, make_event("budget_denied", task_id, -1,
                                           r.reason));
         check_alarms(self, !tokens_fit, tokens_fit && !cost_fit);
@@ -152,22 +237,34 @@ caf::behavior budget_keeper(self_ptr self, budget_settings s,
       }
       r.granted = true;
       r.id = st.next_id++;
-      st.reservations.emplace(r.id, held{tokens, cost});
-      b.tokens_reserved += tokens;
+      st.reservations.emplace(
+        r.id, held{tokens, cost, asked_tokens, asked_cost, task_id});
+      b.tokens_reserved += tokens; // fits under the limit: no overflow
       b.cost_reserved += cost;
       ++b.grants;
       self->send(st.auditor,
                  make_event("budget_granted", task_id, -1,
                             "reserved " + std::to_string(tokens) +
-                              " tokens, $" + fmt_cost(cost)));
+                              " tokens, $" + fmt_cost(cost) + scaling));
       return r;
     },
     [=](commit_atom, uint64_t id, const usage& u) {
       auto& st = self->state;
-      if (!release(st, id))
-        return false;
-      st.b.tokens_used += u.total_tokens();
-      st.b.cost_used += u.cost_usd;
+      auto i = st.reservations.find(id);
+      if (i == st.reservations.end())
+        return false; // unknown or already settled: nothing counted twice
+      auto h = i->second;
+      release(st, id);
+      auto tokens = sat_add(u.prompt_tokens, u.completion_tokens);
+      // A cost that is no amount (NaN, negative) would poison every later
+      // comparison: it counts as the reservation's.
+      auto cost = sane_cost(u.cost_usd, h.cost);
+      st.b.tokens_used = sat_add(st.b.tokens_used, tokens);
+      st.b.cost_used += cost;
+      bool tokens_over = tokens > h.tokens;
+      bool cost_over = cost > h.cost * (1 + 1e-9) + 1e-12;
+      if (tokens_over || cost_over)
+        over_reservation(self, h, tokens, cost, tokens_over, cost_over);
       check_alarms(self, false, false);
       publish(self);
       return true;

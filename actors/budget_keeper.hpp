@@ -3,17 +3,34 @@
 //
 // Contract (messages, request -> reply):
 //   (reserve_atom, string task_id, uint64 tokens, double cost) -> reservation
-//       granted only if spent + reserved + this fits both budgets
+//       granted only if spent + reserved + tokens x factor fits the token
+//       budget and spent + reserved + cost x factor fits the cost budget;
+//       a grant holds tokens x factor (rounded up) and cost x factor; a
+//       NaN cost is denied, a negative one counts as 0
 //   (commit_atom, uint64 reservation_id, usage actual)         -> bool
-//       releases the reservation and adds the actual usage to spent
+//       releases the reservation and adds the actual usage to spent (a
+//       cost that is NaN or negative counts as the reservation's). An
+//       unknown id (never granted, released, or already committed): false,
+//       and nothing is added, so nothing is ever counted twice.
 //   (release_atom, uint64 reservation_id)                      -> bool
 //   (set_budget_atom, uint64 tokens, double cost)              -> budget_snapshot
 //   (budget_atom)                                              -> budget_snapshot
 // So concurrent workers can never overshoot: the sum of what is spent and
-// what is reserved never exceeds the limits. Alarms at 50 %, 80 % and 100 %
-// of either budget fire once each (audit `budget_alarm` + an alert to the
-// monitor); the first denial also counts as reaching 100 %. Every grant and
-// denial is audited.
+// what is reserved never exceeds the limits, as long as calls use no more
+// than they reserved. Alarms at 50 %, 80 % and 100 % of either budget fire
+// once each (audit `budget_alarm` + an alert to the monitor); the first
+// denial also counts as reaching 100 %. Every grant and denial is audited.
+//
+// Usage over the reservation: when a commit's actual tokens (prompt +
+// completion) or cost exceed what that reservation held, the keeper still
+// adds the actual usage (the provider billed it), audits
+// `usage_over_reservation` and sends the monitor a critical alert of that
+// kind (with the task id), naming the reservation's figures (held, and the
+// worst case asked for) and the actual ones. It then raises its `factor`:
+// factor starts at 1 and becomes the largest actual/asked ratio seen
+// (tokens, and cost where the asked cost was > 0), capped at 10, never
+// lowered for the rest of the process; every later reservation is scaled by
+// it as above (grant and denial texts say so).
 #pragma once
 
 #include <cstdint>

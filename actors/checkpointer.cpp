@@ -9,6 +9,7 @@
 #include "messages/atoms.hpp"
 #include "messages/budget.hpp"
 #include "messages/call_outcome.hpp"
+#include "messages/events.hpp"
 #include "messages/run.hpp"
 #include "messages/task.hpp"
 #include "persistence/store.hpp"
@@ -23,21 +24,31 @@ struct checkpointer_state {
   bool flush_scheduled = false;
   // Replies held back until the open transaction commits.
   std::vector<std::function<void()>> after_commit;
+  caf::actor auditor; // gets the committed events
+  caf::actor keeper;  // gets the settled reservations
+  bool synced = false; // the auditor told us the log's last seq
   static inline const char* name = "checkpointer";
 };
 
 using self_ptr = caf::stateful_actor<checkpointer_state>*;
+
+// Opens the group transaction unless one is open, and queues its commit
+// behind everything already in the mailbox.
+void open_group(self_ptr self) {
+  auto& st = self->state;
+  if (!st.flush_scheduled) {
+    st.db->begin();
+    st.flush_scheduled = true;
+    self->send(self, flush_atom::value, true);
+  }
+}
 
 // Runs `op` inside the group transaction and answers with its value once
 // that transaction has committed.
 template <class F>
 caf::response_promise grouped(self_ptr self, F op) {
   auto& st = self->state;
-  if (!st.flush_scheduled) {
-    st.db->begin();
-    st.flush_scheduled = true;
-    self->send(self, flush_atom::value);
-  }
+  open_group(self);
   auto rp = self->make_response_promise();
   auto value = op();
   st.after_commit.emplace_back(
@@ -45,41 +56,115 @@ caf::response_promise grouped(self_ptr self, F op) {
   return rp;
 }
 
+// What the last commit(s) made final: the events to the auditor (one
+// message, seq order), the settled reservations to the budget keeper.
+void publish(self_ptr self) {
+  auto& st = self->state;
+  auto events = st.db->take_committed_events();
+  if (!events.empty() && st.auditor)
+    self->send(st.auditor, std::move(events));
+  for (auto& s : st.db->take_settlements())
+    if (st.keeper)
+      caf::anon_send(st.keeper, commit_atom::value, s.reservation_id,
+                     s.spent);
+}
+
 void commit_group(self_ptr self) {
   auto& st = self->state;
   st.flush_scheduled = false;
   st.db->commit();
+  publish(self);
   auto replies = std::move(st.after_commit);
   st.after_commit.clear();
   for (auto& r : replies)
     r();
 }
 
-caf::behavior checkpointer(self_ptr self, std::shared_ptr<store> db) {
-  self->state.db = std::move(db);
-  self->set_exception_handler(
-    [](caf::scheduled_actor*, std::exception_ptr& ep) -> caf::error {
-      try {
-        std::rethrow_exception(ep);
-      } catch (const std::exception& e) {
-        spdlog::critical("checkpointer: {}", e.what());
-        return caf::make_error(caf::sec::runtime_error, e.what());
-      }
-    });
+// Before an operation that needs a transaction of its own.
+void commit_open_group(self_ptr self) {
+  if (self->state.flush_scheduled)
+    commit_group(self);
+}
+
+std::vector<committed_event> catch_up(self_ptr self, uint64_t after,
+                                      uint32_t limit) {
+  auto& st = self->state;
+  // Only committed events leave the store.
+  commit_open_group(self);
+  st.db->raise_event_floor(after);
+  return st.db->events_after(after, limit);
+}
+
+caf::behavior running_behavior(self_ptr self) {
   auto& db_ = *self->state.db;
   return {
-    [=](flush_atom) { commit_group(self); },
+    // The hot paths first: CAF tries the handlers in order.
+    [=, &db_](running_atom, const std::string& id, uint32_t attempt,
+              uint64_t reservation_id, uint64_t tokens, double cost,
+              const audit_event& started) {
+      return grouped(self, [&] {
+        return db_.mark_running(id, attempt,
+                                held_reservation{reservation_id, tokens, cost},
+                                started);
+      });
+    },
+    [=, &db_](complete_atom, const std::string& id, uint32_t attempt,
+              const call_outcome& out, const usage& u,
+              const audit_event& completed) {
+      return grouped(self, [&] {
+        return db_.mark_completed(id, attempt, out, u, completed);
+      });
+    },
+    [=, &db_](usage_atom, const std::string& id, uint32_t attempt,
+              const usage& u, const std::string& provider,
+              const std::string& model, const audit_event& failed) {
+      return grouped(self, [&] {
+        return db_.settle_failed(id, attempt, u, provider, model, failed);
+      });
+    },
+    [=, &db_](audit_atom, const audit_event& ev) {
+      open_group(self);
+      db_.add_event(ev);
+    },
+    [=, &db_](audit_atom, const std::vector<audit_event>& events) {
+      open_group(self);
+      for (auto& ev : events)
+        db_.add_event(ev);
+    },
+    [=](flush_atom, bool) {
+      if (self->state.flush_scheduled)
+        commit_group(self);
+    },
+    [=, &db_](fetch_atom, int64_t after, uint32_t limit) {
+      return db_.fetch_runnable(after, limit);
+    },
+    [=](flush_atom) {
+      commit_open_group(self);
+      return flush_atom::value;
+    },
+    [=](budget_atom, const caf::actor& keeper) {
+      self->state.keeper = keeper;
+    },
+    [=](audit_atom, uint64_t after, uint32_t limit) {
+      return catch_up(self, after, limit);
+    },
     [=, &db_](submit_atom, const std::vector<task>& tasks) {
       // Its own transaction: all or nothing, whatever is grouped around it.
-      if (self->state.flush_scheduled)
-        commit_group(self);
+      commit_open_group(self);
       return db_.submit(tasks);
     },
+    [=, &db_](submit_atom, const std::vector<task>& tasks,
+              const std::string& source) {
+      commit_open_group(self);
+      auto rep = db_.submit(tasks, source);
+      publish(self);
+      return rep;
+    },
     [=, &db_](open_run_atom, uint64_t tokens, double cost) {
-      if (self->state.flush_scheduled)
-        commit_group(self);
+      commit_open_group(self);
       auto info = db_.open_run(tokens, cost);
       self->state.run_id = info.id;
+      publish(self);
       return info;
     },
     [=, &db_](finish_run_atom, int64_t run, const std::string& state) {
@@ -94,9 +179,40 @@ caf::behavior checkpointer(self_ptr self, std::shared_ptr<store> db) {
         return true;
       });
     },
-    [=, &db_](fetch_atom, int64_t after, uint32_t limit) {
-      return db_.fetch_runnable(after, limit);
+    [=, &db_](retry_atom, const std::string& id, uint32_t attempt,
+              const std::string& error, const audit_event& scheduled) {
+      return grouped(self, [&] {
+        return db_.mark_retry_wait(id, attempt, error, scheduled);
+      });
     },
+    [=, &db_](quarantine_atom, const std::string& id, uint32_t attempt,
+              const std::string& error, const audit_event& quarantined) {
+      return grouped(self, [&] {
+        return db_.mark_quarantined(id, attempt, error, quarantined);
+      });
+    },
+    [=, &db_](release_atom, const std::string& id, uint32_t attempt) {
+      return grouped(self, [&] { return db_.mark_pending(id, attempt); });
+    },
+    [=, &db_](status_atom) { return db_.status(); },
+    [=, &db_](results_atom, const std::string& state) {
+      return db_.results(state);
+    },
+    [=, &db_](requeue_atom, const std::vector<std::string>& ids, bool all,
+              const audit_event& each) {
+      commit_open_group(self);
+      auto done = db_.requeue(ids, all, each);
+      publish(self);
+      return done;
+    },
+    [=, &db_](cancel_atom, const std::vector<std::string>& ids,
+              const audit_event& each) {
+      commit_open_group(self);
+      auto done = db_.cancel(ids, each);
+      publish(self);
+      return done;
+    },
+    // Legacy signatures, until every caller has moved.
     [=, &db_](running_atom, const std::string& id, uint32_t attempt) {
       return grouped(self, [&] { return db_.mark_running(id, attempt); });
     },
@@ -110,6 +226,14 @@ caf::behavior checkpointer(self_ptr self, std::shared_ptr<store> db) {
         return ok;
       });
     },
+    [=, &db_](usage_atom, const std::string& id, uint32_t attempt,
+              const usage& u, const std::string& provider,
+              const std::string& model) {
+      return grouped(self, [&] {
+        db_.record_usage(self->state.run_id, id, attempt, u, provider, model);
+        return true;
+      });
+    },
     [=, &db_](retry_atom, const std::string& id, uint32_t attempt,
               const std::string& error) {
       return grouped(self,
@@ -120,30 +244,62 @@ caf::behavior checkpointer(self_ptr self, std::shared_ptr<store> db) {
       return grouped(self,
                      [&] { return db_.mark_quarantined(id, attempt, error); });
     },
-    [=, &db_](release_atom, const std::string& id, uint32_t attempt) {
-      return grouped(self, [&] { return db_.mark_pending(id, attempt); });
-    },
-    [=, &db_](usage_atom, const std::string& id, uint32_t attempt,
-              const usage& u, const std::string& provider,
-              const std::string& model) {
-      return grouped(self, [&] {
-        db_.record_usage(self->state.run_id, id, attempt, u, provider, model);
-        return true;
-      });
-    },
-    [=, &db_](status_atom) { return db_.status(); },
-    [=, &db_](results_atom, const std::string& state) {
-      return db_.results(state);
-    },
     [=, &db_](requeue_atom, const std::vector<std::string>& ids, bool all) {
-      if (self->state.flush_scheduled)
-        commit_group(self);
-      return db_.requeue(ids, all);
+      commit_open_group(self);
+      auto done = db_.requeue(ids, all);
+      publish(self);
+      return done;
     },
     [=, &db_](cancel_atom, const std::vector<std::string>& ids) {
-      if (self->state.flush_scheduled)
-        commit_group(self);
-      return db_.cancel(ids);
+      commit_open_group(self);
+      auto done = db_.cancel(ids);
+      publish(self);
+      return done;
+    },
+  };
+}
+
+caf::behavior checkpointer(self_ptr self, std::shared_ptr<store> db,
+                           caf::actor auditor) {
+  self->state.db = std::move(db);
+  self->set_exception_handler(
+    [](caf::scheduled_actor*, std::exception_ptr& ep) -> caf::error {
+      try {
+        std::rethrow_exception(ep);
+      } catch (const std::exception& e) {
+        spdlog::critical("checkpointer: {}", e.what());
+        return caf::make_error(caf::sec::runtime_error, e.what());
+      }
+    });
+  auto main = running_behavior(self);
+  if (!auditor) {
+    self->state.synced = true;
+    return main;
+  }
+  self->state.auditor = auditor;
+  self->monitor(auditor);
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& st = self->state;
+    if (dm.source != st.auditor.address())
+      return;
+    st.auditor = nullptr;
+    // Events stay in the store; the next auditor writes them. But without
+    // the log's last seq no event may be numbered.
+    if (!st.synced)
+      self->quit(caf::make_error(caf::sec::runtime_error,
+                                 "the auditor ended before it told the "
+                                 "checkpointer its log's last seq"));
+  });
+  // Until the auditor's first catch-up request (its answer to the
+  // (audit_atom, checkpointer) that spawn_checkpointer sent it), everything
+  // else waits in the mailbox.
+  self->set_default_handler(caf::skip);
+  return {
+    [=](audit_atom, uint64_t after, uint32_t limit) {
+      self->state.synced = true;
+      self->set_default_handler(caf::print_and_drop);
+      self->become(main);
+      return catch_up(self, after, limit);
     },
   };
 }
@@ -152,7 +308,20 @@ caf::behavior checkpointer(self_ptr self, std::shared_ptr<store> db) {
 
 caf::actor spawn_checkpointer(caf::actor_system& sys,
                               std::unique_ptr<store> db) {
-  return sys.spawn(checkpointer, std::shared_ptr<store>(std::move(db)));
+  return sys.spawn(checkpointer, std::shared_ptr<store>(std::move(db)),
+                   caf::actor{});
+}
+
+caf::actor spawn_checkpointer(caf::actor_system& sys,
+                              std::unique_ptr<store> db,
+                              const caf::actor& auditor) {
+  auto cp = sys.spawn(checkpointer, std::shared_ptr<store>(std::move(db)),
+                      auditor);
+  // From the caller's thread, before it returns: an event the caller sends
+  // the auditor after this is already behind the pairing in its mailbox.
+  if (auditor)
+    caf::anon_send(auditor, audit_atom::value, cp);
+  return cp;
 }
 
 } // namespace bgagent

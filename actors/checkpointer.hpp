@@ -1,30 +1,90 @@
-// The checkpointer: the sole owner of the SQLite store.
+// The checkpointer: the sole owner of the SQLite store, and the audit
+// outbox (every audit event is committed to the store's `events` table
+// before the auditor writes it to the log).
 //
 // Contract (messages, request -> reply):
 //   (submit_atom, vector<task>)                 -> submit_report
+//   (submit_atom, vector<task>, string source)  -> submit_report
+//       also inserts task_submitted (detail: source) / task_duplicate per
+//       task, in the submission's transaction
 //   (open_run_atom, uint64 tokens, double cost) -> run_info
+//       tasks found running are charged their stored reservation (ledger +
+//       budget_charged) and audited task_interrupted, back to pending, in
+//       one transaction; the ledger totals returned include those charges
 //   (finish_run_atom, int64 run, string state)  -> bool
 //   (limits_atom, uint64 tokens, double cost)   -> bool   (current run)
 //   (fetch_atom, int64 after_seq, uint32 limit) -> vector<task>
-//   (running_atom, string id, uint32 attempt)   -> bool   (false: skip it)
-//   (complete_atom, string id, uint32 attempt, call_outcome, usage)
-//                                               -> bool   (false: stale)
-//   (retry_atom, string id, uint32 attempt, string error)      -> bool
-//   (quarantine_atom, string id, uint32 attempt, string error) -> bool
-//   (release_atom, string id, uint32 attempt)   -> bool   (back to pending)
+//   (running_atom, string id, uint32 attempt, uint64 reservation_id,
+//    uint64 reserved_tokens, double reserved_cost, audit_event started)
+//                                               -> bool   (false: skip it,
+//       nothing written) marks running with the reservation stored and
+//       inserts `started`, one transaction
+//   (complete_atom, string id, uint32 attempt, call_outcome, usage,
+//    audit_event completed)                     -> bool   (false: stale)
+//       completes, ledgers the usage, clears the reservation, inserts
+//       `completed`, one transaction; after the commit the budget keeper
+//       gets (commit_atom, reservation_id, usage). Stale: nothing of the
+//       task changes, but the call was billed: its usage is charged
+//       (budget_charged), beyond what was charged when the attempt was
+//       abandoned
 //   (usage_atom, string id, uint32 attempt, usage, string provider,
-//    string model)                              -> bool   (ledger only)
+//    string model, audit_event failed)          -> bool   (false: stale)
+//       a failed attempt: ledger row (none for zero usage), reservation
+//       cleared, `failed` inserted, one transaction; then the keeper gets
+//       (commit_atom, reservation_id, usage). Stale as for complete
+//   (retry_atom, string id, uint32 attempt, string error,
+//    audit_event scheduled)                     -> bool
+//   (quarantine_atom, string id, uint32 attempt, string error,
+//    audit_event quarantined)                   -> bool
+//   (release_atom, string id, uint32 attempt)   -> bool   (back to pending)
+//       leaving `running` this way with a reservation still stored means
+//       the call was abandoned: the reservation is charged at its worst
+//       case (ledger + budget_charged) in the same transaction, and the
+//       keeper gets (commit_atom, reservation_id, that usage) after it
 //   (status_atom)                               -> status_report
 //   (results_atom, string state)                -> vector<task_record>
-//   (requeue_atom, vector<string> ids, bool all_quarantined)
+//   (requeue_atom, vector<string> ids, bool all_quarantined,
+//    audit_event each)                          -> vector<string>
+//   (cancel_atom, vector<string> ids, audit_event each)
 //                                               -> vector<string>
-//   (cancel_atom, vector<string> ids)           -> vector<string>
+//       `each` is inserted once per task requeued / cancelled (its task_id
+//       set), in the same transaction
+//   (audit_atom, audit_event)                   (no reply) from the auditor:
+//   (audit_atom, vector<audit_event>)           inserted in the current
+//       group transaction, in order
+//   (audit_atom, uint64 after_seq, uint32 limit) -> vector<committed_event>
+//       committed events with seq > after_seq, at most `limit`, in seq
+//       order (the open group is committed first). Raises the events' seq
+//       floor to after_seq: an audit log may hold seqs the table never had
+//   (flush_atom)                                -> flush_atom
+//       commits the open group (its events sent to the auditor first)
+//   (budget_atom, actor keeper)                 (no reply) the budget
+//       keeper to settle reservations with (spawned after the checkpointer)
+// Legacy signatures kept until every caller has moved (no events, no
+// reservation stored): (running_atom, id, attempt), (complete_atom, id,
+// attempt, call_outcome, usage) (also ledgers a stale attempt's usage),
+// (usage_atom, id, attempt, usage, provider, model) (ledger only),
+// (retry_atom, id, attempt, error), (quarantine_atom, id, attempt, error),
+// (requeue_atom, ids, all) and (cancel_atom, ids).
+//
 // Writes are grouped: the first write after a commit opens a transaction and
 // queues a flush behind everything already in the mailbox; replies to writes
 // are sent only after that commit. So "completed" is never reported before
-// it is durable, and a burst of N changes costs one commit. A storage error
-// kills the checkpointer with the error logged: the run then ends with exit
-// code 1 rather than continuing without a checkpoint.
+// it is durable, and a burst of N changes costs one commit. After each
+// commit, in this order: the events it committed go to the auditor as one
+// vector<committed_event> (seq order), the keeper gets its settlements, and
+// the held replies are delivered.
+//
+// With an auditor (spawn_checkpointer's third argument), spawn_checkpointer
+// sends the auditor (audit_atom, checkpointer) before it returns (so events
+// the caller sends the auditor afterwards go through the store), and the
+// checkpointer handles nothing but the catch-up request until the auditor's
+// first (audit_atom, after_seq, limit): until then it does not know the
+// log's last seq, below which no event may be numbered. (A test may stand
+// in for the auditor by sending that request itself.)
+//
+// A storage error kills the checkpointer with the error logged: the run
+// then ends with exit code 1 rather than continuing without a checkpoint.
 #pragma once
 
 #include <memory>
@@ -37,5 +97,8 @@ class store;
 
 caf::actor spawn_checkpointer(caf::actor_system& sys,
                               std::unique_ptr<store> db);
+caf::actor spawn_checkpointer(caf::actor_system& sys,
+                              std::unique_ptr<store> db,
+                              const caf::actor& auditor);
 
 } // namespace bgagent

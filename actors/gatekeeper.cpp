@@ -1,6 +1,8 @@
 #include "actors/gatekeeper.hpp"
 
 #include <chrono>
+#include <memory>
+#include <vector>
 #include <unordered_map>
 
 #include <caf/all.hpp>
@@ -15,6 +17,7 @@
 #include "messages/cluster.hpp"
 #include "messages/events.hpp"
 #include "messages/worker_context.hpp"
+#include "actors/head_handles.hpp"
 
 namespace bgagent {
 
@@ -31,9 +34,12 @@ struct failures {
 
 struct gatekeeper_state {
   gatekeeper_settings settings;
-  worker_context handles;
+  head_handles handles; // never sent to a node
   std::unordered_map<std::string, failures> refused; // by peer host
   uint64_t admin_sessions = 0;
+  // The node gateways handed out: they end with the gatekeeper.
+  std::shared_ptr<std::vector<caf::actor>> gateways =
+    std::make_shared<std::vector<caf::actor>>();
   static inline const char* name = "gatekeeper";
 };
 
@@ -94,14 +100,25 @@ std::string describe(const caf::message_view& x) {
 }
 
 caf::behavior gatekeeper(self_ptr self, gatekeeper_settings s,
-                         worker_context handles) {
+                         head_handles handles) {
   self->state.settings = std::move(s);
   self->state.handles = std::move(handles);
-  // Remote workers begin and finish their attempts through one gateway,
-  // which ends with the gatekeeper.
-  self->state.handles.gateway = spawn_node_gateway(self->system(),
-                                                   self->state.handles);
-  self->link_to(self->state.handles.gateway);
+  // No exit message is obeyed: to a BASP peer an exit_msg is just bytes,
+  // with any source it likes. Only `kill`, which CAF does not let an actor
+  // refuse, ends the gatekeeper (the head sends it at the end of the run;
+  // from anyone else the supervisor's watch raises a critical alert).
+  self->attach_functor([gws = self->state.gateways](const caf::error&) {
+    for (auto& g : *gws)
+      caf::anon_send_exit(g, caf::exit_reason::kill);
+  });
+  self->set_exit_handler([=](caf::exit_msg& em) {
+    auto reason = to_string(em.reason);
+    resolve_peer(self, self->current_sender(),
+                 [=](const std::string& address) {
+                   refuse(self, address, {},
+                          "an exit message (" + reason + ")");
+                 });
+  });
   // Anything but a hello: refused, audited, answered with an error.
   self->set_default_handler(
     [](caf::scheduled_actor* ptr, caf::message_view& x)
@@ -142,8 +159,17 @@ caf::behavior gatekeeper(self_ptr self, gatekeeper_settings s,
           return;
         }
         if (role == "worker") {
+          // The node's own gateway: the one head actor it may address.
+          // It ends with the gatekeeper; watched by the supervisor, so its
+          // failure is an alert.
           w.accepted = true;
-          w.ctx = st.handles;
+          w.ctx.gateway = spawn_node_gateway(
+            self->system(), st.handles,
+            gateway_settings{node_name, address, true});
+          st.gateways->push_back(w.ctx.gateway);
+          self->send(st.handles.supervisor, watch_atom::value, w.ctx.gateway,
+                     "the node gateway of " + node_name + " (" + address +
+                       ")");
           spdlog::info("worker node {} ({}) said hello", node_name, address);
         } else if (role == "admin" && sender) {
           w.accepted = true;
@@ -171,7 +197,7 @@ bool secrets_match(const std::string& a, const std::string& b) {
 }
 
 caf::actor spawn_gatekeeper(caf::actor_system& sys, gatekeeper_settings s,
-                            const worker_context& handles) {
+                            const head_handles& handles) {
   return sys.spawn(gatekeeper, std::move(s), handles);
 }
 

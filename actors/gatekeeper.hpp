@@ -3,9 +3,10 @@
 //
 // Contract (messages):
 //   (hello_atom, string role, string secret, string node_name) -> welcome
-//       role "worker": accepted with the worker_context (supervisor, budget
-//       keeper, checkpointer, auditor, monitor) its task workers use; the
-//       node then joins through the supervisor.
+//       role "worker": accepted with a worker_context holding a new node
+//       gateway for that node alone (node_gateway.hpp), the only head actor
+//       the node can address; its workers join and run through it. No
+//       other head actor's handle is ever sent to a node.
 //       role "admin": accepted with a fresh admin endpoint that obeys only
 //       the node that said hello (see admin_endpoint.hpp).
 //   The secret is compared in constant time (SHA-256 of both, then
@@ -18,6 +19,13 @@
 //   that host are refused without being checked (no guessing); after
 //   max_failures refusals of any kind, one more line says the host is
 //   rate-limited and further refusals are not audited (no log flooding).
+//   Exit messages from other nodes are refused the same way; a `kill`
+//   (which CAF does not let an actor refuse) ends it, and the supervisor,
+//   which watches it, raises a critical alert.
+// Threat model: CAF's BASP has no authentication; mutual TLS keeps out
+// peers without a certificate from the cluster's CA, and this gatekeeper
+// keeps certified peers without the secret away from everything but
+// itself. A valid certificate plus the secret is full trust.
 #pragma once
 
 #include <cstdint>
@@ -27,7 +35,7 @@
 
 namespace bgagent {
 
-struct worker_context;
+struct head_handles;
 
 struct gatekeeper_settings {
   std::string secret;           // the cluster secret (never empty)
@@ -37,7 +45,7 @@ struct gatekeeper_settings {
 };
 
 caf::actor spawn_gatekeeper(caf::actor_system& sys, gatekeeper_settings s,
-                            const worker_context& handles);
+                            const head_handles& handles);
 
 // True when `a` and `b` are equal, in time independent of where they differ.
 bool secrets_match(const std::string& a, const std::string& b);

@@ -1,138 +1,343 @@
 #include "actors/node_gateway.hpp"
 
+#include <cstdio>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <caf/all.hpp>
+#include <spdlog/spdlog.h>
 
+#include "actors/head_handles.hpp"
 #include "messages/atoms.hpp"
 #include "messages/budget.hpp"
 #include "messages/call_outcome.hpp"
 #include "messages/events.hpp"
-#include "messages/worker_context.hpp"
+#include "messages/task.hpp"
 
 namespace bgagent {
 
 namespace {
 
+// One attempt this gateway handed to a worker, until its finish or the
+// worker's end.
 struct open_attempt {
-  uint64_t reservation = 0;
+  caf::actor_addr worker;
+  uint32_t attempt = 0;
+  bool begun = false;       // the worker asked to begin it
+  uint64_t reservation = 0; // 0 while the keeper has not answered
+  uint64_t worst_prompt = 0;     // estimated prompt tokens
+  uint64_t worst_completion = 0; // max_tokens
+  double worst_cost = 0;
+  uint64_t worst_tokens() const { return worst_prompt + worst_completion; }
+  bool in_call = false; // marked running: the call may be under way
 };
 
 struct gateway_state {
-  worker_context h;
-  std::unordered_map<caf::actor_addr, open_attempt> open; // by worker
-  std::unordered_map<caf::actor_addr, bool> watched;
+  head_handles h;
+  gateway_settings s;
+  std::unordered_map<std::string, open_attempt> open; // by task id
+  std::unordered_set<caf::actor_addr> watched;
+  std::unordered_set<caf::actor_addr> gone; // died before their answer
   static inline const char* name = "node_gateway";
 };
 
 using self_ptr = caf::stateful_actor<gateway_state>*;
 
-caf::behavior node_gateway(self_ptr self, worker_context head) {
-  self->state.h = std::move(head);
+std::string fmt_usage(const usage& u) {
+  char buf[96];
+  std::snprintf(buf, sizeof(buf),
+                "prompt_tokens=%llu completion_tokens=%llu cost_usd=%.6f",
+                static_cast<unsigned long long>(u.prompt_tokens),
+                static_cast<unsigned long long>(u.completion_tokens),
+                u.cost_usd);
+  return buf;
+}
+
+audit_event event_for(self_ptr self, const std::string& event,
+                      const std::string& id, uint32_t attempt,
+                      const std::string& detail) {
+  return make_event(event, id, static_cast<int32_t>(attempt), detail,
+                    self->state.s.node);
+}
+
+void raise(self_ptr self, const char* severity, const char* kind,
+           const std::string& msg, const std::string& task_id) {
+  spdlog::warn("{}: {}", kind, msg);
+  self->send(self->state.h.monitor, alert_atom::value,
+             alert{severity, kind, msg, task_id});
+}
+
+// A message this gateway will not act on: audited, never acted on.
+void refuse(self_ptr self, const std::string& why) {
+  auto& st = self->state;
+  spdlog::warn("node gateway {}: refused {}", st.s.node, why);
+  self->send(st.h.auditor,
+             make_event("admin_refused", {}, -1,
+                        why + " (node gateway of " + st.s.node + " at " +
+                          st.s.address + ")",
+                        st.s.node));
+}
+
+// What the attempt is charged: the provider's figures when it reported
+// believable ones, else the whole reservation (the call was billed, or may
+// have been, and the truth is unknown).
+usage charge_for(self_ptr self, const std::string& id, const open_attempt& a,
+                 const call_outcome& out, bool charge_reservation) {
+  usage worst{a.worst_prompt, a.worst_completion, a.worst_cost};
+  if (out.usage_invalid) {
+    raise(self, "critical", "lying_usage",
+          "provider reported impossible usage for task " + id + " (" +
+            out.error + "); charged the reservation",
+          id);
+    return worst;
+  }
+  if (out.usage_reported) {
+    usage u{out.prompt_tokens, out.completion_tokens, out.cost_usd};
+    if (self->state.s.remote &&
+        (u.total_tokens() > a.worst_tokens() || u.cost_usd > a.worst_cost)) {
+      // A node cannot spend past what the head granted it.
+      raise(self, "critical", "usage_over_reservation",
+            "node " + self->state.s.node + " reported " + fmt_usage(u) +
+              " for task " + id + ", above its reservation of " +
+              std::to_string(a.worst_tokens()) + " tokens; charged the "
+              "reservation",
+            id);
+      return worst;
+    }
+    return u;
+  }
+  if (out.ok || charge_reservation)
+    return worst;
+  return usage{};
+}
+
+void call_ended(self_ptr self, double latency) {
+  self->send(self->state.h.monitor, calls_atom::value, int64_t{-1}, latency);
+}
+
+void watch(self_ptr self, const caf::actor_addr& worker) {
+  if (worker && self->state.watched.insert(worker).second)
+    self->monitor(worker);
+}
+
+void begin(self_ptr self, const caf::actor& worker, const std::string& id,
+           uint32_t attempt, uint64_t prompt, uint64_t completion,
+           double cost, const std::string& detail,
+           caf::response_promise rp) {
+  auto& st = self->state;
+  auto addr = worker.address();
+  auto& a = st.open[id];
+  a.begun = true;
+  a.worst_prompt = prompt;
+  a.worst_completion = completion;
+  a.worst_cost = cost;
+  // Saturating: a hostile node's figures must not wrap around.
+  uint64_t tokens = prompt + completion < prompt ? UINT64_MAX
+                                                 : prompt + completion;
+  auto still_open = [self, id, addr, attempt] {
+    auto i = self->state.open.find(id);
+    return i != self->state.open.end() && i->second.worker == addr &&
+           i->second.attempt == attempt;
+  };
+  self->request(st.h.budget_keeper, caf::infinite, reserve_atom::value, id,
+                tokens, cost)
+    .then([=](const reservation& r) mutable {
+      auto& st = self->state;
+      if (!still_open()) { // the worker died meanwhile
+        if (r.granted)
+          caf::anon_send(st.h.budget_keeper, release_atom::value, r.id);
+        return;
+      }
+      if (!r.granted) {
+        st.open.erase(id);
+        caf::send_as(worker, st.h.supervisor, denied_atom::value, id,
+                     attempt, r.reason);
+        rp.deliver(false);
+        return;
+      }
+      st.open[id].reservation = r.id;
+      self->request(st.h.checkpointer, caf::infinite, running_atom::value,
+                    id, attempt, r.id, tokens, cost,
+                    event_for(self, "task_started", id, attempt, detail))
+        .then([=](bool marked) mutable {
+          auto& st = self->state;
+          if (!marked) {
+            caf::anon_send(st.h.budget_keeper, release_atom::value, r.id);
+            if (still_open()) {
+              st.open.erase(id);
+              caf::send_as(worker, st.h.supervisor, skipped_atom::value, id,
+                           attempt);
+              rp.deliver(false);
+            }
+            return;
+          }
+          if (!still_open())
+            return; // died after the mark: the store charges it later
+          st.open[id].in_call = true;
+          self->send(st.h.monitor, calls_atom::value, int64_t{1}, 0.0);
+          rp.deliver(true);
+        });
+    });
+}
+
+void finish(self_ptr self, const caf::actor& worker, const std::string& id,
+            uint32_t attempt, const call_outcome& out,
+            bool charge_reservation, double latency) {
+  auto& st = self->state;
+  auto i = st.open.find(id);
+  if (i == st.open.end() || i->second.worker != worker.address() ||
+      i->second.attempt != attempt || !i->second.in_call) {
+    refuse(self, "a result for task " + id + " attempt " +
+                   std::to_string(attempt) +
+                   " that this gateway did not hand to that worker");
+    return;
+  }
+  auto a = i->second;
+  st.open.erase(i);
+  call_ended(self, latency);
+  auto u = charge_for(self, id, a, out, charge_reservation);
+  if (charge_reservation && !out.usage_reported)
+    self->send(st.h.auditor,
+               event_for(self, "budget_charged", id, attempt,
+                         "no usage known for a call that was sent (timed "
+                         "out, or answered without usage): charged the "
+                         "reservation, " +
+                           fmt_usage(u)));
+  if (out.ok) {
+    self->request(st.h.checkpointer, caf::infinite, complete_atom::value, id,
+                  attempt, out, u,
+                  event_for(self, "task_completed", id, attempt,
+                            fmt_usage(u)))
+      .then([=](bool committed) {
+        auto& st = self->state;
+        if (committed)
+          caf::send_as(worker, st.h.supervisor, done_atom::value, id,
+                       attempt);
+        else
+          caf::send_as(worker, st.h.supervisor, skipped_atom::value, id,
+                       attempt);
+      });
+    return;
+  }
+  auto detail = std::string(to_string(out.error_class())) + ": " + out.error;
+  self->request(st.h.checkpointer, caf::infinite, usage_atom::value, id,
+                attempt, u, out.provider, out.model,
+                event_for(self, "task_failed", id, attempt, detail))
+    .then([=](bool) {
+      caf::send_as(worker, self->state.h.supervisor, failed_atom::value, id,
+                   attempt, out);
+    });
+}
+
+caf::behavior node_gateway(self_ptr self, head_handles h, gateway_settings s) {
+  self->state.h = std::move(h);
+  self->state.s = std::move(s);
+  // No exit message is obeyed (from a BASP peer it is just bytes with any
+  // source it likes); `kill`, which CAF does not let an actor refuse, ends
+  // it: sent by the gatekeeper or the supervisor when they end.
+  self->set_exit_handler([=](caf::exit_msg& em) {
+    refuse(self, "an exit message (" + to_string(em.reason) + ")");
+  });
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
     st.watched.erase(dm.source);
-    auto i = st.open.find(dm.source);
-    if (i == st.open.end())
-      return;
-    // The reservation goes back whatever happened (releasing twice is
-    // harmless). The call in flight is ended here only when the node is
-    // gone: a worker that crashed on a live node ends its own.
-    caf::anon_send(st.h.budget_keeper, release_atom::value,
-                   i->second.reservation);
-    if (dm.reason == caf::exit_reason::remote_link_unreachable ||
-        dm.reason == caf::exit_reason::unknown)
-      self->send(st.h.monitor, calls_atom::value, int64_t{-1}, 0.0);
-    st.open.erase(i);
+    for (auto i = st.open.begin(); i != st.open.end();) {
+      if (i->second.worker != dm.source) {
+        ++i;
+        continue;
+      }
+      if (i->second.in_call)
+        call_ended(self, 0.0);
+      else if (i->second.reservation != 0)
+        caf::anon_send(st.h.budget_keeper, release_atom::value,
+                       i->second.reservation);
+      i = st.open.erase(i);
+    }
+    // The node itself is gone: so is the reason for this gateway.
+    if (st.s.remote &&
+        dm.reason == caf::exit_reason::remote_link_unreachable &&
+        st.watched.empty())
+      self->quit();
   });
+  auto sender_worker = [self]() -> caf::actor {
+    return caf::actor_cast<caf::actor>(self->current_sender());
+  };
   return {
-    [=](begin_atom, const std::string& id, uint32_t attempt, uint64_t tokens,
-        double cost, const std::string& detail, const std::string& node) {
-      // Before make_response_promise, which takes the sender over.
-      auto worker = caf::actor_cast<caf::actor_addr>(self->current_sender());
-      auto rp = self->make_response_promise<reservation, bool>();
+    // From the supervisor only: hand an attempt to one of this node's
+    // workers (anonymously: the worker never learns the supervisor).
+    [=](dispatch_atom, const caf::actor& worker, const task& t,
+        uint32_t attempt) {
       auto& st = self->state;
-      self->request(st.h.budget_keeper, caf::infinite, reserve_atom::value, id,
-                    tokens, cost)
-        .then([=](const reservation& r) mutable {
-          auto& st = self->state;
-          if (!r.granted) {
-            rp.deliver(r, false);
-            return;
-          }
-          self->request(st.h.checkpointer, caf::infinite, running_atom::value,
-                        id, attempt)
-            .then([=](bool marked) mutable {
-              auto& st = self->state;
-              if (!marked) {
-                caf::anon_send(st.h.budget_keeper, release_atom::value, r.id);
-                rp.deliver(r, false);
-                return;
-              }
-              if (worker) {
-                st.open[worker] = open_attempt{r.id};
-                if (st.watched.emplace(worker, true).second)
-                  self->monitor(worker);
-              }
-              self->send(st.h.auditor,
-                         make_event("task_started", id,
-                                    static_cast<int32_t>(attempt), detail,
-                                    node));
-              self->send(st.h.monitor, calls_atom::value, int64_t{1}, 0.0);
-              rp.deliver(r, true);
-            });
-        });
+      if (self->current_sender() != caf::actor_cast<caf::strong_actor_ptr>(
+                                      st.h.supervisor)) {
+        refuse(self, "a dispatch for task " + t.id + " not from the "
+                     "supervisor");
+        return;
+      }
+      st.open[t.id] = open_attempt{worker.address(), attempt};
+      watch(self, worker.address());
+      caf::anon_send(worker, dispatch_atom::value, t, attempt);
+    },
+    [=](begin_atom, const std::string& id, uint32_t attempt, uint64_t prompt,
+        uint64_t completion, double cost,
+        const std::string& detail) -> caf::result<bool> {
+      auto worker = sender_worker();
+      auto rp = self->make_response_promise<bool>();
+      auto& st = self->state;
+      auto i = st.open.find(id);
+      if (!worker || i == st.open.end() ||
+          i->second.worker != worker.address() ||
+          i->second.attempt != attempt || i->second.begun) {
+        refuse(self, "a begin for task " + id + " attempt " +
+                       std::to_string(attempt) +
+                       " that this gateway did not hand to that worker");
+        rp.deliver(false);
+        return rp;
+      }
+      begin(self, worker, id, attempt, prompt, completion, cost, detail, rp);
       return rp;
     },
-    [=](finish_atom, const std::string& id, uint32_t attempt, uint64_t res,
-        const call_outcome& out, const usage& u, double latency,
-        const std::string& node, const std::string& completed_detail,
-        const std::string& failed_detail) {
-      auto worker = caf::actor_cast<caf::actor>(self->current_sender());
+    [=](finish_atom, const std::string& id, uint32_t attempt,
+        const call_outcome& out, bool charge_reservation, double latency) {
+      auto worker = sender_worker();
+      if (!worker) {
+        refuse(self, "an anonymous result for task " + id);
+        return;
+      }
+      finish(self, worker, id, attempt, out, charge_reservation, latency);
+    },
+    [=](heartbeat_atom, const std::string& name, bool busy,
+        const std::string& task_id) {
       auto& st = self->state;
-      st.open.erase(worker.address());
-      self->send(st.h.monitor, calls_atom::value, int64_t{-1}, latency);
-      auto ev = [=](const std::string& event, const std::string& detail) {
-        return make_event(event, id, static_cast<int32_t>(attempt), detail,
-                          node);
-      };
-      self->request(st.h.budget_keeper, caf::infinite, commit_atom::value, res,
-                    u)
-        .then([=](bool) {
-          auto& st = self->state;
-          if (out.ok) {
-            self->request(st.h.checkpointer, caf::infinite,
-                          complete_atom::value, id, attempt, out, u)
-              .then([=](bool committed) {
-                auto& st = self->state;
-                if (committed) {
-                  self->send(st.h.auditor, ev("task_completed",
-                                              completed_detail));
-                  caf::send_as(worker, st.h.supervisor, done_atom::value, id,
-                               attempt);
-                } else {
-                  caf::send_as(worker, st.h.supervisor, skipped_atom::value,
-                               id, attempt);
-                }
-              });
-            return;
-          }
-          if (u.total_tokens() > 0 || u.cost_usd > 0)
-            caf::anon_send(st.h.checkpointer, usage_atom::value, id, attempt,
-                           u, out.provider, out.model);
-          self->send(st.h.auditor, ev("task_failed", failed_detail));
-          caf::send_as(worker, st.h.supervisor, failed_atom::value, id,
-                       attempt, out);
-        });
+      if (st.s.remote && name.rfind(st.s.node + "/", 0) != 0) {
+        refuse(self, "a heartbeat for " + name + ", not a worker of " +
+                       st.s.node);
+        return;
+      }
+      self->send(st.h.monitor, heartbeat_atom::value, name, busy, task_id);
+    },
+    [=](join_atom, const std::vector<caf::actor>& workers,
+        const std::vector<std::string>& names) -> caf::result<bool> {
+      auto& st = self->state;
+      if (!st.s.remote)
+        return false;
+      for (auto& w : workers)
+        watch(self, w.address());
+      auto rp = self->make_response_promise<bool>();
+      self->request(st.h.supervisor, caf::infinite, join_atom::value,
+                    st.s.node, st.s.address, workers, names)
+        .then([=](bool ok) mutable { rp.deliver(ok); },
+              [=](caf::error&) mutable { rp.deliver(false); });
+      return rp;
     },
   };
 }
 
 } // namespace
 
-caf::actor spawn_node_gateway(caf::actor_system& sys,
-                              const worker_context& head) {
-  return sys.spawn(node_gateway, head);
+caf::actor spawn_node_gateway(caf::actor_system& sys, const head_handles& h,
+                              gateway_settings s) {
+  return sys.spawn(node_gateway, h, std::move(s));
 }
 
 } // namespace bgagent

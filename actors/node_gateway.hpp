@@ -1,35 +1,63 @@
-// The node gateway: the head-side end of remote task workers. It turns the
-// steps of one attempt into one request and one message, so a remote
-// attempt costs four messages on the network (dispatch, begin and its
-// answer, finish) instead of fourteen.
+// The node gateway: the head's half of every attempt, for the workers of one
+// node. The head has one for its local workers and one per remote node
+// (spawned by the gatekeeper after that node's hello); it is the only head
+// actor a remote node can address.
 //
-// Contract (messages, request -> reply), sent by remote task workers:
-//   (begin_atom, string id, uint32 attempt, uint64 tokens, double cost,
-//    string started_detail, string node)  -> (reservation, bool marked)
-//       asks the budget_keeper for the reservation; if granted, marks the
-//       task running through the checkpointer; if marked, audits
-//       task_started (with the node) and counts the call in flight with the
-//       monitor. Granted but not marked: the reservation is given back.
-//   (finish_atom, string id, uint32 attempt, uint64 reservation,
-//    call_outcome, usage, double latency_seconds, string node,
-//    string completed_detail, string failed_detail)   (no reply)
-//       commits the usage to the budget_keeper; stores a success through
-//       the checkpointer (durable before it is reported) or the usage of a
-//       failure in the ledger; audits task_completed / task_failed; tells
-//       the supervisor done / skipped / failed *as the worker* (send_as), so
-//       the supervisor sees the same messages as from a local worker.
-// The same order and rules as task_worker.hpp, only executed on the head.
-// If a worker's node is lost between begin and finish, the gateway gives
-// its reservation back and ends its call in flight.
+// Contract (messages, request -> reply):
+//   (dispatch_atom, actor worker, task, uint32 attempt)   from the supervisor
+//       only: records the attempt as handed to that worker and passes the
+//       task on anonymously. Only handed attempts may begin and finish.
+// From task workers:
+//   (begin_atom, string id, uint32 attempt, uint64 worst_prompt_tokens,
+//    uint64 max_tokens, double worst_cost, string started_detail) -> bool go
+//       reserves the worst case (prompt + max_tokens tokens, worst_cost
+//       dollars) with the budget_keeper; if granted, marks
+//       the task running with that reservation and audits task_started
+//       (one checkpointer transaction); counts the call in flight. `go`
+//       false: the worker stays idle; the gateway has told the supervisor
+//       (denied: budget; skipped: the store no longer wants the task).
+//   (finish_atom, string id, uint32 attempt, call_outcome,
+//    bool charge_reservation, double latency_seconds)   (no reply)
+//       accepted only for an attempt this gateway began for that worker
+//       (anything else is refused and audited). The usage charged is the
+//       provider's, or the whole reservation when it reported none, lied
+//       (call_outcome::usage_invalid: critical `lying_usage` alert) or
+//       the call timed out after it was sent (`charge_reservation`,
+//       audited budget_charged). A remote node's figures are bounded by
+//       the reservation (critical `usage_over_reservation` alert when
+//       over). A success is stored (complete) and a failure's usage
+//       recorded, each with its audit event in the same transaction; only
+//       then is the supervisor told done / skipped / failed as the worker.
+//   (heartbeat_atom, string worker_name, bool busy, string task_id)
+//       forwarded to the monitor (a remote worker's name must start with
+//       "NODE/").
+//   (join_atom, vector<actor> workers, vector<string> names) -> bool
+//       remote gateways: adds the node's workers to the run.
+// Every message from a worker is checked against what was handed to that
+// worker; anything else is refused and audited (`admin_refused`).
+// A worker that dies (or whose node is lost) with an attempt open ends its
+// call in flight here; the store charges that attempt's reservation when
+// the supervisor moves the task on. A remote gateway ends when its node is
+// lost; all end with the gatekeeper or the supervisor (which send
+// `kill`: a gateway obeys no other exit message).
 #pragma once
 
+#include <string>
+
 #include <caf/fwd.hpp>
+#include <caf/node_id.hpp>
 
 namespace bgagent {
 
-struct worker_context;
+struct head_handles;
 
-caf::actor spawn_node_gateway(caf::actor_system& sys,
-                              const worker_context& head);
+struct gateway_settings {
+  std::string node = "head";     // the node's name in audit lines
+  std::string address = "local"; // its network address, for audit lines
+  bool remote = false;           // bound the usage it reports
+};
+
+caf::actor spawn_node_gateway(caf::actor_system& sys, const head_handles& h,
+                              gateway_settings s);
 
 } // namespace bgagent

@@ -11,7 +11,8 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
-#include "actors/peer_address.hpp"
+#include "actors/head_handles.hpp"
+#include "actors/node_gateway.hpp"
 #include "actors/task_worker.hpp"
 #include "messages/atoms.hpp"
 #include "messages/call_outcome.hpp"
@@ -28,6 +29,7 @@ using clock_type = std::chrono::steady_clock;
 
 struct worker_slot {
   caf::actor handle;
+  caf::actor gateway; // its node's gateway: the head's half of its attempts
   std::string name;
   std::string node;
   bool remote = false;
@@ -59,6 +61,9 @@ struct supervisor_state {
   std::deque<clock_type::time_point> restart_times;
   uint32_t next_worker = 0;
   std::unordered_map<std::string, std::string> node_addresses; // joined nodes
+  caf::actor local_gateway; // the head's half of local workers' attempts
+  // Cluster-edge actors (gatekeeper, remote gateways) watched for failure.
+  std::unordered_map<caf::actor_addr, std::string> edges;
   run_summary summary;
   clock_type::time_point started = clock_type::now();
   caf::response_promise rp;
@@ -95,9 +100,7 @@ void report_workers(self_ptr self) {
 
 void spawn_local_worker(self_ptr self) {
   auto& st = self->state;
-  worker_context ctx{caf::actor_cast<caf::actor>(self), st.h.budget_keeper,
-                     st.h.checkpointer, st.h.auditor, st.h.monitor,
-                     caf::actor{}};
+  worker_context ctx{st.local_gateway};
   worker_settings ws;
   ws.name = st.settings.node + "/worker-" + std::to_string(++st.next_worker);
   ws.node = st.settings.node;
@@ -107,6 +110,7 @@ void spawn_local_worker(self_ptr self) {
   self->monitor(w);
   worker_slot slot;
   slot.handle = w;
+  slot.gateway = st.local_gateway;
   slot.name = ws.name;
   slot.node = ws.node;
   st.workers.emplace(w.address(), std::move(slot));
@@ -163,7 +167,10 @@ void dispatch(self_ptr self) {
     slot.attempt = t.attempts + 1;
     slot.dispatched = clock_type::now();
     slot.current = t;
-    self->send(w, dispatch_atom::value, t, slot.attempt);
+    // Through the worker's gateway, which records what it may accept back
+    // and passes it on anonymously: a remote worker never receives the
+    // supervisor's handle (CAF would make it addressable from the network).
+    self->send(slot.gateway, dispatch_atom::value, w, t, slot.attempt);
   }
   if (st.queue.size() < fetch_batch(st) / 2)
     fetch(self);
@@ -197,14 +204,15 @@ void quarantine(self_ptr self, const task& t, uint32_t attempt,
                 const std::string& error) {
   auto& st = self->state;
   ++st.outstanding;
+  // Audited in the store's transaction that quarantines it.
   self->request(st.h.checkpointer, caf::infinite, quarantine_atom::value, t.id,
-                attempt, error)
+                attempt, error,
+                make_event("task_quarantined", t.id,
+                           static_cast<int32_t>(attempt), error))
     .then([=](bool) {
       auto& st = self->state;
       --st.outstanding;
       ++st.summary.quarantined;
-      audit(self, "task_quarantined", t.id, static_cast<int32_t>(attempt),
-            error);
       self->send(st.h.monitor, outcome_atom::value, std::string("quarantined"),
                  t.id);
       st.held.erase(t.id);
@@ -220,17 +228,18 @@ void schedule_retry(self_ptr self, task t, uint32_t attempt,
                               st.settings.retry_after_cap_seconds)
                    : backoff_seconds(self, attempt);
   ++st.outstanding;
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "retry in %.3f s%s: ", delay,
+                out.retry_after_ms >= 0 ? " (Retry-After)" : "");
+  // Audited in the store's transaction that schedules it.
   self->request(st.h.checkpointer, caf::infinite, retry_atom::value, t.id,
-                attempt, out.error)
+                attempt, out.error,
+                make_event("task_retry_scheduled", t.id,
+                           static_cast<int32_t>(attempt), buf + out.error))
     .then([=](bool) mutable {
       auto& st = self->state;
       --st.outstanding;
       ++st.summary.retries;
-      char buf[64];
-      std::snprintf(buf, sizeof(buf), "retry in %.3f s%s: ", delay,
-                    out.retry_after_ms >= 0 ? " (Retry-After)" : "");
-      audit(self, "task_retry_scheduled", t.id, static_cast<int32_t>(attempt),
-            buf + out.error);
       self->send(st.h.monitor, outcome_atom::value, std::string("retry"), t.id);
       t.attempts = attempt;
       auto id = t.id;
@@ -408,7 +417,8 @@ void finish(self_ptr self) {
         // before the word reached the nodes, which would then take the
         // end of the run for a lost head.
         for (auto& kv : st.workers) {
-          self->send_exit(kv.second.handle, caf::exit_reason::user_shutdown);
+          caf::anon_send_exit(kv.second.handle,
+                              caf::exit_reason::user_shutdown);
           st.awaiting_nodes |= kv.second.remote;
         }
         if (!st.awaiting_nodes) {
@@ -453,19 +463,69 @@ void maybe_finish(self_ptr self) {
   finish(self);
 }
 
+// Cancels pending / retry_wait / quarantined tasks and forgets them here;
+// `each` (when named) is committed with each cancellation.
+caf::response_promise cancel_tasks(self_ptr self,
+                                   const std::vector<std::string>& ids,
+                                   const audit_event& each) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise();
+  self->request(st.h.checkpointer, caf::infinite, cancel_atom::value, ids,
+                each)
+    .then([=](const std::vector<std::string>& done) mutable {
+      auto& st = self->state;
+      std::unordered_set<std::string> gone(done.begin(), done.end());
+      st.queue.erase(std::remove_if(st.queue.begin(), st.queue.end(),
+                                    [&](const task& t) {
+                                      return gone.count(t.id) > 0;
+                                    }),
+                     st.queue.end());
+      for (auto& id : done) {
+        st.waiting.erase(id);
+        st.held.erase(id);
+      }
+      rp.deliver(done);
+      maybe_finish(self);
+    });
+  return rp;
+}
+
 caf::behavior supervisor(self_ptr self, supervisor_settings s, run_handles h,
                          provider_ptr p) {
   auto& st = self->state;
   st.settings = std::move(s);
   st.h = std::move(h);
   st.prov = std::move(p);
+  st.local_gateway = spawn_node_gateway(
+    self->system(),
+    head_handles{caf::actor_cast<caf::actor>(self), st.h.budget_keeper,
+                 st.h.checkpointer, st.h.auditor, st.h.monitor},
+    gateway_settings{st.settings.node, "local", false});
+  // The gateway refuses exit messages; it ends with the supervisor.
+  self->attach_functor([gw = st.local_gateway](const caf::error&) {
+    caf::anon_send_exit(gw, caf::exit_reason::kill);
+  });
   for (auto* a : {&st.h.checkpointer, &st.h.budget_keeper, &st.h.auditor,
-                  &st.h.monitor})
+                  &st.h.monitor, &st.local_gateway})
     self->monitor(*a);
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
+    if (auto e = st.edges.find(dm.source); e != st.edges.end()) {
+      // The cluster edge failed: the run carries on with what it has.
+      auto what = e->second;
+      st.edges.erase(e);
+      if (dm.reason == caf::exit_reason::normal || st.finished)
+        return;
+      auto msg = what + " ended (" + to_string(dm.reason) +
+                 "); the run carries on with the workers it has";
+      spdlog::critical("{}", msg);
+      audit(self, "alert", {}, -1, "cluster_edge_failed: " + msg);
+      self->send(st.h.monitor, alert_atom::value,
+                 alert{"critical", "cluster_edge_failed", msg, {}});
+      return;
+    }
     for (auto* a : {&st.h.checkpointer, &st.h.budget_keeper, &st.h.auditor,
-                    &st.h.monitor}) {
+                    &st.h.monitor, &st.local_gateway}) {
       if (dm.source == a->address()) {
         spdlog::critical("internal actor failed: {}", to_string(dm.reason));
         if (st.running && !st.finished) {
@@ -641,27 +701,20 @@ caf::behavior supervisor(self_ptr self, supervisor_settings s, run_handles h,
       return true;
     },
     [=](cancel_atom, const std::vector<std::string>& ids) {
-      auto& st = self->state;
-      auto rp = self->make_response_promise();
-      self->request(st.h.checkpointer, caf::infinite, cancel_atom::value, ids)
-        .then([=](const std::vector<std::string>& done) mutable {
-          auto& st = self->state;
-          std::unordered_set<std::string> gone(done.begin(), done.end());
-          st.queue.erase(std::remove_if(st.queue.begin(), st.queue.end(),
-                                        [&](const task& t) {
-                                          return gone.count(t.id) > 0;
-                                        }),
-                         st.queue.end());
-          for (auto& id : done) {
-            st.waiting.erase(id);
-            st.held.erase(id);
-          }
-          rp.deliver(done);
-          maybe_finish(self);
-        });
-      return rp;
+      // No event: the sender audits (prefer the form below).
+      return cancel_tasks(self, ids, audit_event{});
     },
-    [=](join_atom, const std::string& node,
+    // `each` (task_cancelled) is committed with each cancellation.
+    [=](cancel_atom, const std::vector<std::string>& ids,
+        const audit_event& each) { return cancel_tasks(self, ids, each); },
+    [=](watch_atom, const caf::actor& edge, const std::string& what) {
+      if (!edge)
+        return;
+      self->state.edges.emplace(edge.address(), what);
+      self->monitor(edge);
+    },
+    // From a remote node's gateway, which vouches for the node and address.
+    [=](join_atom, const std::string& node, const std::string& address,
         const std::vector<caf::actor>& remote_workers,
         const std::vector<std::string>& names) {
       auto& st = self->state;
@@ -674,6 +727,7 @@ caf::behavior supervisor(self_ptr self, supervisor_settings s, run_handles h,
         self->monitor(w);
         worker_slot slot;
         slot.handle = w;
+        slot.gateway = caf::actor_cast<caf::actor>(self->current_sender());
         slot.name = k < names.size() ? names[k]
                                      : node + "/worker-" + std::to_string(k + 1);
         slot.node = node;
@@ -681,20 +735,12 @@ caf::behavior supervisor(self_ptr self, supervisor_settings s, run_handles h,
         st.workers.emplace(w.address(), std::move(slot));
         st.idle.push_back(w);
       }
-      bool first = st.node_addresses.emplace(node, std::string{}).second;
+      bool first = st.node_addresses.emplace(node, address).second;
       auto n = remote_workers.size();
-      resolve_peer(self, self->current_sender(),
-                   [=](const std::string& address) {
-                     auto i = self->state.node_addresses.find(node);
-                     if (i != self->state.node_addresses.end())
-                       i->second = address; // unless lost meanwhile
-                     audit(self, first ? "node_joined" : "node_workers_added",
-                           {}, -1,
-                           std::to_string(n) + " worker(s) from " + address,
-                           node);
-                     spdlog::info("node {} ({}) {} with {} worker(s)", node,
-                                  address, first ? "joined" : "added", n);
-                   });
+      audit(self, first ? "node_joined" : "node_workers_added", {}, -1,
+            std::to_string(n) + " worker(s) from " + address, node);
+      spdlog::info("node {} ({}) {} with {} worker(s)", node, address,
+                   first ? "joined" : "added", n);
       report_workers(self);
       dispatch(self);
       return true;
@@ -712,7 +758,7 @@ caf::behavior supervisor(self_ptr self, supervisor_settings s, run_handles h,
         auto slot = std::move(st.workers[addr]);
         st.workers.erase(addr);
         self->demonitor(slot.handle);
-        self->send_exit(slot.handle, caf::exit_reason::user_shutdown);
+        caf::anon_send_exit(slot.handle, caf::exit_reason::user_shutdown);
         auto t = slot.current;
         ++st.outstanding;
         self->request(st.h.checkpointer, caf::infinite, release_atom::value,

@@ -4,8 +4,11 @@
 //
 // Contract (messages):
 //   (run_atom)        -> run_summary, answered when the run ends
-//   from workers: done_atom / failed_atom / denied_atom / skipped_atom (see
-//   task_worker.hpp)
+//   from workers (sent as them by their node's gateway): done_atom /
+//   failed_atom / denied_atom / skipped_atom (see node_gateway.hpp)
+// It spawns the head's own node gateway for its local workers, and sends
+// to workers anonymously (dispatch, exit), so that no remote node ever
+// holds the supervisor's handle.
 //   (pause_atom) (resume_atom) (drain_atom)   -> bool   admin and signals:
 //       pause stops dispatching; drain lets in-flight calls finish, starts
 //       nothing new and ends the run with a resumable state
@@ -13,7 +16,12 @@
 //       that picks the exit code ("signal:2" -> 130, "signal:15" -> 143)
 //   (poll_atom)        look for newly submitted or requeued tasks now
 //   (cancel_atom, vector<string> ids)         -> vector<string> cancelled
-//   (join_atom, string node, vector<actor> workers) -> bool   remote workers
+//   (join_atom, string node, string address, vector<actor> workers,
+//    vector<string> names)                    -> bool   from a remote node's
+//       gateway (actors/node_gateway.hpp), which vouches for node and address
+//   (watch_atom, actor edge, string what)     a cluster-edge actor
+//       (gatekeeper, node gateway) to watch: if it fails, a critical
+//       `cluster_edge_failed` alert, and the run carries on
 //   (workers_atom)     -> vector<string> "node worker-name state" lines
 // Policies:
 // - Retries: exponential backoff with jitter (initial, factor 2, cap) or

@@ -10,9 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "messages/atoms.hpp"
-#include "messages/budget.hpp"
 #include "messages/call_outcome.hpp"
-#include "messages/events.hpp"
 #include "messages/task.hpp"
 #include "messages/worker_context.hpp"
 #include "providers/task_types.hpp"
@@ -23,11 +21,8 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-// What must be undone if the worker dies mid-attempt; shared with the
-// attach_functor that runs at its exit.
-struct in_flight_guard {
-  uint64_t reservation = 0; // 0: none held
-  bool in_call = false;
+// What the worker's end must tell: shared with the attach_functor.
+struct exit_guard {
   bool beating = false;
 };
 
@@ -35,14 +30,13 @@ struct worker_state {
   worker_context ctx;
   provider_ptr prov;
   worker_settings settings;
-  std::shared_ptr<in_flight_guard> guard = std::make_shared<in_flight_guard>();
+  std::shared_ptr<exit_guard> guard = std::make_shared<exit_guard>();
   // The attempt in progress.
   bool busy = false;
+  bool in_call = false;
   task current;
   uint32_t attempt = 0;
   llm_request req;
-  uint64_t est_prompt = 0;
-  double worst_cost = 0;
   uint64_t generation = 0; // matches provider replies and timeouts
   uint64_t call_id = 0;
   clock_type::time_point call_started;
@@ -52,26 +46,9 @@ struct worker_state {
 
 using self_ptr = caf::stateful_actor<worker_state>*;
 
-std::string fmt_usage(const usage& u) {
-  char buf[96];
-  std::snprintf(buf, sizeof(buf), "prompt_tokens=%llu completion_tokens=%llu "
-                                   "cost_usd=%.6f",
-                static_cast<unsigned long long>(u.prompt_tokens),
-                static_cast<unsigned long long>(u.completion_tokens),
-                u.cost_usd);
-  return buf;
-}
-
-void audit(self_ptr self, const std::string& event, const std::string& detail) {
-  auto& st = self->state;
-  self->send(st.ctx.auditor,
-             make_event(event, st.current.id, static_cast<int32_t>(st.attempt),
-                        detail, st.settings.node));
-}
-
 void beat(self_ptr self) {
   auto& st = self->state;
-  self->send(st.ctx.monitor, heartbeat_atom::value, st.settings.name, st.busy,
+  self->send(st.ctx.gateway, heartbeat_atom::value, st.settings.name, st.busy,
              st.busy ? st.current.id : std::string{});
   st.guard->beating = st.busy;
 }
@@ -89,93 +66,23 @@ void start_ticking(self_ptr self) {
   }
 }
 
-void become_idle(self_ptr self) {
-  auto& st = self->state;
-  st.busy = false;
-  st.guard->reservation = 0;
-  st.guard->in_call = false;
-}
-
-// What the attempt costs: the provider's figures, or the whole reservation
-// when the provider could not tell (no usage in the answer, or timed out
-// after the request was sent).
-usage charge_for(const worker_state& st, const call_outcome& out,
-                 bool charge_reservation) {
-  usage u;
-  if (out.usage_reported) {
-    u.prompt_tokens = out.prompt_tokens;
-    u.completion_tokens = out.completion_tokens;
-    u.cost_usd = out.cost_usd;
-  } else if (out.ok || charge_reservation) {
-    u.prompt_tokens = st.est_prompt;
-    u.completion_tokens = st.req.max_tokens;
-    u.cost_usd = st.worst_cost;
-  }
-  return u;
-}
-
+// Hands the outcome to the gateway, which charges, stores and reports it.
+// `charge_reservation`: the request was sent and may have been billed
+// although no usage is known (a timeout, or a 2xx answer without usage).
 void finish_attempt(self_ptr self, call_outcome out, bool charge_reservation) {
   auto& st = self->state;
-  st.guard->in_call = false;
+  st.in_call = false;
   auto latency = std::chrono::duration<double>(clock_type::now() -
                                                st.call_started)
                    .count();
-  auto u = charge_for(st, out, charge_reservation);
-  auto res = st.guard->reservation;
-  if (st.ctx.gateway) {
-    // Remote: the head's gateway does the same steps in one request.
-    // One-way: the gateway owns the reservation from here, and the
-    // supervisor hears done/failed from it only after the store commit, so
-    // no new dispatch can arrive before that.
-    auto failed = std::string(to_string(out.error_class())) + ": " + out.error;
-    self->send(st.ctx.gateway, finish_atom::value, st.current.id, st.attempt,
-               res, out, u, latency, st.settings.node, fmt_usage(u), failed);
-    become_idle(self);
-    return;
-  }
-  self->send(st.ctx.monitor, calls_atom::value, int64_t{-1}, latency);
-  self->request(st.ctx.budget_keeper, caf::infinite, commit_atom::value, res, u)
-    .then([=](bool) mutable {
-      auto& st = self->state;
-      st.guard->reservation = 0;
-      auto id = st.current.id;
-      auto attempt = st.attempt;
-      if (out.ok) {
-        self->request(st.ctx.checkpointer, caf::infinite, complete_atom::value,
-                      id, attempt, out, u)
-          .then([=](bool committed) {
-            auto& st = self->state;
-            if (committed) {
-              audit(self, "task_completed", fmt_usage(u));
-              self->send(st.ctx.supervisor, done_atom::value, id, attempt);
-            } else {
-              self->send(st.ctx.supervisor, skipped_atom::value, id, attempt);
-            }
-            become_idle(self);
-          });
-        return;
-      }
-      if (u.total_tokens() > 0 || u.cost_usd > 0)
-        caf::anon_send(st.ctx.checkpointer, usage_atom::value, id, attempt, u,
-                       out.provider, out.model);
-      audit(self, "task_failed",
-            std::string(to_string(out.error_class())) + ": " + out.error);
-      self->send(st.ctx.supervisor, failed_atom::value, id, attempt, out);
-      become_idle(self);
-    });
-}
-
-std::string started_detail(const worker_state& st) {
-  return st.prov->name() + "/" + st.prov->model();
+  self->send(st.ctx.gateway, finish_atom::value, st.current.id, st.attempt,
+             out, charge_reservation, latency);
+  st.busy = false;
 }
 
 void start_call(self_ptr self) {
   auto& st = self->state;
-  if (!st.ctx.gateway) { // the gateway audited and counted it already
-    audit(self, "task_started", started_detail(st));
-    self->send(st.ctx.monitor, calls_atom::value, int64_t{1}, 0.0);
-  }
-  st.guard->in_call = true;
+  st.in_call = true;
   st.call_started = clock_type::now();
   auto gen = ++st.generation;
   auto me = caf::actor_cast<caf::actor>(self);
@@ -210,24 +117,6 @@ void time_out(self_ptr self) {
   finish_attempt(self, std::move(out), true);
 }
 
-// Tells the supervisor why the attempt never started (denied: the budget;
-// skipped: the store no longer wants it) and waits for the next task.
-template <class Atom>
-void give_up(self_ptr self, Atom why, const std::string& reason) {
-  auto& st = self->state;
-  if constexpr (std::is_same_v<Atom, denied_atom>)
-    self->send(st.ctx.supervisor, why, st.current.id, st.attempt, reason);
-  else
-    self->send(st.ctx.supervisor, why, st.current.id, st.attempt);
-  become_idle(self);
-}
-
-bool granted_or_gave_up(self_ptr self, const reservation& r) {
-  if (!r.granted)
-    give_up(self, denied_atom::value, r.reason);
-  return r.granted;
-}
-
 caf::behavior task_worker(self_ptr self, worker_context ctx, provider_ptr p,
                           worker_settings s) {
   auto& st = self->state;
@@ -250,20 +139,19 @@ caf::behavior task_worker(self_ptr self, worker_context ctx, provider_ptr p,
                     me->state.current.id, what);
       return caf::make_error(caf::sec::runtime_error, "crashed: " + what);
     });
-  // Whatever way the worker ends, give back what it holds.
-  self->attach_functor([guard = st.guard, keeper = st.ctx.budget_keeper,
-                        mon = st.ctx.monitor,
+  // Whatever way the worker ends, the dead man's switch stops expecting
+  // its heartbeats (the gateway ends its call and the store charges it).
+  self->attach_functor([guard = st.guard, gateway = st.ctx.gateway,
                         name = st.settings.name](const caf::error&) {
-    if (guard->reservation != 0)
-      caf::anon_send(keeper, release_atom::value, guard->reservation);
-    if (guard->in_call)
-      caf::anon_send(mon, calls_atom::value, int64_t{-1}, 0.0);
     if (guard->beating)
-      caf::anon_send(mon, heartbeat_atom::value, name, false, std::string{});
+      caf::anon_send(gateway, heartbeat_atom::value, name, false,
+                     std::string{});
   });
   return {
     [=](dispatch_atom, const task& t, uint32_t attempt) {
       auto& st = self->state;
+      if (st.busy)
+        return; // one attempt at a time; the supervisor never does this
       st.busy = true;
       st.current = t;
       st.attempt = attempt;
@@ -271,53 +159,34 @@ caf::behavior task_worker(self_ptr self, worker_context ctx, provider_ptr p,
       st.req = llm_request{t.id, t.type, t.input,
                            t.max_tokens ? t.max_tokens
                                         : default_max_tokens(t.type)};
-      st.est_prompt = st.prov->estimate_prompt_tokens(st.req);
-      st.worst_cost = st.prov->worst_case_cost(st.est_prompt,
-                                               st.req.max_tokens);
+      auto est_prompt = st.prov->estimate_prompt_tokens(st.req);
+      auto worst_cost = st.prov->worst_case_cost(est_prompt,
+                                                 st.req.max_tokens);
       start_ticking(self);
       auto gen = st.generation;
-      if (st.ctx.gateway) {
-        // Remote: reservation and running mark in one request to the head.
-        self->request(st.ctx.gateway, caf::infinite, begin_atom::value, t.id,
-                      attempt, st.est_prompt + st.req.max_tokens,
-                      st.worst_cost, started_detail(st), st.settings.node)
-          .then([=](const reservation& r, bool marked) {
+      self->request(st.ctx.gateway, caf::infinite, begin_atom::value, t.id,
+                    attempt, est_prompt, uint64_t{st.req.max_tokens},
+                    worst_cost,
+                    st.prov->name() + "/" + st.prov->model())
+        .then(
+          [=](bool go) {
             auto& st = self->state;
-            if (gen != st.generation || !granted_or_gave_up(self, r))
+            if (gen != st.generation)
               return;
-            if (!marked) {
-              give_up(self, skipped_atom::value, {});
+            if (!go) { // the gateway told the supervisor why
+              st.busy = false;
               return;
             }
-            st.guard->reservation = r.id;
             start_call(self);
+          },
+          [=](caf::error& err) {
+            // The head's gateway is gone: nothing can be begun or stored.
+            self->quit(err);
           });
-        return;
-      }
-      self->request(st.ctx.budget_keeper, caf::infinite, reserve_atom::value,
-                    t.id, st.est_prompt + st.req.max_tokens, st.worst_cost)
-        .then([=](const reservation& r) {
-          auto& st = self->state;
-          if (gen != st.generation || !granted_or_gave_up(self, r))
-            return;
-          st.guard->reservation = r.id;
-          self->request(st.ctx.checkpointer, caf::infinite,
-                        running_atom::value, st.current.id, st.attempt)
-            .then([=](bool marked) {
-              auto& st = self->state;
-              if (!marked) {
-                caf::anon_send(st.ctx.budget_keeper, release_atom::value,
-                               st.guard->reservation);
-                give_up(self, skipped_atom::value, {});
-                return;
-              }
-              start_call(self);
-            });
-        });
     },
     [=](provider_atom, uint64_t gen, call_outcome& out) {
       auto& st = self->state;
-      if (gen != st.generation || !st.guard->in_call)
+      if (gen != st.generation || !st.in_call)
         return; // the attempt timed out already
       // A provider that blocked in start() (against its contract) answered
       // before any timer could fire: past the deadline it is a timeout all
@@ -334,7 +203,7 @@ caf::behavior task_worker(self_ptr self, worker_context ctx, provider_ptr p,
     },
     [=](timeout_atom, uint64_t gen) {
       auto& st = self->state;
-      if (gen != st.generation || !st.guard->in_call)
+      if (gen != st.generation || !st.in_call)
         return;
       time_out(self);
     },

@@ -1,28 +1,20 @@
-// A task worker: runs one attempt of one task at a time.
+// A task worker: runs one attempt of one task at a time, local or on a
+// remote node. It holds one head handle, its node's gateway (see
+// node_gateway.hpp), which does the head's half of every attempt.
 //
 // Contract (messages):
-//   (dispatch_atom, task, uint32 attempt)   from the supervisor
-// For each dispatch it, in order: asks the budget_keeper for a reservation
-// of the worst case (estimated prompt + max_tokens, and its cost); marks the
-// task running through the checkpointer (durable before the call); starts
-// the provider call without blocking (the outcome comes back as a message);
-// enforces the per-attempt timeout with a delayed message; commits the
-// actual usage to the budget_keeper; stores a success through the
-// checkpointer (durable before it is reported); and tells the supervisor:
-//   (done_atom, string id, uint32 attempt)
-//   (failed_atom, string id, uint32 attempt, call_outcome)
-//   (denied_atom, string id, uint32 attempt, string reason)  budget said no;
-//        the task was never marked running
-//   (skipped_atom, string id, uint32 attempt) the store refused it (cancelled
-//        or superseded)
-// A remote worker (ctx.gateway set) sends the same steps to the head's node
-// gateway instead: a begin request (reserve + mark running + task_started)
-// and a one-way finish (commit + store + audit + report), see
-// node_gateway.hpp. While busy it beats to the monitor every heartbeat
-// interval. A provider
-// that throws kills the worker: the supervisor sees the down message,
-// restarts a worker and counts the attempt. Audit events: task_started,
-// task_completed, task_failed (with node name when remote).
+//   (dispatch_atom, task, uint32 attempt)   from the supervisor (sent
+//        anonymously: a remote worker never learns the supervisor)
+// For each dispatch it, in order: computes the worst case (estimated
+// prompt + max_tokens, and its cost at the model's price); asks its
+// gateway to begin the attempt (reserve + mark running, one request); if
+// told to go, starts the provider call without blocking (the outcome comes
+// back as a message) and enforces the per-attempt timeout with a delayed
+// message; then hands the outcome to the gateway (finish, one-way), which
+// stores it and tells the supervisor. While busy it beats to the gateway
+// every heartbeat interval. A provider that throws kills the worker: the
+// supervisor sees the down message, restarts a worker and counts the
+// attempt; the gateway ends the call in flight.
 #pragma once
 
 #include <string>

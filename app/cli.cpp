@@ -33,6 +33,7 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
   app.set_help_all_flag("--help-all", "Show help for every command");
 
   std::string db, tasks, workers, provider, model, base_url, listen, metrics;
+  std::string insecure_listen;
   std::string state, file;
   bool follow = false, json = false, all_quarantined = false;
   std::vector<std::string> ids;
@@ -49,8 +50,15 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
   run->add_option("--model", model, "Model name (MODEL)");
   run->add_option("--base-url", base_url,
                   "OpenAI-compatible base URL (LLM_BASE_URL)");
-  run->add_option("--listen", listen,
-                  "HOST:PORT to accept worker and admin nodes");
+  auto* listen_opt = run->add_option(
+    "--listen", listen,
+    "HOST:PORT to accept worker and admin nodes over mutual TLS "
+    "(BG_AGENT_TLS_CERT, BG_AGENT_TLS_KEY, BG_AGENT_TLS_CA; make them "
+    "with `bgagent certs init DIR`)");
+  run->add_option("--insecure-listen", insecure_listen,
+                  "HOST:PORT on a loopback address to accept nodes without "
+                  "TLS (this machine only; warned and audited)")
+    ->excludes(listen_opt);
   run->add_option("--metrics", metrics,
                   "HOST:PORT for a Prometheus text endpoint");
   run->add_flag("--follow", follow,
@@ -118,6 +126,20 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
   auto* a_cancel = admin->add_subcommand("cancel", "Cancel tasks");
   a_cancel->add_option("ids", ao.ids, "Task ids")->required();
 
+  certs_options co;
+  auto* certs = app.add_subcommand("certs", "Certificates for the cluster's "
+                                            "mutual TLS");
+  certs->require_subcommand(1);
+  auto* c_init = certs->add_subcommand(
+    "init", "A private CA and a certificate per node (or more nodes for an "
+            "existing CA)");
+  c_init->add_option("dir", co.dir, "Directory for the files (made with mode "
+                                    "0700 if missing)")
+    ->required();
+  auto* c_nodes = c_init->add_option("--nodes", co.nodes,
+                                     "Node names, comma-separated (default: "
+                                     "head)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -130,6 +152,12 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
   }
 
   try {
+    // certs needs no configuration (the variables it prints may name files
+    // that do not exist yet).
+    if (*certs) {
+      co.nodes_given = c_nodes->count() > 0;
+      return certs_init_command(co);
+    }
     // Flags are one more source, the strongest; errors name them.
     auto src = gather_sources();
     auto flag = [&](const std::string& value, const char* var,
@@ -156,6 +184,7 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
       o.tasks_file = tasks;
       o.follow = follow;
       o.listen = listen;
+      o.insecure_listen = insecure_listen;
       o.metrics = metrics;
       return run_command(c, o, providers);
     }

@@ -1,4 +1,4 @@
-// The command line: `bgagent run|submit|status|results|requeue|worker|admin`.
+// The command line: `bgagent run|submit|status|results|requeue|worker|admin|certs`.
 //
 // Contract: returns the process exit code (DESIGN.md section 8). Bad usage
 // prints one line starting with "bgagent: " on stderr and returns 2. Flags

@@ -15,7 +15,9 @@ class provider_registry;
 struct run_options {
   std::string tasks_file; // empty: only what is already pending
   bool follow = false;
-  std::string listen;  // HOST:PORT for remote nodes, empty: none
+  std::string listen;  // HOST:PORT for remote nodes (mutual TLS), empty: none
+  // HOST:PORT on loopback for remote nodes without TLS, empty: none
+  std::string insecure_listen;
   std::string metrics; // HOST:PORT for the Prometheus endpoint, empty: none
 };
 
@@ -35,6 +37,13 @@ struct admin_options {
   bool all_quarantined = false;
 };
 
+// `certs init DIR [--nodes NAME,...]` (app/certs_command.cpp).
+struct certs_options {
+  std::string dir;
+  std::string nodes;        // comma-separated node names
+  bool nodes_given = false; // false: the one node "head"
+};
+
 int run_command(const config& c, const run_options& o,
                 const provider_registry& providers);
 int worker_command(const config& c, const worker_options& o,
@@ -45,5 +54,6 @@ int status_command(const config& c, bool json);
 int results_command(const config& c, const std::string& state, bool json);
 int requeue_command(const config& c, const std::vector<std::string>& ids,
                     bool all_quarantined);
+int certs_init_command(const certs_options& o);
 
 } // namespace bgagent

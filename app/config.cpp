@@ -23,7 +23,8 @@ const std::vector<std::string> known_names = {
   "BG_AGENT_HEARTBEAT_SECONDS", "BG_AGENT_ESCALATE_AFTER",
   "BG_AGENT_MAX_INPUT_BYTES", "BG_AGENT_PRICE_PROMPT",
   "BG_AGENT_PRICE_COMPLETION", "BG_AGENT_LOG_LEVEL", "BG_AGENT_TLS_CERT",
-  "BG_AGENT_TLS_KEY", "BG_AGENT_TLS_CA", "BG_AGENT_REJOIN_TIMEOUT"};
+  "BG_AGENT_TLS_KEY", "BG_AGENT_TLS_CA", "BG_AGENT_REJOIN_TIMEOUT",
+  "BG_AGENT_SYNC"};
 
 std::string trim(const std::string& s) {
   auto b = s.find_first_not_of(" \t\r\n");
@@ -150,6 +151,12 @@ config load_config(const config_sources& src) {
   str("BG_AGENT_DB", c.db_path);
   str("BG_AGENT_AUDIT_LOG", c.audit_path);
   str("BG_AGENT_ALERTS_LOG", c.alerts_path);
+  if (auto* v = find(src, "BG_AGENT_SYNC"); v && !v->empty()) {
+    if (*v != "full" && *v != "normal")
+      throw usage_error(label(src, "BG_AGENT_SYNC") +
+                        ": not one of full, normal");
+    c.db_sync_full = *v == "full";
+  }
   // 0 local workers is valid for a head that only serves remote nodes.
   count("BG_AGENT_WORKERS", c.workers, 0, 10000);
   count("BG_AGENT_MAX_RETRIES", c.max_retries, 0, 100);

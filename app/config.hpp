@@ -22,6 +22,9 @@ struct config {
   std::string db_path = "bgagent.db";
   std::string audit_path = "bgagent-audit.jsonl";
   std::string alerts_path = "bgagent-alerts.jsonl";
+  // BG_AGENT_SYNC: SQLite synchronous=FULL (a commit survives power loss)
+  // or NORMAL (survives a crash of the process only).
+  bool db_sync_full = true;
   // The provider.
   provider_settings provider;
   // The run.

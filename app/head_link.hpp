@@ -26,6 +26,10 @@ struct endpoint {
 // "HOST:PORT", ":PORT" or "PORT" (host defaults to 127.0.0.1).
 endpoint parse_endpoint(const std::string& what, const std::string& text);
 
+// True for 127.0.0.0/8, ::1 and "localhost": addresses only this machine
+// can reach.
+bool is_loopback(const std::string& host);
+
 // Throws usage_error ("WHAT HOST:PORT: cannot listen there: ...") unless a
 // TCP socket can be bound there right now. Run before anything is changed,
 // so a taken port or a foreign address leaves the store untouched.

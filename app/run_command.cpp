@@ -17,6 +17,7 @@
 #include "actors/budget_keeper.hpp"
 #include "actors/checkpointer.hpp"
 #include "actors/gatekeeper.hpp"
+#include "actors/head_handles.hpp"
 #include "actors/monitor.hpp"
 #include "actors/supervisor.hpp"
 #include "app/ask.hpp"
@@ -32,7 +33,6 @@
 #include "messages/events.hpp"
 #include "messages/json_codec.hpp"
 #include "messages/run.hpp"
-#include "messages/worker_context.hpp"
 #include "persistence/store.hpp"
 #include "providers/provider_registry.hpp"
 
@@ -120,9 +120,24 @@ int run_command(const config& c, const run_options& o,
     throw usage_error(e.what());
   }
   std::optional<endpoint> listen, metrics_at;
+  bool insecure = !o.insecure_listen.empty();
   if (!o.listen.empty()) {
     listen = parse_endpoint("--listen", o.listen);
+    if (!c.tls() || c.tls_ca.empty())
+      throw usage_error(
+        "--listen " + o.listen + ": remote nodes need mutual TLS: set "
+        "BG_AGENT_TLS_CERT, BG_AGENT_TLS_KEY and BG_AGENT_TLS_CA (make "
+        "them with `bgagent certs init DIR --nodes head,node-a`), or use "
+        "--insecure-listen on a loopback address for this machine only");
     check_can_listen("--listen", *listen);
+  } else if (insecure) {
+    listen = parse_endpoint("--insecure-listen", o.insecure_listen);
+    if (!is_loopback(listen->host))
+      throw usage_error("--insecure-listen " + o.insecure_listen +
+                        ": only a loopback address (127.0.0.1, ::1, "
+                        "localhost) may listen without TLS; use --listen "
+                        "with certificates (`bgagent certs init DIR`)");
+    check_can_listen("--insecure-listen", *listen);
   }
   if (!o.metrics.empty()) {
     metrics_at = parse_endpoint("--metrics", o.metrics);
@@ -136,10 +151,13 @@ int run_command(const config& c, const run_options& o,
   if (listen)
     secret = head_secret(c, secret_where);
   auto db = std::make_unique<store>(c.db_path,
-                                    store::open_mode::create_if_missing);
+                                    store::open_mode::create_if_missing,
+                                    c.db_sync_full ? store::sync_mode::full
+                                                   : store::sync_mode::normal);
 
   system_config cfg;
-  if (listen && c.tls())
+  bool tls = listen && !insecure;
+  if (tls)
     cfg.use_tls(c.tls_cert, c.tls_key, c.tls_ca);
   caf::actor_system sys{cfg};
   caf::actor auditor, monitor;
@@ -148,28 +166,30 @@ int run_command(const config& c, const run_options& o,
   } catch (const std::runtime_error& e) {
     throw usage_error(std::string("audit log: ") + e.what());
   }
-  auto checkpointer = spawn_checkpointer(sys, std::move(db));
+  // Every audit event is committed to the store before the auditor writes
+  // it; the checkpointer and the auditor are paired for that.
+  auto checkpointer = spawn_checkpointer(sys, std::move(db), auditor);
   caf::scoped_actor self{sys};
+  // The cluster edge (gatekeeper, and with it the node gateways) obeys
+  // no exit message but `kill`; the others end on user_shutdown.
+  caf::actor gatekeeper;
   auto shutdown = [&](std::initializer_list<caf::actor> actors) {
     for (auto& a : actors)
       if (a)
-        self->send_exit(a, caf::exit_reason::user_shutdown);
+        self->send_exit(a, a == gatekeeper ? caf::exit_reason::kill
+                                           : caf::exit_reason::user_shutdown);
   };
 
   if (!tasks.empty()) {
     // Moved: the checkpointer's copy is the only one, freed once stored.
+    // task_submitted / task_duplicate are committed with the submission.
     auto rep = ask<submit_report>(self, checkpointer, submit_atom::value,
-                                  std::move(tasks));
+                                  std::move(tasks), o.tasks_file);
     tasks = {};
     if (!rep.error.empty()) {
       shutdown({checkpointer, auditor});
       throw usage_error(o.tasks_file + ": " + rep.error);
     }
-    for (auto& id : rep.inserted)
-      self->send(auditor, make_event("task_submitted", id, -1, o.tasks_file));
-    for (auto& id : rep.duplicates)
-      self->send(auditor, make_event("task_duplicate", id, -1,
-                                     "already submitted; not run again"));
     spdlog::info("{}: {} task(s) submitted, {} already known (skipped)",
                  o.tasks_file, rep.inserted.size(), rep.duplicates.size());
   }
@@ -190,10 +210,8 @@ int run_command(const config& c, const run_options& o,
                           std::to_string(c.workers) + ", token budget " +
                           std::to_string(c.token_budget) + ", cost budget " +
                           money(c.cost_budget)));
-  for (auto& id : run.interrupted)
-    self->send(auditor, make_event("task_interrupted", id, -1,
-                                   "was running when an earlier process "
-                                   "stopped; back to pending"));
+  // open_run audited each of them (task_interrupted, and budget_charged
+  // for a call that was in flight) in its own transaction.
   if (!run.interrupted.empty())
     spdlog::warn("{} task(s) were interrupted by an earlier crash and will "
                  "run again",
@@ -221,6 +239,9 @@ int run_command(const config& c, const run_options& o,
   bs.cost_spent = run.cost_used;
   bs.exhausted = exhausted;
   auto keeper = spawn_budget_keeper(sys, bs, checkpointer, auditor, monitor);
+  // Reservations settled by the store (completion, failure, abandoned
+  // calls) are committed to this keeper.
+  self->send(checkpointer, budget_atom::value, keeper);
 
   supervisor_settings ss;
   ss.workers = c.workers;
@@ -239,25 +260,40 @@ int run_command(const config& c, const run_options& o,
                               prov);
 
   // Remote nodes reach the head only through the gatekeeper.
-  caf::actor gatekeeper;
   if (listen) {
     gatekeeper_settings gs;
     gs.secret = secret;
     gs.head = ss.node;
     gatekeeper = spawn_gatekeeper(
-      sys, gs, worker_context{sup, keeper, checkpointer, auditor, monitor, {}});
-    auto port = c.tls() ? caf::openssl::publish(gatekeeper, listen->port,
-                                                listen->host.c_str(), true)
-                        : sys.middleman().publish(gatekeeper, listen->port,
-                                                  listen->host.c_str(), true);
+      sys, gs, head_handles{sup, keeper, checkpointer, auditor, monitor});
+    self->send(sup, watch_atom::value, gatekeeper,
+               std::string("the gatekeeper on ") + listen->text());
+    auto port = tls ? caf::openssl::publish(gatekeeper, listen->port,
+                                            listen->host.c_str(), true)
+                    : sys.middleman().publish(gatekeeper, listen->port,
+                                              listen->host.c_str(), true);
     if (!port) {
       shutdown({gatekeeper, sup, keeper, monitor, checkpointer, auditor});
-      throw usage_error("--listen " + o.listen + ": cannot listen: " +
+      throw usage_error((tls ? "--listen " : "--insecure-listen ") +
+                        listen->text() + ": cannot listen: " +
                         sys.render(port.error()));
     }
-    spdlog::info("listening for worker and admin nodes on {}{} (cluster "
-                 "secret: {})",
-                 listen->text(), c.tls() ? " with TLS" : "", secret_where);
+    if (tls) {
+      spdlog::info("listening for worker and admin nodes on {} with TLS "
+                   "(mutual: every node needs a certificate from "
+                   "BG_AGENT_TLS_CA; cluster secret: {})",
+                   listen->text(), secret_where);
+    } else {
+      spdlog::warn("listening for worker and admin nodes on {} WITHOUT TLS "
+                   "(--insecure-listen): anyone who can reach this address "
+                   "can speak CAF's protocol to this process (cluster "
+                   "secret: {})",
+                   listen->text(), secret_where);
+      self->send(auditor,
+                 make_event("insecure_listen", {}, -1,
+                            "listening without TLS on " + listen->text() +
+                              " (loopback only)"));
+    }
   }
   std::unique_ptr<metrics_server> metrics;
   if (metrics_at) {

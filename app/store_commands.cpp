@@ -18,6 +18,7 @@
 #include "messages/json_codec.hpp"
 #include "messages/run.hpp"
 #include "messages/task.hpp"
+#include "messages/utf8.hpp"
 #include "persistence/store.hpp"
 
 namespace bgagent {
@@ -34,15 +35,21 @@ struct store_session {
   caf::actor auditor;
 
   store_session(const config& c, store::open_mode mode, bool audited) {
-    checkpointer = spawn_checkpointer(
-      sys, std::make_unique<store>(c.db_path, mode));
-    if (audited) {
-      try {
-        auditor = spawn_auditor(sys, c.audit_path);
-      } catch (const std::runtime_error& e) {
-        throw usage_error(std::string("audit log: ") + e.what());
-      }
+    auto db = std::make_unique<store>(c.db_path, mode,
+                                      c.db_sync_full
+                                        ? store::sync_mode::full
+                                        : store::sync_mode::normal);
+    if (!audited) {
+      checkpointer = spawn_checkpointer(sys, std::move(db));
+      return;
     }
+    try {
+      auditor = spawn_auditor(sys, c.audit_path);
+    } catch (const std::runtime_error& e) {
+      throw usage_error(std::string("audit log: ") + e.what());
+    }
+    // Events are committed to the store first, then written to the log.
+    checkpointer = spawn_checkpointer(sys, std::move(db), auditor);
   }
   ~store_session() {
     if (auditor) {
@@ -56,13 +63,27 @@ struct store_session {
   }
 };
 
-std::string shorten(std::string s, size_t n) {
+// One table cell: valid UTF-8, one line, at most `n` characters (cut at a
+// character, never inside a UTF-8 sequence).
+std::string shorten(const std::string& text, size_t n) {
+  auto s = sanitize_utf8(text);
   for (auto& ch : s)
-    if (ch == '\n' || ch == '\t')
+    if (ch == '\n' || ch == '\t' || ch == '\r')
       ch = ' ';
-  if (s.size() > n)
-    s = s.substr(0, n - 3) + "...";
+  return utf8_clip(s, n, "...");
+}
+
+// `s` padded with spaces to `width` characters (printf pads bytes).
+std::string pad(std::string s, size_t width) {
+  auto n = utf8_length(s);
+  if (n < width)
+    s.append(width - n, ' ');
   return s;
+}
+
+// Last resort behind the codec's own sanitizing: never throw on output.
+std::string dump(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 } // namespace
@@ -70,15 +91,11 @@ std::string shorten(std::string s, size_t n) {
 int submit_command(const config& c, const std::string& file) {
   auto tasks = read_task_file(file, c.max_input_bytes);
   store_session s(c, store::open_mode::create_if_missing, true);
+  // task_submitted / task_duplicate are committed with the submission.
   auto rep = ask<submit_report>(s.self, s.checkpointer, submit_atom::value,
-                                std::move(tasks));
+                                std::move(tasks), file);
   if (!rep.error.empty())
     throw usage_error(file + ": " + rep.error);
-  for (auto& id : rep.inserted)
-    s.self->send(s.auditor, make_event("task_submitted", id, -1, file));
-  for (auto& id : rep.duplicates)
-    s.self->send(s.auditor, make_event("task_duplicate", id, -1,
-                                       "already submitted; not run again"));
   std::printf("%zu task(s) submitted, %zu already known (skipped)\n",
               rep.inserted.size(), rep.duplicates.size());
   return exit_code::ok;
@@ -88,7 +105,7 @@ int status_command(const config& c, bool json) {
   store_session s(c, store::open_mode::must_exist, false);
   auto rep = ask<status_report>(s.self, s.checkpointer, status_atom::value);
   if (json) {
-    std::cout << to_json(rep).dump() << "\n";
+    std::cout << dump(to_json(rep)) << "\n";
     return exit_code::ok;
   }
   auto& t = rep.tasks;
@@ -109,8 +126,8 @@ int status_command(const config& c, bool json) {
     std::printf("last run     none yet\n");
   else
     std::printf("last run     %lld, %s, started %s\n",
-                (long long)rep.run.id, rep.run.state.c_str(),
-                rep.run.started_at.c_str());
+                (long long)rep.run.id, shorten(rep.run.state, 40).c_str(),
+                shorten(rep.run.started_at, 40).c_str());
   return exit_code::ok;
 }
 
@@ -120,14 +137,16 @@ int results_command(const config& c, const std::string& state, bool json) {
                                             results_atom::value, state);
   if (json) {
     for (auto& r : rows)
-      std::cout << to_json(r).dump() << "\n";
+      std::cout << dump(to_json(r)) << "\n";
     return exit_code::ok;
   }
   std::printf("%-20s %-17s %-11s %3s %7s %9s  %s\n", "id", "type", "state",
               "att", "tokens", "cost", "result / error");
   for (auto& r : rows)
-    std::printf("%-20s %-17s %-11s %3u %7llu %9.6f  %s\n",
-                shorten(r.id, 20).c_str(), r.type.c_str(), r.state.c_str(),
+    std::printf("%s %s %s %3u %7llu %9.6f  %s\n",
+                pad(shorten(r.id, 20), 20).c_str(),
+                pad(shorten(r.type, 64), 17).c_str(),
+                pad(shorten(r.state, 64), 11).c_str(),
                 r.attempts,
                 (unsigned long long)(r.prompt_tokens + r.completion_tokens),
                 r.cost_usd,
@@ -139,11 +158,10 @@ int results_command(const config& c, const std::string& state, bool json) {
 int requeue_command(const config& c, const std::vector<std::string>& ids,
                     bool all_quarantined) {
   store_session s(c, store::open_mode::must_exist, true);
+  // Each task_requeued is committed with the requeue.
   auto done = ask<std::vector<std::string>>(
-    s.self, s.checkpointer, requeue_atom::value, ids, all_quarantined);
-  for (auto& id : done)
-    s.self->send(s.auditor, make_event("task_requeued", id, -1,
-                                       "quarantined -> pending (CLI)"));
+    s.self, s.checkpointer, requeue_atom::value, ids, all_quarantined,
+    make_event("task_requeued", {}, -1, "quarantined -> pending (CLI)"));
   std::printf("%zu task(s) requeued\n", done.size());
   if (!all_quarantined && done.size() < ids.size()) {
     std::fprintf(stderr, "bgagent: %zu id(s) were not quarantined tasks\n",

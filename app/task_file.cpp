@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 
 #include "app/errors.hpp"
+#include "messages/utf8.hpp"
 #include "providers/task_types.hpp"
 
 namespace bgagent {
@@ -95,9 +96,8 @@ std::string parse_error_text(const json::parse_error& e) {
   std::string why = e.what();
   if (auto p = why.find("] "); p != std::string::npos)
     why = why.substr(p + 2);
-  if (why.size() > 160)
-    why = why.substr(0, 160) + "...";
-  return why;
+  // It quotes the file's bytes: valid UTF-8, cut by characters.
+  return utf8_clip(sanitize_utf8(why), 160);
 }
 
 } // namespace

@@ -1,8 +1,9 @@
 // `bgagent worker --connect HOST:PORT [--workers N]`: a worker node. It says
-// hello to the head's gatekeeper, spawns N task workers that talk to the
-// head's supervisor, budget_keeper, checkpointer, auditor and monitor, and
-// joins them to the head's supervisor. Each worker calls this node's own
-// configured provider; the head alone writes the store and the audit log.
+// hello to the head's gatekeeper, which answers with this node's own
+// gateway (the only head actor it can reach), spawns N task workers that
+// begin and finish their attempts through it, and joins them to the run
+// through it. Each worker calls this node's own configured provider; the
+// head alone writes the store and the audit log.
 //
 // Ends: the head ends its run -> exit 0; the head is lost -> one line and
 // exit 5, or, with BG_AGENT_REJOIN_TIMEOUT=S, retry joining for S seconds;
@@ -63,12 +64,12 @@ caf::actor spawn_one(caf::actor_system& sys, node_session& s,
   return w;
 }
 
-bool join(caf::scoped_actor& self, const caf::actor& supervisor,
-          const std::string& node, const std::vector<caf::actor>& ws,
+bool join(caf::scoped_actor& self, const caf::actor& gateway,
+          const std::vector<caf::actor>& ws,
           const std::vector<std::string>& names) {
   bool ok = false;
-  self->request(supervisor, std::chrono::seconds(30), join_atom::value, node,
-                ws, names)
+  self->request(gateway, std::chrono::seconds(30), join_atom::value, ws,
+                names)
     .receive([&](bool x) { ok = x; }, [&](caf::error&) { ok = false; });
   return ok;
 }
@@ -88,8 +89,8 @@ session_end serve(caf::actor_system& sys, node_session& s, uint32_t n,
     ws.push_back(spawn_one(sys, s, name));
     names.push_back(name);
   }
-  s.self->monitor(s.w.ctx.supervisor);
-  if (!join(s.self, s.w.ctx.supervisor, s.node, ws, names)) {
+  s.self->monitor(s.w.ctx.gateway);
+  if (!join(s.self, s.w.ctx.gateway, ws, names)) {
     stop_workers(s);
     std::cerr << "bgagent: the head at " << head.text()
               << " is ending its run and takes no new workers\n";
@@ -103,7 +104,7 @@ session_end serve(caf::actor_system& sys, node_session& s, uint32_t n,
     std::optional<session_end> end;
     s.self->receive(
       [&](caf::down_msg& dm) {
-        if (dm.source == s.w.ctx.supervisor.address()) {
+        if (dm.source == s.w.ctx.gateway.address()) {
           end = run_over ? session_end::run_over : session_end::head_lost;
           return;
         }
@@ -128,14 +129,14 @@ session_end serve(caf::actor_system& sys, node_session& s, uint32_t n,
                      s.node, to_string(dm.reason));
         std::string name;
         auto w = spawn_one(sys, s, name);
-        join(s.self, s.w.ctx.supervisor, s.node, {w}, {name});
+        join(s.self, s.w.ctx.gateway, {w}, {name});
       },
       caf::after(std::chrono::milliseconds(200)) >> [&] {
         if (node_signal.load() != 0)
           end = session_end::signalled;
       });
     if (end) {
-      s.self->demonitor(s.w.ctx.supervisor);
+      s.self->demonitor(s.w.ctx.gateway);
       stop_workers(s);
       return *end;
     }

@@ -1,17 +1,18 @@
 // bgagent-bench-distributed: what distribution costs, with the offline provider.
 //
 // Part 1 (processes on 127.0.0.1, the real binary): one node (`bgagent run
-// --workers 2N`) against a head (`run --workers 0 --listen`) with two worker
-// nodes (`worker --workers N` each), for N = 2 and N = 16. Prints wall time, tasks/s and the
+// --workers 2N`) against a head (`run --workers 0 --insecure-listen`, plain
+// CAF on loopback) with two worker nodes (`worker --workers N` each), and
+// the same cluster over mutual TLS (`--listen`, certificates from `bgagent
+// certs init`), for N = 2 and N = 16. Prints wall time, tasks/s and the
 // head's CPU time per task (user+sys from wait4), i.e. what a remote
-// dispatch costs the head against a local one.
+// dispatch costs the head against a local one, and what TLS adds.
 //
 // Part 2 (in this process): the messages that cross the node boundary per
-// task. Task workers are given relays in front of the head's actors (what
-// a node gets from the gatekeeper); each relay counts what passes and
-// forwards it with the original sender. A request counts twice (request and
-// response); the supervisor's dispatch counts once per attempt. The workers
-// hold a gateway, as remote workers do (see actors/node_gateway.hpp).
+// task. The workers hold a relay in front of their node's gateway (all a
+// node gets from the gatekeeper); the relay counts what passes and forwards
+// it with the original sender. A request counts twice (request and
+// response); the supervisor's dispatch counts once per attempt.
 //
 // Usage: bgagent-bench-distributed [TASKS] (default 2000). Prints figures;
 // it never passes or fails on time.
@@ -37,6 +38,7 @@
 #include "actors/node_gateway.hpp"
 #include "actors/supervisor.hpp"
 #include "actors/task_worker.hpp"
+#include "actors/head_handles.hpp"
 #include "app/system_config.hpp"
 #include "bench/child_process.hpp"
 #include "messages/atoms.hpp"
@@ -54,15 +56,23 @@ using clock_type = std::chrono::steady_clock;
 namespace {
 
 // Every process of a figure runs in `dir` with the same settings.
+// `tls_node`: the name of this process's certificate in dir/pki (made by
+// `bgagent certs init`), or empty for plain CAF.
 bench::running_child start(const std::vector<std::string>& argv,
-                           const fs::path& dir, const std::string& log) {
-  return bench::start_child(argv,
-                            {{"BG_AGENT_SECRET", "bench-secret"},
-                             {"LLM_PROVIDER", "offline"},
-                             {"BG_AGENT_TOKEN_BUDGET", "1000000000"},
-                             {"BG_AGENT_COST_BUDGET", "1000"},
-                             {"BG_AGENT_LOG_LEVEL", "warn"}},
-                            (dir / log).string(), dir.string());
+                           const fs::path& dir, const std::string& log,
+                           const std::string& tls_node = {}) {
+  bench::env_list env{{"BG_AGENT_SECRET", "bench-secret"},
+                      {"LLM_PROVIDER", "offline"},
+                      {"BG_AGENT_TOKEN_BUDGET", "1000000000"},
+                      {"BG_AGENT_COST_BUDGET", "1000"},
+                      {"BG_AGENT_LOG_LEVEL", "warn"}};
+  if (!tls_node.empty()) {
+    auto pki = dir / "pki";
+    env.push_back({"BG_AGENT_TLS_CERT", (pki / (tls_node + ".pem")).string()});
+    env.push_back({"BG_AGENT_TLS_KEY", (pki / (tls_node + ".key")).string()});
+    env.push_back({"BG_AGENT_TLS_CA", (pki / "ca.pem").string()});
+  }
+  return bench::start_child(argv, env, (dir / log).string(), dir.string());
 }
 
 void write_tasks(const fs::path& file, int n) {
@@ -97,24 +107,34 @@ figures run_local(const std::string& bin, int n, int per_node) {
   return f;
 }
 
-figures run_cluster(const std::string& bin, int n, int per_node) {
+figures run_cluster(const std::string& bin, int n, int per_node, bool tls) {
   auto dir = fs::temp_directory_path() / ("bgbench-cluster-" +
                                           std::to_string(getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   write_tasks(dir / "tasks.jsonl", n);
   auto port = std::to_string(free_port());
+  if (tls) {
+    auto certs = start({bin, "certs", "init", "pki", "--nodes",
+                        "head,node-0,node-1"},
+                       dir, "certs.log");
+    if (bench::wait_child(certs).exit_code != 0)
+      std::fprintf(stderr, "bgagent certs init failed: see %s\n",
+                   (dir / "certs.log").c_str());
+  }
   auto t0 = clock_type::now();
   auto head = start({bin, "run", "--tasks", "tasks.jsonl", "--workers", "0",
-                     "--listen", "127.0.0.1:" + port},
-                    dir, "head.log");
+                     tls ? "--listen" : "--insecure-listen",
+                     "127.0.0.1:" + port},
+                    dir, "head.log", tls ? "head" : "");
   std::vector<bench::running_child> nodes;
   for (int i = 0; i < 2; ++i) {
     // Joins as soon as the head listens (a node exits 5 if it was early).
     for (int tries = 0; tries < 200; ++tries) {
       auto c = start({bin, "worker", "--connect", "127.0.0.1:" + port,
                       "--workers", std::to_string(per_node), "--name", "node-" + std::to_string(i)},
-                     dir, "node" + std::to_string(i) + ".log");
+                     dir, "node" + std::to_string(i) + ".log",
+                     tls ? "node-" + std::to_string(i) : "");
       int status = 0;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       if (waitpid(c.pid, &status, WNOHANG) == 0) {
@@ -197,14 +217,11 @@ void count_messages(int n) {
                                           monitor},
                               prov);
   auto n_msgs = std::make_shared<counter>();
-  worker_context head{sup, keeper, checkpointer, auditor, monitor, {}};
-  auto gateway = spawn_node_gateway(sys, head);
-  worker_context remote{sys.spawn(relay, sup, n_msgs),
-                        sys.spawn(relay, keeper, n_msgs),
-                        sys.spawn(relay, checkpointer, n_msgs),
-                        sys.spawn(relay, auditor, n_msgs),
-                        sys.spawn(relay, monitor, n_msgs),
-                        sys.spawn(relay, gateway, n_msgs)};
+  auto gateway = spawn_node_gateway(
+    sys, head_handles{sup, keeper, checkpointer, auditor, monitor},
+    gateway_settings{"relayed", "relay", true});
+  // A remote worker's only head handle is its node's gateway.
+  worker_context remote{sys.spawn(relay, gateway, n_msgs)};
   std::vector<caf::actor> ws;
   std::vector<std::string> names;
   for (int i = 0; i < 4; ++i) {
@@ -216,7 +233,7 @@ void count_messages(int n) {
   }
   auto t0 = clock_type::now();
   self->send(sup, run_atom::value);
-  self->send(sup, join_atom::value, std::string("relayed"), ws, names);
+  self->send(gateway, join_atom::value, ws, names);
   run_summary summary;
   self->receive([&](run_summary& s) { summary = s; },
                 [&](bool) {
@@ -229,9 +246,8 @@ void count_messages(int n) {
               "messages cross the node boundary per task\n",
               static_cast<unsigned long long>(summary.completed), wall,
               summary.completed ? double(total) / summary.completed : 0.0);
-  for (auto& a : {remote.supervisor, remote.budget_keeper, remote.checkpointer,
-                  remote.auditor, remote.monitor, remote.gateway, gateway, sup,
-                  keeper, monitor, checkpointer, auditor})
+  for (auto& a : {remote.gateway, gateway, sup, keeper, monitor, checkpointer,
+                  auditor})
     self->send_exit(a, caf::exit_reason::user_shutdown);
   for (auto& w : ws)
     self->send_exit(w, caf::exit_reason::user_shutdown);
@@ -253,11 +269,18 @@ int main(int argc, char** argv) {
                 "tasks/s, head CPU %.3f s = %3.0f us/task\n",
                 2 * per_node, local.code, local.wall, n / local.wall,
                 local.head_cpu, 1e6 * local.head_cpu / n);
-    auto cl = run_cluster(bin, n, per_node);
+    auto cl = run_cluster(bin, n, per_node, false);
     std::printf("head + 2 nodes x %2d workers:       exit %d, %.2f s, %6.0f "
                 "tasks/s, head CPU %.3f s = %3.0f us/task (nodes %.3f s)\n",
                 per_node, cl.code, cl.wall, n / cl.wall, cl.head_cpu,
                 1e6 * cl.head_cpu / n, cl.nodes_cpu);
+    auto tls = run_cluster(bin, n, per_node, true);
+    std::printf("  same over mutual TLS:             exit %d, %.2f s, %6.0f "
+                "tasks/s, head CPU %.3f s = %3.0f us/task (nodes %.3f s); "
+                "TLS/plain head CPU %.2fx\n",
+                tls.code, tls.wall, n / tls.wall, tls.head_cpu,
+                1e6 * tls.head_cpu / n, tls.nodes_cpu,
+                cl.head_cpu > 0 ? tls.head_cpu / cl.head_cpu : 0.0);
     std::printf("  remote/local head CPU per task at %d workers: %.2fx "
                 "(target <= 2x)\n",
                 2 * per_node,

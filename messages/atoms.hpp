@@ -64,5 +64,7 @@ using hello_atom = caf::atom_constant<caf::atom("hello")>;
 using admin_atom = caf::atom_constant<caf::atom("admin")>;
 using begin_atom = caf::atom_constant<caf::atom("begin")>;
 using finish_atom = caf::atom_constant<caf::atom("finish")>;
+// the supervisor watches a cluster-edge actor (gatekeeper, node gateway)
+using watch_atom = caf::atom_constant<caf::atom("watch")>;
 
 } // namespace bgagent

@@ -4,6 +4,22 @@
 // Contract: providers fill this in; the worker never guesses. `kind` decides
 // what happens next (see error_kind). When `usage_reported` is false the
 // worker charges the whole reservation, never zero.
+//
+// `usage_invalid`: the provider answered (2xx, so it may have billed) but
+// its `usage` was a lie: a token count that is not a whole number, negative,
+// NaN/infinite or absurd (over 10,000,000 for one call), or a `usage.cost`
+// that is not a number, negative or absurd (over $1,000 for one call). Then
+// the outcome is a retryable failure whose `error` names the field and the
+// value (e.g. "openai answer: usage.prompt_tokens = -5 is not a valid token
+// count"), `usage_reported` and `cost_reported` are false and the token and
+// cost fields are 0, so whoever charges the attempt charges the whole
+// reservation (never 0, never the absurd figure); and whoever handles the
+// outcome on the head raises a critical `lying_usage` alert with that error.
+// Usage that is believable but above the reservation is NOT invalid: it is
+// charged as reported and the budget_keeper raises `usage_over_reservation`.
+// (JSON has no NaN or infinity: a number beyond a double's range makes the
+// whole answer malformed JSON, retryable and charged the reservation as a
+// 2xx without usage, but not flagged.)
 #pragma once
 
 #include <cstdint>
@@ -34,6 +50,7 @@ struct call_outcome {
   double cost_usd = 0;
   bool usage_reported = false; // provider sent usage.*_tokens
   bool cost_reported = false;  // provider sent usage.cost
+  bool usage_invalid = false;  // provider sent impossible usage (see above)
   std::string provider;
   std::string model;
 
@@ -45,7 +62,7 @@ typename Inspector::result_type inspect(Inspector& f, call_outcome& x) {
   return f(caf::meta::type_name("call_outcome"), x.ok, x.result, x.error,
            x.kind, x.retry_after_ms, x.http_status, x.prompt_tokens,
            x.completion_tokens, x.cost_usd, x.usage_reported, x.cost_reported,
-           x.provider, x.model);
+           x.provider, x.model, x.usage_invalid);
 }
 
 inline call_outcome make_failure(error_kind k, std::string error,

@@ -1,7 +1,8 @@
 // Audit events and alerts: what actors tell the auditor and the monitor.
 //
 // Contract: an audit_event becomes one JSON line with `ts` and `seq` added by
-// the auditor; empty fields (and attempt < 0) are left out of the line.
+// the store when the event is committed (committed_event); empty fields (and
+// attempt < 0) are left out of the line.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +24,20 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, audit_event& x) {
   return f(caf::meta::type_name("audit_event"), x.event, x.task_id, x.attempt,
            x.node, x.detail);
+}
+
+// An audit event as committed to the store's `events` table: its `seq` and
+// `ts` are the store's, and the audit log line is written from them (the
+// log is derived from the table; see actors/auditor.hpp).
+struct committed_event {
+  uint64_t seq = 0;
+  std::string ts; // RFC 3339 UTC, when it was inserted
+  audit_event event;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, committed_event& x) {
+  return f(caf::meta::type_name("committed_event"), x.seq, x.ts, x.event);
 }
 
 inline audit_event make_event(std::string event, std::string task_id = {},

@@ -8,31 +8,47 @@
 #include "messages/events.hpp"
 #include "messages/run.hpp"
 #include "messages/task.hpp"
+#include "messages/utf8.hpp"
 
 namespace bgagent {
 
 using nlohmann::json;
 
+namespace {
+
+// Every string put in JSON here is valid UTF-8, so dump() never throws
+// (type_error 316): text from outside (provider errors, stored rows) may
+// not be.
+json text(const std::string& s) { return json(sanitize_utf8(s)); }
+
+json text_or_null(const std::string& s) {
+  return s.empty() ? json(nullptr) : text(s);
+}
+
+} // namespace
+
 json to_json(const task_record& x) {
   json j;
-  j["id"] = x.id;
-  j["type"] = x.type;
-  j["state"] = x.state;
+  j["id"] = text(x.id);
+  j["type"] = text(x.type);
+  j["state"] = text(x.state);
   j["attempts"] = x.attempts;
   if (x.result.empty()) {
     j["result"] = nullptr;
   } else {
-    // Stored results were validated JSON; keep a corrupt one visible as text.
+    // Stored results were validated JSON; keep a corrupt one visible as
+    // text (json::parse refuses ill-formed UTF-8, so the parsed one is
+    // valid).
     j["result"] = json::parse(x.result, nullptr, false);
     if (j["result"].is_discarded())
-      j["result"] = x.result;
+      j["result"] = text(x.result);
   }
-  j["error"] = x.error.empty() ? json(nullptr) : json(x.error);
+  j["error"] = text_or_null(x.error);
   j["prompt_tokens"] = x.prompt_tokens;
   j["completion_tokens"] = x.completion_tokens;
   j["cost_usd"] = x.cost_usd;
-  j["provider"] = x.provider.empty() ? json(nullptr) : json(x.provider);
-  j["model"] = x.model.empty() ? json(nullptr) : json(x.model);
+  j["provider"] = text_or_null(x.provider);
+  j["model"] = text_or_null(x.model);
   return j;
 }
 
@@ -52,24 +68,24 @@ json to_json(const status_report& x) {
     j["run"] = nullptr;
   else
     j["run"] = {{"id", x.run.id},
-                {"state", x.run.state},
-                {"started_at", x.run.started_at}};
+                {"state", text(x.run.state)},
+                {"started_at", text(x.run.started_at)}};
   return j;
 }
 
 json to_json(const alert& x) {
   json j;
-  j["severity"] = x.severity;
-  j["kind"] = x.kind;
-  j["message"] = x.message;
+  j["severity"] = text(x.severity);
+  j["kind"] = text(x.kind);
+  j["message"] = text(x.message);
   if (!x.task_id.empty())
-    j["task_id"] = x.task_id;
+    j["task_id"] = text(x.task_id);
   return j;
 }
 
 json to_json(const run_summary& x) {
   return json{{"exit_code", x.exit_code},
-              {"stop_reason", x.stop_reason},
+              {"stop_reason", text(x.stop_reason)},
               {"completed", x.completed},
               {"quarantined", x.quarantined},
               {"retries", x.retries},
@@ -86,15 +102,15 @@ std::string audit_line(const audit_event& x, uint64_t seq,
   nlohmann::ordered_json j;
   j["ts"] = ts;
   j["seq"] = seq;
-  j["event"] = x.event;
+  j["event"] = sanitize_utf8(x.event);
   if (!x.task_id.empty())
-    j["task_id"] = x.task_id;
+    j["task_id"] = sanitize_utf8(x.task_id);
   if (x.attempt >= 0)
     j["attempt"] = x.attempt;
   if (!x.node.empty())
-    j["node"] = x.node;
+    j["node"] = sanitize_utf8(x.node);
   if (!x.detail.empty())
-    j["detail"] = x.detail;
+    j["detail"] = sanitize_utf8(x.detail);
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 

@@ -2,7 +2,9 @@
 // (`status --json`, `results --json`, audit lines, alerts).
 //
 // Contract: field names here are the ones in DESIGN.md section 8; changing
-// one breaks users. No CAF in this header.
+// one breaks users. Every string these put in JSON is valid UTF-8 (ill-formed
+// bytes in stored or provider text become U+FFFD), so dump() never throws.
+// No CAF in this header.
 #pragma once
 
 #include <string>

@@ -33,6 +33,11 @@ void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<usage>("bgagent::usage");
   cfg.add_message_type<budget_snapshot>("bgagent::budget_snapshot");
   cfg.add_message_type<audit_event>("bgagent::audit_event");
+  cfg.add_message_type<std::vector<audit_event>>(
+    "std::vector<bgagent::audit_event>");
+  cfg.add_message_type<committed_event>("bgagent::committed_event");
+  cfg.add_message_type<std::vector<committed_event>>(
+    "std::vector<bgagent::committed_event>");
   cfg.add_message_type<alert>("bgagent::alert");
   cfg.add_message_type<run_info>("bgagent::run_info");
   cfg.add_message_type<state_counts>("bgagent::state_counts");

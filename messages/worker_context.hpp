@@ -1,15 +1,11 @@
-// The handles a task worker needs, local or on a remote node.
+// What a task worker talks to, local or on a remote node: its node's gateway.
 //
-// Contract: a worker talks to exactly these actors and nothing else. A remote
-// node receives this context from the gatekeeper after a valid hello; it
-// then also holds a `gateway` (see actors/node_gateway.hpp), through which
-// a worker begins each attempt with one request and finishes it with one
-// message instead of talking to the budget_keeper, checkpointer, auditor
-// and monitor one message at a time over the network. Local workers have
-// no gateway.
+// Contract: a worker reaches the head through exactly one actor, the gateway
+// of its node (see actors/node_gateway.hpp), which runs the head's half of
+// every attempt. This is the only head handle a remote node ever receives;
+// the supervisor, budget_keeper, checkpointer, auditor and monitor never
+// leave the head's process (actors/head_handles.hpp).
 #pragma once
-
-#include <string>
 
 #include <caf/actor.hpp>
 #include <caf/meta/type_name.hpp>
@@ -17,19 +13,12 @@
 namespace bgagent {
 
 struct worker_context {
-  caf::actor supervisor;
-  caf::actor budget_keeper;
-  caf::actor checkpointer;
-  caf::actor auditor;
-  caf::actor monitor;
-  caf::actor gateway; // remote workers only
+  caf::actor gateway;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, worker_context& x) {
-  return f(caf::meta::type_name("worker_context"), x.supervisor,
-           x.budget_keeper, x.checkpointer, x.auditor, x.monitor,
-           x.gateway);
+  return f(caf::meta::type_name("worker_context"), x.gateway);
 }
 
 } // namespace bgagent

@@ -1,18 +1,38 @@
-// The durable store: one SQLite file (WAL) holding tasks, runs and the usage
-// ledger. It is the checkpoint a crashed run resumes from.
+// The durable store: one SQLite file (WAL) holding tasks, runs, the usage
+// ledger and the audit events. It is the checkpoint a crashed run resumes
+// from, and the source the audit log is written from.
 //
 // Contract:
 // - Only the checkpointer actor (and short-lived CLI commands that spawn one)
 //   owns a `store`; nothing else touches SQLite.
+// - Schema version 2 (`meta.schema_version`). A version-1 store is migrated
+//   in place on first open, in one transaction; a newer version than this
+//   binary knows is refused (store_error with bad_input: exit 2), unchanged.
+// - synchronous=FULL by default (a commit survives power loss); NORMAL on
+//   request (survives a crash of the process, not of the machine).
 // - Every mutating call runs inside the caller's transaction when one is open
 //   (begin()/commit() let the checkpointer group many changes into one
 //   commit), else in its own.
 // - State changes are fenced by attempt number: a stale worker can never
 //   complete or fail an attempt that was superseded.
+// - Audit events (`events` table) get their `seq` here, strictly increasing
+//   across processes (max + 1 under the write lock, and never at or below
+//   the floor raised by raise_event_floor), and are inserted in the same
+//   transaction as the state change they describe. Events and reservation
+//   settlements become visible through take_committed() only once their
+//   transaction has committed.
+// - A budget reservation is stored with the `running` mark. Leaving
+//   `running` settles it: by the actual usage (completion, failure), or, when
+//   the call was abandoned (retry / quarantine / pending decided by the
+//   supervisor, or a crash found by open_run), by charging the reservation
+//   at its worst case: a ledger row and a `budget_charged` event. Either way
+//   a settlement (reservation id, usage) is queued for the budget keeper,
+//   except at open_run, whose charges are part of the totals it returns.
 // - Errors throw store_error with one line naming the database file.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -20,6 +40,7 @@
 
 #include "messages/budget.hpp"
 #include "messages/call_outcome.hpp"
+#include "messages/events.hpp"
 #include "messages/run.hpp"
 #include "messages/task.hpp"
 
@@ -29,7 +50,8 @@ namespace bgagent {
 
 class store_error : public std::runtime_error {
 public:
-  // `bad_input`: the file itself is at fault (not SQLite, missing): exit 2.
+  // `bad_input`: the file itself is at fault (not SQLite, missing, too
+  // new): exit 2.
   store_error(const std::string& what, bool bad_input)
     : std::runtime_error(what), bad_input_(bad_input) {}
   bool bad_input() const { return bad_input_; }
@@ -38,11 +60,28 @@ private:
   bool bad_input_;
 };
 
+// A budget reservation held by a running attempt.
+struct held_reservation {
+  uint64_t id = 0;     // the budget keeper's reservation id
+  uint64_t tokens = 0; // worst case
+  double cost = 0;     // worst case, USD
+};
+
+// What the budget keeper must be told once a transaction has committed:
+// (commit_atom, reservation_id, spent).
+struct settlement {
+  uint64_t reservation_id = 0;
+  usage spent;
+};
+
 class store {
 public:
   enum class open_mode { create_if_missing, must_exist };
+  enum class sync_mode { full, normal };
+  static constexpr int schema_version = 2;
 
-  store(const std::string& path, open_mode mode);
+  store(const std::string& path, open_mode mode,
+        sync_mode sync = sync_mode::full);
   ~store();
   store(const store&) = delete;
   store& operator=(const store&) = delete;
@@ -56,35 +95,68 @@ public:
 
   // Inserts tasks whose idempotency key is new; reports the others as
   // duplicates. All or nothing: on error (an id reused for other content)
-  // nothing is inserted and report.error says which task.
+  // nothing is inserted and report.error says which task. With `source`,
+  // also inserts `task_submitted` (detail: source) / `task_duplicate`
+  // events, in the same transaction.
   submit_report submit(const std::vector<task>& tasks);
+  submit_report submit(const std::vector<task>& tasks,
+                       const std::string& source);
 
-  // Resumes the last unfinished run (tasks found `running` go back to
-  // `pending` and are listed in `interrupted`), or starts a new one.
+  // Resumes the last unfinished run, or starts a new one. Tasks found
+  // `running` were interrupted by a crash: each has its reservation charged
+  // (ledger + `budget_charged`), is audited `task_interrupted`, goes back to
+  // `pending` and is listed in `interrupted`. The ledger totals returned
+  // include those charges.
   run_info open_run(uint64_t token_limit, double cost_limit);
   void finish_run(int64_t run_id, const std::string& state);
   void set_limits(int64_t run_id, uint64_t token_limit, double cost_limit);
+  // The run that ledger rows are written to (open_run sets it).
+  void set_run(int64_t run_id) { run_id_ = run_id; }
 
   // Pending and retry_wait tasks with seq > after_seq, in seq order.
   std::vector<task> fetch_runnable(int64_t after_seq, uint32_t limit);
 
-  // Fenced transitions; each returns false when the task is not in a state
-  // that allows it for this attempt (cancelled, superseded, already done).
-  // Completion needs the exact running attempt (a stale worker cannot
-  // complete); retry and quarantine are the supervisor's decisions and also
-  // apply to an attempt whose worker died before marking it running.
-  bool mark_running(const std::string& id, uint32_t attempt);
+  // Fenced transitions; each returns false (and writes nothing) when the
+  // task is not in a state that allows it for this attempt (cancelled,
+  // superseded, already done). An event whose name is empty is not
+  // inserted; any other is inserted only when the transition applies.
+  //
+  // Running: stores the reservation (none: legacy callers). A running
+  // attempt this one supersedes has its reservation charged.
+  bool mark_running(const std::string& id, uint32_t attempt,
+                    const held_reservation& r = {},
+                    const audit_event& started = {});
+  // Completion needs the exact running attempt. Stores the result, adds
+  // `spent` to the task and the ledger, settles the reservation. A stale
+  // attempt (false) still had its call billed: see settle_stale().
+  bool mark_completed(const std::string& id, uint32_t attempt,
+                      const call_outcome& out, const usage& spent,
+                      const audit_event& completed);
+  // Legacy completion: result only (the caller records usage itself).
   bool mark_completed(const std::string& id, uint32_t attempt,
                       const call_outcome& out);
+  // A failed attempt of the exact running attempt: the ledger row (none for
+  // zero usage), the reservation settled, the event; the task stays
+  // `running` until the supervisor decides (retry, quarantine, pending).
+  bool settle_failed(const std::string& id, uint32_t attempt,
+                     const usage& spent, const std::string& provider,
+                     const std::string& model, const audit_event& failed);
+  // Retry and quarantine are the supervisor's decisions and also apply to
+  // an attempt whose worker died before marking it running. Leaving
+  // `running` with a reservation still held charges it (abandoned call).
   bool mark_retry_wait(const std::string& id, uint32_t attempt,
-                       const std::string& error);
+                       const std::string& error,
+                       const audit_event& scheduled = {});
   bool mark_quarantined(const std::string& id, uint32_t attempt,
-                        const std::string& error);
+                        const std::string& error,
+                        const audit_event& quarantined = {});
   // Back to pending without counting an attempt (budget denial after
-  // running was marked, node lost before the call, drain).
-  bool mark_pending(const std::string& id, uint32_t attempt);
+  // running was marked, node lost, shutdown, out of credits).
+  bool mark_pending(const std::string& id, uint32_t attempt,
+                    const audit_event& released = {});
 
-  // Appends to the usage ledger and adds to the task's totals.
+  // Appends to the usage ledger (current run) and adds to the task's
+  // totals.
   void record_usage(int64_t run_id, const std::string& task_id,
                     uint32_t attempt, const usage& u,
                     const std::string& provider, const std::string& model);
@@ -94,22 +166,62 @@ public:
   std::vector<task_record> results(const std::string& state_filter);
 
   // quarantined -> pending (ids, or every quarantined task when ids is
-  // empty and all_quarantined). Returns the ids requeued.
+  // empty and all_quarantined). Returns the ids requeued. A non-empty
+  // `each` is inserted once per id requeued, with that task_id.
   std::vector<std::string> requeue(const std::vector<std::string>& ids,
-                                   bool all_quarantined);
-  // pending/retry_wait/quarantined -> cancelled. Returns the ids cancelled.
-  std::vector<std::string> cancel(const std::vector<std::string>& ids);
+                                   bool all_quarantined,
+                                   const audit_event& each = {});
+  // pending/retry_wait/quarantined -> cancelled. Returns the ids cancelled;
+  // `each` as for requeue.
+  std::vector<std::string> cancel(const std::vector<std::string>& ids,
+                                  const audit_event& each = {});
+
+  // Audit events. add_event inserts one (in the open transaction, else in
+  // its own) with the next seq and the current time.
+  void add_event(const audit_event& ev);
+  // Committed events with seq > after_seq, in seq order, at most `limit`.
+  std::vector<committed_event> events_after(uint64_t after_seq,
+                                            uint32_t limit);
+  // Every event inserted from now on gets a seq above `seq` (an audit log
+  // may hold seqs that never were in this table: written by version 1).
+  void raise_event_floor(uint64_t seq);
+  uint64_t last_event_seq();
+
+  // What committed since the last call: events in seq order (of a huge
+  // transaction only its last ones: read the rest with events_after), and
+  // the reservations to settle with the budget keeper.
+  std::vector<committed_event> take_committed_events();
+  std::vector<settlement> take_settlements();
 
 private:
   struct statements;
+  struct task_row;
   void exec(const char* sql);
+  void open_schema();
+  int read_version();
   // What the usage ledger holds for one run.
   void ledger_totals(int64_t run_id, uint64_t& tokens, double& cost);
+  bool read_row(const std::string& id, task_row& row);
+  // Charges the reservation of a running attempt that was abandoned.
+  void charge_abandoned(const task_row& row, const std::string& why,
+                        bool settle);
+  // A result for an attempt that was superseded: the provider billed it.
+  void settle_stale(const std::string& id, uint32_t attempt,
+                    const usage& spent, const std::string& provider,
+                    const std::string& model, const std::string& what);
   [[noreturn]] void fail(const std::string& what);
 
   std::string path_;
   sqlite3* db_ = nullptr;
   bool in_tx_ = false;
+  int64_t run_id_ = 0;
+  uint64_t event_floor_ = 0;
+  uint64_t next_event_seq_ = 0; // 0: not known in this transaction
+  std::vector<committed_event> tx_events_, committed_events_;
+  std::vector<settlement> tx_settlements_, committed_settlements_;
+  // Attempts whose reservation was charged as abandoned (task id + "#" +
+  // attempt -> what was charged), so a late result is not charged twice.
+  std::map<std::string, usage> charged_, tx_charged_;
   std::unique_ptr<statements> st_;
 };
 

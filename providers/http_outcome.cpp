@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "messages/utf8.hpp"
 #include "providers/task_types.hpp"
 
 namespace bgagent {
@@ -38,20 +39,21 @@ const char* reason_phrase(int status) {
   }
 }
 
-// Printable, single-line, at most `max` bytes.
+// Printable, single-line, valid UTF-8 (ill-formed bytes become U+FFFD), at
+// most `max` characters ("..." included when cut), never cut inside a
+// character.
 std::string clip(const std::string& s, size_t max = 300) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (out.size() >= max) {
-      out += "...";
-      break;
-    }
-    out += (c < 0x20 || c == 0x7f) ? ' ' : static_cast<char>(c);
+  auto out = sanitize_utf8(s);
+  for (auto& ch : out) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7f)
+      ch = ' ';
   }
   auto b = out.find_first_not_of(' ');
   if (b == std::string::npos)
     return {};
-  return out.substr(b, out.find_last_not_of(' ') - b + 1);
+  out = out.substr(b, out.find_last_not_of(' ') - b + 1);
+  return utf8_clip(out, max, "...");
 }
 
 std::string status_text(const outcome_context& c, int status) {
@@ -79,32 +81,119 @@ int64_t clamp_ms(double ms) {
     std::min<double>(std::ceil(ms), static_cast<double>(max_retry_after_ms)));
 }
 
-// Reads usage.* into `out`; true when both token counts are there.
-void read_usage(const json& j, const outcome_context& c, call_outcome& out) {
-  if (!j.is_object() || !j.contains("usage") || !j["usage"].is_object())
-    return;
-  auto& u = j["usage"];
-  auto count = [&](const char* k, uint64_t& dst) {
-    if (u.contains(k) && u[k].is_number() && u[k].get<double>() >= 0) {
-      dst = static_cast<uint64_t>(u[k].get<double>());
-      return true;
-    }
-    return false;
+// Beyond these a provider's usage for one call is a lie, not a bill.
+constexpr uint64_t max_tokens_per_call = 10000000;
+constexpr double max_cost_per_call = 1000.0;
+
+enum class field { absent, ok, invalid };
+
+// A reported value as the error text shows it: its JSON, short.
+std::string shown(const json& v) {
+  if (v.is_number_float() && !std::isfinite(v.get<double>()))
+    return std::isnan(v.get<double>()) ? "NaN"
+                                       : (v.get<double>() < 0 ? "-inf" : "inf");
+  return clip(v.dump(-1, ' ', false, json::error_handler_t::replace), 60);
+}
+
+// usage.<k> as a token count: absent (missing or null), ok (a whole number
+// in 0..max_tokens_per_call, in `dst`) or invalid (`why` says so). Never
+// casts a double that does not fit.
+field token_count(const json& u, const char* k, uint64_t& dst,
+                  std::string& why) {
+  if (!u.contains(k) || u[k].is_null())
+    return field::absent;
+  auto& v = u[k];
+  auto bad = [&](const char* what) {
+    why = std::string("usage.") + k + " = " + shown(v) + " " + what;
+    return field::invalid;
   };
-  bool p = count("prompt_tokens", out.prompt_tokens);
-  bool k = count("completion_tokens", out.completion_tokens);
-  if (!(p && k)) {
-    out.prompt_tokens = out.completion_tokens = 0;
-    return;
+  const char* not_count = "is not a valid token count";
+  const char* absurd = "is not a valid token count (over 10000000 for one "
+                       "call)";
+  if (v.is_number_unsigned()) {
+    auto n = v.get<uint64_t>();
+    if (n > max_tokens_per_call)
+      return bad(absurd);
+    dst = n;
+    return field::ok;
   }
+  if (v.is_number_integer()) { // signed: nlohmann keeps n >= 0 unsigned
+    auto n = v.get<int64_t>();
+    if (n < 0)
+      return bad(not_count);
+    if (static_cast<uint64_t>(n) > max_tokens_per_call)
+      return bad(absurd);
+    dst = static_cast<uint64_t>(n);
+    return field::ok;
+  }
+  if (v.is_number_float()) {
+    double d = v.get<double>();
+    if (!std::isfinite(d) || d < 0 || d != std::floor(d))
+      return bad(not_count);
+    if (d > static_cast<double>(max_tokens_per_call))
+      return bad(absurd);
+    dst = static_cast<uint64_t>(d); // whole and within 0..1e7: exact
+    return field::ok;
+  }
+  return bad(not_count); // a string, bool, object or array
+}
+
+// usage.cost: absent (missing or null), ok (a number in 0..$1,000, in
+// `dst`) or invalid.
+field cost_field(const json& u, double& dst, std::string& why) {
+  if (!u.contains("cost") || u["cost"].is_null())
+    return field::absent;
+  auto& v = u["cost"];
+  auto bad = [&](const char* what) {
+    why = "usage.cost = " + shown(v) + " " + what;
+    return field::invalid;
+  };
+  if (!v.is_number())
+    return bad("is not a valid cost");
+  double d = v.get<double>();
+  if (!std::isfinite(d) || d < 0)
+    return bad("is not a valid cost");
+  if (d > max_cost_per_call)
+    return bad("is not a valid cost (over $1000 for one call)");
+  dst = d;
+  return field::ok;
+}
+
+// Reads usage.* into `out`: usage_reported when both token counts are
+// there and valid, cost_reported when usage.cost is too; without usage.cost
+// the price table prices the tokens. Returns "" or, when any reported
+// figure is impossible, why (then `out` reports nothing).
+std::string read_usage(const json& j, const outcome_context& c,
+                       call_outcome& out) {
+  if (!j.is_object() || !j.contains("usage") || j["usage"].is_null())
+    return {};
+  auto& u = j["usage"];
+  if (!u.is_object())
+    return "usage = " + shown(u) + " is not an object";
+  std::string why;
+  uint64_t prompt = 0, completion = 0;
+  double cost = 0;
+  auto p = token_count(u, "prompt_tokens", prompt, why);
+  if (p == field::invalid)
+    return why;
+  auto k = token_count(u, "completion_tokens", completion, why);
+  if (k == field::invalid)
+    return why;
+  auto cf = cost_field(u, cost, why);
+  if (cf == field::invalid)
+    return why;
+  if (p != field::ok || k != field::ok)
+    return {}; // incomplete: the worker charges the reservation
   out.usage_reported = true;
-  if (u.contains("cost") && u["cost"].is_number() &&
-      u["cost"].get<double>() >= 0) {
-    out.cost_usd = u["cost"].get<double>();
+  out.prompt_tokens = prompt;
+  out.completion_tokens = completion;
+  if (cf == field::ok) {
+    out.cost_usd = cost;
     out.cost_reported = true;
   } else {
-    out.cost_usd = c.price.cost(out.prompt_tokens, out.completion_tokens);
+    out.cost_usd = c.price.cost(prompt, completion);
   }
+  return {};
 }
 
 std::string content_of(const json& j, bool& found) {
@@ -213,7 +302,8 @@ call_outcome interpret_response(const http_response& r,
   auto fail = [&](error_kind k, const std::string& text) {
     out.ok = false;
     out.kind = static_cast<uint8_t>(k);
-    out.error = redact(text, c.secret);
+    // Every part was clipped already; this keeps the whole valid UTF-8.
+    out.error = sanitize_utf8(redact(text, c.secret));
     out.result.clear();
     return out;
   };
@@ -221,7 +311,7 @@ call_outcome interpret_response(const http_response& r,
     if (r.cancelled)
       return fail(error_kind::retryable, c.provider + ": call cancelled");
     std::string what = r.timed_out ? "timed out" : "request failed";
-    std::string text = c.provider + " " + what + ": " + r.error;
+    std::string text = c.provider + " " + what + ": " + clip(r.error);
     if (r.status > 0)
       text += " (after HTTP " + std::to_string(r.status) + ", body " +
               std::to_string(r.body.size()) + " bytes)";
@@ -233,34 +323,59 @@ call_outcome interpret_response(const http_response& r,
     }
     return fail(error_kind::retryable, text);
   }
+  // The key goes before anything is cut, so no part of it survives a cut.
+  const auto body = redact(r.body, c.secret);
   auto kind = classify_status(r.status);
   if (kind != error_kind::none) {
     if (r.status == 429 || r.status == 503)
       out.retry_after_ms = retry_after_ms(r.headers, std::time(nullptr));
     return fail(kind, status_text(c, r.status) + ": " +
-                        provider_message(r.body));
+                        provider_message(body));
   }
   // 2xx: the provider may have billed it, whatever it says.
-  if (r.body.find_first_not_of(" \t\r\n") == std::string::npos)
+  if (body.find_first_not_of(" \t\r\n") == std::string::npos)
     return fail(error_kind::retryable,
                 status_text(c, r.status) + ": empty response body");
-  auto j = json::parse(r.body, nullptr, false);
-  if (j.is_discarded() || !j.is_object())
+  json j;
+  std::string why_malformed;
+  try {
+    j = json::parse(r.body);
+  } catch (const json::exception& e) {
+    // e.g. "number overflow parsing '1e400'": JSON has no NaN or infinity,
+    // so an impossible number makes the whole answer malformed.
+    why_malformed = e.what();
+    if (auto p = why_malformed.find("] "); p != std::string::npos)
+      why_malformed = why_malformed.substr(p + 2);
+  }
+  if (!why_malformed.empty() || !j.is_object())
     return fail(error_kind::retryable,
-                status_text(c, r.status) + ": malformed JSON in the response: " +
-                  clip(r.body, 120));
-  read_usage(j, c, out);
+                status_text(c, r.status) + ": malformed JSON in the response" +
+                  (why_malformed.empty() ? std::string()
+                                         : " (" + clip(why_malformed, 80) +
+                                             ")") +
+                  ": " + clip(body, 120));
+  // Impossible usage is a lying provider, whatever else the answer says:
+  // retryable, charged the reservation, flagged for the lying_usage alert.
+  if (auto why = read_usage(j, c, out); !why.empty()) {
+    out.usage_invalid = true;
+    out.usage_reported = out.cost_reported = false;
+    out.prompt_tokens = out.completion_tokens = 0;
+    out.cost_usd = 0;
+    return fail(error_kind::retryable, c.provider + " answer: " + why);
+  }
   if (j.contains("error") && !j.contains("choices")) {
     // OpenRouter reports some upstream failures inside a 200.
     int code = 0;
     auto& e = j["error"];
-    if (e.is_object() && e.contains("code") && e["code"].is_number_integer())
-      code = e["code"].get<int>();
+    if (e.is_object() && e.contains("code") && e["code"].is_number_integer()) {
+      auto n = e["code"].get<int64_t>();
+      code = n >= 100 && n < 1000 ? static_cast<int>(n) : 0;
+    }
     auto k = code >= 400 && code < 600 ? classify_status(code)
                                        : error_kind::retryable;
     return fail(k, status_text(c, r.status) + " reporting an error" +
                      (code ? " " + std::to_string(code) : std::string()) +
-                     ": " + provider_message(r.body));
+                     ": " + provider_message(body));
   }
   bool found = false;
   auto content = content_of(j, found);
@@ -272,8 +387,8 @@ call_outcome interpret_response(const http_response& r,
   if (!v.ok)
     return fail(is_known_task_type(c.task_type) ? error_kind::retryable
                                                 : error_kind::permanent,
-                c.provider + ": invalid model output: " + v.error + ": " +
-                  clip(content, 120));
+                c.provider + ": invalid model output: " + clip(v.error) +
+                  ": " + clip(redact(content, c.secret), 120));
   out.ok = true;
   out.kind = static_cast<uint8_t>(error_kind::none);
   out.result = redact(v.result, c.secret);

@@ -6,9 +6,23 @@
 // Contract (error classes, DESIGN.md section 3):
 //   2xx with a valid answer        ok; usage from usage.prompt_tokens and
 //                                  usage.completion_tokens; cost from
-//                                  usage.cost when present, else the price
-//                                  table; no usage -> usage_reported=false
+//                                  usage.cost whenever the server sends it
+//                                  (OpenRouter, OpenAI, any compatible
+//                                  server), else the price table; no usage
+//                                  (or only one count) -> usage_reported=false
 //                                  (the worker charges the reservation)
+//   2xx with impossible usage      (a token count that is not a whole number
+//                                  >= 0, NaN/inf, or over 10,000,000; a
+//                                  usage.cost that is not a number, < 0 or
+//                                  over $1,000; a usage that is not an
+//                                  object; null counts as absent) ->
+//                                  retryable, usage_invalid=true, nothing
+//                                  reported (so the reservation is charged),
+//                                  error "<provider> answer: usage.<field> =
+//                                  <value> is not a valid ..." (the head
+//                                  raises the critical lying_usage alert).
+//                                  Usage above the reservation is not
+//                                  impossible: the budget_keeper alerts.
 //   2xx empty, truncated, malformed JSON, no content, or content failing
 //       the task type's validation -> retryable (usage kept when reported)
 //   402                            out_of_credits (stops the run)
@@ -18,7 +32,10 @@
 //   (seconds or an HTTP date) in retry_after_ms, capped at one day (the
 //   supervisor caps it further).
 // Error text names the provider, the HTTP status and the provider's own
-// message; the API key is removed from every text that leaves here.
+// message; the API key is removed from every text that leaves here (before
+// anything is cut). Every text that leaves here is valid UTF-8 (ill-formed
+// bytes from the server become U+FFFD) and quoted server text is cut by
+// characters (at most 300 of them), never inside a UTF-8 sequence.
 #pragma once
 
 #include <cstdint>

@@ -8,8 +8,10 @@
 //   JSON, the input as the user message, temperature 0.0, max_tokens,
 //   Authorization: Bearer KEY when there is a key) and returns at once; the
 //   completion runs on the client's thread with interpret_response()'s
-//   verdict (see http_outcome.hpp for the error classes). libcurl's own
-//   timeout is BG_AGENT_TIMEOUT + 2 s, a backstop behind the worker's.
+//   verdict (see http_outcome.hpp for the error classes, the validation of
+//   reported usage, and `usage.cost`, used whenever the server reports it:
+//   openrouter and openai alike). libcurl's own timeout is
+//   BG_AGENT_TIMEOUT + 2 s, a backstop behind the worker's.
 // - cancel() abandons the call; its `done` then runs with a retryable
 //   "cancelled" outcome the worker ignores.
 // - The reservation estimate is an upper bound: one token per byte of the

@@ -132,7 +132,7 @@ TEST_CASE("admin requeue --quarantined brings quarantined tasks back - cancel "
   int port = free_port();
   auto audit = dir.path("bgagent-audit.jsonl");
   background_process head({testbin_binary(), "run", "--tasks", "tasks.jsonl",
-                           "--workers", "1", "--follow", "--listen", loopback(port)},
+                           "--workers", "1", "--follow", "--insecure-listen", loopback(port)},
                           dir.path(),
                           with_secret(secret, {{"LLM_PROVIDER", "scripted"},
                                        {"BG_AGENT_MAX_RETRIES", "0"},

@@ -3,6 +3,8 @@
 // losing a node or the head loses and duplicates nothing.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include <arpa/inet.h>
 #include <csignal>
 #include <fstream>
@@ -272,8 +274,8 @@ TEST_CASE("heartbeats cross the wire: a stalled worker on a node trips the "
   CHECK(states(dir.path())["stall"] == "completed");
 }
 
-TEST_CASE("run --listen on a taken port or a foreign address fails with one "
-          "line and changes nothing",
+TEST_CASE("listening without TLS, insecure-listen off loopback or on a "
+          "taken port: one line, exit 2, nothing changed",
           "[cluster][e2e]") {
   temp_dir dir;
   write_task_file(dir.path("tasks.jsonl"), 2, "taken");
@@ -286,18 +288,35 @@ TEST_CASE("run --listen on a taken port or a foreign address fails with one "
   socklen_t len = sizeof(a);
   getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   auto port = std::to_string(ntohs(a.sin_port));
-  auto r = run_bgagent({"run", "--tasks", "tasks.jsonl", "--listen",
+  auto r = run_bgagent({"run", "--tasks", "tasks.jsonl", "--insecure-listen",
                         "127.0.0.1:" + port},
                        dir.path(), with_secret(secret));
   close(fd);
   CHECK(r.exit_code == 2);
-  CHECK(r.err == "bgagent: --listen 127.0.0.1:" + port +
+  CHECK(r.err == "bgagent: --insecure-listen 127.0.0.1:" + port +
                    ": cannot listen there: Address already in use\n");
-  auto foreign = run_bgagent({"run", "--tasks", "tasks.jsonl", "--listen",
-                              "192.0.2.1:7420"},
-                             dir.path(), with_secret(secret));
-  CHECK(foreign.exit_code == 2);
-  CHECK(foreign.err.find("--listen 192.0.2.1:7420: cannot listen there") !=
-        std::string::npos);
+  // Without certificates, --listen refuses and says how to make them.
+  auto plain = run_bgagent({"run", "--tasks", "tasks.jsonl", "--listen",
+                            "127.0.0.1:7420"},
+                           dir.path(), with_secret(secret));
+  CHECK(plain.exit_code == 2);
+  CHECK(plain.err.rfind("bgagent: --listen 127.0.0.1:7420: remote nodes need "
+                        "mutual TLS: set BG_AGENT_TLS_CERT, BG_AGENT_TLS_KEY "
+                        "and BG_AGENT_TLS_CA (make them with `bgagent certs "
+                        "init DIR",
+                        0) == 0);
+  CHECK(std::count(plain.err.begin(), plain.err.end(), '\n') == 1);
+  // Plain CAF only where no other machine can reach it.
+  for (auto host : {"192.0.2.1:7420", "0.0.0.0:7420", "[::]:7420"}) {
+    auto open = run_bgagent({"run", "--tasks", "tasks.jsonl",
+                             "--insecure-listen", host},
+                            dir.path(), with_secret(secret));
+    INFO(host);
+    CHECK(open.exit_code == 2);
+    CHECK(open.err == std::string("bgagent: --insecure-listen ") + host +
+                        ": only a loopback address (127.0.0.1, ::1, "
+                        "localhost) may listen without TLS; use --listen "
+                        "with certificates (`bgagent certs init DIR`)\n");
+  }
   CHECK(!std::ifstream(dir.path("bgagent.db")));
 }

@@ -87,7 +87,7 @@ TEST_CASE("a wrong secret or a command without hello or an unexpected message "
     auto w = c.hello("worker", "guess");
     CHECK_FALSE(w.accepted);
     CHECK(w.reason.find("wrong cluster secret") != std::string::npos);
-    CHECK_FALSE(w.ctx.supervisor);
+    CHECK_FALSE(w.ctx.gateway);
     auto a = c.hello("admin", "guess");
     CHECK_FALSE(a.accepted);
     CHECK_FALSE(a.admin);
@@ -213,8 +213,9 @@ TEST_CASE("with TLS certificates a node signed by the CA joins and a plain or "
   };
   write_task_file(dir.path("tasks.jsonl"), 10, "tls");
   int port = free_port();
-  background_process head(head_args(port, "tasks.jsonl"), dir.path(),
-                          tls("cluster"), "head");
+  auto args = head_args(port, "tasks.jsonl");
+  args[4] = "--listen"; // mutual TLS instead of --insecure-listen
+  background_process head(args, dir.path(), tls("cluster"), "head");
   REQUIRE(wait_for_output(head, "with TLS", 30));
   auto plain = run_bgagent({"admin", "--connect", loopback(port), "status"},
                            dir.path(), {{"BG_AGENT_SECRET", secret}});

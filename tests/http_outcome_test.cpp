@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "messages/utf8.hpp"
 #include "providers/http_outcome.hpp"
 #include "tests/support/raw_http_server.hpp"
 
@@ -187,4 +188,209 @@ TEST_CASE("transport failures are retryable and say what happened",
   CHECK(p.error_class() == error_kind::retryable);
   CHECK(p.http_status == 200); // the worker charges the reservation
   CHECK(p.error.find("remaining to read") != std::string::npos);
+}
+
+namespace {
+
+// A valid summary answer whose usage is `usage` (raw JSON text).
+std::string with_usage(const std::string& usage) {
+  auto body = nlohmann::json::parse(
+    raw_http_server::completion(R"({"summary": "Cats sleep."})", -1));
+  auto text = body.dump();
+  // Raw text: nlohmann cannot hold every lie (1e400, a bare -0.5e1 ...).
+  text.pop_back();
+  return text + R"(,"usage":)" + usage + "}";
+}
+
+outcome_context openai_ctx() {
+  return outcome_context{"openai", "gpt-4o-mini", "summarize",
+                         model_price{0.15, 0.60}, "", 300};
+}
+
+} // namespace
+
+TEST_CASE("usage.cost is used whenever the server reports it, not only on "
+          "OpenRouter",
+          "[http_outcome]") {
+  auto out = interpret_response(
+    answer(200, with_usage(R"({"prompt_tokens": 40, "completion_tokens": 9,)"
+                           R"( "cost": 0.0042})")),
+    openai_ctx());
+  REQUIRE(out.ok);
+  CHECK(out.provider == "openai");
+  CHECK(out.usage_reported);
+  CHECK(out.cost_reported);
+  CHECK(out.cost_usd == Approx(0.0042));
+  CHECK_FALSE(out.usage_invalid);
+  // A null cost is no cost: priced from the table.
+  auto priced = interpret_response(
+    answer(200, with_usage(R"({"prompt_tokens": 1000000, )"
+                           R"("completion_tokens": 0, "cost": null})")),
+    openai_ctx());
+  REQUIRE(priced.ok);
+  CHECK_FALSE(priced.cost_reported);
+  CHECK(priced.cost_usd == Approx(0.15));
+  // Zero is a valid cost (a free model).
+  auto free = interpret_response(
+    answer(200, with_usage(R"({"prompt_tokens": 3, "completion_tokens": 4,)"
+                           R"( "cost": 0})")),
+    openai_ctx());
+  REQUIRE(free.ok);
+  CHECK(free.cost_reported);
+  CHECK(free.cost_usd == 0);
+  // Whole numbers written as floats are still counts.
+  auto floats = interpret_response(
+    answer(200, with_usage(R"({"prompt_tokens": 12.0, "completion_tokens": 3e1})")),
+    openai_ctx());
+  REQUIRE(floats.ok);
+  CHECK(floats.prompt_tokens == 12);
+  CHECK(floats.completion_tokens == 30);
+  // Only one count: not reported (the reservation is charged), not a lie.
+  auto half = interpret_response(
+    answer(200, with_usage(R"({"prompt_tokens": 12})")), openai_ctx());
+  REQUIRE(half.ok);
+  CHECK_FALSE(half.usage_reported);
+  CHECK_FALSE(half.usage_invalid);
+  auto null_usage = interpret_response(answer(200, with_usage("null")),
+                                       openai_ctx());
+  REQUIRE(null_usage.ok);
+  CHECK_FALSE(null_usage.usage_reported);
+  CHECK_FALSE(null_usage.usage_invalid);
+}
+
+TEST_CASE("impossible usage is a lying provider: retryable, flagged, "
+          "charged the reservation, with the field and value named",
+          "[http_outcome]") {
+  struct lie {
+    std::string usage;
+    std::string error;
+  };
+  std::vector<lie> lies{
+    {R"({"prompt_tokens": -5, "completion_tokens": 9})",
+     "openai answer: usage.prompt_tokens = -5 is not a valid token count"},
+    {R"({"prompt_tokens": 5, "completion_tokens": "9"})",
+     R"(openai answer: usage.completion_tokens = "9" is not a valid token count)"},
+    {R"({"prompt_tokens": 5.5, "completion_tokens": 9})",
+     "usage.prompt_tokens = 5.5 is not a valid token count"},
+    {R"({"prompt_tokens": 1e30, "completion_tokens": 9})",
+     "usage.prompt_tokens = 1e+30 is not a valid token count (over "
+     "10000000 for one call)"},
+    {R"({"prompt_tokens": 40, "completion_tokens": 18446744073709551615})",
+     "usage.completion_tokens = 18446744073709551615 is not a valid token "
+     "count (over 10000000 for one call)"},
+    {R"({"prompt_tokens": 40, "completion_tokens": 10000001})",
+     "usage.completion_tokens = 10000001 is not a valid token count (over "
+     "10000000 for one call)"},
+    {R"({"prompt_tokens": -9223372036854775808, "completion_tokens": 1})",
+     "usage.prompt_tokens = -9223372036854775808 is not a valid token count"},
+    {R"({"prompt_tokens": true, "completion_tokens": 1})",
+     "usage.prompt_tokens = true is not a valid token count"},
+    {R"({"prompt_tokens": [1], "completion_tokens": 1})",
+     "usage.prompt_tokens = [1] is not a valid token count"},
+    {R"({"prompt_tokens": 4, "completion_tokens": 1, "cost": -0.01})",
+     "openai answer: usage.cost = -0.01 is not a valid cost"},
+    {R"({"prompt_tokens": 4, "completion_tokens": 1, "cost": "0.01"})",
+     R"(usage.cost = "0.01" is not a valid cost)"},
+    {R"({"prompt_tokens": 4, "completion_tokens": 1, "cost": 1000.5})",
+     "usage.cost = 1000.5 is not a valid cost (over $1000 for one call)"},
+    {R"({"completion_tokens": 1, "cost": {"usd": 1}})",
+     R"(usage.cost = {"usd":1} is not a valid cost)"},
+    {R"("lots")", R"(openai answer: usage = "lots" is not an object)"},
+  };
+  for (auto& l : lies) {
+    INFO(l.usage);
+    auto out = interpret_response(answer(200, with_usage(l.usage)),
+                                  openai_ctx());
+    CHECK_FALSE(out.ok);
+    CHECK(out.error_class() == error_kind::retryable);
+    CHECK(out.usage_invalid);
+    // Nothing believable to charge: the worker charges the reservation.
+    CHECK_FALSE(out.usage_reported);
+    CHECK_FALSE(out.cost_reported);
+    CHECK(out.prompt_tokens == 0);
+    CHECK(out.completion_tokens == 0);
+    CHECK(out.cost_usd == 0);
+    CHECK(out.http_status == 200);
+    CHECK(out.result.empty());
+    CHECK(out.error.find(l.error) != std::string::npos);
+  }
+  // JSON has no NaN or infinity: a number too large for a double makes the
+  // answer malformed (retryable; a 2xx without usage: the reservation is
+  // charged).
+  for (auto u : {R"({"prompt_tokens": 1e400, "completion_tokens": 9})",
+                 R"({"prompt_tokens": 4, "completion_tokens": 1, )"
+                 R"("cost": -1e999})"}) {
+    INFO(u);
+    auto out = interpret_response(answer(200, with_usage(u)), openai_ctx());
+    CHECK_FALSE(out.ok);
+    CHECK(out.error_class() == error_kind::retryable);
+    CHECK_FALSE(out.usage_reported);
+    CHECK(out.http_status == 200);
+    CHECK(out.error.find("malformed JSON in the response (number overflow") !=
+          std::string::npos);
+  }
+  // Believable figures, even above max_tokens, are not a lie here (the
+  // budget_keeper alerts on usage over the reservation).
+  auto big = interpret_response(
+    answer(200, with_usage(R"({"prompt_tokens": 10000000, )"
+                           R"("completion_tokens": 9000, "cost": 1000})")),
+    openai_ctx());
+  CHECK(big.ok);
+  CHECK_FALSE(big.usage_invalid);
+  CHECK(big.prompt_tokens == 10000000);
+  // A lie wins over an error inside the 200: the alert must not be missed.
+  auto both = interpret_response(
+    answer(200, R"({"error": {"code": 502, "message": "upstream died"},)"
+                R"( "usage": {"prompt_tokens": -1, "completion_tokens": 0}})"),
+    openai_ctx());
+  CHECK(both.usage_invalid);
+  CHECK(both.error_class() == error_kind::retryable);
+}
+
+TEST_CASE("a long multi-byte error body is cut by characters into valid "
+          "UTF-8",
+          "[http_outcome][utf8]") {
+  std::string words;
+  for (int i = 0; i < 300; ++i)
+    words += "\xE9\x94\x99\xE8\xAF\xAF"; // 错误
+  // The emoji sits across every byte offset near the old 300-byte cut.
+  auto msg = std::string("\xF0\x9F\x98\x80") + words.substr(0, 297) +
+             "\xF0\x9F\x98\x80" + words;
+  nlohmann::json body{{"error", {{"message", msg}}}};
+  auto out = interpret_response(answer(400, body.dump()), ctx());
+  CHECK(out.error_class() == error_kind::permanent);
+  CHECK(valid_utf8(out.error));
+  CHECK(out.error.find("HTTP 400 Bad Request") != std::string::npos);
+  CHECK(out.error.find("\xF0\x9F\x98\x80\xE9\x94\x99") != std::string::npos);
+  CHECK(out.error.size() >= 3 + 4 + 297);
+  CHECK(out.error.substr(out.error.size() - 3) == "...");
+  CHECK(utf8_length(provider_message(body.dump())) == 300);
+  for (size_t cut = 0; cut < 8; ++cut) {
+    INFO(cut);
+    // Not JSON: the text itself, at every misalignment of the emoji.
+    auto raw = std::string(cut, 'x') + words.substr(0, 297) +
+               "\xF0\x9F\x98\x80" + words;
+    auto e = interpret_response(answer(500, raw), ctx());
+    CHECK(valid_utf8(e.error));
+    CHECK(valid_utf8(provider_message(raw)));
+  }
+  // Ill-formed bytes from the server become U+FFFD.
+  auto bad = interpret_response(
+    answer(422, "bad \xFF\xFE bytes \xE9\x94 cut"), ctx());
+  CHECK(valid_utf8(bad.error));
+  CHECK(bad.error.find("bad \xEF\xBF\xBD\xEF\xBF\xBD bytes \xEF\xBF\xBD cut") !=
+        std::string::npos);
+  auto trunc_json = interpret_response(answer(200, "{\"a\": \"\xE9\x94"), ctx());
+  CHECK(valid_utf8(trunc_json.error));
+}
+
+TEST_CASE("the key is removed before a text is cut, so no part of it "
+          "survives",
+          "[http_outcome]") {
+  // The key straddles the 300-character cut.
+  auto msg = std::string(280, 'a') + " sk-or-v1-SECRETKEY12345 tail";
+  nlohmann::json body{{"error", {{"message", msg}}}};
+  auto out = interpret_response(answer(401, body.dump()), ctx());
+  CHECK(out.error.find("sk-or-v1-SEC") == std::string::npos);
+  CHECK(out.error.find("[redacted]") != std::string::npos);
 }

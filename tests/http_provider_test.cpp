@@ -12,6 +12,7 @@
 #include <mutex>
 #include <set>
 
+#include "messages/utf8.hpp"
 #include "providers/http_provider.hpp"
 #include "providers/task_types.hpp"
 #include "tests/support/aimock.hpp"
@@ -634,4 +635,212 @@ TEST_CASE("the request asks for JSON at temperature 0 with the task's "
   CHECK(body["messages"][1] == json({{"role", "user"}, {"content", "I love it"}}));
   req.max_tokens = 99;
   CHECK(json::parse(http_provider::request_body("m", req))["max_tokens"] == 99);
+}
+
+namespace {
+
+env_map raw_openai_env(const raw_http_server& server) {
+  return {{"LLM_PROVIDER", "openai"},
+          {"LLM_BASE_URL", server.base_url()},
+          {"MODEL", "gpt-4o-mini"},
+          {"BG_AGENT_RETRY_INITIAL", "0.1"},
+          {"BG_AGENT_RETRY_MAX", "0.2"}};
+}
+
+std::string user_input(const raw_request& req) {
+  return json::parse(req.body)["messages"][1]["content"].get<std::string>();
+}
+
+// A chat completions answer with `usage` as raw JSON text.
+std::string answer_with_usage(const std::string& usage) {
+  auto text = raw_http_server::completion(R"({"summary": "Fine."})", -1);
+  text.pop_back();
+  return text + R"(,"usage":)" + usage + "}";
+}
+
+// Every line of `text` is valid UTF-8; with `as_json`, each non-empty line
+// also parses as JSON.
+void check_lines(const std::string& what, const std::string& text,
+                 bool as_json) {
+  INFO(what);
+  CHECK(valid_utf8(text));
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || !as_json)
+      continue;
+    INFO(line);
+    CHECK_NOTHROW(json::parse(line));
+  }
+}
+
+} // namespace
+
+TEST_CASE("usage.cost from an OpenAI-compatible server is what is charged",
+          "[e2e][http]") {
+  temp_dir dir;
+  raw_http_server server([&](const raw_request&) {
+    return raw_reply{raw_http_server::response(
+      200, answer_with_usage(R"({"prompt_tokens": 30, "completion_tokens": 6,)"
+                             R"( "total_tokens": 36, "cost": 0.0123})"))};
+  });
+  write_tasks(dir.path("tasks.jsonl"), {task("a", "summarize", "Text one"),
+                                        task("b", "summarize", "Text two")});
+  auto r = run_bgagent({"run", "--tasks", "tasks.jsonl"}, dir.path(),
+                       raw_openai_env(server));
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  auto rows = results_by_id(dir.path());
+  for (auto id : {"a", "b"}) {
+    INFO(id);
+    CHECK(rows.at(id)["provider"] == "openai");
+    CHECK(rows.at(id)["prompt_tokens"] == 30);
+    // The server's figure, not gpt-4o-mini's table price.
+    CHECK(rows.at(id)["cost_usd"].get<double>() == Approx(0.0123));
+  }
+  auto st = status_json(dir.path());
+  CHECK(st["budget"]["tokens_used"] == 72);
+  CHECK(st["budget"]["cost_used"].get<double>() == Approx(0.0246));
+}
+
+TEST_CASE("lying usage is retried and charged the reservation; usage over "
+          "the reservation is charged and alerted",
+          "[e2e][http]") {
+  temp_dir dir;
+  std::mutex m;
+  std::map<std::string, int> calls;
+  raw_http_server server([&](const raw_request& req) {
+    auto input = user_input(req);
+    int n;
+    {
+      std::lock_guard<std::mutex> lock(m);
+      n = calls[input]++;
+    }
+    if (input.find("[lie]") != std::string::npos && n == 0)
+      return raw_reply{raw_http_server::response(
+        200, answer_with_usage(
+               R"({"prompt_tokens": -5, "completion_tokens": 6})"))};
+    if (input.find("[absurd]") != std::string::npos && n == 0)
+      return raw_reply{raw_http_server::response(
+        200, answer_with_usage(
+               R"({"prompt_tokens": 1e30, "completion_tokens": 6})"))};
+    if (input.find("[over]") != std::string::npos) // max_tokens is 256
+      return raw_reply{raw_http_server::response(
+        200, answer_with_usage(
+               R"({"prompt_tokens": 30, "completion_tokens": 5000})"))};
+    return raw_reply{raw_http_server::response(
+      200, answer_with_usage(
+             R"({"prompt_tokens": 30, "completion_tokens": 6})"))};
+  });
+  write_tasks(dir.path("tasks.jsonl"),
+              {task("lie", "summarize", "Text [lie]"),
+               task("absurd", "summarize", "Text [absurd]"),
+               task("over", "summarize", "Text [over]")});
+  auto r = run_bgagent({"run", "--tasks", "tasks.jsonl", "--workers", "1"},
+                       dir.path(), raw_openai_env(server));
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  auto rows = results_by_id(dir.path());
+  // Each lie is charged its whole reservation (never 0, never 1e30), every
+  // believable answer what it reported, even over the reservation.
+  auto reservation = [](const std::string& input) {
+    return system_prompt("summarize").size() + input.size() + 16 + 256;
+  };
+  for (auto id : {"lie", "absurd"}) {
+    INFO(id);
+    auto& row = rows.at(id);
+    CHECK(row["state"] == "completed");
+    CHECK(row["attempts"] == 2);
+    CHECK(row["prompt_tokens"].get<uint64_t>() +
+            row["completion_tokens"].get<uint64_t>() ==
+          reservation("Text [" + std::string(id) + "]") + 36);
+  }
+  CHECK(rows.at("over")["state"] == "completed");
+  CHECK(rows.at("over")["completion_tokens"] == 5000);
+  std::map<std::string, std::string> retry;
+  for (auto& e : audit_events(dir.path("bgagent-audit.jsonl"),
+                              "task_retry_scheduled"))
+    retry[e["task_id"]] = e["detail"];
+  CHECK(retry["lie"].find("openai answer: usage.prompt_tokens = -5 is not a "
+                          "valid token count") != std::string::npos);
+  CHECK(retry["absurd"].find("usage.prompt_tokens = 1e+30 is not a valid "
+                             "token count") != std::string::npos);
+  std::map<std::string, int> alerts;
+  for (auto& a : read_jsonl(dir.path("bgagent-alerts.jsonl")))
+    if (a.value("severity", "") == "critical")
+      ++alerts[a.value("kind", "")];
+  CHECK(alerts["lying_usage"] == 2);
+  CHECK(alerts["usage_over_reservation"] == 1);
+  CHECK(audit_events(dir.path("bgagent-audit.jsonl"),
+                     "usage_over_reservation")
+          .size() == 1);
+  uint64_t expected = reservation("Text [lie]") + reservation("Text [absurd]") +
+                      2 * 36 + 5030;
+  CHECK(status_json(dir.path())["budget"]["tokens_used"] == expected);
+}
+
+TEST_CASE("a long multi-byte provider error is cut by characters: results, "
+          "status, audit and alerts stay valid UTF-8 and JSON",
+          "[e2e][http][utf8]") {
+  temp_dir dir;
+  std::string zh;
+  for (int i = 0; i < 300; ++i)
+    zh += "\xE9\x94\x99\xE8\xAF\xAF"; // 错误
+  // "x" + 99 characters (298 bytes), then an emoji across byte 300: the old
+  // 300-byte cut split it.
+  auto message = "x" + zh.substr(0, 297) + "\xF0\x9F\x98\x80" + zh;
+  raw_http_server server([&](const raw_request& req) {
+    auto input = user_input(req);
+    if (input.find("[zh]") != std::string::npos)
+      return raw_reply{raw_http_server::response(
+        400, json{{"error", {{"message", message}}}}.dump())};
+    if (input.find("[raw]") != std::string::npos) // not JSON, not UTF-8
+      return raw_reply{raw_http_server::response(
+        400, zh.substr(0, 298) + "\xFF\xFE " + zh.substr(0, 301))};
+    return raw_reply{raw_http_server::response(
+      200, raw_http_server::completion(
+             json{{"summary", "\xE6\x91\x98\xE8\xA6\x81 " + zh.substr(0, 90) +
+                                "\xF0\x9F\x98\x80"}}
+               .dump()))};
+  });
+  std::string long_id = "\xE4\xBB\xBB\xE5\x8A\xA1";
+  for (int i = 0; i < 30; ++i)
+    long_id += "\xE9\x95\xBF"; // 长
+  write_tasks(dir.path("tasks.jsonl"),
+              {task("zh", "summarize", "Text [zh]"),
+               task("raw", "summarize", "Text [raw]"),
+               task(long_id, "summarize", "Text [ok]")});
+  auto r = run_bgagent({"run", "--tasks", "tasks.jsonl"}, dir.path(),
+                       raw_openai_env(server));
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  check_lines("run", r.out, false);
+
+  auto rj = run_bgagent({"results", "--json"}, dir.path());
+  INFO(rj.err);
+  REQUIRE(rj.exit_code == 0);
+  check_lines("results --json", rj.out, true);
+  auto rows = results_by_id(dir.path());
+  REQUIRE(rows.size() == 3);
+  auto err = rows.at("zh")["error"].get<std::string>();
+  CHECK(err.find("HTTP 400") != std::string::npos);
+  CHECK(err.find("x\xE9\x94\x99\xE8\xAF\xAF") != std::string::npos);
+  CHECK(err.find("\xF0\x9F\x98\x80") != std::string::npos); // kept whole
+  CHECK(err.substr(err.size() - 3) == "...");
+  auto raw = rows.at("raw")["error"].get<std::string>();
+  CHECK(raw.find("\xEF\xBF\xBD") != std::string::npos); // U+FFFD
+  CHECK(rows.at(long_id)["state"] == "completed");
+
+  auto table = run_bgagent({"results"}, dir.path());
+  INFO(table.err);
+  REQUIRE(table.exit_code == 0);
+  check_lines("results", table.out, false);
+  CHECK(table.out.find("\xE4\xBB\xBB\xE5\x8A\xA1") != std::string::npos);
+  auto st = run_bgagent({"status"}, dir.path());
+  REQUIRE(st.exit_code == 0);
+  check_lines("status", st.out, false);
+  auto sj = run_bgagent({"status", "--json"}, dir.path());
+  REQUIRE(sj.exit_code == 0);
+  check_lines("status --json", sj.out, true);
+  check_lines("audit", read_file(dir.path("bgagent-audit.jsonl")), true);
+  check_lines("alerts", read_file(dir.path("bgagent-alerts.jsonl")), true);
 }

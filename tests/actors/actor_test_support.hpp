@@ -59,15 +59,22 @@ public:
                         [&] { return pred(msgs_); });
   }
 
-  // Typed views of what was recorded.
+  // Typed views of what was recorded. Events are audit_event messages, and
+  // the events of vector<committed_event> messages (what a checkpointer
+  // sends its auditor after each commit).
   std::vector<audit_event> events(const std::string& name = {}) {
     std::vector<audit_event> out;
-    for (auto& m : messages())
+    for (auto& m : messages()) {
       if (m.match_elements<audit_event>()) {
         auto& e = m.get_as<audit_event>(0);
         if (name.empty() || e.event == name)
           out.push_back(e);
+      } else if (m.match_elements<std::vector<committed_event>>()) {
+        for (auto& c : m.get_as<std::vector<committed_event>>(0))
+          if (name.empty() || c.event.event == name)
+            out.push_back(c.event);
       }
+    }
     return out;
   }
   std::vector<alert> alerts(const std::string& kind = {}) {
@@ -106,10 +113,14 @@ public:
     return wait(
       [&](const std::vector<caf::message>& ms) {
         size_t k = 0;
-        for (auto& m : ms)
+        for (auto& m : ms) {
           if (m.match_elements<audit_event>() &&
               m.get_as<audit_event>(0).event == name)
             ++k;
+          else if (m.match_elements<std::vector<committed_event>>())
+            for (auto& c : m.get_as<std::vector<committed_event>>(0))
+              k += c.event.event == name;
+        }
         return k >= n;
       },
       seconds);

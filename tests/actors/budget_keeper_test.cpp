@@ -2,6 +2,9 @@
 // release, alarms once each, snapshots.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <cstdint>
+
 #include "actors/budget_keeper.hpp"
 #include "messages/budget.hpp"
 #include "tests/actors/actor_test_support.hpp"
@@ -190,4 +193,129 @@ TEST_CASE("budget_keeper: a run that already stopped on its budget does not "
   e.settle();
   CHECK(e.audit->events("budget_alarm").empty());
   CHECK(e.audit->events("budget_denied").size() == 1);
+}
+
+TEST_CASE("budget_keeper: usage over the reservation raises a critical "
+          "alert and scales later reservations up",
+          "[unit][budget_keeper]") {
+  keeper_env e(limits(100000, 10.0));
+  auto a = ask_for<reservation>(e.self, e.keeper, reserve_atom::value,
+                                std::string("t-over"), uint64_t{1000}, 0.01);
+  REQUIRE(a);
+  REQUIRE(a->granted);
+  // Within the reservation: no alert, no scaling.
+  auto ok = e.reserve(1000, 0.01);
+  CHECK(e.commit(ok.id, 700, 300, 0.01));
+  // 1,500 tokens against 1,000 reserved (x1.5); cost within.
+  CHECK(e.commit(a->id, 1200, 300, 0.005));
+  auto s = e.snapshot();
+  CHECK(s.tokens_used == 2500); // the actual usage counts, all of it
+  CHECK(s.cost_used == Approx(0.015));
+  CHECK(s.tokens_reserved == 0);
+  e.settle();
+  auto alerts = e.mon->alerts("usage_over_reservation");
+  REQUIRE(alerts.size() == 1);
+  CHECK(alerts[0].severity == "critical");
+  CHECK(alerts[0].task_id == "t-over");
+  auto& m = alerts[0].message;
+  CHECK(m.find("used 1500 tokens, $0.005000") != std::string::npos);
+  CHECK(m.find("held 1000 tokens, $0.010000") != std::string::npos);
+  CHECK(m.find("tokens over") != std::string::npos);
+  CHECK(m.find("x1.50") != std::string::npos);
+  auto audited = e.audit->events("usage_over_reservation");
+  REQUIRE(audited.size() == 1);
+  CHECK(audited[0].task_id == "t-over");
+  CHECK(audited[0].detail == m);
+
+  // Later reservations hold tokens x1.5 and cost x1.5.
+  auto b = e.reserve(1000, 0.02);
+  REQUIRE(b.granted);
+  s = e.snapshot();
+  CHECK(s.tokens_reserved == 1500);
+  CHECK(s.cost_reserved == Approx(0.03));
+  e.settle();
+  auto grants = e.audit->events("budget_granted");
+  CHECK(grants.back().detail.find("reserved 1500 tokens") == 0);
+  CHECK(grants.back().detail.find("x1.50") != std::string::npos);
+  // Within what it held (1,500): no alert although above the 1,000 asked.
+  CHECK(e.commit(b.id, 1400, 0, 0.02));
+  // Grants only if spent + reserved + tokens x factor fits: 3,900 spent.
+  CHECK(e.snapshot().tokens_used == 3900);
+  auto big = e.reserve(65000); // x1.5 = 97,500 > 100,000 - 3,900
+  CHECK_FALSE(big.granted);
+  CHECK(big.reason.find("97500 needed") != std::string::npos);
+  CHECK(big.reason.find("x1.50") != std::string::npos);
+  CHECK(e.reserve(63000).granted); // x1.5 = 94,500 fits
+
+  // The cost over its reservation raises the factor by the cost ratio.
+  auto c = e.reserve(100, 0.001); // holds 150 tokens, $0.0015
+  REQUIRE(c.granted);
+  CHECK(e.commit(c.id, 10, 10, 0.004)); // x4 of the $0.001 asked
+  e.settle();
+  alerts = e.mon->alerts("usage_over_reservation");
+  REQUIRE(alerts.size() == 2);
+  CHECK(alerts[1].message.find("cost over") != std::string::npos);
+  CHECK(alerts[1].message.find("x4.00") != std::string::npos);
+  // A smaller overrun later never lowers the factor; 10 is the cap.
+  auto d = e.reserve(10, 0); // holds 40 tokens
+  REQUIRE(d.granted);
+  CHECK(e.commit(d.id, 1000, 0)); // x100 asked: capped at x10
+  auto f = e.reserve(10, 0);
+  REQUIRE(f.granted);
+  CHECK(e.commit(f.id, 101, 0)); // over the 100 held: x10.1, capped at 10
+  e.settle();
+  alerts = e.mon->alerts("usage_over_reservation");
+  REQUIRE(alerts.size() == 4);
+  CHECK(alerts[2].message.find("x10.00") != std::string::npos);
+  CHECK(alerts[3].message.find("x10.00 (unchanged)") != std::string::npos);
+  auto before = e.snapshot();
+  auto g = e.reserve(7, 0.5);
+  REQUIRE(g.granted);
+  CHECK(e.snapshot().tokens_reserved == before.tokens_reserved + 70);
+  CHECK(e.snapshot().cost_reserved == Approx(before.cost_reserved + 5.0));
+}
+
+TEST_CASE("budget_keeper: a commit for an unknown or settled reservation "
+          "adds nothing",
+          "[unit][budget_keeper]") {
+  keeper_env e(limits(10000, 1.0));
+  auto a = e.reserve(100, 0.1);
+  REQUIRE(a.granted);
+  CHECK(e.commit(a.id, 50, 50, 0.05));
+  CHECK_FALSE(e.commit(a.id, 50, 50, 0.05));       // committed already
+  CHECK_FALSE(e.commit(9999, 5000, 5000, 0.5));    // never granted
+  CHECK_FALSE(e.commit(0, 1, 1, 0.01));            // no reservation
+  auto b = e.reserve(100, 0.1);
+  REQUIRE(b.granted);
+  CHECK(*ask_for<bool>(e.self, e.keeper, release_atom::value, b.id));
+  CHECK_FALSE(e.commit(b.id, 100, 0, 0.1));        // released
+  auto s = e.snapshot();
+  CHECK(s.tokens_used == 100);
+  CHECK(s.cost_used == Approx(0.05));
+  CHECK(s.tokens_reserved == 0);
+  e.settle();
+  CHECK(e.mon->alerts("usage_over_reservation").empty());
+}
+
+TEST_CASE("budget_keeper: a cost that is no amount counts as the "
+          "reservation's, and huge figures saturate",
+          "[unit][budget_keeper]") {
+  keeper_env e(limits(10000, 1.0));
+  auto a = e.reserve(100, 0.2);
+  REQUIRE(a.granted);
+  CHECK(e.commit(a.id, 10, 10, std::nan("")));
+  CHECK(e.snapshot().cost_used == Approx(0.2));
+  auto b = e.reserve(100, 0.1);
+  REQUIRE(b.granted);
+  CHECK(e.commit(b.id, 10, 10, -5.0));
+  CHECK(e.snapshot().cost_used == Approx(0.3));
+  // A worst case that is no amount fits nothing.
+  CHECK_FALSE(e.reserve(10, std::nan("")).granted);
+  // No wrap-around: a reservation of 2^64-1 tokens is simply denied.
+  CHECK_FALSE(e.reserve(UINT64_MAX).granted);
+  auto c = e.reserve(100);
+  REQUIRE(c.granted);
+  CHECK(e.commit(c.id, UINT64_MAX, UINT64_MAX, 0));
+  CHECK(e.snapshot().tokens_used == UINT64_MAX);
+  CHECK_FALSE(e.reserve(1).granted);
 }

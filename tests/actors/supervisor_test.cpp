@@ -36,9 +36,12 @@ task scripted_task(const std::string& id, const std::string& marker = "") {
 struct supervisor_env : actor_env {
   temp_dir dir;
   std::string db = dir.path("unit.db");
-  caf::actor cp = spawn_checkpointer(
-    sys, std::make_unique<store>(db, store::open_mode::create_if_missing));
   caf::actor aud = spawn_auditor(sys, dir.path("audit.jsonl"));
+  // Paired: task events are committed with their state changes and then
+  // written by the auditor.
+  caf::actor cp = spawn_checkpointer(
+    sys, std::make_unique<store>(db, store::open_mode::create_if_missing),
+    aud);
   caf::actor mon;
   caf::actor keeper;
   caf::actor sup;
@@ -54,6 +57,7 @@ struct supervisor_env : actor_env {
     budget_settings bs;
     bs.token_limit = token_limit;
     keeper = spawn_budget_keeper(sys, bs, cp, aud, mon);
+    self->send(cp, budget_atom::value, keeper); // settles reservations
     provider_settings ps;
     ps.name = "scripted";
     ps.model = "scripted";

@@ -1,21 +1,30 @@
-// A task worker through its messages, with a tiny in-test provider and real
-// budget_keeper and checkpointer: reserve -> mark running -> call -> commit
-// usage -> store the result -> tell the supervisor.
+// A task worker through its messages, with a tiny in-test provider and the
+// real head side (node gateway, budget_keeper, checkpointer, auditor):
+// dispatch through the gateway -> begin (reserve + mark running) -> call ->
+// finish (store the result and the usage) -> the supervisor is told.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
+#include "actors/auditor.hpp"
 #include "actors/budget_keeper.hpp"
 #include "actors/checkpointer.hpp"
+#include "actors/head_handles.hpp"
+#include "actors/node_gateway.hpp"
 #include "actors/task_worker.hpp"
 #include "messages/budget.hpp"
 #include "messages/call_outcome.hpp"
+#include "messages/events.hpp"
 #include "messages/run.hpp"
 #include "messages/task.hpp"
 #include "messages/worker_context.hpp"
 #include "persistence/store.hpp"
 #include "tests/actors/actor_test_support.hpp"
 #include "tests/support/job.hpp"
+#include "tests/support/process.hpp"
 #include "tests/temp_dir.hpp"
 
 using namespace bgagent;
@@ -69,14 +78,16 @@ struct worker_env : actor_env {
   temp_dir dir;
   std::string db = dir.path("unit.db");
   recorder_ptr sup = std::make_shared<recorder>();
-  recorder_ptr audit = std::make_shared<recorder>();
   recorder_ptr mon = std::make_shared<recorder>();
   caf::actor sup_probe = spawn_probe(sys, sup);
-  caf::actor audit_probe = spawn_probe(sys, audit);
+  std::string audit_log = dir.path("audit.jsonl");
+  caf::actor auditor = spawn_auditor(sys, audit_log);
   caf::actor mon_probe = spawn_probe(sys, mon);
   caf::actor cp = spawn_checkpointer(
-    sys, std::make_unique<store>(db, store::open_mode::create_if_missing));
+    sys, std::make_unique<store>(db, store::open_mode::create_if_missing),
+    auditor);
   caf::actor keeper;
+  caf::actor gateway;
   caf::actor worker;
   task t;
 
@@ -84,7 +95,8 @@ struct worker_env : actor_env {
     budget_settings bs;
     bs.token_limit = token_limit;
     bs.cost_limit = 10;
-    keeper = spawn_budget_keeper(sys, bs, cp, audit_probe, mon_probe);
+    keeper = spawn_budget_keeper(sys, bs, cp, auditor, mon_probe);
+    self->send(cp, budget_atom::value, keeper); // settles reservations
     t.id = "w1";
     t.type = "summarize";
     t.input = "One sentence to summarise. Another one.";
@@ -98,17 +110,22 @@ struct worker_env : actor_env {
     ws.name = "head/worker-1";
     ws.timeout_seconds = timeout;
     ws.heartbeat_seconds = 0.05;
-    worker = spawn_task_worker(
-      sys, worker_context{sup_probe, keeper, cp, audit_probe, mon_probe, {}},
-      std::make_shared<unit_provider>(m), ws);
+    // The head's half of each attempt: the local node gateway.
+    gateway = spawn_node_gateway(
+      sys, head_handles{sup_probe, keeper, cp, auditor, mon_probe},
+      gateway_settings{});
+    worker = spawn_task_worker(sys, worker_context{gateway},
+                               std::make_shared<unit_provider>(m), ws);
   }
   ~worker_env() {
-    for (auto* a : {&worker, &keeper, &cp, &sup_probe, &audit_probe,
+    for (auto* a : {&worker, &gateway, &keeper, &cp, &sup_probe, &auditor,
                     &mon_probe})
       self->send_exit(*a, caf::exit_reason::user_shutdown);
   }
   void dispatch(uint32_t attempt = 1) {
-    self->send(worker, dispatch_atom::value, t, attempt);
+    // As the supervisor does: through the worker's gateway.
+    caf::send_as(sup_probe, gateway, dispatch_atom::value, worker, t,
+                 attempt);
   }
   budget_snapshot budget() {
     auto b = ask_for<budget_snapshot>(self, keeper, budget_atom::value);
@@ -120,12 +137,23 @@ struct worker_env : actor_env {
     auto b = rows.find('|') + 1;
     return rows.substr(b, rows.find('|', b) - b);
   }
+  // The audit log as written (committed through the store first).
+  std::vector<nlohmann::json> audit_lines() {
+    REQUIRE(ask_for<flush_atom>(self, auditor, flush_atom::value));
+    return read_jsonl(audit_log);
+  }
   std::vector<std::string> audit_names() {
-    REQUIRE(ask_for<flush_atom>(self, audit_probe, flush_atom::value));
     std::vector<std::string> out;
-    for (auto& e : audit->events())
-      out.push_back(e.event);
+    for (auto& j : audit_lines())
+      out.push_back(j["event"]);
     return out;
+  }
+  nlohmann::json first_event(const std::string& name) {
+    for (auto& j : audit_lines())
+      if (j["event"] == name)
+        return j;
+    FAIL("no " << name << " event");
+    return {};
   }
 };
 
@@ -148,13 +176,18 @@ TEST_CASE("task_worker: a successful attempt reserves, runs, commits, reports",
   CHECK(b.grants == 1);
   CHECK(sql_int(e.db, "SELECT prompt_tokens + completion_tokens FROM "
                       "usage_ledger WHERE task_id = 'w1'") == 15);
-  CHECK(e.audit_names() == std::vector<std::string>{"budget_granted",
-                                                    "task_started",
-                                                    "task_completed"});
-  auto completed = e.audit->events("task_completed")[0];
-  CHECK(completed.attempt == 1);
-  CHECK(completed.node == "head");
-  CHECK(completed.detail.find("prompt_tokens=10 completion_tokens=5") == 0);
+  // The keeper's grant reaches the store through the auditor, the task's
+  // events with its state changes: the grant may be numbered either side
+  // of task_started.
+  auto names = e.audit_names();
+  std::sort(names.begin(), names.end());
+  CHECK(names == std::vector<std::string>{"budget_granted", "task_completed",
+                                          "task_started"});
+  auto completed = e.first_event("task_completed");
+  CHECK(completed["attempt"] == 1);
+  CHECK(completed["node"] == "head");
+  CHECK(completed["detail"].get<std::string>().find(
+          "prompt_tokens=10 completion_tokens=5") == 0);
   // Calls in flight were reported up and down; heartbeats ended idle.
   REQUIRE(wait_until(
     [&] {
@@ -190,8 +223,8 @@ TEST_CASE("task_worker: a failed call is reported, not stored as done",
   CHECK(b.tokens_reserved == 0);
   CHECK(b.tokens_used == 0); // no usage reported for a refused call
   auto names = e.audit_names();
-  CHECK(names.back() == "task_failed");
-  CHECK(e.audit->events("task_failed")[0].detail ==
+  CHECK(std::count(names.begin(), names.end(), "task_failed") == 1);
+  CHECK(e.first_event("task_failed")["detail"] ==
         "retryable: HTTP 503: busy");
   CHECK(e.sup->with_atom<done_atom>().empty());
 }
@@ -229,8 +262,8 @@ TEST_CASE("task_worker: an attempt that does not answer in time fails as a "
     30));
 }
 
-TEST_CASE("task_worker: a provider that throws kills the worker and its "
-          "reservation is released",
+TEST_CASE("task_worker: a provider that throws kills the worker; its "
+          "reservation is charged when the task moves on, never released",
           "[unit][task_worker]") {
   worker_env e(mode::boom);
   e.self->monitor(e.worker);
@@ -240,9 +273,20 @@ TEST_CASE("task_worker: a provider that throws kills the worker and its "
     [&](caf::down_msg& dm) { reason = to_string(dm.reason); },
     caf::after(std::chrono::seconds(30)) >> [] {});
   CHECK(reason.find("unit provider exploded") != std::string::npos);
-  REQUIRE(wait_until([&] { return e.budget().tokens_reserved == 0; }, 30));
+  // The call may have reached the provider: the reservation stays held...
+  auto held = e.budget().tokens_reserved;
+  CHECK(held > 64);
   CHECK(e.budget().tokens_used == 0);
   CHECK(e.sup->with_atom<done_atom>().empty());
   CHECK(e.sup->with_atom<failed_atom>().empty());
   CHECK(e.state() == "running"); // the supervisor counts the attempt
+  // ...until the supervisor moves the task on: then it is charged whole.
+  REQUIRE(ask_for<bool>(e.self, e.cp, retry_atom::value, std::string("w1"),
+                        uint32_t{1}, std::string("worker died"),
+                        make_event("task_retry_scheduled", "w1", 1,
+                                   "worker died")));
+  REQUIRE(wait_until([&] { return e.budget().tokens_reserved == 0; }, 30));
+  CHECK(e.budget().tokens_used == held);
+  auto charged = e.first_event("budget_charged");
+  CHECK(charged["task_id"] == "w1");
 }

@@ -9,7 +9,7 @@ std::string loopback(int port) {
 std::vector<std::string> head_args(int port, const std::string& tasks,
                                    const std::vector<std::string>& extra) {
   std::vector<std::string> a{bgagent_binary(), "run", "--workers", "0",
-                             "--listen", loopback(port)};
+                             "--insecure-listen", loopback(port)};
   if (!tasks.empty()) {
     a.push_back("--tasks");
     a.push_back(tasks);

@@ -1,7 +1,8 @@
 // Command lines and environments for tests that start a head and worker
 // nodes as real processes on 127.0.0.1.
 //
-// head_args() is `bgagent run --workers 0 --listen 127.0.0.1:PORT` (all the
+// head_args() is `bgagent run --workers 0 --insecure-listen 127.0.0.1:PORT`
+// (plain CAF on loopback; the TLS tests set certificates themselves; all the
 // work goes to nodes), with `--tasks FILE` and any extra flags; node_args()
 // is a `bgagent-testbin worker` node, so that its provider can be the
 // scripted double, which scripted_node_env() selects with a fixed delay per

@@ -1,0 +1,215 @@
+// The store's schema version and migration, its audit events (seq across
+// connections, the floor a log sets, committed-only hand-over) and its
+// reservations (stored with the running mark, charged when abandoned).
+#include <catch2/catch.hpp>
+
+#include <sqlite3.h>
+
+#include "persistence/store.hpp"
+#include "tests/support/job.hpp"
+#include "tests/temp_dir.hpp"
+
+using namespace bgagent;
+using namespace bgagent::testing;
+
+namespace {
+
+task unit_task(const std::string& id) {
+  task t;
+  t.id = id;
+  t.type = "summarize";
+  t.input = "text of " + id;
+  t.idempotency_key = "key-" + id;
+  return t;
+}
+
+void exec_sql(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  char* err = nullptr;
+  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+  INFO((err ? err : ""));
+  sqlite3_free(err);
+  sqlite3_close(db);
+  REQUIRE(rc == SQLITE_OK);
+}
+
+} // namespace
+
+TEST_CASE("store: a new store has schema version 2 and an events table",
+          "[store]") {
+  temp_dir dir;
+  auto path = dir.path("a.db");
+  {
+    store db(path, store::open_mode::create_if_missing);
+    CHECK(db.last_event_seq() == 0);
+  }
+  CHECK(sql_int(path, "SELECT value FROM meta WHERE key = "
+                      "'schema_version'") == 2);
+  CHECK(sql_int(path, "SELECT COUNT(*) FROM events") == 0);
+  CHECK(sql_int(path, "SELECT COUNT(reserved_cost) FROM tasks") == 0);
+}
+
+TEST_CASE("store: version 1 is migrated in one transaction; a newer or "
+          "foreign database is refused",
+          "[store]") {
+  temp_dir dir;
+  auto v1 = dir.path("v1.db");
+  exec_sql(v1, "PRAGMA journal_mode=WAL;"
+               "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+               "CREATE TABLE tasks(seq INTEGER PRIMARY KEY, id TEXT NOT NULL "
+               "UNIQUE, idempotency_key TEXT NOT NULL UNIQUE, type TEXT NOT "
+               "NULL, input TEXT NOT NULL, max_tokens INTEGER NOT NULL "
+               "DEFAULT 0, state TEXT NOT NULL DEFAULT 'pending', attempts "
+               "INTEGER NOT NULL DEFAULT 0, result TEXT, error TEXT, "
+               "prompt_tokens INTEGER NOT NULL DEFAULT 0, completion_tokens "
+               "INTEGER NOT NULL DEFAULT 0, cost_usd REAL NOT NULL DEFAULT "
+               "0, provider TEXT, model TEXT, created_at TEXT NOT NULL, "
+               "updated_at TEXT NOT NULL);"
+               "CREATE TABLE runs(id INTEGER PRIMARY KEY, state TEXT NOT "
+               "NULL, started_at TEXT NOT NULL, finished_at TEXT, "
+               "token_limit INTEGER NOT NULL DEFAULT 0, cost_limit REAL NOT "
+               "NULL DEFAULT 0);"
+               "CREATE TABLE usage_ledger(id INTEGER PRIMARY KEY, run_id "
+               "INTEGER NOT NULL, task_id TEXT NOT NULL, attempt INTEGER NOT "
+               "NULL, prompt_tokens INTEGER NOT NULL, completion_tokens "
+               "INTEGER NOT NULL, cost_usd REAL NOT NULL, provider TEXT, "
+               "model TEXT, ts TEXT NOT NULL);"
+               "INSERT INTO meta VALUES('schema_version', '1');"
+               "INSERT INTO tasks(id, idempotency_key, type, input, state, "
+               "attempts, created_at, updated_at) VALUES('a', 'ka', "
+               "'summarize', 'x', 'running', 1, 't', 't');");
+  {
+    store db(v1, store::open_mode::must_exist);
+    // A running task of version 1 has no reservation: interrupted, not
+    // charged.
+    auto run = db.open_run(1000, 1.0);
+    CHECK(run.interrupted == std::vector<std::string>{"a"});
+    CHECK(run.tokens_used == 0);
+    db.take_committed_events();
+  }
+  CHECK(sql_int(v1, "SELECT value FROM meta WHERE key = "
+                    "'schema_version'") == 2);
+  CHECK(sql_int(v1, "SELECT COUNT(*) FROM events WHERE event = "
+                    "'task_interrupted'") == 1);
+  CHECK(sql_int(v1, "SELECT COUNT(*) FROM events WHERE event = "
+                    "'budget_charged'") == 0);
+
+  auto newer = dir.path("v9.db");
+  exec_sql(newer, "PRAGMA journal_mode=WAL; CREATE TABLE meta(key TEXT "
+                  "PRIMARY KEY, value TEXT NOT NULL); INSERT INTO meta "
+                  "VALUES('schema_version', '9');");
+  try {
+    store db(newer, store::open_mode::must_exist);
+    FAIL("opened a store of schema version 9");
+  } catch (const store_error& e) {
+    CHECK(e.bad_input());
+    CHECK(std::string(e.what()).find("schema version 9") != std::string::npos);
+    CHECK(std::string(e.what()).find(newer) != std::string::npos);
+  }
+  CHECK(sql_int(newer, "SELECT value FROM meta") == 9);
+
+  auto foreign = dir.path("notes.db");
+  exec_sql(foreign, "CREATE TABLE notes(text TEXT);");
+  try {
+    store db(foreign, store::open_mode::must_exist);
+    FAIL("opened somebody else's database");
+  } catch (const store_error& e) {
+    CHECK(e.bad_input());
+    CHECK(std::string(e.what()).find("not a bgagent store") !=
+          std::string::npos);
+  }
+  CHECK(sql_int(foreign, "SELECT COUNT(*) FROM sqlite_master WHERE name = "
+                         "'tasks'") == 0);
+}
+
+TEST_CASE("store: events are numbered across connections, above the floor, "
+          "and handed over only once committed",
+          "[store]") {
+  temp_dir dir;
+  auto path = dir.path("a.db");
+  store a(path, store::open_mode::create_if_missing);
+  store b(path, store::open_mode::must_exist);
+  // The audit log already ends at seq 10 (written by version 1).
+  a.raise_event_floor(10);
+  a.begin();
+  a.add_event(make_event("alert", {}, -1, "one"));
+  a.add_event(make_event("alert", {}, -1, "two"));
+  CHECK(a.take_committed_events().empty()); // not committed yet
+  a.commit();
+  auto first = a.take_committed_events();
+  REQUIRE(first.size() == 2);
+  CHECK(first[0].seq == 11);
+  CHECK(first[1].seq == 12);
+  CHECK(first[1].event.detail == "two");
+  // Another connection (another process) continues the sequence.
+  b.add_event(make_event("task_submitted", "t1", -1, "f"));
+  auto second = b.take_committed_events();
+  REQUIRE(second.size() == 1);
+  CHECK(second[0].seq == 13);
+  // A rolled-back transaction hands nothing over and uses no seq.
+  a.begin();
+  a.add_event(make_event("alert", {}, -1, "lost"));
+  a.rollback();
+  CHECK(a.take_committed_events().empty());
+  a.add_event(make_event("alert", {}, -1, "three"));
+  CHECK(a.take_committed_events()[0].seq == 14);
+  // Read back in seq order, fields intact.
+  auto all = b.events_after(11, 10);
+  REQUIRE(all.size() == 3);
+  CHECK(all[0].seq == 12);
+  CHECK(all[1].event.task_id == "t1");
+  CHECK(all[1].event.attempt == -1);
+  CHECK(all[1].event.node.empty());
+  CHECK(all[2].event.detail == "three");
+  CHECK(b.events_after(0, 2).size() == 2);
+  CHECK(a.last_event_seq() == 14);
+}
+
+TEST_CASE("store: a reservation stored with the running mark is charged "
+          "when the call is abandoned, and settled otherwise",
+          "[store][budget]") {
+  temp_dir dir;
+  auto path = dir.path("a.db");
+  store db(path, store::open_mode::create_if_missing);
+  db.submit({unit_task("a"), unit_task("b"), unit_task("c")});
+  auto run = db.open_run(100000, 10.0);
+  REQUIRE(db.mark_running("a", 1, held_reservation{5, 100, 0.5},
+                          make_event("task_started", "a", 1)));
+  REQUIRE(db.mark_running("b", 1, held_reservation{6, 200, 0.25},
+                          make_event("task_started", "b", 1)));
+  REQUIRE(db.mark_running("c", 1, held_reservation{7, 300, 0.125}, {}));
+  call_outcome out;
+  out.ok = true;
+  out.result = "{}";
+  out.provider = "p";
+  out.model = "m";
+  CHECK(db.mark_completed("a", 1, out, usage{60, 20, 0.1},
+                          make_event("task_completed", "a", 1)));
+  CHECK(db.settle_failed("b", 1, usage{10, 0, 0.01}, "p", "m",
+                         make_event("task_failed", "b", 1)));
+  CHECK(db.mark_quarantined("b", 1, "bad", {})); // settled: nothing to charge
+  CHECK(db.mark_retry_wait("c", 1, "worker died", {})); // abandoned
+  auto s = db.take_settlements();
+  REQUIRE(s.size() == 3);
+  CHECK(s[0].reservation_id == 5);
+  CHECK(s[0].spent.total_tokens() == 80);
+  CHECK(s[1].reservation_id == 6);
+  CHECK(s[1].spent.total_tokens() == 10);
+  CHECK(s[2].reservation_id == 7);
+  CHECK(s[2].spent.total_tokens() == 300);
+  CHECK(s[2].spent.cost_usd == Approx(0.125));
+  auto ev = db.take_committed_events();
+  std::vector<std::string> names;
+  for (auto& e : ev)
+    names.push_back(e.event.event);
+  CHECK(names == std::vector<std::string>{"task_started", "task_started",
+                                          "task_completed", "task_failed",
+                                          "budget_charged"});
+  auto st = db.status();
+  CHECK(st.budget.tokens_used == 80 + 10 + 300);
+  CHECK(sql_int(path, "SELECT SUM(reserved_tokens) FROM tasks") == 0);
+  auto rows = db.results("");
+  CHECK(rows[2].prompt_tokens == 300); // the task carries its charge
+  CHECK(run.id == 1);
+}

@@ -1,0 +1,97 @@
+// Unit tests of the UTF-8 helpers: validation, repair, cutting by
+// characters.
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "messages/utf8.hpp"
+
+using namespace bgagent;
+
+namespace {
+
+const std::string e_acute = "\xC3\xA9";          // é, 2 bytes
+const std::string cuo = "\xE9\x94\x99";          // 错, 3 bytes
+const std::string wu = "\xE8\xAF\xAF";           // 误, 3 bytes
+const std::string grin = "\xF0\x9F\x98\x80";     // 😀 U+1F600, 4 bytes
+const std::string fffd = "\xEF\xBF\xBD";         // U+FFFD
+
+} // namespace
+
+TEST_CASE("valid_utf8 accepts well-formed text and refuses the rest",
+          "[utf8]") {
+  CHECK(valid_utf8(""));
+  CHECK(valid_utf8("plain ASCII"));
+  CHECK(valid_utf8(e_acute + cuo + wu + grin));
+  CHECK(valid_utf8("\xF4\x8F\xBF\xBF"));              // U+10FFFF
+  CHECK(valid_utf8("\xED\x9F\xBF"));                  // U+D7FF
+  CHECK(valid_utf8(std::string("a\0b", 3)));          // NUL is a character
+  CHECK_FALSE(valid_utf8("\x80"));                    // stray continuation
+  CHECK_FALSE(valid_utf8("\xC3"));                    // truncated
+  CHECK_FALSE(valid_utf8(grin.substr(0, 3)));         // truncated 4-byte
+  CHECK_FALSE(valid_utf8("\xC0\xAF"));                // overlong '/'
+  CHECK_FALSE(valid_utf8("\xE0\x80\xAF"));            // overlong
+  CHECK_FALSE(valid_utf8("\xF0\x80\x80\xAF"));        // overlong
+  CHECK_FALSE(valid_utf8("\xED\xA0\x80"));            // surrogate U+D800
+  CHECK_FALSE(valid_utf8("\xF4\x90\x80\x80"));        // above U+10FFFF
+  CHECK_FALSE(valid_utf8("\xF5\x80\x80\x80"));
+  CHECK_FALSE(valid_utf8("\xFF"));
+  CHECK_FALSE(valid_utf8("ok " + cuo.substr(0, 2) + " ok"));
+}
+
+TEST_CASE("sanitize_utf8 replaces each ill-formed part with U+FFFD",
+          "[utf8]") {
+  auto good = "x" + e_acute + cuo + grin + "y";
+  CHECK(sanitize_utf8(good) == good);
+  CHECK(sanitize_utf8("a\x80z") == "a" + fffd + "z");
+  CHECK(sanitize_utf8("\xFF\xFE") == fffd + fffd);
+  // A truncated sequence is one maximal subpart: one U+FFFD.
+  CHECK(sanitize_utf8("a" + grin.substr(0, 3) + "z") == "a" + fffd + "z");
+  CHECK(sanitize_utf8(cuo.substr(0, 2)) == fffd);
+  // Overlong and surrogate forms: their lead cannot start them, so each byte.
+  CHECK(sanitize_utf8("\xC0\xAF") == fffd + fffd);
+  CHECK(sanitize_utf8("\xED\xA0\x80") == fffd + fffd + fffd);
+  // A truncated sequence followed by a valid character keeps the character.
+  CHECK(sanitize_utf8(cuo.substr(0, 2) + wu) == fffd + wu);
+  for (auto s : {std::string("\xC3"), std::string("\xE0\xA0"),
+                 std::string("x\xF0\x9F\x98"), std::string("\x80\x80\x80")})
+    CHECK(valid_utf8(sanitize_utf8(s)));
+}
+
+TEST_CASE("text is cut by characters, never inside a sequence", "[utf8]") {
+  auto s = cuo + wu + grin + "ab"; // 5 characters, 14 bytes
+  CHECK(utf8_length(s) == 5);
+  CHECK(utf8_length("") == 0);
+  CHECK(utf8_length("\xFF" "a") == 2); // an ill-formed byte counts as one
+  CHECK(utf8_prefix(s, 0).empty());
+  CHECK(utf8_prefix(s, 1) == cuo);
+  CHECK(utf8_prefix(s, 3) == cuo + wu + grin);
+  CHECK(utf8_prefix(s, 99) == s);
+
+  CHECK(utf8_clip(s, 5) == s);
+  CHECK(utf8_clip(s, 4) == cuo + "...");
+  CHECK(utf8_clip(s, 4, "\xE2\x80\xA6") == cuo + wu + grin + "\xE2\x80\xA6");
+  CHECK(utf8_clip(s, 2) == cuo + wu); // no room for the ellipsis
+  CHECK(utf8_clip("abcdef", 5) == "ab...");
+
+  // By bytes: never ends inside the emoji.
+  CHECK(utf8_prefix_bytes(s, 6) == cuo + wu);
+  for (size_t n = 7; n < 10; ++n)
+    CHECK(utf8_prefix_bytes(s, n) == cuo + wu);
+  CHECK(utf8_prefix_bytes(s, 10) == cuo + wu + grin);
+  CHECK(utf8_prefix_bytes(s, 0).empty());
+  CHECK(utf8_prefix_bytes(s, 100) == s);
+
+  // Every cut of a long mixed text is valid.
+  std::string mixed;
+  for (int i = 0; i < 50; ++i)
+    mixed += "a" + e_acute + cuo + grin;
+  for (size_t n = 0; n <= utf8_length(mixed); ++n) {
+    INFO(n);
+    REQUIRE(valid_utf8(utf8_prefix(mixed, n)));
+    REQUIRE(valid_utf8(utf8_clip(mixed, n)));
+    REQUIRE(utf8_length(utf8_clip(mixed, n)) <= n);
+  }
+  for (size_t n = 0; n <= mixed.size(); ++n)
+    REQUIRE(valid_utf8(utf8_prefix_bytes(mixed, n)));
+}
