@@ -129,8 +129,10 @@ TEST_CASE("run --metrics serves the head's figures while nodes work",
       during = parse(scrape(mport));
       // The monitor and the store are asked one after the other: wait
       // until both show the calls.
+      // Spending reaches the keeper after the store settles it.
       return during["bgagent_tasks{state=\"completed\"}"] >= 2 &&
-             during["bgagent_provider_latency_seconds_count"] >= 2;
+             during["bgagent_provider_latency_seconds_count"] >= 2 &&
+             during["bgagent_tokens_used"] > 0;
     },
     60));
   CHECK(during.at("bgagent_nodes_up") == 1);
