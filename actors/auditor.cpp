@@ -18,7 +18,7 @@ namespace bgagent {
 namespace {
 
 // Events per catch-up reply.
-constexpr uint32_t catch_up_page = 20000;
+constexpr uint32_t catch_up_page = 4096;
 
 struct auditor_state {
   std::shared_ptr<jsonl_writer> log;

@@ -171,6 +171,8 @@ caf::behavior gatekeeper(self_ptr self, gatekeeper_settings s,
                      "the node gateway of " + node_name + " (" + address +
                        ")");
           spdlog::info("worker node {} ({}) said hello", node_name, address);
+          spdlog::debug("node {}: gateway actor id {}", node_name,
+                        w.ctx.gateway.id());
         } else if (role == "admin" && sender) {
           w.accepted = true;
           w.admin = spawn_admin_endpoint(self->system(), st.handles,

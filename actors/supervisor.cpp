@@ -505,6 +505,7 @@ caf::behavior supervisor(self_ptr self, supervisor_settings s, run_handles h,
   self->attach_functor([gw = st.local_gateway](const caf::error&) {
     caf::anon_send_exit(gw, caf::exit_reason::kill);
   });
+  spdlog::debug("local gateway actor id {}", st.local_gateway.id());
   for (auto* a : {&st.h.checkpointer, &st.h.budget_keeper, &st.h.auditor,
                   &st.h.monitor, &st.local_gateway})
     self->monitor(*a);

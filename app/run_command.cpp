@@ -278,6 +278,20 @@ int run_command(const config& c, const run_options& o,
                         listen->text() + ": cannot listen: " +
                         sys.render(port.error()));
     }
+    // CAF answers two named actors on every node, its SpawnServ and
+    // ConfigServ (a key-value store any peer may fill); bgagent uses
+    // neither, so a listening head stops them and only the gatekeeper and
+    // the node gateways answer on this port.
+    caf::anon_send_exit(caf::actor_cast<caf::actor>(sys.spawn_serv()),
+                        caf::exit_reason::kill);
+    caf::anon_send_exit(caf::actor_cast<caf::actor>(sys.config_serv()),
+                        caf::exit_reason::kill);
+    // Actor ids, for whoever debugs (or probes) the cluster port.
+    spdlog::debug("head actor ids: auditor {}, checkpointer {}, monitor {}, "
+                  "budget_keeper {}, supervisor {}, gatekeeper {}",
+                  auditor ? auditor.id() : 0, checkpointer.id(),
+                  monitor ? monitor.id() : 0, keeper.id(), sup.id(),
+                  gatekeeper.id());
     if (tls) {
       spdlog::info("listening for worker and admin nodes on {} with TLS "
                    "(mutual: every node needs a certificate from "

@@ -187,7 +187,7 @@ std::string attempt_key(const std::string& id, uint32_t attempt) {
 }
 
 // Events of one transaction kept for take_committed_events().
-constexpr size_t max_events_in_memory = 16384;
+constexpr size_t max_events_in_memory = 4096;
 
 bool is_zero(const usage& u) {
   return u.total_tokens() == 0 && u.cost_usd <= 0;

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -175,6 +176,87 @@ tls_outcome tls_exchange(int port, const std::string& ca,
   }
   close(fd);
   return out;
+}
+
+struct tls_stream::impl {
+  std::unique_ptr<SSL_CTX, ssl_ctx_free> ctx;
+  std::unique_ptr<SSL, ssl_ctx_free> ssl;
+  int fd = -1;
+};
+
+tls_stream::tls_stream(int port, const std::string& ca,
+                       const std::string& cert, const std::string& key)
+  : impl_(std::make_unique<impl>()) {
+  ERR_clear_error();
+  impl_->ctx.reset(SSL_CTX_new(TLS_client_method()));
+  if (!impl_->ctx ||
+      SSL_CTX_load_verify_locations(impl_->ctx.get(), ca.c_str(), nullptr) !=
+        1 ||
+      SSL_CTX_use_certificate_chain_file(impl_->ctx.get(), cert.c_str()) != 1 ||
+      SSL_CTX_use_PrivateKey_file(impl_->ctx.get(), key.c_str(),
+                                  SSL_FILETYPE_PEM) != 1)
+    throw std::runtime_error("cannot load " + ca + ", " + cert + ", " + key);
+  SSL_CTX_set_verify(impl_->ctx.get(), SSL_VERIFY_PEER, nullptr);
+  impl_->fd = connect_loopback(port);
+  if (impl_->fd < 0)
+    throw std::runtime_error("cannot connect to 127.0.0.1:" +
+                             std::to_string(port));
+  impl_->ssl.reset(SSL_new(impl_->ctx.get()));
+  SSL_set_fd(impl_->ssl.get(), impl_->fd);
+  if (SSL_connect(impl_->ssl.get()) != 1)
+    throw std::runtime_error("TLS handshake with 127.0.0.1:" +
+                             std::to_string(port) + " failed");
+}
+
+tls_stream::~tls_stream() {
+  impl_->ssl.reset();
+  if (impl_->fd >= 0)
+    close(impl_->fd);
+}
+
+bool tls_stream::write(const std::string& bytes) {
+  size_t done = 0;
+  while (done < bytes.size()) {
+    auto n = SSL_write(impl_->ssl.get(), bytes.data() + done,
+                       static_cast<int>(bytes.size() - done));
+    if (n <= 0)
+      return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+bool tls_stream::read_exact(size_t n, std::string& out) {
+  out.clear();
+  char buf[4096];
+  while (out.size() < n) {
+    auto want = std::min(sizeof(buf), n - out.size());
+    auto got = SSL_read(impl_->ssl.get(), buf, static_cast<int>(want));
+    if (got <= 0) {
+      ERR_clear_error();
+      return false;
+    }
+    out.append(buf, static_cast<size_t>(got));
+  }
+  return true;
+}
+
+std::optional<basp_frame> tls_stream::read_frame(int timeout_ms) {
+  timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+  setsockopt(impl_->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  std::string h;
+  if (!read_exact(32, h))
+    return std::nullopt;
+  basp_frame f;
+  f.operation = static_cast<uint8_t>(h[0]);
+  f.flags = static_cast<uint8_t>(h[3]);
+  auto len = get_be(h, 4, 4);
+  f.operation_data = get_be(h, 8, 8);
+  f.source_actor = get_be(h, 16, 8);
+  f.dest_actor = get_be(h, 24, 8);
+  if (len > 0 && !read_exact(len, f.payload))
+    return std::nullopt;
+  return f;
 }
 
 long rss_kib(int pid) {

@@ -15,6 +15,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 
 namespace bgagent::testing {
@@ -59,6 +61,39 @@ struct tls_outcome {
 tls_outcome tls_exchange(int port, const std::string& ca,
                          const std::string& cert = {},
                          const std::string& key = {});
+
+// One BASP frame as read off the wire.
+struct basp_frame {
+  uint8_t operation = 0;
+  uint8_t flags = 0;
+  uint64_t operation_data = 0;
+  uint64_t source_actor = 0;
+  uint64_t dest_actor = 0;
+  std::string payload;
+};
+
+// A TLS connection that stays open: a certified peer talking BASP by hand,
+// frame by frame. The constructor throws std::runtime_error if the TCP
+// connection or the TLS handshake fails.
+class tls_stream {
+public:
+  tls_stream(int port, const std::string& ca, const std::string& cert,
+             const std::string& key);
+  ~tls_stream();
+  tls_stream(const tls_stream&) = delete;
+  tls_stream& operator=(const tls_stream&) = delete;
+
+  bool write(const std::string& bytes);
+
+  // The next frame, or nullopt once the server closed the connection or
+  // was silent for `timeout_ms`.
+  std::optional<basp_frame> read_frame(int timeout_ms);
+
+private:
+  bool read_exact(size_t n, std::string& out);
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
 
 // The resident set size of process `pid` in KiB (VmRSS), -1 if unknown.
 long rss_kib(int pid);
