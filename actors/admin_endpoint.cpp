@@ -159,16 +159,14 @@ caf::behavior admin_endpoint(self_ptr self, head_handles h,
         return refused;
       auto rp = self->make_response_promise<std::vector<std::string>>();
       auto& st = self->state;
+      // The event is committed with each requeue, in its transaction.
       self->request(st.h.checkpointer, caf::infinite, requeue_atom::value, ids,
-                    all_quarantined)
+                    all_quarantined,
+                    make_event("task_requeued", {}, -1,
+                               "by admin at " + st.address, st.address))
         .then([=](std::vector<std::string>& done) mutable {
-          auto& st = self->state;
-          for (auto& id : done)
-            self->send(st.h.auditor,
-                       make_event("task_requeued", id, -1,
-                                  "by admin at " + st.address, st.address));
           if (!done.empty())
-            self->send(st.h.supervisor, poll_atom::value);
+            self->send(self->state.h.supervisor, poll_atom::value);
           rp.deliver(std::move(done));
         });
       return rp;
@@ -177,18 +175,11 @@ caf::behavior admin_endpoint(self_ptr self, head_handles h,
       -> caf::result<std::vector<std::string>> {
       if (!allowed(self, "cancel " + join_ids(ids)))
         return refused;
-      auto rp = self->make_response_promise<std::vector<std::string>>();
       auto& st = self->state;
-      self->request(st.h.supervisor, caf::infinite, cancel_atom::value, ids)
-        .then([=](std::vector<std::string>& done) mutable {
-          auto& st = self->state;
-          for (auto& id : done)
-            self->send(st.h.auditor,
-                       make_event("task_cancelled", id, -1,
-                                  "by admin at " + st.address, st.address));
-          rp.deliver(std::move(done));
-        });
-      return rp;
+      return forward<std::vector<std::string>>(
+        self, st.h.supervisor, cancel_atom::value, ids,
+        make_event("task_cancelled", {}, -1, "by admin at " + st.address,
+                   st.address));
     },
     [=](workers_atom) -> caf::result<std::vector<std::string>> {
       if (!allowed(self, "workers"))

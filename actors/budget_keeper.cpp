@@ -42,6 +42,17 @@ struct keeper_state {
 
 using self_ptr = caf::stateful_actor<keeper_state>*;
 
+// Straight to the checkpointer's transaction when there is one: a grant is
+// then numbered before the `running` mark the worker sends after it (CAF
+// keeps one sender's order; the grant is enqueued before the reply).
+void audit(self_ptr self, audit_event ev) {
+  auto& st = self->state;
+  if (st.checkpointer)
+    self->send(st.checkpointer, audit_atom::value, std::move(ev));
+  else
+    self->send(st.auditor, std::move(ev));
+}
+
 constexpr double thresholds[3] = {0.5, 0.8, 1.0};
 
 std::string fmt_cost(double x) {
@@ -81,8 +92,7 @@ void raise_alarm(self_ptr self, const std::string& what, int level,
                  const std::string& figures) {
   static const char* pct[3] = {"50%", "80%", "100%"};
   auto msg = what + " budget " + pct[level] + " used (" + figures + ")";
-  self->send(self->state.auditor,
-             make_event("budget_alarm", {}, -1, msg));
+  audit(self, make_event("budget_alarm", {}, -1, msg));
   self->send(self->state.monitor, alert_atom::value,
              alert{level == 2 ? "critical" : "warning", "budget_alarm", msg,
                    {}});
@@ -158,8 +168,7 @@ void over_reservation(self_ptr self, const held& h, uint64_t tokens,
              (cost_over ? "; cost over" : "") +
              "; later reservations scaled " + fmt_factor(st.factor) +
              (raised ? "" : " (unchanged)");
-  self->send(st.auditor,
-             make_event("usage_over_reservation", h.task_id, -1, msg));
+  audit(self, make_event("usage_over_reservation", h.task_id, -1, msg));
   self->send(st.monitor, alert_atom::value,
              alert{"critical", "usage_over_reservation", msg, h.task_id});
 }
@@ -229,7 +238,7 @@ caf::behavior budget_keeper(self_ptr self, budget_settings s,
                          " reserved + $" + fmt_cost(cost) + " needed > $" +
                          fmt_cost(b.cost_limit);
         r.reason += scaling;
-        self->send(st.auditor, make_event("budget_denied", task_id, -1,
+        audit(self, make_event("budget_denied", task_id, -1,
                                           r.reason));
         check_alarms(self, !tokens_fit, tokens_fit && !cost_fit);
         publish(self);
@@ -242,8 +251,7 @@ caf::behavior budget_keeper(self_ptr self, budget_settings s,
       b.tokens_reserved += tokens; // fits under the limit: no overflow
       b.cost_reserved += cost;
       ++b.grants;
-      self->send(st.auditor,
-                 make_event("budget_granted", task_id, -1,
+      audit(self, make_event("budget_granted", task_id, -1,
                             "reserved " + std::to_string(tokens) +
                               " tokens, $" + fmt_cost(cost) + scaling));
       return r;

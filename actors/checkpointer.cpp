@@ -212,50 +212,6 @@ caf::behavior running_behavior(self_ptr self) {
       publish(self);
       return done;
     },
-    // Legacy signatures, until every caller has moved.
-    [=, &db_](running_atom, const std::string& id, uint32_t attempt) {
-      return grouped(self, [&] { return db_.mark_running(id, attempt); });
-    },
-    [=, &db_](complete_atom, const std::string& id, uint32_t attempt,
-              const call_outcome& out, const usage& u) {
-      return grouped(self, [&] {
-        bool ok = db_.mark_completed(id, attempt, out);
-        // A stale attempt's tokens were spent all the same: ledger them.
-        db_.record_usage(self->state.run_id, id, attempt, u, out.provider,
-                         out.model);
-        return ok;
-      });
-    },
-    [=, &db_](usage_atom, const std::string& id, uint32_t attempt,
-              const usage& u, const std::string& provider,
-              const std::string& model) {
-      return grouped(self, [&] {
-        db_.record_usage(self->state.run_id, id, attempt, u, provider, model);
-        return true;
-      });
-    },
-    [=, &db_](retry_atom, const std::string& id, uint32_t attempt,
-              const std::string& error) {
-      return grouped(self,
-                     [&] { return db_.mark_retry_wait(id, attempt, error); });
-    },
-    [=, &db_](quarantine_atom, const std::string& id, uint32_t attempt,
-              const std::string& error) {
-      return grouped(self,
-                     [&] { return db_.mark_quarantined(id, attempt, error); });
-    },
-    [=, &db_](requeue_atom, const std::vector<std::string>& ids, bool all) {
-      commit_open_group(self);
-      auto done = db_.requeue(ids, all);
-      publish(self);
-      return done;
-    },
-    [=, &db_](cancel_atom, const std::vector<std::string>& ids) {
-      commit_open_group(self);
-      auto done = db_.cancel(ids);
-      publish(self);
-      return done;
-    },
   };
 }
 

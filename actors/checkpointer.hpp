@@ -60,12 +60,6 @@
 //       commits the open group (its events sent to the auditor first)
 //   (budget_atom, actor keeper)                 (no reply) the budget
 //       keeper to settle reservations with (spawned after the checkpointer)
-// Legacy signatures kept until every caller has moved (no events, no
-// reservation stored): (running_atom, id, attempt), (complete_atom, id,
-// attempt, call_outcome, usage) (also ledgers a stale attempt's usage),
-// (usage_atom, id, attempt, usage, provider, model) (ledger only),
-// (retry_atom, id, attempt, error), (quarantine_atom, id, attempt, error),
-// (requeue_atom, ids, all) and (cancel_atom, ids).
 //
 // Writes are grouped: the first write after a commit opens a transaction and
 // queues a flush behind everything already in the mailbox; replies to writes

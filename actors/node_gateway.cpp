@@ -246,11 +246,11 @@ caf::behavior node_gateway(self_ptr self, head_handles h, gateway_settings s) {
         ++i;
         continue;
       }
+      // A reservation not yet in a call is settled by the running mark's
+      // reply: released when the mark failed, else charged by the store
+      // when the supervisor moves the task on (so keeper and ledger agree).
       if (i->second.in_call)
         call_ended(self, 0.0);
-      else if (i->second.reservation != 0)
-        caf::anon_send(st.h.budget_keeper, release_atom::value,
-                       i->second.reservation);
       i = st.open.erase(i);
     }
     // The node itself is gone: so is the reason for this gateway.

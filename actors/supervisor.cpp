@@ -701,10 +701,6 @@ caf::behavior supervisor(self_ptr self, supervisor_settings s, run_handles h,
       stop(self, reason);
       return true;
     },
-    [=](cancel_atom, const std::vector<std::string>& ids) {
-      // No event: the sender audits (prefer the form below).
-      return cancel_tasks(self, ids, audit_event{});
-    },
     // `each` (task_cancelled) is committed with each cancellation.
     [=](cancel_atom, const std::vector<std::string>& ids,
         const audit_event& each) { return cancel_tasks(self, ids, each); },

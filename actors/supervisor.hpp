@@ -15,7 +15,10 @@
 //   (drain_atom, string reason)               -> bool   same, with a reason
 //       that picks the exit code ("signal:2" -> 130, "signal:15" -> 143)
 //   (poll_atom)        look for newly submitted or requeued tasks now
-//   (cancel_atom, vector<string> ids)         -> vector<string> cancelled
+//   (cancel_atom, vector<string> ids, audit_event each)
+//                                             -> vector<string> cancelled
+//       `each` (task_cancelled, its task_id set per task) is committed
+//       with each cancellation, in the same transaction
 //   (join_atom, string node, string address, vector<actor> workers,
 //    vector<string> names)                    -> bool   from a remote node's
 //       gateway (actors/node_gateway.hpp), which vouches for node and address

@@ -892,16 +892,6 @@ bool store::mark_completed(const std::string& id, uint32_t attempt,
   return true;
 }
 
-bool store::mark_completed(const std::string& id, uint32_t attempt,
-                           const call_outcome& out) {
-  auto& s = st_->completed;
-  s.bind(1, id).bind(2, static_cast<int64_t>(attempt)).bind(3, out.result);
-  s.bind(4, out.provider).bind(5, out.model).bind(6, now_rfc3339());
-  s.bind(7, int64_t{0}).bind(8, int64_t{0}).bind(9, 0.0);
-  with(s, path_, [&] { return s.step(); });
-  return sqlite3_changes(db_) == 1;
-}
-
 bool store::settle_failed(const std::string& id, uint32_t attempt,
                           const usage& spent, const std::string& provider,
                           const std::string& model,

@@ -121,8 +121,8 @@ public:
   // superseded, already done). An event whose name is empty is not
   // inserted; any other is inserted only when the transition applies.
   //
-  // Running: stores the reservation (none: legacy callers). A running
-  // attempt this one supersedes has its reservation charged.
+  // Running: stores the reservation (none: a call that reserves nothing).
+  // A running attempt this one supersedes has its reservation charged.
   bool mark_running(const std::string& id, uint32_t attempt,
                     const held_reservation& r = {},
                     const audit_event& started = {});
@@ -132,9 +132,6 @@ public:
   bool mark_completed(const std::string& id, uint32_t attempt,
                       const call_outcome& out, const usage& spent,
                       const audit_event& completed);
-  // Legacy completion: result only (the caller records usage itself).
-  bool mark_completed(const std::string& id, uint32_t attempt,
-                      const call_outcome& out);
   // A failed attempt of the exact running attempt: the ledger row (none for
   // zero usage), the reservation settled, the event; the task stays
   // `running` until the supervisor decides (retry, quarantine, pending).

@@ -54,9 +54,10 @@ TEST_CASE("completion is fenced by attempt", "[store]") {
   call_outcome out;
   out.ok = true;
   out.result = "{\"summary\":\"x\"}";
-  CHECK_FALSE(db.mark_completed("a", 1, out));
-  CHECK(db.mark_completed("a", 2, out));
-  CHECK_FALSE(db.mark_completed("a", 2, out)); // never twice
+  CHECK_FALSE(db.mark_completed("a", 1, out, usage{}, audit_event{}));
+  CHECK(db.mark_completed("a", 2, out, usage{}, audit_event{}));
+  // never twice
+  CHECK_FALSE(db.mark_completed("a", 2, out, usage{}, audit_event{}));
   CHECK(db.counts().completed == 1);
 }
 

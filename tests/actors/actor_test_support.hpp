@@ -59,14 +59,19 @@ public:
                         [&] { return pred(msgs_); });
   }
 
-  // Typed views of what was recorded. Events are audit_event messages, and
-  // the events of vector<committed_event> messages (what a checkpointer
-  // sends its auditor after each commit).
+  // Typed views of what was recorded. Events are audit_event messages,
+  // (audit_atom, audit_event) messages (what actors with a checkpointer send
+  // it), and the events of vector<committed_event> messages (what a
+  // checkpointer sends its auditor after each commit).
   std::vector<audit_event> events(const std::string& name = {}) {
     std::vector<audit_event> out;
     for (auto& m : messages()) {
       if (m.match_elements<audit_event>()) {
         auto& e = m.get_as<audit_event>(0);
+        if (name.empty() || e.event == name)
+          out.push_back(e);
+      } else if (m.match_elements<audit_atom, audit_event>()) {
+        auto& e = m.get_as<audit_event>(1);
         if (name.empty() || e.event == name)
           out.push_back(e);
       } else if (m.match_elements<std::vector<committed_event>>()) {

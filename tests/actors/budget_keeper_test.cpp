@@ -1,5 +1,6 @@
 // The budget_keeper through its messages: grants only what fits, commit and
-// release, alarms once each, snapshots.
+// release, alarms once each, snapshots. With a checkpointer its events go
+// into the checkpointer's transaction, as (audit_atom, audit_event).
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -47,6 +48,7 @@ struct keeper_env : actor_env {
   void settle() {
     snapshot();
     REQUIRE(ask_for<flush_atom>(self, audit_probe, flush_atom::value));
+    REQUIRE(ask_for<flush_atom>(self, cp_probe, flush_atom::value));
     REQUIRE(ask_for<flush_atom>(self, mon_probe, flush_atom::value));
   }
   budget_snapshot snapshot() {
@@ -100,8 +102,8 @@ TEST_CASE("budget_keeper: grants only if spent + reserved + worst case fits",
 
   // Every grant and denial is audited.
   e.settle();
-  CHECK(e.audit->events("budget_granted").size() == 3);
-  CHECK(e.audit->events("budget_denied").size() == 2);
+  CHECK(e.cp->events("budget_granted").size() == 3);
+  CHECK(e.cp->events("budget_denied").size() == 2);
 }
 
 TEST_CASE("budget_keeper: the cost budget is enforced the same way",
@@ -136,7 +138,7 @@ TEST_CASE("budget_keeper: alarms at 50, 80 and 100 percent fire once each",
   CHECK_FALSE(e.reserve(500).granted);
   spend(100); // 960
   e.settle();
-  auto alarms = e.audit->events("budget_alarm");
+  auto alarms = e.cp->events("budget_alarm");
   REQUIRE(alarms.size() == 3);
   CHECK(alarms[0].detail.find("token budget 50% used") == 0);
   CHECK(alarms[1].detail.find("token budget 80% used") == 0);
@@ -165,7 +167,7 @@ TEST_CASE("budget_keeper: a resumed run keeps its spending and its alarms",
   REQUIRE(r.granted);
   CHECK(e.commit(r.id, 100, 0));
   e.settle();
-  auto alarms = e.audit->events("budget_alarm");
+  auto alarms = e.cp->events("budget_alarm");
   // Only the 100 % alarm (the denial) is new.
   REQUIRE(alarms.size() == 1);
   CHECK(alarms[0].detail.find("token budget 100% used") == 0);
@@ -191,8 +193,8 @@ TEST_CASE("budget_keeper: a run that already stopped on its budget does not "
   keeper_env e(s);
   CHECK_FALSE(e.reserve(100).granted);
   e.settle();
-  CHECK(e.audit->events("budget_alarm").empty());
-  CHECK(e.audit->events("budget_denied").size() == 1);
+  CHECK(e.cp->events("budget_alarm").empty());
+  CHECK(e.cp->events("budget_denied").size() == 1);
 }
 
 TEST_CASE("budget_keeper: usage over the reservation raises a critical "
@@ -222,7 +224,7 @@ TEST_CASE("budget_keeper: usage over the reservation raises a critical "
   CHECK(m.find("held 1000 tokens, $0.010000") != std::string::npos);
   CHECK(m.find("tokens over") != std::string::npos);
   CHECK(m.find("x1.50") != std::string::npos);
-  auto audited = e.audit->events("usage_over_reservation");
+  auto audited = e.cp->events("usage_over_reservation");
   REQUIRE(audited.size() == 1);
   CHECK(audited[0].task_id == "t-over");
   CHECK(audited[0].detail == m);
@@ -234,7 +236,7 @@ TEST_CASE("budget_keeper: usage over the reservation raises a critical "
   CHECK(s.tokens_reserved == 1500);
   CHECK(s.cost_reserved == Approx(0.03));
   e.settle();
-  auto grants = e.audit->events("budget_granted");
+  auto grants = e.cp->events("budget_granted");
   CHECK(grants.back().detail.find("reserved 1500 tokens") == 0);
   CHECK(grants.back().detail.find("x1.50") != std::string::npos);
   // Within what it held (1,500): no alert although above the 1,000 asked.
