@@ -187,7 +187,7 @@ void count_messages(int n) {
   auto db = std::make_unique<store>((dir / "b.db").string(),
                                     store::open_mode::create_if_missing);
   auto auditor = spawn_auditor(sys, (dir / "audit.jsonl").string());
-  auto checkpointer = spawn_checkpointer(sys, std::move(db));
+  auto checkpointer = spawn_checkpointer(sys, std::move(db), auditor);
   std::vector<task> tasks;
   for (int i = 0; i < n; ++i)
     tasks.push_back(task{"m-" + std::to_string(i), "summarize",

@@ -7,8 +7,16 @@
 // run's rate with the smallest's. Figures, not a pass/fail test: the
 // machines are shared, so compare rows of one run with each other.
 //
+// With --baseline (another bgagent binary, e.g. the previous release) and
+// --sync full,normal, every row is measured for each variant in turn, the
+// variants interleaved --rounds times, and the median of each is printed
+// with its ratio to the first variant: side by side, on one machine, at
+// one time.
+//
 // Usage: bgagent-bench-offline [--sizes 10000,30000,100000] [--workers 64[,8]]
-//                              [--bgagent PATH]
+//                              [--bgagent PATH] [--baseline PATH]
+//                              [--sync full[,normal]] [--rounds N]
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -58,7 +66,15 @@ struct row {
   measured_run submit, run;
 };
 
-row measure(const std::string& binary, size_t tasks, size_t workers) {
+// One binary with its settings.
+struct variant {
+  std::string label;
+  std::string binary;
+  env_list env;
+};
+
+row measure(const variant& v, size_t tasks, size_t workers) {
+  const std::string& binary = v.binary;
   bgagent::temp_dir dir;
   write_generated_tasks_file(dir.path("tasks.jsonl"), tasks);
   env_list env = {{"BG_AGENT_TOKEN_BUDGET", "100000000000"},
@@ -67,6 +83,7 @@ row measure(const std::string& binary, size_t tasks, size_t workers) {
                   {"BG_AGENT_ALERTS_LOG", dir.path("alerts.jsonl")},
                   {"BG_AGENT_ALERT_WEBHOOK", ""},
                   {"LLM_PROVIDER", "offline"}};
+  env.insert(env.end(), v.env.begin(), v.env.end());
   row r{tasks, workers, {}, {}};
   r.submit = run_measured({binary, "submit", dir.path("tasks.jsonl"), "--db",
                            dir.path("bench.db")},
@@ -89,10 +106,29 @@ row measure(const std::string& binary, size_t tasks, size_t workers) {
 
 }  // namespace
 
+// The row with the median run rate.
+row median(std::vector<row> rs) {
+  std::sort(rs.begin(), rs.end(), [](const row& a, const row& b) {
+    return a.run.wall_seconds < b.run.wall_seconds;
+  });
+  return rs[rs.size() / 2];
+}
+
+std::vector<std::string> parse_words(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');)
+    out.push_back(item);
+  return out;
+}
+
 int main(int argc, char** argv) {
   std::string binary = BGAGENT_BINARY;
+  std::string baseline;
+  std::vector<std::string> syncs;
   std::vector<size_t> sizes = {10000, 30000, 100000};
   std::vector<size_t> workers = {64};
+  size_t rounds = 1;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     bool has_value = i + 1 < argc;
@@ -100,29 +136,59 @@ int main(int argc, char** argv) {
       sizes = parse_list(argv[++i], "--sizes");
     else if (arg == "--workers" && has_value)
       workers = parse_list(argv[++i], "--workers");
+    else if (arg == "--rounds" && has_value)
+      rounds = parse_list(argv[++i], "--rounds").front();
     else if (arg == "--bgagent" && has_value)
       binary = argv[++i];
+    else if (arg == "--baseline" && has_value)
+      baseline = argv[++i];
+    else if (arg == "--sync" && has_value)
+      syncs = parse_words(argv[++i]);
     else {
       std::cerr << "usage: bgagent-bench-offline [--sizes N,N,...] "
-                   "[--workers W,...] [--bgagent PATH]\n";
+                   "[--workers W,...] [--bgagent PATH] [--baseline PATH] "
+                   "[--sync full,normal] [--rounds N]\n";
       return 2;
     }
   }
-  std::printf("bgagent offline throughput: %s\n", binary.c_str());
-  std::printf("%8s %7s | %10s %8s | %10s %8s %9s | %10s\n", "tasks", "workers",
-              "submit/s", "RSS MB", "run/s", "RSS MB", "CPU us/t",
-              "overall/s");
+  std::vector<variant> variants;
+  if (!baseline.empty())
+    variants.push_back({"baseline", baseline, {}});
+  if (syncs.empty())
+    variants.push_back({"this", binary, {}});
+  for (auto& sync : syncs)
+    variants.push_back({"sync=" + sync, binary, {{"BG_AGENT_SYNC", sync}}});
+  std::printf("bgagent offline throughput: %s", binary.c_str());
+  if (!baseline.empty())
+    std::printf(" (baseline %s)", baseline.c_str());
+  std::printf(", median of %zu round(s)\n", rounds);
+  std::printf("%-12s %8s %7s | %10s %8s | %10s %8s %9s | %10s | %6s\n",
+              "variant", "tasks", "workers", "submit/s", "RSS MB", "run/s",
+              "RSS MB", "CPU us/t", "overall/s", "ratio");
   std::vector<row> rows;
   for (size_t w : workers) {
     for (size_t n : sizes) {
-      row r = measure(binary, n, w);
-      rows.push_back(r);
-      std::printf("%8zu %7zu | %10.0f %8.1f | %10.0f %8.1f %9.1f | %10.0f\n",
-                  n, w, n / r.submit.wall_seconds, r.submit.peak_rss_mb,
-                  n / r.run.wall_seconds, r.run.peak_rss_mb,
-                  r.run.cpu_seconds * 1e6 / n,
-                  n / (r.submit.wall_seconds + r.run.wall_seconds));
-      std::fflush(stdout);
+      std::vector<std::vector<row>> got(variants.size());
+      for (size_t k = 0; k < rounds; ++k)
+        for (size_t v = 0; v < variants.size(); ++v)
+          got[v].push_back(measure(variants[v], n, w));
+      double first_rate = 0;
+      for (size_t v = 0; v < variants.size(); ++v) {
+        row r = median(got[v]);
+        if (v + 1 == variants.size())
+          rows.push_back(r);
+        double rate = n / r.run.wall_seconds;
+        if (v == 0)
+          first_rate = rate;
+        std::printf("%-12s %8zu %7zu | %10.0f %8.1f | %10.0f %8.1f %9.1f | "
+                    "%10.0f | %6.2f\n",
+                    variants[v].label.c_str(), n, w,
+                    n / r.submit.wall_seconds, r.submit.peak_rss_mb, rate,
+                    r.run.peak_rss_mb, r.run.cpu_seconds * 1e6 / n,
+                    n / (r.submit.wall_seconds + r.run.wall_seconds),
+                    rate / first_rate);
+        std::fflush(stdout);
+      }
     }
   }
   // Flatness: the largest run's per-task rate against the smallest's.

@@ -89,6 +89,12 @@ auto with(stmt& s, const std::string& path, F f) -> decltype(f()) {
   }
 }
 
+// The audit outbox, new in version 2.
+#define BGAGENT_EVENTS_TABLE_SQL                                              \
+  "CREATE TABLE IF NOT EXISTS events(seq INTEGER PRIMARY KEY, ts TEXT NOT "   \
+  "NULL, event TEXT NOT NULL, task_id TEXT, attempt INTEGER, node TEXT, "     \
+  "detail TEXT);\n"
+
 // Version 2. Version 1 (bgagent before the events table) is the same
 // without the reservation columns of `tasks` and without `events`.
 const char* schema_v2 = R"SQL(
@@ -133,14 +139,7 @@ CREATE TABLE IF NOT EXISTS usage_ledger(
   model TEXT,
   ts TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS usage_ledger_run ON usage_ledger(run_id);
-CREATE TABLE IF NOT EXISTS events(
-  seq INTEGER PRIMARY KEY,
-  ts TEXT NOT NULL,
-  event TEXT NOT NULL,
-  task_id TEXT,
-  attempt INTEGER,
-  node TEXT,
-  detail TEXT);
+)SQL" BGAGENT_EVENTS_TABLE_SQL R"SQL(
 INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', '2');
 )SQL";
 
@@ -149,14 +148,7 @@ const char* migrate_v1_v2 = R"SQL(
 ALTER TABLE tasks ADD COLUMN reservation_id INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE tasks ADD COLUMN reserved_tokens INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE tasks ADD COLUMN reserved_cost REAL NOT NULL DEFAULT 0;
-CREATE TABLE IF NOT EXISTS events(
-  seq INTEGER PRIMARY KEY,
-  ts TEXT NOT NULL,
-  event TEXT NOT NULL,
-  task_id TEXT,
-  attempt INTEGER,
-  node TEXT,
-  detail TEXT);
+)SQL" BGAGENT_EVENTS_TABLE_SQL R"SQL(
 UPDATE meta SET value = '2' WHERE key = 'schema_version';
 )SQL";
 
@@ -935,29 +927,27 @@ bool mark_failed(sqlite3* db, stmt& s, const std::string& path,
 bool store::mark_retry_wait(const std::string& id, uint32_t attempt,
                             const std::string& error,
                             const audit_event& scheduled) {
-  auto_tx tx(*this);
-  task_row row;
-  if (!read_row(id, row) ||
-      !mark_failed(db_, st_->retry_wait, path_, id, attempt, error))
-    return false;
-  charge_abandoned(row, "its attempt ended without a result: " + error, true);
-  if (!scheduled.event.empty())
-    add_event(scheduled);
-  tx.commit();
-  return true;
+  return end_attempt(false, id, attempt, error, scheduled);
 }
 
 bool store::mark_quarantined(const std::string& id, uint32_t attempt,
                              const std::string& error,
                              const audit_event& quarantined) {
+  return end_attempt(true, id, attempt, error, quarantined);
+}
+
+bool store::end_attempt(bool quarantine, const std::string& id,
+                        uint32_t attempt, const std::string& error,
+                        const audit_event& ev) {
   auto_tx tx(*this);
   task_row row;
   if (!read_row(id, row) ||
-      !mark_failed(db_, st_->quarantined, path_, id, attempt, error))
+      !mark_failed(db_, quarantine ? st_->quarantined : st_->retry_wait, path_,
+                   id, attempt, error))
     return false;
   charge_abandoned(row, "its attempt ended without a result: " + error, true);
-  if (!quarantined.event.empty())
-    add_event(quarantined);
+  if (!ev.event.empty())
+    add_event(ev);
   tx.commit();
   return true;
 }

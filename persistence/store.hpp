@@ -193,6 +193,9 @@ public:
 private:
   struct statements;
   struct task_row;
+  // retry_wait or quarantined, for mark_retry_wait / mark_quarantined.
+  bool end_attempt(bool quarantine, const std::string& id, uint32_t attempt,
+                   const std::string& error, const audit_event& ev);
   void exec(const char* sql);
   void open_schema();
   int read_version();

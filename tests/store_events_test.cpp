@@ -7,21 +7,13 @@
 
 #include "persistence/store.hpp"
 #include "tests/support/job.hpp"
+#include "tests/support/unit_task.hpp"
 #include "tests/temp_dir.hpp"
 
 using namespace bgagent;
 using namespace bgagent::testing;
 
 namespace {
-
-task unit_task(const std::string& id) {
-  task t;
-  t.id = id;
-  t.type = "summarize";
-  t.input = "text of " + id;
-  t.idempotency_key = "key-" + id;
-  return t;
-}
 
 void exec_sql(const std::string& path, const std::string& sql) {
   sqlite3* db = nullptr;

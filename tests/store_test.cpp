@@ -5,19 +5,16 @@
 #include <fstream>
 
 #include "persistence/store.hpp"
+#include "tests/support/unit_task.hpp"
 #include "tests/temp_dir.hpp"
 
 using namespace bgagent;
+using bgagent::testing::unit_task;
 
 namespace {
 
 task make_task(const std::string& id, const std::string& key) {
-  task t;
-  t.id = id;
-  t.type = "summarize";
-  t.input = "text of " + id;
-  t.idempotency_key = key;
-  return t;
+  return unit_task(id, key);
 }
 
 } // namespace

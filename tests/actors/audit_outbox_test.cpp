@@ -11,21 +11,13 @@
 #include "persistence/store.hpp"
 #include "tests/actors/actor_test_support.hpp"
 #include "tests/support/job.hpp"
+#include "tests/support/unit_task.hpp"
 #include "tests/temp_dir.hpp"
 
 using namespace bgagent;
 using namespace bgagent::testing;
 
 namespace {
-
-task unit_task(const std::string& id) {
-  task t;
-  t.id = id;
-  t.type = "summarize";
-  t.input = "text of " + id;
-  t.idempotency_key = "key-" + id;
-  return t;
-}
 
 // An auditor paired with a checkpointer, as `run` and `submit` have them.
 struct pair_env {
