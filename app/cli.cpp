@@ -33,7 +33,7 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
   app.set_help_all_flag("--help-all", "Show help for every command");
 
   std::string db, tasks, workers, provider, model, base_url, listen, metrics;
-  std::string insecure_listen;
+  std::string insecure_listen, types_file;
   std::string state, file;
   bool follow = false, json = false, all_quarantined = false;
   std::vector<std::string> ids;
@@ -63,6 +63,13 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
                   "HOST:PORT for a Prometheus text endpoint");
   run->add_flag("--follow", follow,
                 "Keep polling for new tasks (BG_AGENT_POLL_INTERVAL)");
+
+  auto* types = app.add_subcommand("types", "The task types in force, with "
+                                            "their source and fingerprint");
+  types->add_option("--types", types_file,
+                    "Types file, YAML or JSON (BG_AGENT_TYPES, default "
+                    "./bgagent-types.yaml when it exists)");
+  types->add_flag("--json", json, "One JSON object per type");
 
   auto* submit = app.add_subcommand("submit", "Submit a task file only");
   submit->add_option("--db", db, "Database file");
@@ -166,6 +173,7 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
         src.set(var, value, std::string("flag ") + name);
     };
     flag(db, "BG_AGENT_DB", "--db");
+    flag(types_file, "BG_AGENT_TYPES", "--types");
     flag(workers, "BG_AGENT_WORKERS", "--workers");
     flag(provider, "LLM_PROVIDER", "--provider");
     flag(model, "MODEL", "--model");
@@ -202,6 +210,8 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
       ao.cost = cost;
       return admin_command(c, ao);
     }
+    if (*types)
+      return types_command(c, json);
     if (*submit)
       return submit_command(c, file);
     if (*status)

@@ -55,5 +55,7 @@ int results_command(const config& c, const std::string& state, bool json);
 int requeue_command(const config& c, const std::vector<std::string>& ids,
                     bool all_quarantined);
 int certs_init_command(const certs_options& o);
+// `types [--json]`: the task types in force (app/types_command.cpp).
+int types_command(const config& c, bool json);
 
 } // namespace bgagent

@@ -24,7 +24,7 @@ const std::vector<std::string> known_names = {
   "BG_AGENT_MAX_INPUT_BYTES", "BG_AGENT_PRICE_PROMPT",
   "BG_AGENT_PRICE_COMPLETION", "BG_AGENT_LOG_LEVEL", "BG_AGENT_TLS_CERT",
   "BG_AGENT_TLS_KEY", "BG_AGENT_TLS_CA", "BG_AGENT_REJOIN_TIMEOUT",
-  "BG_AGENT_SYNC"};
+  "BG_AGENT_SYNC", "BG_AGENT_TYPES"};
 
 std::string trim(const std::string& s) {
   auto b = s.find_first_not_of(" \t\r\n");
@@ -149,6 +149,7 @@ config load_config(const config_sources& src) {
       out = parse_money(label(src, name), *v);
   };
   str("BG_AGENT_DB", c.db_path);
+  str("BG_AGENT_TYPES", c.types_file);
   str("BG_AGENT_AUDIT_LOG", c.audit_path);
   str("BG_AGENT_ALERTS_LOG", c.alerts_path);
   if (auto* v = find(src, "BG_AGENT_SYNC"); v && !v->empty()) {

@@ -25,6 +25,9 @@ struct config {
   // BG_AGENT_SYNC: SQLite synchronous=FULL (a commit survives power loss)
   // or NORMAL (survives a crash of the process only).
   bool db_sync_full = true;
+  // BG_AGENT_TYPES / --types: the user's task types (empty: none given;
+  // ./bgagent-types.yaml is then used when it exists).
+  std::string types_file;
   // The provider.
   provider_settings provider;
   // The run.

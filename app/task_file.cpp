@@ -6,9 +6,9 @@
 #include <iterator>
 
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
 
 #include "app/errors.hpp"
+#include "messages/sha256.hpp"
 #include "messages/utf8.hpp"
 #include "providers/task_types.hpp"
 
@@ -19,17 +19,6 @@ using nlohmann::json;
 namespace {
 
 constexpr uint32_t max_tokens_limit = 200000;
-
-std::string hex(const unsigned char* p, unsigned n) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  out.reserve(n * 2);
-  for (unsigned i = 0; i < n; ++i) {
-    out += digits[p[i] >> 4];
-    out += digits[p[i] & 0xf];
-  }
-  return out;
-}
 
 task parse_task(const json& j, const std::string& where, uint64_t max_input) {
   if (!j.is_object())
@@ -104,16 +93,7 @@ std::string parse_error_text(const json::parse_error& e) {
 
 std::string derive_idempotency_key(const std::string& type,
                                    const std::string& input) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned len = 0;
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  EVP_DigestUpdate(ctx, type.data(), type.size());
-  EVP_DigestUpdate(ctx, "\x1f", 1);
-  EVP_DigestUpdate(ctx, input.data(), input.size());
-  EVP_DigestFinal_ex(ctx, md, &len);
-  EVP_MD_CTX_free(ctx);
-  return hex(md, len);
+  return sha256_hex(type + '\x1f' + input);
 }
 
 std::vector<task> read_task_file(const std::string& path,

@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(g++ cmake ninja-build pkg-config libcaf-dev libcurl4-openssl-dev
   nlohmann-json3-dev libspdlog-dev catch2 libsqlite3-dev libcli11-dev
-  libcpp-httplib-dev libssl-dev sqlite3 curl)
+  libcpp-httplib-dev libssl-dev sqlite3 curl libvalijson-dev libyaml-cpp-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
