@@ -160,6 +160,14 @@ caf::behavior running_behavior(self_ptr self) {
       publish(self);
       return rep;
     },
+    [=, &db_](submit_atom, const std::vector<task>& tasks,
+              const std::string& source,
+              const std::vector<type_definition>& types) {
+      commit_open_group(self);
+      auto rep = db_.submit(tasks, source, types);
+      publish(self);
+      return rep;
+    },
     [=, &db_](open_run_atom, uint64_t tokens, double cost) {
       commit_open_group(self);
       auto info = db_.open_run(tokens, cost);

@@ -5,8 +5,12 @@
 // Contract (messages, request -> reply):
 //   (submit_atom, vector<task>)                 -> submit_report
 //   (submit_atom, vector<task>, string source)  -> submit_report
+//   (submit_atom, vector<task>, string source, vector<type_definition>)
+//                                               -> submit_report
 //       also inserts task_submitted (detail: source) / task_duplicate per
-//       task, in the submission's transaction
+//       task, and the type definitions not yet stored, in the submission's
+//       transaction (tasks without a fingerprint are of the built-in type
+//       they name)
 //   (open_run_atom, uint64 tokens, double cost) -> run_info
 //       tasks found running are charged their stored reservation (ledger +
 //       budget_charged) and audited task_interrupted, back to pending, in
@@ -14,6 +18,7 @@
 //   (finish_run_atom, int64 run, string state)  -> bool
 //   (limits_atom, uint64 tokens, double cost)   -> bool   (current run)
 //   (fetch_atom, int64 after_seq, uint32 limit) -> vector<task>
+//       runnable tasks with their requests resolved (store.hpp)
 //   (running_atom, string id, uint32 attempt, uint64 reservation_id,
 //    uint64 reserved_tokens, double reserved_cost, audit_event started)
 //                                               -> bool   (false: skip it,

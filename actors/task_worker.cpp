@@ -13,7 +13,6 @@
 #include "messages/call_outcome.hpp"
 #include "messages/task.hpp"
 #include "messages/worker_context.hpp"
-#include "providers/task_types.hpp"
 
 namespace bgagent {
 
@@ -112,7 +111,7 @@ void time_out(self_ptr self) {
                           std::string("timed out after ") + secs +
                             " s (BG_AGENT_TIMEOUT)");
   out.provider = st.prov->name();
-  out.model = st.prov->model();
+  out.model = st.req.model.empty() ? st.prov->model() : st.req.model;
   // The request was sent: the provider may bill it; assume the worst.
   finish_attempt(self, std::move(out), true);
 }
@@ -156,18 +155,20 @@ caf::behavior task_worker(self_ptr self, worker_context ctx, provider_ptr p,
       st.current = t;
       st.attempt = attempt;
       ++st.generation;
-      st.req = llm_request{t.id, t.type, t.input,
-                           t.max_tokens ? t.max_tokens
-                                        : default_max_tokens(t.type)};
+      st.req = llm_request{t.id,     t.type,   t.input,
+                           t.max_tokens ? t.max_tokens : 256,
+                           t.system, t.prompt, t.schema,
+                           t.model.empty() ? t.type_model : t.model,
+                           t.temperature};
       auto est_prompt = st.prov->estimate_prompt_tokens(st.req);
-      auto worst_cost = st.prov->worst_case_cost(est_prompt,
-                                                 st.req.max_tokens);
+      auto worst_cost = st.prov->price_of(st.req.model)
+                          .cost(est_prompt, st.req.max_tokens);
+      auto model = st.req.model.empty() ? st.prov->model() : st.req.model;
       start_ticking(self);
       auto gen = st.generation;
       self->request(st.ctx.gateway, caf::infinite, begin_atom::value, t.id,
                     attempt, est_prompt, uint64_t{st.req.max_tokens},
-                    worst_cost,
-                    st.prov->name() + "/" + st.prov->model())
+                    worst_cost, st.prov->name() + "/" + model)
         .then(
           [=](bool go) {
             auto& st = self->state;

@@ -11,7 +11,6 @@
 #include "app/errors.hpp"
 #include "persistence/store.hpp"
 #include "providers/provider_registry.hpp"
-#include "providers/task_types.hpp"
 
 namespace bgagent {
 
@@ -41,6 +40,9 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
   auto* run = app.add_subcommand("run", "Submit a task file (idempotently) "
                                         "and process every pending task");
   run->add_option("--tasks", tasks, "Task file (JSON Lines or a JSON array)");
+  run->add_option("--types", types_file,
+                  "Types file, YAML or JSON (BG_AGENT_TYPES, default "
+                  "./bgagent-types.yaml when it exists)");
   run->add_option("--db", db, "Database file (BG_AGENT_DB, default "
                               "./bgagent.db)");
   run->add_option("--workers", workers, "Task workers (BG_AGENT_WORKERS, "
@@ -73,6 +75,9 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
 
   auto* submit = app.add_subcommand("submit", "Submit a task file only");
   submit->add_option("--db", db, "Database file");
+  submit->add_option("--types", types_file,
+                     "Types file, YAML or JSON (BG_AGENT_TYPES, default "
+                     "./bgagent-types.yaml when it exists)");
   submit->add_option("file", file, "Task file")->required();
 
   auto* status = app.add_subcommand("status", "Counts per state, budget, "

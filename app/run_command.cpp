@@ -29,6 +29,7 @@
 #include "app/run_lock.hpp"
 #include "app/system_config.hpp"
 #include "app/task_file.hpp"
+#include "app/types_file.hpp"
 #include "messages/atoms.hpp"
 #include "messages/events.hpp"
 #include "messages/json_codec.hpp"
@@ -110,9 +111,10 @@ int run_command(const config& c, const run_options& o,
                 const provider_registry& providers) {
   // Everything that can be wrong with the input is checked before anything
   // is opened, so bad input changes nothing.
-  std::vector<task> tasks;
+  task_file_contents tasks;
   if (!o.tasks_file.empty())
-    tasks = read_task_file(o.tasks_file, c.max_input_bytes);
+    tasks = read_task_file(o.tasks_file, c.max_input_bytes,
+                           types_in_force(c));
   provider_ptr prov;
   try {
     prov = providers.make(c.provider);
@@ -180,11 +182,12 @@ int run_command(const config& c, const run_options& o,
                                            : caf::exit_reason::user_shutdown);
   };
 
-  if (!tasks.empty()) {
+  if (!tasks.tasks.empty()) {
     // Moved: the checkpointer's copy is the only one, freed once stored.
     // task_submitted / task_duplicate are committed with the submission.
     auto rep = ask<submit_report>(self, checkpointer, submit_atom::value,
-                                  std::move(tasks), o.tasks_file);
+                                  std::move(tasks.tasks), o.tasks_file,
+                                  std::move(tasks.types));
     tasks = {};
     if (!rep.error.empty()) {
       shutdown({checkpointer, auditor});

@@ -13,6 +13,7 @@
 #include "app/errors.hpp"
 #include "app/system_config.hpp"
 #include "app/task_file.hpp"
+#include "app/types_file.hpp"
 #include "messages/atoms.hpp"
 #include "messages/events.hpp"
 #include "messages/json_codec.hpp"
@@ -89,11 +90,12 @@ std::string dump(const nlohmann::json& j) {
 } // namespace
 
 int submit_command(const config& c, const std::string& file) {
-  auto tasks = read_task_file(file, c.max_input_bytes);
+  auto contents = read_task_file(file, c.max_input_bytes, types_in_force(c));
   store_session s(c, store::open_mode::create_if_missing, true);
   // task_submitted / task_duplicate are committed with the submission.
   auto rep = ask<submit_report>(s.self, s.checkpointer, submit_atom::value,
-                                std::move(tasks), file);
+                                std::move(contents.tasks), file,
+                                std::move(contents.types));
   if (!rep.error.empty())
     throw usage_error(file + ": " + rep.error);
   std::printf("%zu task(s) submitted, %zu already known (skipped)\n",

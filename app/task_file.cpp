@@ -1,6 +1,8 @@
 #include "app/task_file.hpp"
 
+#include <algorithm>
 #include <cctype>
+#include <map>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
@@ -10,7 +12,7 @@
 #include "app/errors.hpp"
 #include "messages/sha256.hpp"
 #include "messages/utf8.hpp"
-#include "providers/task_types.hpp"
+#include "types/type_registry.hpp"
 
 namespace bgagent {
 
@@ -20,9 +22,21 @@ namespace {
 
 constexpr uint32_t max_tokens_limit = 200000;
 
-task parse_task(const json& j, const std::string& where, uint64_t max_input) {
+const char* known_fields =
+  "id, type, input, vars, idempotency_key, max_tokens, model";
+
+task parse_task(const json& j, const std::string& where, uint64_t max_input,
+                const type_registry& types, const task_type*& type_out) {
   if (!j.is_object())
     throw usage_error(where + ": a task must be a JSON object");
+  for (auto& [name, value] : j.items()) {
+    static const char* known[] = {"id",         "type",  "input", "vars",
+                                  "idempotency_key", "max_tokens", "model"};
+    if (std::find(std::begin(known), std::end(known), name) == std::end(known))
+      throw usage_error(where + ": unknown field \"" +
+                        utf8_clip(sanitize_utf8(name), 64) + "\" (known: " +
+                        known_fields + ")");
+  }
   auto str_field = [&](const char* name, bool required) -> std::string {
     if (!j.contains(name) || j[name].is_null()) {
       if (required)
@@ -37,23 +51,48 @@ task parse_task(const json& j, const std::string& where, uint64_t max_input) {
   };
   task t;
   t.type = str_field("type", true);
-  if (!is_known_task_type(t.type)) {
-    std::string known;
-    for (auto& k : known_task_types())
-      known += (known.empty() ? "" : ", ") + k;
-    throw usage_error(where + ": unknown task type \"" + t.type +
-                      "\" (known: " + known + ")");
-  }
+  auto* type = types.find(t.type);
+  if (!type)
+    throw usage_error(where + ": unknown task type \"" +
+                      utf8_clip(sanitize_utf8(t.type), 64) + "\" (known: " +
+                      types.names() + ")");
+  if (type->raw)
+    throw usage_error(where + ": type \"chat\" takes an OpenAI Batch line "
+                              "(custom_id, method, url, body), not input");
+  type_out = type;
   t.input = str_field("input", true);
-  if (t.input.size() > max_input)
-    throw usage_error(where + ": input is " + std::to_string(t.input.size()) +
+  uint64_t bytes = t.input.size();
+  if (j.contains("vars") && !j["vars"].is_null()) {
+    auto& v = j["vars"];
+    if (!v.is_object())
+      throw usage_error(where + ": field \"vars\" must be an object of "
+                                "strings");
+    for (auto& [name, value] : v.items()) {
+      if (!value.is_string())
+        throw usage_error(where + ": vars." + utf8_clip(sanitize_utf8(name),
+                                                        64) +
+                          " must be a string");
+      bytes += name.size() + value.get_ref<const std::string&>().size();
+      t.vars[name] = value.get<std::string>();
+    }
+  }
+  if (bytes > max_input)
+    throw usage_error(where + ": input and vars are " + std::to_string(bytes) +
                       " bytes, more than the limit of " +
                       std::to_string(max_input) +
                       " (BG_AGENT_MAX_INPUT_BYTES)");
+  for (auto& name : type->vars)
+    if (!t.vars.count(name))
+      throw usage_error(where + ": type \"" + t.type + "\" needs vars." +
+                        name + " (its prompt uses {{" + name + "}})");
   t.id = str_field("id", false);
   if (t.id.size() > 256)
     throw usage_error(where + ": id is longer than 256 characters");
   t.idempotency_key = str_field("idempotency_key", false);
+  t.model = str_field("model", false);
+  if (j.contains("model") && (t.model.empty() || t.model.size() > 200))
+    throw usage_error(where + ": field \"model\" must be a model name of 1 "
+                              "to 200 characters");
   if (j.contains("max_tokens") && !j["max_tokens"].is_null()) {
     auto& m = j["max_tokens"];
     if (!m.is_number_integer() || m.get<int64_t>() < 1 ||
@@ -63,8 +102,9 @@ task parse_task(const json& j, const std::string& where, uint64_t max_input) {
                         std::to_string(max_tokens_limit));
     t.max_tokens = static_cast<uint32_t>(m.get<int64_t>());
   }
+  t.type_fingerprint = type->fingerprint;
   if (t.idempotency_key.empty())
-    t.idempotency_key = derive_idempotency_key(t.type, t.input);
+    t.idempotency_key = derive_idempotency_key(t, *type);
   if (t.id.empty())
     t.id = "t-" + t.idempotency_key.substr(0, 16);
   return t;
@@ -96,12 +136,37 @@ std::string derive_idempotency_key(const std::string& type,
   return sha256_hex(type + '\x1f' + input);
 }
 
-std::vector<task> read_task_file(const std::string& path,
-                                 uint64_t max_input_bytes) {
+std::string derive_idempotency_key(const task& t, const task_type& type) {
+  static const auto builtin = type_registry::builtin();
+  auto* same = builtin.find(type.name);
+  if (same && same->fingerprint == type.fingerprint && t.vars.empty() &&
+      t.model.empty())
+    return derive_idempotency_key(t.type, t.input);
+  std::string content = type.fingerprint + '\x1f' + t.model + '\x1f' +
+                        t.input;
+  for (auto& [k, v] : t.vars)
+    content += '\x1f' + k + '\x1e' + v;
+  return sha256_hex(content);
+}
+
+task_file_contents read_task_file(const std::string& path,
+                                  uint64_t max_input_bytes,
+                                  const type_registry& types) {
   std::ifstream in(path, std::ios::binary);
   if (!in)
     throw usage_error(path + ": cannot open task file");
-  std::vector<task> out;
+  task_file_contents out;
+  std::map<std::string, const task_type*> used; // by fingerprint
+  auto add = [&](const json& j, const std::string& where) {
+    const task_type* type = nullptr;
+    out.tasks.push_back(parse_task(j, where, max_input_bytes, types, type));
+    used.emplace(type->fingerprint, type);
+  };
+  auto finish = [&] {
+    for (auto& [fp, type] : used)
+      out.types.push_back(type_definition{fp, type->name, type->canonical});
+    return std::move(out);
+  };
   // Peek at the first non-blank character: '[' means one JSON array, which
   // must be read whole; JSON Lines are streamed line by line so that a big
   // file is never held twice. No seeking back: the file may be a pipe
@@ -112,7 +177,7 @@ std::vector<task> read_task_file(const std::string& path,
   while ((first = in.peek()) != EOF && std::isspace(first))
     skipped_lines += in.get() == '\n';
   if (first == EOF)
-    return out;
+    return finish();
   if (first == '[') {
     std::string text((std::istreambuf_iterator<char>(in)),
                      std::istreambuf_iterator<char>());
@@ -125,10 +190,8 @@ std::vector<task> read_task_file(const std::string& path,
                         ": malformed JSON (" + parse_error_text(e) + ")");
     }
     for (size_t i = 0; i < arr.size(); ++i)
-      out.push_back(parse_task(arr[i],
-                               path + " element " + std::to_string(i + 1),
-                               max_input_bytes));
-    return out;
+      add(arr[i], path + " element " + std::to_string(i + 1));
+    return finish();
   }
   std::string line;
   size_t n = skipped_lines;
@@ -144,9 +207,9 @@ std::vector<task> read_task_file(const std::string& path,
       throw usage_error(where + ": malformed JSON (" + parse_error_text(e) +
                         ")");
     }
-    out.push_back(parse_task(j, where, max_input_bytes));
+    add(j, where);
   }
-  return out;
+  return finish();
 }
 
 } // namespace bgagent

@@ -2,11 +2,17 @@
 //
 // Contract: either every task in the file is valid and returned, or
 // usage_error is thrown with one line naming the file and line (or array
-// element) at fault; nothing is submitted in that case. Each task needs a
-// known `type` and a string `input` of at most `max_input_bytes`; `id`,
-// `idempotency_key` and `max_tokens` are optional. A missing key is derived
-// as the SHA-256 of type and input, so the same task is the same task; a
-// missing id is derived from the key.
+// element) at fault, and the field; nothing is submitted in that case. Each
+// task needs a `type` known to the registry and a string `input`; `id`,
+// `vars` (strings for the type's {{NAME}} placeholders: every one the type
+// uses must be given), `idempotency_key`, `max_tokens` and `model` are
+// optional; any other field is an error naming the known ones. Input and
+// vars together are at most `max_input_bytes`. A missing key is derived
+// from the content (the type's definition, model, input and vars; for a
+// built-in type with neither vars nor model, from type and input as
+// earlier releases did), so the same task is the same task; a missing id is
+// derived from the key. The definitions of the types used are returned
+// with the tasks, for the store.
 #pragma once
 
 #include <cstdint>
@@ -17,10 +23,22 @@
 
 namespace bgagent {
 
-std::vector<task> read_task_file(const std::string& path,
-                                 uint64_t max_input_bytes);
+class type_registry;
 
-// The idempotency key of a task without one.
+struct task_file_contents {
+  std::vector<task> tasks;
+  std::vector<type_definition> types; // one per type used
+};
+
+task_file_contents read_task_file(const std::string& path,
+                                  uint64_t max_input_bytes,
+                                  const type_registry& types);
+
+struct task_type;
+
+// The idempotency key of a task without one (see above).
+std::string derive_idempotency_key(const task& t, const task_type& type);
+// The earlier releases' key: SHA-256 of type and input.
 std::string derive_idempotency_key(const std::string& type,
                                    const std::string& input);
 

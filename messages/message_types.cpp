@@ -25,6 +25,9 @@ const char* to_string(error_kind k) {
 void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<task>("bgagent::task");
   cfg.add_message_type<std::vector<task>>("std::vector<bgagent::task>");
+  cfg.add_message_type<type_definition>("bgagent::type_definition");
+  cfg.add_message_type<std::vector<type_definition>>(
+    "std::vector<bgagent::type_definition>");
   cfg.add_message_type<task_record>("bgagent::task_record");
   cfg.add_message_type<std::vector<task_record>>(
     "std::vector<bgagent::task_record>");

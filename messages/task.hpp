@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -13,20 +14,49 @@
 
 namespace bgagent {
 
+// A task as submitted (id .. model) and, once fetched from the store to
+// run, with its type resolved (system .. temperature): the request is then
+// complete, so a worker node needs no types file.
 struct task {
   std::string id;              // user-given, or derived from the key
-  std::string type;            // summarize | analyze_sentiment | extract_entities
+  std::string type;            // a type's name (types/type_registry.hpp)
   std::string input;
   std::string idempotency_key; // UNIQUE in the store
-  uint32_t max_tokens = 0;     // 0 means the type's default
+  uint32_t max_tokens = 0;     // 0 at submit: the type's default
   uint32_t attempts = 0;       // attempts already made before this one
   int64_t seq = 0;             // store order (rowid)
+  std::map<std::string, std::string> vars; // the templates' {{NAME}}s
+  std::string model;           // asked for by the task; empty: none
+  std::string type_fingerprint;
+  // Resolved when fetched to run:
+  std::string system;          // rendered system prompt
+  std::string prompt;          // rendered user prompt
+  std::string schema;          // JSON Schema text of the result; "" none
+  std::string type_model;      // the type's model; empty: the run's MODEL
+  double temperature = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, task& x) {
   return f(caf::meta::type_name("task"), x.id, x.type, x.input,
-           x.idempotency_key, x.max_tokens, x.attempts, x.seq);
+           x.idempotency_key, x.max_tokens, x.attempts, x.seq, x.vars,
+           x.model, x.type_fingerprint, x.system, x.prompt, x.schema,
+           x.type_model, x.temperature);
+}
+
+// A type's definition as the store keeps it, so tasks can run after the
+// types file has changed or without it: `definition` is the type's
+// canonical JSON (types/task_type.hpp), whose SHA-256 is `fingerprint`.
+struct type_definition {
+  std::string fingerprint;
+  std::string name;
+  std::string definition;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, type_definition& x) {
+  return f(caf::meta::type_name("type_definition"), x.fingerprint, x.name,
+           x.definition);
 }
 
 // One row of `bgagent results`.

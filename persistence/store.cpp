@@ -4,9 +4,12 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include <nlohmann/json.hpp>
 #include <sqlite3.h>
 
 #include "messages/json_codec.hpp"
+#include "types/prompt_template.hpp"
+#include "types/type_registry.hpp"
 
 namespace bgagent {
 
@@ -152,6 +155,21 @@ ALTER TABLE tasks ADD COLUMN reserved_cost REAL NOT NULL DEFAULT 0;
 UPDATE meta SET value = '2' WHERE key = 'schema_version';
 )SQL";
 
+// Version 2 -> 3: task types as data. Each task keeps its vars, the model
+// it asks for and its type's fingerprint; the definitions are kept by
+// fingerprint in task_types (the built-in ones are added, and version-2
+// tasks get their built-in type's fingerprint, by store_builtin_types()).
+const char* migrate_v2_v3 = R"SQL(
+ALTER TABLE tasks ADD COLUMN vars TEXT;
+ALTER TABLE tasks ADD COLUMN req_model TEXT;
+ALTER TABLE tasks ADD COLUMN type_fingerprint TEXT NOT NULL DEFAULT '';
+CREATE TABLE IF NOT EXISTS task_types(
+  fingerprint TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  definition TEXT NOT NULL);
+UPDATE meta SET value = '3' WHERE key = 'schema_version';
+)SQL";
+
 task read_task(stmt& s) {
   task t;
   t.seq = s.i64(0);
@@ -161,7 +179,34 @@ task read_task(stmt& s) {
   t.idempotency_key = s.text(4);
   t.max_tokens = static_cast<uint32_t>(s.i64(5));
   t.attempts = static_cast<uint32_t>(s.i64(6));
+  auto vars = s.text(7);
+  if (!vars.empty()) {
+    auto j = nlohmann::json::parse(vars, nullptr, false);
+    if (j.is_object())
+      for (auto& [k, v] : j.items())
+        if (v.is_string())
+          t.vars[k] = v.get<std::string>();
+  }
+  t.model = s.text(8);
+  t.type_fingerprint = s.text(9);
   return t;
+}
+
+// A task submitted without a fingerprint is of the built-in type it names.
+const std::string& fingerprint_of(const task& t) {
+  static const auto builtin = type_registry::builtin();
+  if (!t.type_fingerprint.empty())
+    return t.type_fingerprint;
+  static const std::string none;
+  auto* bt = builtin.find(t.type);
+  return bt ? bt->fingerprint : none;
+}
+
+std::string vars_json(const std::map<std::string, std::string>& vars) {
+  if (vars.empty())
+    return {};
+  return nlohmann::json(vars).dump(-1, ' ', false,
+                                   nlohmann::json::error_handler_t::replace);
 }
 
 std::string fmt_cost(double x) {
@@ -192,6 +237,13 @@ struct store::statements {
     retry_wait,
     quarantined, pending, ledger, task_usage, insert_event, max_event,
     events_after;
+};
+
+// A stored type definition, parsed once per store.
+struct store::resolved_type {
+  std::string system, prompt, schema, model;
+  double temperature = 0;
+  uint32_t max_tokens = 0;
 };
 
 struct store::task_row {
@@ -251,12 +303,14 @@ store::store(const std::string& path, open_mode mode, sync_mode sync)
     };
     prep(st_->insert_task,
          "INSERT INTO tasks(id, type, input, idempotency_key, max_tokens, "
-         "created_at, updated_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6) "
-         "ON CONFLICT(idempotency_key) DO NOTHING");
+         "created_at, updated_at, vars, req_model, type_fingerprint) "
+         "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6, NULLIF(?7, ''), NULLIF(?8, ''), "
+         "?9) ON CONFLICT(idempotency_key) DO NOTHING");
     prep(st_->fetch, "SELECT seq, id, type, input, idempotency_key, "
-                     "max_tokens, attempts FROM tasks WHERE seq > ?1 AND "
-                     "state IN ('pending', 'retry_wait') ORDER BY seq "
-                     "LIMIT ?2");
+                     "max_tokens, attempts, IFNULL(vars, ''), "
+                     "IFNULL(req_model, ''), type_fingerprint FROM tasks "
+                     "WHERE seq > ?1 AND state IN ('pending', 'retry_wait') "
+                     "ORDER BY seq LIMIT ?2");
     prep(st_->row, "SELECT state, attempts, reservation_id, reserved_tokens, "
                    "reserved_cost, IFNULL(provider, ''), IFNULL(model, '') "
                    "FROM tasks WHERE id = ?1");
@@ -386,14 +440,20 @@ void store::open_schema() {
   // may have done it meanwhile.
   begin();
   v = read_version();
+  if (v == schema_version) {
+    commit();
+    return;
+  }
   if (v == -1) {
     exec(schema_v2);
   } else if (v == 1) {
     exec(migrate_v1_v2);
-  } else if (v != schema_version) {
+  } else if (v != 2) {
     rollback();
     throw refuse(v);
   }
+  exec(migrate_v2_v3);
+  store_builtin_types();
   commit();
 }
 
@@ -568,18 +628,39 @@ submit_report store::submit(const std::vector<task>& tasks) {
 }
 
 submit_report store::submit(const std::vector<task>& tasks,
-                            const std::string& source) {
+                            const std::string& source,
+                            const std::vector<type_definition>& types) {
   submit_report rep;
   auto ts = now_rfc3339();
   bool own = !in_tx_;
   if (own)
     begin();
+  {
+    stmt ins(db_, "INSERT OR IGNORE INTO task_types(fingerprint, name, "
+                  "definition) VALUES(?1, ?2, ?3)",
+             path_);
+    for (auto& d : types) {
+      ins.bind(1, d.fingerprint).bind(2, d.name).bind(3, d.definition);
+      with(ins, path_, [&] { return ins.step(); });
+    }
+  }
+  for (auto& t : tasks) {
+    if (!find_type(fingerprint_of(t))) {
+      if (own)
+        rollback();
+      rep.error = "task " + t.id + ": type \"" + t.type +
+                  "\" has no stored definition (fingerprint \"" +
+                  fingerprint_of(t) + "\")";
+      return rep;
+    }
+  }
   // An id reused with other content is a conflict on `id`, not on the key.
   stmt same_id(db_, "SELECT idempotency_key FROM tasks WHERE id = ?1", path_);
   for (auto& t : tasks) {
     auto& s = st_->insert_task;
     s.bind(1, t.id).bind(2, t.type).bind(3, t.input).bind(4, t.idempotency_key);
     s.bind(5, static_cast<int64_t>(t.max_tokens)).bind(6, ts);
+    s.bind(7, vars_json(t.vars)).bind(8, t.model).bind(9, fingerprint_of(t));
     bool ok = true;
     try {
       s.step();
@@ -730,12 +811,81 @@ void store::set_limits(int64_t run_id, uint64_t token_limit,
 std::vector<task> store::fetch_runnable(int64_t after_seq, uint32_t limit) {
   auto& s = st_->fetch;
   s.bind(1, after_seq).bind(2, static_cast<int64_t>(limit));
-  return with(s, path_, [&] {
+  auto out = with(s, path_, [&] {
     std::vector<task> out;
     while (s.step())
       out.push_back(read_task(s));
     return out;
   });
+  for (auto& t : out)
+    resolve(t);
+  return out;
+}
+
+const store::resolved_type* store::find_type(const std::string& fp) {
+  auto i = types_.find(fp);
+  if (i != types_.end())
+    return i->second.get();
+  stmt q(db_, "SELECT definition FROM task_types WHERE fingerprint = ?1",
+         path_);
+  q.bind(1, fp);
+  std::string text;
+  with(q, path_, [&] {
+    if (q.step())
+      text = q.text(0);
+    return 0;
+  });
+  if (text.empty())
+    return nullptr;
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_object())
+    return nullptr;
+  auto r = std::make_unique<resolved_type>();
+  r->system = j.value("system", "");
+  r->prompt = j.value("prompt", "");
+  if (j.contains("schema") && !j["schema"].is_null())
+    r->schema = j["schema"].dump();
+  r->model = j.value("model", "");
+  r->temperature = j.value("temperature", 0.0);
+  r->max_tokens = j.value("max_tokens", 0u);
+  return (types_[fp] = std::move(r)).get();
+}
+
+// The request of a task, from its type's stored definition and its vars.
+// A task whose definition cannot be used is left without system and prompt:
+// its worker then fails it for good, naming the type.
+void store::resolve(task& t) {
+  auto* r = find_type(t.type_fingerprint);
+  if (!r)
+    return;
+  if (t.max_tokens == 0)
+    t.max_tokens = r->max_tokens;
+  t.schema = r->schema;
+  t.type_model = r->model;
+  t.temperature = r->temperature;
+  try {
+    t.system = render(r->system, t.input, t.vars);
+    t.prompt = render(r->prompt, t.input, t.vars);
+  } catch (const std::out_of_range&) {
+    t.system.clear();
+    t.prompt.clear();
+  }
+}
+
+void store::store_builtin_types() {
+  auto builtin = type_registry::builtin();
+  stmt ins(db_, "INSERT OR IGNORE INTO task_types(fingerprint, name, "
+                "definition) VALUES(?1, ?2, ?3)",
+           path_);
+  stmt upd(db_, "UPDATE tasks SET type_fingerprint = ?1 WHERE type = ?2 AND "
+                "type_fingerprint = ''",
+           path_);
+  for (auto* t : builtin.all()) {
+    ins.bind(1, t->fingerprint).bind(2, t->name).bind(3, t->canonical);
+    with(ins, path_, [&] { return ins.step(); });
+    upd.bind(1, t->fingerprint).bind(2, t->name);
+    with(upd, path_, [&] { return upd.step(); });
+  }
 }
 
 bool store::read_row(const std::string& id, task_row& row) {

@@ -78,7 +78,7 @@ class store {
 public:
   enum class open_mode { create_if_missing, must_exist };
   enum class sync_mode { full, normal };
-  static constexpr int schema_version = 2;
+  static constexpr int schema_version = 3;
 
   store(const std::string& path, open_mode mode,
         sync_mode sync = sync_mode::full);
@@ -98,9 +98,13 @@ public:
   // nothing is inserted and report.error says which task. With `source`,
   // also inserts `task_submitted` (detail: source) / `task_duplicate`
   // events, in the same transaction.
+  // `types` are the definitions of the tasks' types (kept by fingerprint,
+  // so a task runs as submitted even after its types file changed); tasks
+  // of a type neither given nor stored before are refused (report.error).
   submit_report submit(const std::vector<task>& tasks);
   submit_report submit(const std::vector<task>& tasks,
-                       const std::string& source);
+                       const std::string& source,
+                       const std::vector<type_definition>& types = {});
 
   // Resumes the last unfinished run, or starts a new one. Tasks found
   // `running` were interrupted by a crash: each has its reservation charged
@@ -113,7 +117,9 @@ public:
   // The run that ledger rows are written to (open_run sets it).
   void set_run(int64_t run_id) { run_id_ = run_id; }
 
-  // Pending and retry_wait tasks with seq > after_seq, in seq order.
+  // Pending and retry_wait tasks with seq > after_seq, in seq order, with
+  // their type resolved (system and user prompt rendered with the task's
+  // vars, schema, model, temperature, max_tokens).
   std::vector<task> fetch_runnable(int64_t after_seq, uint32_t limit);
 
   // Fenced transitions; each returns false (and writes nothing) when the
@@ -191,6 +197,10 @@ public:
   std::vector<settlement> take_settlements();
 
 private:
+  struct resolved_type;
+  const resolved_type* find_type(const std::string& fingerprint);
+  void resolve(task& t);
+  void store_builtin_types();
   struct statements;
   struct task_row;
   // retry_wait or quarantined, for mark_retry_wait / mark_quarantined.
@@ -223,6 +233,7 @@ private:
   // attempt -> what was charged), so a late result is not charged twice.
   std::map<std::string, usage> charged_, tx_charged_;
   std::unique_ptr<statements> st_;
+  std::map<std::string, std::unique_ptr<resolved_type>> types_;
 };
 
 } // namespace bgagent

@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "messages/utf8.hpp"
-#include "providers/task_types.hpp"
+#include "providers/result_validation.hpp"
 
 namespace bgagent {
 
@@ -383,10 +383,9 @@ call_outcome interpret_response(const http_response& r,
     return fail(error_kind::retryable,
                 status_text(c, r.status) +
                   ": no choices[0].message.content in the response");
-  auto v = validate_result(c.task_type, content);
+  auto v = validate_result(c.schema, content);
   if (!v.ok)
-    return fail(is_known_task_type(c.task_type) ? error_kind::retryable
-                                                : error_kind::permanent,
+    return fail(error_kind::retryable,
                 c.provider + ": invalid model output: " + clip(v.error) +
                   ": " + clip(redact(content, c.secret), 120));
   out.ok = true;

@@ -52,7 +52,7 @@ namespace bgagent {
 struct outcome_context {
   std::string provider; // e.g. "openrouter"
   std::string model;
-  std::string task_type;
+  std::string schema;   // JSON Schema text of the result ("" any object)
   model_price price;
   std::string secret;   // removed from any text (the API key)
   double timeout_seconds = 0;

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "providers/http_outcome.hpp"
-#include "providers/task_types.hpp"
+#include "providers/result_validation.hpp"
 
 namespace bgagent {
 
@@ -29,14 +29,15 @@ http_provider::~http_provider() = default;
 
 std::string http_provider::request_body(const std::string& model,
                                         const llm_request& req) {
+  json messages = json::array();
+  if (!req.system.empty())
+    messages.push_back({{"role", "system"}, {"content", req.system}});
+  messages.push_back({{"role", "user"}, {"content", req.prompt}});
   json body{
     {"model", model},
-    {"messages",
-     json::array({{{"role", "system"}, {"content", system_prompt(req.type)}},
-                  {{"role", "user"}, {"content", req.input}}})},
-    {"temperature", 0.0},
-    {"max_tokens", req.max_tokens ? req.max_tokens
-                                  : default_max_tokens(req.type)},
+    {"messages", std::move(messages)},
+    {"temperature", req.temperature},
+    {"max_tokens", req.max_tokens},
     {"stream", false},
   };
   return body.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -45,28 +46,36 @@ std::string http_provider::request_body(const std::string& model,
 uint64_t http_provider::estimate_prompt_tokens(const llm_request& req) const {
   // No tokenizer yields more tokens than bytes; chat framing adds a few.
   constexpr uint64_t message_overhead = 16;
-  return system_prompt(req.type).size() + req.input.size() + message_overhead;
+  return req.system.size() + req.prompt.size() + message_overhead;
+}
+
+model_price http_provider::price_of(const std::string& model) const {
+  if (model.empty() || model == cfg_.model)
+    return price_;
+  return price_for(model);
 }
 
 uint64_t http_provider::start(const llm_request& req, completion done) {
-  if (!is_known_task_type(req.type)) {
+  auto model = req.model.empty() ? cfg_.model : req.model;
+  if (req.unusable()) {
     auto out = make_failure(error_kind::permanent,
-                            "unknown task type \"" + req.type + "\"");
+                            "task type \"" + req.type +
+                              "\": its stored definition cannot be used");
     out.provider = cfg_.name;
-    out.model = cfg_.model;
+    out.model = model;
     done(std::move(out));
     return 0;
   }
   http_request hr;
   hr.url = url_;
   hr.headers = headers_;
-  hr.body = request_body(cfg_.model, req);
+  hr.body = request_body(model, req);
   // The worker's own BG_AGENT_TIMEOUT fires first (and charges the
   // reservation, as the request was sent); libcurl's is a backstop.
   hr.timeout_seconds = cfg_.timeout_seconds + 2;
   hr.connect_timeout_seconds = cfg_.connect_timeout_seconds;
-  outcome_context ctx{cfg_.name, cfg_.model, req.type, price_, cfg_.api_key,
-                      cfg_.timeout_seconds};
+  outcome_context ctx{cfg_.name, model, req.schema, price_of(model),
+                      cfg_.api_key, cfg_.timeout_seconds};
   return client_->submit(std::move(hr),
                          [ctx = std::move(ctx),
                           done = std::move(done)](http_response r) {

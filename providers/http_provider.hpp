@@ -55,6 +55,7 @@ public:
   uint64_t start(const llm_request& req, completion done) override;
   void cancel(uint64_t call_id) override;
   uint64_t estimate_prompt_tokens(const llm_request& req) const override;
+  model_price price_of(const std::string& model) const override;
 
   // The JSON body of a chat completions request, for tests.
   static std::string request_body(const std::string& model,

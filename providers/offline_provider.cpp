@@ -11,7 +11,9 @@
 #include <nlohmann/json.hpp>
 
 #include "providers/entity_patterns.hpp"
-#include "providers/task_types.hpp"
+#include "messages/sha256.hpp"
+#include "providers/result_validation.hpp"
+#include "types/schema_instance.hpp"
 
 namespace bgagent {
 
@@ -280,21 +282,53 @@ json entities(const std::string& text) {
 
 offline_provider::offline_provider() : provider(model_price{0, 0}) {}
 
-call_outcome offline_provider::compute(const llm_request& req) {
-  json result;
+// The seed types' heuristics, by name; null for any other type.
+json heuristic(const llm_request& req) {
   if (req.type == "summarize")
-    result = summarize(req.input);
-  else if (req.type == "analyze_sentiment")
-    result = sentiment(req.input);
-  else if (req.type == "extract_entities")
-    result = entities(req.input);
-  else
-    return make_failure(error_kind::permanent,
-                        "unknown task type \"" + req.type + "\"");
+    return summarize(req.input);
+  if (req.type == "analyze_sentiment")
+    return sentiment(req.input);
+  if (req.type == "extract_entities")
+    return entities(req.input);
+  return nullptr;
+}
+
+// A deterministic seed from what the model would have been sent.
+uint64_t seed_of(const llm_request& req) {
+  auto h = sha256_hex(req.system + '\x1f' + req.prompt);
+  return std::stoull(h.substr(0, 15), nullptr, 16);
+}
+
+call_outcome offline_provider::compute(const llm_request& req) {
+  auto fail = [](const std::string& why) {
+    auto out = make_failure(error_kind::permanent, why);
+    out.provider = "offline";
+    out.model = "offline";
+    return out;
+  };
+  if (req.unusable())
+    return fail("task type \"" + req.type +
+                "\": its stored definition cannot be used");
+  // A built-in type's heuristics, unless a user's file redefined it with a
+  // schema they do not satisfy; otherwise an instance of the schema.
+  auto result = heuristic(req);
+  auto text = result.is_null() ? std::string()
+                               : result.dump(-1, ' ', false,
+                                             json::error_handler_t::replace);
+  if (result.is_null() || !validate_result(req.schema, text).ok) {
+    auto schema = req.schema.empty() ? json::object()
+                                     : json::parse(req.schema, nullptr, false);
+    text = schema_instance(schema, seed_of(req))
+             .dump(-1, ' ', false, json::error_handler_t::replace);
+  }
+  auto v = validate_result(req.schema, text);
+  if (!v.ok)
+    return fail("the offline provider cannot make an answer for type \"" +
+                req.type + "\": " + v.error);
   call_outcome out;
   out.ok = true;
-  out.result = result.dump(-1, ' ', false, json::error_handler_t::replace);
-  out.prompt_tokens = bgagent::estimate_prompt_tokens(req.type, req.input);
+  out.result = v.result;
+  out.prompt_tokens = estimate_chat_prompt_tokens(req);
   out.completion_tokens =
     std::min<uint64_t>(estimate_tokens(out.result), req.max_tokens);
   out.cost_usd = 0;

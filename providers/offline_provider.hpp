@@ -5,7 +5,10 @@
 // (estimate_tokens of what was "sent" and "received"); cost is zero.
 // summarize picks the most representative sentence; analyze_sentiment scores
 // a lexicon with negation; extract_entities finds capitalised spans, e-mail
-// addresses, URLs, money, percentages and dates.
+// addresses, URLs, money, percentages and dates. Any other type (or a
+// built-in one redefined with a schema those answers miss) gets a
+// deterministic instance of its JSON Schema (types/schema_instance.hpp);
+// a schema it cannot satisfy is a permanent failure naming the violation.
 #pragma once
 
 #include "providers/provider.hpp"

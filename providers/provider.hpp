@@ -21,11 +21,22 @@
 
 namespace bgagent {
 
+// One call's request, complete: the task's type already resolved and its
+// templates rendered (messages/task.hpp), so no provider needs the types.
 struct llm_request {
   std::string task_id;
-  std::string type;
+  std::string type;        // the type's name (the offline provider's
+                           // heuristics know the built-in ones)
   std::string input;
   uint32_t max_tokens = 0; // already resolved to the type's default
+  std::string system;      // rendered system prompt ("" none)
+  std::string prompt;      // rendered user prompt
+  std::string schema;      // JSON Schema text the result must satisfy
+  std::string model;       // empty: the provider's configured model
+  double temperature = 0;
+
+  // Neither prompt: the type's stored definition could not be used.
+  bool unusable() const { return system.empty() && prompt.empty(); }
 };
 
 // What selects and configures a provider; filled from configuration.
@@ -56,17 +67,24 @@ public:
   // Worst-case prompt tokens for the reservation (the same estimate the
   // offline provider reports as its usage).
   virtual uint64_t estimate_prompt_tokens(const llm_request& req) const;
-  // Worst-case cost in USD of a call with these token counts.
+  // Worst-case cost in USD of a call with these token counts, at the
+  // configured model's price.
   double worst_case_cost(uint64_t prompt_tokens,
                          uint64_t completion_tokens) const {
     return price_.cost(prompt_tokens, completion_tokens);
   }
   const model_price& price() const { return price_; }
+  // The price of `model` (the configured model's when empty or the same).
+  virtual model_price price_of(const std::string& model) const;
 
 protected:
   model_price price_;
 };
 
 using provider_ptr = std::shared_ptr<provider>;
+
+// The default estimate_prompt_tokens(): about four bytes a token of the
+// system and user prompts, plus the chat framing.
+uint64_t estimate_chat_prompt_tokens(const llm_request& req);
 
 } // namespace bgagent

@@ -128,7 +128,8 @@ int kill_test_tasks() {
 
 } // namespace
 
-TEST_CASE("a version-1 store is migrated in place and its work finished",
+TEST_CASE("a version-1 store is migrated in place (to 2, then 3) and its "
+          "work finished",
           "[e2e][durability]") {
   temp_dir dir;
   auto db = dir.path("bgagent.db");
@@ -174,8 +175,15 @@ TEST_CASE("a version-1 store is migrated in place and its work finished",
   CHECK(j["budget"]["tokens_used"] == 48);
   CHECK(j["run"]["id"] == 1);
   CHECK(sql_text(db, "SELECT value FROM meta WHERE key = "
-                     "'schema_version'") == "2");
+                     "'schema_version'") == "3");
   CHECK(sql_int(db, "SELECT COUNT(*) FROM events") == 0);
+  // Version 3: each task has its built-in type's fingerprint, whose
+  // definition is stored.
+  CHECK(sql_int(db, "SELECT COUNT(*) FROM tasks WHERE type_fingerprint = "
+                    "''") == 0);
+  CHECK(sql_int(db, "SELECT COUNT(*) FROM tasks t JOIN task_types ty ON "
+                    "ty.fingerprint = t.type_fingerprint AND ty.name = "
+                    "t.type") == 7);
   CHECK(sql_int(db, "SELECT SUM(reserved_tokens) + SUM(reservation_id) FROM "
                     "tasks") == 0);
   CHECK(sql_text(db, "SELECT result FROM tasks WHERE id = 'c1'") ==
@@ -183,7 +191,7 @@ TEST_CASE("a version-1 store is migrated in place and its work finished",
   // Opening it again is a no-op.
   REQUIRE(run_bgagent({"results", "--json"}, dir.path(), env).exit_code == 0);
   CHECK(sql_text(db, "SELECT value FROM meta WHERE key = "
-                     "'schema_version'") == "2");
+                     "'schema_version'") == "3");
 
   auto r = run_bgagent({"run"}, dir.path(), env);
   INFO(r.err);
@@ -228,7 +236,7 @@ TEST_CASE("a store from a newer bgagent is refused and left alone",
   temp_dir dir;
   auto db = dir.path("bgagent.db");
   exec_sql(db, std::string(schema_v1) +
-                 "UPDATE meta SET value = '3' WHERE key = "
+                 "UPDATE meta SET value = '4' WHERE key = "
                  "'schema_version';\n" +
                  v1_task(1, "a", "pending", 0));
   auto bytes = read_file(db);
@@ -239,12 +247,12 @@ TEST_CASE("a store from a newer bgagent is refused and left alone",
     CHECK(r.exit_code == 2);
     auto errs = lines_of(r.err);
     REQUIRE(errs.size() == 1);
-    CHECK(errs[0].find("schema version 3") != std::string::npos);
+    CHECK(errs[0].find("schema version 4") != std::string::npos);
     CHECK(errs[0].find("bgagent.db") != std::string::npos);
   }
   CHECK(read_file(db) == bytes);
   CHECK(sql_text(db, "SELECT value FROM meta WHERE key = "
-                     "'schema_version'") == "3");
+                     "'schema_version'") == "4");
 }
 
 TEST_CASE("kill -9 again and again: every task completed once, every "

@@ -5,6 +5,7 @@
 
 #include "messages/utf8.hpp"
 #include "providers/http_outcome.hpp"
+#include "types/type_registry.hpp"
 #include "tests/support/raw_http_server.hpp"
 
 using namespace bgagent;
@@ -12,8 +13,16 @@ using bgagent::testing::raw_http_server;
 
 namespace {
 
+// A built-in type's schema, as a fetched task carries it.
+std::string schema_of(const std::string& type) {
+  static const auto builtin = type_registry::builtin();
+  auto* t = builtin.find(type);
+  return t ? t->schema.dump() : std::string();
+}
+
 outcome_context ctx(const std::string& type = "summarize") {
-  return outcome_context{"openrouter", "google/gemini-2.5-flash", type,
+  return outcome_context{"openrouter", "google/gemini-2.5-flash",
+                         schema_of(type),
                          model_price{0.30, 2.50}, "sk-or-v1-SECRETKEY12345",
                          300};
 }
@@ -50,7 +59,7 @@ TEST_CASE("without usage.cost the price table prices the usage",
           "[http_outcome]") {
   auto out = interpret_response(
     answer(200, raw_http_server::completion(
-                  "```json\n{\"sentiment\": \"Positive\", \"confidence\": 0.9}\n```",
+                  "```json\n{\"sentiment\": \"positive\", \"confidence\": 0.9}\n```",
                   1000000, 1000000)),
     ctx("analyze_sentiment"));
   REQUIRE(out.ok);
@@ -203,7 +212,7 @@ std::string with_usage(const std::string& usage) {
 }
 
 outcome_context openai_ctx() {
-  return outcome_context{"openai", "gpt-4o-mini", "summarize",
+  return outcome_context{"openai", "gpt-4o-mini", schema_of("summarize"),
                          model_price{0.15, 0.60}, "", 300};
 }
 

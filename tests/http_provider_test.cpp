@@ -14,7 +14,7 @@
 
 #include "messages/utf8.hpp"
 #include "providers/http_provider.hpp"
-#include "providers/task_types.hpp"
+#include "types/type_registry.hpp"
 #include "tests/support/aimock.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/raw_http_server.hpp"
@@ -402,7 +402,8 @@ TEST_CASE("503 Retry-After, retry-after-ms, HTTP dates, empty and truncated "
   // truncated 2xx answers, and the call that timed out. Error statuses
   // (429, 503) cost nothing.
   auto reservation = [](const std::string& input) {
-    return system_prompt("summarize").size() + input.size() + 16 + 256;
+    return type_registry::builtin().find("summarize")->system.size() +
+           input.size() + 16 + 256;
   };
   uint64_t expected = 6 * 36 + reservation("Text [nousage]") +
                       reservation("Text [empty]") +
@@ -620,21 +621,32 @@ TEST_CASE("kill -9 while calls are in flight, then a restart: every task "
         static_cast<size_t>(running));
 }
 
-TEST_CASE("the request asks for JSON at temperature 0 with the task's "
+TEST_CASE("the request carries the rendered prompts, the temperature and "
           "max_tokens",
           "[http]") {
-  llm_request req{"t1", "analyze_sentiment", "I love it", 0};
+  auto builtin = type_registry::builtin();
+  auto* type = builtin.find("analyze_sentiment");
+  llm_request req{"t1",         "analyze_sentiment", "I love it",
+                  type->max_tokens, type->system,    "I love it",
+                  "",           "",                  0};
   auto body = json::parse(http_provider::request_body("m-1", req));
   CHECK(body["model"] == "m-1");
   CHECK(body["temperature"] == 0.0);
-  CHECK(body["max_tokens"] == default_max_tokens("analyze_sentiment"));
+  CHECK(body["max_tokens"] == 64);
   CHECK(body["stream"] == false);
   REQUIRE(body["messages"].size() == 2);
   CHECK(body["messages"][0]["role"] == "system");
-  CHECK(body["messages"][0]["content"] == system_prompt("analyze_sentiment"));
+  CHECK(body["messages"][0]["content"] == type->system);
   CHECK(body["messages"][1] == json({{"role", "user"}, {"content", "I love it"}}));
   req.max_tokens = 99;
-  CHECK(json::parse(http_provider::request_body("m", req))["max_tokens"] == 99);
+  req.temperature = 0.5;
+  req.system.clear();
+  auto other = json::parse(http_provider::request_body("m", req));
+  CHECK(other["max_tokens"] == 99);
+  CHECK(other["temperature"] == 0.5);
+  // No system prompt, no system message.
+  REQUIRE(other["messages"].size() == 1);
+  CHECK(other["messages"][0]["role"] == "user");
 }
 
 namespace {
@@ -743,7 +755,8 @@ TEST_CASE("lying usage is retried and charged the reservation; usage over "
   // Each lie is charged its whole reservation (never 0, never 1e30), every
   // believable answer what it reported, even over the reservation.
   auto reservation = [](const std::string& input) {
-    return system_prompt("summarize").size() + input.size() + 16 + 256;
+    return type_registry::builtin().find("summarize")->system.size() +
+           input.size() + 16 + 256;
   };
   for (auto id : {"lie", "absurd"}) {
     INFO(id);

@@ -28,7 +28,8 @@ void exec_sql(const std::string& path, const std::string& sql) {
 
 } // namespace
 
-TEST_CASE("store: a new store has schema version 2 and an events table",
+TEST_CASE("store: a new store has schema version 3, an events table and "
+          "the built-in type definitions",
           "[store]") {
   temp_dir dir;
   auto path = dir.path("a.db");
@@ -37,9 +38,10 @@ TEST_CASE("store: a new store has schema version 2 and an events table",
     CHECK(db.last_event_seq() == 0);
   }
   CHECK(sql_int(path, "SELECT value FROM meta WHERE key = "
-                      "'schema_version'") == 2);
+                      "'schema_version'") == 3);
   CHECK(sql_int(path, "SELECT COUNT(*) FROM events") == 0);
   CHECK(sql_int(path, "SELECT COUNT(reserved_cost) FROM tasks") == 0);
+  CHECK(sql_int(path, "SELECT COUNT(*) FROM task_types") == 4);
 }
 
 TEST_CASE("store: version 1 is migrated in one transaction; a newer or "
@@ -81,7 +83,7 @@ TEST_CASE("store: version 1 is migrated in one transaction; a newer or "
     db.take_committed_events();
   }
   CHECK(sql_int(v1, "SELECT value FROM meta WHERE key = "
-                    "'schema_version'") == 2);
+                    "'schema_version'") == 3);
   CHECK(sql_int(v1, "SELECT COUNT(*) FROM events WHERE event = "
                     "'task_interrupted'") == 1);
   CHECK(sql_int(v1, "SELECT COUNT(*) FROM events WHERE event = "

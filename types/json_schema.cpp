@@ -58,10 +58,13 @@ std::string describe(valijson::ValidationResults& results) {
 
 const valijson::Schema& meta_schema() {
   static const valijson::Schema* schema = [] {
-    auto* s = new valijson::Schema; // lives as long as the process
-    auto doc = nlohmann::json::parse(draft7_meta_schema_text());
+    // Both live as long as the process: valijson's schema may point into
+    // the document it was parsed from.
+    auto* s = new valijson::Schema;
+    auto* doc = new nlohmann::json(
+      nlohmann::json::parse(draft7_meta_schema_text()));
     valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
-    valijson::adapters::NlohmannJsonAdapter adapter(doc);
+    valijson::adapters::NlohmannJsonAdapter adapter(*doc);
     parser.populateSchema(adapter, *s);
     return s;
   }();
@@ -100,7 +103,7 @@ void check_patterns(const nlohmann::json& doc, const std::string& path) {
 } // namespace
 
 struct json_schema::impl {
-  nlohmann::json doc; // the adapter refers to it while parsing only
+  nlohmann::json doc; // the schema may point into it: kept with it
   valijson::Schema schema;
 };
 

@@ -30,7 +30,8 @@ struct task_type {
   bool raw = false;                 // chat: the request body is the task's
 
   std::string source;               // "built-in" or the types file's path
-  std::string fingerprint;          // hex SHA-256
+  std::string canonical;            // JSON of the fields fingerprinted
+  std::string fingerprint;          // hex SHA-256 of `canonical`
   // Names the templates use besides `input`: each task must give them in
   // its `vars`.
   std::vector<std::string> vars;

@@ -168,7 +168,8 @@ std::shared_ptr<const task_type> make_type(const std::string& name,
   json canonical{{"system", t->system},         {"prompt", t->prompt},
                  {"schema", t->schema},         {"max_tokens", t->max_tokens},
                  {"model", t->model},           {"temperature", t->temperature}};
-  t->fingerprint = sha256_hex(canonical.dump());
+  t->canonical = canonical.dump();
+  t->fingerprint = sha256_hex(t->canonical);
   return t;
 }
 
@@ -181,7 +182,8 @@ std::shared_ptr<const task_type> chat_type() {
   t->max_tokens = 1024;
   t->raw = true;
   t->source = "built-in";
-  t->fingerprint = sha256_hex("chat: the request body as given");
+  t->canonical = R"({"raw":true})";
+  t->fingerprint = sha256_hex(t->canonical);
   return t;
 }
 

@@ -1,0 +1,20 @@
+#include "providers/provider.hpp"
+
+#include "providers/result_validation.hpp"
+
+namespace bgagent {
+
+uint64_t estimate_chat_prompt_tokens(const llm_request& req) {
+  // Chat formatting adds a few tokens per message.
+  constexpr uint64_t message_overhead = 8;
+  return estimate_tokens(req.system) + estimate_tokens(req.prompt) +
+         message_overhead;
+}
+
+uint64_t provider::estimate_prompt_tokens(const llm_request& req) const {
+  return estimate_chat_prompt_tokens(req);
+}
+
+model_price provider::price_of(const std::string&) const { return price_; }
+
+} // namespace bgagent
