@@ -162,9 +162,13 @@ caf::behavior running_behavior(self_ptr self) {
     },
     [=, &db_](submit_atom, const std::vector<task>& tasks,
               const std::string& source,
-              const std::vector<type_definition>& types) {
+              const std::vector<type_definition>& types,
+              const std::string& on_conflict) {
       commit_open_group(self);
-      auto rep = db_.submit(tasks, source, types);
+      auto policy = on_conflict == "skip"      ? store::on_conflict::skip
+                    : on_conflict == "replace" ? store::on_conflict::replace
+                                               : store::on_conflict::error;
+      auto rep = db_.submit(tasks, source, types, policy);
       publish(self);
       return rep;
     },

@@ -5,12 +5,13 @@
 // Contract (messages, request -> reply):
 //   (submit_atom, vector<task>)                 -> submit_report
 //   (submit_atom, vector<task>, string source)  -> submit_report
-//   (submit_atom, vector<task>, string source, vector<type_definition>)
-//                                               -> submit_report
-//       also inserts task_submitted (detail: source) / task_duplicate per
-//       task, and the type definitions not yet stored, in the submission's
-//       transaction (tasks without a fingerprint are of the built-in type
-//       they name)
+//   (submit_atom, vector<task>, string source, vector<type_definition>,
+//    string on_conflict)                        -> submit_report
+//       also inserts task_submitted (detail: source) / task_duplicate /
+//       task_replaced per task, and the type definitions not yet stored, in
+//       the submission's transaction (tasks without a fingerprint are of
+//       the built-in type they name); on_conflict: "error" (default for
+//       anything else), "skip" or "replace" (store.hpp)
 //   (open_run_atom, uint64 tokens, double cost) -> run_info
 //       tasks found running are charged their stored reservation (ledger +
 //       budget_charged) and audited task_interrupted, back to pending, in

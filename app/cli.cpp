@@ -32,7 +32,7 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
   app.set_help_all_flag("--help-all", "Show help for every command");
 
   std::string db, tasks, workers, provider, model, base_url, listen, metrics;
-  std::string insecure_listen, types_file;
+  std::string insecure_listen, types_file, on_conflict = "error";
   std::string state, file;
   bool follow = false, json = false, all_quarantined = false;
   std::vector<std::string> ids;
@@ -43,6 +43,12 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
   run->add_option("--types", types_file,
                   "Types file, YAML or JSON (BG_AGENT_TYPES, default "
                   "./bgagent-types.yaml when it exists)");
+  auto conflict_help =
+    "A task submitted again with other content (same id or key): error "
+    "(refuse the file, the default), skip (keep the stored task) or "
+    "replace (run the new one)";
+  run->add_option("--on-conflict", on_conflict, conflict_help)
+    ->check(CLI::IsMember({"error", "skip", "replace"}));
   run->add_option("--db", db, "Database file (BG_AGENT_DB, default "
                               "./bgagent.db)");
   run->add_option("--workers", workers, "Task workers (BG_AGENT_WORKERS, "
@@ -78,6 +84,8 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
   submit->add_option("--types", types_file,
                      "Types file, YAML or JSON (BG_AGENT_TYPES, default "
                      "./bgagent-types.yaml when it exists)");
+  submit->add_option("--on-conflict", on_conflict, conflict_help)
+    ->check(CLI::IsMember({"error", "skip", "replace"}));
   submit->add_option("file", file, "Task file")->required();
 
   auto* status = app.add_subcommand("status", "Counts per state, budget, "
@@ -195,6 +203,7 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
     if (*run) {
       run_options o;
       o.tasks_file = tasks;
+      o.on_conflict = on_conflict;
       o.follow = follow;
       o.listen = listen;
       o.insecure_listen = insecure_listen;
@@ -218,7 +227,7 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
     if (*types)
       return types_command(c, json);
     if (*submit)
-      return submit_command(c, file);
+      return submit_command(c, file, on_conflict);
     if (*status)
       return status_command(c, json);
     if (*results) {

@@ -14,6 +14,7 @@ class provider_registry;
 
 struct run_options {
   std::string tasks_file; // empty: only what is already pending
+  std::string on_conflict = "error"; // error | skip | replace
   bool follow = false;
   std::string listen;  // HOST:PORT for remote nodes (mutual TLS), empty: none
   // HOST:PORT on loopback for remote nodes without TLS, empty: none
@@ -49,7 +50,8 @@ int run_command(const config& c, const run_options& o,
 int worker_command(const config& c, const worker_options& o,
                    const provider_registry& providers);
 int admin_command(const config& c, const admin_options& o);
-int submit_command(const config& c, const std::string& file);
+int submit_command(const config& c, const std::string& file,
+                   const std::string& on_conflict);
 int status_command(const config& c, bool json);
 int results_command(const config& c, const std::string& state, bool json);
 int requeue_command(const config& c, const std::vector<std::string>& ids,

@@ -187,14 +187,13 @@ int run_command(const config& c, const run_options& o,
     // task_submitted / task_duplicate are committed with the submission.
     auto rep = ask<submit_report>(self, checkpointer, submit_atom::value,
                                   std::move(tasks.tasks), o.tasks_file,
-                                  std::move(tasks.types));
-    tasks = {};
+                                  std::move(tasks.types), o.on_conflict);
+    tasks.tasks = {};
     if (!rep.error.empty()) {
       shutdown({checkpointer, auditor});
-      throw usage_error(o.tasks_file + ": " + rep.error);
+      throw usage_error(submit_error(tasks, o.tasks_file, rep));
     }
-    spdlog::info("{}: {} task(s) submitted, {} already known (skipped)",
-                 o.tasks_file, rep.inserted.size(), rep.duplicates.size());
+    spdlog::info("{}: {}", o.tasks_file, submit_summary(rep));
   }
 
   // A run that stopped on its budget and resumes with the same limits has

@@ -89,17 +89,17 @@ std::string dump(const nlohmann::json& j) {
 
 } // namespace
 
-int submit_command(const config& c, const std::string& file) {
+int submit_command(const config& c, const std::string& file,
+                   const std::string& on_conflict) {
   auto contents = read_task_file(file, c.max_input_bytes, types_in_force(c));
   store_session s(c, store::open_mode::create_if_missing, true);
   // task_submitted / task_duplicate are committed with the submission.
   auto rep = ask<submit_report>(s.self, s.checkpointer, submit_atom::value,
                                 std::move(contents.tasks), file,
-                                std::move(contents.types));
+                                std::move(contents.types), on_conflict);
   if (!rep.error.empty())
-    throw usage_error(file + ": " + rep.error);
-  std::printf("%zu task(s) submitted, %zu already known (skipped)\n",
-              rep.inserted.size(), rep.duplicates.size());
+    throw usage_error(submit_error(contents, file, rep));
+  std::printf("%s\n", submit_summary(rep).c_str());
   return exit_code::ok;
 }
 

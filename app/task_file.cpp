@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/errors.hpp"
+#include "messages/run.hpp"
 #include "messages/sha256.hpp"
 #include "messages/utf8.hpp"
 #include "types/type_registry.hpp"
@@ -104,7 +105,7 @@ task parse_task(const json& j, const std::string& where, uint64_t max_input,
   }
   t.type_fingerprint = type->fingerprint;
   if (t.idempotency_key.empty())
-    t.idempotency_key = derive_idempotency_key(t, *type);
+    t.idempotency_key = t.id.empty() ? derive_idempotency_key(t, *type) : t.id;
   if (t.id.empty())
     t.id = "t-" + t.idempotency_key.substr(0, 16);
   return t;
@@ -130,6 +131,28 @@ std::string parse_error_text(const json::parse_error& e) {
 }
 
 } // namespace
+
+std::string submit_summary(const submit_report& rep) {
+  auto out = std::to_string(rep.inserted.size()) + " task(s) submitted, " +
+             std::to_string(rep.duplicates.size()) +
+             " already known (skipped)";
+  if (!rep.replaced.empty())
+    out += ", " + std::to_string(rep.replaced.size()) +
+           " replaced with new content (to run again)";
+  if (!rep.conflicts_skipped.empty())
+    out += ", " + std::to_string(rep.conflicts_skipped.size()) +
+           " with new content kept as stored (--on-conflict skip)";
+  return out;
+}
+
+std::string submit_error(const task_file_contents& contents,
+                         const std::string& file, const submit_report& rep) {
+  if (rep.failed_index >= 0 &&
+      static_cast<size_t>(rep.failed_index) < contents.where.size())
+    return contents.where[static_cast<size_t>(rep.failed_index)] + ": " +
+           rep.error;
+  return file + ": " + rep.error;
+}
 
 std::string derive_idempotency_key(const std::string& type,
                                    const std::string& input) {
@@ -160,6 +183,7 @@ task_file_contents read_task_file(const std::string& path,
   auto add = [&](const json& j, const std::string& where) {
     const task_type* type = nullptr;
     out.tasks.push_back(parse_task(j, where, max_input_bytes, types, type));
+    out.where.push_back(where);
     used.emplace(type->fingerprint, type);
   };
   auto finish = [&] {

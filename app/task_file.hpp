@@ -7,12 +7,13 @@
 // `vars` (strings for the type's {{NAME}} placeholders: every one the type
 // uses must be given), `idempotency_key`, `max_tokens` and `model` are
 // optional; any other field is an error naming the known ones. Input and
-// vars together are at most `max_input_bytes`. A missing key is derived
-// from the content (the type's definition, model, input and vars; for a
-// built-in type with neither vars nor model, from type and input as
-// earlier releases did), so the same task is the same task; a missing id is
-// derived from the key. The definitions of the types used are returned
-// with the tasks, for the store.
+// vars together are at most `max_input_bytes`. A missing key is the id;
+// without an id either, it is derived from the content (the type's
+// definition, model, input and vars; for a built-in type with neither vars
+// nor model, from type and input as earlier releases did), so the same task
+// is the same task, and a missing id is derived from the key. The
+// definitions of the types used are returned with the tasks, for the
+// store, and each task's place ("FILE line N") for errors.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +28,7 @@ class type_registry;
 
 struct task_file_contents {
   std::vector<task> tasks;
+  std::vector<std::string> where;     // "FILE line N" per task
   std::vector<type_definition> types; // one per type used
 };
 
@@ -35,6 +37,15 @@ task_file_contents read_task_file(const std::string& path,
                                   const type_registry& types);
 
 struct task_type;
+struct submit_report;
+
+// "N task(s) submitted, M already known (skipped)", and the replaced and
+// kept conflicts when there are any.
+std::string submit_summary(const submit_report& rep);
+// The store's refusal of a submission, at the place of the task at fault
+// ("FILE line N: ...") when known, else "FILE: ...".
+std::string submit_error(const task_file_contents& contents,
+                         const std::string& file, const submit_report& rep);
 
 // The idempotency key of a task without one (see above).
 std::string derive_idempotency_key(const task& t, const task_type& type);

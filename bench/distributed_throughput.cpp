@@ -189,10 +189,14 @@ void count_messages(int n) {
   auto auditor = spawn_auditor(sys, (dir / "audit.jsonl").string());
   auto checkpointer = spawn_checkpointer(sys, std::move(db), auditor);
   std::vector<task> tasks;
-  for (int i = 0; i < n; ++i)
-    tasks.push_back(task{"m-" + std::to_string(i), "summarize",
-                         "Message count task " + std::to_string(i), "k" +
-                           std::to_string(i), 0, 0, 0});
+  for (int i = 0; i < n; ++i) {
+    task t;
+    t.id = "m-" + std::to_string(i);
+    t.type = "summarize";
+    t.input = "Message count task " + std::to_string(i);
+    t.idempotency_key = "k" + std::to_string(i);
+    tasks.push_back(std::move(t));
+  }
   self->request(checkpointer, caf::infinite, submit_atom::value, tasks)
     .receive([](submit_report&) {}, [](caf::error&) {});
   run_info run;

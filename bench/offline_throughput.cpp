@@ -13,10 +13,18 @@
 // with its ratio to the first variant: side by side, on one machine, at
 // one time.
 //
+// --jobs builtin,custom runs each row on the built-in types (the generated
+// mix of summarize, analyze_sentiment and extract_entities) and on a
+// user's type (ticket routing: a types file with a prompt template, a var
+// and a JSON Schema with an enum, a bounded integer and a pattern), so the
+// cost of rendering and schema validation shows as a ratio.
+//
 // Usage: bgagent-bench-offline [--sizes 10000,30000,100000] [--workers 64[,8]]
 //                              [--bgagent PATH] [--baseline PATH]
-//                              [--sync full[,normal]] [--rounds N]
+//                              [--sync full[,normal]] [--jobs builtin[,custom]]
+//                              [--rounds N]
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -66,17 +74,59 @@ struct row {
   measured_run submit, run;
 };
 
-// One binary with its settings.
+// One binary with its settings and the job it runs.
 struct variant {
   std::string label;
   std::string binary;
   env_list env;
+  bool custom = false; // the user's type instead of the built-in ones
 };
+
+const char* custom_types_yaml = R"YAML(
+route:
+  system: |
+    You triage support tickets for an online shop. Answer with JSON only.
+  prompt: |
+    Customer tier: {{tier}}
+    Ticket:
+    {{input}}
+  schema:
+    type: object
+    required: [queue, urgency, summary]
+    properties:
+      queue: {enum: [billing, shipping, returns, product_question, bug, other]}
+      urgency: {type: integer, minimum: 1, maximum: 5}
+      summary: {type: string, minLength: 1, maxLength: 200}
+      ticket_ref: {type: string, pattern: "^[A-Z]{3}$"}
+    additionalProperties: false
+  max_tokens: 200
+)YAML";
+
+// The generated tasks as tickets of the user's type.
+void write_custom_tasks(const std::string& builtin_path,
+                        const std::string& path) {
+  static const char* tiers[] = {"standard", "gold", "platinum"};
+  std::ifstream in(builtin_path);
+  std::ofstream out(path);
+  size_t n = 0;
+  for (std::string line; std::getline(in, line); ++n) {
+    auto j = nlohmann::json::parse(line);
+    j["type"] = "route";
+    j["vars"] = {{"tier", tiers[n % 3]}};
+    out << j.dump() << "\n";
+  }
+}
 
 row measure(const variant& v, size_t tasks, size_t workers) {
   const std::string& binary = v.binary;
   bgagent::temp_dir dir;
   write_generated_tasks_file(dir.path("tasks.jsonl"), tasks);
+  if (v.custom) {
+    std::ofstream(dir.path("types.yaml")) << custom_types_yaml;
+    write_custom_tasks(dir.path("tasks.jsonl"), dir.path("custom.jsonl"));
+    std::rename(dir.path("custom.jsonl").c_str(),
+                dir.path("tasks.jsonl").c_str());
+  }
   env_list env = {{"BG_AGENT_TOKEN_BUDGET", "100000000000"},
                   {"BG_AGENT_COST_BUDGET", "1000000"},
                   {"BG_AGENT_AUDIT_LOG", dir.path("audit.jsonl")},
@@ -84,6 +134,8 @@ row measure(const variant& v, size_t tasks, size_t workers) {
                   {"BG_AGENT_ALERT_WEBHOOK", ""},
                   {"LLM_PROVIDER", "offline"}};
   env.insert(env.end(), v.env.begin(), v.env.end());
+  if (v.custom)
+    env.emplace_back("BG_AGENT_TYPES", dir.path("types.yaml"));
   row r{tasks, workers, {}, {}};
   r.submit = run_measured({binary, "submit", dir.path("tasks.jsonl"), "--db",
                            dir.path("bench.db")},
@@ -126,6 +178,7 @@ int main(int argc, char** argv) {
   std::string binary = BGAGENT_BINARY;
   std::string baseline;
   std::vector<std::string> syncs;
+  std::vector<std::string> jobs = {"builtin"};
   std::vector<size_t> sizes = {10000, 30000, 100000};
   std::vector<size_t> workers = {64};
   size_t rounds = 1;
@@ -144,10 +197,13 @@ int main(int argc, char** argv) {
       baseline = argv[++i];
     else if (arg == "--sync" && has_value)
       syncs = parse_words(argv[++i]);
+    else if (arg == "--jobs" && has_value)
+      jobs = parse_words(argv[++i]);
     else {
       std::cerr << "usage: bgagent-bench-offline [--sizes N,N,...] "
                    "[--workers W,...] [--bgagent PATH] [--baseline PATH] "
-                   "[--sync full,normal] [--rounds N]\n";
+                   "[--sync full,normal] [--jobs builtin,custom] "
+                   "[--rounds N]\n";
       return 2;
     }
   }
@@ -155,14 +211,28 @@ int main(int argc, char** argv) {
   if (!baseline.empty())
     variants.push_back({"baseline", baseline, {}});
   if (syncs.empty())
-    variants.push_back({"this", binary, {}});
-  for (auto& sync : syncs)
-    variants.push_back({"sync=" + sync, binary, {{"BG_AGENT_SYNC", sync}}});
+    syncs.push_back("");
+  for (auto& job : jobs) {
+    if (job != "builtin" && job != "custom") {
+      std::cerr << "bgagent-bench-offline: --jobs takes builtin and custom\n";
+      return 2;
+    }
+    for (auto& sync : syncs) {
+      variant v{"this", binary, {}, job == "custom"};
+      if (!sync.empty()) {
+        v.label = "sync=" + sync;
+        v.env.emplace_back("BG_AGENT_SYNC", sync);
+      }
+      if (jobs.size() > 1 || v.custom)
+        v.label += " " + job;
+      variants.push_back(v);
+    }
+  }
   std::printf("bgagent offline throughput: %s", binary.c_str());
   if (!baseline.empty())
     std::printf(" (baseline %s)", baseline.c_str());
   std::printf(", median of %zu round(s)\n", rounds);
-  std::printf("%-12s %8s %7s | %10s %8s | %10s %8s %9s | %10s | %6s\n",
+  std::printf("%-18s %8s %7s | %10s %8s | %10s %8s %9s | %10s | %6s\n",
               "variant", "tasks", "workers", "submit/s", "RSS MB", "run/s",
               "RSS MB", "CPU us/t", "overall/s", "ratio");
   std::vector<row> rows;
@@ -180,7 +250,7 @@ int main(int argc, char** argv) {
         double rate = n / r.run.wall_seconds;
         if (v == 0)
           first_rate = rate;
-        std::printf("%-12s %8zu %7zu | %10.0f %8.1f | %10.0f %8.1f %9.1f | "
+        std::printf("%-18s %8zu %7zu | %10.0f %8.1f | %10.0f %8.1f %9.1f | "
                     "%10.0f | %6.2f\n",
                     variants[v].label.c_str(), n, w,
                     n / r.submit.wall_seconds, r.submit.peak_rss_mb, rate,

@@ -65,14 +65,17 @@ typename Inspector::result_type inspect(Inspector& f, status_report& x) {
 // The checkpointer's answer to a submission.
 struct submit_report {
   std::vector<std::string> inserted;
-  std::vector<std::string> duplicates;
-  std::string error; // non-empty: nothing was inserted
+  std::vector<std::string> duplicates;        // same key, same content
+  std::vector<std::string> replaced;          // other content, replaced
+  std::vector<std::string> conflicts_skipped; // other content, kept
+  std::string error;         // non-empty: nothing was inserted
+  int64_t failed_index = -1; // the task at fault, when known
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, submit_report& x) {
   return f(caf::meta::type_name("submit_report"), x.inserted, x.duplicates,
-           x.error);
+           x.replaced, x.conflicts_skipped, x.error, x.failed_index);
 }
 
 // How a run ended; `exit_code` follows DESIGN.md section 8.

@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 
 #include "messages/json_codec.hpp"
+#include "messages/sha256.hpp"
 #include "types/prompt_template.hpp"
 #include "types/type_registry.hpp"
 
@@ -170,6 +171,14 @@ CREATE TABLE IF NOT EXISTS task_types(
 UPDATE meta SET value = '3' WHERE key = 'schema_version';
 )SQL";
 
+// Version 3 -> 4: each task's content hash (store::content_hash), so a key
+// submitted again with other content is a conflict, not a merge. Existing
+// rows get theirs from what they store (add_content_hashes()).
+const char* migrate_v3_v4 = R"SQL(
+ALTER TABLE tasks ADD COLUMN content_hash TEXT NOT NULL DEFAULT '';
+UPDATE meta SET value = '4' WHERE key = 'schema_version';
+)SQL";
+
 task read_task(stmt& s) {
   task t;
   t.seq = s.i64(0);
@@ -303,9 +312,9 @@ store::store(const std::string& path, open_mode mode, sync_mode sync)
     };
     prep(st_->insert_task,
          "INSERT INTO tasks(id, type, input, idempotency_key, max_tokens, "
-         "created_at, updated_at, vars, req_model, type_fingerprint) "
-         "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6, NULLIF(?7, ''), NULLIF(?8, ''), "
-         "?9) ON CONFLICT(idempotency_key) DO NOTHING");
+         "created_at, updated_at, vars, req_model, type_fingerprint, "
+         "content_hash) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6, NULLIF(?7, ''), "
+         "NULLIF(?8, ''), ?9, ?10)");
     prep(st_->fetch, "SELECT seq, id, type, input, idempotency_key, "
                      "max_tokens, attempts, IFNULL(vars, ''), "
                      "IFNULL(req_model, ''), type_fingerprint FROM tasks "
@@ -448,12 +457,16 @@ void store::open_schema() {
     exec(schema_v2);
   } else if (v == 1) {
     exec(migrate_v1_v2);
-  } else if (v != 2) {
+  } else if (v != 2 && v != 3) {
     rollback();
     throw refuse(v);
   }
-  exec(migrate_v2_v3);
-  store_builtin_types();
+  if (v != 3) {
+    exec(migrate_v2_v3);
+    store_builtin_types();
+  }
+  exec(migrate_v3_v4);
+  add_content_hashes();
   commit();
 }
 
@@ -629,7 +642,8 @@ submit_report store::submit(const std::vector<task>& tasks) {
 
 submit_report store::submit(const std::vector<task>& tasks,
                             const std::string& source,
-                            const std::vector<type_definition>& types) {
+                            const std::vector<type_definition>& types,
+                            on_conflict conflict) {
   submit_report rep;
   auto ts = now_rfc3339();
   bool own = !in_tx_;
@@ -654,40 +668,82 @@ submit_report store::submit(const std::vector<task>& tasks,
       return rep;
     }
   }
-  // An id reused with other content is a conflict on `id`, not on the key.
-  stmt same_id(db_, "SELECT idempotency_key FROM tasks WHERE id = ?1", path_);
-  for (auto& t : tasks) {
-    auto& s = st_->insert_task;
-    s.bind(1, t.id).bind(2, t.type).bind(3, t.input).bind(4, t.idempotency_key);
-    s.bind(5, static_cast<int64_t>(t.max_tokens)).bind(6, ts);
-    s.bind(7, vars_json(t.vars)).bind(8, t.model).bind(9, fingerprint_of(t));
-    bool ok = true;
-    try {
-      s.step();
-    } catch (int) {
-      ok = false;
-    }
-    s.reset();
-    if (!ok) {
-      std::string key;
-      same_id.bind(1, t.id);
-      if (same_id.step())
-        key = same_id.text(0);
-      same_id.reset();
-      if (own)
-        rollback();
-      rep.inserted.clear();
-      rep.duplicates.clear();
-      rep.error = key.empty() ? "task " + t.id + ": " + s.last_error()
-                              : "task id " + t.id +
-                                  " is already used by a task with other "
-                                  "content";
-      return rep;
-    }
-    if (sqlite3_changes(db_) == 1)
+  // The stored task with the same key, else with the same id (a task an
+  // earlier release keyed by its content): its content decides.
+  stmt by_key(db_, "SELECT seq, id, content_hash, state FROM tasks WHERE "
+                   "idempotency_key = ?1",
+              path_);
+  stmt by_id(db_, "SELECT seq, id, content_hash, state FROM tasks WHERE "
+                  "id = ?1",
+             path_);
+  stmt replace(db_, "UPDATE tasks SET type = ?2, input = ?3, max_tokens = ?4, "
+                    "vars = NULLIF(?5, ''), req_model = NULLIF(?6, ''), "
+                    "type_fingerprint = ?7, content_hash = ?8, state = "
+                    "'pending', attempts = 0, result = NULL, error = NULL, "
+                    "updated_at = ?9 WHERE seq = ?1",
+               path_);
+  auto refuse = [&](size_t i, std::string why) {
+    if (own)
+      rollback();
+    rep.inserted.clear();
+    rep.duplicates.clear();
+    rep.replaced.clear();
+    rep.conflicts_skipped.clear();
+    rep.error = std::move(why);
+    rep.failed_index = static_cast<int64_t>(i);
+    return rep;
+  };
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    auto& t = tasks[i];
+    auto hash = content_hash(t);
+    struct found_row {
+      int64_t seq = 0;
+      std::string id, hash, state;
+    } row;
+    auto look = [&](stmt& q, const std::string& value) {
+      q.bind(1, value);
+      return with(q, path_, [&] {
+        if (!q.step())
+          return false;
+        row = found_row{q.i64(0), q.text(1), q.text(2), q.text(3)};
+        return true;
+      });
+    };
+    if (!look(by_key, t.idempotency_key) && !look(by_id, t.id)) {
+      auto& s = st_->insert_task;
+      s.bind(1, t.id).bind(2, t.type).bind(3, t.input).bind(4, t.idempotency_key);
+      s.bind(5, static_cast<int64_t>(t.max_tokens)).bind(6, ts);
+      s.bind(7, vars_json(t.vars)).bind(8, t.model).bind(9, fingerprint_of(t));
+      s.bind(10, hash);
+      with(s, path_, [&] { return s.step(); });
       rep.inserted.push_back(t.id);
-    else
+      continue;
+    }
+    if (row.hash == hash) {
       rep.duplicates.push_back(t.id);
+      continue;
+    }
+    // The same key (or id) with other content: never a silent merge.
+    if (conflict == on_conflict::skip) {
+      rep.conflicts_skipped.push_back(row.id);
+      continue;
+    }
+    if (conflict == on_conflict::error)
+      return refuse(i, "task " + t.id + " was submitted before with other "
+                                        "content (input, vars, model, "
+                                        "max_tokens or its type's "
+                                        "definition): keep it with "
+                                        "--on-conflict skip, or run the new "
+                                        "one with --on-conflict replace");
+    if (row.state == task_state::running)
+      return refuse(i, "task " + row.id + " is running: it can be replaced "
+                                          "once it is not");
+    replace.bind(1, row.seq).bind(2, t.type).bind(3, t.input);
+    replace.bind(4, static_cast<int64_t>(t.max_tokens)).bind(5, vars_json(t.vars));
+    replace.bind(6, t.model).bind(7, fingerprint_of(t)).bind(8, hash);
+    replace.bind(9, ts);
+    with(replace, path_, [&] { return replace.step(); });
+    rep.replaced.push_back(row.id);
   }
   if (!source.empty()) {
     for (auto& id : rep.inserted)
@@ -695,6 +751,14 @@ submit_report store::submit(const std::vector<task>& tasks,
     for (auto& id : rep.duplicates)
       add_event(make_event("task_duplicate", id, -1,
                            "already submitted; not run again"));
+    for (auto& id : rep.conflicts_skipped)
+      add_event(make_event("task_duplicate", id, -1,
+                           "submitted again with other content; the stored "
+                           "task kept (--on-conflict skip)"));
+    for (auto& id : rep.replaced)
+      add_event(make_event("task_replaced", id, -1,
+                           "submitted again with other content from " +
+                             source + ": replaced, to run again"));
   }
   if (own)
     commit();
@@ -869,6 +933,34 @@ void store::resolve(task& t) {
   } catch (const std::out_of_range&) {
     t.system.clear();
     t.prompt.clear();
+  }
+}
+
+std::string store::content_hash(const task& t) {
+  std::string content = fingerprint_of(t) + '\x1f' + t.model + '\x1f' +
+                        std::to_string(t.max_tokens) + '\x1f' + t.input;
+  for (auto& [k, v] : t.vars)
+    content += '\x1f' + k + '\x1e' + v;
+  return sha256_hex(content);
+}
+
+void store::add_content_hashes() {
+  stmt sel(db_, "SELECT seq, id, type, input, idempotency_key, max_tokens, "
+                "attempts, IFNULL(vars, ''), IFNULL(req_model, ''), "
+                "type_fingerprint FROM tasks WHERE content_hash = ''",
+           path_);
+  stmt upd(db_, "UPDATE tasks SET content_hash = ?2 WHERE seq = ?1", path_);
+  std::vector<std::pair<int64_t, std::string>> hashes;
+  with(sel, path_, [&] {
+    while (sel.step()) {
+      auto t = read_task(sel);
+      hashes.emplace_back(t.seq, content_hash(t));
+    }
+    return 0;
+  });
+  for (auto& [seq, hash] : hashes) {
+    upd.bind(1, seq).bind(2, hash);
+    with(upd, path_, [&] { return upd.step(); });
   }
 }
 

@@ -78,7 +78,7 @@ class store {
 public:
   enum class open_mode { create_if_missing, must_exist };
   enum class sync_mode { full, normal };
-  static constexpr int schema_version = 3;
+  static constexpr int schema_version = 4;
 
   store(const std::string& path, open_mode mode,
         sync_mode sync = sync_mode::full);
@@ -93,18 +93,29 @@ public:
   void rollback();
   bool in_transaction() const { return in_tx_; }
 
-  // Inserts tasks whose idempotency key is new; reports the others as
-  // duplicates. All or nothing: on error (an id reused for other content)
-  // nothing is inserted and report.error says which task. With `source`,
-  // also inserts `task_submitted` (detail: source) / `task_duplicate`
-  // events, in the same transaction.
+  // What to do with a task whose key (or id) is stored with other content.
+  enum class on_conflict { error, skip, replace };
+
+  // Inserts tasks whose idempotency key (and id) is new; one stored with
+  // the same content hash is a duplicate; one stored with other content is
+  // a conflict: `error` refuses the whole submission (report.error and
+  // report.failed_index name it), `skip` keeps the stored task, `replace`
+  // puts the new content in its place, back to pending with no attempts
+  // (refused while it is running). All or nothing. With `source`, also
+  // inserts `task_submitted` (detail: source) / `task_duplicate` /
+  // `task_replaced` events, in the same transaction.
   // `types` are the definitions of the tasks' types (kept by fingerprint,
   // so a task runs as submitted even after its types file changed); tasks
   // of a type neither given nor stored before are refused (report.error).
   submit_report submit(const std::vector<task>& tasks);
   submit_report submit(const std::vector<task>& tasks,
                        const std::string& source,
-                       const std::vector<type_definition>& types = {});
+                       const std::vector<type_definition>& types = {},
+                       on_conflict conflict = on_conflict::error);
+
+  // SHA-256 of what a task asks for: its type's fingerprint, model,
+  // max_tokens, input and vars.
+  static std::string content_hash(const task& t);
 
   // Resumes the last unfinished run, or starts a new one. Tasks found
   // `running` were interrupted by a crash: each has its reservation charged
@@ -201,6 +212,7 @@ private:
   const resolved_type* find_type(const std::string& fingerprint);
   void resolve(task& t);
   void store_builtin_types();
+  void add_content_hashes();
   struct statements;
   struct task_row;
   // retry_wait or quarantined, for mark_retry_wait / mark_quarantined.

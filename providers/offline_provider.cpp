@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <map>
 #include <unordered_map>
 #include <unordered_set>
 #include <set>
@@ -316,9 +317,16 @@ call_outcome offline_provider::compute(const llm_request& req) {
                                : result.dump(-1, ' ', false,
                                              json::error_handler_t::replace);
   if (result.is_null() || !validate_result(req.schema, text).ok) {
-    auto schema = req.schema.empty() ? json::object()
-                                     : json::parse(req.schema, nullptr, false);
-    text = schema_instance(schema, seed_of(req))
+    // Parsed once a thread per schema text.
+    thread_local std::map<std::string, json> parsed;
+    auto i = parsed.find(req.schema);
+    if (i == parsed.end())
+      i = parsed
+            .emplace(req.schema, req.schema.empty()
+                                   ? json::object()
+                                   : json::parse(req.schema, nullptr, false))
+            .first;
+    text = schema_instance(i->second, seed_of(req))
              .dump(-1, ' ', false, json::error_handler_t::replace);
   }
   auto v = validate_result(req.schema, text);

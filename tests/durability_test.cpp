@@ -14,6 +14,7 @@
 
 #include <sqlite3.h>
 
+#include "persistence/store.hpp"
 #include "tests/support/job.hpp"
 #include "tests/support/process.hpp"
 #include "tests/temp_dir.hpp"
@@ -22,6 +23,9 @@ using namespace bgagent;
 using namespace bgagent::testing;
 
 namespace {
+
+const std::string current_version = std::to_string(store::schema_version);
+const std::string newer_version = std::to_string(store::schema_version + 1);
 
 // The schema of bgagent's store before version 2, exactly as it shipped.
 const char* schema_v1 = R"SQL(
@@ -175,7 +179,7 @@ TEST_CASE("a version-1 store is migrated in place (to 2, then 3) and its "
   CHECK(j["budget"]["tokens_used"] == 48);
   CHECK(j["run"]["id"] == 1);
   CHECK(sql_text(db, "SELECT value FROM meta WHERE key = "
-                     "'schema_version'") == "3");
+                     "'schema_version'") == current_version);
   CHECK(sql_int(db, "SELECT COUNT(*) FROM events") == 0);
   // Version 3: each task has its built-in type's fingerprint, whose
   // definition is stored.
@@ -184,6 +188,9 @@ TEST_CASE("a version-1 store is migrated in place (to 2, then 3) and its "
   CHECK(sql_int(db, "SELECT COUNT(*) FROM tasks t JOIN task_types ty ON "
                     "ty.fingerprint = t.type_fingerprint AND ty.name = "
                     "t.type") == 7);
+  // Version 4: each task's content hash, for conflicts on resubmission.
+  CHECK(sql_int(db, "SELECT COUNT(*) FROM tasks WHERE length(content_hash) "
+                    "= 64") == 7);
   CHECK(sql_int(db, "SELECT SUM(reserved_tokens) + SUM(reservation_id) FROM "
                     "tasks") == 0);
   CHECK(sql_text(db, "SELECT result FROM tasks WHERE id = 'c1'") ==
@@ -191,7 +198,7 @@ TEST_CASE("a version-1 store is migrated in place (to 2, then 3) and its "
   // Opening it again is a no-op.
   REQUIRE(run_bgagent({"results", "--json"}, dir.path(), env).exit_code == 0);
   CHECK(sql_text(db, "SELECT value FROM meta WHERE key = "
-                     "'schema_version'") == "3");
+                     "'schema_version'") == current_version);
 
   auto r = run_bgagent({"run"}, dir.path(), env);
   INFO(r.err);
@@ -236,7 +243,7 @@ TEST_CASE("a store from a newer bgagent is refused and left alone",
   temp_dir dir;
   auto db = dir.path("bgagent.db");
   exec_sql(db, std::string(schema_v1) +
-                 "UPDATE meta SET value = '4' WHERE key = "
+                 "UPDATE meta SET value = '" + newer_version + "' WHERE key = "
                  "'schema_version';\n" +
                  v1_task(1, "a", "pending", 0));
   auto bytes = read_file(db);
@@ -247,12 +254,13 @@ TEST_CASE("a store from a newer bgagent is refused and left alone",
     CHECK(r.exit_code == 2);
     auto errs = lines_of(r.err);
     REQUIRE(errs.size() == 1);
-    CHECK(errs[0].find("schema version 4") != std::string::npos);
+    CHECK(errs[0].find("schema version " + newer_version) !=
+          std::string::npos);
     CHECK(errs[0].find("bgagent.db") != std::string::npos);
   }
   CHECK(read_file(db) == bytes);
   CHECK(sql_text(db, "SELECT value FROM meta WHERE key = "
-                     "'schema_version'") == "4");
+                     "'schema_version'") == newer_version);
 }
 
 TEST_CASE("kill -9 again and again: every task completed once, every "

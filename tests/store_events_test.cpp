@@ -28,8 +28,8 @@ void exec_sql(const std::string& path, const std::string& sql) {
 
 } // namespace
 
-TEST_CASE("store: a new store has schema version 3, an events table and "
-          "the built-in type definitions",
+TEST_CASE("store: a new store has the current schema version, an events "
+          "table and the built-in type definitions",
           "[store]") {
   temp_dir dir;
   auto path = dir.path("a.db");
@@ -38,7 +38,7 @@ TEST_CASE("store: a new store has schema version 3, an events table and "
     CHECK(db.last_event_seq() == 0);
   }
   CHECK(sql_int(path, "SELECT value FROM meta WHERE key = "
-                      "'schema_version'") == 3);
+                      "'schema_version'") == store::schema_version);
   CHECK(sql_int(path, "SELECT COUNT(*) FROM events") == 0);
   CHECK(sql_int(path, "SELECT COUNT(reserved_cost) FROM tasks") == 0);
   CHECK(sql_int(path, "SELECT COUNT(*) FROM task_types") == 4);
@@ -83,7 +83,7 @@ TEST_CASE("store: version 1 is migrated in one transaction; a newer or "
     db.take_committed_events();
   }
   CHECK(sql_int(v1, "SELECT value FROM meta WHERE key = "
-                    "'schema_version'") == 3);
+                    "'schema_version'") == store::schema_version);
   CHECK(sql_int(v1, "SELECT COUNT(*) FROM events WHERE event = "
                     "'task_interrupted'") == 1);
   CHECK(sql_int(v1, "SELECT COUNT(*) FROM events WHERE event = "

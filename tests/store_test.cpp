@@ -31,15 +31,48 @@ TEST_CASE("submitting the same key twice inserts it once", "[store]") {
   CHECK(db.counts().pending == 3);
 }
 
-TEST_CASE("an id reused for other content rejects the whole submission",
+TEST_CASE("an id or key reused for other content is a conflict: refused, "
+          "skipped or replaced, never merged",
           "[store]") {
   temp_dir dir;
   store db(dir.path("a.db"), store::open_mode::create_if_missing);
-  db.submit({make_task("a", "k1")});
-  auto r = db.submit({make_task("z", "k9"), make_task("a", "other")});
-  CHECK_FALSE(r.error.empty());
-  CHECK(r.error.find("a") != std::string::npos);
-  CHECK(db.counts().total() == 1); // "z" was rolled back too
+  REQUIRE(db.submit({make_task("a", "k1"), make_task("b", "k2")})
+            .error.empty());
+  auto changed = make_task("a", "other-key"); // same id, other input
+  changed.input = "new text of a";
+  auto changed_b = make_task("b2", "k2");     // same key, other input
+  changed_b.input = "new text of b";
+  // Refused: nothing of the submission stays, the fault is named.
+  auto r = db.submit({make_task("z", "k9"), changed});
+  CHECK(r.failed_index == 1);
+  CHECK(r.error.find("task a was submitted before with other content") !=
+        std::string::npos);
+  CHECK(db.counts().total() == 2); // "z" was rolled back too
+  // The same content under the same id (another key) is a duplicate.
+  auto same = db.submit({make_task("a", "yet-another-key")});
+  CHECK(same.duplicates == std::vector<std::string>{"a"});
+  // Skipped: the stored tasks stay as they were.
+  auto skip = db.submit({changed, changed_b}, "f", {},
+                        store::on_conflict::skip);
+  REQUIRE(skip.error.empty());
+  CHECK(skip.conflicts_skipped == std::vector<std::string>{"a", "b"});
+  CHECK(db.fetch_runnable(0, 10)[0].input == "text of a");
+  // Replaced: the new content, pending again with no attempts.
+  REQUIRE(db.mark_running("b", 1));
+  auto running = db.submit({changed_b}, "f", {}, store::on_conflict::replace);
+  CHECK(running.error.find("task b is running") != std::string::npos);
+  REQUIRE(db.mark_retry_wait("b", 1, "x"));
+  auto rep = db.submit({changed, changed_b}, "f", {},
+                       store::on_conflict::replace);
+  REQUIRE(rep.error.empty());
+  CHECK(rep.replaced == std::vector<std::string>{"a", "b"});
+  auto tasks = db.fetch_runnable(0, 10);
+  REQUIRE(tasks.size() == 2);
+  CHECK(tasks[0].input == "new text of a");
+  CHECK(tasks[1].input == "new text of b");
+  CHECK(tasks[1].attempts == 0);
+  // And that content is now the stored one.
+  CHECK(db.submit({changed}).duplicates == std::vector<std::string>{"a"});
 }
 
 TEST_CASE("completion is fenced by attempt", "[store]") {

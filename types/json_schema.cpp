@@ -136,7 +136,10 @@ json_schema::compile(const nlohmann::json& doc) {
 }
 
 std::string json_schema::violations(const nlohmann::json& value) const {
-  valijson::Validator validator;
+  // One validator a thread: it caches the compiled regular expressions of
+  // `pattern`s (by pattern text), which would cost more than the rest of a
+  // validation to compile each time.
+  thread_local valijson::Validator validator;
   valijson::ValidationResults results;
   valijson::adapters::NlohmannJsonAdapter adapter(value);
   try {

@@ -1,0 +1,127 @@
+// Idempotency without silent merges, run like a user: a task submitted
+// again with other content is refused (exit 2, file, line and id, nothing
+// changed), kept with --on-conflict skip, or run again with --on-conflict
+// replace; different ids with the same input are two tasks; editing a
+// type's prompt makes tasks without ids new ones.
+#include <catch2/catch.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/support/job.hpp"
+#include "tests/support/process.hpp"
+#include "tests/temp_dir.hpp"
+
+using namespace bgagent;
+using namespace bgagent::testing;
+using nlohmann::json;
+
+namespace {
+
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+} // namespace
+
+TEST_CASE("a task submitted again with other content is refused, skipped or "
+          "replaced, never merged",
+          "[e2e][conflict]") {
+  temp_dir dir;
+  write_tasks(dir.path("v1.jsonl"),
+              {make_task("a", "summarize", "Alpha was first. It is old."),
+               make_task("b", "summarize", "Beta was second. It is new.")});
+  REQUIRE(run_bgagent({"run", "--tasks", "v1.jsonl"}, dir.path()).exit_code ==
+          0);
+  auto before = results_by_id(dir.path());
+  auto audit = dir.path("bgagent-audit.jsonl");
+  auto lines_before = read_jsonl(audit).size();
+
+  // "b" keeps its content; "a" has another input.
+  write_tasks(dir.path("v2.jsonl"),
+              {make_task("b", "summarize", "Beta was second. It is new."),
+               make_task("a", "summarize", "Alpha changed. It is new now.")});
+  for (auto* cmd : {"run", "submit"}) {
+    auto r = std::string(cmd) == "run"
+               ? run_bgagent({"run", "--tasks", "v2.jsonl"}, dir.path())
+               : run_bgagent({"submit", "v2.jsonl"}, dir.path());
+    INFO(cmd << ": " << r.err);
+    CHECK(r.exit_code == 2);
+    REQUIRE(lines_of(r.err).size() == 1);
+    CHECK(contains(r.err, "bgagent: v2.jsonl line 2: task a was submitted "
+                          "before with other content"));
+    CHECK(contains(r.err, "--on-conflict"));
+  }
+  CHECK(results_by_id(dir.path()) == before);
+  CHECK(read_jsonl(audit).size() == lines_before);
+
+  // skip: the stored task stays, nothing runs again.
+  auto skip = run_bgagent({"run", "--tasks", "v2.jsonl", "--on-conflict",
+                           "skip"},
+                          dir.path());
+  INFO(skip.err);
+  REQUIRE(skip.exit_code == 0);
+  CHECK(contains(skip.err, "0 task(s) submitted, 1 already known (skipped), "
+                           "1 with new content kept as stored"));
+  CHECK(results_by_id(dir.path()) == before);
+
+  // replace: "a" runs again on its new input; "b" does not.
+  auto rep = run_bgagent({"run", "--tasks", "v2.jsonl", "--on-conflict",
+                          "replace"},
+                         dir.path());
+  INFO(rep.err);
+  REQUIRE(rep.exit_code == 0);
+  CHECK(contains(rep.err, "1 replaced with new content"));
+  auto after = results_by_id(dir.path());
+  CHECK(after["a"]["result"]["summary"] != before["a"]["result"]["summary"]);
+  CHECK(contains(after["a"]["result"]["summary"].get<std::string>(),
+                 "Alpha changed"));
+  CHECK(after["b"] == before["b"]);
+  CHECK(count_by_task(audit, "task_replaced")["a"] == 1);
+  CHECK(count_by_task(audit, "task_completed")["a"] == 2);
+  CHECK(count_by_task(audit, "task_completed")["b"] == 1);
+
+  // A bad value is a usage error.
+  auto bad = run_bgagent({"run", "--on-conflict", "merge"}, dir.path());
+  CHECK(bad.exit_code == 2);
+}
+
+TEST_CASE("different ids with the same input are two tasks with two results",
+          "[e2e][conflict]") {
+  temp_dir dir;
+  write_tasks(dir.path("t.jsonl"),
+              {make_task("x1", "summarize", "Same text. Twice over."),
+               make_task("x2", "summarize", "Same text. Twice over.")});
+  auto r = run_bgagent({"run", "--tasks", "t.jsonl"}, dir.path());
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  auto rows = results_by_id(dir.path());
+  REQUIRE(rows.size() == 2);
+  CHECK(rows["x1"]["state"] == "completed");
+  CHECK(rows["x2"]["state"] == "completed");
+}
+
+TEST_CASE("editing a type's prompt makes tasks without ids new tasks; the "
+          "same file again changes nothing",
+          "[e2e][conflict][types]") {
+  temp_dir dir;
+  auto types = [&](const std::string& system) {
+    write_file(dir.path("bgagent-types.yaml"),
+               "label:\n  system: \"" + system +
+                 "\"\n  schema: {type: object, required: [label], "
+                 "properties: {label: {enum: [x, y]}}}\n");
+  };
+  write_file(dir.path("t.jsonl"),
+             R"({"type": "label", "input": "one"})" "\n"
+             R"({"type": "label", "input": "two"})" "\n");
+  types("Label it.");
+  REQUIRE(run_bgagent({"run", "--tasks", "t.jsonl"}, dir.path()).exit_code ==
+          0);
+  auto again = run_bgagent({"run", "--tasks", "t.jsonl"}, dir.path());
+  CHECK(contains(again.err, "0 task(s) submitted, 2 already known"));
+  types("Label it carefully.");
+  auto edited = run_bgagent({"run", "--tasks", "t.jsonl"}, dir.path());
+  INFO(edited.err);
+  REQUIRE(edited.exit_code == 0);
+  CHECK(contains(edited.err, "2 task(s) submitted, 0 already known"));
+  CHECK(results_by_id(dir.path()).size() == 4);
+}
