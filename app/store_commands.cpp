@@ -1,6 +1,7 @@
 // `bgagent submit | status | results | requeue`: short commands that talk to
 // a checkpointer of their own (only the checkpointer opens the store).
 #include <cstdio>
+#include <optional>
 #include <iostream>
 
 #include <caf/all.hpp>
@@ -12,6 +13,7 @@
 #include "app/commands.hpp"
 #include "app/errors.hpp"
 #include "app/system_config.hpp"
+#include "app/run_lock.hpp"
 #include "app/task_file.hpp"
 #include "app/types_file.hpp"
 #include "messages/atoms.hpp"
@@ -92,6 +94,12 @@ std::string dump(const nlohmann::json& j) {
 int submit_command(const config& c, const std::string& file,
                    const std::string& on_conflict) {
   auto contents = read_task_file(file, c.max_input_bytes, types_in_force(c));
+  // A run holds fetched copies of its tasks: replacing one under it would
+  // run the old content. So replace only when no run uses the database
+  // (or with `run --tasks FILE --on-conflict replace`).
+  std::optional<run_lock> no_run;
+  if (on_conflict == "replace")
+    no_run.emplace(c.db_path);
   store_session s(c, store::open_mode::create_if_missing, true);
   // task_submitted / task_duplicate are committed with the submission.
   auto rep = ask<submit_report>(s.self, s.checkpointer, submit_atom::value,

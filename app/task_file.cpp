@@ -104,10 +104,19 @@ task parse_task(const json& j, const std::string& where, uint64_t max_input,
     t.max_tokens = static_cast<uint32_t>(m.get<int64_t>());
   }
   t.type_fingerprint = type->fingerprint;
+  bool derived_key = t.idempotency_key.empty() && t.id.empty();
+  // A key taken from the id is marked, so it never equals a key a user
+  // gave another task.
   if (t.idempotency_key.empty())
-    t.idempotency_key = t.id.empty() ? derive_idempotency_key(t, *type) : t.id;
+    t.idempotency_key = t.id.empty() ? derive_idempotency_key(t, *type)
+                                     : "id:" + t.id;
+  // An id from a derived key is its first 16 hex digits, as earlier
+  // releases made it; from a key the user gave, from that key's hash (two
+  // keys with one prefix are two ids).
   if (t.id.empty())
-    t.id = "t-" + t.idempotency_key.substr(0, 16);
+    t.id = "t-" + (derived_key ? t.idempotency_key
+                               : sha256_hex(t.idempotency_key))
+                    .substr(0, 16);
   return t;
 }
 
@@ -165,11 +174,9 @@ std::string derive_idempotency_key(const task& t, const task_type& type) {
   if (same && same->fingerprint == type.fingerprint && t.vars.empty() &&
       t.model.empty())
     return derive_idempotency_key(t.type, t.input);
-  std::string content = type.fingerprint + '\x1f' + t.model + '\x1f' +
-                        t.input;
-  for (auto& [k, v] : t.vars)
-    content += '\x1f' + k + '\x1e' + v;
-  return sha256_hex(content);
+  // JSON, not separators: no input can pass for vars.
+  return sha256_hex(
+    json::array({type.fingerprint, t.model, t.input, t.vars}).dump());
 }
 
 task_file_contents read_task_file(const std::string& path,

@@ -650,18 +650,35 @@ submit_report store::submit(const std::vector<task>& tasks,
   if (own)
     begin();
   {
+    // The definitions given, and those of the built-in types named by
+    // tasks without a fingerprint (this release's built-ins may be newer
+    // than the store's).
+    auto all = types;
+    static const auto builtin = type_registry::builtin();
+    for (auto& t : tasks)
+      if (t.type_fingerprint.empty())
+        if (auto* bt = builtin.find(t.type))
+          all.push_back(type_definition{bt->fingerprint, bt->name,
+                                        bt->canonical});
     stmt ins(db_, "INSERT OR IGNORE INTO task_types(fingerprint, name, "
                   "definition) VALUES(?1, ?2, ?3)",
              path_);
-    for (auto& d : types) {
+    for (auto& d : all) {
       ins.bind(1, d.fingerprint).bind(2, d.name).bind(3, d.definition);
       with(ins, path_, [&] { return ins.step(); });
     }
   }
+  // A definition read in this transaction is not known to be stored until
+  // it commits.
+  auto forget_types = [&] {
+    for (auto& d : types)
+      types_.erase(d.fingerprint);
+  };
   for (auto& t : tasks) {
     if (!find_type(fingerprint_of(t))) {
       if (own)
         rollback();
+      forget_types();
       rep.error = "task " + t.id + ": type \"" + t.type +
                   "\" has no stored definition (fingerprint \"" +
                   fingerprint_of(t) + "\")";
@@ -685,6 +702,7 @@ submit_report store::submit(const std::vector<task>& tasks,
   auto refuse = [&](size_t i, std::string why) {
     if (own)
       rollback();
+    forget_types();
     rep.inserted.clear();
     rep.duplicates.clear();
     rep.replaced.clear();
@@ -937,11 +955,11 @@ void store::resolve(task& t) {
 }
 
 std::string store::content_hash(const task& t) {
-  std::string content = fingerprint_of(t) + '\x1f' + t.model + '\x1f' +
-                        std::to_string(t.max_tokens) + '\x1f' + t.input;
-  for (auto& [k, v] : t.vars)
-    content += '\x1f' + k + '\x1e' + v;
-  return sha256_hex(content);
+  // JSON, not separators: no input can pass for vars.
+  return sha256_hex(nlohmann::json::array({fingerprint_of(t), t.model,
+                                           t.max_tokens, t.input, t.vars})
+                      .dump(-1, ' ', false,
+                            nlohmann::json::error_handler_t::replace));
 }
 
 void store::add_content_hashes() {

@@ -64,7 +64,9 @@ std::shared_ptr<const json_schema> compiled(const std::string& schema_text,
 validation validate_result(const std::string& schema_text,
                            const std::string& text) {
   validation v;
-  auto j = json::parse(json_candidate(text), nullptr, false);
+  auto j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    j = json::parse(json_candidate(text), nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
     v.error = "model output is not a JSON object";
     return v;

@@ -125,3 +125,26 @@ TEST_CASE("editing a type's prompt makes tasks without ids new tasks; the "
   CHECK(contains(edited.err, "2 task(s) submitted, 0 already known"));
   CHECK(results_by_id(dir.path()).size() == 4);
 }
+
+TEST_CASE("a key taken from an id never meets a key a user gave, and keys "
+          "with one prefix make two ids",
+          "[e2e][conflict]") {
+  temp_dir dir;
+  auto a = make_task("x", "summarize", "First text. It is one.");
+  a["idempotency_key"] = "k1";
+  auto b = make_task("k1", "summarize", "Second text. It is two.");
+  auto c = json{{"type", "summarize"},
+                {"input", "Third text. It is three."},
+                {"idempotency_key", "customer-feedback-1"}};
+  auto d = json{{"type", "summarize"},
+                {"input", "Fourth text. It is four."},
+                {"idempotency_key", "customer-feedback-2"}};
+  write_tasks(dir.path("t.jsonl"), {a, b, c, d});
+  auto r = run_bgagent({"run", "--tasks", "t.jsonl"}, dir.path());
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  auto rows = results_by_id(dir.path());
+  CHECK(rows.size() == 4);
+  for (auto& [id, row] : rows)
+    CHECK(row["state"] == "completed");
+}

@@ -12,6 +12,7 @@
 #include "tests/temp_dir.hpp"
 #include "types/json_schema.hpp"
 #include "types/prompt_template.hpp"
+#include "types/schema_instance.hpp"
 #include "types/type_registry.hpp"
 
 using namespace bgagent;
@@ -145,7 +146,7 @@ TEST_CASE("types: a user's file may override a built-in type",
 TEST_CASE("types: every fault in a types file is one line naming the file, "
           "line, type and field, and changes nothing",
           "[unit][types]") {
-  auto unknown = load_error("x:\n  sytem: hi\n  schema: {}\n");
+  auto unknown = load_error("x:\n  sytem: hi\n  schema: {type: object}\n");
   CHECK(unknown == "types.yaml line 2: type \"x\": unknown field \"sytem\" "
                    "(known: system, prompt, schema, max_tokens, model, "
                    "temperature, description)");
@@ -153,17 +154,17 @@ TEST_CASE("types: every fault in a types file is one line naming the file, "
   CHECK(contains(bad_type, "types.yaml line 3: type \"x\": field \"schema\" "
                            "is not a valid JSON Schema (draft 7): at /type"));
   auto bad_required =
-    load_error("x:\n  system: hi\n  schema: {required: yes}\n");
+    load_error("x:\n  system: hi\n  schema: {type: object, required: yes}\n");
   CHECK(contains(bad_required, "at /required"));
-  auto bad_min = load_error(
-    "x:\n  system: hi\n  schema: {properties: {a: {minimum: \"3\"}}}\n");
+  auto bad_min = load_error("x:\n  system: hi\n  schema: {type: object, "
+                            "properties: {a: {minimum: \"3\"}}}\n");
   CHECK(contains(bad_min, "at /properties/a/minimum"));
-  auto bad_re = load_error(
-    "x:\n  system: hi\n  schema: {properties: {a: {pattern: \"((\"}}}\n");
+  auto bad_re = load_error("x:\n  system: hi\n  schema: {type: object, "
+                           "properties: {a: {pattern: \"((\"}}}\n");
   CHECK(contains(bad_re, "at /properties/a/pattern"));
   CHECK(contains(bad_re, "not a regular expression"));
-  auto remote = load_error(
-    "x:\n  system: hi\n  schema: {$ref: \"http://example.com/s.json\"}\n");
+  auto remote = load_error("x:\n  system: hi\n  schema: {type: object, "
+                           "$ref: \"http://example.com/s.json\"}\n");
   CHECK(contains(remote, "type \"x\": field \"schema\" is not a usable "
                          "JSON Schema"));
   CHECK(contains(load_error("x:\n  system: [hi\n"),
@@ -177,21 +178,38 @@ TEST_CASE("types: every fault in a types file is one line naming the file, "
   CHECK(load_error("x:\n  system: hi\n") ==
         "types.yaml line 2: type \"x\": needs a \"schema\" (JSON Schema, "
         "draft 7) of its result");
-  CHECK(contains(load_error("x:\n  system: hi\n  schema: {}\n  max_tokens: "
+  CHECK(contains(load_error("x:\n  system: hi\n  schema: {type: object}\n  max_tokens: "
                             "0\n"),
                  "line 4: type \"x\": field \"max_tokens\" must be a whole "
                  "number from 1 to 200000"));
-  CHECK(contains(load_error("x:\n  system: hi\n  schema: {}\n  temperature: "
+  CHECK(contains(load_error("x:\n  system: hi\n  schema: {type: object}\n  temperature: "
                             "warm\n"),
                  "field \"temperature\" must be a number from 0 to 2"));
-  CHECK(contains(load_error("x:\n  system: hi\n  system: ho\n  schema: {}\n"),
+  CHECK(contains(load_error("x:\n  system: hi\n  system: ho\n  schema: {type: object}\n"),
                  "line 3: type \"x\": field \"system\" is given twice"));
-  CHECK(contains(load_error("x:\n  system: [a, b]\n  schema: {}\n"),
+  CHECK(contains(load_error("x:\n  system: [a, b]\n  schema: {type: object}\n"),
                  "field \"system\" must be a string"));
-  CHECK(contains(load_error("chat:\n  system: hi\n  schema: {}\n"),
+  CHECK(contains(load_error("chat:\n  system: hi\n  schema: {type: object}\n"),
                  "type \"chat\" is built in"));
-  CHECK(contains(load_error("bad name:\n  system: hi\n  schema: {}\n"),
+  CHECK(contains(load_error("bad name:\n  system: hi\n  schema: {type: object}\n"),
                  "type name \"bad name\""));
+  // A result is an object; a $ref chain that never ends is refused (valijson
+  // would recurse until the stack ends).
+  CHECK(contains(load_error("x:\n  system: hi\n  schema: {type: array}\n"),
+                 "type \"x\": field \"schema\" must describe an object"));
+  CHECK(contains(load_error("x:\n  system: hi\n  schema: {type: object, "
+                            "$ref: \"#\"}\n"),
+                 "at /$ref: \"#\" refers back to itself"));
+  CHECK(contains(load_error("x:\n  system: hi\n  schema:\n    type: object\n"
+                            "    properties: {p: {$ref: \"#/definitions/a\"}}\n"
+                            "    definitions:\n      a: {$ref: "
+                            "\"#/definitions/b\"}\n      b: {$ref: "
+                            "\"#/definitions/a\"}\n"),
+                 "refers back to itself"));
+  // A recursive schema that ends is fine.
+  CHECK(load_error("x:\n  system: hi\n  schema:\n    type: object\n"
+                   "    properties:\n      l: {$ref: \"#\"}\n      r: {$ref: "
+                   "\"#\"}\n") == "");
   // An alias bomb is refused before it is expanded.
   auto bomb = load_error(
     "x:\n  system: hi\n  schema:\n    definitions:\n"
@@ -203,7 +221,7 @@ TEST_CASE("types: every fault in a types file is one line naming the file, "
   CHECK(contains(bomb, "too large or too deeply nested"));
   // A fault in the second type leaves the first out too.
   auto r = type_registry::builtin();
-  CHECK_THROWS_AS(r.load_text("a:\n  system: hi\n  schema: {}\nb:\n  "
+  CHECK_THROWS_AS(r.load_text("a:\n  system: hi\n  schema: {type: object}\nb:\n  "
                               "bogus: 1\n",
                               "types.yaml"),
                   std::invalid_argument);
@@ -273,4 +291,40 @@ TEST_CASE("bgagent types lists the types in force with their source and "
                              {{"BG_AGENT_TYPES", "nope.yaml"}});
   CHECK(missing.exit_code == 2);
   CHECK(missing.err == "bgagent: nope.yaml: cannot open types file\n");
+}
+
+TEST_CASE("types: a long string meets a pattern without overflowing the "
+          "stack, and an absurd one is refused unchecked",
+          "[unit][types]") {
+  auto schema = json_schema::compile(
+    json{{"type", "object"},
+         {"properties", {{"s", {{"type", "string"}, {"pattern", "^[a-z ]+$"}}}}}});
+  // std::regex alone overflows an 8 MB stack on ~30,000 such characters.
+  CHECK(schema->violations(json{{"s", std::string(150000, 'a')}}) == "");
+  CHECK(contains(schema->violations(json{{"s", std::string(150000, 'A')}}),
+                 "/s"));
+  CHECK(contains(schema->violations(json{{"s", std::string(300000, 'a')}}),
+                 "too long to check"));
+}
+
+TEST_CASE("types: a schema instance stays small for schemas that ask for "
+          "the impossible",
+          "[unit][types]") {
+  auto recursive = json{{"type", "object"},
+                        {"required", {"l"}},
+                        {"properties", {{"l", {{"$ref", "#"}}}, {"r", {{"$ref", "#"}}}}}};
+  auto a = schema_instance(recursive, 7);
+  CHECK(a.dump().size() < 100000);
+  auto huge = json{{"type", "object"},
+                   {"required", {"xs", "s"}},
+                   {"properties",
+                    {{"xs", {{"type", "array"}, {"minItems", 1000000000}}},
+                     {"s", {{"type", "string"}, {"minLength", 1000000000}}}}}};
+  auto b = schema_instance(huge, 7);
+  CHECK(b["xs"].size() <= 1000);
+  CHECK(b["s"].get<std::string>().size() <= 10000);
+  auto big_int = json{{"type", "object"},
+                      {"required", {"n"}},
+                      {"properties", {{"n", {{"type", "integer"}, {"minimum", 1e19}}}}}};
+  CHECK(schema_instance(big_int, 1)["n"].is_number());
 }

@@ -3,6 +3,9 @@
 // Without it valijson prints and calls abort() on a schema it cannot use.
 #define VALIJSON_USE_EXCEPTIONS 1
 
+#include <algorithm>
+#include <memory>
+#include <pthread.h>
 #include <regex>
 #include <stdexcept>
 #include <vector>
@@ -21,10 +24,8 @@ namespace {
 // How many violations a message lists.
 constexpr size_t max_reasons = 3;
 
-// "at /a/b: reason; at /c: reason" from valijson's results. Its context is
-// "<root>" then one "[name]" or "[index]" per level. valijson also reports
-// every enclosing level of a failure ("failed to validate against child
-// schema"): a reason at a path that encloses one already given is left out.
+// "at /a/b: reason; at /c: reason" from valijson's results, one reason a
+// path. Its context is "<root>" then one "[name]" or "[index]" per level.
 std::string describe(valijson::ValidationResults& results) {
   std::vector<std::string> paths;
   std::string out;
@@ -41,10 +42,11 @@ std::string describe(valijson::ValidationResults& results) {
         part = part.substr(1, part.size() - 2);
       path += "/" + part;
     }
-    bool encloses = false;
-    for (auto& p : paths)
-      encloses = encloses || p.compare(0, path.size(), path) == 0;
-    if (encloses)
+    // valijson's reports for enclosing levels ("Failed to validate against
+    // child schema ...") repeat a deeper reason: leave them out.
+    if (e.description.rfind("Failed to validate", 0) == 0)
+      continue;
+    if (std::find(paths.begin(), paths.end(), path) != paths.end())
       continue;
     paths.push_back(path);
     auto why = e.description;
@@ -71,32 +73,67 @@ const valijson::Schema& meta_schema() {
   return *schema;
 }
 
+// Keywords whose values are data, not schemas: a "pattern" or "$ref" in
+// them is not one.
+bool is_data_keyword(const std::string& key) {
+  return key == "const" || key == "enum" || key == "examples" ||
+         key == "default";
+}
+
 // valijson compiles `pattern` and `patternProperties` with std::regex when
 // it first validates: compile them now, so a bad one is a load-time error.
-void check_patterns(const nlohmann::json& doc, const std::string& path) {
-  auto check = [&](const std::string& re, const std::string& where) {
+// And valijson follows `$ref` chains without a cycle check: a chain that
+// never leaves `$ref`s ({"$ref": "#"}) would recurse until the stack ends,
+// so every local chain must reach a schema that is not only a reference.
+void check_schema(const nlohmann::json& root, const nlohmann::json& doc,
+                  const std::string& path) {
+  auto bad = [&](const std::string& where, const std::string& why) {
+    throw std::invalid_argument("not a valid JSON Schema (draft 7): at " +
+                                where + ": " + why);
+  };
+  auto check_re = [&](const std::string& re, const std::string& where) {
+    if (re.size() > 1000)
+      bad(where, "a pattern of more than 1000 characters");
     try {
       std::regex compiled(re);
     } catch (const std::regex_error& e) {
-      throw std::invalid_argument("not a valid JSON Schema (draft 7): at " +
-                                  where + ": \"" + re +
-                                  "\" is not a regular expression (" +
-                                  e.what() + ")");
+      bad(where, "\"" + re + "\" is not a regular expression (" + e.what() +
+                   ")");
     }
   };
   if (doc.is_object()) {
+    if (doc.contains("$ref") && doc["$ref"].is_string()) {
+      std::vector<const nlohmann::json*> seen{&doc};
+      const nlohmann::json* at = &doc;
+      while (at->is_object() && at->contains("$ref") &&
+             (*at)["$ref"].is_string()) {
+        auto ref = (*at)["$ref"].get<std::string>();
+        if (ref.empty() || ref[0] != '#')
+          break; // another document: valijson refuses it itself
+        try {
+          at = &root.at(nlohmann::json::json_pointer(ref.substr(1)));
+        } catch (const std::exception&) {
+          break; // valijson names the missing target
+        }
+        if (std::find(seen.begin(), seen.end(), at) != seen.end())
+          bad(path + "/$ref", "\"" + ref + "\" refers back to itself");
+        seen.push_back(at);
+      }
+    }
     for (auto& [key, value] : doc.items()) {
+      if (is_data_keyword(key))
+        continue;
       auto here = path + "/" + key;
       if (key == "pattern" && value.is_string())
-        check(value.get<std::string>(), here);
+        check_re(value.get<std::string>(), here);
       if (key == "patternProperties" && value.is_object())
         for (auto& [re, sub] : value.items())
-          check(re, here);
-      check_patterns(value, here);
+          check_re(re, here);
+      check_schema(root, value, here);
     }
   } else if (doc.is_array()) {
     for (size_t i = 0; i < doc.size(); ++i)
-      check_patterns(doc[i], path + "/" + std::to_string(i));
+      check_schema(root, doc[i], path + "/" + std::to_string(i));
   }
 }
 
@@ -105,7 +142,72 @@ void check_patterns(const nlohmann::json& doc, const std::string& path) {
 struct json_schema::impl {
   nlohmann::json doc; // the schema may point into it: kept with it
   valijson::Schema schema;
+  bool uses_regex = false; // pattern, patternProperties or format
 };
+
+namespace {
+
+// libstdc++'s std::regex recurses once per character matched: a string of
+// ~30,000 characters against "^[a-z ]+$" overflows an 8 MB stack. A model
+// may answer that long, so a long string meets the schema's regular
+// expressions on a thread with a stack big enough for it (reserved, used
+// only as deep as the match goes), and a string longer than that bound is
+// refused unchecked.
+constexpr size_t long_string = 2000;
+constexpr size_t max_checked_string = 200000;
+constexpr size_t big_stack_bytes = size_t{1} << 30;
+
+size_t longest_string(const nlohmann::json& v) {
+  if (v.is_string())
+    return v.get_ref<const std::string&>().size();
+  size_t n = 0;
+  if (v.is_structured())
+    for (auto& x : v)
+      n = std::max(n, longest_string(x));
+  return n;
+}
+
+bool mentions_regex(const nlohmann::json& doc) {
+  if (doc.is_object()) {
+    for (auto& [key, value] : doc.items()) {
+      if (is_data_keyword(key))
+        continue;
+      if (key == "pattern" || key == "patternProperties" || key == "format")
+        return true;
+      if (mentions_regex(value))
+        return true;
+    }
+  } else if (doc.is_array()) {
+    for (auto& x : doc)
+      if (mentions_regex(x))
+        return true;
+  }
+  return false;
+}
+
+// Runs f on a thread with a big stack and waits for it.
+template <class F>
+void on_big_stack(F f) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, big_stack_bytes);
+  pthread_t tid;
+  auto* job = new F(std::move(f));
+  auto run = [](void* p) -> void* {
+    std::unique_ptr<F> job(static_cast<F*>(p));
+    (*job)();
+    return nullptr;
+  };
+  if (pthread_create(&tid, &attr, run, job) != 0) {
+    pthread_attr_destroy(&attr);
+    std::unique_ptr<F> owned(job);
+    throw std::runtime_error("cannot start a thread to check a long string");
+  }
+  pthread_attr_destroy(&attr);
+  pthread_join(tid, nullptr);
+}
+
+} // namespace
 
 json_schema::json_schema() : impl_(std::make_unique<impl>()) {}
 json_schema::~json_schema() = default;
@@ -120,9 +222,10 @@ json_schema::compile(const nlohmann::json& doc) {
       throw std::invalid_argument("not a valid JSON Schema (draft 7): " +
                                   describe(results));
   }
-  check_patterns(doc, "");
+  check_schema(doc, doc, "");
   std::shared_ptr<json_schema> out(new json_schema());
   out->impl_->doc = doc;
+  out->impl_->uses_regex = mentions_regex(doc);
   try {
     valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
     valijson::adapters::NlohmannJsonAdapter adapter(out->impl_->doc);
@@ -136,20 +239,36 @@ json_schema::compile(const nlohmann::json& doc) {
 }
 
 std::string json_schema::violations(const nlohmann::json& value) const {
-  // One validator a thread: it caches the compiled regular expressions of
-  // `pattern`s (by pattern text), which would cost more than the rest of a
-  // validation to compile each time.
-  thread_local valijson::Validator validator;
-  valijson::ValidationResults results;
-  valijson::adapters::NlohmannJsonAdapter adapter(value);
-  try {
-    if (validator.validate(impl_->schema, adapter, &results))
-      return {};
-  } catch (const std::exception& e) {
-    return std::string("cannot be checked against the schema: ") + e.what();
-  }
-  auto why = describe(results);
-  return why.empty() ? std::string("does not match the schema") : why;
+  auto check = [this](const nlohmann::json& v, bool fresh_validator) {
+    // One validator a thread: it caches the compiled regular expressions of
+    // `pattern`s (by pattern text), which would cost more than the rest of
+    // a validation to compile each time.
+    thread_local valijson::Validator shared;
+    valijson::Validator own;
+    auto& validator = fresh_validator ? own : shared;
+    valijson::ValidationResults results;
+    valijson::adapters::NlohmannJsonAdapter adapter(v);
+    try {
+      if (validator.validate(impl_->schema, adapter, &results))
+        return std::string();
+    } catch (const std::exception& e) {
+      return std::string("cannot be checked against the schema: ") + e.what();
+    }
+    auto why = describe(results);
+    return why.empty() ? std::string("does not match the schema") : why;
+  };
+  if (!impl_->uses_regex)
+    return check(value, false);
+  auto longest = longest_string(value);
+  if (longest <= long_string)
+    return check(value, false);
+  if (longest > max_checked_string)
+    return "a string of " + std::to_string(longest) +
+           " characters is too long to check against the schema's patterns "
+           "and formats (at most " + std::to_string(max_checked_string) + ")";
+  std::string out;
+  on_big_stack([&] { out = check(value, true); });
+  return out;
 }
 
 } // namespace bgagent

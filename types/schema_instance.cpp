@@ -14,6 +14,12 @@ using nlohmann::json;
 namespace {
 
 constexpr int max_depth = 32;
+// Values made for one instance at most, and the largest array and string:
+// a schema may ask for more (minItems: 1e9, a $ref to itself at every
+// property); the instance then fails its validation instead of the process.
+constexpr size_t max_values = 10000;
+constexpr size_t max_items = 1000;
+constexpr size_t max_length = 10000;
 
 // A step of a small deterministic generator (splitmix64).
 uint64_t mix(uint64_t x) {
@@ -34,6 +40,7 @@ const std::regex& compiled(const std::string& pattern) {
 
 struct maker {
   const json& root;
+  size_t made = 0;
 
   const json* deref(const json& s) const {
     if (!s.is_object() || !s.contains("$ref") || !s["$ref"].is_string())
@@ -66,9 +73,15 @@ struct maker {
     return "string";
   }
 
+  static size_t bound(const json& s, const char* key, size_t fallback) {
+    if (!s.contains(key) || !s[key].is_number_unsigned())
+      return fallback;
+    return std::min<size_t>(s[key].get<size_t>(), max_length);
+  }
+
   static std::string make_string(const json& s, uint64_t seed) {
-    size_t min_len = s.value("minLength", 0u);
-    size_t max_len = s.value("maxLength", 64u);
+    size_t min_len = bound(s, "minLength", 0);
+    size_t max_len = bound(s, "maxLength", 64);
     std::vector<std::string> candidates;
     auto format = s.value("format", "");
     if (format == "date")
@@ -130,14 +143,18 @@ struct maker {
       if (m > 0)
         x = std::ceil(x / m) * m;
     }
-    if (integer)
+    if (integer) {
+      // Beyond int64's range the cast would be undefined: keep a double.
+      if (!(x > -9.2e18 && x < 9.2e18))
+        return x;
       return static_cast<int64_t>(x);
+    }
     return x;
   }
 
   json make(const json& in, uint64_t seed, int depth) {
     const json& s = *deref(in);
-    if (depth > max_depth || !s.is_object())
+    if (depth > max_depth || !s.is_object() || ++made > max_values)
       return nullptr;
     if (s.contains("const"))
       return s["const"];
@@ -157,7 +174,8 @@ struct maker {
     if (type == "string")
       return make_string(s, seed);
     if (type == "array") {
-      size_t n = std::max<size_t>(s.value("minItems", 0u), 1);
+      size_t n = std::max<size_t>(
+        std::min<size_t>(bound(s, "minItems", 0), max_items), 1);
       if (s.contains("maxItems") && s["maxItems"].is_number_unsigned())
         n = std::min<size_t>(n, s["maxItems"].get<size_t>());
       json out = json::array();
@@ -172,16 +190,23 @@ struct maker {
       }
       return out;
     }
-    // object
+    // object: every listed property near the top, only the required ones
+    // deeper (a recursive schema would otherwise double at each level).
     json out = json::object();
-    if (s.contains("properties") && s["properties"].is_object())
-      for (auto& [name, sub] : s["properties"].items())
-        out[name] = make(sub, mix(seed ^ std::hash<std::string>{}(name)),
-                         depth + 1);
+    std::vector<std::string> required;
     if (s.contains("required") && s["required"].is_array())
       for (auto& r : s["required"])
-        if (r.is_string() && !out.contains(r.get<std::string>()))
-          out[r.get<std::string>()] = "offline";
+        if (r.is_string())
+          required.push_back(r.get<std::string>());
+    if (s.contains("properties") && s["properties"].is_object())
+      for (auto& [name, sub] : s["properties"].items())
+        if (depth < 3 || std::find(required.begin(), required.end(), name) !=
+                           required.end())
+          out[name] = make(sub, mix(seed ^ std::hash<std::string>{}(name)),
+                           depth + 1);
+    for (auto& r : required)
+      if (!out.contains(r))
+        out[r] = "offline";
     return out;
   }
 };

@@ -91,7 +91,8 @@ json to_json(const YAML::Node& n, const std::string& source, int depth,
 
 std::shared_ptr<const task_type> make_type(const std::string& name,
                                            const YAML::Node& def,
-                                           const std::string& source) {
+                                           const std::string& source,
+                                           size_t& nodes) {
   auto where = at(source, def) + "type \"" + name + "\": ";
   if (!def.IsMap())
     throw std::invalid_argument(where + "must be a mapping of " +
@@ -99,7 +100,6 @@ std::shared_ptr<const task_type> make_type(const std::string& name,
   auto t = std::make_shared<task_type>();
   t->name = name;
   t->source = source;
-  size_t nodes = 0;
   std::vector<std::string> seen;
   for (const auto& kv : def) {
     auto field = kv.first.IsScalar() ? kv.first.Scalar() : std::string("?");
@@ -134,6 +134,13 @@ std::shared_ptr<const task_type> make_type(const std::string& name,
         throw std::invalid_argument(fwhere + "field \"schema\" is " +
                                     e.what());
       }
+      // A result is a JSON object: the schema says so at its root.
+      if (!value.is_object() || !value.contains("type") ||
+          value["type"] != "object")
+        throw std::invalid_argument(fwhere +
+                                    "field \"schema\" must describe an "
+                                    "object, with type: object at its root "
+                                    "(a result is a JSON object)");
       t->schema = std::move(value);
     } else if (field == "max_tokens") {
       if (!value.is_number_integer() || value.get<int64_t>() < 1 ||
@@ -176,8 +183,8 @@ std::shared_ptr<const task_type> make_type(const std::string& name,
 std::shared_ptr<const task_type> chat_type() {
   auto t = std::make_shared<task_type>();
   t->name = "chat";
-  t->description =
-    "A raw chat request (OpenAI Batch line): its body is sent as it is.";
+  t->description = "A raw chat request (an OpenAI Batch line, its body "
+                   "sent as it is): not yet accepted in task files.";
   t->prompt.clear();
   t->max_tokens = 1024;
   t->raw = true;
@@ -231,6 +238,7 @@ void type_registry::load_text(const std::string& text,
     throw std::invalid_argument(source + ": a types file is a mapping from "
                                          "type names to their definitions");
   std::map<std::string, std::shared_ptr<const task_type>> loaded;
+  size_t nodes = 0; // for the whole file: aliases may repeat across types
   for (const auto& kv : root) {
     if (!kv.first.IsScalar() || kv.first.Scalar().empty())
       throw std::invalid_argument(at(source, kv.first) +
@@ -251,7 +259,7 @@ void type_registry::load_text(const std::string& text,
     if (loaded.count(name))
       throw std::invalid_argument(at(source, kv.first) + "type \"" + name +
                                   "\" is defined twice");
-    loaded[name] = make_type(name, kv.second, source);
+    loaded[name] = make_type(name, kv.second, source, nodes);
   }
   for (auto& kv : loaded)
     types_[kv.first] = std::move(kv.second);
