@@ -15,14 +15,6 @@ using namespace bgagent;
 using namespace bgagent::testing;
 using nlohmann::json;
 
-namespace {
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
-
-} // namespace
-
 TEST_CASE("a task submitted again with other content is refused, skipped or "
           "replaced, never merged",
           "[e2e][conflict]") {

@@ -30,10 +30,6 @@ bool exists(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0;
 }
 
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
-
 } // namespace
 
 TEST_CASE("the example types run on the offline provider and every result "

@@ -49,10 +49,6 @@ std::string load_error(const std::string& text) {
   return {};
 }
 
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
-
 } // namespace
 
 TEST_CASE("types: the built-in types are the seed's three and chat",

@@ -18,6 +18,11 @@
 
 namespace bgagent::testing {
 
+// Whether `part` occurs in `s` (for error lines and logs).
+inline bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
 // One task line.
 inline nlohmann::json make_task(const std::string& id, const std::string& type,
                                 const std::string& input,
