@@ -169,8 +169,7 @@ std::string derive_idempotency_key(const std::string& type,
 }
 
 std::string derive_idempotency_key(const task& t, const task_type& type) {
-  static const auto builtin = type_registry::builtin();
-  auto* same = builtin.find(type.name);
+  auto* same = type_registry::builtin_types().find(type.name);
   if (same && same->fingerprint == type.fingerprint && t.vars.empty() &&
       t.model.empty())
     return derive_idempotency_key(t.type, t.input);

@@ -203,11 +203,10 @@ task read_task(stmt& s) {
 
 // A task submitted without a fingerprint is of the built-in type it names.
 const std::string& fingerprint_of(const task& t) {
-  static const auto builtin = type_registry::builtin();
   if (!t.type_fingerprint.empty())
     return t.type_fingerprint;
   static const std::string none;
-  auto* bt = builtin.find(t.type);
+  auto* bt = type_registry::builtin_types().find(t.type);
   return bt ? bt->fingerprint : none;
 }
 
@@ -247,6 +246,19 @@ struct store::statements {
     quarantined, pending, ledger, task_usage, insert_event, max_event,
     events_after;
 };
+
+// A task row's columns (state, attempts, reservation_id, reserved_tokens,
+// reserved_cost, provider, model) from column `first` of a query.
+template <class Row>
+void read_row_columns(stmt& s, Row& r, int first = 1) {
+  r.state = s.text(first);
+  r.attempts = static_cast<uint32_t>(s.i64(first + 1));
+  r.held.id = static_cast<uint64_t>(s.i64(first + 2));
+  r.held.tokens = static_cast<uint64_t>(s.i64(first + 3));
+  r.held.cost = s.dbl(first + 4);
+  r.provider = s.text(first + 5);
+  r.model = s.text(first + 6);
+}
 
 // A stored type definition, parsed once per store.
 struct store::resolved_type {
@@ -654,19 +666,12 @@ submit_report store::submit(const std::vector<task>& tasks,
     // tasks without a fingerprint (this release's built-ins may be newer
     // than the store's).
     auto all = types;
-    static const auto builtin = type_registry::builtin();
     for (auto& t : tasks)
       if (t.type_fingerprint.empty())
-        if (auto* bt = builtin.find(t.type))
+        if (auto* bt = type_registry::builtin_types().find(t.type))
           all.push_back(type_definition{bt->fingerprint, bt->name,
                                         bt->canonical});
-    stmt ins(db_, "INSERT OR IGNORE INTO task_types(fingerprint, name, "
-                  "definition) VALUES(?1, ?2, ?3)",
-             path_);
-    for (auto& d : all) {
-      ins.bind(1, d.fingerprint).bind(2, d.name).bind(3, d.definition);
-      with(ins, path_, [&] { return ins.step(); });
-    }
+    store_types(all);
   }
   // A definition read in this transaction is not known to be stored until
   // it commits.
@@ -819,21 +824,16 @@ run_info store::open_run(uint64_t token_limit, double cost_limit) {
   // them), and they go back to pending, their attempt already counted.
   {
     std::vector<task_row> rows;
-    stmt sel(db_, "SELECT id, attempts, reservation_id, reserved_tokens, "
-                  "reserved_cost, IFNULL(provider, ''), IFNULL(model, '') "
-                  "FROM tasks WHERE state = 'running' ORDER BY seq",
+    stmt sel(db_, "SELECT id, state, attempts, reservation_id, "
+                  "reserved_tokens, reserved_cost, IFNULL(provider, ''), "
+                  "IFNULL(model, '') FROM tasks WHERE state = 'running' "
+                  "ORDER BY seq",
              path_);
     with(sel, path_, [&] {
       while (sel.step()) {
         task_row r;
         r.id = sel.text(0);
-        r.state = task_state::running;
-        r.attempts = static_cast<uint32_t>(sel.i64(1));
-        r.held.id = static_cast<uint64_t>(sel.i64(2));
-        r.held.tokens = static_cast<uint64_t>(sel.i64(3));
-        r.held.cost = sel.dbl(4);
-        r.provider = sel.text(5);
-        r.model = sel.text(6);
+        read_row_columns(sel, r);
         rows.push_back(std::move(r));
       }
       return 0;
@@ -982,20 +982,27 @@ void store::add_content_hashes() {
   }
 }
 
-void store::store_builtin_types() {
-  auto builtin = type_registry::builtin();
+void store::store_types(const std::vector<type_definition>& defs) {
   stmt ins(db_, "INSERT OR IGNORE INTO task_types(fingerprint, name, "
                 "definition) VALUES(?1, ?2, ?3)",
            path_);
+  for (auto& d : defs) {
+    ins.bind(1, d.fingerprint).bind(2, d.name).bind(3, d.definition);
+    with(ins, path_, [&] { return ins.step(); });
+  }
+}
+
+void store::store_builtin_types() {
+  std::vector<type_definition> defs;
   stmt upd(db_, "UPDATE tasks SET type_fingerprint = ?1 WHERE type = ?2 AND "
                 "type_fingerprint = ''",
            path_);
-  for (auto* t : builtin.all()) {
-    ins.bind(1, t->fingerprint).bind(2, t->name).bind(3, t->canonical);
-    with(ins, path_, [&] { return ins.step(); });
+  for (auto* t : type_registry::builtin_types().all()) {
+    defs.push_back(type_definition{t->fingerprint, t->name, t->canonical});
     upd.bind(1, t->fingerprint).bind(2, t->name);
     with(upd, path_, [&] { return upd.step(); });
   }
+  store_types(defs);
 }
 
 bool store::read_row(const std::string& id, task_row& row) {
@@ -1005,13 +1012,7 @@ bool store::read_row(const std::string& id, task_row& row) {
     if (!s.step())
       return false;
     row.id = id;
-    row.state = s.text(0);
-    row.attempts = static_cast<uint32_t>(s.i64(1));
-    row.held.id = static_cast<uint64_t>(s.i64(2));
-    row.held.tokens = static_cast<uint64_t>(s.i64(3));
-    row.held.cost = s.dbl(4);
-    row.provider = s.text(5);
-    row.model = s.text(6);
+    read_row_columns(s, row, 0);
     return true;
   });
 }

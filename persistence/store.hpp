@@ -211,6 +211,7 @@ private:
   struct resolved_type;
   const resolved_type* find_type(const std::string& fingerprint);
   void resolve(task& t);
+  void store_types(const std::vector<type_definition>& defs);
   void store_builtin_types();
   void add_content_hashes();
   struct statements;

@@ -203,6 +203,11 @@ type_registry type_registry::builtin() {
   return r;
 }
 
+const type_registry& type_registry::builtin_types() {
+  static const type_registry r = builtin();
+  return r;
+}
+
 void type_registry::load_file(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0)

@@ -24,6 +24,8 @@ class type_registry {
 public:
   // summarize, analyze_sentiment, extract_entities and chat.
   static type_registry builtin();
+  // The same, made once for the process (to look built-in types up).
+  static const type_registry& builtin_types();
 
   void load_file(const std::string& path);
   // The same from text (`source` names it in errors).
