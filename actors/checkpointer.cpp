@@ -117,9 +117,11 @@ caf::behavior running_behavior(self_ptr self) {
     },
     [=, &db_](usage_atom, const std::string& id, uint32_t attempt,
               const usage& u, const std::string& provider,
-              const std::string& model, const audit_event& failed) {
+              const std::string& model, const audit_event& failed,
+              const std::string& raw_answer, const std::string& answer_error) {
       return grouped(self, [&] {
-        return db_.settle_failed(id, attempt, u, provider, model, failed);
+        return db_.settle_failed(id, attempt, u, provider, model, failed,
+                                 raw_answer, answer_error);
       });
     },
     [=, &db_](audit_atom, const audit_event& ev) {
@@ -135,8 +137,10 @@ caf::behavior running_behavior(self_ptr self) {
       if (self->state.flush_scheduled)
         commit_group(self);
     },
-    [=, &db_](fetch_atom, int64_t after, uint32_t limit) {
-      return db_.fetch_runnable(after, limit);
+    [=, &db_](fetch_atom, int64_t after_priority, int64_t after_seq,
+              uint32_t limit) {
+      return db_.fetch_runnable(fetch_cursor{after_priority, after_seq},
+                                limit);
     },
     [=](flush_atom) {
       commit_open_group(self);
@@ -207,13 +211,24 @@ caf::behavior running_behavior(self_ptr self) {
       return grouped(self, [&] { return db_.mark_pending(id, attempt); });
     },
     [=, &db_](status_atom) { return db_.status(); },
+    [=, &db_](status_atom, tags_atom) { return db_.totals_by_tag(); },
     [=, &db_](results_atom, const std::string& state) {
       return db_.results(state);
+    },
+    [=, &db_](results_atom, const std::string& state, const std::string& tag) {
+      return db_.results(state, tag);
     },
     [=, &db_](requeue_atom, const std::vector<std::string>& ids, bool all,
               const audit_event& each) {
       commit_open_group(self);
       auto done = db_.requeue(ids, all, each);
+      publish(self);
+      return done;
+    },
+    [=, &db_](requeue_atom, const std::vector<std::string>& ids, bool all,
+              const std::string& from_state, const audit_event& each) {
+      commit_open_group(self);
+      auto done = db_.requeue(ids, all, each, from_state);
       publish(self);
       return done;
     },

@@ -18,8 +18,10 @@
 //       one transaction; the ledger totals returned include those charges
 //   (finish_run_atom, int64 run, string state)  -> bool
 //   (limits_atom, uint64 tokens, double cost)   -> bool   (current run)
-//   (fetch_atom, int64 after_seq, uint32 limit) -> vector<task>
-//       runnable tasks with their requests resolved (store.hpp)
+//   (fetch_atom, int64 after_priority, int64 after_seq, uint32 limit)
+//                                               -> vector<task>
+//       runnable tasks after that cursor, in run order (priority
+//       descending, then seq), with their requests resolved (store.hpp)
 //   (running_atom, string id, uint32 attempt, uint64 reservation_id,
 //    uint64 reserved_tokens, double reserved_cost, audit_event started)
 //                                               -> bool   (false: skip it,
@@ -34,7 +36,8 @@
 //       (budget_charged), beyond what was charged when the attempt was
 //       abandoned
 //   (usage_atom, string id, uint32 attempt, usage, string provider,
-//    string model, audit_event failed)          -> bool   (false: stale)
+//    string model, audit_event failed, string raw_answer,
+//    string answer_error)                       -> bool   (false: stale)
 //       a failed attempt: ledger row (none for zero usage), reservation
 //       cleared, `failed` inserted, one transaction; then the keeper gets
 //       (commit_atom, reservation_id, usage). Stale as for complete
@@ -48,9 +51,13 @@
 //       case (ledger + budget_charged) in the same transaction, and the
 //       keeper gets (commit_atom, reservation_id, that usage) after it
 //   (status_atom)                               -> status_report
-//   (results_atom, string state)                -> vector<task_record>
+//   (status_atom, tags_atom)                    -> vector<tag_totals>
+//   (results_atom, string state [, string tag]) -> vector<task_record>
 //   (requeue_atom, vector<string> ids, bool all_quarantined,
 //    audit_event each)                          -> vector<string>
+//   (requeue_atom, vector<string> ids, bool all, string from_state,
+//    audit_event each)                          -> vector<string>
+//       from_state: quarantined or completed
 //   (cancel_atom, vector<string> ids, audit_event each)
 //                                               -> vector<string>
 //       `each` is inserted once per task requeued / cancelled (its task_id

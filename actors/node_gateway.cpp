@@ -222,7 +222,8 @@ void finish(self_ptr self, const caf::actor& worker, const std::string& id,
   auto detail = std::string(to_string(out.error_class())) + ": " + out.error;
   self->request(st.h.checkpointer, caf::infinite, usage_atom::value, id,
                 attempt, u, out.provider, out.model,
-                event_for(self, "task_failed", id, attempt, detail))
+                event_for(self, "task_failed", id, attempt, detail),
+                out.raw_answer, out.answer_error)
     .then([=](bool) {
       caf::send_as(worker, self->state.h.supervisor, failed_atom::value, id,
                    attempt, out);

@@ -19,6 +19,7 @@
 #include "messages/events.hpp"
 #include "messages/run.hpp"
 #include "messages/task.hpp"
+#include "messages/utf8.hpp"
 #include "messages/worker_context.hpp"
 
 namespace bgagent {
@@ -48,7 +49,7 @@ struct supervisor_state {
   std::deque<task> queue;
   std::unordered_set<std::string> held; // queued, in flight or waiting
   std::unordered_map<std::string, task> waiting; // retry timers running
-  int64_t cursor = 0;
+  fetch_cursor cursor; // run order: priority, then seq
   bool fetching = false;
   bool exhausted = false;
   bool rescanned = false; // final look for tasks added during the run
@@ -135,13 +136,13 @@ void fetch(self_ptr self) {
     return;
   st.fetching = true;
   auto batch = fetch_batch(st);
-  self->request(st.h.checkpointer, caf::infinite, fetch_atom::value, st.cursor,
-                batch)
+  self->request(st.h.checkpointer, caf::infinite, fetch_atom::value,
+                st.cursor.priority, st.cursor.seq, batch)
     .then([=](std::vector<task>& tasks) {
       auto& st = self->state;
       st.fetching = false;
       for (auto& t : tasks) {
-        st.cursor = std::max(st.cursor, t.seq);
+        st.cursor = fetch_cursor{t.priority, t.seq}; // they come in order
         if (st.held.insert(t.id).second)
           st.queue.push_back(std::move(t));
       }
@@ -242,6 +243,13 @@ void schedule_retry(self_ptr self, task t, uint32_t attempt,
       ++st.summary.retries;
       self->send(st.h.monitor, outcome_atom::value, std::string("retry"), t.id);
       t.attempts = attempt;
+      if (!out.raw_answer.empty()) {
+        // The repair turn, as the store keeps it for a later run.
+        t.repair_answer = utf8_clip(sanitize_utf8(out.raw_answer),
+                                    max_repair_answer_chars);
+        t.repair_error = utf8_clip(sanitize_utf8(out.answer_error),
+                                   max_repair_error_chars);
+      }
       auto id = t.id;
       st.waiting.emplace(id, std::move(t));
       self->delayed_send(self,
@@ -456,7 +464,7 @@ void maybe_finish(self_ptr self) {
     // behind the cursor: look once more from the start.
     st.rescanned = true;
     st.exhausted = false;
-    st.cursor = 0;
+    st.cursor = fetch_cursor{};
     fetch(self);
     return;
   }
@@ -612,7 +620,7 @@ caf::behavior supervisor(self_ptr self, supervisor_settings s, run_handles h,
         return;
       if (!st.fetching && st.queue.empty()) {
         st.exhausted = false;
-        st.cursor = 0;
+        st.cursor = fetch_cursor{};
         fetch(self);
       }
       if (st.settings.follow)

@@ -159,7 +159,8 @@ caf::behavior task_worker(self_ptr self, worker_context ctx, provider_ptr p,
                            t.max_tokens ? t.max_tokens : 256,
                            t.system, t.prompt, t.schema,
                            t.model.empty() ? t.type_model : t.model,
-                           t.temperature};
+                           t.temperature,    t.raw,
+                           t.repair_answer,  t.repair_error};
       auto est_prompt = st.prov->estimate_prompt_tokens(st.req);
       auto worst_cost = st.prov->price_of(st.req.model)
                           .cost(est_prompt, st.req.max_tokens);

@@ -92,17 +92,32 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
                                               "last run");
   status->add_option("--db", db, "Database file");
   status->add_flag("--json", json, "Machine-readable output");
+  bool by_tag = false;
+  status->add_flag("--by-tag", by_tag,
+                   "Per tag: tasks per state, tokens and dollars");
 
   auto* results = app.add_subcommand("results", "One record per task");
   results->add_option("--db", db, "Database file");
   results->add_option("--state", state, "Only tasks in this state");
-  results->add_flag("--json", json, "JSON Lines output");
+  std::string tag, format;
+  results->add_option("--tag", tag, "Only tasks with this tag");
+  auto* json_flag = results->add_flag("--json", json, "JSON Lines output");
+  results->add_option("--format", format,
+                      "openai-batch: the OpenAI Batch output format, one "
+                      "line per finished task")
+    ->check(CLI::IsMember({"openai-batch"}))
+    ->excludes(json_flag);
 
-  auto* requeue = app.add_subcommand("requeue", "Quarantined tasks back to "
-                                                "pending");
+  auto* requeue = app.add_subcommand("requeue", "Quarantined (or completed) "
+                                                "tasks back to pending");
   requeue->add_option("--db", db, "Database file");
-  requeue->add_flag("--quarantined", all_quarantined,
-                    "Every quarantined task");
+  auto* q_flag = requeue->add_flag("--quarantined", all_quarantined,
+                                   "Every quarantined task");
+  bool completed = false;
+  requeue->add_flag("--completed", completed,
+                    "Completed tasks, to run again (with ids: those; "
+                    "alone: every completed task)")
+    ->excludes(q_flag);
   requeue->add_option("ids", ids, "Task ids");
 
   std::string connect, node_name, tokens, cost;
@@ -229,7 +244,7 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
     if (*submit)
       return submit_command(c, file, on_conflict);
     if (*status)
-      return status_command(c, json);
+      return by_tag ? status_by_tag_command(c, json) : status_command(c, json);
     if (*results) {
       static const char* states[] = {"pending",     "running",
                                      "retry_wait",  "completed",
@@ -240,12 +255,18 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
         throw usage_error("--state " + state +
                           ": not one of pending, running, retry_wait, "
                           "completed, quarantined, cancelled");
-      return results_command(c, state, json);
+      return results_command(c, state, tag,
+                             !format.empty() ? results_format::openai_batch
+                             : json          ? results_format::json
+                                             : results_format::table);
     }
     if (*requeue) {
-      if (ids.empty() && !all_quarantined)
-        throw usage_error("requeue: give task ids or --quarantined");
-      return requeue_command(c, ids, all_quarantined);
+      if (ids.empty() && !all_quarantined && !completed)
+        throw usage_error("requeue: give task ids, --quarantined or "
+                          "--completed");
+      return requeue_command(c, ids, all_quarantined || (completed &&
+                                                         ids.empty()),
+                             completed ? "completed" : "quarantined");
     }
   } catch (const exit_error& e) {
     std::cerr << "bgagent: " << e.what() << "\n";

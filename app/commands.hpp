@@ -53,9 +53,14 @@ int admin_command(const config& c, const admin_options& o);
 int submit_command(const config& c, const std::string& file,
                    const std::string& on_conflict);
 int status_command(const config& c, bool json);
-int results_command(const config& c, const std::string& state, bool json);
+// Per tag: tasks per state, tokens and dollars (a task counts in each of
+// its tags).
+int status_by_tag_command(const config& c, bool json);
+enum class results_format { table, json, openai_batch };
+int results_command(const config& c, const std::string& state,
+                    const std::string& tag, results_format format);
 int requeue_command(const config& c, const std::vector<std::string>& ids,
-                    bool all_quarantined);
+                    bool all, const std::string& from_state);
 int certs_init_command(const certs_options& o);
 // `types [--json]`: the task types in force (app/types_command.cpp).
 int types_command(const config& c, bool json);

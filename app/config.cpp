@@ -24,7 +24,7 @@ const std::vector<std::string> known_names = {
   "BG_AGENT_MAX_INPUT_BYTES", "BG_AGENT_PRICE_PROMPT",
   "BG_AGENT_PRICE_COMPLETION", "BG_AGENT_LOG_LEVEL", "BG_AGENT_TLS_CERT",
   "BG_AGENT_TLS_KEY", "BG_AGENT_TLS_CA", "BG_AGENT_REJOIN_TIMEOUT",
-  "BG_AGENT_SYNC", "BG_AGENT_TYPES"};
+  "BG_AGENT_SYNC", "BG_AGENT_TYPES", "BG_AGENT_RESPONSE_FORMAT"};
 
 std::string trim(const std::string& s) {
   auto b = s.find_first_not_of(" \t\r\n");
@@ -229,6 +229,12 @@ config load_config(const config_sources& src) {
   secs("BG_AGENT_CONNECT_TIMEOUT", p.connect_timeout_seconds);
   money("BG_AGENT_PRICE_PROMPT", p.price_prompt_per_million);
   money("BG_AGENT_PRICE_COMPLETION", p.price_completion_per_million);
+  if (auto* v = find(src, "BG_AGENT_RESPONSE_FORMAT"); v && !v->empty()) {
+    if (*v != "json_schema" && *v != "off")
+      throw usage_error(label(src, "BG_AGENT_RESPONSE_FORMAT") +
+                        ": not one of json_schema, off");
+    p.response_format = *v == "json_schema";
+  }
   return c;
 }
 

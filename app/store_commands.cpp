@@ -1,5 +1,6 @@
 // `bgagent submit | status | results | requeue`: short commands that talk to
 // a checkpointer of their own (only the checkpointer opens the store).
+#include <algorithm>
 #include <cstdio>
 #include <optional>
 #include <iostream>
@@ -23,6 +24,7 @@
 #include "messages/task.hpp"
 #include "messages/utf8.hpp"
 #include "persistence/store.hpp"
+#include "types/openai_batch.hpp"
 
 namespace bgagent {
 
@@ -141,13 +143,48 @@ int status_command(const config& c, bool json) {
   return exit_code::ok;
 }
 
-int results_command(const config& c, const std::string& state, bool json) {
+int status_by_tag_command(const config& c, bool json) {
   store_session s(c, store::open_mode::must_exist, false);
-  auto rows = ask<std::vector<task_record>>(s.self, s.checkpointer,
-                                            results_atom::value, state);
+  auto rows = ask<std::vector<tag_totals>>(s.self, s.checkpointer,
+                                           status_atom::value,
+                                           tags_atom::value);
   if (json) {
     for (auto& r : rows)
       std::cout << dump(to_json(r)) << "\n";
+    return exit_code::ok;
+  }
+  std::printf("%s %9s %9s %9s %9s %11s %10s %12s\n", pad("tag", 24).c_str(),
+              "pending", "running", "completed", "quarant.", "other",
+              "tokens", "cost");
+  for (auto& r : rows)
+    std::printf("%s %9llu %9llu %9llu %9llu %11llu %10llu %12.6f\n",
+                pad(shorten(r.tag, 24), 24).c_str(),
+                (unsigned long long)r.tasks.pending,
+                (unsigned long long)r.tasks.running,
+                (unsigned long long)r.tasks.completed,
+                (unsigned long long)r.tasks.quarantined,
+                (unsigned long long)(r.tasks.retry_wait + r.tasks.cancelled),
+                (unsigned long long)(r.prompt_tokens + r.completion_tokens),
+                r.cost_usd);
+  if (rows.empty())
+    std::printf("(no task has tags)\n");
+  return exit_code::ok;
+}
+
+int results_command(const config& c, const std::string& state,
+                    const std::string& tag, results_format format) {
+  store_session s(c, store::open_mode::must_exist, false);
+  auto rows = ask<std::vector<task_record>>(s.self, s.checkpointer,
+                                            results_atom::value, state, tag);
+  if (format == results_format::json) {
+    for (auto& r : rows)
+      std::cout << dump(to_json(r)) << "\n";
+    return exit_code::ok;
+  }
+  if (format == results_format::openai_batch) {
+    for (auto& r : rows)
+      if (auto line = batch_output_line(r); !line.empty())
+        std::cout << line << "\n";
     return exit_code::ok;
   }
   std::printf("%-20s %-17s %-11s %3s %7s %9s  %s\n", "id", "type", "state",
@@ -166,16 +203,24 @@ int results_command(const config& c, const std::string& state, bool json) {
 }
 
 int requeue_command(const config& c, const std::vector<std::string>& ids,
-                    bool all_quarantined) {
+                    bool all, const std::string& from_state) {
+  // A run holds fetched copies of pending tasks, not of completed ones: a
+  // completed task requeued under a running run is found by its rescan.
   store_session s(c, store::open_mode::must_exist, true);
   // Each task_requeued is committed with the requeue.
   auto done = ask<std::vector<std::string>>(
-    s.self, s.checkpointer, requeue_atom::value, ids, all_quarantined,
-    make_event("task_requeued", {}, -1, "quarantined -> pending (CLI)"));
+    s.self, s.checkpointer, requeue_atom::value, ids, all, from_state,
+    make_event("task_requeued", {}, -1, from_state + " -> pending (CLI)"));
   std::printf("%zu task(s) requeued\n", done.size());
-  if (!all_quarantined && done.size() < ids.size()) {
-    std::fprintf(stderr, "bgagent: %zu id(s) were not quarantined tasks\n",
-                 ids.size() - done.size());
+  if (!all && done.size() < ids.size()) {
+    std::string missing;
+    size_t n = 0;
+    for (auto& id : ids)
+      if (std::find(done.begin(), done.end(), id) == done.end() && n++ < 5)
+        missing += (missing.empty() ? "" : ", ") + shorten(id, 64);
+    std::fprintf(stderr, "bgagent: %zu id(s) were not %s tasks: %s%s\n",
+                 ids.size() - done.size(), from_state.c_str(),
+                 missing.c_str(), n > 5 ? ", ..." : "");
     return exit_code::usage;
   }
   return exit_code::ok;

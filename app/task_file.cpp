@@ -13,6 +13,7 @@
 #include "messages/run.hpp"
 #include "messages/sha256.hpp"
 #include "messages/utf8.hpp"
+#include "types/openai_batch.hpp"
 #include "types/type_registry.hpp"
 
 namespace bgagent {
@@ -23,16 +24,72 @@ namespace {
 
 constexpr uint32_t max_tokens_limit = 200000;
 
-const char* known_fields =
-  "id, type, input, vars, idempotency_key, max_tokens, model";
+const char* known_fields = "id, type, input, vars, idempotency_key, "
+                           "max_tokens, model, priority, tags";
+
+// Priorities far from int64's ends: the supervisor's cursor starts above.
+constexpr int64_t max_priority = 1000000000;
+constexpr size_t max_tags = 16, max_tag_chars = 64;
+
+// `priority` and `tags`, which order and group a task but are not part of
+// what it asks (so not of its content hash).
+void read_order_fields(const json& j, const std::string& where, task& t) {
+  if (j.contains("priority") && !j["priority"].is_null()) {
+    auto& p = j["priority"];
+    if (!p.is_number_integer() || p.get<int64_t>() < -max_priority ||
+        p.get<int64_t>() > max_priority)
+      throw usage_error(where + ": priority must be a whole number from " +
+                        std::to_string(-max_priority) + " to " +
+                        std::to_string(max_priority));
+    t.priority = p.get<int64_t>();
+  }
+  if (j.contains("tags") && !j["tags"].is_null()) {
+    auto& tags = j["tags"];
+    if (!tags.is_array() || tags.size() > max_tags)
+      throw usage_error(where + ": tags must be a list of at most " +
+                        std::to_string(max_tags) + " strings");
+    for (auto& tag : tags) {
+      if (!tag.is_string() || tag.get_ref<const std::string&>().empty() ||
+          utf8_length(tag.get_ref<const std::string&>()) > max_tag_chars ||
+          sanitize_utf8(tag.get<std::string>()) != tag.get<std::string>())
+        throw usage_error(where + ": each tag must be a string of 1 to " +
+                          std::to_string(max_tag_chars) + " characters");
+      auto& text = tag.get_ref<const std::string&>();
+      if (std::any_of(text.begin(), text.end(), [](char c) {
+            return static_cast<unsigned char>(c) < 0x20;
+          }))
+        throw usage_error(where + ": a tag may not contain control "
+                                  "characters");
+      if (std::find(t.tags.begin(), t.tags.end(), text) == t.tags.end())
+        t.tags.push_back(text);
+    }
+  }
+}
 
 task parse_task(const json& j, const std::string& where, uint64_t max_input,
                 const type_registry& types, const task_type*& type_out) {
   if (!j.is_object())
     throw usage_error(where + ": a task must be a JSON object");
+  if (is_batch_line(j)) {
+    auto* chat = types.find("chat");
+    task t;
+    try {
+      t = read_batch_line(j, max_tokens_limit, chat->fingerprint);
+    } catch (const std::invalid_argument& e) {
+      throw usage_error(where + ": " + e.what());
+    }
+    if (t.input.size() > max_input)
+      throw usage_error(where + ": body is " + std::to_string(t.input.size()) +
+                        " bytes, more than the limit of " +
+                        std::to_string(max_input) +
+                        " (BG_AGENT_MAX_INPUT_BYTES)");
+    type_out = chat;
+    return t;
+  }
   for (auto& [name, value] : j.items()) {
     static const char* known[] = {"id",         "type",  "input", "vars",
-                                  "idempotency_key", "max_tokens", "model"};
+                                  "idempotency_key", "max_tokens", "model",
+                                  "priority", "tags"};
     if (std::find(std::begin(known), std::end(known), name) == std::end(known))
       throw usage_error(where + ": unknown field \"" +
                         utf8_clip(sanitize_utf8(name), 64) + "\" (known: " +
@@ -103,6 +160,7 @@ task parse_task(const json& j, const std::string& where, uint64_t max_input,
                         std::to_string(max_tokens_limit));
     t.max_tokens = static_cast<uint32_t>(m.get<int64_t>());
   }
+  read_order_fields(j, where, t);
   t.type_fingerprint = type->fingerprint;
   bool derived_key = t.idempotency_key.empty() && t.id.empty();
   // A key taken from the id is marked, so it never equals a key a user
@@ -186,11 +244,19 @@ task_file_contents read_task_file(const std::string& path,
     throw usage_error(path + ": cannot open task file");
   task_file_contents out;
   std::map<std::string, const task_type*> used; // by fingerprint
+  std::map<std::string, std::string> custom_ids; // -> where first seen
   auto add = [&](const json& j, const std::string& where) {
     const task_type* type = nullptr;
     out.tasks.push_back(parse_task(j, where, max_input_bytes, types, type));
     out.where.push_back(where);
     used.emplace(type->fingerprint, type);
+    if (type->raw) {
+      auto [i, fresh] = custom_ids.emplace(out.tasks.back().id, where);
+      if (!fresh)
+        throw usage_error(where + ": custom_id \"" +
+                          utf8_clip(sanitize_utf8(i->first), 64) +
+                          "\" is used twice (first at " + i->second + ")");
+    }
   };
   auto finish = [&] {
     for (auto& [fp, type] : used)

@@ -6,7 +6,12 @@
 // task needs a `type` known to the registry and a string `input`; `id`,
 // `vars` (strings for the type's {{NAME}} placeholders: every one the type
 // uses must be given), `idempotency_key`, `max_tokens` and `model` are
-// optional; any other field is an error naming the known ones. Input and
+// optional, and so are `priority` (a whole number within +-1e9, higher runs
+// first) and `tags` (at most 16 strings of 1-64 characters), which order
+// and group a task without being part of its content; any other field is
+// an error naming the known ones. A line with `custom_id` is an OpenAI
+// Batch line, a task of type `chat` (types/openai_batch.hpp); a custom_id
+// used twice in one file is an error. Input and
 // vars together are at most `max_input_bytes`. A missing key is the id;
 // without an id either, it is derived from the content (the type's
 // definition, model, input and vars; for a built-in type with neither vars

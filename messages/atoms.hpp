@@ -19,6 +19,7 @@ using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using quarantine_atom = caf::atom_constant<caf::atom("quarantin")>;
 using usage_atom = caf::atom_constant<caf::atom("usage")>;
 using status_atom = caf::atom_constant<caf::atom("status")>;
+using tags_atom = caf::atom_constant<caf::atom("tags")>;
 using results_atom = caf::atom_constant<caf::atom("results")>;
 using requeue_atom = caf::atom_constant<caf::atom("requeue")>;
 using cancel_atom = caf::atom_constant<caf::atom("cancel")>;

@@ -53,6 +53,13 @@ struct call_outcome {
   bool usage_invalid = false;  // provider sent impossible usage (see above)
   std::string provider;
   std::string model;
+  // An answer that failed the task's schema: the answer (cut to at most
+  // 65,536 characters) and the validation error, kept for the repair turn and shown
+  // with a quarantined task.
+  std::string raw_answer;
+  std::string answer_error;
+  // Chat tasks (OpenAI Batch lines): the provider's whole JSON answer.
+  std::string response;
 
   error_kind error_class() const { return static_cast<error_kind>(kind); }
 };
@@ -62,7 +69,8 @@ typename Inspector::result_type inspect(Inspector& f, call_outcome& x) {
   return f(caf::meta::type_name("call_outcome"), x.ok, x.result, x.error,
            x.kind, x.retry_after_ms, x.http_status, x.prompt_tokens,
            x.completion_tokens, x.cost_usd, x.usage_reported, x.cost_reported,
-           x.provider, x.model, x.usage_invalid);
+           x.provider, x.model, x.usage_invalid, x.raw_answer,
+           x.answer_error, x.response);
 }
 
 inline call_outcome make_failure(error_kind k, std::string error,

@@ -49,7 +49,27 @@ json to_json(const task_record& x) {
   j["cost_usd"] = x.cost_usd;
   j["provider"] = text_or_null(x.provider);
   j["model"] = text_or_null(x.model);
+  j["priority"] = x.priority;
+  j["tags"] = json::array();
+  for (auto& t : x.tags)
+    j["tags"].push_back(text(t));
+  // An answer that failed the task's schema (kept with a quarantined task).
+  j["raw_answer"] = text_or_null(x.raw_answer);
   return j;
+}
+
+json to_json(const tag_totals& x) {
+  return {{"tag", text(x.tag)},
+          {"tasks",
+           {{"pending", x.tasks.pending},
+            {"running", x.tasks.running},
+            {"retry_wait", x.tasks.retry_wait},
+            {"completed", x.tasks.completed},
+            {"quarantined", x.tasks.quarantined},
+            {"cancelled", x.tasks.cancelled}}},
+          {"prompt_tokens", x.prompt_tokens},
+          {"completion_tokens", x.completion_tokens},
+          {"cost_usd", x.cost_usd}};
 }
 
 json to_json(const status_report& x) {

@@ -15,12 +15,14 @@ namespace bgagent {
 
 struct task_record;
 struct status_report;
+struct tag_totals;
 struct audit_event;
 struct alert;
 struct run_summary;
 
 nlohmann::json to_json(const task_record& x);
 nlohmann::json to_json(const status_report& x);
+nlohmann::json to_json(const tag_totals& x);
 nlohmann::json to_json(const alert& x);
 nlohmann::json to_json(const run_summary& x);
 

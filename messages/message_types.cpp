@@ -45,6 +45,9 @@ void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<run_info>("bgagent::run_info");
   cfg.add_message_type<state_counts>("bgagent::state_counts");
   cfg.add_message_type<status_report>("bgagent::status_report");
+  cfg.add_message_type<tag_totals>("bgagent::tag_totals");
+  cfg.add_message_type<std::vector<tag_totals>>(
+    "std::vector<bgagent::tag_totals>");
   cfg.add_message_type<submit_report>("bgagent::submit_report");
   cfg.add_message_type<run_summary>("bgagent::run_summary");
   cfg.add_message_type<metrics_snapshot>("bgagent::metrics_snapshot");

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,29 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, state_counts& x) {
   return f(caf::meta::type_name("state_counts"), x.pending, x.running,
            x.retry_wait, x.completed, x.quarantined, x.cancelled);
+}
+
+// Where the supervisor's reading of runnable tasks stands: tasks run by
+// priority (higher first), then in submit order (seq). The start is before
+// every task (priorities are bounded far below the maximum).
+struct fetch_cursor {
+  int64_t priority = std::numeric_limits<int64_t>::max();
+  int64_t seq = 0;
+};
+
+// One tag's line of `bgagent status --by-tag`.
+struct tag_totals {
+  std::string tag;
+  state_counts tasks;
+  uint64_t prompt_tokens = 0;
+  uint64_t completion_tokens = 0;
+  double cost_usd = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, tag_totals& x) {
+  return f(caf::meta::type_name("tag_totals"), x.tag, x.tasks,
+           x.prompt_tokens, x.completion_tokens, x.cost_usd);
 }
 
 // What `bgagent status` shows.

@@ -5,6 +5,7 @@
 // overload so CAF can copy them between actors and serialize them to nodes.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -28,20 +29,28 @@ struct task {
   std::map<std::string, std::string> vars; // the templates' {{NAME}}s
   std::string model;           // asked for by the task; empty: none
   std::string type_fingerprint;
+  int64_t priority = 0;          // higher runs first; ties in submit order
+  std::vector<std::string> tags; // groups for results --tag, status --by-tag
   // Resolved when fetched to run:
   std::string system;          // rendered system prompt
   std::string prompt;          // rendered user prompt
   std::string schema;          // JSON Schema text of the result; "" none
   std::string type_model;      // the type's model; empty: the run's MODEL
   double temperature = 0;
+  bool raw = false;            // chat: `input` is the request body to send
+  // The repair turn: the last answer that failed the schema, and why; the
+  // next request shows both to the model. Empty when there is none.
+  std::string repair_answer;
+  std::string repair_error;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, task& x) {
   return f(caf::meta::type_name("task"), x.id, x.type, x.input,
            x.idempotency_key, x.max_tokens, x.attempts, x.seq, x.vars,
-           x.model, x.type_fingerprint, x.system, x.prompt, x.schema,
-           x.type_model, x.temperature);
+           x.model, x.type_fingerprint, x.priority, x.tags, x.system,
+           x.prompt, x.schema, x.type_model, x.temperature, x.raw,
+           x.repair_answer, x.repair_error);
 }
 
 // A type's definition as the store keeps it, so tasks can run after the
@@ -73,14 +82,26 @@ struct task_record {
   std::string provider;
   std::string model;
   std::string updated_at;
+  int64_t priority = 0;
+  std::vector<std::string> tags;
+  std::string raw_answer; // the last answer that failed the schema
+  std::string response;   // chat tasks: the provider's whole JSON answer
+  int64_t seq = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, task_record& x) {
   return f(caf::meta::type_name("task_record"), x.id, x.type, x.state,
            x.attempts, x.result, x.error, x.prompt_tokens, x.completion_tokens,
-           x.cost_usd, x.provider, x.model, x.updated_at);
+           x.cost_usd, x.provider, x.model, x.updated_at, x.priority, x.tags,
+           x.raw_answer, x.response, x.seq);
 }
+
+// The repair turn's bounds: an answer that failed its schema is kept (and
+// shown to the model again) cut to this many characters, its validation
+// error to this many.
+constexpr size_t max_repair_answer_chars = 64 * 1024;
+constexpr size_t max_repair_error_chars = 2000;
 
 // The names of the task states, as stored and as shown.
 namespace task_state {

@@ -9,6 +9,8 @@
 
 #include "messages/json_codec.hpp"
 #include "messages/sha256.hpp"
+#include "messages/utf8.hpp"
+#include "types/openai_batch.hpp"
 #include "types/prompt_template.hpp"
 #include "types/type_registry.hpp"
 
@@ -179,6 +181,45 @@ ALTER TABLE tasks ADD COLUMN content_hash TEXT NOT NULL DEFAULT '';
 UPDATE meta SET value = '4' WHERE key = 'schema_version';
 )SQL";
 
+// Version 4 -> 5: priorities and tags; the repair turn's last invalid
+// answer and its validation error; chat tasks' whole provider answer. The
+// partial index serves fetch_runnable's order (priority, then seq).
+const char* migrate_v4_v5 = R"SQL(
+ALTER TABLE tasks ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tasks ADD COLUMN tags TEXT;
+ALTER TABLE tasks ADD COLUMN raw_answer TEXT;
+ALTER TABLE tasks ADD COLUMN answer_error TEXT;
+ALTER TABLE tasks ADD COLUMN response TEXT;
+CREATE INDEX IF NOT EXISTS tasks_runnable ON tasks(priority DESC, seq)
+  WHERE state IN ('pending', 'retry_wait');
+UPDATE meta SET value = '5' WHERE key = 'schema_version';
+)SQL";
+
+std::vector<std::string> parse_tags(const std::string& text) {
+  std::vector<std::string> out;
+  if (text.empty())
+    return out;
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_array())
+    for (auto& v : j)
+      if (v.is_string())
+        out.push_back(v.get<std::string>());
+  return out;
+}
+
+std::string tags_json(const std::vector<std::string>& tags) {
+  if (tags.empty())
+    return {};
+  return nlohmann::json(tags).dump(-1, ' ', false,
+                                   nlohmann::json::error_handler_t::replace);
+}
+
+// The columns fetch_runnable reads, in read_task's order.
+#define BGAGENT_TASK_COLUMNS                                                  \
+  "seq, id, type, input, idempotency_key, max_tokens, attempts, "             \
+  "IFNULL(vars, ''), IFNULL(req_model, ''), type_fingerprint, priority, "     \
+  "IFNULL(tags, ''), IFNULL(raw_answer, ''), IFNULL(answer_error, '')"
+
 task read_task(stmt& s) {
   task t;
   t.seq = s.i64(0);
@@ -198,6 +239,10 @@ task read_task(stmt& s) {
   }
   t.model = s.text(8);
   t.type_fingerprint = s.text(9);
+  t.priority = s.i64(10);
+  t.tags = parse_tags(s.text(11));
+  t.repair_answer = s.text(12);
+  t.repair_error = s.text(13);
   return t;
 }
 
@@ -241,7 +286,7 @@ bool is_zero(const usage& u) {
 } // namespace
 
 struct store::statements {
-  stmt insert_task, fetch, row, running_free, running, completed, settle,
+  stmt insert_task, fetch_same, fetch_lower, row, raw_answer, running_free, running, completed, settle,
     retry_wait,
     quarantined, pending, ledger, task_usage, insert_event, max_event,
     events_after;
@@ -265,6 +310,7 @@ struct store::resolved_type {
   std::string system, prompt, schema, model;
   double temperature = 0;
   uint32_t max_tokens = 0;
+  bool raw = false; // chat: the task's input is the request body
 };
 
 struct store::task_row {
@@ -325,13 +371,20 @@ store::store(const std::string& path, open_mode mode, sync_mode sync)
     prep(st_->insert_task,
          "INSERT INTO tasks(id, type, input, idempotency_key, max_tokens, "
          "created_at, updated_at, vars, req_model, type_fingerprint, "
-         "content_hash) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6, NULLIF(?7, ''), "
-         "NULLIF(?8, ''), ?9, ?10)");
-    prep(st_->fetch, "SELECT seq, id, type, input, idempotency_key, "
-                     "max_tokens, attempts, IFNULL(vars, ''), "
-                     "IFNULL(req_model, ''), type_fingerprint FROM tasks "
-                     "WHERE seq > ?1 AND state IN ('pending', 'retry_wait') "
-                     "ORDER BY seq LIMIT ?2");
+         "content_hash, priority, tags) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6, "
+         "NULLIF(?7, ''), NULLIF(?8, ''), ?9, ?10, ?11, NULLIF(?12, ''))");
+    // Two seeks of the tasks_runnable index: the rest of the cursor's
+    // priority, then the lower ones.
+    prep(st_->fetch_same, "SELECT " BGAGENT_TASK_COLUMNS " FROM tasks "
+                          "WHERE state IN ('pending', 'retry_wait') AND "
+                          "priority = ?1 AND seq > ?2 ORDER BY priority "
+                          "DESC, seq LIMIT ?3");
+    prep(st_->fetch_lower, "SELECT " BGAGENT_TASK_COLUMNS " FROM tasks "
+                           "WHERE state IN ('pending', 'retry_wait') AND "
+                           "priority < ?1 ORDER BY priority DESC, seq "
+                           "LIMIT ?2");
+    prep(st_->raw_answer,
+         "UPDATE tasks SET raw_answer = ?2, answer_error = ?3 WHERE id = ?1");
     prep(st_->row, "SELECT state, attempts, reservation_id, reserved_tokens, "
                    "reserved_cost, IFNULL(provider, ''), IFNULL(model, '') "
                    "FROM tasks WHERE id = ?1");
@@ -348,6 +401,7 @@ store::store(const std::string& path, open_mode mode, sync_mode sync)
          "AND attempts < ?2");
     prep(st_->completed,
          "UPDATE tasks SET state = 'completed', result = ?3, error = NULL, "
+         "raw_answer = NULL, answer_error = NULL, response = NULLIF(?10, ''), "
          "provider = ?4, model = ?5, updated_at = ?6, "
          "prompt_tokens = prompt_tokens + ?7, "
          "completion_tokens = completion_tokens + ?8, "
@@ -469,16 +523,19 @@ void store::open_schema() {
     exec(schema_v2);
   } else if (v == 1) {
     exec(migrate_v1_v2);
-  } else if (v != 2 && v != 3) {
+  } else if (v < 2 || v > 4) {
     rollback();
     throw refuse(v);
   }
-  if (v != 3) {
+  if (v < 3) {
     exec(migrate_v2_v3);
     store_builtin_types();
   }
-  exec(migrate_v3_v4);
-  add_content_hashes();
+  if (v < 4) {
+    exec(migrate_v3_v4);
+    add_content_hashes();
+  }
+  exec(migrate_v4_v5);
   commit();
 }
 
@@ -702,7 +759,9 @@ submit_report store::submit(const std::vector<task>& tasks,
                     "vars = NULLIF(?5, ''), req_model = NULLIF(?6, ''), "
                     "type_fingerprint = ?7, content_hash = ?8, state = "
                     "'pending', attempts = 0, result = NULL, error = NULL, "
-                    "updated_at = ?9 WHERE seq = ?1",
+                    "raw_answer = NULL, answer_error = NULL, response = "
+                    "NULL, updated_at = ?9, priority = ?10, tags = "
+                    "NULLIF(?11, '') WHERE seq = ?1",
                path_);
   auto refuse = [&](size_t i, std::string why) {
     if (own)
@@ -737,7 +796,7 @@ submit_report store::submit(const std::vector<task>& tasks,
       s.bind(1, t.id).bind(2, t.type).bind(3, t.input).bind(4, t.idempotency_key);
       s.bind(5, static_cast<int64_t>(t.max_tokens)).bind(6, ts);
       s.bind(7, vars_json(t.vars)).bind(8, t.model).bind(9, fingerprint_of(t));
-      s.bind(10, hash);
+      s.bind(10, hash).bind(11, t.priority).bind(12, tags_json(t.tags));
       with(s, path_, [&] { return s.step(); });
       rep.inserted.push_back(t.id);
       continue;
@@ -764,7 +823,7 @@ submit_report store::submit(const std::vector<task>& tasks,
     replace.bind(1, row.seq).bind(2, t.type).bind(3, t.input);
     replace.bind(4, static_cast<int64_t>(t.max_tokens)).bind(5, vars_json(t.vars));
     replace.bind(6, t.model).bind(7, fingerprint_of(t)).bind(8, hash);
-    replace.bind(9, ts);
+    replace.bind(9, ts).bind(10, t.priority).bind(11, tags_json(t.tags));
     with(replace, path_, [&] { return replace.step(); });
     rep.replaced.push_back(row.id);
   }
@@ -890,15 +949,27 @@ void store::set_limits(int64_t run_id, uint64_t token_limit,
   with(upd, path_, [&] { return upd.step(); });
 }
 
-std::vector<task> store::fetch_runnable(int64_t after_seq, uint32_t limit) {
-  auto& s = st_->fetch;
-  s.bind(1, after_seq).bind(2, static_cast<int64_t>(limit));
-  auto out = with(s, path_, [&] {
-    std::vector<task> out;
-    while (s.step())
-      out.push_back(read_task(s));
-    return out;
+std::vector<task> store::fetch_runnable(const fetch_cursor& after,
+                                        uint32_t limit) {
+  std::vector<task> out;
+  auto& same = st_->fetch_same;
+  same.bind(1, after.priority).bind(2, after.seq);
+  same.bind(3, static_cast<int64_t>(limit));
+  with(same, path_, [&] {
+    while (same.step())
+      out.push_back(read_task(same));
+    return 0;
   });
+  if (out.size() < limit) {
+    auto& lower = st_->fetch_lower;
+    lower.bind(1, after.priority);
+    lower.bind(2, static_cast<int64_t>(limit - out.size()));
+    with(lower, path_, [&] {
+      while (lower.step())
+        out.push_back(read_task(lower));
+      return 0;
+    });
+  }
   for (auto& t : out)
     resolve(t);
   return out;
@@ -923,6 +994,7 @@ const store::resolved_type* store::find_type(const std::string& fp) {
   if (!j.is_object())
     return nullptr;
   auto r = std::make_unique<resolved_type>();
+  r->raw = j.value("raw", false);
   r->system = j.value("system", "");
   r->prompt = j.value("prompt", "");
   if (j.contains("schema") && !j["schema"].is_null())
@@ -940,6 +1012,15 @@ void store::resolve(task& t) {
   auto* r = find_type(t.type_fingerprint);
   if (!r)
     return;
+  if (r->raw) {
+    // An OpenAI Batch line: its body, checked at submit, is the request;
+    // a response_format's JSON Schema is what its answer must satisfy.
+    t.raw = true;
+    auto body = nlohmann::json::parse(t.input, nullptr, false);
+    if (body.is_object())
+      t.schema = chat_body_schema(body);
+    return;
+  }
   if (t.max_tokens == 0)
     t.max_tokens = r->max_tokens;
   t.schema = r->schema;
@@ -1126,7 +1207,7 @@ bool store::mark_completed(const std::string& id, uint32_t attempt,
   s.bind(4, out.provider).bind(5, out.model).bind(6, now_rfc3339());
   s.bind(7, static_cast<int64_t>(spent.prompt_tokens));
   s.bind(8, static_cast<int64_t>(spent.completion_tokens));
-  s.bind(9, spent.cost_usd);
+  s.bind(9, spent.cost_usd).bind(10, out.response);
   with(s, path_, [&] { return s.step(); });
   if (sqlite3_changes(db_) != 1)
     return false;
@@ -1148,7 +1229,9 @@ bool store::mark_completed(const std::string& id, uint32_t attempt,
 bool store::settle_failed(const std::string& id, uint32_t attempt,
                           const usage& spent, const std::string& provider,
                           const std::string& model,
-                          const audit_event& failed) {
+                          const audit_event& failed,
+                          const std::string& raw_answer,
+                          const std::string& answer_error) {
   auto_tx tx(*this);
   task_row row;
   bool found = read_row(id, row);
@@ -1163,6 +1246,15 @@ bool store::settle_failed(const std::string& id, uint32_t attempt,
   with(s, path_, [&] { return s.step(); });
   if (!is_zero(spent))
     record_usage(run_id_, id, attempt, spent, provider, model);
+  if (!raw_answer.empty()) {
+    // Kept for the repair turn, and with the task if it ends quarantined.
+    auto& a = st_->raw_answer;
+    a.bind(1, id).bind(2, utf8_clip(sanitize_utf8(raw_answer),
+                                 max_repair_answer_chars));
+    a.bind(3, utf8_clip(sanitize_utf8(answer_error),
+                                 max_repair_error_chars));
+    with(a, path_, [&] { return a.step(); });
+  }
   if (row.held.id != 0)
     tx_settlements_.push_back(settlement{row.held.id, spent});
   if (!failed.event.empty())
@@ -1289,16 +1381,17 @@ status_report store::status() {
   return rep;
 }
 
-std::vector<task_record> store::results(const std::string& state_filter) {
+std::vector<task_record> store::results(const std::string& state_filter,
+                                        const std::string& tag) {
   std::string sql = "SELECT id, type, state, attempts, result, error, "
                     "prompt_tokens, completion_tokens, cost_usd, provider, "
-                    "model, updated_at FROM tasks";
-  if (!state_filter.empty())
-    sql += " WHERE state = ?1";
-  sql += " ORDER BY seq";
+                    "model, updated_at, priority, IFNULL(tags, ''), "
+                    "IFNULL(raw_answer, ''), IFNULL(response, ''), seq "
+                    "FROM tasks WHERE (?1 = '' OR state = ?1) AND (?2 = '' "
+                    "OR EXISTS (SELECT 1 FROM json_each(tasks.tags) WHERE "
+                    "json_each.value = ?2)) ORDER BY seq";
   stmt s(db_, sql.c_str(), path_);
-  if (!state_filter.empty())
-    s.bind(1, state_filter);
+  s.bind(1, state_filter).bind(2, tag);
   return with(s, path_, [&] {
     std::vector<task_record> out;
     while (s.step()) {
@@ -1315,39 +1408,79 @@ std::vector<task_record> store::results(const std::string& state_filter) {
       r.provider = s.text(9);
       r.model = s.text(10);
       r.updated_at = s.text(11);
+      r.priority = s.i64(12);
+      r.tags = parse_tags(s.text(13));
+      r.raw_answer = s.text(14);
+      r.response = s.text(15);
+      r.seq = s.i64(16);
       out.push_back(std::move(r));
     }
     return out;
   });
 }
 
+std::vector<tag_totals> store::totals_by_tag() {
+  stmt s(db_, "SELECT json_each.value, state, COUNT(*), "
+              "SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_usd) "
+              "FROM tasks, json_each(tasks.tags) WHERE tasks.tags IS NOT "
+              "NULL GROUP BY json_each.value, state ORDER BY json_each.value",
+         path_);
+  return with(s, path_, [&] {
+    std::vector<tag_totals> out;
+    while (s.step()) {
+      auto tag = s.text(0);
+      if (out.empty() || out.back().tag != tag) {
+        out.emplace_back();
+        out.back().tag = tag;
+      }
+      auto& t = out.back();
+      auto st = s.text(1);
+      auto n = static_cast<uint64_t>(s.i64(2));
+      if (st == task_state::pending) t.tasks.pending = n;
+      else if (st == task_state::running) t.tasks.running = n;
+      else if (st == task_state::retry_wait) t.tasks.retry_wait = n;
+      else if (st == task_state::completed) t.tasks.completed = n;
+      else if (st == task_state::quarantined) t.tasks.quarantined = n;
+      else if (st == task_state::cancelled) t.tasks.cancelled = n;
+      t.prompt_tokens += static_cast<uint64_t>(s.i64(3));
+      t.completion_tokens += static_cast<uint64_t>(s.i64(4));
+      t.cost_usd += s.dbl(5);
+    }
+    return out;
+  });
+}
+
 std::vector<std::string> store::requeue(const std::vector<std::string>& ids,
-                                        bool all_quarantined,
-                                        const audit_event& each) {
+                                        bool all, const audit_event& each,
+                                        const std::string& from_state) {
+  if (from_state != task_state::quarantined &&
+      from_state != task_state::completed)
+    fail("requeue from state \"" + from_state + "\" is not supported");
   auto_tx tx(*this);
   std::vector<std::string> done;
   auto ts = now_rfc3339();
-  // A requeued task gets a fresh set of attempts.
-  if (all_quarantined) {
-    stmt sel(db_, "SELECT id FROM tasks WHERE state = 'quarantined' ORDER BY "
-                  "seq",
+  // A requeued task gets a fresh set of attempts and no result: it runs
+  // again as if new (its tokens and cost so far stay counted).
+  const std::string reset =
+    "UPDATE tasks SET state = 'pending', attempts = 0, result = NULL, "
+    "error = NULL, raw_answer = NULL, answer_error = NULL, response = NULL, "
+    "updated_at = ?1 WHERE state = ?2";
+  if (all) {
+    stmt sel(db_, "SELECT id FROM tasks WHERE state = ?1 ORDER BY seq",
              path_);
+    sel.bind(1, from_state);
     with(sel, path_, [&] {
       while (sel.step())
         done.push_back(sel.text(0));
       return 0;
     });
-    stmt upd(db_, "UPDATE tasks SET state = 'pending', attempts = 0, "
-                  "updated_at = ?1 WHERE state = 'quarantined'",
-             path_);
-    upd.bind(1, ts);
+    stmt upd(db_, reset.c_str(), path_);
+    upd.bind(1, ts).bind(2, from_state);
     with(upd, path_, [&] { return upd.step(); });
   } else {
-    stmt upd(db_, "UPDATE tasks SET state = 'pending', attempts = 0, "
-                  "updated_at = ?2 WHERE id = ?1 AND state = 'quarantined'",
-             path_);
+    stmt upd(db_, (reset + " AND id = ?3").c_str(), path_);
     for (auto& id : ids) {
-      upd.bind(1, id).bind(2, ts);
+      upd.bind(1, ts).bind(2, from_state).bind(3, id);
       with(upd, path_, [&] { return upd.step(); });
       if (sqlite3_changes(db_) == 1)
         done.push_back(id);

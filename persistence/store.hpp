@@ -5,8 +5,8 @@
 // Contract:
 // - Only the checkpointer actor (and short-lived CLI commands that spawn one)
 //   owns a `store`; nothing else touches SQLite.
-// - Schema version 2 (`meta.schema_version`). A version-1 store is migrated
-//   in place on first open, in one transaction; a newer version than this
+// - Schema version 5 (`meta.schema_version`). A store of versions 1-4 is
+//   migrated in place on first open, in one transaction; a newer version than this
 //   binary knows is refused (store_error with bad_input: exit 2), unchanged.
 // - synchronous=FULL by default (a commit survives power loss); NORMAL on
 //   request (survives a crash of the process, not of the machine).
@@ -78,7 +78,7 @@ class store {
 public:
   enum class open_mode { create_if_missing, must_exist };
   enum class sync_mode { full, normal };
-  static constexpr int schema_version = 4;
+  static constexpr int schema_version = 5;
 
   store(const std::string& path, open_mode mode,
         sync_mode sync = sync_mode::full);
@@ -128,10 +128,12 @@ public:
   // The run that ledger rows are written to (open_run sets it).
   void set_run(int64_t run_id) { run_id_ = run_id; }
 
-  // Pending and retry_wait tasks with seq > after_seq, in seq order, with
-  // their type resolved (system and user prompt rendered with the task's
-  // vars, schema, model, temperature, max_tokens).
-  std::vector<task> fetch_runnable(int64_t after_seq, uint32_t limit);
+  // Pending and retry_wait tasks after `after` in run order (priority
+  // descending, then seq), with their type resolved (system and user prompt
+  // rendered with the task's vars, schema, model, temperature, max_tokens;
+  // chat tasks: raw, with their response_format's schema), each with the
+  // last answer that failed its schema and why (the repair turn), if any.
+  std::vector<task> fetch_runnable(const fetch_cursor& after, uint32_t limit);
 
   // Fenced transitions; each returns false (and writes nothing) when the
   // task is not in a state that allows it for this attempt (cancelled,
@@ -152,9 +154,14 @@ public:
   // A failed attempt of the exact running attempt: the ledger row (none for
   // zero usage), the reservation settled, the event; the task stays
   // `running` until the supervisor decides (retry, quarantine, pending).
+  // A non-empty `raw_answer` (an answer that failed the schema: cut to
+  // max_repair_answer_chars) is kept with `answer_error` for the repair turn,
+  // and stays with the task if it ends quarantined.
   bool settle_failed(const std::string& id, uint32_t attempt,
                      const usage& spent, const std::string& provider,
-                     const std::string& model, const audit_event& failed);
+                     const std::string& model, const audit_event& failed,
+                     const std::string& raw_answer = {},
+                     const std::string& answer_error = {});
   // Retry and quarantine are the supervisor's decisions and also apply to
   // an attempt whose worker died before marking it running. Leaving
   // `running` with a reservation still held charges it (abandoned call).
@@ -177,14 +184,20 @@ public:
 
   state_counts counts();
   status_report status();
-  std::vector<task_record> results(const std::string& state_filter);
+  // In submit order; "" filters nothing.
+  std::vector<task_record> results(const std::string& state_filter,
+                                   const std::string& tag = {});
+  // Per tag (in tag order): counts per state, tokens and dollars spent.
+  std::vector<tag_totals> totals_by_tag();
 
-  // quarantined -> pending (ids, or every quarantined task when ids is
-  // empty and all_quarantined). Returns the ids requeued. A non-empty
-  // `each` is inserted once per id requeued, with that task_id.
+  // `from_state` (quarantined or completed) -> pending, with no attempts
+  // and no result (ids, or every such task when `all`). Returns the ids
+  // requeued. A non-empty `each` is inserted once per id requeued, with
+  // that task_id.
   std::vector<std::string> requeue(const std::vector<std::string>& ids,
-                                   bool all_quarantined,
-                                   const audit_event& each = {});
+                                   bool all, const audit_event& each = {},
+                                   const std::string& from_state =
+                                     task_state::quarantined);
   // pending/retry_wait/quarantined -> cancelled. Returns the ids cancelled;
   // `each` as for requeue.
   std::vector<std::string> cancel(const std::vector<std::string>& ids,

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "messages/utf8.hpp"
+#include "messages/task.hpp"
 #include "providers/result_validation.hpp"
 
 namespace bgagent {
@@ -383,14 +384,33 @@ call_outcome interpret_response(const http_response& r,
     return fail(error_kind::retryable,
                 status_text(c, r.status) +
                   ": no choices[0].message.content in the response");
+  if (c.raw && c.schema.empty()) {
+    // A chat request without a schema: any content is its answer.
+    out.ok = true;
+    out.kind = static_cast<uint8_t>(error_kind::none);
+    out.result = sanitize_utf8(redact(
+      json{{"role", "assistant"}, {"content", content}}.dump(
+        -1, ' ', false, json::error_handler_t::replace),
+      c.secret));
+    out.response = sanitize_utf8(body);
+    return out;
+  }
   auto v = validate_result(c.schema, content);
-  if (!v.ok)
-    return fail(error_kind::retryable,
-                c.provider + ": invalid model output: " + clip(v.error) +
-                  ": " + clip(redact(content, c.secret), 120));
+  if (!v.ok) {
+    fail(error_kind::retryable,
+         c.provider + ": invalid model output: " + clip(v.error) + ": " +
+           clip(redact(content, c.secret), 120));
+    out.raw_answer = utf8_clip(sanitize_utf8(redact(content, c.secret)),
+                               max_repair_answer_chars);
+    out.answer_error =
+      utf8_clip(sanitize_utf8(v.error), max_repair_error_chars);
+    return out;
+  }
   out.ok = true;
   out.kind = static_cast<uint8_t>(error_kind::none);
   out.result = redact(v.result, c.secret);
+  if (c.raw)
+    out.response = sanitize_utf8(body);
   return out;
 }
 

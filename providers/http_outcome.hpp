@@ -24,7 +24,10 @@
 //                                  Usage above the reservation is not
 //                                  impossible: the budget_keeper alerts.
 //   2xx empty, truncated, malformed JSON, no content, or content failing
-//       the task type's validation -> retryable (usage kept when reported)
+//       the task type's validation -> retryable (usage kept when reported);
+//       content failing validation also sets raw_answer (the content, cut
+//       to 65,536 characters) and answer_error (the validation error) for the repair
+//       turn
 //   402                            out_of_credits (stops the run)
 //   400 401 403 404 422 (and other 4xx) -> permanent (quarantine at once)
 //   408 409 429 5xx, timeouts, refused/reset connections -> retryable
@@ -56,6 +59,9 @@ struct outcome_context {
   model_price price;
   std::string secret;   // removed from any text (the API key)
   double timeout_seconds = 0;
+  // A chat task: the whole answer is kept (outcome.response); without a
+  // schema its result is the message {"role": "assistant", "content"}.
+  bool raw = false;
 };
 
 call_outcome interpret_response(const http_response& r,

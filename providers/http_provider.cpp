@@ -1,11 +1,13 @@
 #include "providers/http_provider.hpp"
 
+#include <cctype>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
 
 #include "providers/http_outcome.hpp"
 #include "providers/result_validation.hpp"
+#include "types/openai_batch.hpp"
 
 namespace bgagent {
 
@@ -27,12 +29,37 @@ http_provider::http_provider(http_provider_config c)
 
 http_provider::~http_provider() = default;
 
+namespace {
+
+// A schema name as OpenAI accepts it: [a-zA-Z0-9_-], at most 64.
+std::string schema_name(const std::string& type) {
+  std::string out;
+  for (char c : type)
+    if (out.size() < 64)
+      out += std::isalnum(static_cast<unsigned char>(c)) || c == '-' ||
+                 c == '_'
+               ? c
+               : '_';
+  return out.empty() ? "result" : out;
+}
+
+} // namespace
+
 std::string http_provider::request_body(const std::string& model,
-                                        const llm_request& req) {
+                                        const llm_request& req,
+                                        bool response_format) {
+  if (req.raw)
+    return chat_request_body(req.input, model, req.max_tokens,
+                             req.repair_answer, req.repair_error);
   json messages = json::array();
   if (!req.system.empty())
     messages.push_back({{"role", "system"}, {"content", req.system}});
   messages.push_back({{"role", "user"}, {"content", req.prompt}});
+  if (!req.repair_answer.empty()) {
+    messages.push_back({{"role", "assistant"}, {"content", req.repair_answer}});
+    messages.push_back(
+      {{"role", "user"}, {"content", repair_instruction(req.repair_error)}});
+  }
   json body{
     {"model", model},
     {"messages", std::move(messages)},
@@ -40,13 +67,28 @@ std::string http_provider::request_body(const std::string& model,
     {"max_tokens", req.max_tokens},
     {"stream", false},
   };
+  if (response_format && !req.schema.empty()) {
+    auto schema = json::parse(req.schema, nullptr, false);
+    if (schema.is_object())
+      body["response_format"] = {
+        {"type", "json_schema"},
+        {"json_schema",
+         {{"name", schema_name(req.type)}, {"schema", std::move(schema)},
+          {"strict", false}}}};
+  }
   return body.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 uint64_t http_provider::estimate_prompt_tokens(const llm_request& req) const {
   // No tokenizer yields more tokens than bytes; chat framing adds a few.
   constexpr uint64_t message_overhead = 16;
-  return req.system.size() + req.prompt.size() + message_overhead;
+  uint64_t n = req.system.size() + req.prompt.size() + message_overhead;
+  if (req.raw)
+    n += req.input.size();
+  if (!req.repair_answer.empty())
+    n += req.repair_answer.size() +
+         repair_instruction(req.repair_error).size() + 2 * message_overhead;
+  return n;
 }
 
 model_price http_provider::price_of(const std::string& model) const {
@@ -69,13 +111,23 @@ uint64_t http_provider::start(const llm_request& req, completion done) {
   http_request hr;
   hr.url = url_;
   hr.headers = headers_;
-  hr.body = request_body(model, req);
+  hr.body = request_body(model, req, cfg_.response_format);
+  if (hr.body.empty()) {
+    auto out = make_failure(error_kind::permanent,
+                            "task " + req.task_id +
+                              ": its stored request body is not a JSON "
+                              "object");
+    out.provider = cfg_.name;
+    out.model = model;
+    done(std::move(out));
+    return 0;
+  }
   // The worker's own BG_AGENT_TIMEOUT fires first (and charges the
   // reservation, as the request was sent); libcurl's is a backstop.
   hr.timeout_seconds = cfg_.timeout_seconds + 2;
   hr.connect_timeout_seconds = cfg_.connect_timeout_seconds;
   outcome_context ctx{cfg_.name, model, req.schema, price_of(model),
-                      cfg_.api_key, cfg_.timeout_seconds};
+                      cfg_.api_key, cfg_.timeout_seconds, req.raw};
   return client_->submit(std::move(hr),
                          [ctx = std::move(ctx),
                           done = std::move(done)](http_response r) {
@@ -95,6 +147,7 @@ provider_ptr make_http_provider(const provider_settings& s) {
   c.api_key = s.api_key;
   c.timeout_seconds = s.timeout_seconds;
   c.connect_timeout_seconds = s.connect_timeout_seconds;
+  c.response_format = s.response_format;
   c.price = price_for(s.model, s.price_prompt_per_million,
                       s.price_completion_per_million);
   if (s.name == "openrouter") {

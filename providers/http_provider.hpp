@@ -4,9 +4,13 @@
 // server given by LLM_BASE_URL: Ollama, vLLM, llama.cpp's server).
 //
 // Contract:
-// - start() builds the request (system prompt of the task type asking for
-//   JSON, the input as the user message, temperature 0.0, max_tokens,
-//   Authorization: Bearer KEY when there is a key) and returns at once; the
+// - start() builds the request (the type's rendered system and user
+//   prompts, its temperature and max_tokens, its JSON Schema as
+//   response_format json_schema unless turned off; after an answer that
+//   failed the schema, that answer and the validation error as two more
+//   messages, the repair turn; a chat task's body as it is, with model and
+//   max_tokens added when absent; Authorization: Bearer KEY when there is
+//   a key) and returns at once; the
 //   completion runs on the client's thread with interpret_response()'s
 //   verdict (see http_outcome.hpp for the error classes, the validation of
 //   reported usage, and `usage.cost`, used whenever the server reports it:
@@ -41,6 +45,7 @@ struct http_provider_config {
   double timeout_seconds = 300;
   double connect_timeout_seconds = 10;
   bool attribution = false; // OpenRouter's HTTP-Referer and X-Title
+  bool response_format = true; // a type's schema as response_format
   model_price price;
   http_client_settings client;
 };
@@ -58,8 +63,10 @@ public:
   model_price price_of(const std::string& model) const override;
 
   // The JSON body of a chat completions request, for tests.
+  // Empty when a chat task's stored body is not a JSON object.
   static std::string request_body(const std::string& model,
-                                  const llm_request& req);
+                                  const llm_request& req,
+                                  bool response_format = true);
 
 private:
   http_provider_config cfg_;

@@ -13,6 +13,7 @@
 
 #include "providers/entity_patterns.hpp"
 #include "messages/sha256.hpp"
+#include "messages/utf8.hpp"
 #include "providers/result_validation.hpp"
 #include "types/schema_instance.hpp"
 
@@ -296,8 +297,34 @@ json heuristic(const llm_request& req) {
 
 // A deterministic seed from what the model would have been sent.
 uint64_t seed_of(const llm_request& req) {
-  auto h = sha256_hex(req.system + '\x1f' + req.prompt);
+  auto h = sha256_hex(req.raw ? req.input : req.system + '\x1f' + req.prompt);
   return std::stoull(h.substr(0, 15), nullptr, 16);
+}
+
+// A chat request without a schema: a deterministic answer naming the last
+// user message, as the assistant message a server would return.
+static call_outcome chat_answer(const llm_request& req) {
+  std::string last;
+  auto body = json::parse(req.input, nullptr, false);
+  if (body.is_object() && body.contains("messages") &&
+      body["messages"].is_array())
+    for (auto& m : body["messages"])
+      if (m.is_object() && m.value("role", "") == "user" &&
+          m.contains("content") && m["content"].is_string())
+        last = m["content"].get<std::string>();
+  call_outcome out;
+  out.ok = true;
+  out.result = json{{"role", "assistant"},
+                    {"content", "offline answer to: " +
+                                  utf8_clip(sanitize_utf8(last), 80, "...")}}
+                 .dump(-1, ' ', false, json::error_handler_t::replace);
+  out.prompt_tokens = estimate_chat_prompt_tokens(req);
+  out.completion_tokens =
+    std::min<uint64_t>(estimate_tokens(out.result), req.max_tokens);
+  out.usage_reported = out.cost_reported = true;
+  out.provider = "offline";
+  out.model = "offline";
+  return out;
 }
 
 call_outcome offline_provider::compute(const llm_request& req) {
@@ -310,15 +337,19 @@ call_outcome offline_provider::compute(const llm_request& req) {
   if (req.unusable())
     return fail("task type \"" + req.type +
                 "\": its stored definition cannot be used");
+  if (req.raw && req.schema.empty())
+    return chat_answer(req);
   // A built-in type's heuristics, unless a user's file redefined it with a
   // schema they do not satisfy; otherwise an instance of the schema.
-  auto result = heuristic(req);
+  auto result = req.raw ? json() : heuristic(req);
   auto text = result.is_null() ? std::string()
                                : result.dump(-1, ' ', false,
                                              json::error_handler_t::replace);
   if (result.is_null() || !validate_result(req.schema, text).ok) {
     // Parsed once a thread per schema text.
     thread_local std::map<std::string, json> parsed;
+    if (parsed.size() > 256) // chat tasks may each bring their own
+      parsed.clear();
     auto i = parsed.find(req.schema);
     if (i == parsed.end())
       i = parsed

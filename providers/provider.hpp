@@ -34,9 +34,15 @@ struct llm_request {
   std::string schema;      // JSON Schema text the result must satisfy
   std::string model;       // empty: the provider's configured model
   double temperature = 0;
+  // Chat tasks (OpenAI Batch lines): `input` is the request body, sent as
+  // it is (types/openai_batch.hpp); system and prompt are empty.
+  bool raw = false;
+  // The repair turn: the last answer that failed `schema`, and why.
+  std::string repair_answer;
+  std::string repair_error;
 
   // Neither prompt: the type's stored definition could not be used.
-  bool unusable() const { return system.empty() && prompt.empty(); }
+  bool unusable() const { return !raw && system.empty() && prompt.empty(); }
 };
 
 // What selects and configures a provider; filled from configuration.
@@ -49,6 +55,10 @@ struct provider_settings {
   double connect_timeout_seconds = 10;
   double price_prompt_per_million = -1;     // < 0: use the built-in table
   double price_completion_per_million = -1;
+  // Send a type's schema as response_format json_schema
+  // (BG_AGENT_RESPONSE_FORMAT=json_schema, the default; off for servers
+  // that reject it).
+  bool response_format = true;
 };
 
 class provider {

@@ -82,7 +82,7 @@ TEST_CASE("a bad task line for a user's type is one line naming the file, "
   std::vector<bad_case> cases{
     {R"({"type": "classify", "input": "x", "vars": {"tier": "gold"}, "prompt": "p"})",
      "tasks.jsonl line 2: unknown field \"prompt\" (known: id, type, input, "
-     "vars, idempotency_key, max_tokens, model)"},
+     "vars, idempotency_key, max_tokens, model, priority, tags)"},
     {R"({"type": "classify", "input": "x"})",
      "tasks.jsonl line 2: type \"classify\" needs vars.tier (its prompt uses "
      "{{tier}})"},
@@ -127,8 +127,10 @@ TEST_CASE("a bad task line for a user's type is one line naming the file, "
 }
 
 TEST_CASE("a user's type reaches an OpenAI-compatible server as rendered "
-          "prompts with the type's max_tokens, temperature and model, and a "
-          "schema-invalid answer is quarantined",
+          "prompts with the type's max_tokens, temperature, model and "
+          "schema: an invalid answer is re-asked with the validation error "
+          "and completes, an always-invalid one is quarantined with the raw "
+          "answer kept",
           "[e2e][types][http]") {
   SKIP_WITHOUT_AIMOCK();
   temp_dir dir;
@@ -162,7 +164,11 @@ TEST_CASE("a user's type reaches an OpenAI-compatible server as rendered "
                json{{"id", "bad"},
                     {"type", "route"},
                     {"input", "Angry [ticket-bad]"},
-                    {"vars", {{"shop", "Northwind"}, {"tier", "gold"}}}}});
+                    {"vars", {{"shop", "Hopeless"}, {"tier", "gold"}}}},
+               json{{"id", "fix"},
+                    {"type", "route"},
+                    {"input", "Refund? [ticket-fix]"},
+                    {"vars", {{"shop", "Fixable"}, {"tier", "gold"}}}}});
   env_map env{{"LLM_PROVIDER", "openai"},
               {"LLM_BASE_URL", mock.openai_base()},
               {"BG_AGENT_RETRY_INITIAL", "0.1"},
@@ -177,8 +183,9 @@ TEST_CASE("a user's type reaches an OpenAI-compatible server as rendered "
   std::map<std::string, std::vector<json>> by_marker;
   for (auto& e : journal) {
     auto& msgs = e["body"]["messages"];
-    REQUIRE(msgs.size() == 2);
-    for (auto* m : {"[ticket-ok]", "[ticket-model]", "[ticket-bad]"})
+    REQUIRE((msgs.size() == 2 || msgs.size() == 4)); // 4: a repair turn
+    for (auto* m : {"[ticket-ok]", "[ticket-model]", "[ticket-bad]",
+                    "[ticket-fix]"})
       if (contains(msgs[1]["content"].get<std::string>(), m))
         by_marker[m].push_back(e["body"]);
   }
@@ -193,11 +200,35 @@ TEST_CASE("a user's type reaches an OpenAI-compatible server as rendered "
   CHECK(ok["max_tokens"] == 120);
   CHECK(ok["temperature"] == Approx(0.3));
   CHECK(ok["model"] == "type-model-1");
+  // The type's schema, as response_format (BG_AGENT_RESPONSE_FORMAT's
+  // default).
+  CHECK(ok["response_format"]["type"] == "json_schema");
+  CHECK(ok["response_format"]["json_schema"]["name"] == "route");
+  CHECK(ok["response_format"]["json_schema"]["schema"]["required"] ==
+        json::array({"queue", "urgency", "summary"}));
   REQUIRE(by_marker["[ticket-model]"].size() == 1);
   CHECK(by_marker["[ticket-model]"][0]["model"] == "task-model-2");
   CHECK(by_marker["[ticket-model]"][0]["max_tokens"] == 50);
-  // The invalid answer: asked twice (1 retry), then quarantined with the
-  // violations named.
+  // An invalid answer is shown back to the model with the violations: the
+  // second request is the first one plus the answer and the repair
+  // instruction.
+  REQUIRE(by_marker["[ticket-fix]"].size() == 2);
+  auto first = by_marker["[ticket-fix]"][0];
+  auto repair = by_marker["[ticket-fix]"][1];
+  REQUIRE(first["messages"].size() == 2);
+  REQUIRE(repair["messages"].size() == 4);
+  CHECK(repair["messages"][0] == first["messages"][0]);
+  CHECK(repair["messages"][1] == first["messages"][1]);
+  CHECK(repair["messages"][2] ==
+        json({{"role", "assistant"},
+              {"content", "Sure! {\"queue\": \"refunds\", \"urgency\": 2, "
+                          "\"summary\": \"x\"}"}}));
+  CHECK(repair["messages"][3]["role"] == "user");
+  auto instruction = repair["messages"][3]["content"].get<std::string>();
+  CHECK(contains(instruction, "did not satisfy the required JSON Schema"));
+  CHECK(contains(instruction, "/queue"));
+  // The always-invalid answer: asked twice (1 retry, a repair turn), then
+  // quarantined with the violations named and the raw answer kept.
   CHECK(by_marker["[ticket-bad]"].size() == 2);
   auto rows = results_by_id(dir.path(), env);
   CHECK(rows["ok"]["state"] == "completed");
@@ -212,4 +243,18 @@ TEST_CASE("a user's type reaches an OpenAI-compatible server as rendered "
   auto err = rows["bad"]["error"].get<std::string>();
   CHECK(contains(err, "does not match the schema"));
   CHECK(contains(err, "/queue"));
+  CHECK(rows["bad"]["raw_answer"] ==
+        "{\"queue\": \"complaints\", \"urgency\": 9, \"summary\": "
+        "\"Angry.\"}");
+  CHECK(rows["fix"]["state"] == "completed");
+  CHECK(rows["fix"]["attempts"] == 2);
+  CHECK(rows["fix"]["result"] ==
+        json({{"queue", "other"},
+              {"urgency", 1},
+              {"summary", "Fixed on the second try."}}));
+  CHECK(rows["fix"]["raw_answer"].is_null());
+  CHECK(rows["ok"]["raw_answer"].is_null());
+  // Both attempts' usage is charged: 75 + 110 tokens.
+  CHECK(rows["fix"]["prompt_tokens"] == 150);
+  CHECK(rows["fix"]["completion_tokens"] == 35);
 }

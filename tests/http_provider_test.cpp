@@ -628,7 +628,8 @@ TEST_CASE("the request carries the rendered prompts, the temperature and "
   auto* type = builtin.find("analyze_sentiment");
   llm_request req{"t1",         "analyze_sentiment", "I love it",
                   type->max_tokens, type->system,    "I love it",
-                  "",           "",                  0};
+                  "",           "",                  0,
+                  false,        "",                  ""};
   auto body = json::parse(http_provider::request_body("m-1", req));
   CHECK(body["model"] == "m-1");
   CHECK(body["temperature"] == 0.0);
@@ -647,6 +648,64 @@ TEST_CASE("the request carries the rendered prompts, the temperature and "
   // No system prompt, no system message.
   REQUIRE(other["messages"].size() == 1);
   CHECK(other["messages"][0]["role"] == "user");
+}
+
+TEST_CASE("the request carries the type's schema as response_format unless "
+          "turned off, and a repair turn as two more messages",
+          "[http]") {
+  llm_request req;
+  req.task_id = "t1";
+  req.type = "route ticket";
+  req.max_tokens = 50;
+  req.system = "Route it.";
+  req.prompt = "Ticket: late";
+  req.schema = R"({"type":"object","required":["queue"]})";
+  auto body = json::parse(http_provider::request_body("m", req));
+  CHECK(body["response_format"] ==
+        json({{"type", "json_schema"},
+              {"json_schema",
+               {{"name", "route_ticket"},
+                {"schema", {{"type", "object"}, {"required", {"queue"}}}},
+                {"strict", false}}}}));
+  CHECK_FALSE(json::parse(http_provider::request_body("m", req, false))
+                .contains("response_format"));
+  req.schema.clear();
+  CHECK_FALSE(json::parse(http_provider::request_body("m", req))
+                .contains("response_format"));
+  req.repair_answer = "{\"queue\": 7}";
+  req.repair_error = "at /queue: not a string";
+  body = json::parse(http_provider::request_body("m", req));
+  REQUIRE(body["messages"].size() == 4);
+  CHECK(body["messages"][2] ==
+        json({{"role", "assistant"}, {"content", "{\"queue\": 7}"}}));
+  CHECK(body["messages"][3]["role"] == "user");
+  CHECK(body["messages"][3]["content"] ==
+        "Your previous answer did not satisfy the required JSON Schema: at "
+        "/queue: not a string. Answer again with only the corrected JSON "
+        "value, nothing else.");
+}
+
+TEST_CASE("a chat task's body is sent as it is, with model and max_tokens "
+          "added only when absent",
+          "[http]") {
+  llm_request req;
+  req.task_id = "c1";
+  req.type = "chat";
+  req.raw = true;
+  req.max_tokens = 1024;
+  req.input = R"({"messages":[{"role":"user","content":"hi"}],"top_p":0.3})";
+  auto body = json::parse(http_provider::request_body("run-model", req));
+  CHECK(body == json({{"messages", {{{"role", "user"}, {"content", "hi"}}}},
+                      {"top_p", 0.3},
+                      {"model", "run-model"},
+                      {"max_tokens", 1024}}));
+  req.input = R"({"model":"own","max_completion_tokens":9,"messages":[]})";
+  body = json::parse(http_provider::request_body("run-model", req));
+  CHECK(body == json({{"model", "own"},
+                      {"max_completion_tokens", 9},
+                      {"messages", json::array()}}));
+  req.input = "not json";
+  CHECK(http_provider::request_body("m", req).empty());
 }
 
 namespace {

@@ -1,5 +1,5 @@
-// `bgagent requeue` brings quarantined tasks back to pending; the next run
-// completes them.
+// `bgagent requeue` brings quarantined tasks (or, with --completed,
+// completed ones) back to pending; the next run completes them.
 #include <catch2/catch.hpp>
 
 #include "tests/support/job.hpp"
@@ -55,4 +55,42 @@ TEST_CASE("a requeued quarantined task is completed by the next run",
   CHECK(completed.size() == 3);
   for (auto& kv : completed)
     CHECK(kv.second == 1);
+}
+
+TEST_CASE("requeue --completed runs finished tasks again, audited, and an id "
+          "that is not completed is named",
+          "[e2e][requeue]") {
+  temp_dir dir;
+  write_tasks(dir.path("t.jsonl"), make_tasks(4, "t"));
+  REQUIRE(run_bgagent({"run", "--tasks", "t.jsonl"}, dir.path()).exit_code ==
+          0);
+  auto audit = dir.path("bgagent-audit.jsonl");
+  auto r = run_bgagent({"requeue", "--completed", "t2"}, dir.path());
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == "1 task(s) requeued\n");
+  auto rows = results_by_id(dir.path());
+  CHECK(rows["t2"]["state"] == "pending");
+  CHECK(rows["t2"]["result"].is_null());
+  CHECK(rows["t2"]["attempts"] == 0);
+  auto requeued = audit_events(audit, "task_requeued");
+  REQUIRE(requeued.size() == 1);
+  CHECK(requeued[0]["task_id"] == "t2");
+  CHECK(requeued[0]["detail"] == "completed -> pending (CLI)");
+  REQUIRE(run_bgagent({"run"}, dir.path()).exit_code == 0);
+  auto started = count_by_task(audit, "task_started");
+  CHECK(started["t1"] == 1);
+  CHECK(started["t2"] == 2);
+  CHECK(results_by_id(dir.path())["t2"]["state"] == "completed");
+  // Every completed task.
+  r = run_bgagent({"requeue", "--completed"}, dir.path());
+  CHECK(r.out == "4 task(s) requeued\n");
+  CHECK(status_json(dir.path())["tasks"]["pending"] == 4);
+  // Not completed (now pending), and unknown: named, exit 2.
+  r = run_bgagent({"requeue", "--completed", "t1", "nope"}, dir.path());
+  CHECK(r.exit_code == 2);
+  CHECK(r.err ==
+        "bgagent: 2 id(s) were not completed tasks: t1, nope\n");
+  // --completed and --quarantined together make no sense.
+  r = run_bgagent({"requeue", "--completed", "--quarantined"}, dir.path());
+  CHECK(r.exit_code == 2);
 }

@@ -56,7 +56,7 @@ TEST_CASE("an id or key reused for other content is a conflict: refused, "
                         store::on_conflict::skip);
   REQUIRE(skip.error.empty());
   CHECK(skip.conflicts_skipped == std::vector<std::string>{"a", "b"});
-  CHECK(db.fetch_runnable(0, 10)[0].input == "text of a");
+  CHECK(db.fetch_runnable({}, 10)[0].input == "text of a");
   // Replaced: the new content, pending again with no attempts.
   REQUIRE(db.mark_running("b", 1));
   auto running = db.submit({changed_b}, "f", {}, store::on_conflict::replace);
@@ -66,7 +66,7 @@ TEST_CASE("an id or key reused for other content is a conflict: refused, "
                        store::on_conflict::replace);
   REQUIRE(rep.error.empty());
   CHECK(rep.replaced == std::vector<std::string>{"a", "b"});
-  auto tasks = db.fetch_runnable(0, 10);
+  auto tasks = db.fetch_runnable({}, 10);
   REQUIRE(tasks.size() == 2);
   CHECK(tasks[0].input == "new text of a");
   CHECK(tasks[1].input == "new text of b");
@@ -137,4 +137,86 @@ TEST_CASE("a file that is not SQLite is refused without being changed",
   std::ifstream after_in(path);
   std::string after((std::istreambuf_iterator<char>(after_in)), {});
   CHECK(before == after);
+}
+
+TEST_CASE("runnable tasks come by priority, then seq, page by page",
+          "[store]") {
+  temp_dir dir;
+  store db(dir.path("a.db"), store::open_mode::create_if_missing);
+  std::vector<task> tasks;
+  for (auto [id, p] : std::vector<std::pair<const char*, int>>{
+         {"a", 0}, {"b", 5}, {"c", -1}, {"d", 5}, {"e", 0}}) {
+    auto t = make_task(id, std::string("k-") + id);
+    t.priority = p;
+    tasks.push_back(t);
+  }
+  REQUIRE(db.submit(tasks).error.empty());
+  std::vector<std::string> order;
+  fetch_cursor cursor;
+  for (;;) {
+    auto page = db.fetch_runnable(cursor, 2);
+    for (auto& t : page) {
+      order.push_back(t.id);
+      cursor = fetch_cursor{t.priority, t.seq};
+    }
+    if (page.size() < 2)
+      break;
+  }
+  CHECK(order == std::vector<std::string>{"b", "d", "a", "e", "c"});
+}
+
+TEST_CASE("an answer that failed its schema is kept for the repair turn, "
+          "fetched with the task, and cleared by completion",
+          "[store]") {
+  temp_dir dir;
+  auto path = dir.path("a.db");
+  {
+    store db(path, store::open_mode::create_if_missing);
+    REQUIRE(db.submit({make_task("a", "k1")}).error.empty());
+    REQUIRE(db.mark_running("a", 1));
+    REQUIRE(db.settle_failed("a", 1, usage{}, "p", "m", {}, "{\"x\": 1}",
+                             "at /x: not a string"));
+    REQUIRE(db.mark_retry_wait("a", 1, "invalid model output"));
+  }
+  store db(path, store::open_mode::must_exist); // survives a restart
+  auto t = db.fetch_runnable({}, 10);
+  REQUIRE(t.size() == 1);
+  CHECK(t[0].repair_answer == "{\"x\": 1}");
+  CHECK(t[0].repair_error == "at /x: not a string");
+  CHECK(db.results("")[0].raw_answer == "{\"x\": 1}");
+  REQUIRE(db.mark_running("a", 2));
+  call_outcome out;
+  out.ok = true;
+  out.result = R"({"summary":"s"})";
+  REQUIRE(db.mark_completed("a", 2, out, usage{}, {}));
+  CHECK(db.results("")[0].raw_answer.empty());
+}
+
+TEST_CASE("totals by tag count each task once per tag", "[store]") {
+  temp_dir dir;
+  store db(dir.path("a.db"), store::open_mode::create_if_missing);
+  auto a = make_task("a", "k1");
+  a.tags = {"x", "y"};
+  auto b = make_task("b", "k2");
+  b.tags = {"y"};
+  auto c = make_task("c", "k3");
+  REQUIRE(db.submit({a, b, c}).error.empty());
+  REQUIRE(db.mark_running("a", 1));
+  call_outcome out;
+  out.ok = true;
+  out.result = R"({"summary":"s"})";
+  REQUIRE(db.mark_completed("a", 1, out, usage{10, 5, 0.25}, {}));
+  auto totals = db.totals_by_tag();
+  REQUIRE(totals.size() == 2);
+  CHECK(totals[0].tag == "x");
+  CHECK(totals[0].tasks.completed == 1);
+  CHECK(totals[0].prompt_tokens == 10);
+  CHECK(totals[0].cost_usd == Approx(0.25));
+  CHECK(totals[1].tag == "y");
+  CHECK(totals[1].tasks.completed == 1);
+  CHECK(totals[1].tasks.pending == 1);
+  CHECK(totals[1].completion_tokens == 5);
+  CHECK(db.results("", "y").size() == 2);
+  CHECK(db.results("pending", "y").size() == 1);
+  CHECK(db.results("", "none").empty());
 }

@@ -183,8 +183,8 @@ std::shared_ptr<const task_type> make_type(const std::string& name,
 std::shared_ptr<const task_type> chat_type() {
   auto t = std::make_shared<task_type>();
   t->name = "chat";
-  t->description = "A raw chat request (an OpenAI Batch line, its body "
-                   "sent as it is): not yet accepted in task files.";
+  t->description = "A raw chat request: an OpenAI Batch line (custom_id, "
+                   "method, url, body), its body sent as it is.";
   t->prompt.clear();
   t->max_tokens = 1024;
   t->raw = true;

@@ -154,19 +154,24 @@ TEST_CASE("checkpointer: submit is idempotent and fetch returns store order",
   REQUIRE(e.wait_pushed("task_duplicate", 1));
   CHECK(e.pushed("task_submitted")[3].event.detail == "g.jsonl");
 
+  fetch_cursor start;
   auto all = ask_for<std::vector<task>>(e.self, e.cp, fetch_atom::value,
-                                        int64_t{0}, uint32_t{10});
+                                        start.priority, start.seq,
+                                        uint32_t{10});
   REQUIRE(all);
   REQUIRE(all->size() == 4);
   CHECK((*all)[0].id == "a");
   CHECK((*all)[3].id == "d");
-  // Paging by seq.
+  // Paging by (priority, seq).
   auto rest = ask_for<std::vector<task>>(e.self, e.cp, fetch_atom::value,
-                                         (*all)[1].seq, uint32_t{1});
+                                         (*all)[1].priority, (*all)[1].seq,
+                                         uint32_t{1});
   REQUIRE(rest);
   REQUIRE(rest->size() == 1);
   CHECK((*rest)[0].id == "c");
 }
+
+const std::string no_answer; // a failure without an answer to repair
 
 TEST_CASE("checkpointer: transitions are fenced by attempt",
           "[unit][checkpointer]") {
@@ -354,7 +359,8 @@ TEST_CASE("checkpointer: a failed attempt settles its reservation by its "
   CHECK(*ask_for<bool>(e.self, e.cp, usage_atom::value, std::string("a"),
                        uint32_t{1}, usage{40, 0, 0.01}, std::string("unit"),
                        std::string("m"),
-                       ev("task_failed", "a", 1, "retryable: 500")));
+                       ev("task_failed", "a", 1, "retryable: 500"),
+                       no_answer, no_answer));
   CHECK(e.reserved("a") == 0);
   CHECK(state_in_db(e.db, "a") == "running"); // the supervisor decides
   CHECK(e.ledger("task_id = 'a'") == 40);
@@ -371,7 +377,8 @@ TEST_CASE("checkpointer: a failed attempt settles its reservation by its "
   CHECK(*ask_for<bool>(e.self, e.cp, usage_atom::value, std::string("b"),
                        uint32_t{1}, usage{}, std::string("unit"),
                        std::string("m"),
-                       ev("task_failed", "b", 1, "retryable: refused")));
+                       ev("task_failed", "b", 1, "retryable: refused"),
+                       no_answer, no_answer));
   CHECK(sql_int(e.db, "SELECT COUNT(*) FROM usage_ledger WHERE task_id = "
                       "'b'") == 0);
   CHECK(e.reserved("b") == 0);
@@ -457,7 +464,8 @@ TEST_CASE("checkpointer: an abandoned call is charged at its reservation "
   CHECK_FALSE(*ask_for<bool>(e.self, e.cp, usage_atom::value,
                              std::string("r"), uint32_t{1},
                              usage{350, 0, 0.25}, std::string("unit"),
-                             std::string("m"), ev("task_failed", "r", 1)));
+                             std::string("m"), ev("task_failed", "r", 1),
+                       no_answer, no_answer));
   CHECK(e.ledger("task_id = 'r'") == 350);
   CHECK(e.events("task_failed", "r") == 0);
   CHECK(ask_for<flush_atom>(e.self, e.cp, flush_atom::value));
@@ -484,7 +492,8 @@ TEST_CASE("checkpointer: a resumed run charges the reservations of the calls "
                          ev("task_started", "a", 1)));
     CHECK(*ask_for<bool>(e.self, cp, usage_atom::value, std::string("a"),
                          uint32_t{1}, usage{40, 2, 0.5}, std::string("unit"),
-                         std::string("m"), ev("task_failed", "a", 1)));
+                         std::string("m"), ev("task_failed", "a", 1),
+                       no_answer, no_answer));
     CHECK(*ask_for<bool>(e.self, cp, running_atom::value, std::string("a"),
                          uint32_t{2}, uint64_t{2}, uint64_t{200}, 0.125,
                          ev("task_started", "a", 2)));
