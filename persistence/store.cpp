@@ -183,15 +183,16 @@ UPDATE meta SET value = '4' WHERE key = 'schema_version';
 
 // Version 4 -> 5: priorities and tags; the repair turn's last invalid
 // answer and its validation error; chat tasks' whole provider answer. The
-// partial index serves fetch_runnable's order (priority, then seq).
+// index serves fetch_runnable's order (priority, then seq); it holds every
+// task, not only runnable ones, so a state change never touches it (only
+// an insert does).
 const char* migrate_v4_v5 = R"SQL(
 ALTER TABLE tasks ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE tasks ADD COLUMN tags TEXT;
 ALTER TABLE tasks ADD COLUMN raw_answer TEXT;
 ALTER TABLE tasks ADD COLUMN answer_error TEXT;
 ALTER TABLE tasks ADD COLUMN response TEXT;
-CREATE INDEX IF NOT EXISTS tasks_runnable ON tasks(priority DESC, seq)
-  WHERE state IN ('pending', 'retry_wait');
+CREATE INDEX IF NOT EXISTS tasks_order ON tasks(priority DESC, seq);
 UPDATE meta SET value = '5' WHERE key = 'schema_version';
 )SQL";
 
@@ -274,6 +275,17 @@ std::string fmt_charge(const usage& u) {
 
 std::string attempt_key(const std::string& id, uint32_t attempt) {
   return id + "#" + std::to_string(attempt);
+}
+
+// A chat task's whole answer, kept for `results --format openai-batch`
+// only when it is a JSON object of a sane size (a node could send any
+// bytes); otherwise the output shows the equivalent answer.
+std::string kept_response(const std::string& response) {
+  constexpr size_t max_response_bytes = 8 << 20;
+  if (response.empty() || response.size() > max_response_bytes)
+    return {};
+  auto j = nlohmann::json::parse(response, nullptr, false);
+  return j.is_object() ? response : std::string();
 }
 
 // Events of one transaction kept for take_committed_events().
@@ -373,7 +385,7 @@ store::store(const std::string& path, open_mode mode, sync_mode sync)
          "created_at, updated_at, vars, req_model, type_fingerprint, "
          "content_hash, priority, tags) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6, "
          "NULLIF(?7, ''), NULLIF(?8, ''), ?9, ?10, ?11, NULLIF(?12, ''))");
-    // Two seeks of the tasks_runnable index: the rest of the cursor's
+    // Two seeks of the tasks_order index: the rest of the cursor's
     // priority, then the lower ones.
     prep(st_->fetch_same, "SELECT " BGAGENT_TASK_COLUMNS " FROM tasks "
                           "WHERE state IN ('pending', 'retry_wait') AND "
@@ -1207,7 +1219,7 @@ bool store::mark_completed(const std::string& id, uint32_t attempt,
   s.bind(4, out.provider).bind(5, out.model).bind(6, now_rfc3339());
   s.bind(7, static_cast<int64_t>(spent.prompt_tokens));
   s.bind(8, static_cast<int64_t>(spent.completion_tokens));
-  s.bind(9, spent.cost_usd).bind(10, out.response);
+  s.bind(9, spent.cost_usd).bind(10, kept_response(out.response));
   with(s, path_, [&] { return s.step(); });
   if (sqlite3_changes(db_) != 1)
     return false;
