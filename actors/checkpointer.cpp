@@ -228,7 +228,7 @@ caf::behavior running_behavior(self_ptr self) {
     [=, &db_](requeue_atom, const std::vector<std::string>& ids, bool all,
               const std::string& from_state, const audit_event& each) {
       commit_open_group(self);
-      auto done = db_.requeue(ids, all, each, from_state);
+      auto done = db_.requeue(ids, all, each, from_state, true);
       publish(self);
       return done;
     },

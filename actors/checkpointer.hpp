@@ -57,7 +57,9 @@
 //    audit_event each)                          -> vector<string>
 //   (requeue_atom, vector<string> ids, bool all, string from_state,
 //    audit_event each)                          -> vector<string>
-//       from_state: quarantined or completed
+//       from_state: quarantined or completed; all or nothing: when an
+//       id is not in from_state nothing changes and the ids that are are
+//       returned
 //   (cancel_atom, vector<string> ids, audit_event each)
 //                                               -> vector<string>
 //       `each` is inserted once per task requeued / cancelled (its task_id

@@ -12,6 +12,7 @@
 #include "messages/atoms.hpp"
 #include "messages/call_outcome.hpp"
 #include "messages/task.hpp"
+#include "messages/utf8.hpp"
 #include "messages/worker_context.hpp"
 
 namespace bgagent {
@@ -44,6 +45,15 @@ struct worker_state {
 };
 
 using self_ptr = caf::stateful_actor<worker_state>*;
+
+// The invalid answer shown back in a repair turn, cut to what an honest
+// answer within max_tokens could be (about four characters a token): a
+// provider that ignored max_tokens must not make the next request, and its
+// reservation, grow past the budget.
+std::string repair_answer_for(const task& t) {
+  size_t limit = std::max<size_t>(1000, size_t{4} * t.max_tokens);
+  return utf8_clip(t.repair_answer, limit, "...");
+}
 
 void beat(self_ptr self) {
   auto& st = self->state;
@@ -160,7 +170,7 @@ caf::behavior task_worker(self_ptr self, worker_context ctx, provider_ptr p,
                            t.system, t.prompt, t.schema,
                            t.model.empty() ? t.type_model : t.model,
                            t.temperature,    t.raw,
-                           t.repair_answer,  t.repair_error};
+                           repair_answer_for(t), t.repair_error};
       auto est_prompt = st.prov->estimate_prompt_tokens(st.req);
       auto worst_cost = st.prov->price_of(st.req.model)
                           .cost(est_prompt, st.req.max_tokens);

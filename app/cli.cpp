@@ -255,6 +255,8 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
         throw usage_error("--state " + state +
                           ": not one of pending, running, retry_wait, "
                           "completed, quarantined, cancelled");
+      if (results->count("--tag") && tag.empty())
+        throw usage_error("--tag: a tag is 1 to 64 characters");
       return results_command(c, state, tag,
                              !format.empty() ? results_format::openai_batch
                              : json          ? results_format::json

@@ -72,8 +72,9 @@ struct store_session {
 // character, never inside a UTF-8 sequence).
 std::string shorten(const std::string& text, size_t n) {
   auto s = sanitize_utf8(text);
+  // Nothing that moves the cursor or hides text reaches the terminal.
   for (auto& ch : s)
-    if (ch == '\n' || ch == '\t' || ch == '\r')
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7F)
       ch = ' ';
   return utf8_clip(s, n, "...");
 }
@@ -208,21 +209,25 @@ int requeue_command(const config& c, const std::vector<std::string>& ids,
   // completed task requeued under a running run is found by its rescan.
   store_session s(c, store::open_mode::must_exist, true);
   // Each task_requeued is committed with the requeue.
+  std::vector<std::string> unique;
+  for (auto& id : ids)
+    if (std::find(unique.begin(), unique.end(), id) == unique.end())
+      unique.push_back(id);
+  // All or nothing: an id that is not a `from_state` task changes nothing.
   auto done = ask<std::vector<std::string>>(
-    s.self, s.checkpointer, requeue_atom::value, ids, all, from_state,
+    s.self, s.checkpointer, requeue_atom::value, unique, all, from_state,
     make_event("task_requeued", {}, -1, from_state + " -> pending (CLI)"));
-  std::printf("%zu task(s) requeued\n", done.size());
-  if (!all && done.size() < ids.size()) {
+  if (!all && done.size() < unique.size()) {
     std::string missing;
     size_t n = 0;
-    for (auto& id : ids)
+    for (auto& id : unique)
       if (std::find(done.begin(), done.end(), id) == done.end() && n++ < 5)
         missing += (missing.empty() ? "" : ", ") + shorten(id, 64);
-    std::fprintf(stderr, "bgagent: %zu id(s) were not %s tasks: %s%s\n",
-                 ids.size() - done.size(), from_state.c_str(),
-                 missing.c_str(), n > 5 ? ", ..." : "");
-    return exit_code::usage;
+    throw usage_error(std::to_string(unique.size() - done.size()) +
+                      " id(s) are not " + from_state + " tasks: " + missing +
+                      (n > 5 ? ", ..." : "") + "; nothing was requeued");
   }
+  std::printf("%zu task(s) requeued\n", done.size());
   return exit_code::ok;
 }
 

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/errors.hpp"
+#include "messages/json_depth.hpp"
 #include "messages/run.hpp"
 #include "messages/sha256.hpp"
 #include "messages/utf8.hpp"
@@ -19,6 +20,7 @@
 namespace bgagent {
 
 using nlohmann::json;
+using nlohmann::ordered_json;
 
 namespace {
 
@@ -30,14 +32,21 @@ const char* known_fields = "id, type, input, vars, idempotency_key, "
 // Priorities far from int64's ends: the supervisor's cursor starts above.
 constexpr int64_t max_priority = 1000000000;
 constexpr size_t max_tags = 16, max_tag_chars = 64;
+// A task line is no deeper than an OpenAI Batch line's body (64) allows.
+constexpr int max_line_depth = 66;
 
 // `priority` and `tags`, which order and group a task but are not part of
 // what it asks (so not of its content hash).
 void read_order_fields(const json& j, const std::string& where, task& t) {
   if (j.contains("priority") && !j["priority"].is_null()) {
     auto& p = j["priority"];
-    if (!p.is_number_integer() || p.get<int64_t>() < -max_priority ||
-        p.get<int64_t>() > max_priority)
+    // An unsigned value above int64's range would wrap: check it as one.
+    bool out_of_range =
+      !p.is_number_integer() ||
+      (p.is_number_unsigned() ? p.get<uint64_t>() > uint64_t(max_priority)
+                              : p.get<int64_t>() < -max_priority ||
+                                  p.get<int64_t>() > max_priority);
+    if (out_of_range)
       throw usage_error(where + ": priority must be a whole number from " +
                         std::to_string(-max_priority) + " to " +
                         std::to_string(max_priority));
@@ -55,9 +64,7 @@ void read_order_fields(const json& j, const std::string& where, task& t) {
         throw usage_error(where + ": each tag must be a string of 1 to " +
                           std::to_string(max_tag_chars) + " characters");
       auto& text = tag.get_ref<const std::string&>();
-      if (std::any_of(text.begin(), text.end(), [](char c) {
-            return static_cast<unsigned char>(c) < 0x20;
-          }))
+      if (has_control_chars(text))
         throw usage_error(where + ": a tag may not contain control "
                                   "characters");
       if (std::find(t.tags.begin(), t.tags.end(), text) == t.tags.end())
@@ -66,7 +73,10 @@ void read_order_fields(const json& j, const std::string& where, task& t) {
   }
 }
 
-task parse_task(const json& j, const std::string& where, uint64_t max_input,
+// `ordered`: the same line in its own key order, for an OpenAI Batch line
+// (whose body is sent as written); null for others.
+task parse_task(const json& j, const ordered_json* ordered,
+                const std::string& where, uint64_t max_input,
                 const type_registry& types, const task_type*& type_out) {
   if (!j.is_object())
     throw usage_error(where + ": a task must be a JSON object");
@@ -74,7 +84,16 @@ task parse_task(const json& j, const std::string& where, uint64_t max_input,
     auto* chat = types.find("chat");
     task t;
     try {
-      t = read_batch_line(j, max_tokens_limit, chat->fingerprint);
+      // (No conditional expression here: it would copy, recursively.)
+      if (ordered)
+        t = read_batch_line(*ordered, max_tokens_limit, chat->fingerprint);
+      else if (deeper_than(j, max_line_depth))
+        throw std::invalid_argument("nested more than " +
+                                    std::to_string(max_line_depth) +
+                                    " levels deep");
+      else
+        t = read_batch_line(ordered_json(j), max_tokens_limit,
+                            chat->fingerprint);
     } catch (const std::invalid_argument& e) {
       throw usage_error(where + ": " + e.what());
     }
@@ -146,7 +165,12 @@ task parse_task(const json& j, const std::string& where, uint64_t max_input,
   t.id = str_field("id", false);
   if (t.id.size() > 256)
     throw usage_error(where + ": id is longer than 256 characters");
+  if (has_control_chars(t.id))
+    throw usage_error(where + ": id may not contain control characters");
   t.idempotency_key = str_field("idempotency_key", false);
+  if (t.idempotency_key.rfind("id:", 0) == 0)
+    throw usage_error(where + ": idempotency_key may not start with \"id:\" "
+                              "(reserved for keys taken from ids)");
   t.model = str_field("model", false);
   if (j.contains("model") && (t.model.empty() || t.model.size() > 200))
     throw usage_error(where + ": field \"model\" must be a model name of 1 "
@@ -189,12 +213,24 @@ size_t line_of(const std::string& text, size_t pos) {
 
 // nlohmann's message without its "[json.exception.parse_error.101] " prefix,
 // and short: it quotes what it read.
-std::string parse_error_text(const json::parse_error& e) {
+std::string parse_error_text(const json::exception& e) {
   std::string why = e.what();
   if (auto p = why.find("] "); p != std::string::npos)
     why = why.substr(p + 2);
   // It quotes the file's bytes: valid UTF-8, cut by characters.
   return utf8_clip(sanitize_utf8(why), 160);
+}
+
+// Where in `text` the number quoted by a number-overflow error ("number
+// overflow parsing '1e400'") is, else 0.
+size_t quoted_pos(const std::string& text, const json::exception& e) {
+  std::string what = e.what();
+  auto a = what.find('\'');
+  auto b = what.rfind('\'');
+  if (a == std::string::npos || b <= a + 1)
+    return 0;
+  auto p = text.find(what.substr(a + 1, b - a - 1));
+  return p == std::string::npos ? 0 : p;
 }
 
 } // namespace
@@ -245,9 +281,11 @@ task_file_contents read_task_file(const std::string& path,
   task_file_contents out;
   std::map<std::string, const task_type*> used; // by fingerprint
   std::map<std::string, std::string> custom_ids; // -> where first seen
-  auto add = [&](const json& j, const std::string& where) {
+  auto add = [&](const json& j, const ordered_json* ordered,
+                 const std::string& where) {
     const task_type* type = nullptr;
-    out.tasks.push_back(parse_task(j, where, max_input_bytes, types, type));
+    out.tasks.push_back(
+      parse_task(j, ordered, where, max_input_bytes, types, type));
     out.where.push_back(where);
     used.emplace(type->fingerprint, type);
     if (type->raw) {
@@ -277,16 +315,28 @@ task_file_contents read_task_file(const std::string& path,
   if (first == '[') {
     std::string text((std::istreambuf_iterator<char>(in)),
                      std::istreambuf_iterator<char>());
-    json arr;
+    // In its own key order, for OpenAI Batch lines' bodies.
+    ordered_json arr;
     try {
-      arr = json::parse(text);
+      arr = ordered_json::parse(text);
     } catch (const json::parse_error& e) {
       throw usage_error(path + " line " +
                         std::to_string(skipped_lines + line_of(text, e.byte)) +
                         ": malformed JSON (" + parse_error_text(e) + ")");
+    } catch (const json::exception& e) {
+      throw usage_error(path + " line " +
+                        std::to_string(skipped_lines +
+                                       line_of(text, quoted_pos(text, e))) +
+                        ": malformed JSON (" + parse_error_text(e) + ")");
     }
-    for (size_t i = 0; i < arr.size(); ++i)
-      add(arr[i], path + " element " + std::to_string(i + 1));
+    for (size_t i = 0; i < arr.size(); ++i) {
+      auto where = path + " element " + std::to_string(i + 1);
+      // Converting recurses once per level: no deeper than a task can be.
+      if (deeper_than(arr[i], max_line_depth))
+        throw usage_error(where + ": nested more than " +
+                          std::to_string(max_line_depth) + " levels deep");
+      add(json(arr[i]), &arr[i], where);
+    }
     return finish();
   }
   std::string line;
@@ -299,11 +349,17 @@ task_file_contents read_task_file(const std::string& path,
     json j;
     try {
       j = json::parse(line);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) { // syntax, or a number overflow
       throw usage_error(where + ": malformed JSON (" + parse_error_text(e) +
                         ")");
     }
-    add(j, where);
+    if (is_batch_line(j)) {
+      // Parsed once more in its own key order: its body is sent as written.
+      auto ordered = ordered_json::parse(line);
+      add(j, &ordered, where);
+    } else {
+      add(j, nullptr, where);
+    }
   }
   return finish();
 }

@@ -107,4 +107,25 @@ std::string utf8_prefix_bytes(std::string_view s, size_t max_bytes) {
   return std::string(s.substr(0, i));
 }
 
+bool has_control_chars(std::string_view s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    auto c = static_cast<uint8_t>(s[i]);
+    if (c < 0x20 || c == 0x7F)
+      return true;
+    if (c == 0xC2 && i + 1 < s.size()) { // U+0080..U+009F
+      auto d = static_cast<uint8_t>(s[i + 1]);
+      if (d >= 0x80 && d <= 0x9F)
+        return true;
+    }
+    if (c == 0xE2 && i + 2 < s.size()) {
+      auto d = static_cast<uint8_t>(s[i + 1]), e = static_cast<uint8_t>(s[i + 2]);
+      if (d == 0x80 && e >= 0xAA && e <= 0xAE) // U+202A..U+202E
+        return true;
+      if (d == 0x81 && e >= 0xA6 && e <= 0xA9) // U+2066..U+2069
+        return true;
+    }
+  }
+  return false;
+}
+
 } // namespace bgagent

@@ -17,6 +17,10 @@
 //   long in all (just a prefix of `n` when the ellipsis does not fit).
 // - utf8_prefix_bytes(s, max_bytes): the longest prefix of at most
 //   `max_bytes` bytes that does not end inside a sequence.
+// - has_control_chars(s): true when `s` holds a character that moves or
+//   hides text on a terminal: C0 controls (below U+0020), DEL, C1 controls
+//   (U+0080..U+009F) or a bidirectional override/isolate (U+202A..U+202E,
+//   U+2066..U+2069). For names a user gives (ids, tags).
 // Every cut is at a code-point boundary; a combining mark or an emoji
 // sequence joined by U+200D may still be split between its code points
 // (the result stays valid UTF-8). No function here throws except on
@@ -36,5 +40,6 @@ std::string utf8_prefix(std::string_view s, size_t max_chars);
 std::string utf8_clip(std::string_view s, size_t max_chars,
                       std::string_view ellipsis = "...");
 std::string utf8_prefix_bytes(std::string_view s, size_t max_bytes);
+bool has_control_chars(std::string_view s);
 
 } // namespace bgagent

@@ -1464,7 +1464,8 @@ std::vector<tag_totals> store::totals_by_tag() {
 
 std::vector<std::string> store::requeue(const std::vector<std::string>& ids,
                                         bool all, const audit_event& each,
-                                        const std::string& from_state) {
+                                        const std::string& from_state,
+                                        bool all_or_nothing) {
   if (from_state != task_state::quarantined &&
       from_state != task_state::completed)
     fail("requeue from state \"" + from_state + "\" is not supported");
@@ -1490,8 +1491,27 @@ std::vector<std::string> store::requeue(const std::vector<std::string>& ids,
     upd.bind(1, ts).bind(2, from_state);
     with(upd, path_, [&] { return upd.step(); });
   } else {
+    std::vector<std::string> unique;
+    for (auto& id : ids)
+      if (std::find(unique.begin(), unique.end(), id) == unique.end())
+        unique.push_back(id);
+    if (all_or_nothing) {
+      // Those that can be requeued; if that is not all, nothing changes.
+      stmt sel(db_, "SELECT 1 FROM tasks WHERE id = ?1 AND state = ?2",
+               path_);
+      std::vector<std::string> can;
+      for (auto& id : unique) {
+        sel.bind(1, id).bind(2, from_state);
+        if (with(sel, path_, [&] { return sel.step(); }))
+          can.push_back(id);
+      }
+      if (can.size() < unique.size()) {
+        tx.commit();
+        return can;
+      }
+    }
     stmt upd(db_, (reset + " AND id = ?3").c_str(), path_);
-    for (auto& id : ids) {
+    for (auto& id : unique) {
       upd.bind(1, ts).bind(2, from_state).bind(3, id);
       with(upd, path_, [&] { return upd.step(); });
       if (sqlite3_changes(db_) == 1)

@@ -191,13 +191,15 @@ public:
   std::vector<tag_totals> totals_by_tag();
 
   // `from_state` (quarantined or completed) -> pending, with no attempts
-  // and no result (ids, or every such task when `all`). Returns the ids
-  // requeued. A non-empty `each` is inserted once per id requeued, with
-  // that task_id.
+  // and no result (ids, each once, or every such task when `all`). Returns
+  // the ids requeued. A non-empty `each` is inserted once per id requeued,
+  // with that task_id. `all_or_nothing`: when any id is not in from_state,
+  // nothing changes and the ids that are are returned (fewer than given).
   std::vector<std::string> requeue(const std::vector<std::string>& ids,
                                    bool all, const audit_event& each = {},
                                    const std::string& from_state =
-                                     task_state::quarantined);
+                                     task_state::quarantined,
+                                   bool all_or_nothing = false);
   // pending/retry_wait/quarantined -> cancelled. Returns the ids cancelled;
   // `each` as for requeue.
   std::vector<std::string> cancel(const std::vector<std::string>& ids,

@@ -197,6 +197,21 @@ std::string read_usage(const json& j, const outcome_context& c,
   return {};
 }
 
+// choices[0].message.refusal when the message has no content.
+std::string refusal_of(const json& j) {
+  if (!j.contains("choices") || !j["choices"].is_array() ||
+      j["choices"].empty() || !j["choices"][0].is_object())
+    return {};
+  auto& ch = j["choices"][0];
+  if (!ch.contains("message") || !ch["message"].is_object())
+    return {};
+  auto& msg = ch["message"];
+  bool no_content = !msg.contains("content") || msg["content"].is_null();
+  if (no_content && msg.contains("refusal") && msg["refusal"].is_string())
+    return msg["refusal"].get<std::string>();
+  return {};
+}
+
 std::string content_of(const json& j, bool& found) {
   found = false;
   if (!j.contains("choices") || !j["choices"].is_array() ||
@@ -378,6 +393,11 @@ call_outcome interpret_response(const http_response& r,
                      (code ? " " + std::to_string(code) : std::string()) +
                      ": " + provider_message(body));
   }
+  // A refusal (OpenAI's message.refusal) will not change on a retry.
+  if (auto refusal = refusal_of(j); !refusal.empty())
+    return fail(error_kind::permanent,
+                c.provider + ": the model refused: " +
+                  clip(redact(refusal, c.secret)));
   bool found = false;
   auto content = content_of(j, found);
   if (!found)

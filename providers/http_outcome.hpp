@@ -28,6 +28,8 @@
 //       content failing validation also sets raw_answer (the content, cut
 //       to 65,536 characters) and answer_error (the validation error) for the repair
 //       turn
+//   2xx whose message has no content but a `refusal` -> permanent (the
+//       model refused; asking again changes nothing)
 //   402                            out_of_credits (stops the run)
 //   400 401 403 404 422 (and other 4xx) -> permanent (quarantine at once)
 //   408 409 429 5xx, timeouts, refused/reset connections -> retryable

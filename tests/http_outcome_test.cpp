@@ -171,6 +171,19 @@ TEST_CASE("unusable 2xx answers are retryable", "[http_outcome]") {
   CHECK(invalid.error.find("invalid model output") != std::string::npos);
   CHECK(invalid.usage_reported); // billed: the worker charges it
   CHECK(invalid.prompt_tokens == 12);
+  // Kept for the repair turn: the answer and why it failed.
+  CHECK(invalid.raw_answer == "I think it is fine.");
+  CHECK_FALSE(invalid.answer_error.empty());
+  CHECK(invalid.response.empty());
+
+  // A refusal will be the same next time: permanent, with its text.
+  auto refused = interpret_response(
+    answer(200, R"({"choices": [{"message": {"role": "assistant", )"
+                R"("content": null, "refusal": "I cannot help with that."}}]})"),
+    ctx());
+  CHECK(refused.error_class() == error_kind::permanent);
+  CHECK(refused.error ==
+        "openrouter: the model refused: I cannot help with that.");
 
   auto wrapped = interpret_response(
     answer(200, R"({"error": {"code": 502, "message": "upstream died"}})"),

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/aimock.hpp"
+#include "types/openai_batch.hpp"
 #include "tests/support/job.hpp"
 #include "tests/support/process.hpp"
 #include "tests/temp_dir.hpp"
@@ -275,6 +276,36 @@ TEST_CASE("bad OpenAI Batch lines are one error line naming the file, line "
     {batch_line("", {{"messages", user("x")}}).dump(),
      "custom_id must be 1 to 256 characters"},
     {json{{"custom_id", 7}}.dump(), "field \"custom_id\" must be a string"},
+    {batch_line("a\x1b[31m", {{"messages", user("x")}}).dump(),
+     "custom_id may not contain control characters"},
+    {batch_line("x", {{"messages", user("x")},
+                      {"tools", json::array()}})
+       .dump(),
+     "body.tools: tool calls are not supported (an answer must be message "
+     "content)"},
+    {batch_line("x", {{"messages", user("x")},
+                      {"response_format", {{"type", 5}}}})
+       .dump(),
+     "body.response_format must be an object with a string \"type\""},
+    {R"({"custom_id": "x", "method": "POST", "url": "/v1/chat/completions", )"
+     R"("body": {"messages": [], "temperature": 1e400}})",
+     "malformed JSON (number overflow parsing '1e400')"},
+    {batch_line("x", {{"messages", user("x")},
+                      {"response_format",
+                       {{"type", "json_schema"},
+                        {"json_schema",
+                         {{"name", "s"},
+                          {"schema",
+                           {{"type", "object"},
+                            {"properties",
+                             {{"a",
+                               {{"type", "string"},
+                                {"pattern", "^(a+)+$"}}}}}}}}}}}})
+       .dump(),
+     "body.response_format.json_schema.schema is not a valid JSON Schema "
+     "(draft 7): not a valid JSON Schema (draft 7): at "
+     "/properties/a/pattern: \"^(a+)+$\" repeats a group that itself "
+     "repeats"},
     {batch_line("x", {{"messages", user("x")},
                       {"response_format",
                        {{"type", "json_schema"},
@@ -285,8 +316,15 @@ TEST_CASE("bad OpenAI Batch lines are one error line naming the file, line "
      "body.response_format.json_schema.schema is not a valid JSON Schema "
      "(draft 7): "},
   };
+  // Nested deeper than 64 levels (serializing it would recurse).
+  auto deep = std::string(100000, '[') + "1" + std::string(100000, ']');
+  cases.push_back({R"({"custom_id": "x", "method": "POST", "url": )"
+                   R"("/v1/chat/completions", "body": {"messages": [], )"
+                   R"("extra": )" +
+                     deep + "}}",
+                   "body is nested more than 64 levels deep"});
   for (auto& c : cases) {
-    INFO(c.line);
+    INFO(c.line.substr(0, 300));
     write_file(dir.path("b.jsonl"), ok + "\n" + c.line + "\n");
     auto r = run_bgagent({"submit", "b.jsonl"}, dir.path());
     CHECK(r.exit_code == 2);
@@ -294,4 +332,24 @@ TEST_CASE("bad OpenAI Batch lines are one error line naming the file, line "
     CHECK(r.err.rfind("bgagent: b.jsonl line 2: " + c.error, 0) == 0);
     CHECK_FALSE(exists(dir.path("bgagent.db")));
   }
+}
+
+TEST_CASE("a batch line's body keeps its key order, and a null max_tokens is "
+          "filled in like a missing one",
+          "[batch-format]") {
+  auto line = nlohmann::ordered_json::parse(
+    R"({"custom_id": "k", "method": "POST", "url": "/v1/chat/completions", )"
+    R"("body": {"top_p": 0.5, "messages": [{"role": "user", "content": )"
+    R"("hi"}], "max_tokens": null, "model": "m"}})");
+  auto t = read_batch_line(line, 200000, "fp");
+  CHECK(t.input ==
+        R"({"top_p":0.5,"messages":[{"role":"user","content":"hi"}],)"
+        R"("model":"m"})");
+  CHECK(t.max_tokens == 1024);
+  CHECK(t.model == "m");
+  CHECK(t.id == "k");
+  CHECK(t.idempotency_key == "id:k");
+  CHECK(chat_request_body(t.input, "run-model", t.max_tokens, "", "") ==
+        R"({"top_p":0.5,"messages":[{"role":"user","content":"hi"}],)"
+        R"("model":"m","max_tokens":1024})");
 }

@@ -96,6 +96,19 @@ TEST_CASE("bad priorities and tags are refused with the line and field, "
      "priority must be a whole number from -1000000000 to 1000000000"},
     {R"({"type": "summarize", "input": "x", "priority": 1000000001})",
      "priority must be a whole number from -1000000000 to 1000000000"},
+    {R"({"type": "summarize", "input": "x", "priority": 18446744073709551615})",
+     "priority must be a whole number from -1000000000 to 1000000000"},
+    {R"({"type": "summarize", "input": "x", "priority": 1e400})",
+     "malformed JSON (number overflow parsing '1e400')"},
+    {R"({"type": "summarize", "input": "x", "tags": ["\u202eevil"]})",
+     "a tag may not contain control characters"},
+    {R"({"type": "summarize", "input": "x", "tags": ["a\u0085"]})",
+     "a tag may not contain control characters"},
+    {R"({"id": "a\u001b[2J", "type": "summarize", "input": "x"})",
+     "id may not contain control characters"},
+    {R"({"type": "summarize", "input": "x", "idempotency_key": "id:b"})",
+     "idempotency_key may not start with \"id:\" (reserved for keys taken "
+     "from ids)"},
     {R"({"type": "summarize", "input": "x", "tags": "acme"})",
      "tags must be a list of at most 16 strings"},
     {R"({"type": "summarize", "input": "x", "tags": [1]})",
@@ -204,4 +217,8 @@ TEST_CASE("status --by-tag sums each tag's tasks, tokens and dollars exactly "
   for (auto& j : json_lines(only.out))
     ids.push_back(j["id"]);
   CHECK(ids == std::vector<std::string>{"t3", "t6", "t9"});
+  // No tag is empty: asking for one is a mistake, not "all".
+  auto empty = run_bgagent({"results", "--tag", ""}, dir.path(), env);
+  CHECK(empty.exit_code == 2);
+  CHECK(empty.err == "bgagent: --tag: a tag is 1 to 64 characters\n");
 }

@@ -88,8 +88,19 @@ TEST_CASE("requeue --completed runs finished tasks again, audited, and an id "
   // Not completed (now pending), and unknown: named, exit 2.
   r = run_bgagent({"requeue", "--completed", "t1", "nope"}, dir.path());
   CHECK(r.exit_code == 2);
-  CHECK(r.err ==
-        "bgagent: 2 id(s) were not completed tasks: t1, nope\n");
+  CHECK(r.err == "bgagent: 2 id(s) are not completed tasks: t1, nope; "
+                 "nothing was requeued\n");
+  // All or nothing: one completed id beside an unknown one stays completed;
+  // an id given twice counts once.
+  REQUIRE(run_bgagent({"run"}, dir.path()).exit_code == 0);
+  auto before = audit_events(audit, "task_requeued").size();
+  r = run_bgagent({"requeue", "--completed", "t1", "nope"}, dir.path());
+  CHECK(r.exit_code == 2);
+  CHECK(results_by_id(dir.path())["t1"]["state"] == "completed");
+  CHECK(audit_events(audit, "task_requeued").size() == before);
+  r = run_bgagent({"requeue", "--completed", "t1", "t1"}, dir.path());
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == "1 task(s) requeued\n");
   // --completed and --quarantined together make no sense.
   r = run_bgagent({"requeue", "--completed", "--quarantined"}, dir.path());
   CHECK(r.exit_code == 2);

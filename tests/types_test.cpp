@@ -324,3 +324,23 @@ TEST_CASE("types: a schema instance stays small for schemas that ask for "
                       {"properties", {{"n", {{"type", "integer"}, {"minimum", 1e19}}}}}};
   CHECK(schema_instance(big_int, 1)["n"].is_number());
 }
+
+TEST_CASE("types: a pattern that repeats a repeating group is refused at "
+          "load time (exponential matching), others are kept",
+          "[unit][types]") {
+  auto with_pattern = [](const std::string& re) {
+    return json_schema::compile(
+      json{{"type", "string"}, {"pattern", re}});
+  };
+  for (auto* re : {"^[a-z]+$", "^(ab)+$", "^(a|b)*c$", "\\d{3}-\\d{4}",
+                   "^(a{1})+$", "^[(+*]+$", "^\\(a+\\)+$", "(?:x)?y+"}) {
+    INFO(re);
+    CHECK_NOTHROW(with_pattern(re));
+  }
+  for (auto* re : {"^(a+)+$", "(a*)*", "((ab)*c)+", "^(\\w+\\s?)*$",
+                   "(a{2,})+", "(.*a){3}", "(x(y+))*"}) {
+    INFO(re);
+    CHECK_THROWS_WITH(with_pattern(re),
+                      Catch::Contains("repeats a group that itself repeats"));
+  }
+}

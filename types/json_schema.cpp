@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <memory>
 #include <pthread.h>
+#include <cstdlib>
 #include <regex>
 #include <stdexcept>
 #include <vector>
@@ -80,6 +81,75 @@ bool is_data_keyword(const std::string& key) {
          key == "default";
 }
 
+// Whether the ECMAScript regex `re` repeats a group that itself holds a
+// repeating quantifier, e.g. "(a+)+" or "(\\w*x)*": std::regex backtracks
+// through such a nest in exponential time (no timeout exists), so a
+// hostile or careless schema could stall validation for hours.
+// Alternations of overlapping branches ("(a|a)*") are not caught.
+bool nested_quantifier(const std::string& re) {
+  // Per open group: whether something inside repeats.
+  std::vector<bool> groups{false};
+  bool last_group_repeats = false; // the group just closed
+  bool after_group = false;
+  for (size_t i = 0; i < re.size(); ++i) {
+    char c = re[i];
+    // A quantifier that repeats (not "?" or "{0,1}" / "{1}").
+    auto repeating = [&](size_t at) {
+      char q = re[at];
+      if (q == '*' || q == '+')
+        return true;
+      if (q != '{')
+        return false;
+      auto close = re.find('}', at);
+      if (close == std::string::npos)
+        return false;
+      auto body = re.substr(at + 1, close - at - 1);
+      auto comma = body.find(',');
+      if (comma == std::string::npos)
+        return std::atoi(body.c_str()) > 1;
+      auto max = body.substr(comma + 1);
+      return max.empty() || std::atoi(max.c_str()) > 1;
+    };
+    if (c == '\\') {
+      ++i; // the escaped character is a literal (or a class like \d)
+      after_group = false;
+      continue;
+    }
+    if (c == '[') { // a class: its quantifier characters are literals
+      ++i;
+      if (i < re.size() && re[i] == '^')
+        ++i;
+      if (i < re.size() && re[i] == ']')
+        ++i;
+      while (i < re.size() && re[i] != ']')
+        i += re[i] == '\\' ? 2 : 1;
+      after_group = false;
+      continue;
+    }
+    if (c == '(') {
+      groups.push_back(false);
+      after_group = false;
+      continue;
+    }
+    if (c == ')') {
+      last_group_repeats = groups.size() > 1 && groups.back();
+      if (groups.size() > 1)
+        groups.pop_back();
+      if (last_group_repeats) // what repeats inside repeats in its parent
+        groups.back() = true;
+      after_group = true;
+      continue;
+    }
+    if ((c == '*' || c == '+' || c == '{') && repeating(i)) {
+      if (after_group && last_group_repeats)
+        return true;
+      groups.back() = true;
+    }
+    after_group = false;
+  }
+  return false;
+}
+
 // valijson compiles `pattern` and `patternProperties` with std::regex when
 // it first validates: compile them now, so a bad one is a load-time error.
 // And valijson follows `$ref` chains without a cycle check: a chain that
@@ -100,6 +170,10 @@ void check_schema(const nlohmann::json& root, const nlohmann::json& doc,
       bad(where, "\"" + re + "\" is not a regular expression (" + e.what() +
                    ")");
     }
+    if (nested_quantifier(re))
+      bad(where, "\"" + re + "\" repeats a group that itself repeats: it can "
+                 "take exponential time to match; write it without the "
+                 "nesting");
   };
   if (doc.is_object()) {
     if (doc.contains("$ref") && doc["$ref"].is_string()) {

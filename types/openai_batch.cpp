@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "messages/json_depth.hpp"
 #include "messages/sha256.hpp"
 #include "messages/utf8.hpp"
 #include "types/json_schema.hpp"
@@ -19,12 +20,26 @@ std::string shown(const std::string& s) {
   return utf8_clip(sanitize_utf8(s), 64);
 }
 
+// Deeper than this, a body is refused: serializing and validating it
+// recurse once per level.
+constexpr int max_body_depth = 64;
+
+// body.response_format.type when it is a string, else "".
+template <class Json>
+std::string format_type(const Json& body) {
+  if (!body.contains("response_format") || !body["response_format"].is_object())
+    return {};
+  auto& t = body["response_format"]["type"];
+  return t.is_string() ? t.template get<std::string>() : std::string();
+}
+
 bool is_chat_path(const std::string& url) {
   return url == "/v1/chat/completions" || url == "/chat/completions";
 }
 
 // A whole number in [1, limit] at body[name], or 0 when absent.
-uint32_t token_field(const json& body, const char* name, uint32_t limit) {
+uint32_t token_field(const ordered_json& body, const char* name,
+                     uint32_t limit) {
   if (!body.contains(name) || body[name].is_null())
     return 0;
   auto& v = body[name];
@@ -42,7 +57,7 @@ bool is_batch_line(const json& line) {
   return line.is_object() && line.contains("custom_id");
 }
 
-task read_batch_line(const json& line, uint32_t max_tokens_limit,
+task read_batch_line(const ordered_json& line, uint32_t max_tokens_limit,
                      const std::string& chat_fingerprint) {
   for (auto& [name, value] : line.items()) {
     (void)value;
@@ -62,6 +77,9 @@ task read_batch_line(const json& line, uint32_t max_tokens_limit,
   t.id = text("custom_id");
   if (t.id.empty() || t.id.size() > 256)
     throw std::invalid_argument("custom_id must be 1 to 256 characters");
+  if (has_control_chars(t.id))
+    throw std::invalid_argument("custom_id may not contain control "
+                                "characters");
   auto method = text("method");
   if (method != "POST")
     throw std::invalid_argument("method \"" + shown(method) +
@@ -72,7 +90,21 @@ task read_batch_line(const json& line, uint32_t max_tokens_limit,
                                 "\": only /v1/chat/completions is supported");
   if (!line.contains("body") || !line["body"].is_object())
     throw std::invalid_argument("field \"body\" must be an object");
-  auto& body = line["body"];
+  // Checked before the copy: copying recurses once per level.
+  if (deeper_than(line["body"], max_body_depth))
+    throw std::invalid_argument("body is nested more than " +
+                                std::to_string(max_body_depth) +
+                                " levels deep");
+  auto body = line["body"];
+  // A null bound is no bound: it is filled in as if absent.
+  for (auto* name : {"max_tokens", "max_completion_tokens"})
+    if (body.contains(name) && body[name].is_null())
+      body.erase(name);
+  for (auto* name : {"tools", "tool_choice", "functions", "function_call"})
+    if (body.contains(name))
+      throw std::invalid_argument(std::string("body.") + name +
+                                  ": tool calls are not supported (an "
+                                  "answer must be message content)");
   if (!body.contains("messages") || !body["messages"].is_array() ||
       body["messages"].empty())
     throw std::invalid_argument("body.messages must be a non-empty array");
@@ -101,14 +133,17 @@ task read_batch_line(const json& line, uint32_t max_tokens_limit,
     t.max_tokens = batch_default_max_tokens;
   if (body.contains("response_format")) {
     auto& rf = body["response_format"];
-    if (rf.is_object() && rf.value("type", "") == "json_schema") {
+    if (!rf.is_object() || !rf.contains("type") || !rf["type"].is_string())
+      throw std::invalid_argument("body.response_format must be an object "
+                                  "with a string \"type\"");
+    if (format_type(body) == "json_schema") {
       if (!rf.contains("json_schema") || !rf["json_schema"].is_object() ||
           !rf["json_schema"].contains("schema") ||
           !rf["json_schema"]["schema"].is_object())
         throw std::invalid_argument("body.response_format.json_schema.schema "
                                     "must be a JSON Schema object");
       try {
-        json_schema::compile(rf["json_schema"]["schema"]);
+        json_schema::compile(json(rf["json_schema"]["schema"]));
       } catch (const std::invalid_argument& e) {
         throw std::invalid_argument(
           "body.response_format.json_schema.schema is not a valid JSON "
@@ -118,18 +153,19 @@ task read_batch_line(const json& line, uint32_t max_tokens_limit,
     }
   }
   t.type = "chat";
-  t.input = body.dump(-1, ' ', false, json::error_handler_t::strict);
+  // In the line's own key order; numbers as JSON doubles or 64-bit
+  // integers (a longer integer literal loses digits).
+  t.input = body.dump(-1, ' ', false, ordered_json::error_handler_t::strict);
   t.idempotency_key = "id:" + t.id;
   t.type_fingerprint = chat_fingerprint;
   return t;
 }
 
 std::string chat_body_schema(const json& body) {
-  if (!body.contains("response_format"))
+  if (format_type(body) != "json_schema")
     return {};
   auto& rf = body["response_format"];
-  if (!rf.is_object() || rf.value("type", "") != "json_schema" ||
-      !rf.contains("json_schema") || !rf["json_schema"].is_object() ||
+  if (!rf.contains("json_schema") || !rf["json_schema"].is_object() ||
       !rf["json_schema"].contains("schema") ||
       !rf["json_schema"]["schema"].is_object())
     return {};
@@ -146,13 +182,16 @@ std::string chat_request_body(const std::string& body_text,
                               const std::string& model, uint32_t max_tokens,
                               const std::string& repair_answer,
                               const std::string& repair_error) {
-  auto body = json::parse(body_text, nullptr, false);
+  auto body = ordered_json::parse(body_text, nullptr, false);
   if (!body.is_object())
     return {};
   if (!body.contains("model") && !model.empty())
     body["model"] = model;
   // The reservation counts this many completion tokens: never more.
-  if (!body.contains("max_tokens") && !body.contains("max_completion_tokens"))
+  auto bounded = [&](const char* name) {
+    return body.contains(name) && !body[name].is_null();
+  };
+  if (!bounded("max_tokens") && !bounded("max_completion_tokens"))
     body["max_tokens"] = max_tokens;
   if (!repair_answer.empty()) {
     body["messages"].push_back({{"role", "assistant"},
@@ -160,7 +199,7 @@ std::string chat_request_body(const std::string& body_text,
     body["messages"].push_back({{"role", "user"},
                                 {"content", repair_instruction(repair_error)}});
   }
-  return body.dump(-1, ' ', false, json::error_handler_t::replace);
+  return body.dump(-1, ' ', false, ordered_json::error_handler_t::replace);
 }
 
 std::string batch_output_line(const task_record& r) {

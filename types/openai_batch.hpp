@@ -3,13 +3,15 @@
 // Contract:
 // - read_batch_line() turns one input line {custom_id, method, url, body}
 //   into a task of the built-in type `chat`: id = custom_id, key "id:" +
-//   custom_id, input = the body (compact JSON), model = body.model (empty:
-//   the run's MODEL), max_tokens = body.max_tokens or
-//   body.max_completion_tokens, else 1024. It throws std::invalid_argument
-//   naming the field at fault: another field, a method other than POST, a
-//   url that is not a chat-completions path, a body without messages, a
-//   streamed or n > 1 request (one answer bounds the reservation), or a
-//   response_format whose JSON Schema is not valid draft 7.
+//   custom_id, input = the body (compact JSON in the line's key order; a
+//   null max_tokens dropped), model = body.model (empty: the run's MODEL),
+//   max_tokens = body.max_tokens or body.max_completion_tokens, else 1024.
+//   It throws std::invalid_argument naming the field at fault: another
+//   field, a custom_id with control characters, a method other than POST,
+//   a url that is not a chat-completions path, a body nested more than 64
+//   levels or without messages, a streamed, n > 1 or tool-calling request
+//   (one content answer bounds the reservation), or a response_format
+//   without a string type or whose JSON Schema is not valid draft 7.
 // - chat_body_schema() is that JSON Schema's text ("" when none): the
 //   answer must satisfy it.
 // - chat_request_body() is the body to send: the line's, with `model` and
@@ -35,7 +37,8 @@ constexpr uint32_t batch_default_max_tokens = 1024;
 
 bool is_batch_line(const nlohmann::json& line);
 
-task read_batch_line(const nlohmann::json& line, uint32_t max_tokens_limit,
+task read_batch_line(const nlohmann::ordered_json& line,
+                     uint32_t max_tokens_limit,
                      const std::string& chat_fingerprint);
 
 std::string chat_body_schema(const nlohmann::json& body);
