@@ -27,6 +27,16 @@ json text_or_null(const std::string& s) {
 
 } // namespace
 
+namespace {
+
+json counts_json(const state_counts& c) {
+  return {{"pending", c.pending},         {"running", c.running},
+          {"retry_wait", c.retry_wait},   {"completed", c.completed},
+          {"quarantined", c.quarantined}, {"cancelled", c.cancelled}};
+}
+
+} // namespace
+
 json to_json(const task_record& x) {
   json j;
   j["id"] = text(x.id);
@@ -60,13 +70,7 @@ json to_json(const task_record& x) {
 
 json to_json(const tag_totals& x) {
   return {{"tag", text(x.tag)},
-          {"tasks",
-           {{"pending", x.tasks.pending},
-            {"running", x.tasks.running},
-            {"retry_wait", x.tasks.retry_wait},
-            {"completed", x.tasks.completed},
-            {"quarantined", x.tasks.quarantined},
-            {"cancelled", x.tasks.cancelled}}},
+          {"tasks", counts_json(x.tasks)},
           {"prompt_tokens", x.prompt_tokens},
           {"completion_tokens", x.completion_tokens},
           {"cost_usd", x.cost_usd}};
@@ -74,12 +78,7 @@ json to_json(const tag_totals& x) {
 
 json to_json(const status_report& x) {
   json j;
-  j["tasks"] = {{"pending", x.tasks.pending},
-                {"running", x.tasks.running},
-                {"retry_wait", x.tasks.retry_wait},
-                {"completed", x.tasks.completed},
-                {"quarantined", x.tasks.quarantined},
-                {"cancelled", x.tasks.cancelled}};
+  j["tasks"] = counts_json(x.tasks);
   j["budget"] = {{"tokens_used", x.budget.tokens_used},
                  {"tokens_limit", x.budget.tokens_limit},
                  {"cost_used", x.budget.cost_used},

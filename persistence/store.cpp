@@ -288,6 +288,16 @@ std::string kept_response(const std::string& response) {
   return j.is_object() ? response : std::string();
 }
 
+// The count of tasks in `state` (a stored state name).
+void set_count(state_counts& c, const std::string& state, uint64_t n) {
+  if (state == task_state::pending) c.pending = n;
+  else if (state == task_state::running) c.running = n;
+  else if (state == task_state::retry_wait) c.retry_wait = n;
+  else if (state == task_state::completed) c.completed = n;
+  else if (state == task_state::quarantined) c.quarantined = n;
+  else if (state == task_state::cancelled) c.cancelled = n;
+}
+
 // Events of one transaction kept for take_committed_events().
 constexpr size_t max_events_in_memory = 4096;
 
@@ -1360,12 +1370,7 @@ state_counts store::counts() {
     while (s.step()) {
       auto st = s.text(0);
       auto n = static_cast<uint64_t>(s.i64(1));
-      if (st == task_state::pending) c.pending = n;
-      else if (st == task_state::running) c.running = n;
-      else if (st == task_state::retry_wait) c.retry_wait = n;
-      else if (st == task_state::completed) c.completed = n;
-      else if (st == task_state::quarantined) c.quarantined = n;
-      else if (st == task_state::cancelled) c.cancelled = n;
+      set_count(c, st, n);
     }
     return 0;
   });
@@ -1448,12 +1453,7 @@ std::vector<tag_totals> store::totals_by_tag() {
       auto& t = out.back();
       auto st = s.text(1);
       auto n = static_cast<uint64_t>(s.i64(2));
-      if (st == task_state::pending) t.tasks.pending = n;
-      else if (st == task_state::running) t.tasks.running = n;
-      else if (st == task_state::retry_wait) t.tasks.retry_wait = n;
-      else if (st == task_state::completed) t.tasks.completed = n;
-      else if (st == task_state::quarantined) t.tasks.quarantined = n;
-      else if (st == task_state::cancelled) t.tasks.cancelled = n;
+      set_count(t.tasks, st, n);
       t.prompt_tokens += static_cast<uint64_t>(s.i64(3));
       t.completion_tokens += static_cast<uint64_t>(s.i64(4));
       t.cost_usd += s.dbl(5);
