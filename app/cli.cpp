@@ -1,6 +1,9 @@
 #include "app/cli.hpp"
 
+#include <algorithm>
+#include <functional>
 #include <iostream>
+#include <map>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -9,6 +12,7 @@
 #include "app/commands.hpp"
 #include "app/config.hpp"
 #include "app/errors.hpp"
+#include "app/suggest.hpp"
 #include "persistence/store.hpp"
 #include "providers/provider_registry.hpp"
 
@@ -30,6 +34,9 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
                "LLM tasks"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every command");
+  app.set_version_flag("--version", std::string("bgagent ") + BGAGENT_VERSION);
+  app.footer("Run `bgagent help COMMAND` for a command's options and "
+             "examples.");
 
   std::string db, tasks, workers, provider, model, base_url, listen, metrics;
   std::string insecure_listen, types_file, on_conflict = "error";
@@ -39,7 +46,8 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
 
   auto* run = app.add_subcommand("run", "Submit a task file (idempotently) "
                                         "and process every pending task");
-  run->add_option("--tasks", tasks, "Task file (JSON Lines or a JSON array)");
+  run->add_option("--tasks", tasks, "Task file (JSON Lines or a JSON array)")
+    ->type_name("FILE");
   run->add_option("--types", types_file,
                   "Types file, YAML or JSON (BG_AGENT_TYPES, default "
                   "./bgagent-types.yaml when it exists)");
@@ -52,10 +60,12 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
   run->add_option("--db", db, "Database file (BG_AGENT_DB, default "
                               "./bgagent.db)");
   run->add_option("--workers", workers, "Task workers (BG_AGENT_WORKERS, "
-                                        "default 4)");
+                                        "default 4)")
+    ->type_name("N");
   run->add_option("--provider", provider,
-                  "offline | openrouter | openai (LLM_PROVIDER)");
-  run->add_option("--model", model, "Model name (MODEL)");
+                  "offline | openrouter | openai (LLM_PROVIDER)")
+    ->type_name("NAME");
+  run->add_option("--model", model, "Model name (MODEL)")->type_name("NAME");
   run->add_option("--base-url", base_url,
                   "OpenAI-compatible base URL (LLM_BASE_URL)");
   auto* listen_opt = run->add_option(
@@ -69,6 +79,15 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
     ->excludes(listen_opt);
   run->add_option("--metrics", metrics,
                   "HOST:PORT for a Prometheus text endpoint");
+  std::string token_budget, cost_budget;
+  run->add_option("--token-budget", token_budget,
+                  "Tokens the run may spend (BG_AGENT_TOKEN_BUDGET, default "
+                  "1000000)")
+    ->type_name("N");
+  run->add_option("--cost-budget", cost_budget,
+                  "US dollars the run may spend (BG_AGENT_COST_BUDGET, "
+                  "default 1.00)")
+    ->type_name("USD");
   run->add_flag("--follow", follow,
                 "Keep polling for new tasks (BG_AGENT_POLL_INTERVAL)");
 
@@ -175,14 +194,98 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
                                      "Node names, comma-separated (default: "
                                      "head)");
 
+  run->footer("Examples:\n"
+              "  bgagent run --tasks examples/sample_tasks.jsonl\n"
+              "  bgagent run --tasks tickets.jsonl --types types.yaml "
+              "--workers 16 --cost-budget 5\n"
+              "  bgagent run --follow    (keep taking tasks added by "
+              "`bgagent submit`)");
+  submit->footer("Examples:\n"
+                 "  bgagent submit examples/sample_tasks.jsonl\n"
+                 "  bgagent submit --on-conflict replace tasks.jsonl");
+  status->footer("Examples:\n  bgagent status\n  bgagent status --by-tag "
+                 "--json");
+  results->footer("Examples:\n"
+                  "  bgagent results --state quarantined\n"
+                  "  bgagent results --tag acme --json\n"
+                  "  bgagent results --format openai-batch > output.jsonl");
+  requeue->footer("Examples:\n  bgagent requeue --quarantined\n"
+                  "  bgagent requeue --completed t-17 t-18");
+  types->footer("Examples:\n  bgagent types\n"
+                "  bgagent types --types examples/bgagent-types.yaml --json");
+  worker->footer("Example:\n  bgagent worker --connect head.example:7400 "
+                 "--workers 8");
+  admin->footer("Examples:\n  bgagent admin --connect 127.0.0.1:7400 "
+                "status\n  bgagent admin --connect 127.0.0.1:7400 pause");
+
+  // Typed placeholders in the help ("--db PATH", not "--db TEXT").
+  const std::map<std::string, std::string> placeholders{
+    {"db", "PATH"},          {"tasks", "FILE"},      {"types", "FILE"},
+    {"workers", "N"},        {"provider", "NAME"},   {"model", "NAME"},
+    {"base-url", "URL"},     {"listen", "HOST:PORT"},
+    {"insecure-listen", "HOST:PORT"},                {"metrics", "HOST:PORT"},
+    {"connect", "HOST:PORT"}, {"state", "STATE"},    {"tag", "TAG"},
+    {"on-conflict", "POLICY"},                       {"format", "FORMAT"},
+    {"token-budget", "N"},   {"cost-budget", "USD"}, {"tokens", "N"},
+    {"cost", "USD"},         {"name", "NAME"},       {"nodes", "NAME,..."},
+    {"file", "FILE"},        {"ids", "ID..."},       {"dir", "DIR"}};
+  std::function<void(CLI::App*)> name_placeholders = [&](CLI::App* a) {
+    for (auto* opt : a->get_options()) {
+      auto names = opt->get_lnames();
+      auto key = names.empty() ? opt->get_name() : names.front();
+      if (auto i = placeholders.find(key); i != placeholders.end())
+        opt->type_name(i->second);
+    }
+    for (auto* sub : a->get_subcommands({}))
+      name_placeholders(sub);
+  };
+  name_placeholders(&app);
+
+  // `bgagent help [COMMAND]`, and a mistyped command named with the
+  // nearest one, before CLI11 sees them.
+  std::vector<std::string> commands;
+  for (auto* sub : app.get_subcommands({}))
+    commands.push_back(sub->get_name());
+  auto unknown = [&](const std::string& name) {
+    auto best = closest_name(name, commands);
+    std::cerr << "bgagent: unknown command '" << name << "'"
+              << (best.empty() ? "" : " (did you mean '" + best + "'?)")
+              << "; see bgagent help\n";
+    return exit_code::usage;
+  };
+  if (argc >= 2 && std::string(argv[1]) == "help") {
+    if (argc == 2) {
+      std::cout << app.help();
+      return exit_code::ok;
+    }
+    auto* sub = std::find(commands.begin(), commands.end(), argv[2]) !=
+                    commands.end()
+                  ? app.get_subcommand(argv[2])
+                  : nullptr;
+    if (!sub)
+      return unknown(argv[2]);
+    std::cout << sub->help();
+    return exit_code::ok;
+  }
+  if (argc >= 2 && argv[1][0] != '-' &&
+      std::find(commands.begin(), commands.end(), argv[1]) == commands.end())
+    return unknown(argv[1]);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << "bgagent: " << e.what() << " (see bgagent --help)\n";
+    // Point at the help of the command that was being parsed.
+    std::string where = argc >= 2 && std::find(commands.begin(), commands.end(),
+                                               argv[1]) != commands.end()
+                          ? std::string("bgagent help ") + argv[1]
+                          : std::string("bgagent help");
+    std::cerr << "bgagent: " << e.what() << " (see " << where << ")\n";
     return exit_code::usage;
   }
 
@@ -206,8 +309,12 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
     flag(provider, "LLM_PROVIDER", "--provider");
     flag(model, "MODEL", "--model");
     flag(base_url, "LLM_BASE_URL", "--base-url");
+    flag(token_budget, "BG_AGENT_TOKEN_BUDGET", "--token-budget");
+    flag(cost_budget, "BG_AGENT_COST_BUDGET", "--cost-budget");
     auto c = load_config(src);
     setup_logging(c.log_level);
+    for (auto& w : src.warnings)
+      spdlog::warn("{}", w);
     if (!providers.has(c.provider.name)) {
       std::string known;
       for (auto& n : providers.names())

@@ -3,9 +3,15 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <algorithm>
 #include <fstream>
+#include <sstream>
 
+#include <unistd.h>
+
+#include "app/dotenv.hpp"
 #include "app/errors.hpp"
+#include "app/suggest.hpp"
 
 namespace bgagent {
 
@@ -41,6 +47,22 @@ std::string label(const config_sources& src, const std::string& name) {
 const std::string* find(const config_sources& src, const std::string& name) {
   auto i = src.values.find(name);
   return i == src.values.end() ? nullptr : &i->second.first;
+}
+
+bool is_known(const std::string& name) {
+  return std::find(known_names.begin(), known_names.end(), name) !=
+         known_names.end();
+}
+
+// A name in bgagent's own families, where a typo is likely.
+bool looks_like_ours(const std::string& name) {
+  return name.rfind("BG_AGENT_", 0) == 0 || name.rfind("LLM_", 0) == 0;
+}
+
+std::string unknown_name(const std::string& name) {
+  auto best = closest_name(name, known_names);
+  return name + " is not a bgagent variable; it is ignored" +
+         (best.empty() ? std::string() : " (did you mean " + best + "?)");
 }
 
 } // namespace
@@ -90,32 +112,29 @@ const std::vector<std::string>& known_variable_names() {
 
 config_sources gather_sources(const std::string& dotenv_path) {
   config_sources src;
-  std::ifstream in(dotenv_path);
+  std::ifstream in(dotenv_path, std::ios::binary);
   if (in) {
-    std::string line;
-    int n = 0;
-    while (std::getline(in, line)) {
-      ++n;
-      auto t = trim(line);
-      if (t.empty() || t[0] == '#')
-        continue;
-      if (t.rfind("export ", 0) == 0)
-        t = trim(t.substr(7));
-      auto eq = t.find('=');
-      if (eq == std::string::npos || eq == 0)
-        throw usage_error(dotenv_path + " line " + std::to_string(n) +
-                          ": expected NAME=VALUE");
-      auto name = trim(t.substr(0, eq));
-      auto value = trim(t.substr(eq + 1));
-      if (value.size() >= 2 && (value[0] == '"' || value[0] == '\'') &&
-          value.back() == value[0])
-        value = value.substr(1, value.size() - 2);
-      src.set(name, value, dotenv_path + " line " + std::to_string(n));
+    std::stringstream text;
+    text << in.rdbuf();
+    for (auto& e : parse_dotenv(text.str(), dotenv_path)) {
+      if (is_known(e.name))
+        src.set(e.name, e.value, dotenv_path + " line " +
+                                   std::to_string(e.line));
+      else if (looks_like_ours(e.name))
+        src.warnings.push_back(dotenv_path + " line " +
+                               std::to_string(e.line) + ": " +
+                               unknown_name(e.name));
     }
   }
   for (auto& name : known_names)
     if (const char* v = std::getenv(name.c_str()))
       src.set(name, v, "environment");
+  for (char** e = environ; e && *e; ++e) {
+    std::string entry = *e;
+    auto name = entry.substr(0, entry.find('='));
+    if (looks_like_ours(name) && !is_known(name))
+      src.warnings.push_back("environment: " + unknown_name(name));
+  }
   return src;
 }
 

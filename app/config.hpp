@@ -35,7 +35,9 @@ struct config {
   uint32_t max_retries = 3;
   double timeout_seconds = 300;
   double poll_interval_seconds = 10;
-  uint64_t token_budget = 50000;
+  // Fits the README's examples (1,000 tasks need about 190,000 tokens at
+  // worst); the cost budget is what guards a paid provider.
+  uint64_t token_budget = 1000000;
   double cost_budget = 1.00;
   double retry_initial_seconds = 1;
   double retry_cap_seconds = 60;
@@ -67,13 +69,17 @@ struct config_sources {
            const std::string& origin) {
     values[name] = {value, origin};
   }
+  // BG_AGENT_* / LLM_* names bgagent does not know (typos), each "where:
+  // NAME is not a bgagent variable; ... (did you mean ...?)".
+  std::vector<std::string> warnings;
 };
 
 // Every environment variable bgagent reads.
 const std::vector<std::string>& known_variable_names();
 
-// Reads `.env` from `dotenv_path` (if it exists) and then the process
-// environment, for the variable names bgagent knows.
+// Reads `.env` from `dotenv_path` (if it exists; app/dotenv.hpp) and then
+// the process environment, for the variable names bgagent knows; unknown
+// names of its families go to `warnings`.
 config_sources gather_sources(const std::string& dotenv_path = ".env");
 
 // Builds the configuration from the sources (flags are applied afterwards by

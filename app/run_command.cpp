@@ -102,7 +102,29 @@ void print_summary(const run_summary& s, const run_info& run,
               money(b.cost_limit).c_str());
   if (s.wall_seconds > 0 && s.completed > 0)
     std::printf("  rate         %.1f tasks/s\n", s.completed / s.wall_seconds);
+  if (s.exit_code == exit_code::budget)
+    std::printf("  to continue  raise the budget (--token-budget N or "
+                "BG_AGENT_TOKEN_BUDGET, --cost-budget USD or "
+                "BG_AGENT_COST_BUDGET) and run again: the pending tasks "
+                "resume\n");
+  if (c.completed == 0 && c.quarantined > 0 && c.pending + c.retry_wait == 0)
+    std::printf("  warning      no task completed: every one was "
+                "quarantined (see `bgagent results --state quarantined`)\n");
   std::fflush(stdout);
+}
+
+// The first line of a run: which provider and model answer, and whether
+// they are real.
+void announce_provider(const provider& p, const config& c) {
+  if (p.name() == "offline")
+    spdlog::warn("provider offline: answers are made on this machine by a "
+                 "deterministic stand-in, no LLM is called (set "
+                 "OPENROUTER_API_KEY, or LLM_PROVIDER with its key, for a "
+                 "real model)");
+  else
+    spdlog::info("provider {}, model {}{}", p.name(), p.model(),
+                 c.provider.base_url.empty() ? std::string()
+                                             : " at " + c.provider.base_url);
 }
 
 } // namespace
@@ -182,6 +204,8 @@ int run_command(const config& c, const run_options& o,
                                            : caf::exit_reason::user_shutdown);
   };
 
+  // First line, once nothing can be refused any more.
+  std::string submitted;
   if (!tasks.tasks.empty()) {
     // Moved: the checkpointer's copy is the only one, freed once stored.
     // task_submitted / task_duplicate are committed with the submission.
@@ -193,8 +217,11 @@ int run_command(const config& c, const run_options& o,
       shutdown({checkpointer, auditor});
       throw usage_error(submit_error(tasks, o.tasks_file, rep));
     }
-    spdlog::info("{}: {}", o.tasks_file, submit_summary(rep));
+    submitted = o.tasks_file + ": " + submit_summary(rep);
   }
+  announce_provider(*prov, c);
+  if (!submitted.empty())
+    spdlog::info("{}", submitted);
 
   // A run that stopped on its budget and resumes with the same limits has
   // raised its 100 % alarm already.

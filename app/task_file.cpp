@@ -8,6 +8,7 @@
 #include <iterator>
 
 #include <nlohmann/json.hpp>
+#include <sys/stat.h>
 
 #include "app/errors.hpp"
 #include "messages/json_depth.hpp"
@@ -275,9 +276,19 @@ std::string derive_idempotency_key(const task& t, const task_type& type) {
 task_file_contents read_task_file(const std::string& path,
                                   uint64_t max_input_bytes,
                                   const type_registry& types) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+    throw usage_error(path + ": is a directory, not a task file");
   std::ifstream in(path, std::ios::binary);
   if (!in)
     throw usage_error(path + ": cannot open task file");
+  // A UTF-8 byte order mark (as some editors write) is not part of JSON.
+  if (in.peek() == 0xEF) {
+    char bom[3] = {};
+    in.read(bom, 3);
+    if (!(bom[1] == '\xBB' && bom[2] == '\xBF'))
+      throw usage_error(path + " line 1: malformed JSON (not UTF-8 text)");
+  }
   task_file_contents out;
   std::map<std::string, const task_type*> used; // by fingerprint
   std::map<std::string, std::string> custom_ids; // -> where first seen
@@ -311,7 +322,7 @@ task_file_contents read_task_file(const std::string& path,
   while ((first = in.peek()) != EOF && std::isspace(first))
     skipped_lines += in.get() == '\n';
   if (first == EOF)
-    return finish();
+    throw usage_error(path + ": the file holds no tasks");
   if (first == '[') {
     std::string text((std::istreambuf_iterator<char>(in)),
                      std::istreambuf_iterator<char>());
@@ -329,6 +340,8 @@ task_file_contents read_task_file(const std::string& path,
                                        line_of(text, quoted_pos(text, e))) +
                         ": malformed JSON (" + parse_error_text(e) + ")");
     }
+    if (arr.empty())
+      throw usage_error(path + ": the file holds no tasks");
     for (size_t i = 0; i < arr.size(); ++i) {
       auto where = path + " element " + std::to_string(i + 1);
       // Converting recurses once per level: no deeper than a task can be.
@@ -361,6 +374,8 @@ task_file_contents read_task_file(const std::string& path,
       add(j, nullptr, where);
     }
   }
+  if (out.tasks.empty())
+    throw usage_error(path + ": the file holds no tasks");
   return finish();
 }
 

@@ -1,6 +1,8 @@
-// Reading a task file: JSON Lines, or one JSON array of tasks.
+// Reading a task file: JSON Lines, or one JSON array of tasks (a UTF-8
+// byte order mark before either is skipped).
 //
-// Contract: either every task in the file is valid and returned, or
+// Contract: either every task in the file is valid and returned, or (for a
+// directory, a file without tasks, a line too deep or malformed)
 // usage_error is thrown with one line naming the file and line (or array
 // element) at fault, and the field; nothing is submitted in that case. Each
 // task needs a `type` known to the registry and a string `input`; `id`,

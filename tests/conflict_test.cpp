@@ -92,7 +92,7 @@ TEST_CASE("different ids with the same input are two tasks with two results",
   CHECK(rows["x2"]["state"] == "completed");
 }
 
-TEST_CASE("editing a type's prompt makes tasks without ids new tasks; the "
+TEST_CASE("editing a type's prompt makes tasks without ids new tasks, and the "
           "same file again changes nothing",
           "[e2e][conflict][types]") {
   temp_dir dir;

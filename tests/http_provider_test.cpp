@@ -773,7 +773,7 @@ TEST_CASE("usage.cost from an OpenAI-compatible server is what is charged",
   CHECK(st["budget"]["cost_used"].get<double>() == Approx(0.0246));
 }
 
-TEST_CASE("lying usage is retried and charged the reservation; usage over "
+TEST_CASE("lying usage is retried and charged the reservation, and usage over "
           "the reservation is charged and alerted",
           "[e2e][http]") {
   temp_dir dir;

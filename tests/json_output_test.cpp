@@ -49,7 +49,7 @@ TEST_CASE("status --json, results --json and the audit log keep their fields",
   CHECK(keys(s["run"]) == std::set<std::string>{"id", "state", "started_at"});
   CHECK(s["tasks"]["completed"] == 1);
   CHECK(s["tasks"]["quarantined"] == 1);
-  CHECK(s["budget"]["tokens_limit"] == 50000);
+  CHECK(s["budget"]["tokens_limit"] == 1000000);
   CHECK(s["budget"]["cost_limit"].get<double>() == Approx(1.0));
   CHECK(s["run"]["id"] == 1);
   CHECK(s["run"]["state"] == "finished");

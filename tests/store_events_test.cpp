@@ -44,7 +44,7 @@ TEST_CASE("store: a new store has the current schema version, an events "
   CHECK(sql_int(path, "SELECT COUNT(*) FROM task_types") == 4);
 }
 
-TEST_CASE("store: version 1 is migrated in one transaction; a newer or "
+TEST_CASE("store: version 1 is migrated in one transaction, and a newer or "
           "foreign database is refused",
           "[store]") {
   temp_dir dir;

@@ -262,7 +262,7 @@ TEST_CASE("task_worker: an attempt that does not answer in time fails as a "
     30));
 }
 
-TEST_CASE("task_worker: a provider that throws kills the worker; its "
+TEST_CASE("task_worker: a provider that throws kills the worker, and its "
           "reservation is charged when the task moves on, never released",
           "[unit][task_worker]") {
   worker_env e(mode::boom);

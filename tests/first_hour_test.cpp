@@ -1,0 +1,179 @@
+// A newcomer's first hour (issue 11), run like a user: conventional CLI
+// (--version, help, did-you-mean, the command's own help on a bad flag),
+// budget flags and defaults that fit the README's examples, a first line
+// that names the provider, `.env` files read with the usual rules, unknown
+// variable names warned about, and task files that are directories, empty,
+// or start with a byte order mark.
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+
+#include "app/dotenv.hpp"
+#include "app/errors.hpp"
+#include "tests/support/job.hpp"
+#include "tests/support/process.hpp"
+#include "tests/temp_dir.hpp"
+
+using namespace bgagent;
+using namespace bgagent::testing;
+
+TEST_CASE("the CLI answers --version, help and help COMMAND, and names the "
+          "command meant by a typo",
+          "[e2e][cli]") {
+  temp_dir dir;
+  auto v = run_bgagent({"--version"}, dir.path());
+  CHECK(v.exit_code == 0);
+  CHECK(v.out.rfind("bgagent 0.", 0) == 0);
+  auto help = run_bgagent({"help"}, dir.path());
+  CHECK(help.exit_code == 0);
+  CHECK(contains(help.out, "run"));
+  CHECK(contains(help.out, "bgagent help COMMAND"));
+  auto run_help = run_bgagent({"help", "run"}, dir.path());
+  CHECK(run_help.exit_code == 0);
+  CHECK(contains(run_help.out, "--db PATH"));
+  CHECK(contains(run_help.out, "--workers N"));
+  CHECK(contains(run_help.out, "--token-budget N"));
+  CHECK(contains(run_help.out, "--cost-budget USD"));
+  CHECK(contains(run_help.out, "Examples:"));
+  CHECK_FALSE(contains(run_help.out, "TEXT"));
+  auto typo = run_bgagent({"rnu"}, dir.path());
+  CHECK(typo.exit_code == 2);
+  CHECK(typo.err ==
+        "bgagent: unknown command 'rnu' (did you mean 'run'?); see bgagent "
+        "help\n");
+  auto far = run_bgagent({"help", "frobnicate"}, dir.path());
+  CHECK(far.exit_code == 2);
+  CHECK(far.err == "bgagent: unknown command 'frobnicate'; see bgagent help\n");
+  auto bogus = run_bgagent({"run", "--bogus"}, dir.path());
+  CHECK(bogus.exit_code == 2);
+  CHECK(contains(bogus.err, "--bogus"));
+  CHECK(contains(bogus.err, "(see bgagent help run)"));
+}
+
+TEST_CASE("the README's 1,000-task example fits the default budget, the "
+          "first line names the provider, and a budget stop says how to "
+          "continue",
+          "[e2e][cli][budget]") {
+  temp_dir dir;
+  auto r = run_bgagent({"run", "--tasks",
+                        std::string(BGAGENT_SOURCE_DIR) +
+                          "/examples/generated_tasks_1k.jsonl",
+                        "--workers", "16"},
+                       dir.path());
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(status_json(dir.path())["tasks"]["completed"] == 1000);
+  // The first line says the answers are not from an LLM.
+  auto first = lines_of(r.err).at(0);
+  CHECK(contains(first, "provider offline: answers are made on this machine "
+                        "by a deterministic stand-in, no LLM is called"));
+  // --token-budget: a small one stops with how to go on.
+  temp_dir small;
+  write_tasks(small.path("t.jsonl"), make_tasks(20, "t"));
+  auto stop = run_bgagent({"run", "--tasks", "t.jsonl", "--token-budget",
+                           "300", "--workers", "1"},
+                          small.path());
+  CHECK(stop.exit_code == 3);
+  CHECK(contains(stop.out, "tokens       "));
+  CHECK(contains(stop.out, "of 300"));
+  CHECK(contains(stop.out, "to continue  raise the budget (--token-budget N "
+                           "or BG_AGENT_TOKEN_BUDGET"));
+  auto more = run_bgagent({"run", "--token-budget", "100000"}, small.path());
+  CHECK(more.exit_code == 0);
+  CHECK(status_json(small.path())["tasks"]["completed"] == 20);
+  auto bad = run_bgagent({"run", "--cost-budget", "lots"}, small.path());
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err == "bgagent: BG_AGENT_COST_BUDGET=lots (flag --cost-budget): "
+                   "not an amount of US dollars\n");
+}
+
+TEST_CASE("a .env file is read with quotes, comments and export, and unknown "
+          "bgagent variable names are warned about with the name meant",
+          "[e2e][config]") {
+  temp_dir dir;
+  write_file(dir.path(".env"),
+             "# settings\n"
+             "export BG_AGENT_WORKERS=2   # two workers\n"
+             "MODEL=\"my-model\" # the model, quoted\n"
+             "BG_AGENT_DB='my db.sqlite'\n"
+             "BG_AGENT_WORKER=3\n");
+  write_tasks(dir.path("t.jsonl"), make_tasks(3, "t"));
+  auto r = run_bgagent({"run", "--tasks", "t.jsonl"}, dir.path(),
+                       {{"BG_AGENT_TIMOUT", "5"}});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(contains(r.err, ".env line 5: BG_AGENT_WORKER is not a bgagent "
+                        "variable; it is ignored (did you mean "
+                        "BG_AGENT_WORKERS?)"));
+  CHECK(contains(r.err, "environment: BG_AGENT_TIMOUT is not a bgagent "
+                        "variable; it is ignored (did you mean "
+                        "BG_AGENT_TIMEOUT?)"));
+  struct stat st {};
+  CHECK(::stat(dir.path("my db.sqlite").c_str(), &st) == 0);
+  auto events = audit_events(dir.path("bgagent-audit.jsonl"), "run_started");
+  REQUIRE(events.size() == 1);
+  CHECK(contains(events[0]["detail"].get<std::string>(), "workers 2"));
+}
+
+TEST_CASE(".env lines: the usual rules, and one clear error per bad line",
+          "[unit][config]") {
+  auto e = parse_dotenv("A=1\n"
+                        "  export B = two words  # comment\n"
+                        "C=\"quoted # not a comment\" # a comment\n"
+                        "D='single $X \\n'\n"
+                        "E=\"esc\\\"aped\\n\"\n"
+                        "F=abc#def\n"
+                        "G=\n"
+                        "\n# only a comment\n",
+                        ".env");
+  REQUIRE(e.size() == 7);
+  CHECK(e[0].value == "1");
+  CHECK(e[1].name == "B");
+  CHECK(e[1].value == "two words");
+  CHECK(e[2].value == "quoted # not a comment");
+  CHECK(e[3].value == "single $X \\n");
+  CHECK(e[4].value == "esc\"aped\n");
+  CHECK(e[5].value == "abc#def");
+  CHECK(e[6].value.empty());
+  CHECK(e[6].line == 7);
+  auto fails = [](const std::string& text) {
+    try {
+      parse_dotenv(text, ".env");
+    } catch (const usage_error& err) {
+      return std::string(err.what());
+    }
+    return std::string("no error");
+  };
+  CHECK(fails("A=1\nnot a line\n") == ".env line 2: expected NAME=VALUE");
+  CHECK(fails("1A=x\n") == ".env line 1: \"1A\" is not a variable name");
+  CHECK(fails("A=\"open\n") ==
+        ".env line 1: A: the quoted value has no closing \" (a value spans "
+        "one line)");
+  CHECK(fails("A=\"x\" y\n") == ".env line 1: A: text after the closing quote");
+}
+
+TEST_CASE("a directory, an empty file or an empty array is not a task file, and "
+          "a byte order mark is skipped",
+          "[e2e][bad-input]") {
+  temp_dir dir;
+  ::mkdir(dir.path("tasks.d").c_str(), 0700);
+  auto d = run_bgagent({"submit", "tasks.d"}, dir.path());
+  CHECK(d.exit_code == 2);
+  CHECK(d.err == "bgagent: tasks.d: is a directory, not a task file\n");
+  write_file(dir.path("empty.jsonl"), "\n  \n");
+  auto e = run_bgagent({"submit", "empty.jsonl"}, dir.path());
+  CHECK(e.exit_code == 2);
+  CHECK(e.err == "bgagent: empty.jsonl: the file holds no tasks\n");
+  write_file(dir.path("none.json"), " [ ] ");
+  auto n = run_bgagent({"run", "--tasks", "none.json"}, dir.path());
+  CHECK(n.exit_code == 2);
+  CHECK(n.err == "bgagent: none.json: the file holds no tasks\n");
+  write_file(dir.path("bom.json"),
+             "\xEF\xBB\xBF[{\"type\": \"summarize\", \"input\": \"Hi there.\"}]");
+  auto b = run_bgagent({"submit", "bom.json"}, dir.path());
+  CHECK(b.exit_code == 0);
+  CHECK(b.out == "1 task(s) submitted, 0 already known (skipped)\n");
+  write_file(dir.path("bom.jsonl"),
+             "\xEF\xBB\xBF{\"type\": \"summarize\", \"input\": \"Hello.\"}\n");
+  CHECK(run_bgagent({"submit", "bom.jsonl"}, dir.path()).exit_code == 0);
+}
