@@ -215,8 +215,9 @@ caf::behavior running_behavior(self_ptr self) {
     [=, &db_](results_atom, const std::string& state) {
       return db_.results(state);
     },
-    [=, &db_](results_atom, const std::string& state, const std::string& tag) {
-      return db_.results(state, tag);
+    [=, &db_](results_atom, const std::string& state, const std::string& tag,
+              const std::vector<std::string>& ids, int64_t limit) {
+      return db_.results(state, tag, ids, limit);
     },
     [=, &db_](requeue_atom, const std::vector<std::string>& ids, bool all,
               const audit_event& each) {

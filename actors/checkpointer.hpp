@@ -52,7 +52,10 @@
 //       keeper gets (commit_atom, reservation_id, that usage) after it
 //   (status_atom)                               -> status_report
 //   (status_atom, tags_atom)                    -> vector<tag_totals>
-//   (results_atom, string state [, string tag]) -> vector<task_record>
+//   (results_atom, string state)                -> vector<task_record>
+//   (results_atom, string state, string tag, vector<string> ids,
+//    int64 limit)                               -> vector<task_record>
+//       "" and no ids filter nothing; limit -1: all
 //   (requeue_atom, vector<string> ids, bool all_quarantined,
 //    audit_event each)                          -> vector<string>
 //   (requeue_atom, vector<string> ids, bool all, string from_state,

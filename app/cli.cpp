@@ -120,6 +120,10 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
   results->add_option("--state", state, "Only tasks in this state");
   std::string tag, format;
   results->add_option("--tag", tag, "Only tasks with this tag");
+  std::string limit;
+  results->add_option("--limit", limit, "At most N tasks");
+  results->add_option("ids", ids, "Only these tasks (one id alone: its whole "
+                                  "record)");
   auto* json_flag = results->add_flag("--json", json, "JSON Lines output");
   results->add_option("--format", format,
                       "openai-batch: the OpenAI Batch output format, one "
@@ -206,7 +210,8 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
   status->footer("Examples:\n  bgagent status\n  bgagent status --by-tag "
                  "--json");
   results->footer("Examples:\n"
-                  "  bgagent results --state quarantined\n"
+                  "  bgagent results --state quarantined --limit 20\n"
+                  "  bgagent results t-17    (one task's whole record)\n"
                   "  bgagent results --tag acme --json\n"
                   "  bgagent results --format openai-batch > output.jsonl");
   requeue->footer("Examples:\n  bgagent requeue --quarantined\n"
@@ -228,7 +233,8 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
     {"on-conflict", "POLICY"},                       {"format", "FORMAT"},
     {"token-budget", "N"},   {"cost-budget", "USD"}, {"tokens", "N"},
     {"cost", "USD"},         {"name", "NAME"},       {"nodes", "NAME,..."},
-    {"file", "FILE"},        {"ids", "ID..."},       {"dir", "DIR"}};
+    {"file", "FILE"},        {"ids", "ID..."},       {"dir", "DIR"},
+    {"limit", "N"}};
   std::function<void(CLI::App*)> name_placeholders = [&](CLI::App* a) {
     for (auto* opt : a->get_options()) {
       auto names = opt->get_lnames();
@@ -364,10 +370,17 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
                           "completed, quarantined, cancelled");
       if (results->count("--tag") && tag.empty())
         throw usage_error("--tag: a tag is 1 to 64 characters");
-      return results_command(c, state, tag,
-                             !format.empty() ? results_format::openai_batch
-                             : json          ? results_format::json
-                                             : results_format::table);
+      results_query q;
+      q.state = state;
+      q.tag = tag;
+      q.ids = ids;
+      if (!limit.empty())
+        q.limit = static_cast<int64_t>(
+          parse_count("--limit " + limit, limit, 1, 1000000000));
+      q.format = !format.empty() ? results_format::openai_batch
+                 : json          ? results_format::json
+                                 : results_format::table;
+      return results_command(c, q);
     }
     if (*requeue) {
       if (ids.empty() && !all_quarantined && !completed)

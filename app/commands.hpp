@@ -57,8 +57,13 @@ int status_command(const config& c, bool json);
 // its tags).
 int status_by_tag_command(const config& c, bool json);
 enum class results_format { table, json, openai_batch };
-int results_command(const config& c, const std::string& state,
-                    const std::string& tag, results_format format);
+struct results_query {
+  std::string state, tag;
+  std::vector<std::string> ids; // only these; one alone: its whole record
+  int64_t limit = -1;           // at most this many (-1: all)
+  results_format format = results_format::table;
+};
+int results_command(const config& c, const results_query& q);
 int requeue_command(const config& c, const std::vector<std::string>& ids,
                     bool all, const std::string& from_state);
 int certs_init_command(const certs_options& o);

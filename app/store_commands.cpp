@@ -172,11 +172,57 @@ int status_by_tag_command(const config& c, bool json) {
   return exit_code::ok;
 }
 
-int results_command(const config& c, const std::string& state,
-                    const std::string& tag, results_format format) {
+namespace {
+
+// One task's whole record, a field a line, nothing cut.
+void print_record(const task_record& r) {
+  auto line = [](const char* name, const std::string& value) {
+    std::printf("%-18s %s\n", name, shorten(value, 1 << 20).c_str());
+  };
+  line("id", r.id);
+  line("type", r.type);
+  line("state", r.state);
+  line("attempts", std::to_string(r.attempts));
+  line("priority", std::to_string(r.priority));
+  std::string tags;
+  for (auto& t : r.tags)
+    tags += (tags.empty() ? "" : ", ") + t;
+  line("tags", tags);
+  line("provider", r.provider);
+  line("model", r.model);
+  line("prompt_tokens", std::to_string(r.prompt_tokens));
+  line("completion_tokens", std::to_string(r.completion_tokens));
+  char cost[32];
+  std::snprintf(cost, sizeof(cost), "$%.6f", r.cost_usd);
+  line("cost", cost);
+  line("updated_at", r.updated_at);
+  line("result", r.result);
+  line("error", r.error);
+  if (!r.raw_answer.empty())
+    line("raw_answer", r.raw_answer);
+}
+
+} // namespace
+
+int results_command(const config& c, const results_query& q) {
   store_session s(c, store::open_mode::must_exist, false);
   auto rows = ask<std::vector<task_record>>(s.self, s.checkpointer,
-                                            results_atom::value, state, tag);
+                                            results_atom::value, q.state,
+                                            q.tag, q.ids, q.limit);
+  if (!q.ids.empty()) {
+    std::string missing;
+    for (auto& id : q.ids)
+      if (std::none_of(rows.begin(), rows.end(),
+                       [&](const task_record& r) { return r.id == id; }))
+        missing += (missing.empty() ? "" : ", ") + shorten(id, 64);
+    if (!missing.empty() && q.state.empty() && q.tag.empty() && q.limit < 0)
+      throw usage_error("no task with id " + missing);
+  }
+  auto format = q.format;
+  if (format == results_format::table && q.ids.size() == 1 && rows.size() == 1) {
+    print_record(rows[0]);
+    return exit_code::ok;
+  }
   if (format == results_format::json) {
     for (auto& r : rows)
       std::cout << dump(to_json(r)) << "\n";

@@ -1399,16 +1399,21 @@ status_report store::status() {
 }
 
 std::vector<task_record> store::results(const std::string& state_filter,
-                                        const std::string& tag) {
+                                        const std::string& tag,
+                                        const std::vector<std::string>& ids,
+                                        int64_t limit) {
   std::string sql = "SELECT id, type, state, attempts, result, error, "
                     "prompt_tokens, completion_tokens, cost_usd, provider, "
                     "model, updated_at, priority, IFNULL(tags, ''), "
                     "IFNULL(raw_answer, ''), IFNULL(response, ''), seq "
                     "FROM tasks WHERE (?1 = '' OR state = ?1) AND (?2 = '' "
                     "OR EXISTS (SELECT 1 FROM json_each(tasks.tags) WHERE "
-                    "json_each.value = ?2)) ORDER BY seq";
+                    "json_each.value = ?2)) AND (?3 = '' OR id IN (SELECT "
+                    "value FROM json_each(?3))) ORDER BY seq LIMIT ?4";
   stmt s(db_, sql.c_str(), path_);
   s.bind(1, state_filter).bind(2, tag);
+  s.bind(3, ids.empty() ? std::string() : nlohmann::json(ids).dump());
+  s.bind(4, limit);
   return with(s, path_, [&] {
     std::vector<task_record> out;
     while (s.step()) {

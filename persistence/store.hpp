@@ -184,9 +184,12 @@ public:
 
   state_counts counts();
   status_report status();
-  // In submit order; "" filters nothing.
+  // In submit order; "" (and no ids) filters nothing; at most `limit`
+  // records (-1: all).
   std::vector<task_record> results(const std::string& state_filter,
-                                   const std::string& tag = {});
+                                   const std::string& tag = {},
+                                   const std::vector<std::string>& ids = {},
+                                   int64_t limit = -1);
   // Per tag (in tag order): counts per state, tokens and dollars spent.
   std::vector<tag_totals> totals_by_tag();
 

@@ -177,3 +177,38 @@ TEST_CASE("a directory, an empty file or an empty array is not a task file, and 
              "\xEF\xBB\xBF{\"type\": \"summarize\", \"input\": \"Hello.\"}\n");
   CHECK(run_bgagent({"submit", "bom.jsonl"}, dir.path()).exit_code == 0);
 }
+
+TEST_CASE("results ID shows one task's whole record, --limit caps the list, "
+          "and an unknown id is named",
+          "[e2e][cli]") {
+  temp_dir dir;
+  std::string long_input = "This sentence is long enough to be cut in a "
+                           "table. It goes on and on with café and naïve "
+                           "words so that nothing is lost.";
+  write_tasks(dir.path("t.jsonl"),
+              {make_task("a", "summarize", long_input),
+               make_task("b", "summarize", "Short one. Two."),
+               make_task("c", "summarize", "Third one. Two.")});
+  REQUIRE(run_bgagent({"run", "--tasks", "t.jsonl"}, dir.path()).exit_code ==
+          0);
+  auto one = run_bgagent({"results", "a"}, dir.path());
+  CHECK(one.exit_code == 0);
+  auto lines = lines_of(one.out);
+  REQUIRE(lines.size() >= 10);
+  CHECK(lines[0] == "id                 a");
+  CHECK(contains(one.out, "state              completed"));
+  auto rows = results_by_id(dir.path());
+  CHECK(contains(one.out, "result             " + rows["a"]["result"].dump()));
+  CHECK(contains(one.out, "provider           offline"));
+  auto limited = run_bgagent({"results", "--limit", "2", "--json"},
+                             dir.path());
+  CHECK(lines_of(limited.out).size() == 2);
+  auto two = run_bgagent({"results", "--json", "c", "a"}, dir.path());
+  REQUIRE(lines_of(two.out).size() == 2);
+  CHECK(contains(lines_of(two.out)[0], "\"id\":\"a\""));
+  auto missing = run_bgagent({"results", "a", "nope"}, dir.path());
+  CHECK(missing.exit_code == 2);
+  CHECK(missing.err == "bgagent: no task with id nope\n");
+  auto bad = run_bgagent({"results", "--limit", "0"}, dir.path());
+  CHECK(bad.exit_code == 2);
+}
