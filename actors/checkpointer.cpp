@@ -212,6 +212,9 @@ caf::behavior running_behavior(self_ptr self) {
     },
     [=, &db_](status_atom) { return db_.status(); },
     [=, &db_](status_atom, tags_atom) { return db_.totals_by_tag(); },
+    [=, &db_](status_atom, provider_atom) {
+      return db_.completed_providers();
+    },
     [=, &db_](results_atom, const std::string& state) {
       return db_.results(state);
     },

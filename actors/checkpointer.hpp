@@ -52,6 +52,8 @@
 //       keeper gets (commit_atom, reservation_id, that usage) after it
 //   (status_atom)                               -> status_report
 //   (status_atom, tags_atom)                    -> vector<tag_totals>
+//   (status_atom, provider_atom)                -> vector<string>
+//       the providers whose answers completed tasks
 //   (results_atom, string state)                -> vector<task_record>
 //   (results_atom, string state, string tag, vector<string> ids,
 //    int64 limit)                               -> vector<task_record>

@@ -318,6 +318,7 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
     flag(token_budget, "BG_AGENT_TOKEN_BUDGET", "--token-budget");
     flag(cost_budget, "BG_AGENT_COST_BUDGET", "--cost-budget");
     auto c = load_config(src);
+    c.provider_explicit = !provider.empty();
     setup_logging(c.log_level);
     for (auto& w : src.warnings)
       spdlog::warn("{}", w);

@@ -56,6 +56,8 @@ bool is_known(const std::string& name) {
 
 // A name in bgagent's own families, where a typo is likely.
 bool looks_like_ours(const std::string& name) {
+  if (name.rfind("BG_AGENT_TEST_", 0) == 0) // the test suite's own hooks
+    return false;
   return name.rfind("BG_AGENT_", 0) == 0 || name.rfind("LLM_", 0) == 0;
 }
 

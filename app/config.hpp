@@ -18,6 +18,9 @@
 namespace bgagent {
 
 struct config {
+  // The provider was named by --provider (so mixing its results with
+  // another provider's in one database is intended).
+  bool provider_explicit = false;
   // Where things are.
   std::string db_path = "bgagent.db";
   std::string audit_path = "bgagent-audit.jsonl";

@@ -2,6 +2,7 @@
 // main thread (progress line, signals, summary).
 #include <atomic>
 #include <csignal>
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <optional>
@@ -204,6 +205,29 @@ int run_command(const config& c, const run_options& o,
                                            : caf::exit_reason::user_shutdown);
   };
 
+  // Results of one provider are not silently mixed with another's (a run
+  // resumed without its environment would fall back to offline). A head
+  // that listens for nodes is not checked: its nodes bring their own.
+  auto producers =
+    listen ? std::vector<std::string>{}
+           : ask<std::vector<std::string>>(self, checkpointer,
+                                           status_atom::value,
+                                           provider_atom::value);
+  if (!producers.empty() && !c.provider_explicit &&
+      std::find(producers.begin(), producers.end(), prov->name()) ==
+        producers.end()) {
+    std::string names;
+    for (auto& n : producers)
+      names += (names.empty() ? "" : ", ") + n;
+    shutdown({checkpointer, auditor});
+    throw usage_error(c.db_path + " holds results from " + names +
+                      ", and this run would use " + prov->name() +
+                      (prov->name() == "offline"
+                         ? " (no provider configured: is its key set?)"
+                         : std::string()) +
+                      "; set that provider's variables again, or give "
+                      "--provider " + prov->name() + " to mix them");
+  }
   // First line, once nothing can be refused any more.
   std::string submitted;
   if (!tasks.tasks.empty()) {

@@ -1441,6 +1441,18 @@ std::vector<task_record> store::results(const std::string& state_filter,
   });
 }
 
+std::vector<std::string> store::completed_providers() {
+  stmt s(db_, "SELECT DISTINCT provider FROM tasks WHERE state = 'completed' "
+              "AND provider IS NOT NULL ORDER BY provider",
+         path_);
+  return with(s, path_, [&] {
+    std::vector<std::string> out;
+    while (s.step())
+      out.push_back(s.text(0));
+    return out;
+  });
+}
+
 std::vector<tag_totals> store::totals_by_tag() {
   stmt s(db_, "SELECT json_each.value, state, COUNT(*), "
               "SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_usd) "

@@ -190,6 +190,8 @@ public:
                                    const std::string& tag = {},
                                    const std::vector<std::string>& ids = {},
                                    int64_t limit = -1);
+  // The providers whose answers completed tasks (by name, sorted).
+  std::vector<std::string> completed_providers();
   // Per tag (in tag order): counts per state, tokens and dollars spent.
   std::vector<tag_totals> totals_by_tag();
 

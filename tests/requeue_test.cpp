@@ -43,7 +43,15 @@ TEST_CASE("a requeued quarantined task is completed by the next run",
   CHECK(requeued["q2"] == 1);
 
   // A run on a provider that accepts them completes both.
-  auto r = run_bgagent({"run"}, dir.path());
+  // Another provider than the one that quarantined them: said explicitly.
+  auto mixed = run_bgagent({"run"}, dir.path());
+  CHECK(mixed.exit_code == 2);
+  CHECK(mixed.err ==
+        "bgagent: bgagent.db holds results from scripted, and this run would "
+        "use offline (no provider configured: is its key set?); set that "
+        "provider's variables again, or give --provider offline to mix "
+        "them\n");
+  auto r = run_bgagent({"run", "--provider", "offline"}, dir.path());
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   rows = results_by_id(dir.path());
