@@ -36,6 +36,7 @@ struct keeper_state {
   double factor = 1.0;
   bool token_alarm[3] = {false, false, false};
   bool cost_alarm[3] = {false, false, false};
+  bool token_exhausted = false, cost_exhausted = false; // alert raised
   caf::actor checkpointer, auditor, monitor;
   static inline const char* name = "budget_keeper";
 };
@@ -98,25 +99,22 @@ void raise_alarm(self_ptr self, const std::string& what, int level,
                    {}});
 }
 
-// `tokens_out` / `cost_out`: a reservation was just denied by that budget,
-// which counts as reaching its 100 % (only that budget's).
-void check_alarms(self_ptr self, bool tokens_out, bool cost_out) {
+// Alarms count what was spent, never what is reserved: the levels then come
+// in order as spending grows.
+void check_alarms(self_ptr self) {
   auto& st = self->state;
   auto& b = st.b;
   for (int i = 0; i < 3; ++i) {
     bool tok = b.tokens_limit > 0 &&
-               (static_cast<double>(b.tokens_used) >=
-                  thresholds[i] * static_cast<double>(b.tokens_limit) ||
-                (i == 2 && tokens_out));
+               static_cast<double>(b.tokens_used) >=
+                 thresholds[i] * static_cast<double>(b.tokens_limit);
     if (tok && !st.token_alarm[i]) {
       st.token_alarm[i] = true;
       raise_alarm(self, "token", i,
                   std::to_string(b.tokens_used) + " of " +
                     std::to_string(b.tokens_limit) + " tokens");
     }
-    bool cost = b.cost_limit > 0 &&
-                (b.cost_used >= thresholds[i] * b.cost_limit ||
-                 (i == 2 && cost_out));
+    bool cost = b.cost_limit > 0 && b.cost_used >= thresholds[i] * b.cost_limit;
     if (cost && !st.cost_alarm[i]) {
       st.cost_alarm[i] = true;
       raise_alarm(self, "cost", i,
@@ -203,7 +201,7 @@ caf::behavior budget_keeper(self_ptr self, budget_settings s,
   st.monitor = std::move(monitor);
   mark_passed_alarms(st);
   if (s.exhausted)
-    st.token_alarm[2] = st.cost_alarm[2] = true;
+    st.token_exhausted = st.cost_exhausted = true;
   publish(self);
   return {
     [=](reserve_atom, const std::string& task_id, uint64_t asked_tokens,
@@ -240,7 +238,14 @@ caf::behavior budget_keeper(self_ptr self, budget_settings s,
         r.reason += scaling;
         audit(self, make_event("budget_denied", task_id, -1,
                                           r.reason));
-        check_alarms(self, !tokens_fit, tokens_fit && !cost_fit);
+        bool& raised = !tokens_fit ? st.token_exhausted : st.cost_exhausted;
+        if (!raised) {
+          raised = true;
+          self->send(st.monitor, alert_atom::value,
+                     alert{"critical", "budget_exhausted",
+                           "budget exhausted, no new calls start: " + r.reason,
+                           task_id});
+        }
         publish(self);
         return r;
       }
@@ -273,7 +278,7 @@ caf::behavior budget_keeper(self_ptr self, budget_settings s,
       bool cost_over = cost > h.cost * (1 + 1e-9) + 1e-12;
       if (tokens_over || cost_over)
         over_reservation(self, h, tokens, cost, tokens_over, cost_over);
-      check_alarms(self, false, false);
+      check_alarms(self);
       publish(self);
       return true;
     },
@@ -287,6 +292,7 @@ caf::behavior budget_keeper(self_ptr self, budget_settings s,
       // Alarms are re-armed relative to the new limits.
       for (int i = 0; i < 3; ++i)
         st.token_alarm[i] = st.cost_alarm[i] = false;
+      st.token_exhausted = st.cost_exhausted = false;
       mark_passed_alarms(st);
       caf::anon_send(st.checkpointer, limits_atom::value, tokens, cost);
       publish(self);

@@ -17,9 +17,12 @@
 //   (budget_atom)                                              -> budget_snapshot
 // So concurrent workers can never overshoot: the sum of what is spent and
 // what is reserved never exceeds the limits, as long as calls use no more
-// than they reserved. Alarms at 50 %, 80 % and 100 % of either budget fire
-// once each (audit `budget_alarm` + an alert to the monitor); the first
-// denial also counts as reaching 100 %. Every grant and denial is audited.
+// than they reserved. Alarms at 50 %, 80 % and 100 % of what either budget
+// has spent (reservations aside, so they come in that order) fire once each
+// (audit `budget_alarm` + an alert to the monitor, critical at 100 %). The
+// first denial by a budget raises one critical `budget_exhausted` alert
+// (spent so far and what the call needed). Every grant and denial is
+// audited.
 //
 // Usage over the reservation: when a commit's actual tokens (prompt +
 // completion) or cost exceed what that reservation held, the keeper still
@@ -45,7 +48,7 @@ struct budget_settings {
   uint64_t tokens_spent = 0; // restored from the ledger on resume
   double cost_spent = 0;
   // The run being resumed already stopped on a denial with these limits:
-  // its 100 % alarms were raised then and stay quiet now.
+  // its budget_exhausted alerts were raised then and stay quiet now.
   bool exhausted = false;
 };
 

@@ -199,7 +199,6 @@ caf::behavior monitor(self_ptr self, monitor_settings s,
         ++m.latency_count;
       }
     },
-    [=](run_atom, uint64_t total) { self->state.m.total = total; },
     [=](pause_atom, bool paused) { self->state.m.paused = paused ? 1 : 0; },
     [=](metrics_atom) {
       auto m = self->state.m;

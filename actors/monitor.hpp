@@ -14,7 +14,6 @@
 //   (workers_atom, uint64 workers, uint64 nodes)
 //   (calls_atom, int64 delta, double latency_seconds)  calls in flight;
 //       a finished call (delta -1) adds its latency to the histogram
-//   (run_atom, uint64 total)             tasks this run has to finish
 //   (pause_atom, bool paused)
 //   (metrics_atom)                       -> metrics_snapshot
 //   (flush_atom)                         -> flush_atom when alerts are out

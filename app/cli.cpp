@@ -5,6 +5,8 @@
 #include <iostream>
 #include <map>
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -12,6 +14,7 @@
 #include "app/commands.hpp"
 #include "app/config.hpp"
 #include "app/errors.hpp"
+#include "app/live_terminal.hpp"
 #include "app/suggest.hpp"
 #include "persistence/store.hpp"
 #include "providers/provider_registry.hpp"
@@ -21,7 +24,13 @@ namespace bgagent {
 namespace {
 
 void setup_logging(const std::string& level) {
-  auto logger = spdlog::stderr_color_mt("bgagent");
+  std::shared_ptr<spdlog::sinks::sink> sink =
+    std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  // On a terminal, log lines and run's live line take turns (clear, write,
+  // redraw) instead of writing over each other.
+  if (isatty(STDERR_FILENO))
+    sink = live_log_sink(sink);
+  auto logger = std::make_shared<spdlog::logger>("bgagent", sink);
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(level));

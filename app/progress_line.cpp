@@ -1,40 +1,88 @@
 #include "app/progress_line.hpp"
 
+#include <algorithm>
 #include <cstdio>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
+#include "app/live_terminal.hpp"
+#include "app/number_format.hpp"
 #include "messages/run.hpp"
 
 namespace bgagent {
 
-std::string format_progress(const metrics_snapshot& m) {
-  double rate = m.elapsed_seconds > 0 ? m.completed / m.elapsed_seconds : 0;
-  uint64_t finished = m.completed + m.quarantined;
-  char eta[32] = "--";
-  if (rate > 0 && m.total > finished) {
-    double s = static_cast<double>(m.total - finished) / rate;
-    if (s < 60)
-      std::snprintf(eta, sizeof(eta), "%.0fs", s);
-    else if (s < 3600)
-      std::snprintf(eta, sizeof(eta), "%.0fm%02.0fs", s / 60,
-                    static_cast<double>(static_cast<int>(s) % 60));
-    else
-      std::snprintf(eta, sizeof(eta), "%.1fh", s / 3600);
-  }
-  char buf[256];
-  std::snprintf(buf, sizeof(buf),
-                "%llu/%llu done, %llu quarantined, %.1f tasks/s, %llu in "
-                "flight, %llu/%llu tokens, $%.4f/$%.2f, ETA %s%s",
-                static_cast<unsigned long long>(m.completed),
-                static_cast<unsigned long long>(m.total),
-                static_cast<unsigned long long>(m.quarantined), rate,
-                static_cast<unsigned long long>(m.in_flight),
-                static_cast<unsigned long long>(m.budget.tokens_used),
-                static_cast<unsigned long long>(m.budget.tokens_limit),
-                m.budget.cost_used, m.budget.cost_limit, eta,
-                m.paused ? " [paused]" : "");
+namespace {
+
+std::string dollars(double x, int decimals) {
+  char buf[48];
+  std::snprintf(buf, sizeof(buf), "$%.*f", decimals, x);
   return buf;
+}
+
+struct part {
+  std::string text;
+  int keep; // higher survives longer when the line is too wide
+};
+
+} // namespace
+
+std::string format_progress(const metrics_snapshot& m,
+                            const progress_baseline& base, size_t width) {
+  uint64_t done = base.completed + m.completed;
+  uint64_t quarantined = base.quarantined + m.quarantined;
+  // Tasks submitted while a --follow run goes on can outrun the last look
+  // at the store.
+  uint64_t total = std::max(base.total, done + quarantined);
+  double rate = m.elapsed_seconds > 0 ? m.completed / m.elapsed_seconds : 0;
+  uint64_t finished = done + quarantined;
+  std::string eta = "--";
+  if (rate > 0 && total > finished)
+    eta = duration_short(static_cast<double>(total - finished) / rate);
+
+  char r[32];
+  std::snprintf(r, sizeof(r), "%.1f tasks/s", rate);
+  std::vector<part> parts{
+    {grouped(done) + "/" + grouped(total) + " done", 9},
+    {grouped(quarantined) + " quarantined", quarantined > 0 ? 7 : 2},
+    {r, 5},
+    {grouped(m.in_flight) + " in flight", 1},
+    {grouped(m.budget.tokens_used) + "/" + grouped(m.budget.tokens_limit) +
+       " tokens",
+     3},
+    {dollars(m.budget.cost_used, 4) + "/" + dollars(m.budget.cost_limit, 2),
+     4},
+    {"ETA " + eta, 6},
+  };
+  if (m.paused)
+    parts.push_back({"[paused]", 8});
+
+  auto render = [&] {
+    std::string out;
+    for (auto& p : parts) {
+      if (p.keep < 0)
+        continue;
+      if (!out.empty())
+        out += ", ";
+      out += p.text;
+    }
+    return out;
+  };
+  auto line = render();
+  // Leave out the least useful part until the line fits.
+  while (line.size() > width) {
+    auto least = std::min_element(parts.begin(), parts.end(),
+                                  [](const part& a, const part& b) {
+                                    auto ka = a.keep < 0 ? 1000 : a.keep;
+                                    auto kb = b.keep < 0 ? 1000 : b.keep;
+                                    return ka < kb;
+                                  });
+    if (least == parts.end() || least->keep < 0 || least->keep == 9)
+      break; // done/total alone: the terminal cuts what is left
+    least->keep = -1;
+    line = render();
+  }
+  return line;
 }
 
 progress_line::progress_line(bool terminal, double log_every_seconds)
@@ -44,22 +92,21 @@ progress_line::progress_line(bool terminal, double log_every_seconds)
 
 void progress_line::show(const metrics_snapshot& m) {
   if (terminal_) {
-    std::fprintf(stderr, "\r\033[K%s", format_progress(m).c_str());
-    std::fflush(stderr);
+    auto width = static_cast<size_t>(std::max(20, terminal_columns() - 1));
+    live_line_draw(format_progress(m, base_, width));
     drawn_ = true;
     return;
   }
   auto now = std::chrono::steady_clock::now();
   if (std::chrono::duration<double>(now - last_log_).count() >= log_every_) {
     last_log_ = now;
-    spdlog::info("progress: {}", format_progress(m));
+    spdlog::info("progress: {}", format_progress(m, base_));
   }
 }
 
 void progress_line::finish() {
   if (terminal_ && drawn_) {
-    std::fprintf(stderr, "\r\033[K");
-    std::fflush(stderr);
+    live_line_clear();
     drawn_ = false;
   }
 }

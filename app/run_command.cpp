@@ -26,6 +26,7 @@
 #include "app/errors.hpp"
 #include "app/head_link.hpp"
 #include "app/metrics_server.hpp"
+#include "app/number_format.hpp"
 #include "app/progress_line.hpp"
 #include "app/run_lock.hpp"
 #include "app/system_config.hpp"
@@ -82,23 +83,17 @@ void print_summary(const run_summary& s, const run_info& run,
               s.stop_reason.empty() ? "" : ", ",
               s.stop_reason.c_str(), s.wall_seconds, p.name().c_str(),
               p.model().c_str());
-  std::printf("  completed    %llu (this process: %llu)\n",
-              static_cast<unsigned long long>(c.completed),
-              static_cast<unsigned long long>(s.completed));
-  std::printf("  quarantined  %llu\n",
-              static_cast<unsigned long long>(c.quarantined));
-  std::printf("  pending      %llu\n",
-              static_cast<unsigned long long>(c.pending + c.retry_wait +
-                                              c.running));
+  std::printf("  completed    %s (this process: %s)\n",
+              grouped(c.completed).c_str(), grouped(s.completed).c_str());
+  std::printf("  quarantined  %s\n", grouped(c.quarantined).c_str());
+  std::printf("  pending      %s\n",
+              grouped(c.pending + c.retry_wait + c.running).c_str());
   if (c.cancelled)
-    std::printf("  cancelled    %llu\n",
-                static_cast<unsigned long long>(c.cancelled));
-  std::printf("  retries      %llu, worker restarts %llu\n",
-              static_cast<unsigned long long>(s.retries),
-              static_cast<unsigned long long>(s.restarts));
-  std::printf("  tokens       %llu of %llu\n",
-              static_cast<unsigned long long>(b.tokens_used),
-              static_cast<unsigned long long>(b.tokens_limit));
+    std::printf("  cancelled    %s\n", grouped(c.cancelled).c_str());
+  std::printf("  retries      %s, worker restarts %s\n",
+              grouped(s.retries).c_str(), grouped(s.restarts).c_str());
+  std::printf("  tokens       %s of %s\n", grouped(b.tokens_used).c_str(),
+              grouped(b.tokens_limit).c_str());
   std::printf("  cost         %s of %s\n", money(b.cost_used).c_str(),
               money(b.cost_limit).c_str());
   if (s.wall_seconds > 0 && s.completed > 0)
@@ -375,9 +370,6 @@ int run_command(const config& c, const run_options& o,
   }
 
   auto counts = ask<status_report>(self, checkpointer, status_atom::value);
-  self->send(monitor, run_atom::value,
-             counts.tasks.pending + counts.tasks.retry_wait +
-               counts.tasks.completed + counts.tasks.quarantined);
   if (counts.tasks.pending + counts.tasks.retry_wait == 0 && !o.follow)
     spdlog::info("nothing pending: {} task(s) already completed, {} "
                  "quarantined",
@@ -385,6 +377,15 @@ int run_command(const config& c, const run_options& o,
 
   install_signal_handlers();
   progress_line progress(isatty(STDERR_FILENO) != 0);
+  auto baseline_of = [](const state_counts& c) {
+    return progress_baseline{c.total() - c.cancelled, c.completed,
+                             c.quarantined};
+  };
+  auto base = baseline_of(counts.tasks);
+  progress.set_baseline(base);
+  // With --follow, tasks keep arriving: the total is looked up again now
+  // and then (what was done before the run stays the baseline).
+  auto last_total_look = std::chrono::steady_clock::now();
   self->send(sup, run_atom::value);
   run_summary summary;
   bool done = false;
@@ -405,6 +406,18 @@ int run_command(const config& c, const run_options& o,
                        sig);
           self->send(sup, drain_atom::value,
                      "signal:" + std::to_string(sig));
+        }
+        auto now = std::chrono::steady_clock::now();
+        if (o.follow && now - last_total_look >= std::chrono::seconds(2)) {
+          last_total_look = now;
+          self->request(checkpointer, std::chrono::seconds(1),
+                        status_atom::value)
+            .receive(
+              [&](status_report& r) {
+                base.total = baseline_of(r.tasks).total;
+                progress.set_baseline(base);
+              },
+              [&](caf::error&) {});
         }
         self->request(monitor, std::chrono::seconds(1), metrics_atom::value)
           .receive([&](metrics_snapshot& m) { progress.show(m); },

@@ -127,7 +127,6 @@ typename Inspector::result_type inspect(Inspector& f, run_summary& x) {
 
 // The monitor's view, for the progress line and the metrics endpoint.
 struct metrics_snapshot {
-  uint64_t total = 0;       // tasks this run has to finish
   uint64_t completed = 0;
   uint64_t failed_attempts = 0;
   uint64_t retries = 0;
@@ -147,7 +146,7 @@ struct metrics_snapshot {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, metrics_snapshot& x) {
-  return f(caf::meta::type_name("metrics_snapshot"), x.total, x.completed,
+  return f(caf::meta::type_name("metrics_snapshot"), x.completed,
            x.failed_attempts, x.retries, x.quarantined, x.restarts,
            x.in_flight, x.workers, x.nodes, x.alerts, x.paused, x.budget,
            x.latency_buckets, x.latency_sum_seconds, x.latency_count,

@@ -4,7 +4,7 @@
 # the suite once more. SKIP_SANITIZERS=1 skips the second configuration.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-"$root/scripts/install-deps.sh"
+"$root/scripts/install-deps.sh" --tests
 "$root/scripts/install-aimock.sh"
 export BGAGENT_AIMOCK="$root/.deps/bin/aimock"
 

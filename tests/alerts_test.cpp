@@ -129,7 +129,8 @@ TEST_CASE("consecutive failures escalate once, also to the webhook",
   CHECK(j.contains("task_id"));
 }
 
-TEST_CASE("budget alarms fire at 50, 80 and 100 percent, once each",
+TEST_CASE("budget alarms fire at 50 and 80 percent spent in order, and the "
+          "stop raises budget_exhausted once",
           "[e2e][alerts][budget]") {
   temp_dir dir;
   webhook_receiver hook;
@@ -141,32 +142,32 @@ TEST_CASE("budget alarms fire at 50, 80 and 100 percent, once each",
   auto r = run_testbin({"run", "--tasks", "tasks.jsonl"}, dir.path(), env);
   INFO(r.err);
   REQUIRE(r.exit_code == 3);
-  // Each level once. The first denial counts as 100 %, so it may come
-  // before the 80 % that calls still in flight reach afterwards.
+  // Each level once, in order: they count what was spent. Reservations
+  // never let spending reach 100 %; the refused call says the budget is
+  // exhausted instead.
   auto alarms = audit_events(dir.path("bgagent-audit.jsonl"), "budget_alarm");
-  REQUIRE(alarms.size() == 3);
-  for (auto level : {"token budget 50% used", "token budget 80% used",
-                     "token budget 100% used"}) {
-    INFO(level);
-    int n = 0;
-    for (auto& a : alarms)
-      n += a["detail"].get<std::string>().find(level) == 0;
-    CHECK(n == 1);
-  }
+  REQUIRE(alarms.size() == 2);
+  CHECK(alarms[0]["detail"].get<std::string>().find("token budget 50% used") ==
+        0);
+  CHECK(alarms[1]["detail"].get<std::string>().find("token budget 80% used") ==
+        0);
   auto budget_alerts = alerts_of_kind(dir, "budget_alarm");
-  REQUIRE(budget_alerts.size() == 3);
-  for (auto& a : budget_alerts) {
-    bool full = a["message"].get<std::string>().find("100%") !=
-                std::string::npos;
-    CHECK(a["severity"] == (full ? "critical" : "warning"));
-  }
-  REQUIRE(wait_until([&] { return hook.bodies().size() >= 3; }, 30));
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  REQUIRE(budget_alerts.size() == 2);
+  for (auto& a : budget_alerts)
+    CHECK(a["severity"] == "warning");
+  auto exhausted = alerts_of_kind(dir, "budget_exhausted");
+  REQUIRE(exhausted.size() == 1);
+  CHECK(exhausted[0]["severity"] == "critical");
+  CHECK(exhausted[0]["message"].get<std::string>().find(
+          "budget exhausted, no new calls start: token budget: ") == 0);
+  // The webhook hears all three. The process has exited, so every POST was
+  // made: no later one can arrive.
   CHECK(hook.bodies().size() == 3);
 
   // Resuming the same run with the same budget does not raise them again.
   auto again = run_testbin({"run"}, dir.path(), env);
   CHECK(again.exit_code == 3);
   CHECK(audit_events(dir.path("bgagent-audit.jsonl"), "budget_alarm").size() ==
-        3);
+        2);
+  CHECK(alerts_of_kind(dir, "budget_exhausted").size() == 1);
 }

@@ -121,7 +121,8 @@ TEST_CASE("budget_keeper: the cost budget is enforced the same way",
   CHECK(s.cost_reserved == Approx(0.09));
 }
 
-TEST_CASE("budget_keeper: alarms at 50, 80 and 100 percent fire once each",
+TEST_CASE("budget_keeper: alarms at 50, 80 and 100 percent spent fire once "
+          "each and in order",
           "[unit][budget_keeper]") {
   keeper_env e(limits(1000, 1.0));
   auto spend = [&](uint64_t n) {
@@ -129,28 +130,41 @@ TEST_CASE("budget_keeper: alarms at 50, 80 and 100 percent fire once each",
     REQUIRE(r.granted);
     CHECK(e.commit(r.id, n, 0));
   };
-  spend(400);
+  // A large reservation alone raises nothing: only spending counts.
+  auto big = e.reserve(900);
+  REQUIRE(big.granted);
+  CHECK(e.commit(big.id, 400, 0)); // 400 spent
   spend(100); // 500: 50 %
   spend(10);
   spend(300); // 810: 80 %
-  spend(50);
-  CHECK_FALSE(e.reserve(500).granted); // first denial counts as 100 %
+  spend(50);  // 860
+  // Denials say the budget is exhausted (once) without claiming 100 %.
   CHECK_FALSE(e.reserve(500).granted);
-  spend(100); // 960
+  CHECK_FALSE(e.reserve(500).granted);
+  e.settle();
+  CHECK(e.cp->events("budget_alarm").size() == 2);
+  auto exhausted = e.mon->alerts("budget_exhausted");
+  REQUIRE(exhausted.size() == 1);
+  CHECK(exhausted[0].severity == "critical");
+  CHECK(exhausted[0].message ==
+        "budget exhausted, no new calls start: token budget: 860 spent + 0 "
+        "reserved + 500 needed > 1000");
+  spend(140); // 1000: 100 %
   e.settle();
   auto alarms = e.cp->events("budget_alarm");
   REQUIRE(alarms.size() == 3);
-  CHECK(alarms[0].detail.find("token budget 50% used") == 0);
-  CHECK(alarms[1].detail.find("token budget 80% used") == 0);
-  CHECK(alarms[2].detail.find("token budget 100% used") == 0);
+  CHECK(alarms[0].detail == "token budget 50% used (500 of 1000 tokens)");
+  CHECK(alarms[1].detail == "token budget 80% used (810 of 1000 tokens)");
+  CHECK(alarms[2].detail == "token budget 100% used (1000 of 1000 tokens)");
   auto alerts = e.mon->alerts("budget_alarm");
   REQUIRE(alerts.size() == 3);
   CHECK(alerts[0].severity == "warning");
+  CHECK(alerts[1].severity == "warning");
   CHECK(alerts[2].severity == "critical");
   // The monitor is kept informed of the figures.
   auto figures = e.mon->with_atom<budget_atom>();
   REQUIRE_FALSE(figures.empty());
-  CHECK(figures.back().get_as<budget_snapshot>(1).tokens_used == 960);
+  CHECK(figures.back().get_as<budget_snapshot>(1).tokens_used == 1000);
 }
 
 TEST_CASE("budget_keeper: a resumed run keeps its spending and its alarms",
@@ -167,10 +181,10 @@ TEST_CASE("budget_keeper: a resumed run keeps its spending and its alarms",
   REQUIRE(r.granted);
   CHECK(e.commit(r.id, 100, 0));
   e.settle();
-  auto alarms = e.cp->events("budget_alarm");
-  // Only the 100 % alarm (the denial) is new.
-  REQUIRE(alarms.size() == 1);
-  CHECK(alarms[0].detail.find("token budget 100% used") == 0);
+  // 50 % and 80 % were raised by the earlier process; only the denial's
+  // alert is new.
+  CHECK(e.cp->events("budget_alarm").empty());
+  CHECK(e.mon->alerts("budget_exhausted").size() == 1);
 
   // Raising the limit re-arms the alarms relative to it and is persisted.
   auto nb = ask_for<budget_snapshot>(e.self, e.keeper, set_budget_atom::value,
@@ -185,7 +199,7 @@ TEST_CASE("budget_keeper: a resumed run keeps its spending and its alarms",
 }
 
 TEST_CASE("budget_keeper: a run that already stopped on its budget does not "
-          "raise the 100 percent alarm again",
+          "raise budget_exhausted again",
           "[unit][budget_keeper]") {
   auto s = limits(1000, 1.0);
   s.tokens_spent = 950;
@@ -194,6 +208,7 @@ TEST_CASE("budget_keeper: a run that already stopped on its budget does not "
   CHECK_FALSE(e.reserve(100).granted);
   e.settle();
   CHECK(e.cp->events("budget_alarm").empty());
+  CHECK(e.mon->alerts("budget_exhausted").empty());
   CHECK(e.cp->events("budget_denied").size() == 1);
 }
 

@@ -20,9 +20,6 @@ extern char** environ;
 
 namespace bgagent::testing {
 
-namespace {
-
-
 std::vector<std::string> child_env(const env_map& extra) {
   env_map all;
   for (char** e = environ; *e; ++e) {
@@ -42,6 +39,8 @@ std::vector<std::string> child_env(const env_map& extra) {
     out.push_back(kv.first + "=" + kv.second);
   return out;
 }
+
+namespace {
 
 int spawn(const std::vector<std::string>& argv, const std::string& cwd,
           const env_map& env, const std::string& out_path,

@@ -32,6 +32,10 @@ struct run_result {
 std::string bgagent_binary();
 std::string testbin_binary();
 
+// The environment children get: this process's minus every variable
+// bgagent reads, plus `extra` ("NAME=value" strings).
+std::vector<std::string> child_env(const env_map& extra);
+
 // Runs to completion (killed with SIGKILL after `timeout_seconds`).
 run_result run(const std::vector<std::string>& argv, const std::string& cwd,
                const env_map& env = {}, double timeout_seconds = 120);
