@@ -1,6 +1,9 @@
 // `bgagent submit | status | results | requeue`: short commands that talk to
 // a checkpointer of their own (only the checkpointer opens the store).
 #include <algorithm>
+
+#include <sys/ioctl.h>
+#include <unistd.h>
 #include <cstdio>
 #include <optional>
 #include <iostream>
@@ -40,6 +43,10 @@ struct store_session {
   caf::actor auditor;
 
   store_session(const config& c, store::open_mode mode, bool audited) {
+    // What changes nothing opens the store read-only: it works where the
+    // database cannot be written (a read-only directory, another user's).
+    if (!audited)
+      mode = store::open_mode::read_only;
     auto db = std::make_unique<store>(c.db_path, mode,
                                       c.db_sync_full
                                         ? store::sync_mode::full
@@ -77,6 +84,27 @@ std::string shorten(const std::string& text, size_t n) {
     if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7F)
       ch = ' ';
   return utf8_clip(s, n, "...");
+}
+
+// `text` in at most `n` characters as shorten() does, but cut in the
+// middle: an error's start (provider, status) and its end (the reason,
+// "after N attempts") both stay.
+std::string shorten_middle(const std::string& text, size_t n) {
+  auto s = shorten(text, 1 << 20);
+  auto len = utf8_length(s);
+  if (len <= n || n < 10)
+    return shorten(s, n);
+  const std::string gap = " ... ";
+  size_t head = (n - gap.size()) * 3 / 5;
+  size_t tail = n - gap.size() - head;
+  // The byte where the last `tail` characters begin.
+  size_t chars = 0, at = s.size();
+  while (at > 0 && chars < tail) {
+    --at;
+    if ((static_cast<unsigned char>(s[at]) & 0xC0) != 0x80)
+      ++chars;
+  }
+  return utf8_prefix(s, head) + gap + s.substr(at);
 }
 
 // `s` padded with spaces to `width` characters (printf pads bytes).
@@ -236,6 +264,16 @@ int results_command(const config& c, const results_query& q) {
   }
   std::printf("%-20s %-17s %-11s %3s %7s %9s  %s\n", "id", "type", "state",
               "att", "tokens", "cost", "result / error");
+  // The last column gets what the terminal has left (at least 30); piped
+  // into a file or a program, nothing is cut.
+  size_t last = 1 << 20;
+  if (isatty(STDOUT_FILENO)) {
+    winsize ws{};
+    int columns = ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0
+                    ? ws.ws_col
+                    : 80;
+    last = static_cast<size_t>(std::max(30, columns - 74));
+  }
   for (auto& r : rows)
     std::printf("%s %s %s %3u %7llu %9.6f  %s\n",
                 pad(shorten(r.id, 20), 20).c_str(),
@@ -244,7 +282,8 @@ int results_command(const config& c, const results_query& q) {
                 r.attempts,
                 (unsigned long long)(r.prompt_tokens + r.completion_tokens),
                 r.cost_usd,
-                shorten(r.error.empty() ? r.result : "error: " + r.error, 70)
+                (r.error.empty() ? shorten(r.result, last)
+                                 : shorten_middle("error: " + r.error, last))
                   .c_str());
   return exit_code::ok;
 }

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include "messages/json_codec.hpp"
 #include "messages/sha256.hpp"
@@ -343,8 +344,79 @@ struct store::task_row {
   std::string provider, model;
 };
 
+namespace {
+
+// `path` as a SQLite URI (file:...?immutable=1): '%', '?' and '#' escaped.
+std::string immutable_uri(const std::string& path) {
+  std::string out = "file:";
+  for (unsigned char ch : path) {
+    if (ch == '%' || ch == '?' || ch == '#') {
+      char buf[4];
+      std::snprintf(buf, sizeof(buf), "%%%02X", ch);
+      out += buf;
+    } else {
+      out += static_cast<char>(ch);
+    }
+  }
+  return out + "?immutable=1";
+}
+
+} // namespace
+
+void store::open_read_only() {
+  // A WAL store needs its -shm file to be read; where it cannot be created
+  // (a directory this user cannot write) and does not exist, nobody is
+  // writing the store: open it as immutable.
+  for (bool immutable : {false, true}) {
+    int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX;
+    if (immutable)
+      flags |= SQLITE_OPEN_URI;
+    auto name = immutable ? immutable_uri(path_) : path_;
+    int rc = sqlite3_open_v2(name.c_str(), &db_, flags, nullptr);
+    if (rc == SQLITE_OK) {
+      sqlite3_busy_timeout(db_, 5000);
+      rc = sqlite3_exec(db_, "SELECT COUNT(*) FROM sqlite_master", nullptr,
+                        nullptr, nullptr);
+      if (rc == SQLITE_OK)
+        return;
+    }
+    std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    db_ = nullptr;
+    if (rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT)
+      throw store_error("database " + path_ + " is not a SQLite database (" +
+                          msg + ")",
+                        true);
+    bool no_shm = rc == SQLITE_CANTOPEN || (rc & 0xff) == SQLITE_READONLY;
+    if (!no_shm || immutable) {
+      if (access(path_.c_str(), F_OK) != 0)
+        throw store_error("database " + path_ + " does not exist", true);
+      throw store_error("cannot open database " + path_ + ": " + msg, true);
+    }
+  }
+}
+
 store::store(const std::string& path, open_mode mode, sync_mode sync)
-  : path_(path) {
+  : path_(path), read_only_(mode == open_mode::read_only) {
+  if (read_only_)
+    open_read_only();
+  else
+    open_read_write(mode, sync);
+  try {
+    open_schema();
+    prepare_statements();
+  } catch (...) {
+    st_.reset();
+    if (in_tx_)
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw;
+  }
+}
+
+void store::open_read_write(open_mode mode, sync_mode sync) {
+  const auto& path = path_;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
   if (mode == open_mode::create_if_missing)
     flags |= SQLITE_OPEN_CREATE;
@@ -384,94 +456,93 @@ store::store(const std::string& path, open_mode mode, sync_mode sync)
     // 4 MB: a busy run rewrites the same task pages many times between two
     // checkpoints (measured: +30 % tasks/s with synchronous=NORMAL).
     exec("PRAGMA wal_autocheckpoint=10000");
-    open_schema();
-    st_ = std::make_unique<statements>();
-    auto prep = [&](stmt& s, const char* sql) {
-      s.~stmt();
-      new (&s) stmt(db_, sql, path_);
-    };
-    prep(st_->insert_task,
-         "INSERT INTO tasks(id, type, input, idempotency_key, max_tokens, "
-         "created_at, updated_at, vars, req_model, type_fingerprint, "
-         "content_hash, priority, tags) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6, "
-         "NULLIF(?7, ''), NULLIF(?8, ''), ?9, ?10, ?11, NULLIF(?12, ''))");
-    // Two seeks of the tasks_order index: the rest of the cursor's
-    // priority, then the lower ones.
-    prep(st_->fetch_same, "SELECT " BGAGENT_TASK_COLUMNS " FROM tasks "
-                          "WHERE state IN ('pending', 'retry_wait') AND "
-                          "priority = ?1 AND seq > ?2 ORDER BY priority "
-                          "DESC, seq LIMIT ?3");
-    prep(st_->fetch_lower, "SELECT " BGAGENT_TASK_COLUMNS " FROM tasks "
-                           "WHERE state IN ('pending', 'retry_wait') AND "
-                           "priority < ?1 ORDER BY priority DESC, seq "
-                           "LIMIT ?2");
-    prep(st_->raw_answer,
-         "UPDATE tasks SET raw_answer = ?2, answer_error = ?3 WHERE id = ?1");
-    prep(st_->row, "SELECT state, attempts, reservation_id, reserved_tokens, "
-                   "reserved_cost, IFNULL(provider, ''), IFNULL(model, '') "
-                   "FROM tasks WHERE id = ?1");
-    prep(st_->running_free,
-         "UPDATE tasks SET state = 'running', attempts = ?2, updated_at = ?3, "
-         "reservation_id = ?4, reserved_tokens = ?5, reserved_cost = ?6 "
-         "WHERE id = ?1 AND state IN ('pending', 'retry_wait', 'running') "
-         "AND attempts < ?2 AND NOT (state = 'running' AND "
-         "(reserved_tokens > 0 OR reserved_cost > 0))");
-    prep(st_->running,
-         "UPDATE tasks SET state = 'running', attempts = ?2, updated_at = ?3, "
-         "reservation_id = ?4, reserved_tokens = ?5, reserved_cost = ?6 "
-         "WHERE id = ?1 AND state IN ('pending', 'retry_wait', 'running') "
-         "AND attempts < ?2");
-    prep(st_->completed,
-         "UPDATE tasks SET state = 'completed', result = ?3, error = NULL, "
-         "raw_answer = NULL, answer_error = NULL, response = NULLIF(?10, ''), "
-         "provider = ?4, model = ?5, updated_at = ?6, "
-         "prompt_tokens = prompt_tokens + ?7, "
-         "completion_tokens = completion_tokens + ?8, "
-         "cost_usd = cost_usd + ?9, reservation_id = 0, "
-         "reserved_tokens = 0, reserved_cost = 0 "
-         "WHERE id = ?1 AND state = 'running' AND attempts = ?2");
-    prep(st_->settle,
-         "UPDATE tasks SET reservation_id = 0, reserved_tokens = 0, "
-         "reserved_cost = 0, updated_at = ?3 "
-         "WHERE id = ?1 AND state = 'running' AND attempts = ?2");
-    prep(st_->retry_wait,
-         "UPDATE tasks SET state = 'retry_wait', attempts = ?2, error = ?3, "
-         "updated_at = ?4, reservation_id = 0, reserved_tokens = 0, "
-         "reserved_cost = 0 WHERE id = ?1 AND state IN ('running', "
-         "'pending', 'retry_wait') AND attempts <= ?2");
-    prep(st_->quarantined,
-         "UPDATE tasks SET state = 'quarantined', attempts = ?2, error = ?3, "
-         "updated_at = ?4, reservation_id = 0, reserved_tokens = 0, "
-         "reserved_cost = 0 WHERE id = ?1 AND state IN ('running', "
-         "'retry_wait', 'pending') AND attempts <= ?2");
-    prep(st_->pending,
-         "UPDATE tasks SET state = 'pending', attempts = ?2, updated_at = ?3, "
-         "reservation_id = 0, reserved_tokens = 0, reserved_cost = 0 "
-         "WHERE id = ?1 AND state = 'running' AND attempts = ?2 + 1");
-    prep(st_->ledger,
-         "INSERT INTO usage_ledger(run_id, task_id, attempt, prompt_tokens, "
-         "completion_tokens, cost_usd, provider, model, ts) "
-         "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
-    prep(st_->task_usage,
-         "UPDATE tasks SET prompt_tokens = prompt_tokens + ?2, "
-         "completion_tokens = completion_tokens + ?3, "
-         "cost_usd = cost_usd + ?4, provider = ?5, model = ?6 WHERE id = ?1");
-    prep(st_->insert_event,
-         "INSERT INTO events(seq, ts, event, task_id, attempt, node, detail) "
-         "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)");
-    prep(st_->max_event, "SELECT COALESCE(MAX(seq), 0) FROM events");
-    prep(st_->events_after,
-         "SELECT seq, ts, event, IFNULL(task_id, ''), IFNULL(attempt, -1), "
-         "IFNULL(node, ''), IFNULL(detail, '') FROM events WHERE seq > ?1 "
-         "ORDER BY seq LIMIT ?2");
   } catch (...) {
-    st_.reset();
-    if (in_tx_)
-      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     sqlite3_close(db_);
     db_ = nullptr;
     throw;
   }
+}
+
+void store::prepare_statements() {
+  st_ = std::make_unique<statements>();
+  auto prep = [&](stmt& s, const char* sql) {
+    s.~stmt();
+    new (&s) stmt(db_, sql, path_);
+  };
+  prep(st_->insert_task,
+       "INSERT INTO tasks(id, type, input, idempotency_key, max_tokens, "
+       "created_at, updated_at, vars, req_model, type_fingerprint, "
+       "content_hash, priority, tags) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6, "
+       "NULLIF(?7, ''), NULLIF(?8, ''), ?9, ?10, ?11, NULLIF(?12, ''))");
+  // Two seeks of the tasks_order index: the rest of the cursor's
+  // priority, then the lower ones.
+  prep(st_->fetch_same, "SELECT " BGAGENT_TASK_COLUMNS " FROM tasks "
+                        "WHERE state IN ('pending', 'retry_wait') AND "
+                        "priority = ?1 AND seq > ?2 ORDER BY priority "
+                        "DESC, seq LIMIT ?3");
+  prep(st_->fetch_lower, "SELECT " BGAGENT_TASK_COLUMNS " FROM tasks "
+                         "WHERE state IN ('pending', 'retry_wait') AND "
+                         "priority < ?1 ORDER BY priority DESC, seq "
+                         "LIMIT ?2");
+  prep(st_->raw_answer,
+       "UPDATE tasks SET raw_answer = ?2, answer_error = ?3 WHERE id = ?1");
+  prep(st_->row, "SELECT state, attempts, reservation_id, reserved_tokens, "
+                 "reserved_cost, IFNULL(provider, ''), IFNULL(model, '') "
+                 "FROM tasks WHERE id = ?1");
+  prep(st_->running_free,
+       "UPDATE tasks SET state = 'running', attempts = ?2, updated_at = ?3, "
+       "reservation_id = ?4, reserved_tokens = ?5, reserved_cost = ?6 "
+       "WHERE id = ?1 AND state IN ('pending', 'retry_wait', 'running') "
+       "AND attempts < ?2 AND NOT (state = 'running' AND "
+       "(reserved_tokens > 0 OR reserved_cost > 0))");
+  prep(st_->running,
+       "UPDATE tasks SET state = 'running', attempts = ?2, updated_at = ?3, "
+       "reservation_id = ?4, reserved_tokens = ?5, reserved_cost = ?6 "
+       "WHERE id = ?1 AND state IN ('pending', 'retry_wait', 'running') "
+       "AND attempts < ?2");
+  prep(st_->completed,
+       "UPDATE tasks SET state = 'completed', result = ?3, error = NULL, "
+       "raw_answer = NULL, answer_error = NULL, response = NULLIF(?10, ''), "
+       "provider = ?4, model = ?5, updated_at = ?6, "
+       "prompt_tokens = prompt_tokens + ?7, "
+       "completion_tokens = completion_tokens + ?8, "
+       "cost_usd = cost_usd + ?9, reservation_id = 0, "
+       "reserved_tokens = 0, reserved_cost = 0 "
+       "WHERE id = ?1 AND state = 'running' AND attempts = ?2");
+  prep(st_->settle,
+       "UPDATE tasks SET reservation_id = 0, reserved_tokens = 0, "
+       "reserved_cost = 0, updated_at = ?3 "
+       "WHERE id = ?1 AND state = 'running' AND attempts = ?2");
+  prep(st_->retry_wait,
+       "UPDATE tasks SET state = 'retry_wait', attempts = ?2, error = ?3, "
+       "updated_at = ?4, reservation_id = 0, reserved_tokens = 0, "
+       "reserved_cost = 0 WHERE id = ?1 AND state IN ('running', "
+       "'pending', 'retry_wait') AND attempts <= ?2");
+  prep(st_->quarantined,
+       "UPDATE tasks SET state = 'quarantined', attempts = ?2, error = ?3, "
+       "updated_at = ?4, reservation_id = 0, reserved_tokens = 0, "
+       "reserved_cost = 0 WHERE id = ?1 AND state IN ('running', "
+       "'retry_wait', 'pending') AND attempts <= ?2");
+  prep(st_->pending,
+       "UPDATE tasks SET state = 'pending', attempts = ?2, updated_at = ?3, "
+       "reservation_id = 0, reserved_tokens = 0, reserved_cost = 0 "
+       "WHERE id = ?1 AND state = 'running' AND attempts = ?2 + 1");
+  prep(st_->ledger,
+       "INSERT INTO usage_ledger(run_id, task_id, attempt, prompt_tokens, "
+       "completion_tokens, cost_usd, provider, model, ts) "
+       "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+  prep(st_->task_usage,
+       "UPDATE tasks SET prompt_tokens = prompt_tokens + ?2, "
+       "completion_tokens = completion_tokens + ?3, "
+       "cost_usd = cost_usd + ?4, provider = ?5, model = ?6 WHERE id = ?1");
+  prep(st_->insert_event,
+       "INSERT INTO events(seq, ts, event, task_id, attempt, node, detail) "
+       "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+  prep(st_->max_event, "SELECT COALESCE(MAX(seq), 0) FROM events");
+  prep(st_->events_after,
+       "SELECT seq, ts, event, IFNULL(task_id, ''), IFNULL(attempt, -1), "
+       "IFNULL(node, ''), IFNULL(detail, '') FROM events WHERE seq > ?1 "
+       "ORDER BY seq LIMIT ?2");
 }
 
 store::~store() {
@@ -533,6 +604,15 @@ void store::open_schema() {
     return;
   if (v > schema_version || v == 0)
     throw refuse(v);
+  if (read_only_)
+    throw store_error("database " + path_ + " has schema version " +
+                        std::to_string(v < 0 ? 0 : v) +
+                        ", older than this bgagent's (" +
+                        std::to_string(schema_version) +
+                        "), and is opened read-only: a command that writes "
+                        "(run, submit) migrates it first; nothing was "
+                        "changed",
+                      true);
   // Create or migrate under the write lock, looking again: another process
   // may have done it meanwhile.
   begin();

@@ -8,6 +8,10 @@
 // - Schema version 5 (`meta.schema_version`). A store of versions 1-4 is
 //   migrated in place on first open, in one transaction; a newer version than this
 //   binary knows is refused (store_error with bad_input: exit 2), unchanged.
+// - open_mode::read_only opens an existing store without writing anything,
+//   also in a directory or from a file this user cannot write (then as
+//   SQLite's immutable file: nobody can be writing it); an older schema is
+//   then refused with a word on how to migrate it.
 // - synchronous=FULL by default (a commit survives power loss); NORMAL on
 //   request (survives a crash of the process, not of the machine).
 // - Every mutating call runs inside the caller's transaction when one is open
@@ -76,7 +80,7 @@ struct settlement {
 
 class store {
 public:
-  enum class open_mode { create_if_missing, must_exist };
+  enum class open_mode { create_if_missing, must_exist, read_only };
   enum class sync_mode { full, normal };
   static constexpr int schema_version = 5;
 
@@ -253,8 +257,12 @@ private:
                     const usage& spent, const std::string& provider,
                     const std::string& model, const std::string& what);
   [[noreturn]] void fail(const std::string& what);
+  void open_read_only();
+  void open_read_write(open_mode mode, sync_mode sync);
+  void prepare_statements();
 
   std::string path_;
+  bool read_only_ = false;
   sqlite3* db_ = nullptr;
   bool in_tx_ = false;
   int64_t run_id_ = 0;

@@ -7,11 +7,13 @@
 #include <catch2/catch.hpp>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "app/dotenv.hpp"
 #include "app/errors.hpp"
 #include "tests/support/job.hpp"
 #include "tests/support/process.hpp"
+#include "tests/support/tmux_terminal.hpp"
 #include "tests/temp_dir.hpp"
 
 using namespace bgagent;
@@ -211,4 +213,78 @@ TEST_CASE("results ID shows one task's whole record, --limit caps the list, "
   CHECK(missing.err == "bgagent: no task with id nope\n");
   auto bad = run_bgagent({"results", "--limit", "0"}, dir.path());
   CHECK(bad.exit_code == 2);
+}
+
+TEST_CASE("results shows a long error whole when piped and cut in the middle "
+          "on a terminal so its start and its end both show",
+          "[e2e][cli][terminal]") {
+  temp_dir dir;
+  write_tasks(dir.path("t.jsonl"),
+              {make_task("bad", "summarize", "It fails. [long-error]"),
+               make_task("good", "summarize", "Short one. Two.")});
+  env_map env{{"LLM_PROVIDER", "scripted"}};
+  REQUIRE(run_testbin({"run", "--tasks", "t.jsonl"}, dir.path(), env)
+            .exit_code == 0);
+  auto piped = run_testbin({"results", "--state", "quarantined"}, dir.path(),
+                           env);
+  REQUIRE(piped.exit_code == 0);
+  auto rows = lines_of(piped.out);
+  REQUIRE(rows.size() == 2);
+  CHECK(contains(rows[1], "error: HTTP 400: the request could not be "
+                          "processed " + std::string(150, '~') +
+                            " because of reason XYZ-AT-THE-END"));
+
+  tmux_terminal t({testbin_binary(), "results"}, dir.path(), env, 140, 10);
+  REQUIRE(t.wait(30) == 0);
+  auto screen = t.screen();
+  INFO(joined(screen));
+  std::string bad;
+  for (auto& row : screen)
+    if (row.rfind("bad ", 0) == 0)
+      bad = row;
+  REQUIRE_FALSE(bad.empty());
+  CHECK(bad.size() <= 140);
+  CHECK(contains(bad, "error: HTTP 400: the request"));
+  CHECK(contains(bad, " ... "));
+  CHECK(contains(bad, "XYZ-AT-THE-END"));
+}
+
+TEST_CASE("status and results read a database in a directory they cannot "
+          "write",
+          "[e2e][cli]") {
+  temp_dir dir;
+  auto data = dir.path("data");
+  REQUIRE(mkdir(data.c_str(), 0755) == 0);
+  write_tasks(data + "/t.jsonl", make_tasks(3));
+  REQUIRE(run_bgagent({"run", "--tasks", "t.jsonl"}, data).exit_code == 0);
+  // Read-only for everyone; as root (CI), the commands run as nobody, for
+  // whom the permissions hold.
+  REQUIRE(chmod(dir.path().c_str(), 0755) == 0);
+  REQUIRE(chmod((data + "/bgagent.db").c_str(), 0444) == 0);
+  REQUIRE(chmod(data.c_str(), 0555) == 0);
+  auto as_reader = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv;
+    if (geteuid() == 0)
+      argv = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
+              "--clear-groups"};
+    argv.push_back(bgagent_binary());
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, data);
+  };
+  auto st = as_reader({"status", "--json"});
+  INFO(st.err);
+  CHECK(st.exit_code == 0);
+  auto j = nlohmann::json::parse(st.out, nullptr, false);
+  REQUIRE(j.is_object());
+  CHECK(j["tasks"]["completed"] == 3);
+  auto res = as_reader({"results", "--json"});
+  CHECK(res.exit_code == 0);
+  CHECK(lines_of(res.out).size() == 3);
+  CHECK(as_reader({"results", "t1"}).exit_code == 0);
+  CHECK(as_reader({"status", "--by-tag"}).exit_code == 0);
+  // A command that writes says what it could not do.
+  auto rq = as_reader({"requeue", "t1"});
+  CHECK(rq.exit_code == 2);
+  CHECK(contains(rq.err, "bgagent.db"));
+  chmod(data.c_str(), 0755); // so the temp dir can be removed
 }

@@ -118,6 +118,13 @@ private:
       out = make_failure(error_kind::retryable, "scripted failure " +
                                                   std::to_string(calls(req, false)) +
                                                   " of " + std::to_string(n));
+    } else if (has(in, "long-error")) {
+      // A provider's long explanation, its point at the end.
+      out = make_failure(error_kind::permanent,
+                         "HTTP 400: the request could not be processed " +
+                           std::string(150, '~') +
+                           " because of reason XYZ-AT-THE-END",
+                         400);
     } else if (has(in, "permanent")) {
       out = make_failure(error_kind::permanent,
                          "HTTP 400: scripted permanent failure", 400);
