@@ -1,5 +1,6 @@
 #include "actors/admin_endpoint.hpp"
 
+#include <cmath>
 #include <cstdio>
 
 #include <caf/all.hpp>
@@ -143,10 +144,15 @@ caf::behavior admin_endpoint(self_ptr self, head_handles h,
     },
     [=](set_budget_atom, uint64_t tokens,
         double cost) -> caf::result<budget_snapshot> {
-      char buf[96];
-      std::snprintf(buf, sizeof(buf), "set-budget --tokens %llu --cost %.6f",
-                    static_cast<unsigned long long>(tokens), cost);
-      if (!allowed(self, buf))
+      std::string what = "set-budget";
+      if (tokens != keep_token_limit)
+        what += " --tokens " + std::to_string(tokens);
+      if (cost >= 0 && std::isfinite(cost)) {
+        char buf[48];
+        std::snprintf(buf, sizeof(buf), " --cost %.6f", cost);
+        what += buf;
+      }
+      if (!allowed(self, what))
         return refused;
       return forward<budget_snapshot>(self, self->state.h.budget_keeper,
                             set_budget_atom::value, tokens, cost);

@@ -287,8 +287,12 @@ caf::behavior budget_keeper(self_ptr self, budget_settings s,
     },
     [=](set_budget_atom, uint64_t tokens, double cost) {
       auto& st = self->state;
-      st.b.tokens_limit = tokens;
-      st.b.cost_limit = cost;
+      if (tokens != keep_token_limit)
+        st.b.tokens_limit = tokens;
+      if (cost >= 0 && std::isfinite(cost))
+        st.b.cost_limit = cost;
+      tokens = st.b.tokens_limit;
+      cost = st.b.cost_limit;
       // Alarms are re-armed relative to the new limits.
       for (int i = 0; i < 3; ++i)
         st.token_alarm[i] = st.cost_alarm[i] = false;

@@ -11,6 +11,7 @@
 #include "app/commands.hpp"
 #include "app/errors.hpp"
 #include "app/head_link.hpp"
+#include "app/number_format.hpp"
 #include "app/system_config.hpp"
 #include "messages/atoms.hpp"
 #include "messages/budget.hpp"
@@ -106,14 +107,17 @@ void print_ids(const char* what, const std::vector<std::string>& ids) {
 
 int admin_command(const config& c, const admin_options& o) {
   auto head = parse_endpoint("--connect", o.connect);
-  uint64_t tokens = 0;
-  double cost = 0;
+  uint64_t tokens = keep_token_limit;
+  double cost = keep_cost_limit;
   if (o.command == "set-budget") {
-    if (o.tokens.empty() || o.cost.empty())
-      throw usage_error("set-budget: give both --tokens N and --cost X");
-    tokens = parse_count("--tokens " + o.tokens, o.tokens, 0,
-                         1000000000000ULL);
-    cost = parse_money("--cost " + o.cost, o.cost);
+    if (o.tokens.empty() && o.cost.empty())
+      throw usage_error("admin set-budget: give --tokens N, --cost USD or "
+                        "both");
+    if (!o.tokens.empty())
+      tokens = parse_count("--tokens " + o.tokens, o.tokens, 0,
+                           1000000000000ULL);
+    if (!o.cost.empty())
+      cost = parse_money("--cost " + o.cost, o.cost);
   }
   if (o.command == "requeue" && o.ids.empty() && !o.all_quarantined)
     throw usage_error("admin requeue: give task ids or --quarantined");
@@ -149,10 +153,23 @@ int admin_command(const config& c, const admin_options& o) {
   } else if (cmd == "set-budget") {
     auto b = call<budget_snapshot>(self, a, head, set_budget_atom::value,
                                    tokens, cost);
-    std::printf("budget now %llu tokens (%llu used), $%.6f ($%.6f used)\n",
-                static_cast<unsigned long long>(b.tokens_limit),
-                static_cast<unsigned long long>(b.tokens_used), b.cost_limit,
-                b.cost_used);
+    std::printf("budget now %s tokens (%s used), $%.6f ($%.6f used)\n",
+                grouped(b.tokens_limit).c_str(), grouped(b.tokens_used).c_str(),
+                b.cost_limit, b.cost_used);
+    // Accepted (a user may mean to stop spending), but said plainly.
+    if (b.tokens_limit < b.tokens_used)
+      std::fprintf(stderr,
+                   "bgagent: warning: the token budget (%s) is below what "
+                   "this run has spent (%s): no new call starts until it is "
+                   "raised\n",
+                   grouped(b.tokens_limit).c_str(),
+                   grouped(b.tokens_used).c_str());
+    if (b.cost_limit < b.cost_used)
+      std::fprintf(stderr,
+                   "bgagent: warning: the cost budget ($%.6f) is below what "
+                   "this run has spent ($%.6f): no new call starts until it "
+                   "is raised\n",
+                   b.cost_limit, b.cost_used);
   } else if (cmd == "requeue") {
     print_ids("requeued", call<std::vector<std::string>>(
                             self, a, head, requeue_atom::value, o.ids,

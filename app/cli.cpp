@@ -182,9 +182,12 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
   admin->add_subcommand("workers", "List workers and what they do");
   auto* a_budget = admin->add_subcommand("set-budget", "Change the run's "
                                                        "budgets");
-  a_budget->add_option("--tokens", tokens, "Token budget")->required();
-  a_budget->add_option("--cost", cost, "Cost budget in US dollars")
-    ->required();
+  a_budget->add_option("--tokens", tokens, "Token budget (unchanged when "
+                                            "not given)")
+    ->type_name("N");
+  a_budget->add_option("--cost", cost, "Cost budget in US dollars (unchanged "
+                                       "when not given)")
+    ->type_name("USD");
   auto* a_requeue = admin->add_subcommand("requeue", "Quarantined tasks back "
                                                      "to pending");
   a_requeue->add_flag("--quarantined", ao.all_quarantined,
@@ -230,7 +233,12 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
   worker->footer("Example:\n  bgagent worker --connect head.example:7400 "
                  "--workers 8");
   admin->footer("Examples:\n  bgagent admin --connect 127.0.0.1:7400 "
-                "status\n  bgagent admin --connect 127.0.0.1:7400 pause");
+                "status\n  bgagent admin --connect 127.0.0.1:7400 pause\n"
+                "  bgagent admin --connect 127.0.0.1:7400 set-budget --cost "
+                "5");
+  a_budget->footer("Examples:\n  bgagent admin --connect 127.0.0.1:7400 "
+                   "set-budget --tokens 2000000\n  bgagent admin --connect "
+                   "127.0.0.1:7400 set-budget --cost 5 --tokens 0");
 
   // Typed placeholders in the help ("--db PATH", not "--db TEXT").
   const std::map<std::string, std::string> placeholders{

@@ -163,13 +163,20 @@ welcome say_hello(caf::actor_system& sys, const config& c,
                   const std::string& secret, const std::string& node_name) {
   auto gk = c.tls() ? caf::openssl::remote_actor(sys, head.host, head.port)
                     : sys.middleman().remote_actor(head.host, head.port);
-  if (!gk)
+  if (!gk) {
+    // CAF's rendering (system_error(cannot_connect_to_node, ...)) says
+    // nothing a user can act on; the usual cause is a head not running.
+    std::string why =
+      gk.error() == caf::sec::cannot_connect_to_node
+        ? "nothing answers there (is `bgagent run --listen " + head.text() +
+            "` running?)"
+        : sys.render(gk.error());
     throw exit_error(exit_code::unreachable,
-                     "cannot reach the head at " + head.text() + ": " +
-                       sys.render(gk.error()) +
+                     "cannot reach the head at " + head.text() + ": " + why +
                        (c.tls() ? " (TLS: BG_AGENT_TLS_CA / "
                                   "BG_AGENT_TLS_CERT)"
                                 : ""));
+  }
   caf::scoped_actor self{sys};
   welcome w;
   std::string err;

@@ -96,8 +96,8 @@ session_end serve(caf::actor_system& sys, node_session& s, uint32_t n,
               << " is ending its run and takes no new workers\n";
     return session_end::run_over;
   }
-  std::printf("joined the head %s at %s as node %s with %u worker(s)\n",
-              s.w.head.c_str(), head.text().c_str(), s.node.c_str(), n);
+  std::printf("joined the head at %s as node %s with %u worker(s)\n",
+              head.text().c_str(), s.node.c_str(), n);
   std::fflush(stdout);
   bool run_over = false;
   for (;;) {

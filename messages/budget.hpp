@@ -36,6 +36,10 @@ typename Inspector::result_type inspect(Inspector& f, usage& x) {
            x.completion_tokens, x.cost_usd);
 }
 
+// In (set_budget_atom, tokens, cost): the limit that stays as it is.
+constexpr uint64_t keep_token_limit = UINT64_MAX;
+constexpr double keep_cost_limit = -1;
+
 struct budget_snapshot {
   uint64_t tokens_used = 0;
   uint64_t tokens_reserved = 0;

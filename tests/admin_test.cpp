@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "tests/support/cluster.hpp"
+#include "tests/support/job.hpp"
 #include "tests/support/process.hpp"
 #include "tests/temp_dir.hpp"
 
@@ -98,7 +99,7 @@ TEST_CASE("admin set-budget takes effect on a running head", "[admin][e2e]") {
                  dir.path());
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
-  CHECK(r.out.find("1000 tokens") != std::string::npos);
+  CHECK(r.out.find("1,000 tokens") != std::string::npos);
   background_process node(node_args(port, "node-a"), dir.path(),
                           scripted_node_env(secret, 10), "node");
   CHECK(head.wait(90) == 3);
@@ -226,7 +227,46 @@ TEST_CASE("admin with a wrong secret or no head: one line and a distinct exit "
   head.wait(30);
   auto gone = admin(port, {"status"}, dir.path());
   CHECK(gone.exit_code == 5);
-  CHECK(gone.err.rfind("bgagent: cannot reach the head at " + loopback(port), 0) ==
-        0);
-  CHECK(std::count(gone.err.begin(), gone.err.end(), '\n') == 1);
+  CHECK(gone.err == "bgagent: cannot reach the head at " + loopback(port) +
+                      ": nothing answers there (is `bgagent run --listen " +
+                      loopback(port) + "` running?)\n");
+}
+
+TEST_CASE("admin set-budget with one flag keeps the other budget and says so "
+          "when the new one is below what was spent",
+          "[admin][e2e]") {
+  temp_dir dir;
+  write_task_file(dir.path("tasks.jsonl"), 60, "oneflag");
+  int port = free_port();
+  auto audit = dir.path("bgagent-audit.jsonl");
+  background_process head(head_args(port, "tasks.jsonl",
+                                    {"--cost-budget", "3"}),
+                          dir.path(), with_secret(secret), "head");
+  REQUIRE(wait_for_output(head, "listening for worker", 30));
+  auto none = admin(port, {"set-budget"}, dir.path());
+  CHECK(none.exit_code == 2);
+  CHECK(none.err == "bgagent: admin set-budget: give --tokens N, --cost USD "
+                    "or both\n");
+  background_process node(node_args(port, "node-a"), dir.path(),
+                          scripted_node_env(secret, 100), "node");
+  REQUIRE(wait_until([&] { return count(audit, "task_completed") >= 5; }, 60));
+  auto r = admin(port, {"set-budget", "--tokens", "10"}, dir.path());
+  INFO(r.err << head.err());
+  REQUIRE(r.exit_code == 0);
+  CHECK(contains(r.out, "budget now 10 tokens ("));
+  CHECK(contains(r.out, "$3.000000")); // the cost budget stayed
+  CHECK(r.err.rfind("bgagent: warning: the token budget (10) is below what "
+                    "this run has spent (",
+                    0) == 0);
+  CHECK(contains(r.err, "no new call starts until it is raised"));
+  CHECK(head.wait(60) == 3);
+  auto j = status_json(dir.path());
+  CHECK(j["budget"]["tokens_limit"] == 10);
+  CHECK(j["budget"]["cost_limit"].get<double>() == Approx(3.0));
+  CHECK(j["tasks"]["pending"].get<int>() > 0);
+  auto cmds = audit_events(audit, "admin_command");
+  REQUIRE(cmds.size() == 1);
+  CHECK(cmds[0]["detail"].get<std::string>().rfind("set-budget --tokens 10",
+                                                   0) == 0);
+  CHECK_FALSE(contains(cmds[0]["detail"].get<std::string>(), "--cost"));
 }
