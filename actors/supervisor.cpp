@@ -42,6 +42,9 @@ struct worker_slot {
 
 struct supervisor_state {
   supervisor_settings settings;
+  // Error text -> tasks quarantined with it here, for the summary (bounded:
+  // errors that differ per task must not grow it without end).
+  std::unordered_map<std::string, uint64_t> quarantine_errors;
   run_handles h;
   provider_ptr prov;
   std::unordered_map<caf::actor_addr, worker_slot> workers;
@@ -214,6 +217,11 @@ void quarantine(self_ptr self, const task& t, uint32_t attempt,
       auto& st = self->state;
       --st.outstanding;
       ++st.summary.quarantined;
+      if (auto i = st.quarantine_errors.find(error);
+          i != st.quarantine_errors.end())
+        ++i->second;
+      else if (st.quarantine_errors.size() < 1000)
+        st.quarantine_errors.emplace(error, 1);
       self->send(st.h.monitor, outcome_atom::value, std::string("quarantined"),
                  t.id);
       st.held.erase(t.id);
@@ -414,6 +422,14 @@ void finish(self_ptr self) {
       [=](const status_report& rep) {
         auto& st = self->state;
         st.summary.store = rep.tasks;
+        for (auto& kv : st.quarantine_errors)
+          st.summary.quarantine_errors.push_back({kv.first, kv.second});
+        auto& errs = st.summary.quarantine_errors;
+        std::sort(errs.begin(), errs.end(), [](auto& a, auto& b) {
+          return a.tasks != b.tasks ? a.tasks > b.tasks : a.error < b.error;
+        });
+        if (errs.size() > 3)
+          errs.resize(3);
         st.summary.stop_reason = st.stop_reason;
         st.summary.exit_code = exit_code_for(st, rep.tasks);
         st.summary.wall_seconds =

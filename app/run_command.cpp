@@ -28,6 +28,7 @@
 #include "app/metrics_server.hpp"
 #include "app/number_format.hpp"
 #include "app/progress_line.hpp"
+#include "messages/utf8.hpp"
 #include "app/run_lock.hpp"
 #include "app/system_config.hpp"
 #include "app/task_file.hpp"
@@ -103,6 +104,12 @@ void print_summary(const run_summary& s, const run_info& run,
                 "BG_AGENT_TOKEN_BUDGET, --cost-budget USD or "
                 "BG_AGENT_COST_BUDGET) and run again: the pending tasks "
                 "resume\n");
+  // Why tasks were quarantined, most frequent first: a provider that cannot
+  // be reached shows here as one line.
+  for (auto& e : s.quarantine_errors) {
+    std::printf("  errors       %s x %s\n", grouped(e.tasks).c_str(),
+                utf8_clip(one_line(e.error), 160, "...").c_str());
+  }
   if (c.completed == 0 && c.quarantined > 0 && c.pending + c.retry_wait == 0)
     std::printf("  warning      no task completed: every one was "
                 "quarantined (see `bgagent results --state quarantined`)\n");

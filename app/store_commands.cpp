@@ -78,12 +78,8 @@ struct store_session {
 // One table cell: valid UTF-8, one line, at most `n` characters (cut at a
 // character, never inside a UTF-8 sequence).
 std::string shorten(const std::string& text, size_t n) {
-  auto s = sanitize_utf8(text);
   // Nothing that moves the cursor or hides text reaches the terminal.
-  for (auto& ch : s)
-    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7F)
-      ch = ' ';
-  return utf8_clip(s, n, "...");
+  return utf8_clip(one_line(text), n, "...");
 }
 
 // `text` in at most `n` characters as shorten() does, but cut in the

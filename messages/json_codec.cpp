@@ -103,7 +103,11 @@ json to_json(const alert& x) {
 }
 
 json to_json(const run_summary& x) {
+  auto errors = json::array();
+  for (auto& e : x.quarantine_errors)
+    errors.push_back({{"error", text(e.error)}, {"tasks", e.tasks}});
   return json{{"exit_code", x.exit_code},
+              {"quarantine_errors", errors},
               {"stop_reason", text(x.stop_reason)},
               {"completed", x.completed},
               {"quarantined", x.quarantined},

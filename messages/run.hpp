@@ -103,6 +103,17 @@ typename Inspector::result_type inspect(Inspector& f, submit_report& x) {
 }
 
 // How a run ended; `exit_code` follows DESIGN.md section 8.
+// How many tasks this process quarantined with one error text.
+struct error_tally {
+  std::string error;
+  uint64_t tasks = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, error_tally& x) {
+  return f(caf::meta::type_name("error_tally"), x.error, x.tasks);
+}
+
 struct run_summary {
   int32_t exit_code = 0;
   std::string stop_reason; // empty, "budget", "out_of_credits", "signal", ...
@@ -110,8 +121,9 @@ struct run_summary {
   uint64_t quarantined = 0;
   uint64_t retries = 0;
   uint64_t restarts = 0;
-  uint64_t duplicates_skipped = 0;
   state_counts store; // counts in the store at the end
+  // The most frequent errors of the tasks quarantined here (at most 3).
+  std::vector<error_tally> quarantine_errors;
   uint64_t tokens_used = 0;
   double cost_used = 0;
   double wall_seconds = 0;
@@ -121,7 +133,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, run_summary& x) {
   return f(caf::meta::type_name("run_summary"), x.exit_code, x.stop_reason,
            x.completed, x.quarantined, x.retries, x.restarts,
-           x.duplicates_skipped, x.store, x.tokens_used, x.cost_used,
+           x.store, x.quarantine_errors, x.tokens_used, x.cost_used,
            x.wall_seconds);
 }
 

@@ -128,4 +128,12 @@ bool has_control_chars(std::string_view s) {
   return false;
 }
 
+std::string one_line(std::string_view s) {
+  auto out = sanitize_utf8(s);
+  for (auto& ch : out)
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7F)
+      ch = ' ';
+  return out;
+}
+
 } // namespace bgagent

@@ -398,10 +398,29 @@ void store::open_read_only() {
 
 store::store(const std::string& path, open_mode mode, sync_mode sync)
   : path_(path), read_only_(mode == open_mode::read_only) {
-  if (read_only_)
+  if (read_only_) {
     open_read_only();
-  else
+    // An older store is migrated first, where it can be written.
+    int v = read_version();
+    if (v >= 1 && v < schema_version) {
+      sqlite3_close(db_);
+      db_ = nullptr;
+      try {
+        open_read_write(open_mode::must_exist, sync);
+        // SQLite opens a file it may not write read-only, silently.
+        if (sqlite3_db_readonly(db_, "main") == 1) {
+          sqlite3_close(db_);
+          db_ = nullptr;
+          throw store_error("read-only", true);
+        }
+        read_only_ = false;
+      } catch (const store_error&) {
+        open_read_only(); // open_schema() says why it cannot go on
+      }
+    }
+  } else {
     open_read_write(mode, sync);
+  }
   try {
     open_schema();
     prepare_statements();

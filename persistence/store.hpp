@@ -11,7 +11,8 @@
 // - open_mode::read_only opens an existing store without writing anything,
 //   also in a directory or from a file this user cannot write (then as
 //   SQLite's immutable file: nobody can be writing it); an older schema is
-//   then refused with a word on how to migrate it.
+//   migrated where the file can be written, else refused with a word on how
+//   to migrate it.
 // - synchronous=FULL by default (a commit survives power loss); NORMAL on
 //   request (survives a crash of the process, not of the machine).
 // - Every mutating call runs inside the caller's transaction when one is open

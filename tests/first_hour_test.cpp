@@ -288,3 +288,28 @@ TEST_CASE("status and results read a database in a directory they cannot "
   CHECK(contains(rq.err, "bgagent.db"));
   chmod(data.c_str(), 0755); // so the temp dir can be removed
 }
+
+TEST_CASE("a run whose provider cannot be reached says why every task was "
+          "quarantined in its summary",
+          "[e2e][cli]") {
+  temp_dir dir;
+  write_tasks(dir.path("t.jsonl"), make_tasks(4));
+  int closed = free_port(); // nothing listens there
+  env_map env{{"OPENAI_API_KEY", "sk-test"},
+              {"LLM_BASE_URL",
+               "http://127.0.0.1:" + std::to_string(closed) + "/v1"},
+              {"BG_AGENT_MAX_RETRIES", "1"}};
+  auto r = run_bgagent({"run", "--tasks", "t.jsonl"}, dir.path(), env);
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(contains(r.out, "  quarantined  4\n"));
+  CHECK(contains(r.out, "  errors       4 x openai request failed: "));
+  CHECK(contains(r.out, "127.0.0.1 port " + std::to_string(closed)));
+  CHECK(contains(r.out, "  warning      no task completed: every one was "
+                        "quarantined"));
+  auto fin = audit_events(dir.path("bgagent-audit.jsonl"), "run_finished");
+  REQUIRE(fin.size() == 1);
+  auto detail = nlohmann::json::parse(fin[0]["detail"].get<std::string>());
+  REQUIRE(detail["quarantine_errors"].size() == 1);
+  CHECK(detail["quarantine_errors"][0]["tasks"] == 4);
+}
