@@ -227,8 +227,9 @@ int run_command(const config& c, const run_options& o,
                       (prov->name() == "offline"
                          ? " (no provider configured: is its key set?)"
                          : std::string()) +
-                      "; set that provider's variables again, or give "
-                      "--provider " + prov->name() + " to mix them");
+                      "; set that provider's variables again, start "
+                      "another database (--db FILE), or give --provider " +
+                      prov->name() + " to add its results to these");
   }
   // First line, once nothing can be refused any more.
   std::string submitted;

@@ -16,6 +16,7 @@
 #include "app/ask.hpp"
 #include "app/commands.hpp"
 #include "app/errors.hpp"
+#include "app/number_format.hpp"
 #include "app/system_config.hpp"
 #include "app/run_lock.hpp"
 #include "app/task_file.hpp"
@@ -147,18 +148,16 @@ int status_command(const config& c, bool json) {
   }
   auto& t = rep.tasks;
   std::printf("%-12s %10s\n", "state", "tasks");
-  std::printf("%-12s %10llu\n", "pending", (unsigned long long)t.pending);
-  std::printf("%-12s %10llu\n", "running", (unsigned long long)t.running);
-  std::printf("%-12s %10llu\n", "retry_wait", (unsigned long long)t.retry_wait);
-  std::printf("%-12s %10llu\n", "completed", (unsigned long long)t.completed);
-  std::printf("%-12s %10llu\n", "quarantined",
-              (unsigned long long)t.quarantined);
-  std::printf("%-12s %10llu\n", "cancelled", (unsigned long long)t.cancelled);
-  std::printf("%-12s %10llu\n", "total", (unsigned long long)t.total());
-  std::printf("\nbudget       tokens %llu of %llu, cost $%.6f of $%.2f\n",
-              (unsigned long long)rep.budget.tokens_used,
-              (unsigned long long)rep.budget.tokens_limit,
-              rep.budget.cost_used, rep.budget.cost_limit);
+  for (auto& [name, n] :
+       {std::pair<const char*, uint64_t>{"pending", t.pending},
+        {"running", t.running}, {"retry_wait", t.retry_wait},
+        {"completed", t.completed}, {"quarantined", t.quarantined},
+        {"cancelled", t.cancelled}, {"total", t.total()}})
+    std::printf("%-12s %10s\n", name, grouped(n).c_str());
+  std::printf("\nbudget       tokens %s of %s, cost $%.6f of $%.2f\n",
+              grouped(rep.budget.tokens_used).c_str(),
+              grouped(rep.budget.tokens_limit).c_str(), rep.budget.cost_used,
+              rep.budget.cost_limit);
   if (rep.run.id == 0)
     std::printf("last run     none yet\n");
   else

@@ -49,8 +49,8 @@ TEST_CASE("a requeued quarantined task is completed by the next run",
   CHECK(mixed.err ==
         "bgagent: bgagent.db holds results from scripted, and this run would "
         "use offline (no provider configured: is its key set?); set that "
-        "provider's variables again, or give --provider offline to mix "
-        "them\n");
+        "provider's variables again, start another database (--db FILE), or "
+        "give --provider offline to add its results to these\n");
   auto r = run_bgagent({"run", "--provider", "offline"}, dir.path());
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
