@@ -142,20 +142,20 @@ caf::behavior admin_endpoint(self_ptr self, head_handles h,
         return refused;
       return forward<bool>(self, self->state.h.supervisor, shutdown_atom::value);
     },
-    [=](set_budget_atom, uint64_t tokens,
-        double cost) -> caf::result<budget_snapshot> {
+    [=](set_budget_atom,
+        const budget_change& c) -> caf::result<budget_snapshot> {
       std::string what = "set-budget";
-      if (tokens != keep_token_limit)
-        what += " --tokens " + std::to_string(tokens);
-      if (cost >= 0 && std::isfinite(cost)) {
+      if (c.set_tokens)
+        what += " --tokens " + std::to_string(c.tokens);
+      if (c.set_cost && c.cost >= 0 && std::isfinite(c.cost)) {
         char buf[48];
-        std::snprintf(buf, sizeof(buf), " --cost %.6f", cost);
+        std::snprintf(buf, sizeof(buf), " --cost %.6f", c.cost);
         what += buf;
       }
       if (!allowed(self, what))
         return refused;
       return forward<budget_snapshot>(self, self->state.h.budget_keeper,
-                            set_budget_atom::value, tokens, cost);
+                                      set_budget_atom::value, c);
     },
     [=](requeue_atom, const std::vector<std::string>& ids,
         bool all_quarantined) -> caf::result<std::vector<std::string>> {

@@ -6,7 +6,7 @@
 // Contract (messages, request -> reply):
 //   (status_atom)                        -> admin_status
 //   (pause_atom) (resume_atom) (drain_atom) (shutdown_atom) -> bool
-//   (set_budget_atom, uint64 tokens, double cost) -> budget_snapshot
+//   (set_budget_atom, budget_change)              -> budget_snapshot
 //   (requeue_atom, vector<string> ids, bool all_quarantined)
 //                                        -> vector<string> requeued
 //   (cancel_atom, vector<string> ids)    -> vector<string> cancelled

@@ -285,19 +285,24 @@ caf::behavior budget_keeper(self_ptr self, budget_settings s,
     [=](release_atom, uint64_t id) {
       return release(self->state, id);
     },
-    [=](set_budget_atom, uint64_t tokens, double cost) {
+    [=](set_budget_atom, const budget_change& c) {
       auto& st = self->state;
-      if (tokens != keep_token_limit)
-        st.b.tokens_limit = tokens;
-      if (cost >= 0 && std::isfinite(cost))
-        st.b.cost_limit = cost;
-      tokens = st.b.tokens_limit;
-      cost = st.b.cost_limit;
-      // Alarms are re-armed relative to the new limits.
-      for (int i = 0; i < 3; ++i)
-        st.token_alarm[i] = st.cost_alarm[i] = false;
-      st.token_exhausted = st.cost_exhausted = false;
+      // A changed limit's alarms are re-armed relative to it.
+      if (c.set_tokens) {
+        st.b.tokens_limit = c.tokens;
+        for (auto& a : st.token_alarm)
+          a = false;
+        st.token_exhausted = false;
+      }
+      if (c.set_cost && c.cost >= 0 && std::isfinite(c.cost)) {
+        st.b.cost_limit = c.cost;
+        for (auto& a : st.cost_alarm)
+          a = false;
+        st.cost_exhausted = false;
+      }
       mark_passed_alarms(st);
+      auto tokens = st.b.tokens_limit;
+      auto cost = st.b.cost_limit;
       caf::anon_send(st.checkpointer, limits_atom::value, tokens, cost);
       publish(self);
       return st.b;

@@ -13,9 +13,8 @@
 //       unknown id (never granted, released, or already committed): false,
 //       and nothing is added, so nothing is ever counted twice.
 //   (release_atom, uint64 reservation_id)                      -> bool
-//   (set_budget_atom, uint64 tokens, double cost)              -> budget_snapshot
-//       keep_token_limit / a cost that is not >= 0 (keep_cost_limit)
-//       leave that limit as it is
+//   (set_budget_atom, budget_change)                           -> budget_snapshot
+//       changes the limits the change names (re-arming their alarms)
 //   (budget_atom)                                              -> budget_snapshot
 // So concurrent workers can never overshoot: the sum of what is spent and
 // what is reserved never exceeds the limits, as long as calls use no more

@@ -217,11 +217,14 @@ void quarantine(self_ptr self, const task& t, uint32_t attempt,
       auto& st = self->state;
       --st.outstanding;
       ++st.summary.quarantined;
-      if (auto i = st.quarantine_errors.find(error);
+      // Keys are cut (a node's error text has no bound of its own); once
+      // 1000 differ, only those already seen are counted.
+      auto key = utf8_clip(error, 300, "...");
+      if (auto i = st.quarantine_errors.find(key);
           i != st.quarantine_errors.end())
         ++i->second;
       else if (st.quarantine_errors.size() < 1000)
-        st.quarantine_errors.emplace(error, 1);
+        st.quarantine_errors.emplace(std::move(key), 1);
       self->send(st.h.monitor, outcome_atom::value, std::string("quarantined"),
                  t.id);
       st.held.erase(t.id);

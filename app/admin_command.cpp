@@ -107,17 +107,18 @@ void print_ids(const char* what, const std::vector<std::string>& ids) {
 
 int admin_command(const config& c, const admin_options& o) {
   auto head = parse_endpoint("--connect", o.connect);
-  uint64_t tokens = keep_token_limit;
-  double cost = keep_cost_limit;
+  budget_change change;
   if (o.command == "set-budget") {
     if (o.tokens.empty() && o.cost.empty())
       throw usage_error("admin set-budget: give --tokens N, --cost USD or "
                         "both");
-    if (!o.tokens.empty())
-      tokens = parse_count("--tokens " + o.tokens, o.tokens, 0,
-                           1000000000000ULL);
-    if (!o.cost.empty())
-      cost = parse_money("--cost " + o.cost, o.cost);
+    change.set_tokens = !o.tokens.empty();
+    if (change.set_tokens)
+      change.tokens = parse_count("--tokens " + o.tokens, o.tokens, 0,
+                                  1000000000000ULL);
+    change.set_cost = !o.cost.empty();
+    if (change.set_cost)
+      change.cost = parse_money("--cost " + o.cost, o.cost);
   }
   if (o.command == "requeue" && o.ids.empty() && !o.all_quarantined)
     throw usage_error("admin requeue: give task ids or --quarantined");
@@ -152,7 +153,7 @@ int admin_command(const config& c, const admin_options& o) {
                 "tasks go back to pending\n");
   } else if (cmd == "set-budget") {
     auto b = call<budget_snapshot>(self, a, head, set_budget_atom::value,
-                                   tokens, cost);
+                                   change);
     std::printf("budget now %s tokens (%s used), $%.6f ($%.6f used)\n",
                 grouped(b.tokens_limit).c_str(), grouped(b.tokens_used).c_str(),
                 b.cost_limit, b.cost_used);

@@ -238,7 +238,7 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
                 "5");
   a_budget->footer("Examples:\n  bgagent admin --connect 127.0.0.1:7400 "
                    "set-budget --tokens 2000000\n  bgagent admin --connect "
-                   "127.0.0.1:7400 set-budget --cost 5 --tokens 0");
+                   "127.0.0.1:7400 set-budget --tokens 5000000 --cost 10");
 
   // Typed placeholders in the help ("--db PATH", not "--db TEXT").
   const std::map<std::string, std::string> placeholders{

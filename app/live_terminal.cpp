@@ -53,6 +53,7 @@ public:
     inner_->log(msg);
     inner_->flush();
     if (!s.shown.empty()) {
+      s.shown = cut_to_width(s.shown); // the terminal may have narrowed
       put(s.shown);
       std::fflush(stderr);
     }

@@ -92,7 +92,7 @@ progress_line::progress_line(bool terminal, double log_every_seconds)
 
 void progress_line::show(const metrics_snapshot& m) {
   if (terminal_) {
-    auto width = static_cast<size_t>(std::max(20, terminal_columns() - 1));
+    auto width = static_cast<size_t>(std::max(1, terminal_columns() - 1));
     live_line_draw(format_progress(m, base_, width));
     drawn_ = true;
     return;

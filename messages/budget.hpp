@@ -36,9 +36,20 @@ typename Inspector::result_type inspect(Inspector& f, usage& x) {
            x.completion_tokens, x.cost_usd);
 }
 
-// In (set_budget_atom, tokens, cost): the limit that stays as it is.
-constexpr uint64_t keep_token_limit = UINT64_MAX;
-constexpr double keep_cost_limit = -1;
+// A change of a running run's budgets (admin set-budget): a limit changes
+// only when its flag is set (a cost that is not a finite amount >= 0 never).
+struct budget_change {
+  bool set_tokens = false;
+  uint64_t tokens = 0;
+  bool set_cost = false;
+  double cost = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, budget_change& x) {
+  return f(caf::meta::type_name("budget_change"), x.set_tokens, x.tokens,
+           x.set_cost, x.cost);
+}
 
 struct budget_snapshot {
   uint64_t tokens_used = 0;

@@ -129,10 +129,35 @@ bool has_control_chars(std::string_view s) {
 }
 
 std::string one_line(std::string_view s) {
-  auto out = sanitize_utf8(s);
-  for (auto& ch : out)
-    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7F)
-      ch = ' ';
+  auto in = sanitize_utf8(s);
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    auto c = static_cast<uint8_t>(in[i]);
+    if (c < 0x20 || c == 0x7F) {
+      out += ' ';
+      continue;
+    }
+    // C1 controls (U+0080..U+009F): two bytes, one space.
+    if (c == 0xC2 && i + 1 < in.size() &&
+        static_cast<uint8_t>(in[i + 1]) <= 0x9F) {
+      out += ' ';
+      i += 1;
+      continue;
+    }
+    // Bidirectional overrides and isolates: three bytes, one space.
+    if (c == 0xE2 && i + 2 < in.size()) {
+      auto d = static_cast<uint8_t>(in[i + 1]);
+      auto e = static_cast<uint8_t>(in[i + 2]);
+      if ((d == 0x80 && e >= 0xAA && e <= 0xAE) ||
+          (d == 0x81 && e >= 0xA6 && e <= 0xA9)) {
+        out += ' ';
+        i += 2;
+        continue;
+      }
+    }
+    out += static_cast<char>(c);
+  }
   return out;
 }
 

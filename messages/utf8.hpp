@@ -21,8 +21,9 @@
 //   hides text on a terminal: C0 controls (below U+0020), DEL, C1 controls
 //   (U+0080..U+009F) or a bidirectional override/isolate (U+202A..U+202E,
 //   U+2066..U+2069). For names a user gives (ids, tags).
-// - one_line(s): sanitize_utf8(s) with every C0 control and DEL made a
-//   space: text from outside, safe to print as one line of a terminal.
+// - one_line(s): sanitize_utf8(s) with every character has_control_chars
+//   names made one space: text from outside, safe to print as one line of
+//   a terminal.
 // Every cut is at a code-point boundary; a combining mark or an emoji
 // sequence joined by U+200D may still be split between its code points
 // (the result stays valid UTF-8). No function here throws except on

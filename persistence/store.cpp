@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "messages/json_codec.hpp"
@@ -346,9 +347,16 @@ struct store::task_row {
 
 namespace {
 
-// `path` as a SQLite URI (file:...?immutable=1): '%', '?' and '#' escaped.
+store_error not_sqlite(const std::string& path, const std::string& msg) {
+  return store_error(
+    "database " + path + " is not a SQLite database (" + msg + ")", true);
+}
+
+// `path` as a SQLite URI (file:...?immutable=1): '%', '?' and '#' escaped;
+// an absolute path gets an empty authority ("file://" + "/…"), so even one
+// that starts with "//" is a path.
 std::string immutable_uri(const std::string& path) {
-  std::string out = "file:";
+  std::string out = path.rfind('/', 0) == 0 ? "file://" : "file:";
   for (unsigned char ch : path) {
     if (ch == '%' || ch == '?' || ch == '#') {
       char buf[4];
@@ -361,65 +369,76 @@ std::string immutable_uri(const std::string& path) {
   return out + "?immutable=1";
 }
 
+bool file_exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+bool non_empty_file(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && st.st_size > 0;
+}
+
+std::string directory_of(const std::string& path) {
+  auto slash = path.find_last_of('/');
+  if (slash == std::string::npos)
+    return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
 } // namespace
 
+bool store::writable_here() const {
+  return access(path_.c_str(), W_OK) == 0 &&
+         access(directory_of(path_).c_str(), W_OK) == 0;
+}
+
 void store::open_read_only() {
-  // A WAL store needs its -shm file to be read; where it cannot be created
-  // (a directory this user cannot write) and does not exist, nobody is
-  // writing the store: open it as immutable.
-  for (bool immutable : {false, true}) {
-    int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX;
-    if (immutable)
-      flags |= SQLITE_OPEN_URI;
-    auto name = immutable ? immutable_uri(path_) : path_;
-    int rc = sqlite3_open_v2(name.c_str(), &db_, flags, nullptr);
-    if (rc == SQLITE_OK) {
-      sqlite3_busy_timeout(db_, 5000);
-      rc = sqlite3_exec(db_, "SELECT COUNT(*) FROM sqlite_master", nullptr,
-                        nullptr, nullptr);
-      if (rc == SQLITE_OK)
-        return;
-    }
-    std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
-    sqlite3_close(db_);
-    db_ = nullptr;
-    if (rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT)
-      throw store_error("database " + path_ + " is not a SQLite database (" +
-                          msg + ")",
-                        true);
-    bool no_shm = rc == SQLITE_CANTOPEN || (rc & 0xff) == SQLITE_READONLY;
-    if (!no_shm || immutable) {
-      if (access(path_.c_str(), F_OK) != 0)
-        throw store_error("database " + path_ + " does not exist", true);
-      throw store_error("cannot open database " + path_ + ": " + msg, true);
-    }
+  if (!file_exists(path_))
+    throw store_error("database " + path_ + " does not exist", true);
+  // A WAL store is read through its -shm file. A reader that cannot write
+  // the store must not create one (it would be the reader's, and could
+  // lock the owner out): it uses the one a run keeps, or, when there is
+  // none and the log holds nothing, reads the file as immutable.
+  bool shm = file_exists(path_ + "-shm");
+  if (!shm && non_empty_file(path_ + "-wal"))
+    throw store_error("cannot read database " + path_ + ": its log (" +
+                        path_ + "-wal) holds changes, and this user can "
+                        "neither write the database nor open its -shm "
+                        "file; run this as the database's owner",
+                      true);
+  int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX;
+  if (!shm)
+    flags |= SQLITE_OPEN_URI;
+  auto name = shm ? path_ : immutable_uri(path_);
+  int rc = sqlite3_open_v2(name.c_str(), &db_, flags, nullptr);
+  if (rc == SQLITE_OK) {
+    sqlite3_busy_timeout(db_, 5000);
+    rc = sqlite3_exec(db_, "SELECT COUNT(*) FROM sqlite_master", nullptr,
+                      nullptr, nullptr);
+    if (rc == SQLITE_OK)
+      return;
   }
+  std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+  sqlite3_close(db_);
+  db_ = nullptr;
+  if (rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT)
+    throw not_sqlite(path_, msg);
+  throw store_error("cannot read database " + path_ + ": " + msg, true);
 }
 
 store::store(const std::string& path, open_mode mode, sync_mode sync)
-  : path_(path), read_only_(mode == open_mode::read_only) {
+  : path_(path) {
+  // Read-only where it has to be: a user who can write the store opens it
+  // as usual (SQLite then removes its -shm and -wal when done, and an
+  // older schema is migrated).
+  read_only_ = mode == open_mode::read_only && !writable_here();
   if (read_only_) {
     open_read_only();
-    // An older store is migrated first, where it can be written.
-    int v = read_version();
-    if (v >= 1 && v < schema_version) {
-      sqlite3_close(db_);
-      db_ = nullptr;
-      try {
-        open_read_write(open_mode::must_exist, sync);
-        // SQLite opens a file it may not write read-only, silently.
-        if (sqlite3_db_readonly(db_, "main") == 1) {
-          sqlite3_close(db_);
-          db_ = nullptr;
-          throw store_error("read-only", true);
-        }
-        read_only_ = false;
-      } catch (const store_error&) {
-        open_read_only(); // open_schema() says why it cannot go on
-      }
-    }
   } else {
-    open_read_write(mode, sync);
+    open_read_write(mode == open_mode::read_only ? open_mode::must_exist
+                                                 : mode,
+                    sync);
   }
   try {
     open_schema();
@@ -459,9 +478,7 @@ void store::open_read_write(open_mode mode, sync_mode sync) {
     sqlite3_close(db_);
     db_ = nullptr;
     if (rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT)
-      throw store_error("database " + path + " is not a SQLite database (" +
-                          msg + ")",
-                        true);
+      throw not_sqlite(path, msg);
     throw store_error("database " + path + ": " + msg, true);
   }
   try {
@@ -623,9 +640,13 @@ void store::open_schema() {
     return;
   if (v > schema_version || v == 0)
     throw refuse(v);
+  if (read_only_ && v == -1)
+    throw store_error("database " + path_ + " is empty: no bgagent store "
+                        "yet (run or submit creates it)",
+                      true);
   if (read_only_)
     throw store_error("database " + path_ + " has schema version " +
-                        std::to_string(v < 0 ? 0 : v) +
+                        std::to_string(v) +
                         ", older than this bgagent's (" +
                         std::to_string(schema_version) +
                         "), and is opened read-only: a command that writes "

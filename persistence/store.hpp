@@ -8,11 +8,12 @@
 // - Schema version 5 (`meta.schema_version`). A store of versions 1-4 is
 //   migrated in place on first open, in one transaction; a newer version than this
 //   binary knows is refused (store_error with bad_input: exit 2), unchanged.
-// - open_mode::read_only opens an existing store without writing anything,
-//   also in a directory or from a file this user cannot write (then as
-//   SQLite's immutable file: nobody can be writing it); an older schema is
-//   migrated where the file can be written, else refused with a word on how
-//   to migrate it.
+// - open_mode::read_only opens an existing store to read it, also where
+//   this user cannot write the file or its directory: then without creating
+//   anything (through the -shm a run keeps, else as SQLite's immutable file
+//   when its -wal holds nothing; refused, naming the -wal, when it does), and
+//   an older schema is refused with a word on how to migrate it. A user who
+//   can write it gets the usual open (an older schema is migrated).
 // - synchronous=FULL by default (a commit survives power loss); NORMAL on
 //   request (survives a crash of the process, not of the machine).
 // - Every mutating call runs inside the caller's transaction when one is open
@@ -259,6 +260,7 @@ private:
                     const std::string& model, const std::string& what);
   [[noreturn]] void fail(const std::string& what);
   void open_read_only();
+  bool writable_here() const;
   void open_read_write(open_mode mode, sync_mode sync);
   void prepare_statements();
 

@@ -25,11 +25,6 @@ namespace {
 const std::string examples = std::string(BGAGENT_SOURCE_DIR) + "/examples/";
 const std::string types_file = examples + "bgagent-types.yaml";
 
-bool exists(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0;
-}
-
 } // namespace
 
 TEST_CASE("the example types run on the offline provider and every result "

@@ -287,6 +287,28 @@ TEST_CASE("status and results read a database in a directory they cannot "
   CHECK(rq.exit_code == 2);
   CHECK(contains(rq.err, "bgagent.db"));
   chmod(data.c_str(), 0755); // so the temp dir can be removed
+
+  // A reader in a directory anyone may write (a sticky /tmp) leaves no
+  // -shm or -wal of its own behind: the owner's next run works.
+  REQUIRE(chmod(data.c_str(), 01777) == 0);
+  REQUIRE(chmod((data + "/bgagent.db").c_str(), 0644) == 0);
+  CHECK(as_reader({"status"}).exit_code == 0);
+  CHECK_FALSE(exists(data + "/bgagent.db-shm"));
+  CHECK_FALSE(exists(data + "/bgagent.db-wal"));
+  write_tasks(data + "/more.jsonl", make_tasks(2, "more-"));
+  auto more = run_bgagent({"run", "--tasks", "more.jsonl"}, data);
+  INFO(more.err);
+  CHECK(more.exit_code == 0);
+
+  // A log holding changes that cannot be read without the -shm a reader
+  // may not create is named, not read around.
+  write_file(data + "/bgagent.db-wal", std::string(4096, 'x'));
+  if (geteuid() == 0) {
+    auto stale = as_reader({"status"});
+    CHECK(stale.exit_code == 2);
+    CHECK(contains(stale.err, "bgagent.db-wal) holds changes"));
+  }
+  chmod(data.c_str(), 0755);
 }
 
 TEST_CASE("a run whose provider cannot be reached says why every task was "

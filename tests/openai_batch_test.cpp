@@ -46,11 +46,6 @@ std::map<std::string, json> output_by_id(const std::string& text) {
   return out;
 }
 
-bool exists(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0;
-}
-
 } // namespace
 
 TEST_CASE("an OpenAI Batch file of 20 lines runs against an OpenAI-"

@@ -23,11 +23,6 @@ using nlohmann::json;
 
 namespace {
 
-bool exists(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0;
-}
-
 std::vector<json> json_lines(const std::string& text) {
   std::vector<json> out;
   for (auto& line : lines_of(text))

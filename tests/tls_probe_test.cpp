@@ -334,7 +334,8 @@ TEST_CASE("a certified peer without the secret probing every actor id after "
                           caf::make_message(budget_atom::value));
     out += direct_request(sys, ++n, offset + aid, aid,
                           caf::make_message(set_budget_atom::value,
-                                            uint64_t{1}, 0.0));
+                                            budget_change{true, 1, true,
+                                                          0.0}));
     out += direct_request(sys, ++n, offset + aid, aid,
                           caf::make_message(hello_atom::value,
                                             std::string("worker"),

@@ -95,3 +95,13 @@ TEST_CASE("text is cut by characters, never inside a sequence", "[utf8]") {
   for (size_t n = 0; n <= mixed.size(); ++n)
     REQUIRE(valid_utf8(utf8_prefix_bytes(mixed, n)));
 }
+
+TEST_CASE("one_line makes every control and bidirectional override one space "
+          "and keeps the rest",
+          "[unit][utf8]") {
+  CHECK(one_line("a\nb\rc\x1b[2Jd\x7f") == "a b c [2Jd ");
+  CHECK(one_line("x\xc2\x9b" "31my") == "x 31my");       // C1 CSI
+  CHECK(one_line("\xe2\x80\xae" "evil\xe2\x81\xa9" "ok") == " evil ok"); // RLO, PDI
+  CHECK(one_line("caf\xc3\xa9 \xe2\x82\xac") == "caf\xc3\xa9 \xe2\x82\xac");
+  CHECK(one_line("bad \xff byte") == "bad \xef\xbf\xbd byte");
+}

@@ -188,7 +188,7 @@ TEST_CASE("budget_keeper: a resumed run keeps its spending and its alarms",
 
   // Raising the limit re-arms the alarms relative to it and is persisted.
   auto nb = ask_for<budget_snapshot>(e.self, e.keeper, set_budget_atom::value,
-                                     uint64_t{10000}, 2.0);
+                                     budget_change{true, 10000, true, 2.0});
   REQUIRE(nb);
   CHECK(nb->tokens_limit == 10000);
   CHECK(nb->cost_limit == Approx(2.0));
@@ -335,4 +335,33 @@ TEST_CASE("budget_keeper: a cost that is no amount counts as the "
   CHECK(e.commit(c.id, UINT64_MAX, UINT64_MAX, 0));
   CHECK(e.snapshot().tokens_used == UINT64_MAX);
   CHECK_FALSE(e.reserve(1).granted);
+}
+
+TEST_CASE("budget_keeper: a change of one limit keeps the other and re-arms "
+          "only its own alerts",
+          "[unit][budget_keeper]") {
+  keeper_env e(limits(1000, 1.0));
+  CHECK_FALSE(e.reserve(2000).granted); // the token budget is exhausted
+  auto nb = ask_for<budget_snapshot>(e.self, e.keeper, set_budget_atom::value,
+                                     budget_change{false, 0, true, 2.0});
+  REQUIRE(nb);
+  CHECK(nb->tokens_limit == 1000);
+  CHECK(nb->cost_limit == Approx(2.0));
+  CHECK_FALSE(e.reserve(2000).granted); // the token alert is not raised again
+  // A cost that is no amount changes nothing.
+  auto nan = ask_for<budget_snapshot>(
+    e.self, e.keeper, set_budget_atom::value,
+    budget_change{false, 0, true, std::nan("")});
+  REQUIRE(nan);
+  CHECK(nan->cost_limit == Approx(2.0));
+  auto more = ask_for<budget_snapshot>(e.self, e.keeper,
+                                       set_budget_atom::value,
+                                       budget_change{true, 5000, false, 0});
+  REQUIRE(more);
+  CHECK(more->tokens_limit == 5000);
+  CHECK(more->cost_limit == Approx(2.0));
+  CHECK(e.reserve(2000).granted);
+  CHECK_FALSE(e.reserve(4000).granted); // re-armed: raised once more
+  e.settle();
+  CHECK(e.mon->alerts("budget_exhausted").size() == 2);
 }

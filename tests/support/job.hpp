@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include "tests/support/process.hpp"
 
@@ -21,6 +22,12 @@ namespace bgagent::testing {
 // Whether `part` occurs in `s` (for error lines and logs).
 inline bool contains(const std::string& s, const std::string& part) {
   return s.find(part) != std::string::npos;
+}
+
+// Whether a file (or directory) is there.
+inline bool exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
 }
 
 // One task line.
