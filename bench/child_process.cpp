@@ -4,7 +4,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
 #include <stdexcept>
+#include <thread>
+
+#include <dirent.h>
 
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -44,12 +50,68 @@ running_child start_child(const std::vector<std::string>& argv,
   return child;
 }
 
+namespace {
+
+// utime + stime of each of pid's threads, in seconds, with their names.
+struct thread_cpu {
+  double seconds = 0;
+  std::string name;
+};
+
+void sample_threads(pid_t pid, std::map<long, thread_cpu>& seen) {
+  std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = opendir(dir.c_str());
+  if (!d)
+    return;
+  static const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  while (auto* e = readdir(d)) {
+    if (e->d_name[0] == '.')
+      continue;
+    std::ifstream in(dir + "/" + e->d_name + "/stat");
+    std::string text((std::istreambuf_iterator<char>(in)),
+                     std::istreambuf_iterator<char>());
+    // "tid (comm) state ..." : comm may hold spaces, so parse after ')'.
+    auto open = text.find('(');
+    auto close = text.rfind(')');
+    if (open == std::string::npos || close == std::string::npos)
+      continue;
+    std::istringstream rest(text.substr(close + 2));
+    std::string field;
+    unsigned long long utime = 0, stime = 0;
+    for (int k = 3; k <= 15 && (rest >> field); ++k) {
+      if (k == 14)
+        utime = std::strtoull(field.c_str(), nullptr, 10);
+      if (k == 15)
+        stime = std::strtoull(field.c_str(), nullptr, 10);
+    }
+    auto& t = seen[std::atol(e->d_name)];
+    t.seconds = std::max(t.seconds, (utime + stime) / ticks);
+    t.name = text.substr(open + 1, close - open - 1);
+  }
+  closedir(d);
+}
+
+} // namespace
+
 measured_run wait_child(const running_child& child) {
   int status = 0;
   rusage usage{};
-  if (wait4(child.pid, &status, 0, &usage) < 0)
-    throw std::runtime_error(std::string("wait4: ") + std::strerror(errno));
+  std::map<long, thread_cpu> threads;
+  for (;;) {
+    sample_threads(child.pid, threads);
+    pid_t got = wait4(child.pid, &status, WNOHANG, &usage);
+    if (got < 0)
+      throw std::runtime_error(std::string("wait4: ") + std::strerror(errno));
+    if (got == child.pid)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   measured_run out;
+  for (auto& kv : threads)
+    if (kv.second.seconds > out.busiest_thread_cpu_seconds) {
+      out.busiest_thread_cpu_seconds = kv.second.seconds;
+      out.busiest_thread = kv.second.name;
+    }
   out.wall_seconds = std::chrono::duration<double>(
                          std::chrono::steady_clock::now() - child.started)
                          .count();

@@ -4,7 +4,10 @@
 // environment, in `workdir` when given, with stdout and stderr sent to
 // `log_path`; wait_child() waits for it and returns its exit code with the
 // wall time since its start and the child's own rusage: user and system CPU
-// and peak resident set size. run_measured() is the two in a row. Nothing is
+// and peak resident set size, and the CPU time of its busiest thread
+// (sampled from /proc/PID/task/*/stat every 20 ms while it runs: the
+// serial path that caps the rate whatever the number of cores).
+// run_measured() is the two in a row. Nothing is
 // shared with the child, so the figures are those of the real binary a user
 // runs.
 #pragma once
@@ -25,6 +28,8 @@ struct measured_run {
   double wall_seconds = 0;
   double cpu_seconds = 0;  // user + system
   double peak_rss_mb = 0;
+  double busiest_thread_cpu_seconds = 0;
+  std::string busiest_thread; // its name (comm), e.g. "caf.multiplexer"
 };
 
 struct running_child {

@@ -22,7 +22,14 @@
 // Usage: bgagent-bench-offline [--sizes 10000,30000,100000] [--workers 64[,8]]
 //                              [--bgagent PATH] [--baseline PATH]
 //                              [--sync full[,normal]] [--jobs builtin[,custom]]
-//                              [--rounds N]
+//                              [--rounds N] [--celery PATH]
+//
+// Each row also prints the CPU time of the run's busiest thread per task
+// ("busy us/t") and the rate that thread alone would allow ("ceiling/s" =
+// 1,000,000 / busy us/t): the serial path's limit, whatever the cores.
+// --celery runs ../shared/peers/celery_bench.py (Celery 5 + Redis, Debian's
+// /usr/bin/python3) on each size and prints its end-to-end rate beside
+// bgagent's overall (submit + run) rate.
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <cstdio>
@@ -58,13 +65,22 @@ std::vector<size_t> parse_list(const std::string& text, const char* flag) {
   return out;
 }
 
-// The "completed N" line of bgagent's run summary.
+// The "completed N" line of bgagent's run summary (N grouped: "100,000").
 size_t completed_in(const std::string& log_path) {
   std::ifstream in(log_path);
   for (std::string line; std::getline(in, line);) {
     auto at = line.find("completed ");
-    if (at != std::string::npos && line.find("run ") == std::string::npos)
-      return std::strtoull(line.c_str() + at + 10, nullptr, 10);
+    if (at == std::string::npos || line.find("run ") != std::string::npos)
+      continue;
+    size_t n = 0;
+    for (auto i = line.find_first_not_of(' ', at + 10); i < line.size(); ++i) {
+      if (line[i] == ',')
+        continue;
+      if (line[i] < '0' || line[i] > '9')
+        break;
+      n = n * 10 + static_cast<size_t>(line[i] - '0');
+    }
+    return n;
   }
   return 0;
 }
@@ -158,6 +174,24 @@ row measure(const variant& v, size_t tasks, size_t workers) {
 
 }  // namespace
 
+// Celery 5 + Redis on n tasks of the same shape: its end-to-end tasks/s.
+double celery_rate(const std::string& script, size_t n) {
+  bgagent::temp_dir dir;
+  auto got = run_measured({"/usr/bin/python3", script, std::to_string(n),
+                           "--concurrency", "2"},
+                          {}, dir.path("celery.log"));
+  std::ifstream in(dir.path("celery.log"));
+  std::string text((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
+  auto at = text.find("end-to-end ");
+  if (got.exit_code != 0 || at == std::string::npos) {
+    std::cerr << "bgagent-bench-offline: " << script << " failed (exit "
+              << got.exit_code << "):\n" << text;
+    std::exit(1);
+  }
+  return std::strtod(text.c_str() + at + 11, nullptr);
+}
+
 // The row with the median run rate.
 row median(std::vector<row> rs) {
   std::sort(rs.begin(), rs.end(), [](const row& a, const row& b) {
@@ -182,6 +216,7 @@ int main(int argc, char** argv) {
   std::vector<size_t> sizes = {10000, 30000, 100000};
   std::vector<size_t> workers = {64};
   size_t rounds = 1;
+  std::string celery;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     bool has_value = i + 1 < argc;
@@ -197,13 +232,15 @@ int main(int argc, char** argv) {
       baseline = argv[++i];
     else if (arg == "--sync" && has_value)
       syncs = parse_words(argv[++i]);
+    else if (arg == "--celery" && has_value)
+      celery = argv[++i];
     else if (arg == "--jobs" && has_value)
       jobs = parse_words(argv[++i]);
     else {
       std::cerr << "usage: bgagent-bench-offline [--sizes N,N,...] "
                    "[--workers W,...] [--bgagent PATH] [--baseline PATH] "
                    "[--sync full,normal] [--jobs builtin,custom] "
-                   "[--rounds N]\n";
+                   "[--rounds N] [--celery PATH]\n";
       return 2;
     }
   }
@@ -232,9 +269,11 @@ int main(int argc, char** argv) {
   if (!baseline.empty())
     std::printf(" (baseline %s)", baseline.c_str());
   std::printf(", median of %zu round(s)\n", rounds);
-  std::printf("%-18s %8s %7s | %10s %8s | %10s %8s %9s | %10s | %6s\n",
+  std::printf("%-18s %8s %7s | %10s %8s | %10s %8s %9s %9s %10s | %10s | "
+              "%6s\n",
               "variant", "tasks", "workers", "submit/s", "RSS MB", "run/s",
-              "RSS MB", "CPU us/t", "overall/s", "ratio");
+              "RSS MB", "CPU us/t", "busy us/t", "ceiling/s", "overall/s",
+              "ratio");
   std::vector<row> rows;
   for (size_t w : workers) {
     for (size_t n : sizes) {
@@ -250,13 +289,23 @@ int main(int argc, char** argv) {
         double rate = n / r.run.wall_seconds;
         if (v == 0)
           first_rate = rate;
-        std::printf("%-18s %8zu %7zu | %10.0f %8.1f | %10.0f %8.1f %9.1f | "
-                    "%10.0f | %6.2f\n",
+        double busy_us = r.run.busiest_thread_cpu_seconds * 1e6 / n;
+        std::printf("%-18s %8zu %7zu | %10.0f %8.1f | %10.0f %8.1f %9.1f "
+                    "%9.1f %10.0f | %10.0f | %6.2f\n",
                     variants[v].label.c_str(), n, w,
                     n / r.submit.wall_seconds, r.submit.peak_rss_mb, rate,
-                    r.run.peak_rss_mb, r.run.cpu_seconds * 1e6 / n,
+                    r.run.peak_rss_mb, r.run.cpu_seconds * 1e6 / n, busy_us,
+                    busy_us > 0 ? 1e6 / busy_us : 0.0,
                     n / (r.submit.wall_seconds + r.run.wall_seconds),
                     rate / first_rate);
+        std::fflush(stdout);
+      }
+      if (!celery.empty() && w == workers.front()) {
+        double rate = celery_rate(celery, n);
+        std::printf("%-18s %8zu %7s | %10s %8s | %10s %8s %9s %9s %10s | "
+                    "%10.0f | %6s\n",
+                    "celery+redis", n, "-", "-", "-", "-", "-", "-", "-", "-",
+                    rate, "");
         std::fflush(stdout);
       }
     }
