@@ -233,7 +233,9 @@ caf::behavior auditor(self_ptr self, std::shared_ptr<jsonl_writer> log) {
 
 caf::actor spawn_auditor(caf::actor_system& sys, const std::string& path) {
   // Opened here so a bad path fails in the caller with a clear message.
-  return sys.spawn(auditor, std::make_shared<jsonl_writer>(path));
+  // Detached: write(2) and fsync of the log block its own thread only.
+  return sys.spawn<caf::detached>(auditor,
+                                  std::make_shared<jsonl_writer>(path));
 }
 
 } // namespace bgagent

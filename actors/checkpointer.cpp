@@ -110,6 +110,14 @@ caf::behavior running_behavior(self_ptr self) {
     },
     [=, &db_](complete_atom, const std::string& id, uint32_t attempt,
               const call_outcome& out, const usage& u,
+              const audit_event& completed, uint64_t reservation) {
+      return grouped(self, [&] {
+        return db_.mark_completed(id, attempt, out, u, completed,
+                                  reservation);
+      });
+    },
+    [=, &db_](complete_atom, const std::string& id, uint32_t attempt,
+              const call_outcome& out, const usage& u,
               const audit_event& completed) {
       return grouped(self, [&] {
         return db_.mark_completed(id, attempt, out, u, completed);
@@ -295,15 +303,18 @@ caf::behavior checkpointer(self_ptr self, std::shared_ptr<store> db,
 
 caf::actor spawn_checkpointer(caf::actor_system& sys,
                               std::unique_ptr<store> db) {
-  return sys.spawn(checkpointer, std::shared_ptr<store>(std::move(db)),
-                   caf::actor{});
+  return sys.spawn<caf::detached>(checkpointer,
+                                  std::shared_ptr<store>(std::move(db)),
+                                  caf::actor{});
 }
 
 caf::actor spawn_checkpointer(caf::actor_system& sys,
                               std::unique_ptr<store> db,
                               const caf::actor& auditor) {
-  auto cp = sys.spawn(checkpointer, std::shared_ptr<store>(std::move(db)),
-                      auditor);
+  // Detached: SQLite blocks (commits, a busy store) on this actor's own
+  // thread, never on one of the scheduler's.
+  auto cp = sys.spawn<caf::detached>(
+    checkpointer, std::shared_ptr<store>(std::move(db)), auditor);
   // From the caller's thread, before it returns: an event the caller sends
   // the auditor after this is already behind the pairing in its mailbox.
   if (auditor)

@@ -28,7 +28,8 @@
 //       nothing written) marks running with the reservation stored and
 //       inserts `started`, one transaction
 //   (complete_atom, string id, uint32 attempt, call_outcome, usage,
-//    audit_event completed)                     -> bool   (false: stale)
+//    audit_event completed [, uint64 reservation_id])
+//                                               -> bool   (false: stale)
 //       completes, ledgers the usage, clears the reservation, inserts
 //       `completed`, one transaction; after the commit the budget keeper
 //       gets (commit_atom, reservation_id, usage). Stale: nothing of the

@@ -207,7 +207,8 @@ void finish(self_ptr self, const caf::actor& worker, const std::string& id,
     self->request(st.h.checkpointer, caf::infinite, complete_atom::value, id,
                   attempt, out, u,
                   event_for(self, "task_completed", id, attempt,
-                            fmt_usage(u)))
+                            fmt_usage(u)),
+                  a.reservation)
       .then([=](bool committed) {
         auto& st = self->state;
         if (committed)

@@ -181,6 +181,14 @@ int run_command(const config& c, const run_options& o,
                                     store::open_mode::create_if_missing,
                                     c.db_sync_full ? store::sync_mode::full
                                                    : store::sync_mode::normal);
+  // A concurrent `submit` of many tasks holds the write lock for its whole
+  // (all-or-nothing) transaction: the run waits for it, saying so.
+  db->wait_for_lock([path = c.db_path](double seconds) {
+    spdlog::warn("waiting {:.0f} s for the write lock of {}: another "
+                 "process holds it (a large submit?); the run resumes when "
+                 "it is released",
+                 seconds, path);
+  });
 
   system_config cfg;
   bool tls = listen && !insecure;

@@ -1,6 +1,7 @@
 #include "persistence/store.hpp"
 
 #include <algorithm>
+#include <thread>
 #include <cstdio>
 #include <cstdlib>
 
@@ -544,7 +545,8 @@ void store::prepare_statements() {
        "completion_tokens = completion_tokens + ?8, "
        "cost_usd = cost_usd + ?9, reservation_id = 0, "
        "reserved_tokens = 0, reserved_cost = 0 "
-       "WHERE id = ?1 AND state = 'running' AND attempts = ?2");
+       "WHERE id = ?1 AND state = 'running' AND attempts = ?2 AND "
+       "(?11 = 0 OR reservation_id = ?11)");
   prep(st_->settle,
        "UPDATE tasks SET reservation_id = 0, reserved_tokens = 0, "
        "reserved_cost = 0, updated_at = ?3 "
@@ -694,9 +696,42 @@ void store::fail(const std::string& what) {
   throw store_error("database " + path_ + ": " + what, false);
 }
 
+// SQLite's busy handler: sleep a little and try again, for ever.
+int store::on_busy(void* p, int count) {
+  auto& s = *static_cast<store*>(p);
+  auto now = std::chrono::steady_clock::now();
+  if (count == 0) {
+    s.wait_started_ = now;
+    s.wait_reported_ = 0;
+  }
+  double waited = std::chrono::duration<double>(now - s.wait_started_).count();
+  double next = s.wait_reported_ == 0 ? 5 : s.wait_reported_ + 30;
+  if (waited >= next) {
+    s.wait_reported_ = waited;
+    if (s.lock_waiting_)
+      s.lock_waiting_(waited);
+  }
+  // 1, 2, 4 ... ms, then every 20 ms: a short lock is taken at once.
+  auto ms = count < 5 ? 1 << count : 20;
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return 1;
+}
+
+void store::wait_for_lock(std::function<void(double)> waiting) {
+  lock_waiting_ = std::move(waiting);
+  sqlite3_busy_handler(db_, &store::on_busy, this);
+}
+
+const std::string& store::tx_time() {
+  if (tx_time_.empty() || !in_tx_)
+    tx_time_ = now_rfc3339();
+  return tx_time_;
+}
+
 void store::begin() {
   exec("BEGIN IMMEDIATE");
   in_tx_ = true;
+  tx_time_.clear();
   next_event_seq_ = 0;
   tx_events_.clear();
   tx_settlements_.clear();
@@ -706,6 +741,7 @@ void store::begin() {
 void store::commit() {
   exec("COMMIT");
   in_tx_ = false;
+  tx_time_.clear();
   next_event_seq_ = 0;
   if (committed_events_.empty())
     committed_events_.swap(tx_events_);
@@ -770,7 +806,7 @@ void store::add_event(const audit_event& ev) {
     });
     next_event_seq_ = std::max(max, event_floor_) + 1;
   }
-  committed_event ce{next_event_seq_, now_rfc3339(), ev};
+  committed_event ce{next_event_seq_, tx_time(), ev};
   auto& s = st_->insert_event;
   s.bind(1, static_cast<int64_t>(ce.seq)).bind(2, ce.ts).bind(3, ev.event);
   if (ev.task_id.empty())
@@ -1306,7 +1342,7 @@ bool store::mark_running(const std::string& id, uint32_t attempt,
                          const held_reservation& r,
                          const audit_event& started) {
   auto_tx tx(*this);
-  auto ts = now_rfc3339();
+  const auto& ts = tx_time();
   auto update = [&](stmt& s) {
     s.bind(1, id).bind(2, static_cast<int64_t>(attempt)).bind(3, ts);
     s.bind(4, static_cast<int64_t>(r.id));
@@ -1331,37 +1367,49 @@ bool store::mark_running(const std::string& id, uint32_t attempt,
 
 bool store::mark_completed(const std::string& id, uint32_t attempt,
                            const call_outcome& out, const usage& spent,
-                           const audit_event& completed) {
+                           const audit_event& completed,
+                           uint64_t reservation) {
   auto_tx tx(*this);
-  task_row row;
-  bool found = read_row(id, row);
-  if (!found || row.state != task_state::running || row.attempts != attempt) {
-    // A second report of the attempt that completed was billed once.
-    bool duplicate = row.state == task_state::completed &&
-                     row.attempts == attempt;
-    if (found && !duplicate)
-      settle_stale(id, attempt, spent, out.provider, out.model, "result");
-    tx.commit();
-    return false;
-  }
   auto& s = st_->completed;
-  s.bind(1, id).bind(2, static_cast<int64_t>(attempt)).bind(3, out.result);
-  s.bind(4, out.provider).bind(5, out.model).bind(6, now_rfc3339());
-  s.bind(7, static_cast<int64_t>(spent.prompt_tokens));
-  s.bind(8, static_cast<int64_t>(spent.completion_tokens));
-  s.bind(9, spent.cost_usd).bind(10, kept_response(out.response));
-  with(s, path_, [&] { return s.step(); });
-  if (sqlite3_changes(db_) != 1)
-    return false;
+  auto update = [&](uint64_t held) {
+    s.bind(1, id).bind(2, static_cast<int64_t>(attempt)).bind(3, out.result);
+    s.bind(4, out.provider).bind(5, out.model).bind(6, tx_time());
+    s.bind(7, static_cast<int64_t>(spent.prompt_tokens));
+    s.bind(8, static_cast<int64_t>(spent.completion_tokens));
+    s.bind(9, spent.cost_usd).bind(10, kept_response(out.response));
+    s.bind(11, static_cast<int64_t>(held));
+    with(s, path_, [&] { return s.step(); });
+    return sqlite3_changes(db_) == 1;
+  };
+  // The common case in one statement: the running attempt holds the
+  // reservation the caller named.
+  uint64_t held = reservation;
+  if (reservation == 0 || !update(reservation)) {
+    task_row row;
+    bool found = read_row(id, row);
+    if (!found || row.state != task_state::running ||
+        row.attempts != attempt) {
+      // A second report of the attempt that completed was billed once.
+      bool duplicate = row.state == task_state::completed &&
+                       row.attempts == attempt;
+      if (found && !duplicate)
+        settle_stale(id, attempt, spent, out.provider, out.model, "result");
+      tx.commit();
+      return false;
+    }
+    held = row.held.id;
+    if (!update(0))
+      return false;
+  }
   auto& l = st_->ledger;
   l.bind(1, run_id_).bind(2, id).bind(3, static_cast<int64_t>(attempt));
   l.bind(4, static_cast<int64_t>(spent.prompt_tokens));
   l.bind(5, static_cast<int64_t>(spent.completion_tokens));
   l.bind(6, spent.cost_usd).bind(7, out.provider).bind(8, out.model);
-  l.bind(9, now_rfc3339());
+  l.bind(9, tx_time());
   with(l, path_, [&] { return l.step(); });
-  if (row.held.id != 0)
-    tx_settlements_.push_back(settlement{row.held.id, spent});
+  if (held != 0)
+    tx_settlements_.push_back(settlement{held, spent});
   if (!completed.event.empty())
     add_event(completed);
   tx.commit();
@@ -1384,7 +1432,7 @@ bool store::settle_failed(const std::string& id, uint32_t attempt,
     return false;
   }
   auto& s = st_->settle;
-  s.bind(1, id).bind(2, static_cast<int64_t>(attempt)).bind(3, now_rfc3339());
+  s.bind(1, id).bind(2, static_cast<int64_t>(attempt)).bind(3, tx_time());
   with(s, path_, [&] { return s.step(); });
   if (!is_zero(spent))
     record_usage(run_id_, id, attempt, spent, provider, model);
@@ -1410,9 +1458,9 @@ namespace {
 // Both failure transitions bind (id, attempt, error, now).
 bool mark_failed(sqlite3* db, stmt& s, const std::string& path,
                  const std::string& id, uint32_t attempt,
-                 const std::string& error) {
+                 const std::string& error, const std::string& ts) {
   s.bind(1, id).bind(2, static_cast<int64_t>(attempt)).bind(3, error);
-  s.bind(4, now_rfc3339());
+  s.bind(4, ts);
   with(s, path, [&] { return s.step(); });
   return sqlite3_changes(db) == 1;
 }
@@ -1438,7 +1486,7 @@ bool store::end_attempt(bool quarantine, const std::string& id,
   task_row row;
   if (!read_row(id, row) ||
       !mark_failed(db_, quarantine ? st_->quarantined : st_->retry_wait, path_,
-                   id, attempt, error))
+                   id, attempt, error, tx_time()))
     return false;
   charge_abandoned(row, "its attempt ended without a result: " + error, true);
   if (!ev.event.empty())
@@ -1455,7 +1503,7 @@ bool store::mark_pending(const std::string& id, uint32_t attempt,
     return false;
   // The attempt that was marked running did not happen: give it back.
   auto& s = st_->pending;
-  s.bind(1, id).bind(2, static_cast<int64_t>(attempt) - 1).bind(3, now_rfc3339());
+  s.bind(1, id).bind(2, static_cast<int64_t>(attempt) - 1).bind(3, tx_time());
   with(s, path_, [&] { return s.step(); });
   if (sqlite3_changes(db_) != 1)
     return false;
@@ -1474,7 +1522,7 @@ void store::record_usage(int64_t run_id, const std::string& task_id,
   l.bind(1, run_id).bind(2, task_id).bind(3, static_cast<int64_t>(attempt));
   l.bind(4, static_cast<int64_t>(u.prompt_tokens));
   l.bind(5, static_cast<int64_t>(u.completion_tokens));
-  l.bind(6, u.cost_usd).bind(7, provider).bind(8, model).bind(9, now_rfc3339());
+  l.bind(6, u.cost_usd).bind(7, provider).bind(8, model).bind(9, tx_time());
   with(l, path_, [&] { return l.step(); });
   auto& t = st_->task_usage;
   t.bind(1, task_id).bind(2, static_cast<int64_t>(u.prompt_tokens));

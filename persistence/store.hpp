@@ -37,7 +37,9 @@
 // - Errors throw store_error with one line naming the database file.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -99,6 +101,13 @@ public:
   void rollback();
   bool in_transaction() const { return in_tx_; }
 
+  // From now on, wait as long as another process holds the write lock (a
+  // large `submit` holds it for its whole transaction) instead of failing
+  // after 5 s. `waiting(seconds)` is called (on this thread) after 5 s of
+  // one wait and every 30 s after that, so a stuck holder is visible.
+  // For a process whose own thread may block: the run's checkpointer.
+  void wait_for_lock(std::function<void(double seconds)> waiting);
+
   // What to do with a task whose key (or id) is stored with other content.
   enum class on_conflict { error, skip, replace };
 
@@ -154,9 +163,12 @@ public:
   // Completion needs the exact running attempt. Stores the result, adds
   // `spent` to the task and the ledger, settles the reservation. A stale
   // attempt (false) still had its call billed: see settle_stale().
+  // `reservation`: the one the caller believes the attempt holds (0:
+  // unknown); when the store agrees, the row is not read first.
   bool mark_completed(const std::string& id, uint32_t attempt,
                       const call_outcome& out, const usage& spent,
-                      const audit_event& completed);
+                      const audit_event& completed,
+                      uint64_t reservation = 0);
   // A failed attempt of the exact running attempt: the ledger row (none for
   // zero usage), the reservation settled, the event; the task stays
   // `running` until the supervisor decides (retry, quarantine, pending).
@@ -263,8 +275,17 @@ private:
   bool writable_here() const;
   void open_read_write(open_mode mode, sync_mode sync);
   void prepare_statements();
+  // The time of the open transaction (RFC 3339, ms), read from the clock
+  // once per transaction: every row and event it writes carries it.
+  const std::string& tx_time();
 
   std::string path_;
+  std::string tx_time_; // empty: not read yet in this transaction
+  // wait_for_lock(): the one wait in progress.
+  std::function<void(double)> lock_waiting_;
+  std::chrono::steady_clock::time_point wait_started_;
+  double wait_reported_ = 0;
+  static int on_busy(void* self, int count);
   bool read_only_ = false;
   sqlite3* db_ = nullptr;
   bool in_tx_ = false;

@@ -24,24 +24,35 @@ using nlohmann::json;
 namespace {
 
 std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
+  for (auto& c : s)
+    if (c >= 'A' && c <= 'Z')
+      c = static_cast<char>(c - 'A' + 'a');
   return s;
 }
 
-std::vector<std::string> words_of(const std::string& text) {
+bool word_char(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         (c >= '0' && c <= '9') || c == '\'' || c >= 0x80;
+}
+
+// The words of `text`, lower-cased (ASCII): what every heuristic compares.
+std::vector<std::string> lower_words_of(const std::string& text) {
   std::vector<std::string> out;
-  std::string cur;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '\'' || c >= 0x80) {
-      cur += static_cast<char>(c);
-    } else if (!cur.empty()) {
-      out.push_back(cur);
-      cur.clear();
+  size_t i = 0, n = text.size();
+  while (i < n) {
+    while (i < n && !word_char(static_cast<unsigned char>(text[i])))
+      ++i;
+    size_t b = i;
+    while (i < n && word_char(static_cast<unsigned char>(text[i])))
+      ++i;
+    if (i > b) {
+      std::string w(text, b, i - b);
+      for (auto& c : w)
+        if (c >= 'A' && c <= 'Z')
+          c = static_cast<char>(c - 'A' + 'a');
+      out.push_back(std::move(w));
     }
   }
-  if (!cur.empty())
-    out.push_back(cur);
   return out;
 }
 
@@ -86,20 +97,18 @@ json summarize(const std::string& text) {
   if (sents.empty())
     return {{"summary", ""}};
   std::unordered_map<std::string, int> freq;
-  for (auto& w : words_of(text)) {
-    auto lw = lower(w);
-    if (!stopwords().count(lw))
-      ++freq[lw];
-  }
+  for (auto& w : lower_words_of(text))
+    if (!stopwords().count(w))
+      ++freq[w];
   size_t best = 0;
   double best_score = -1;
   for (size_t i = 0; i < sents.size(); ++i) {
-    auto ws = words_of(sents[i]);
+    auto ws = lower_words_of(sents[i]);
     if (ws.empty())
       continue;
     double score = 0;
     for (auto& w : ws)
-      if (auto f = freq.find(lower(w)); f != freq.end())
+      if (auto f = freq.find(w); f != freq.end())
         score += f->second;
     score /= std::sqrt(static_cast<double>(ws.size()));
     if (score > best_score) {
@@ -108,7 +117,7 @@ json summarize(const std::string& text) {
     }
   }
   std::string s = sents[best];
-  auto ws = words_of(s);
+  auto ws = lower_words_of(s);
   if (ws.size() > 40) {
     std::istringstream in(s);
     std::string w, out;
@@ -152,15 +161,18 @@ json sentiment(const std::string& text) {
                                               "wasn't", "don't", "didn't",
                                               "doesn't", "hardly", "without"};
   int pos = 0, neg = 0;
-  auto ws = words_of(text);
+  auto ws = lower_words_of(text);
+  std::vector<bool> negator(ws.size());
+  for (size_t i = 0; i < ws.size(); ++i)
+    negator[i] = negators.count(ws[i]) > 0;
   for (size_t i = 0; i < ws.size(); ++i) {
-    auto w = lower(ws[i]);
+    auto& w = ws[i];
     bool negated = false;
     for (size_t k = 1; k <= 2 && k <= i; ++k)
-      if (negators.count(lower(ws[i - k])))
+      if (negator[i - k])
         negated = true;
     bool p = positive_words().count(w) > 0;
-    bool n = negative_words().count(w) > 0 && !negators.count(w);
+    bool n = negative_words().count(w) > 0 && !negator[i];
     if (negated)
       std::swap(p, n);
     pos += p;
@@ -342,10 +354,10 @@ call_outcome offline_provider::compute(const llm_request& req) {
   // A built-in type's heuristics, unless a user's file redefined it with a
   // schema they do not satisfy; otherwise an instance of the schema.
   auto result = req.raw ? json() : heuristic(req);
-  auto text = result.is_null() ? std::string()
-                               : result.dump(-1, ' ', false,
-                                             json::error_handler_t::replace);
-  if (result.is_null() || !validate_result(req.schema, text).ok) {
+  validation v;
+  if (!result.is_null())
+    v = validate_value(req.schema, result);
+  if (!v.ok) {
     // Parsed once a thread per schema text.
     thread_local std::map<std::string, json> parsed;
     if (parsed.size() > 256) // chat tasks may each bring their own
@@ -357,10 +369,8 @@ call_outcome offline_provider::compute(const llm_request& req) {
                                    ? json::object()
                                    : json::parse(req.schema, nullptr, false))
             .first;
-    text = schema_instance(i->second, seed_of(req))
-             .dump(-1, ' ', false, json::error_handler_t::replace);
+    v = validate_value(req.schema, schema_instance(i->second, seed_of(req)));
   }
-  auto v = validate_result(req.schema, text);
   if (!v.ok)
     return fail("the offline provider cannot make an answer for type \"" +
                 req.type + "\": " + v.error);

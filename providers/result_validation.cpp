@@ -3,6 +3,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 
 #include <nlohmann/json.hpp>
 
@@ -35,8 +36,8 @@ std::string json_candidate(const std::string& text) {
 // Compiled schemas by text. Every schema that reaches a worker was checked
 // when its type was loaded; one that still fails to compile (a store
 // edited by hand) is remembered as null and fails each answer.
-std::shared_ptr<const json_schema> compiled(const std::string& schema_text,
-                                            std::string& why) {
+std::shared_ptr<const json_schema> compiled_shared(
+  const std::string& schema_text, std::string& why) {
   static std::mutex mtx;
   static std::map<std::string, std::shared_ptr<const json_schema>> cache;
   static std::map<std::string, std::string> broken;
@@ -59,14 +60,36 @@ std::shared_ptr<const json_schema> compiled(const std::string& schema_text,
   }
 }
 
+// The same, looked up first in this thread's own copy: the shared cache's
+// lock and string compares were a measurable part of every answer.
+std::shared_ptr<const json_schema> compiled(const std::string& schema_text,
+                                            std::string& why) {
+  thread_local std::unordered_map<std::string,
+                                  std::shared_ptr<const json_schema>>
+    mine;
+  if (auto i = mine.find(schema_text); i != mine.end())
+    return i->second;
+  auto found = compiled_shared(schema_text, why);
+  if (found) {
+    if (mine.size() > 256) // chat tasks may each bring their own
+      mine.clear();
+    mine.emplace(schema_text, found);
+  }
+  return found;
+}
+
 } // namespace
 
 validation validate_result(const std::string& schema_text,
                            const std::string& text) {
-  validation v;
   auto j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object())
     j = json::parse(json_candidate(text), nullptr, false);
+  return validate_value(schema_text, j);
+}
+
+validation validate_value(const std::string& schema_text, const json& j) {
+  validation v;
   if (j.is_discarded() || !j.is_object()) {
     v.error = "model output is not a JSON object";
     return v;

@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <string>
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace bgagent {
 
 struct validation {
@@ -23,6 +25,10 @@ struct validation {
 
 validation validate_result(const std::string& schema_text,
                            const std::string& text);
+
+// The same check of a value already parsed (it must be an object).
+validation validate_value(const std::string& schema_text,
+                          const nlohmann::json& value);
 
 // A consistent token estimate: about four bytes a token, rounded up.
 uint64_t estimate_tokens(const std::string& text);

@@ -361,3 +361,55 @@ TEST_CASE("BG_AGENT_SYNC is full or normal", "[e2e][durability][config]") {
   }
   CHECK(status_json(dir.path(), offline_env())["tasks"]["completed"] == 3);
 }
+
+// What a large `submit` does to a run: its one all-or-nothing transaction
+// holds the store's write lock for as long as it takes (tens of seconds for
+// a million tasks). Held here by the test itself for 7 s, past SQLite's 5 s
+// busy timeout, which used to end the run's checkpointer and the run with
+// exit 1.
+TEST_CASE("a run waits out another process's long write transaction and "
+          "finishes every task once",
+          "[e2e][durability][lock]") {
+  temp_dir dir;
+  auto tasks = dir.path("tasks.jsonl");
+  write_tasks(tasks, make_tasks(30));
+  env_map env{{"LLM_PROVIDER", "scripted"},
+              {"BG_AGENT_WORKERS", "2"},
+              {"BG_AGENT_TEST_DELAY_MS", "100"}};
+  background_process p({testbin_binary(), "run", "--tasks", tasks},
+                       dir.path(), env, "run");
+  auto audit = dir.path("bgagent-audit.jsonl");
+  REQUIRE(wait_until(
+    [&] {
+      return !p.running() || audit_events(audit, "task_completed").size() >= 2;
+    },
+    60));
+  REQUIRE(p.running());
+
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(dir.path("bgagent.db").c_str(), &db) == SQLITE_OK);
+  sqlite3_busy_timeout(db, 10000);
+  REQUIRE(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) ==
+          SQLITE_OK);
+  auto held_at = audit_events(audit, "task_completed").size();
+  std::this_thread::sleep_for(std::chrono::seconds(7));
+  // Nothing was committed while the lock was held...
+  CHECK(audit_events(audit, "task_completed").size() <= held_at + 2);
+  CHECK(p.running());
+  REQUIRE(sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+
+  // ...and the run said why it waited, then carried on to the end.
+  REQUIRE(p.wait(60) == 0);
+  INFO(p.err());
+  CHECK(contains(p.err(), "s for the write lock of bgagent.db: another "
+                          "process holds it"));
+  auto completed = count_events_by_task(audit, "task_completed");
+  CHECK(completed.size() == 30);
+  for (auto& kv : completed) {
+    INFO(kv.first);
+    CHECK(kv.second == 1);
+  }
+  auto st = status_json(dir.path());
+  CHECK(st["tasks"]["completed"] == 30);
+}
