@@ -95,6 +95,31 @@ std::vector<committed_event> catch_up(self_ptr self, uint64_t after,
   return st.db->events_after(after, limit);
 }
 
+store::on_conflict conflict_policy(const std::string& name) {
+  return name == "skip"      ? store::on_conflict::skip
+         : name == "replace" ? store::on_conflict::replace
+                             : store::on_conflict::error;
+}
+
+// While a streamed submission is open: its transaction is the only one.
+caf::behavior submitting_behavior(self_ptr self) {
+  auto& db_ = *self->state.db;
+  return {
+    [=, &db_](submit_part_atom, const std::vector<task>& tasks,
+              const std::vector<type_definition>& types,
+              const std::vector<std::string>& hashes) {
+      return db_.submit_part(tasks, types, hashes);
+    },
+    [=, &db_](end_submit_atom, bool keep) {
+      auto counts = db_.end_submission(keep);
+      publish(self);
+      self->set_default_handler(caf::print_and_drop);
+      self->unbecome();
+      return counts;
+    },
+  };
+}
+
 caf::behavior running_behavior(self_ptr self) {
   auto& db_ = *self->state.db;
   return {
@@ -177,12 +202,18 @@ caf::behavior running_behavior(self_ptr self) {
               const std::vector<type_definition>& types,
               const std::string& on_conflict) {
       commit_open_group(self);
-      auto policy = on_conflict == "skip"      ? store::on_conflict::skip
-                    : on_conflict == "replace" ? store::on_conflict::replace
-                                               : store::on_conflict::error;
-      auto rep = db_.submit(tasks, source, types, policy);
+      auto rep = db_.submit(tasks, source, types, conflict_policy(on_conflict));
       publish(self);
       return rep;
+    },
+    [=, &db_](begin_submit_atom, const std::string& source,
+              const std::string& on_conflict) {
+      commit_open_group(self);
+      db_.begin_submission(source, conflict_policy(on_conflict));
+      // Until its end, only its parts: anything else waits its turn.
+      self->set_default_handler(caf::skip);
+      self->become(caf::keep_behavior, submitting_behavior(self));
+      return true;
     },
     [=, &db_](open_run_atom, uint64_t tokens, double cost) {
       commit_open_group(self);

@@ -12,6 +12,15 @@
 //       the submission's transaction (tasks without a fingerprint are of
 //       the built-in type they name); on_conflict: "error" (default for
 //       anything else), "skip" or "replace" (store.hpp)
+//   (begin_submit_atom, string source, string on_conflict)   -> bool
+//   (submit_part_atom, vector<task>, vector<type_definition>,
+//    vector<string> content_hashes)                         -> submit_report
+//   (end_submit_atom, bool keep)                             -> submit_counts
+//       one submission streamed in parts (store::begin_submission): one
+//       transaction from begin to end, all or nothing; a part's report
+//       carries only a refusal (error, failed_index from the first task);
+//       keep false rolls it back (the file had a fault further on).
+//       Between begin and end nothing else is handled (it waits).
 //   (open_run_atom, uint64 tokens, double cost) -> run_info
 //       tasks found running are charged their stored reservation (ledger +
 //       budget_charged) and audited task_interrupted, back to pending, in

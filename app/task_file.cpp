@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <map>
+#include <set>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
@@ -236,17 +237,25 @@ size_t quoted_pos(const std::string& text, const json::exception& e) {
 
 } // namespace
 
-std::string submit_summary(const submit_report& rep) {
-  auto out = std::to_string(rep.inserted.size()) + " task(s) submitted, " +
-             std::to_string(rep.duplicates.size()) +
-             " already known (skipped)";
-  if (!rep.replaced.empty())
-    out += ", " + std::to_string(rep.replaced.size()) +
+std::string submit_summary(const submit_counts& n) {
+  auto out = std::to_string(n.inserted) + " task(s) submitted, " +
+             std::to_string(n.duplicates) + " already known (skipped)";
+  if (n.replaced > 0)
+    out += ", " + std::to_string(n.replaced) +
            " replaced with new content (to run again)";
-  if (!rep.conflicts_skipped.empty())
-    out += ", " + std::to_string(rep.conflicts_skipped.size()) +
+  if (n.conflicts_skipped > 0)
+    out += ", " + std::to_string(n.conflicts_skipped) +
            " with new content kept as stored (--on-conflict skip)";
   return out;
+}
+
+std::string submit_summary(const submit_report& rep) {
+  submit_counts n;
+  n.inserted = rep.inserted.size();
+  n.duplicates = rep.duplicates.size();
+  n.replaced = rep.replaced.size();
+  n.conflicts_skipped = rep.conflicts_skipped.size();
+  return submit_summary(n);
 }
 
 std::string submit_error(const task_file_contents& contents,
@@ -273,9 +282,8 @@ std::string derive_idempotency_key(const task& t, const task_type& type) {
     json::array({type.fingerprint, t.model, t.input, t.vars}).dump());
 }
 
-task_file_contents read_task_file(const std::string& path,
-                                  uint64_t max_input_bytes,
-                                  const type_registry& types) {
+void for_each_task(const std::string& path, uint64_t max_input_bytes,
+                   const type_registry& types, const task_visitor& each) {
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
     throw usage_error(path + ": is a directory, not a task file");
@@ -289,32 +297,31 @@ task_file_contents read_task_file(const std::string& path,
     if (!(bom[1] == '\xBB' && bom[2] == '\xBF'))
       throw usage_error(path + " line 1: malformed JSON (not UTF-8 text)");
   }
-  task_file_contents out;
-  std::map<std::string, const task_type*> used; // by fingerprint
+  size_t count = 0;
+  std::set<std::string> used; // fingerprints handed over
   std::map<std::string, std::string> custom_ids; // -> where first seen
   auto add = [&](const json& j, const ordered_json* ordered,
                  const std::string& where) {
     const task_type* type = nullptr;
-    out.tasks.push_back(
-      parse_task(j, ordered, where, max_input_bytes, types, type));
-    out.where.push_back(where);
-    used.emplace(type->fingerprint, type);
+    auto t = parse_task(j, ordered, where, max_input_bytes, types, type);
     if (type->raw) {
-      auto [i, fresh] = custom_ids.emplace(out.tasks.back().id, where);
+      auto [i, fresh] = custom_ids.emplace(t.id, where);
       if (!fresh)
         throw usage_error(where + ": custom_id \"" +
                           utf8_clip(sanitize_utf8(i->first), 64) +
                           "\" is used twice (first at " + i->second + ")");
     }
-  };
-  auto finish = [&] {
-    for (auto& [fp, type] : used)
-      out.types.push_back(type_definition{fp, type->name, type->canonical});
-    return std::move(out);
+    ++count;
+    if (used.insert(type->fingerprint).second) {
+      type_definition def{type->fingerprint, type->name, type->canonical};
+      each(std::move(t), where, &def);
+    } else {
+      each(std::move(t), where, nullptr);
+    }
   };
   // Peek at the first non-blank character: '[' means one JSON array, which
   // must be read whole; JSON Lines are streamed line by line so that a big
-  // file is never held twice. No seeking back: the file may be a pipe
+  // file is never held whole. No seeking back: the file may be a pipe
   // (`--tasks /dev/stdin`); the blank lines skipped still count for the
   // line numbers in errors.
   int first = EOF;
@@ -350,7 +357,7 @@ task_file_contents read_task_file(const std::string& path,
                           std::to_string(max_line_depth) + " levels deep");
       add(json(arr[i]), &arr[i], where);
     }
-    return finish();
+    return;
   }
   std::string line;
   size_t n = skipped_lines;
@@ -374,9 +381,23 @@ task_file_contents read_task_file(const std::string& path,
       add(j, nullptr, where);
     }
   }
-  if (out.tasks.empty())
+  if (count == 0)
     throw usage_error(path + ": the file holds no tasks");
-  return finish();
+}
+
+task_file_contents read_task_file(const std::string& path,
+                                  uint64_t max_input_bytes,
+                                  const type_registry& types) {
+  task_file_contents out;
+  for_each_task(path, max_input_bytes, types,
+                [&](task&& t, const std::string& where,
+                    const type_definition* first_use) {
+                  out.tasks.push_back(std::move(t));
+                  out.where.push_back(where);
+                  if (first_use)
+                    out.types.push_back(*first_use);
+                });
+  return out;
 }
 
 } // namespace bgagent

@@ -24,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -43,12 +44,24 @@ task_file_contents read_task_file(const std::string& path,
                                   uint64_t max_input_bytes,
                                   const type_registry& types);
 
+// The same reading, streamed: each task is handed to `each` in file order
+// with its place and, the first time its type is used, that type's
+// definition (else null); nothing is kept but what the checks need (the
+// custom_ids of OpenAI Batch lines). A fault throws usage_error when it is
+// met: the tasks handed over before it are the caller's to discard.
+using task_visitor = std::function<void(
+  task&& t, const std::string& where, const type_definition* first_use)>;
+void for_each_task(const std::string& path, uint64_t max_input_bytes,
+                   const type_registry& types, const task_visitor& each);
+
 struct task_type;
 struct submit_report;
+struct submit_counts;
 
 // "N task(s) submitted, M already known (skipped)", and the replaced and
 // kept conflicts when there are any.
 std::string submit_summary(const submit_report& rep);
+std::string submit_summary(const submit_counts& counts);
 // The store's refusal of a submission, at the place of the task at fault
 // ("FILE line N: ...") when known, else "FILE: ...".
 std::string submit_error(const task_file_contents& contents,

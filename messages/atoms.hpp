@@ -10,6 +10,10 @@ namespace bgagent {
 
 // checkpointer
 using submit_atom = caf::atom_constant<caf::atom("submit")>;
+// a submission streamed in parts (one transaction): begin, parts, end
+using begin_submit_atom = caf::atom_constant<caf::atom("subbegin")>;
+using submit_part_atom = caf::atom_constant<caf::atom("subpart")>;
+using end_submit_atom = caf::atom_constant<caf::atom("subend")>;
 using open_run_atom = caf::atom_constant<caf::atom("openrun")>;
 using finish_run_atom = caf::atom_constant<caf::atom("finishrun")>;
 using fetch_atom = caf::atom_constant<caf::atom("fetch")>;

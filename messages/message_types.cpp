@@ -50,6 +50,7 @@ void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<std::vector<tag_totals>>(
     "std::vector<bgagent::tag_totals>");
   cfg.add_message_type<submit_report>("bgagent::submit_report");
+  cfg.add_message_type<submit_counts>("bgagent::submit_counts");
   cfg.add_message_type<run_summary>("bgagent::run_summary");
   cfg.add_message_type<metrics_snapshot>("bgagent::metrics_snapshot");
   cfg.add_message_type<worker_context>("bgagent::worker_context");

@@ -102,6 +102,21 @@ typename Inspector::result_type inspect(Inspector& f, submit_report& x) {
            x.replaced, x.conflicts_skipped, x.error, x.failed_index);
 }
 
+// What a streamed submission did, in counts (store::end_submission).
+struct submit_counts {
+  uint64_t inserted = 0;
+  uint64_t duplicates = 0;
+  uint64_t replaced = 0;
+  uint64_t conflicts_skipped = 0;
+  std::string error; // non-empty: nothing was inserted
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, submit_counts& x) {
+  return f(caf::meta::type_name("submit_counts"), x.inserted, x.duplicates,
+           x.replaced, x.conflicts_skipped, x.error);
+}
+
 // How a run ended; `exit_code` follows DESIGN.md section 8.
 // How many tasks this process quarantined with one error text.
 struct error_tally {

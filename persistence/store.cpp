@@ -1,6 +1,7 @@
 #include "persistence/store.hpp"
 
 #include <algorithm>
+#include <set>
 #include <thread>
 #include <cstdio>
 #include <cstdlib>
@@ -310,8 +311,21 @@ bool is_zero(const usage& u) {
 
 } // namespace
 
+struct store::submission {
+  std::string source;
+  on_conflict conflict = on_conflict::error;
+  bool own_tx = false;      // begun by the submission (not inside another)
+  bool keep_ids = false;    // submit(): the report lists the ids
+  bool refused = false;
+  std::string error;
+  int64_t next_index = 0;   // of the next task, from the first one
+  submit_counts counts;
+  std::set<std::string> stored_types; // fingerprints stored by it
+  std::string ts;
+};
+
 struct store::statements {
-  stmt insert_task, fetch_same, fetch_lower, row, raw_answer, running_free, running, completed, settle,
+  stmt by_key, by_id, replace, insert_task, fetch_same, fetch_lower, row, raw_answer, running_free, running, completed, settle,
     retry_wait,
     quarantined, pending, ledger, task_usage, insert_event, max_event,
     events_after;
@@ -506,8 +520,21 @@ void store::prepare_statements() {
     s.~stmt();
     new (&s) stmt(db_, sql, path_);
   };
+  prep(st_->by_key, "SELECT seq, id, content_hash, state FROM tasks WHERE "
+                    "idempotency_key = ?1");
+  prep(st_->by_id, "SELECT seq, id, content_hash, state FROM tasks WHERE "
+                   "id = ?1");
+  prep(st_->replace,
+       "UPDATE tasks SET type = ?2, input = ?3, max_tokens = ?4, "
+       "vars = NULLIF(?5, ''), req_model = NULLIF(?6, ''), "
+       "type_fingerprint = ?7, content_hash = ?8, state = 'pending', "
+       "attempts = 0, result = NULL, error = NULL, raw_answer = NULL, "
+       "answer_error = NULL, response = NULL, updated_at = ?9, "
+       "priority = ?10, tags = NULLIF(?11, '') WHERE seq = ?1");
+  // OR IGNORE: a key or id stored already is not an error but the rarer
+  // case, looked up after the insert changed nothing.
   prep(st_->insert_task,
-       "INSERT INTO tasks(id, type, input, idempotency_key, max_tokens, "
+       "INSERT OR IGNORE INTO tasks(id, type, input, idempotency_key, max_tokens, "
        "created_at, updated_at, vars, req_model, type_fingerprint, "
        "content_hash, priority, tags) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6, "
        "NULLIF(?7, ''), NULLIF(?8, ''), ?9, ?10, ?11, NULLIF(?12, ''))");
@@ -883,6 +910,169 @@ std::vector<settlement> store::take_settlements() {
   return out;
 }
 
+void store::begin_submission(const std::string& source,
+                             on_conflict conflict) {
+  sub_ = std::make_unique<submission>();
+  sub_->source = source;
+  sub_->conflict = conflict;
+  sub_->own_tx = !in_tx_;
+  if (sub_->own_tx)
+    begin();
+  sub_->ts = now_rfc3339();
+}
+
+submit_report store::submit_part(const std::vector<task>& tasks,
+                                 const std::vector<type_definition>& types,
+                                 const std::vector<std::string>& hashes) {
+  submit_report rep;
+  if (!sub_ || sub_->refused) {
+    rep.error = sub_ ? sub_->error : "no submission in progress";
+    return rep;
+  }
+  auto& sub = *sub_;
+  // The definitions given, and those of the built-in types named by tasks
+  // without a fingerprint (this release's built-ins may be newer than the
+  // store's).
+  auto all = types;
+  for (auto& t : tasks)
+    if (t.type_fingerprint.empty())
+      if (auto* bt = type_registry::builtin_types().find(t.type))
+        if (!sub.stored_types.count(bt->fingerprint))
+          all.push_back(type_definition{bt->fingerprint, bt->name,
+                                        bt->canonical});
+  store_types(all);
+  for (auto& d : all)
+    sub.stored_types.insert(d.fingerprint);
+  for (size_t i = 0; i < tasks.size(); ++i)
+    if (!submit_one(tasks[i],
+                    i < hashes.size() ? hashes[i] : content_hash(tasks[i]),
+                    rep))
+      break;
+  return rep;
+}
+
+submit_counts store::end_submission(bool keep) {
+  submit_counts out;
+  if (!sub_) {
+    out.error = "no submission in progress";
+    return out;
+  }
+  auto sub = std::move(sub_);
+  if (sub->refused) {
+    out.error = sub->error;
+    return out;
+  }
+  if (!keep) {
+    if (sub->own_tx)
+      rollback();
+    for (auto& fp : sub->stored_types)
+      types_.erase(fp);
+    out.error = "abandoned";
+    return out;
+  }
+  if (sub->own_tx)
+    commit();
+  return sub->counts;
+}
+
+bool store::submit_one(const task& t, const std::string& hash,
+                       submit_report& rep) {
+  auto& sub = *sub_;
+  auto index = sub.next_index++;
+  // A refusal undoes the whole submission, types stored by it included: a
+  // definition read in this transaction is not known to be stored.
+  auto refuse = [&](std::string why) {
+    if (sub.own_tx)
+      rollback();
+    for (auto& fp : sub.stored_types)
+      types_.erase(fp);
+    rep = submit_report{};
+    rep.error = why;
+    rep.failed_index = index;
+    sub.refused = true;
+    sub.error = std::move(why);
+    return false;
+  };
+  auto event = [&](const char* name, const std::string& id,
+                   const std::string& detail) {
+    if (!sub.source.empty())
+      add_event(make_event(name, id, -1, detail));
+  };
+  if (!find_type(fingerprint_of(t)))
+    return refuse("task " + t.id + ": type \"" + t.type +
+                  "\" has no stored definition (fingerprint \"" +
+                  fingerprint_of(t) + "\")");
+  // The stored task with the same key, else with the same id (a task an
+  // earlier release keyed by its content): its content decides.
+  struct found_row {
+    int64_t seq = 0;
+    std::string id, hash, state;
+  } row;
+  auto look = [&](stmt& q, const std::string& value) {
+    q.bind(1, value);
+    return with(q, path_, [&] {
+      if (!q.step())
+        return false;
+      row = found_row{q.i64(0), q.text(1), q.text(2), q.text(3)};
+      return true;
+    });
+  };
+  auto& s = st_->insert_task;
+  s.bind(1, t.id).bind(2, t.type).bind(3, t.input).bind(4, t.idempotency_key);
+  s.bind(5, static_cast<int64_t>(t.max_tokens)).bind(6, sub.ts);
+  s.bind(7, vars_json(t.vars)).bind(8, t.model).bind(9, fingerprint_of(t));
+  s.bind(10, hash).bind(11, t.priority).bind(12, tags_json(t.tags));
+  with(s, path_, [&] { return s.step(); });
+  if (sqlite3_changes(db_) == 1) {
+    ++sub.counts.inserted;
+    if (sub.keep_ids)
+      rep.inserted.push_back(t.id);
+    event("task_submitted", t.id, sub.source);
+    return true;
+  }
+  if (!look(st_->by_key, t.idempotency_key) && !look(st_->by_id, t.id))
+    return refuse("task " + t.id + ": could not be stored");
+  if (row.hash == hash) {
+    ++sub.counts.duplicates;
+    if (sub.keep_ids)
+      rep.duplicates.push_back(t.id);
+    event("task_duplicate", t.id, "already submitted; not run again");
+    return true;
+  }
+  // The same key (or id) with other content: never a silent merge.
+  if (sub.conflict == on_conflict::skip) {
+    ++sub.counts.conflicts_skipped;
+    if (sub.keep_ids)
+      rep.conflicts_skipped.push_back(row.id);
+    event("task_duplicate", row.id,
+          "submitted again with other content; the stored task kept "
+          "(--on-conflict skip)");
+    return true;
+  }
+  if (sub.conflict == on_conflict::error)
+    return refuse("task " + t.id + " was submitted before with other "
+                                   "content (input, vars, model, "
+                                   "max_tokens or its type's definition): "
+                                   "keep it with --on-conflict skip, or run "
+                                   "the new one with --on-conflict replace");
+  if (row.state == task_state::running)
+    return refuse("task " + row.id + " is running: it can be replaced once "
+                                     "it is not");
+  auto& r = st_->replace;
+  r.bind(1, row.seq).bind(2, t.type).bind(3, t.input);
+  r.bind(4, static_cast<int64_t>(t.max_tokens)).bind(5, vars_json(t.vars));
+  r.bind(6, t.model).bind(7, fingerprint_of(t)).bind(8, hash);
+  r.bind(9, sub.ts).bind(10, t.priority).bind(11, tags_json(t.tags));
+  with(r, path_, [&] { return r.step(); });
+  ++sub.counts.replaced;
+  if (sub.keep_ids)
+    rep.replaced.push_back(row.id);
+  event("task_replaced", row.id,
+        "submitted again with other content from " + sub.source +
+          ": replaced, to run again");
+  return true;
+}
+
 submit_report store::submit(const std::vector<task>& tasks) {
   return submit(tasks, std::string{});
 }
@@ -891,137 +1081,12 @@ submit_report store::submit(const std::vector<task>& tasks,
                             const std::string& source,
                             const std::vector<type_definition>& types,
                             on_conflict conflict) {
-  submit_report rep;
-  auto ts = now_rfc3339();
-  bool own = !in_tx_;
-  if (own)
-    begin();
-  {
-    // The definitions given, and those of the built-in types named by
-    // tasks without a fingerprint (this release's built-ins may be newer
-    // than the store's).
-    auto all = types;
-    for (auto& t : tasks)
-      if (t.type_fingerprint.empty())
-        if (auto* bt = type_registry::builtin_types().find(t.type))
-          all.push_back(type_definition{bt->fingerprint, bt->name,
-                                        bt->canonical});
-    store_types(all);
-  }
-  // A definition read in this transaction is not known to be stored until
-  // it commits.
-  auto forget_types = [&] {
-    for (auto& d : types)
-      types_.erase(d.fingerprint);
-  };
-  for (auto& t : tasks) {
-    if (!find_type(fingerprint_of(t))) {
-      if (own)
-        rollback();
-      forget_types();
-      rep.error = "task " + t.id + ": type \"" + t.type +
-                  "\" has no stored definition (fingerprint \"" +
-                  fingerprint_of(t) + "\")";
-      return rep;
-    }
-  }
-  // The stored task with the same key, else with the same id (a task an
-  // earlier release keyed by its content): its content decides.
-  stmt by_key(db_, "SELECT seq, id, content_hash, state FROM tasks WHERE "
-                   "idempotency_key = ?1",
-              path_);
-  stmt by_id(db_, "SELECT seq, id, content_hash, state FROM tasks WHERE "
-                  "id = ?1",
-             path_);
-  stmt replace(db_, "UPDATE tasks SET type = ?2, input = ?3, max_tokens = ?4, "
-                    "vars = NULLIF(?5, ''), req_model = NULLIF(?6, ''), "
-                    "type_fingerprint = ?7, content_hash = ?8, state = "
-                    "'pending', attempts = 0, result = NULL, error = NULL, "
-                    "raw_answer = NULL, answer_error = NULL, response = "
-                    "NULL, updated_at = ?9, priority = ?10, tags = "
-                    "NULLIF(?11, '') WHERE seq = ?1",
-               path_);
-  auto refuse = [&](size_t i, std::string why) {
-    if (own)
-      rollback();
-    forget_types();
-    rep.inserted.clear();
-    rep.duplicates.clear();
-    rep.replaced.clear();
-    rep.conflicts_skipped.clear();
-    rep.error = std::move(why);
-    rep.failed_index = static_cast<int64_t>(i);
-    return rep;
-  };
-  for (size_t i = 0; i < tasks.size(); ++i) {
-    auto& t = tasks[i];
-    auto hash = content_hash(t);
-    struct found_row {
-      int64_t seq = 0;
-      std::string id, hash, state;
-    } row;
-    auto look = [&](stmt& q, const std::string& value) {
-      q.bind(1, value);
-      return with(q, path_, [&] {
-        if (!q.step())
-          return false;
-        row = found_row{q.i64(0), q.text(1), q.text(2), q.text(3)};
-        return true;
-      });
-    };
-    if (!look(by_key, t.idempotency_key) && !look(by_id, t.id)) {
-      auto& s = st_->insert_task;
-      s.bind(1, t.id).bind(2, t.type).bind(3, t.input).bind(4, t.idempotency_key);
-      s.bind(5, static_cast<int64_t>(t.max_tokens)).bind(6, ts);
-      s.bind(7, vars_json(t.vars)).bind(8, t.model).bind(9, fingerprint_of(t));
-      s.bind(10, hash).bind(11, t.priority).bind(12, tags_json(t.tags));
-      with(s, path_, [&] { return s.step(); });
-      rep.inserted.push_back(t.id);
-      continue;
-    }
-    if (row.hash == hash) {
-      rep.duplicates.push_back(t.id);
-      continue;
-    }
-    // The same key (or id) with other content: never a silent merge.
-    if (conflict == on_conflict::skip) {
-      rep.conflicts_skipped.push_back(row.id);
-      continue;
-    }
-    if (conflict == on_conflict::error)
-      return refuse(i, "task " + t.id + " was submitted before with other "
-                                        "content (input, vars, model, "
-                                        "max_tokens or its type's "
-                                        "definition): keep it with "
-                                        "--on-conflict skip, or run the new "
-                                        "one with --on-conflict replace");
-    if (row.state == task_state::running)
-      return refuse(i, "task " + row.id + " is running: it can be replaced "
-                                          "once it is not");
-    replace.bind(1, row.seq).bind(2, t.type).bind(3, t.input);
-    replace.bind(4, static_cast<int64_t>(t.max_tokens)).bind(5, vars_json(t.vars));
-    replace.bind(6, t.model).bind(7, fingerprint_of(t)).bind(8, hash);
-    replace.bind(9, ts).bind(10, t.priority).bind(11, tags_json(t.tags));
-    with(replace, path_, [&] { return replace.step(); });
-    rep.replaced.push_back(row.id);
-  }
-  if (!source.empty()) {
-    for (auto& id : rep.inserted)
-      add_event(make_event("task_submitted", id, -1, source));
-    for (auto& id : rep.duplicates)
-      add_event(make_event("task_duplicate", id, -1,
-                           "already submitted; not run again"));
-    for (auto& id : rep.conflicts_skipped)
-      add_event(make_event("task_duplicate", id, -1,
-                           "submitted again with other content; the stored "
-                           "task kept (--on-conflict skip)"));
-    for (auto& id : rep.replaced)
-      add_event(make_event("task_replaced", id, -1,
-                           "submitted again with other content from " +
-                             source + ": replaced, to run again"));
-  }
-  if (own)
-    commit();
+  begin_submission(source, conflict);
+  sub_->keep_ids = true;
+  auto rep = submit_part(tasks, types);
+  auto counts = end_submission();
+  if (rep.error.empty() && !counts.error.empty())
+    rep.error = counts.error;
   return rep;
 }
 

@@ -128,6 +128,22 @@ public:
                        const std::vector<type_definition>& types = {},
                        on_conflict conflict = on_conflict::error);
 
+  // The same submission streamed in parts, so a file of a million tasks is
+  // never held whole: begin_submission() opens its one transaction,
+  // submit_part() adds tasks (with the definitions of types not given in
+  // an earlier part) and keeps only counts, end_submission() commits.
+  // A refusal rolls everything back: submit_part() returns the report with
+  // `error` and `failed_index` (counted from the submission's first task),
+  // and later parts and end_submission() are refused too.
+  // end_submission(false) rolls it back (a fault found later in the file).
+  void begin_submission(const std::string& source, on_conflict conflict);
+  // `hashes`: each task's content_hash(), when the caller computed them
+  // (on its own thread); else they are computed here.
+  submit_report submit_part(const std::vector<task>& tasks,
+                            const std::vector<type_definition>& types,
+                            const std::vector<std::string>& hashes = {});
+  submit_counts end_submission(bool keep = true);
+
   // SHA-256 of what a task asks for: its type's fingerprint, model,
   // max_tokens, input and vars.
   static std::string content_hash(const task& t);
@@ -281,6 +297,13 @@ private:
 
   std::string path_;
   std::string tx_time_; // empty: not read yet in this transaction
+  // The submission in progress (begin_submission .. end_submission).
+  struct submission;
+  std::unique_ptr<submission> sub_;
+  // One task of a submission; false (rolled back, report.error set) when
+  // it is refused. `ids`: the report that keeps ids, else only counts.
+  bool submit_one(const task& t, const std::string& hash,
+                  submit_report& rep);
   // wait_for_lock(): the one wait in progress.
   std::function<void(double)> lock_waiting_;
   std::chrono::steady_clock::time_point wait_started_;

@@ -140,3 +140,57 @@ TEST_CASE("a key taken from an id never meets a key a user gave, and keys "
   for (auto& [id, row] : rows)
     CHECK(row["state"] == "completed");
 }
+
+// `submit` streams a big file to the store in parts of 2,048 tasks, all in
+// one transaction: a fault in a later part (after earlier parts were
+// inserted) still leaves nothing of the file, and a clean file is stored
+// whole, each task audited once.
+TEST_CASE("a submission streamed in parts is all or nothing",
+          "[e2e][conflict][submit]") {
+  temp_dir dir;
+  write_tasks(dir.path("first.jsonl"),
+              {make_task("k-4500", "summarize", "The stored one. It stays.")});
+  REQUIRE(run_bgagent({"submit", "first.jsonl"}, dir.path()).exit_code == 0);
+  auto audit = dir.path("bgagent-audit.jsonl");
+  auto lines_before = read_jsonl(audit).size();
+
+  // 5,000 tasks; task 4,500 (in the third part) conflicts with the stored
+  // one, task 4,999 later has a malformed line.
+  auto tasks = make_tasks(5000, "k-");
+  tasks[4499] = make_task("k-4500", "summarize", "Other content. It differs.");
+  write_tasks(dir.path("conflict.jsonl"), tasks);
+  auto r = run_bgagent({"submit", "conflict.jsonl"}, dir.path());
+  INFO(r.err);
+  CHECK(r.exit_code == 2);
+  CHECK(lines_of(r.err).size() == 1);
+  CHECK(contains(r.err, "conflict.jsonl line 4500: task k-4500 was submitted "
+                        "before with other content"));
+  CHECK(status_json(dir.path())["tasks"]["pending"] == 1);
+  CHECK(read_jsonl(audit).size() == lines_before);
+
+  // A fault the reader finds after two parts went to the store.
+  tasks[4499] = make_task("k-4500", "summarize", "The stored one. It stays.");
+  write_tasks(dir.path("late.jsonl"), tasks);
+  write_file(dir.path("late.jsonl"),
+             read_file(dir.path("late.jsonl")) + "{\"type\": \"summarize\"\n");
+  auto late = run_bgagent({"submit", "late.jsonl"}, dir.path());
+  INFO(late.err);
+  CHECK(late.exit_code == 2);
+  CHECK(contains(late.err, "late.jsonl line 5001: malformed JSON"));
+  CHECK(status_json(dir.path())["tasks"]["pending"] == 1);
+  CHECK(read_jsonl(audit).size() == lines_before);
+
+  // The same file without the fault: all of it, each task audited once.
+  write_tasks(dir.path("clean.jsonl"), tasks);
+  auto ok = run_bgagent({"submit", "clean.jsonl"}, dir.path());
+  INFO(ok.err);
+  REQUIRE(ok.exit_code == 0);
+  CHECK(contains(ok.out, "4999 task(s) submitted, 1 already known (skipped)"));
+  CHECK(status_json(dir.path())["tasks"]["pending"] == 5000);
+  auto submitted = count_events_by_task(audit, "task_submitted");
+  CHECK(submitted.size() == 5000);
+  for (auto& kv : submitted)
+    if (kv.second != 1)
+      FAIL_CHECK(kv.first << " audited " << kv.second << " times");
+  CHECK(count_events_by_task(audit, "task_duplicate").size() == 1);
+}
