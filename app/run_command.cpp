@@ -32,6 +32,7 @@
 #include "app/run_lock.hpp"
 #include "app/system_config.hpp"
 #include "app/task_file.hpp"
+#include "app/task_file_submission.hpp"
 #include "app/types_file.hpp"
 #include "messages/atoms.hpp"
 #include "messages/events.hpp"
@@ -136,10 +137,11 @@ int run_command(const config& c, const run_options& o,
                 const provider_registry& providers) {
   // Everything that can be wrong with the input is checked before anything
   // is opened, so bad input changes nothing.
-  task_file_contents tasks;
+  // (A file of more than one part is read to its end only once the store
+  // is open: a fault there rolls its whole submission back.)
+  std::optional<task_file_submission> tasks;
   if (!o.tasks_file.empty())
-    tasks = read_task_file(o.tasks_file, c.max_input_bytes,
-                           types_in_force(c));
+    tasks.emplace(o.tasks_file, c.max_input_bytes, types_in_force(c));
   provider_ptr prov;
   try {
     prov = providers.make(c.provider);
@@ -241,18 +243,16 @@ int run_command(const config& c, const run_options& o,
   }
   // First line, once nothing can be refused any more.
   std::string submitted;
-  if (!tasks.tasks.empty()) {
-    // Moved: the checkpointer's copy is the only one, freed once stored.
+  if (tasks) {
     // task_submitted / task_duplicate are committed with the submission.
-    auto rep = ask<submit_report>(self, checkpointer, submit_atom::value,
-                                  std::move(tasks.tasks), o.tasks_file,
-                                  std::move(tasks.types), o.on_conflict);
-    tasks.tasks = {};
-    if (!rep.error.empty()) {
+    try {
+      auto counts = tasks->store_all(self, checkpointer, o.on_conflict);
+      submitted = o.tasks_file + ": " + submit_summary(counts);
+    } catch (const usage_error&) {
       shutdown({checkpointer, auditor});
-      throw usage_error(submit_error(tasks, o.tasks_file, rep));
+      throw;
     }
-    submitted = o.tasks_file + ": " + submit_summary(rep);
+    tasks.reset();
   }
   announce_provider(*prov, c);
   if (!submitted.empty())

@@ -20,6 +20,7 @@
 #include "app/system_config.hpp"
 #include "app/run_lock.hpp"
 #include "app/task_file.hpp"
+#include "app/task_file_submission.hpp"
 #include "app/types_file.hpp"
 #include "messages/atoms.hpp"
 #include "messages/events.hpp"
@@ -127,93 +128,10 @@ int submit_command(const config& c, const std::string& file,
   std::optional<run_lock> no_run;
   if (on_conflict == "replace")
     no_run.emplace(c.db_path);
-  auto types = types_in_force(c);
-  // Streamed in parts, one transaction for all: the file is never held
-  // whole, and the store inserts one part while the next is read.
-  // task_submitted / task_duplicate are committed with it. The store is
-  // opened with the first full part: a short file with a fault leaves no
-  // database behind.
-  constexpr size_t part_size = 2048;
-  struct part {
-    std::vector<task> tasks;
-    std::vector<type_definition> types;
-    std::vector<std::string> hashes; // hashed here, not on the store's thread
-    std::vector<std::string> where;
-  };
-  part filling, in_store;
-  bool in_flight = false;
-  std::optional<store_session> session;
-  auto open = [&] {
-    if (session)
-      return;
-    session.emplace(c, store::open_mode::create_if_missing, true);
-    session->self->monitor(session->checkpointer);
-    ask<bool>(session->self, session->checkpointer, begin_submit_atom::value,
-              file, on_conflict);
-  };
-  // The store's answer to the part it has: a refusal names its task.
-  auto settle = [&] {
-    if (!in_flight)
-      return;
-    in_flight = false;
-    submit_report rep;
-    session->self->receive(
-      [&](submit_report& r) { rep = std::move(r); },
-      [&](caf::down_msg& dm) {
-        throw std::runtime_error("the store's checkpointer ended: " +
-                                 to_string(dm.reason));
-      });
-    if (rep.error.empty())
-      return;
-    auto at = static_cast<size_t>(rep.failed_index) % part_size;
-    throw usage_error((at < in_store.where.size() ? in_store.where[at]
-                                                   : file) +
-                      ": " + rep.error);
-  };
-  auto send = [&] {
-    open();
-    settle();
-    in_store = std::move(filling);
-    filling = part{};
-    // A plain send: the answer comes back as a message, taken by settle().
-    session->self->send(session->checkpointer, submit_part_atom::value,
-                 std::move(in_store.tasks), std::move(in_store.types),
-                 std::move(in_store.hashes));
-    in_flight = true;
-  };
-  try {
-    for_each_task(file, c.max_input_bytes, types,
-                  [&](task&& t, const std::string& where,
-                      const type_definition* first_use) {
-                    filling.hashes.push_back(store::content_hash(t));
-                    filling.tasks.push_back(std::move(t));
-                    filling.where.push_back(where);
-                    if (first_use)
-                      filling.types.push_back(*first_use);
-                    if (filling.tasks.size() == part_size)
-                      send();
-                  });
-    if (!filling.tasks.empty())
-      send();
-    settle();
-  } catch (...) {
-    // Nothing of it stays: a refused submission is rolled back already.
-    if (session) {
-      if (in_flight) {
-        try {
-          settle();
-        } catch (...) {
-        }
-      }
-      ask<submit_counts>(session->self, session->checkpointer,
-                         end_submit_atom::value, false);
-    }
-    throw;
-  }
-  auto counts = ask<submit_counts>(session->self, session->checkpointer,
-                                   end_submit_atom::value, true);
-  if (!counts.error.empty())
-    throw usage_error(file + ": " + counts.error);
+  // Read in parts: a fault in a short file leaves no database behind.
+  task_file_submission tasks(file, c.max_input_bytes, types_in_force(c));
+  store_session s(c, store::open_mode::create_if_missing, true);
+  auto counts = tasks.store_all(s.self, s.checkpointer, on_conflict);
   std::printf("%s\n", submit_summary(counts).c_str());
   return exit_code::ok;
 }

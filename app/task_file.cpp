@@ -282,12 +282,51 @@ std::string derive_idempotency_key(const task& t, const task_type& type) {
     json::array({type.fingerprint, t.model, t.input, t.vars}).dump());
 }
 
-void for_each_task(const std::string& path, uint64_t max_input_bytes,
-                   const type_registry& types, const task_visitor& each) {
+struct task_file_reader::impl {
+  std::string path;
+  uint64_t max_input_bytes;
+  type_registry types; // a copy (shared definitions): callers pass temporaries
+  std::ifstream in;
+  bool array = false;
+  ordered_json arr; // a JSON array file, read whole
+  size_t next_element = 0;
+  size_t line_no = 0;
+  size_t count = 0;
+  std::set<std::string> used; // fingerprints handed over
+  std::map<std::string, std::string> custom_ids; // -> where first seen
+
+  impl(const std::string& p, uint64_t max, const type_registry& t)
+    : path(p), max_input_bytes(max), types(t) {}
+
+  void add(const json& j, const ordered_json* ordered, std::string where,
+           task_file_entry& out) {
+    const task_type* type = nullptr;
+    out.t = parse_task(j, ordered, where, max_input_bytes, types, type);
+    if (type->raw) {
+      auto [i, fresh] = custom_ids.emplace(out.t.id, where);
+      if (!fresh)
+        throw usage_error(where + ": custom_id \"" +
+                          utf8_clip(sanitize_utf8(i->first), 64) +
+                          "\" is used twice (first at " + i->second + ")");
+    }
+    ++count;
+    out.where = std::move(where);
+    out.first_use.reset();
+    if (used.insert(type->fingerprint).second)
+      out.first_use =
+        type_definition{type->fingerprint, type->name, type->canonical};
+  }
+};
+
+task_file_reader::task_file_reader(const std::string& path,
+                                   uint64_t max_input_bytes,
+                                   const type_registry& types)
+  : d_(std::make_unique<impl>(path, max_input_bytes, types)) {
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
     throw usage_error(path + ": is a directory, not a task file");
-  std::ifstream in(path, std::ios::binary);
+  auto& in = d_->in;
+  in.open(path, std::ios::binary);
   if (!in)
     throw usage_error(path + ": cannot open task file");
   // A UTF-8 byte order mark (as some editors write) is not part of JSON.
@@ -297,75 +336,61 @@ void for_each_task(const std::string& path, uint64_t max_input_bytes,
     if (!(bom[1] == '\xBB' && bom[2] == '\xBF'))
       throw usage_error(path + " line 1: malformed JSON (not UTF-8 text)");
   }
-  size_t count = 0;
-  std::set<std::string> used; // fingerprints handed over
-  std::map<std::string, std::string> custom_ids; // -> where first seen
-  auto add = [&](const json& j, const ordered_json* ordered,
-                 const std::string& where) {
-    const task_type* type = nullptr;
-    auto t = parse_task(j, ordered, where, max_input_bytes, types, type);
-    if (type->raw) {
-      auto [i, fresh] = custom_ids.emplace(t.id, where);
-      if (!fresh)
-        throw usage_error(where + ": custom_id \"" +
-                          utf8_clip(sanitize_utf8(i->first), 64) +
-                          "\" is used twice (first at " + i->second + ")");
-    }
-    ++count;
-    if (used.insert(type->fingerprint).second) {
-      type_definition def{type->fingerprint, type->name, type->canonical};
-      each(std::move(t), where, &def);
-    } else {
-      each(std::move(t), where, nullptr);
-    }
-  };
   // Peek at the first non-blank character: '[' means one JSON array, which
   // must be read whole; JSON Lines are streamed line by line so that a big
   // file is never held whole. No seeking back: the file may be a pipe
   // (`--tasks /dev/stdin`); the blank lines skipped still count for the
   // line numbers in errors.
   int first = EOF;
-  size_t skipped_lines = 0;
   while ((first = in.peek()) != EOF && std::isspace(first))
-    skipped_lines += in.get() == '\n';
+    d_->line_no += in.get() == '\n';
   if (first == EOF)
     throw usage_error(path + ": the file holds no tasks");
-  if (first == '[') {
-    std::string text((std::istreambuf_iterator<char>(in)),
-                     std::istreambuf_iterator<char>());
-    // In its own key order, for OpenAI Batch lines' bodies.
-    ordered_json arr;
-    try {
-      arr = ordered_json::parse(text);
-    } catch (const json::parse_error& e) {
-      throw usage_error(path + " line " +
-                        std::to_string(skipped_lines + line_of(text, e.byte)) +
-                        ": malformed JSON (" + parse_error_text(e) + ")");
-    } catch (const json::exception& e) {
-      throw usage_error(path + " line " +
-                        std::to_string(skipped_lines +
-                                       line_of(text, quoted_pos(text, e))) +
-                        ": malformed JSON (" + parse_error_text(e) + ")");
-    }
-    if (arr.empty())
-      throw usage_error(path + ": the file holds no tasks");
-    for (size_t i = 0; i < arr.size(); ++i) {
-      auto where = path + " element " + std::to_string(i + 1);
-      // Converting recurses once per level: no deeper than a task can be.
-      if (deeper_than(arr[i], max_line_depth))
-        throw usage_error(where + ": nested more than " +
-                          std::to_string(max_line_depth) + " levels deep");
-      add(json(arr[i]), &arr[i], where);
-    }
+  if (first != '[')
     return;
+  d_->array = true;
+  std::string text((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
+  // In its own key order, for OpenAI Batch lines' bodies.
+  auto skipped = d_->line_no;
+  try {
+    d_->arr = ordered_json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw usage_error(path + " line " +
+                      std::to_string(skipped + line_of(text, e.byte)) +
+                      ": malformed JSON (" + parse_error_text(e) + ")");
+  } catch (const json::exception& e) {
+    throw usage_error(path + " line " +
+                      std::to_string(skipped +
+                                     line_of(text, quoted_pos(text, e))) +
+                      ": malformed JSON (" + parse_error_text(e) + ")");
+  }
+  if (d_->arr.empty())
+    throw usage_error(path + ": the file holds no tasks");
+}
+
+task_file_reader::~task_file_reader() = default;
+
+bool task_file_reader::next(task_file_entry& out) {
+  auto& d = *d_;
+  if (d.array) {
+    if (d.next_element >= d.arr.size())
+      return false;
+    auto i = d.next_element++;
+    auto where = d.path + " element " + std::to_string(i + 1);
+    // Converting recurses once per level: no deeper than a task can be.
+    if (deeper_than(d.arr[i], max_line_depth))
+      throw usage_error(where + ": nested more than " +
+                        std::to_string(max_line_depth) + " levels deep");
+    d.add(json(d.arr[i]), &d.arr[i], std::move(where), out);
+    return true;
   }
   std::string line;
-  size_t n = skipped_lines;
-  while (std::getline(in, line)) {
-    ++n;
+  while (std::getline(d.in, line)) {
+    ++d.line_no;
     if (line.find_first_not_of(" \t\r") == std::string::npos)
       continue;
-    auto where = path + " line " + std::to_string(n);
+    auto where = d.path + " line " + std::to_string(d.line_no);
     json j;
     try {
       j = json::parse(line);
@@ -376,27 +401,28 @@ void for_each_task(const std::string& path, uint64_t max_input_bytes,
     if (is_batch_line(j)) {
       // Parsed once more in its own key order: its body is sent as written.
       auto ordered = ordered_json::parse(line);
-      add(j, &ordered, where);
+      d.add(j, &ordered, std::move(where), out);
     } else {
-      add(j, nullptr, where);
+      d.add(j, nullptr, std::move(where), out);
     }
+    return true;
   }
-  if (count == 0)
-    throw usage_error(path + ": the file holds no tasks");
+  if (d.count == 0)
+    throw usage_error(d.path + ": the file holds no tasks");
+  return false;
 }
 
 task_file_contents read_task_file(const std::string& path,
                                   uint64_t max_input_bytes,
                                   const type_registry& types) {
   task_file_contents out;
-  for_each_task(path, max_input_bytes, types,
-                [&](task&& t, const std::string& where,
-                    const type_definition* first_use) {
-                  out.tasks.push_back(std::move(t));
-                  out.where.push_back(where);
-                  if (first_use)
-                    out.types.push_back(*first_use);
-                });
+  task_file_reader reader(path, max_input_bytes, types);
+  for (task_file_entry e; reader.next(e);) {
+    out.tasks.push_back(std::move(e.t));
+    out.where.push_back(std::move(e.where));
+    if (e.first_use)
+      out.types.push_back(std::move(*e.first_use));
+  }
   return out;
 }
 

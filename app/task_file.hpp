@@ -24,7 +24,8 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,15 +45,30 @@ task_file_contents read_task_file(const std::string& path,
                                   uint64_t max_input_bytes,
                                   const type_registry& types);
 
-// The same reading, streamed: each task is handed to `each` in file order
-// with its place and, the first time its type is used, that type's
-// definition (else null); nothing is kept but what the checks need (the
-// custom_ids of OpenAI Batch lines). A fault throws usage_error when it is
-// met: the tasks handed over before it are the caller's to discard.
-using task_visitor = std::function<void(
-  task&& t, const std::string& where, const type_definition* first_use)>;
-void for_each_task(const std::string& path, uint64_t max_input_bytes,
-                   const type_registry& types, const task_visitor& each);
+// The same reading, streamed: next() hands over one task at a time, in
+// file order, with its place and, the first time its type is used, that
+// type's definition; nothing is kept but what the checks need (the
+// custom_ids of OpenAI Batch lines; a JSON array file is read whole). A
+// fault throws usage_error when it is met: tasks handed over before it are
+// the caller's to discard. The constructor checks the file's start.
+struct task_file_entry {
+  task t;
+  std::string where;                       // "FILE line N"
+  std::optional<type_definition> first_use; // its type, first time used
+};
+
+class task_file_reader {
+public:
+  task_file_reader(const std::string& path, uint64_t max_input_bytes,
+                   const type_registry& types);
+  ~task_file_reader();
+  // False at the end of the file.
+  bool next(task_file_entry& out);
+
+private:
+  struct impl;
+  std::unique_ptr<impl> d_;
+};
 
 struct task_type;
 struct submit_report;

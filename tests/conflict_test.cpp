@@ -179,6 +179,14 @@ TEST_CASE("a submission streamed in parts is all or nothing",
   CHECK(contains(late.err, "late.jsonl line 5001: malformed JSON"));
   CHECK(status_json(dir.path())["tasks"]["pending"] == 1);
   CHECK(read_jsonl(audit).size() == lines_before);
+  // `run --tasks` streams the same way: the fault is found with the store
+  // open, and its submission is rolled back before any task runs.
+  auto run = run_bgagent({"run", "--tasks", "late.jsonl"}, dir.path());
+  INFO(run.err);
+  CHECK(run.exit_code == 2);
+  CHECK(contains(run.err, "late.jsonl line 5001: malformed JSON"));
+  CHECK(status_json(dir.path())["tasks"]["pending"] == 1);
+  CHECK(status_json(dir.path())["tasks"]["completed"] == 0);
 
   // The same file without the fault: all of it, each task audited once.
   write_tasks(dir.path("clean.jsonl"), tasks);

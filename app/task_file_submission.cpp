@@ -1,0 +1,123 @@
+#include "app/task_file_submission.hpp"
+
+#include <stdexcept>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "app/ask.hpp"
+#include "app/errors.hpp"
+#include "app/task_file.hpp"
+#include "messages/atoms.hpp"
+#include "messages/run.hpp"
+#include "messages/task.hpp"
+#include "persistence/store.hpp"
+
+namespace bgagent {
+
+namespace {
+
+struct part {
+  std::vector<task> tasks;
+  std::vector<type_definition> types;
+  std::vector<std::string> hashes; // hashed here, not on the store's thread
+  std::vector<std::string> where;
+};
+
+} // namespace
+
+struct task_file_submission::impl {
+  std::string path;
+  task_file_reader reader;
+  part filling, in_store;
+  bool more = true; // the reader has not reached the end
+
+  impl(const std::string& p, uint64_t max, const type_registry& types)
+    : path(p), reader(p, max, types) {}
+
+  // Reads up to part_size tasks into `filling`.
+  void fill() {
+    for (task_file_entry e; filling.tasks.size() < part_size;) {
+      if (!(more = reader.next(e)))
+        return;
+      filling.hashes.push_back(store::content_hash(e.t));
+      filling.tasks.push_back(std::move(e.t));
+      filling.where.push_back(std::move(e.where));
+      if (e.first_use)
+        filling.types.push_back(std::move(*e.first_use));
+    }
+  }
+};
+
+task_file_submission::task_file_submission(const std::string& path,
+                                           uint64_t max_input_bytes,
+                                           const type_registry& types)
+  : d_(std::make_unique<impl>(path, max_input_bytes, types)) {
+  d_->fill();
+}
+
+task_file_submission::~task_file_submission() = default;
+
+submit_counts task_file_submission::store_all(caf::scoped_actor& self,
+                                              const caf::actor& checkpointer,
+                                              const std::string& on_conflict) {
+  auto& d = *d_;
+  self->monitor(checkpointer);
+  ask<bool>(self, checkpointer, begin_submit_atom::value, d.path,
+            on_conflict);
+  bool in_flight = false;
+  // The store's answer to the part it has: a refusal names its task.
+  auto settle = [&] {
+    if (!in_flight)
+      return;
+    in_flight = false;
+    submit_report rep;
+    self->receive(
+      [&](submit_report& r) { rep = std::move(r); },
+      [&](caf::down_msg& dm) {
+        throw std::runtime_error("the store's checkpointer ended: " +
+                                 to_string(dm.reason));
+      });
+    if (rep.error.empty())
+      return;
+    auto at = static_cast<size_t>(rep.failed_index) % part_size;
+    throw usage_error((at < d.in_store.where.size() ? d.in_store.where[at]
+                                                     : d.path) +
+                      ": " + rep.error);
+  };
+  try {
+    while (!d.filling.tasks.empty()) {
+      settle();
+      d.in_store = std::move(d.filling);
+      d.filling = part{};
+      // A plain send: the answer comes back as a message, taken by
+      // settle() once the next part is read.
+      self->send(checkpointer, submit_part_atom::value,
+                 std::move(d.in_store.tasks), std::move(d.in_store.types),
+                 std::move(d.in_store.hashes));
+      in_flight = true;
+      if (d.more)
+        d.fill();
+    }
+    settle();
+  } catch (...) {
+    // Nothing of it stays (a refused submission is rolled back already).
+    if (in_flight) {
+      try {
+        settle();
+      } catch (...) {
+      }
+    }
+    ask<submit_counts>(self, checkpointer, end_submit_atom::value, false);
+    self->demonitor(checkpointer);
+    throw;
+  }
+  auto counts =
+    ask<submit_counts>(self, checkpointer, end_submit_atom::value, true);
+  self->demonitor(checkpointer);
+  if (!counts.error.empty())
+    throw usage_error(d.path + ": " + counts.error);
+  return counts;
+}
+
+} // namespace bgagent

@@ -1,0 +1,45 @@
+// A task file streamed into the store through its checkpointer: one
+// all-or-nothing transaction, sent in parts of part_size tasks, the next
+// part read (and its content hashes computed) while the store inserts the
+// last, so a file of a million tasks is never held whole.
+//
+// Contract: the constructor opens the file and reads its first part, so a
+// fault in a file of at most part_size tasks throws usage_error before the
+// caller opens anything. store_all() sends every task (the checkpointer's
+// begin / part / end messages, actors/checkpointer.hpp) and returns the
+// counts; a fault found further on, or the store's refusal of a task (a
+// conflict), rolls the whole submission back and throws usage_error naming
+// the file and line. Its task_submitted / task_duplicate / task_replaced
+// events (detail: the file's path) are committed with it. Call from a
+// command's main thread, never from an actor.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <caf/fwd.hpp>
+
+namespace bgagent {
+
+class type_registry;
+struct submit_counts;
+
+class task_file_submission {
+public:
+  static constexpr size_t part_size = 2048;
+
+  task_file_submission(const std::string& path, uint64_t max_input_bytes,
+                       const type_registry& types);
+  ~task_file_submission();
+
+  submit_counts store_all(caf::scoped_actor& self,
+                          const caf::actor& checkpointer,
+                          const std::string& on_conflict);
+
+private:
+  struct impl;
+  std::unique_ptr<impl> d_;
+};
+
+} // namespace bgagent
