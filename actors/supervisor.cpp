@@ -21,6 +21,9 @@
 #include "messages/task.hpp"
 #include "messages/utf8.hpp"
 #include "messages/worker_context.hpp"
+#include "policy/restart_window.hpp"
+#include "policy/retry_policy.hpp"
+#include "policy/run_end.hpp"
 
 namespace bgagent {
 
@@ -61,8 +64,9 @@ struct supervisor_state {
   bool stopping = false;
   bool finished = false;
   bool awaiting_nodes = false; // run over, waiting for nodes to hear it
-  std::string stop_reason;
-  std::deque<clock_type::time_point> restart_times;
+  run_stop stop;
+  retry_policy retries{retry_settings{}};
+  restart_window restarts{0, 0};
   uint32_t next_worker = 0;
   std::unordered_map<std::string, std::string> node_addresses; // joined nodes
   caf::actor local_gateway; // the head's half of local workers' attempts
@@ -121,12 +125,13 @@ void spawn_local_worker(self_ptr self) {
   st.idle.push_back(w);
 }
 
-void stop(self_ptr self, const std::string& reason) {
+void stop(self_ptr self, run_stop why) {
   auto& st = self->state;
   if (!st.stopping) {
     st.stopping = true;
-    st.stop_reason = reason;
-    spdlog::info("stopping: {}; waiting for {} call(s) in flight", reason,
+    st.stop = std::move(why);
+    spdlog::info("stopping: {}; waiting for {} call(s) in flight",
+                 st.stop.text(),
                  std::count_if(st.workers.begin(), st.workers.end(),
                                [](auto& kv) { return kv.second.busy; }));
   }
@@ -194,16 +199,6 @@ void make_idle(self_ptr self, worker_slot& slot) {
   self->state.idle.push_back(slot.handle);
 }
 
-double backoff_seconds(self_ptr self, uint32_t attempt) {
-  auto& s = self->state.settings;
-  double d = s.retry_initial_seconds *
-             std::pow(s.retry_factor, static_cast<double>(attempt - 1));
-  d = std::min(d, s.retry_cap_seconds);
-  // Equal jitter: half fixed, half random, so retries of many tasks spread.
-  std::uniform_real_distribution<double> jitter(0.0, d / 2);
-  return d / 2 + jitter(self->state.rng);
-}
-
 void quarantine(self_ptr self, const task& t, uint32_t attempt,
                 const std::string& error) {
   auto& st = self->state;
@@ -233,16 +228,13 @@ void quarantine(self_ptr self, const task& t, uint32_t attempt,
 }
 
 void schedule_retry(self_ptr self, task t, uint32_t attempt,
-                    const call_outcome& out) {
+                    const call_outcome& out, const retry_decision& d) {
   auto& st = self->state;
-  double delay = out.retry_after_ms >= 0
-                   ? std::min(out.retry_after_ms / 1000.0,
-                              st.settings.retry_after_cap_seconds)
-                   : backoff_seconds(self, attempt);
+  double delay = d.delay_seconds;
   ++st.outstanding;
   char buf[64];
   std::snprintf(buf, sizeof(buf), "retry in %.3f s%s: ", delay,
-                out.retry_after_ms >= 0 ? " (Retry-After)" : "");
+                d.from_retry_after ? " (Retry-After)" : "");
   // Audited in the store's transaction that schedules it.
   self->request(st.h.checkpointer, caf::infinite, retry_atom::value, t.id,
                 attempt, out.error,
@@ -271,13 +263,15 @@ void schedule_retry(self_ptr self, task t, uint32_t attempt,
     });
 }
 
-// One attempt of `t` failed; decide between retry, quarantine and stop.
+// One attempt of `t` failed: the retry policy decides between retry,
+// quarantine and stopping the run.
 void attempt_failed(self_ptr self, const task& t, uint32_t attempt,
                     const call_outcome& out) {
   auto& st = self->state;
   self->send(st.h.monitor, outcome_atom::value, std::string("failed"), t.id);
-  switch (out.error_class()) {
-    case error_kind::out_of_credits: {
+  auto d = st.retries.decide(out, attempt, st.rng);
+  switch (d.what) {
+    case retry_decision::action::stop_run: {
       // Not the task's fault: it goes back to pending, attempt not counted.
       self->send(st.h.monitor, alert_atom::value,
                  alert{"critical", "out_of_credits",
@@ -291,19 +285,15 @@ void attempt_failed(self_ptr self, const task& t, uint32_t attempt,
           self->state.held.erase(t.id);
           maybe_finish(self);
         });
-      stop(self, "out_of_credits");
+      stop(self, run_stop{stop_reason::out_of_credits});
       return;
     }
-    case error_kind::permanent:
-      quarantine(self, t, attempt, out.error);
+    case retry_decision::action::quarantine:
+      quarantine(self, t, attempt, d.error);
       return;
-    default:
-      if (attempt >= 1 + st.settings.max_retries)
-        quarantine(self, t, attempt,
-                   out.error + " (after " + std::to_string(attempt) +
-                     " attempts)");
-      else
-        schedule_retry(self, t, attempt, out);
+    case retry_decision::action::retry:
+      schedule_retry(self, t, attempt, out, d);
+      return;
   }
 }
 
@@ -356,16 +346,10 @@ void worker_lost(self_ptr self, worker_slot slot, const std::string& why,
         slot.name + " " + why);
   self->send(st.h.monitor, outcome_atom::value, std::string("restart"),
              slot.busy ? slot.current.id : std::string{});
-  auto now = clock_type::now();
-  st.restart_times.push_back(now);
-  auto window = std::chrono::duration<double>(
-    st.settings.restart_window_seconds);
-  while (!st.restart_times.empty() && now - st.restart_times.front() > window)
-    st.restart_times.pop_front();
-  if (st.restart_times.size() > st.settings.max_restarts && !st.stopping) {
+  if (st.restarts.record(clock_type::now()) && !st.stopping) {
     self->send(st.h.monitor, alert_atom::value,
                alert{"critical", "restart_intensity",
-                     std::to_string(st.restart_times.size()) +
+                     std::to_string(st.restarts.in_window()) +
                        " worker restarts within " +
                        std::to_string(static_cast<int>(
                          st.settings.restart_window_seconds)) +
@@ -373,7 +357,7 @@ void worker_lost(self_ptr self, worker_slot slot, const std::string& why,
                        std::to_string(st.settings.max_restarts) +
                        "): stopping the run",
                      {}});
-    stop(self, "restart_intensity");
+    stop(self, run_stop{stop_reason::restart_intensity});
   }
   if (!slot.remote)
     spawn_local_worker(self); // a remote node replaces its own workers
@@ -383,19 +367,6 @@ void worker_lost(self_ptr self, worker_slot slot, const std::string& why,
     attempt_failed(self, slot.current, slot.attempt,
                    make_failure(error_kind::retryable, "worker " + why));
   dispatch(self);
-}
-
-int exit_code_for(const supervisor_state& st, const state_counts& c) {
-  auto& r = st.stop_reason;
-  if (r == "budget" || r == "out_of_credits")
-    return 3;
-  if (r.rfind("signal:", 0) == 0)
-    return 128 + std::atoi(r.c_str() + 7);
-  if (r == "restart_intensity" || r == "internal")
-    return 1;
-  if (c.pending + c.retry_wait + c.running > 0)
-    return 4; // drained or shut down with work left: resumable
-  return 0;
 }
 
 size_t remote_workers_left(const supervisor_state& st) {
@@ -433,8 +404,10 @@ void finish(self_ptr self) {
         });
         if (errs.size() > 3)
           errs.resize(3);
-        st.summary.stop_reason = st.stop_reason;
-        st.summary.exit_code = exit_code_for(st, rep.tasks);
+        st.summary.stop_reason = st.stop.text();
+        auto& c = rep.tasks;
+        st.summary.exit_code = exit_code_for(
+          st.stop, c.pending + c.retry_wait + c.running > 0);
         st.summary.wall_seconds =
           std::chrono::duration<double>(clock_type::now() - st.started)
             .count();
@@ -456,8 +429,9 @@ void finish(self_ptr self) {
       },
       [=](caf::error& err) {
         auto& st = self->state;
-        st.summary.exit_code = 1;
-        st.summary.stop_reason = "internal: " + to_string(err);
+        run_stop failed{stop_reason::internal, 0, to_string(err)};
+        st.summary.exit_code = exit_code_for(failed, true);
+        st.summary.stop_reason = failed.text();
         st.rp.deliver(st.summary);
       });
 }
@@ -521,6 +495,12 @@ caf::behavior supervisor(self_ptr self, supervisor_settings s, run_handles h,
                          provider_ptr p) {
   auto& st = self->state;
   st.settings = std::move(s);
+  st.retries = retry_policy{retry_settings{
+    st.settings.max_retries, st.settings.retry_initial_seconds,
+    st.settings.retry_factor, st.settings.retry_cap_seconds,
+    st.settings.retry_after_cap_seconds}};
+  st.restarts = restart_window{st.settings.max_restarts,
+                               st.settings.restart_window_seconds};
   st.h = std::move(h);
   st.prov = std::move(p);
   st.local_gateway = spawn_node_gateway(
@@ -558,8 +538,9 @@ caf::behavior supervisor(self_ptr self, supervisor_settings s, run_handles h,
         spdlog::critical("internal actor failed: {}", to_string(dm.reason));
         if (st.running && !st.finished) {
           st.finished = true;
-          st.summary.exit_code = 1;
-          st.summary.stop_reason = "internal: " + to_string(dm.reason);
+          run_stop failed{stop_reason::internal, 0, to_string(dm.reason)};
+          st.summary.exit_code = exit_code_for(failed, true);
+          st.summary.stop_reason = failed.text();
           st.rp.deliver(st.summary);
         }
         return;
@@ -683,7 +664,7 @@ caf::behavior supervisor(self_ptr self, supervisor_settings s, run_handles h,
       st.held.erase(t.id);
       if (!st.stopping)
         spdlog::warn("budget exhausted: {}", reason);
-      stop(self, "budget");
+      stop(self, run_stop{stop_reason::budget});
     },
     [=](skipped_atom, const std::string& id, uint32_t) {
       auto* slot = sender_slot(self);
@@ -721,11 +702,11 @@ caf::behavior supervisor(self_ptr self, supervisor_settings s, run_handles h,
       return true;
     },
     [=](drain_atom) {
-      stop(self, "drain");
+      stop(self, run_stop{stop_reason::drain});
       return true;
     },
-    [=](drain_atom, const std::string& reason) {
-      stop(self, reason);
+    [=](drain_atom, int32_t signal) {
+      stop(self, run_stop{stop_reason::signal, signal});
       return true;
     },
     // `each` (task_cancelled) is committed with each cancellation.
@@ -793,7 +774,7 @@ caf::behavior supervisor(self_ptr self, supervisor_settings s, run_handles h,
             maybe_finish(self);
           });
       }
-      stop(self, "shutdown");
+      stop(self, run_stop{stop_reason::shutdown});
       return true;
     },
     [=](workers_atom) {

@@ -12,8 +12,8 @@
 //   (pause_atom) (resume_atom) (drain_atom)   -> bool   admin and signals:
 //       pause stops dispatching; drain lets in-flight calls finish, starts
 //       nothing new and ends the run with a resumable state
-//   (drain_atom, string reason)               -> bool   same, with a reason
-//       that picks the exit code ("signal:2" -> 130, "signal:15" -> 143)
+//   (drain_atom, int32 signal)                -> bool   same, for a signal:
+//       the run exits 128 + signal (policy/run_end.hpp)
 //   (poll_atom)        look for newly submitted or requeued tasks now
 //   (cancel_atom, vector<string> ids, audit_event each)
 //                                             -> vector<string> cancelled
@@ -26,14 +26,15 @@
 //       (gatekeeper, node gateway) to watch: if it fails, a critical
 //       `cluster_edge_failed` alert, and the run carries on
 //   (workers_atom)     -> vector<string> "node worker-name state" lines
-// Policies:
-// - Retries: exponential backoff with jitter (initial, factor 2, cap) or
-//   the provider's Retry-After when given; BG_AGENT_MAX_RETRIES retries
-//   after the first attempt, then quarantine. Permanent errors quarantine at
-//   once. out_of_credits (HTTP 402) stops the run like a budget denial.
+// Policies (pure units in policy/, tested without actors):
+// - Retries (policy/retry_policy.hpp): backoff with jitter or the
+//   provider's Retry-After, then quarantine; permanent errors quarantine at
+//   once; out_of_credits (HTTP 402) stops the run like a budget denial.
 // - A worker that dies mid-attempt is replaced; the attempt counts against
 //   its task. More than max_restarts restarts within restart_window seconds
-//   raise a critical alert and end the run (exit code 1).
+//   (policy/restart_window.hpp) raise a critical alert and end the run.
+// - How the run ends maps to its exit code in one place
+//   (policy/run_end.hpp).
 // - A worker silent for longer than timeout + grace while running is
 //   presumed hung: it is killed and replaced the same way.
 // - A budget denial stops dispatching; in-flight calls finish; exit code 3.

@@ -1,4 +1,4 @@
-// The errors that end a command, and the exit codes of DESIGN.md section 8.
+// The errors that end a command (exit codes: policy/run_end.hpp).
 //
 // Contract: a usage_error is bad usage, configuration or input: one line
 // naming the file, line, variable or address at fault; exit code 2; nothing
@@ -9,17 +9,9 @@
 #include <stdexcept>
 #include <string>
 
-namespace bgagent {
+#include "policy/run_end.hpp" // exit_code
 
-namespace exit_code {
-constexpr int ok = 0;
-constexpr int internal = 1;
-constexpr int usage = 2;
-constexpr int budget = 3;
-constexpr int stopped = 4; // drained or shut down with work left (resumable)
-constexpr int unreachable = 5; // the head cannot be reached, or was lost
-constexpr int refused = 6;     // the head refused the hello (wrong secret)
-} // namespace exit_code
+namespace bgagent {
 
 class usage_error : public std::runtime_error {
 public:

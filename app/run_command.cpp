@@ -61,15 +61,6 @@ void install_signal_handlers() {
   sigaction(SIGTERM, &sa, nullptr);
 }
 
-std::string run_state_for(int code) {
-  switch (code) {
-    case exit_code::ok: return "finished";
-    case exit_code::budget: return "stopped_budget";
-    case exit_code::internal: return "failed";
-    default: return "interrupted";
-  }
-}
-
 std::string money(double x) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "$%.6f", x);
@@ -81,7 +72,7 @@ void print_summary(const run_summary& s, const run_info& run,
   auto& c = s.store;
   std::printf("run %lld %s (exit %d%s%s) in %.2f s, provider %s/%s\n",
               static_cast<long long>(run.id),
-              run_state_for(s.exit_code).c_str(), s.exit_code,
+              run_state_for(s.exit_code), s.exit_code,
               s.stop_reason.empty() ? "" : ", ",
               s.stop_reason.c_str(), s.wall_seconds, p.name().c_str(),
               p.model().c_str());
@@ -420,8 +411,7 @@ int run_command(const config& c, const run_options& o,
           spdlog::warn("received signal {}: draining (calls in flight "
                        "finish, nothing new starts); again to stop at once",
                        sig);
-          self->send(sup, drain_atom::value,
-                     "signal:" + std::to_string(sig));
+          self->send(sup, drain_atom::value, static_cast<int32_t>(sig));
         }
         auto now = std::chrono::steady_clock::now();
         if (o.follow && now - last_total_look >= std::chrono::seconds(2)) {
@@ -445,7 +435,7 @@ int run_command(const config& c, const run_options& o,
   auto budget = ask<budget_snapshot>(self, keeper, budget_atom::value);
   summary.tokens_used = budget.tokens_used;
   summary.cost_used = budget.cost_used;
-  auto state = run_state_for(summary.exit_code);
+  std::string state = run_state_for(summary.exit_code);
   try {
     ask<bool>(self, checkpointer, finish_run_atom::value, run.id, state);
   } catch (const std::exception& e) {
@@ -460,7 +450,7 @@ int run_command(const config& c, const run_options& o,
   } catch (const std::exception& e) {
     spdlog::error("could not flush the logs: {}", e.what());
   }
-  if (summary.stop_reason == "budget")
+  if (summary.stop_reason == to_string(stop_reason::budget))
     spdlog::warn("stopped by the budget: {} task(s) left pending for a run "
                  "with more budget (BG_AGENT_TOKEN_BUDGET, "
                  "BG_AGENT_COST_BUDGET)",

@@ -201,7 +201,7 @@ TEST_CASE("supervisor: a drain lets calls in flight finish and picks the exit "
     },
     30));
   auto drained = ask_for<bool>(e.self, e.sup, drain_atom::value,
-                               std::string("signal:15"));
+                               int32_t{15});
   REQUIRE(drained);
   run_summary s;
   bool got = false;
