@@ -44,7 +44,7 @@ using self_ptr = caf::stateful_actor<auditor_state>*;
 void schedule_flush(self_ptr self) {
   if (!self->state.flush_scheduled) {
     self->state.flush_scheduled = true;
-    self->send(self, flush_atom::value, false);
+    self->send(self, write_pending_atom::value);
   }
 }
 
@@ -194,7 +194,7 @@ caf::behavior auditor(self_ptr self, std::shared_ptr<jsonl_writer> log) {
     },
     // The self-addressed flush (false) ends a batch; a requested flush
     // (the atom alone) answers once the file has everything.
-    [=](flush_atom, bool) {
+    [=](write_pending_atom) {
       auto& st = self->state;
       st.flush_scheduled = false;
       if (st.checkpointer) {

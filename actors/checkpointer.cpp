@@ -39,7 +39,7 @@ void open_group(self_ptr self) {
   if (!st.flush_scheduled) {
     st.db->begin();
     st.flush_scheduled = true;
-    self->send(self, flush_atom::value, true);
+    self->send(self, commit_group_atom::value);
   }
 }
 
@@ -166,7 +166,7 @@ caf::behavior running_behavior(self_ptr self) {
       for (auto& ev : events)
         db_.add_event(ev);
     },
-    [=](flush_atom, bool) {
+    [=](commit_group_atom) {
       if (self->state.flush_scheduled)
         commit_group(self);
     },
@@ -246,7 +246,7 @@ caf::behavior running_behavior(self_ptr self) {
         return db_.mark_quarantined(id, attempt, error, quarantined);
       });
     },
-    [=, &db_](release_atom, const std::string& id, uint32_t attempt) {
+    [=, &db_](give_back_atom, const std::string& id, uint32_t attempt) {
       return grouped(self, [&] { return db_.mark_pending(id, attempt); });
     },
     [=, &db_](status_atom) { return db_.status(); },

@@ -55,7 +55,7 @@
 //    audit_event scheduled)                     -> bool
 //   (quarantine_atom, string id, uint32 attempt, string error,
 //    audit_event quarantined)                   -> bool
-//   (release_atom, string id, uint32 attempt)   -> bool   (back to pending)
+//   (give_back_atom, string id, uint32 attempt) -> bool   (back to pending)
 //       leaving `running` this way with a reservation still stored means
 //       the call was abandoned: the reservation is charged at its worst
 //       case (ledger + budget_charged) in the same transaction, and the

@@ -36,7 +36,6 @@ struct gatekeeper_state {
   gatekeeper_settings settings;
   head_handles handles; // never sent to a node
   std::unordered_map<std::string, failures> refused; // by peer host
-  uint64_t admin_sessions = 0;
   // The node gateways handed out: they end with the gatekeeper.
   std::shared_ptr<std::vector<caf::actor>> gateways =
     std::make_shared<std::vector<caf::actor>>();
@@ -177,7 +176,6 @@ caf::behavior gatekeeper(self_ptr self, gatekeeper_settings s,
           w.accepted = true;
           w.admin = spawn_admin_endpoint(self->system(), st.handles,
                                          sender->node(), address, node_name);
-          ++st.admin_sessions;
         } else {
           w.reason = "unknown role \"" + role + "\"";
           refuse(self, address, node_name, "hello with an unknown role");

@@ -278,7 +278,7 @@ void attempt_failed(self_ptr self, const task& t, uint32_t attempt,
                        "provider refused for lack of credits: " + out.error,
                        t.id});
       ++st.outstanding;
-      self->request(st.h.checkpointer, caf::infinite, release_atom::value,
+      self->request(st.h.checkpointer, caf::infinite, give_back_atom::value,
                     t.id, attempt)
         .then([=](bool) {
           --self->state.outstanding;
@@ -327,7 +327,7 @@ void worker_lost(self_ptr self, worker_slot slot, const std::string& why,
     if (slot.busy) {
       auto t = slot.current;
       ++st.outstanding;
-      self->request(st.h.checkpointer, caf::infinite, release_atom::value, t.id,
+      self->request(st.h.checkpointer, caf::infinite, give_back_atom::value, t.id,
                     slot.attempt)
         .then([=](bool) mutable {
           auto& st = self->state;
@@ -425,7 +425,8 @@ void finish(self_ptr self) {
           st.rp.deliver(st.summary);
           return;
         }
-        self->delayed_send(self, std::chrono::seconds(3), done_atom::value);
+        self->delayed_send(self, std::chrono::seconds(3),
+                           nodes_waited_atom::value);
       },
       [=](caf::error& err) {
         auto& st = self->state;
@@ -750,7 +751,7 @@ caf::behavior supervisor(self_ptr self, supervisor_settings s, run_handles h,
       dispatch(self);
       return true;
     },
-    [=](done_atom) { deliver_after_nodes(self); }, // nodes slow to leave
+    [=](nodes_waited_atom) { deliver_after_nodes(self); }, // slow to leave
     [=](shutdown_atom) {
       // Stop at once: calls in flight are abandoned and their tasks go back
       // to pending (the attempt is not counted); nodes are told to leave.
@@ -766,7 +767,7 @@ caf::behavior supervisor(self_ptr self, supervisor_settings s, run_handles h,
         caf::anon_send_exit(slot.handle, caf::exit_reason::user_shutdown);
         auto t = slot.current;
         ++st.outstanding;
-        self->request(st.h.checkpointer, caf::infinite, release_atom::value,
+        self->request(st.h.checkpointer, caf::infinite, give_back_atom::value,
                       t.id, slot.attempt)
           .then([=](bool) {
             --self->state.outstanding;

@@ -28,11 +28,18 @@ using results_atom = caf::atom_constant<caf::atom("results")>;
 using requeue_atom = caf::atom_constant<caf::atom("requeue")>;
 using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
 using limits_atom = caf::atom_constant<caf::atom("limits")>;
+// (flush_atom) -> flush_atom: whatever was written is durable / on disk
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
+// an actor's note to itself: commit the open group / write what is pending
+using commit_group_atom = caf::atom_constant<caf::atom("commitgrp")>;
+using write_pending_atom = caf::atom_constant<caf::atom("writepend")>;
+// a task leaves `running` back to pending, its attempt given back
+using give_back_atom = caf::atom_constant<caf::atom("giveback")>;
 
 // budget_keeper
 using reserve_atom = caf::atom_constant<caf::atom("reserve")>;
 using commit_atom = caf::atom_constant<caf::atom("commit")>;
+// a reservation freed unspent
 using release_atom = caf::atom_constant<caf::atom("release")>;
 using set_budget_atom = caf::atom_constant<caf::atom("setbudget")>;
 using budget_atom = caf::atom_constant<caf::atom("budget")>;
@@ -41,6 +48,8 @@ using budget_atom = caf::atom_constant<caf::atom("budget")>;
 using run_atom = caf::atom_constant<caf::atom("run")>;
 using dispatch_atom = caf::atom_constant<caf::atom("dispatch")>;
 using done_atom = caf::atom_constant<caf::atom("done")>;
+// the supervisor's timer: nodes slow to leave are not waited for longer
+using nodes_waited_atom = caf::atom_constant<caf::atom("nodeswait")>;
 using failed_atom = caf::atom_constant<caf::atom("failed")>;
 using denied_atom = caf::atom_constant<caf::atom("denied")>;
 using skipped_atom = caf::atom_constant<caf::atom("skipped")>;
@@ -66,7 +75,6 @@ using calls_atom = caf::atom_constant<caf::atom("calls")>;
 
 // gatekeeper (remote nodes)
 using hello_atom = caf::atom_constant<caf::atom("hello")>;
-using admin_atom = caf::atom_constant<caf::atom("admin")>;
 using begin_atom = caf::atom_constant<caf::atom("begin")>;
 using finish_atom = caf::atom_constant<caf::atom("finish")>;
 // the supervisor watches a cluster-edge actor (gatekeeper, node gateway)

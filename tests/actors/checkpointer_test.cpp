@@ -408,7 +408,7 @@ TEST_CASE("checkpointer: an abandoned call is charged at its reservation "
   CHECK(*ask_for<bool>(e.self, e.cp, quarantine_atom::value, std::string("q"),
                        uint32_t{1}, std::string("hung"),
                        ev("task_quarantined", "q", 1, "hung")));
-  CHECK(*ask_for<bool>(e.self, e.cp, release_atom::value, std::string("p"),
+  CHECK(*ask_for<bool>(e.self, e.cp, give_back_atom::value, std::string("p"),
                        uint32_t{1}));
   // Superseded by a new attempt while still marked running.
   CHECK(e.running("s", 2, 25, 50, 0.0625));
