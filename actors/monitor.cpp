@@ -98,7 +98,8 @@ void raise(self_ptr self, const alert& a) {
 
 void check_deadman(self_ptr self) {
   auto& st = self->state;
-  auto now = clock_type::now();
+  // The actor system's clock: simulated under CAF's test coordinator.
+  auto now = self->clock().now();
   auto window = std::chrono::duration<double>(st.settings.deadman_seconds);
   for (auto& [source, w] : st.sources) {
     if (!w.busy || w.alerted)
@@ -146,7 +147,7 @@ caf::behavior monitor(self_ptr self, monitor_settings s,
       auto& w = self->state.sources[source];
       if (w.alerted && busy)
         spdlog::info("{} is sending heartbeats again", source);
-      w.last_beat = clock_type::now();
+      w.last_beat = self->clock().now();
       w.busy = busy;
       w.alerted = false;
       w.task_id = task_id;

@@ -25,16 +25,24 @@ TEST_CASE("a follow run processes tasks submitted while it is active",
   auto completed = [&] {
     return static_cast<int>(audit_events(audit, "task_completed").size());
   };
+  // Each stage waits for its count (or the process's end) and then
+  // requires both: a run that stopped when its queue was empty cannot reach
+  // the next stage's count, so no stage passes either way.
   REQUIRE(wait_until([&] { return completed() == 3 || !p.running(); }, 60));
-  REQUIRE(p.running()); // it does not stop when the queue is empty
+  REQUIRE(completed() == 3);
+  REQUIRE(p.running());
 
   auto sub = run_bgagent({"submit", "second.jsonl"}, dir.path(), env);
   INFO(sub.err);
   REQUIRE(sub.exit_code == 0);
   REQUIRE(wait_until([&] { return completed() == 7 || !p.running(); }, 60));
+  // Submitted after its queue ran dry: only a following run does these.
+  REQUIRE(completed() == 7);
+  REQUIRE(p.running());
   auto sub2 = run_bgagent({"submit", "third.jsonl"}, dir.path(), env);
   REQUIRE(sub2.exit_code == 0);
   REQUIRE(wait_until([&] { return completed() == 12 || !p.running(); }, 60));
+  REQUIRE(completed() == 12);
   REQUIRE(p.running());
 
   p.signal(SIGTERM);
