@@ -24,6 +24,7 @@
 #include "policy/restart_window.hpp"
 #include "policy/retry_policy.hpp"
 #include "policy/run_end.hpp"
+#include "persistence/store.hpp"
 
 namespace bgagent {
 
@@ -594,8 +595,14 @@ caf::behavior supervisor(self_ptr self, supervisor_settings s, run_handles h,
         return;
       self->send(st.h.monitor, heartbeat_atom::value,
                  std::string("supervisor"), true, std::string{});
-      // A worker far past its own timeout is presumed hung.
+      // A worker far past its own timeout is presumed hung; not while the
+      // store waits for another process's write lock (a large submit):
+      // its attempt waits on the store, and its clock starts again.
       auto now = clock_type::now();
+      if (now - store::last_lock_wait() < std::chrono::seconds(2))
+        for (auto& kv : st.workers)
+          if (kv.second.busy && !kv.second.remote)
+            kv.second.dispatched = now;
       auto limit = std::chrono::duration<double>(
         st.settings.timeout_seconds +
         std::max(5.0, st.settings.timeout_seconds / 2));

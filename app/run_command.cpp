@@ -126,10 +126,10 @@ void announce_provider(const provider& p, const config& c) {
 
 int run_command(const config& c, const run_options& o,
                 const provider_registry& providers) {
-  // Everything that can be wrong with the input is checked before anything
-  // is opened, so bad input changes nothing.
-  // (A file of more than one part is read to its end only once the store
-  // is open: a fault there rolls its whole submission back.)
+  // What can be wrong with the input is checked before anything is opened
+  // (for a task file, its first part): bad input changes nothing. A fault
+  // further on in a big file rolls its submission back, but may leave a
+  // new empty store and audit log behind.
   std::optional<task_file_submission> tasks;
   if (!o.tasks_file.empty())
     tasks.emplace(o.tasks_file, c.max_input_bytes, types_in_force(c));
@@ -239,7 +239,7 @@ int run_command(const config& c, const run_options& o,
     try {
       auto counts = tasks->store_all(self, checkpointer, o.on_conflict);
       submitted = o.tasks_file + ": " + submit_summary(counts);
-    } catch (const usage_error&) {
+    } catch (...) {
       shutdown({checkpointer, auditor});
       throw;
     }

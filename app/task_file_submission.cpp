@@ -80,7 +80,9 @@ submit_counts task_file_submission::store_all(caf::scoped_actor& self,
       });
     if (rep.error.empty())
       return;
-    auto at = static_cast<size_t>(rep.failed_index) % part_size;
+    auto at = rep.failed_index >= 0
+                ? static_cast<size_t>(rep.failed_index) % part_size
+                : d.in_store.where.size(); // not known: name the file
     throw usage_error((at < d.in_store.where.size() ? d.in_store.where[at]
                                                      : d.path) +
                       ": " + rep.error);
@@ -108,7 +110,12 @@ submit_counts task_file_submission::store_all(caf::scoped_actor& self,
       } catch (...) {
       }
     }
-    ask<submit_counts>(self, checkpointer, end_submit_atom::value, false);
+    try {
+      ask<submit_counts>(self, checkpointer, end_submit_atom::value, false);
+    } catch (...) {
+      // The checkpointer is gone (its store rolled back): keep the first
+      // error.
+    }
     self->demonitor(checkpointer);
     throw;
   }
