@@ -249,24 +249,6 @@ std::string submit_summary(const submit_counts& n) {
   return out;
 }
 
-std::string submit_summary(const submit_report& rep) {
-  submit_counts n;
-  n.inserted = rep.inserted.size();
-  n.duplicates = rep.duplicates.size();
-  n.replaced = rep.replaced.size();
-  n.conflicts_skipped = rep.conflicts_skipped.size();
-  return submit_summary(n);
-}
-
-std::string submit_error(const task_file_contents& contents,
-                         const std::string& file, const submit_report& rep) {
-  if (rep.failed_index >= 0 &&
-      static_cast<size_t>(rep.failed_index) < contents.where.size())
-    return contents.where[static_cast<size_t>(rep.failed_index)] + ": " +
-           rep.error;
-  return file + ": " + rep.error;
-}
-
 std::string derive_idempotency_key(const std::string& type,
                                    const std::string& input) {
   return sha256_hex(type + '\x1f' + input);

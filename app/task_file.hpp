@@ -71,17 +71,11 @@ private:
 };
 
 struct task_type;
-struct submit_report;
 struct submit_counts;
 
 // "N task(s) submitted, M already known (skipped)", and the replaced and
 // kept conflicts when there are any.
-std::string submit_summary(const submit_report& rep);
 std::string submit_summary(const submit_counts& counts);
-// The store's refusal of a submission, at the place of the task at fault
-// ("FILE line N: ...") when known, else "FILE: ...".
-std::string submit_error(const task_file_contents& contents,
-                         const std::string& file, const submit_report& rep);
 
 // The idempotency key of a task without one (see above).
 std::string derive_idempotency_key(const task& t, const task_type& type);
