@@ -6,6 +6,7 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include "messages/admin_endpoint_actor.hpp"
 #include "messages/atoms.hpp"
 #include "messages/budget.hpp"
 #include "messages/cluster.hpp"
@@ -26,7 +27,7 @@ struct endpoint_state {
   static inline const char* name = "admin_endpoint";
 };
 
-using self_ptr = caf::stateful_actor<endpoint_state>*;
+using self_ptr = admin_endpoint_actor::stateful_pointer<endpoint_state>;
 
 // True when the current message comes from the admin node; otherwise the
 // message is audited as refused.
@@ -58,10 +59,10 @@ bool allowed(self_ptr self, const std::string& command) {
 // Asks `dest` and answers the admin with its reply. Never a delegation:
 // the responder's handle would travel to the admin node and make `dest`
 // addressable from the network.
-template <class Reply, class... Ts>
-caf::response_promise forward(self_ptr self, const caf::actor& dest,
-                              Ts... xs) {
-  auto rp = self->make_response_promise();
+template <class Reply, class Dest, class... Ts>
+caf::typed_response_promise<Reply> forward(self_ptr self, const Dest& dest,
+                                           Ts... xs) {
+  auto rp = self->make_response_promise<Reply>();
   self->request(dest, caf::infinite, xs...)
     .then([=](Reply& r) mutable { rp.deliver(std::move(r)); },
           [=](caf::error& e) mutable { rp.deliver(std::move(e)); });
@@ -75,9 +76,9 @@ std::string join_ids(const std::vector<std::string>& ids) {
   return out;
 }
 
-caf::behavior admin_endpoint(self_ptr self, head_handles h,
-                             caf::node_id admin_node, std::string address,
-                             std::string admin_name) {
+admin_endpoint_actor::behavior_type
+admin_endpoint(self_ptr self, head_handles h, caf::node_id admin_node,
+               std::string address, std::string admin_name) {
   auto& st = self->state;
   st.h = std::move(h);
   st.admin_node = std::move(admin_node);
@@ -198,11 +199,11 @@ caf::behavior admin_endpoint(self_ptr self, head_handles h,
 
 } // namespace
 
-caf::actor spawn_admin_endpoint(caf::actor_system& sys,
-                                const head_handles& handles,
-                                const caf::node_id& admin_node,
-                                const std::string& address,
-                                const std::string& admin_name) {
+admin_endpoint_actor spawn_admin_endpoint(caf::actor_system& sys,
+                                          const head_handles& handles,
+                                          const caf::node_id& admin_node,
+                                          const std::string& address,
+                                          const std::string& admin_name) {
   return sys.spawn(admin_endpoint, handles, admin_node, address, admin_name);
 }
 

@@ -3,7 +3,7 @@
 // ends when that node's session actor goes away (or after 120 s if no
 // command ever came).
 //
-// Contract (messages, request -> reply):
+// Contract (messages/admin_endpoint_actor.hpp, request -> reply):
 //   (status_atom)                        -> admin_status
 //   (pause_atom) (resume_atom) (drain_atom) (shutdown_atom) -> bool
 //   (set_budget_atom, budget_change)              -> budget_snapshot
@@ -21,14 +21,16 @@
 
 #include <caf/fwd.hpp>
 
+#include "messages/admin_endpoint_actor.hpp"
+
 namespace bgagent {
 
 struct head_handles;
 
-caf::actor spawn_admin_endpoint(caf::actor_system& sys,
-                                const head_handles& handles,
-                                const caf::node_id& admin_node,
-                                const std::string& address,
-                                const std::string& admin_name);
+admin_endpoint_actor spawn_admin_endpoint(caf::actor_system& sys,
+                                          const head_handles& handles,
+                                          const caf::node_id& admin_node,
+                                          const std::string& address,
+                                          const std::string& admin_name);
 
 } // namespace bgagent

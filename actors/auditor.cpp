@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "messages/atoms.hpp"
+#include "messages/auditor_actor.hpp"
 #include "messages/events.hpp"
 #include "messages/json_codec.hpp"
 #include "persistence/jsonl_writer.hpp"
@@ -22,7 +23,7 @@ constexpr uint32_t catch_up_page = 4096;
 
 struct auditor_state {
   std::shared_ptr<jsonl_writer> log;
-  caf::actor checkpointer; // attached: events go through the store
+  checkpointer_actor checkpointer; // attached: events go through the store
   uint64_t seq = 0;        // numbering while not attached
   bool flush_scheduled = false;
   // Events received, to forward to the checkpointer (one message a batch).
@@ -35,11 +36,11 @@ struct auditor_state {
   uint64_t vouched_to = 0;
   bool catching_up = false;
   // Flush requests answered once `pending` is written.
-  std::vector<caf::response_promise> waiting;
+  std::vector<caf::typed_response_promise<flush_atom>> waiting;
   static inline const char* name = "auditor";
 };
 
-using self_ptr = caf::stateful_actor<auditor_state>*;
+using self_ptr = auditor_actor::stateful_pointer<auditor_state>;
 
 void schedule_flush(self_ptr self) {
   if (!self->state.flush_scheduled) {
@@ -143,7 +144,7 @@ void catch_up(self_ptr self, uint64_t after) {
   if (!st.checkpointer)
     return;
   st.catching_up = true;
-  self->request(st.checkpointer, caf::infinite, audit_atom::value, after,
+  self->request(st.checkpointer, caf::infinite, catch_up_atom::value, after,
                 catch_up_page)
     .then(
       [=](std::vector<committed_event>& events) {
@@ -168,7 +169,8 @@ void catch_up(self_ptr self, uint64_t after) {
       });
 }
 
-caf::behavior auditor(self_ptr self, std::shared_ptr<jsonl_writer> log) {
+auditor_actor::behavior_type auditor(self_ptr self,
+                                     std::shared_ptr<jsonl_writer> log) {
   self->state.log = std::move(log);
   self->state.seq = jsonl_writer::last_seq(self->state.log->path());
   return {
@@ -182,7 +184,7 @@ caf::behavior auditor(self_ptr self, std::shared_ptr<jsonl_writer> log) {
       st.log->append(audit_line(ev, ++st.seq, now_rfc3339()));
       schedule_flush(self);
     },
-    [=](audit_atom, const caf::actor& checkpointer) {
+    [=](attach_atom, const checkpointer_actor& checkpointer) {
       auto& st = self->state;
       st.log->flush(); // lines numbered here before, if any
       st.checkpointer = checkpointer;
@@ -204,16 +206,17 @@ caf::behavior auditor(self_ptr self, std::shared_ptr<jsonl_writer> log) {
         st.log->flush();
       }
     },
-    [=](flush_atom) -> caf::result<flush_atom> {
+    [=](flush_atom) -> caf::typed_response_promise<flush_atom> {
       auto& st = self->state;
+      auto rp = self->make_response_promise<flush_atom>();
       if (!st.checkpointer) {
         st.log->flush();
-        return flush_atom::value;
+        rp.deliver(flush_atom::value);
+        return rp;
       }
       // Events forwarded before this request are committed and sent back
       // before the checkpointer answers it.
       forward(self);
-      auto rp = self->make_response_promise();
       self->request(st.checkpointer, caf::infinite, flush_atom::value)
         .then(
           [=](flush_atom) mutable {
@@ -231,7 +234,7 @@ caf::behavior auditor(self_ptr self, std::shared_ptr<jsonl_writer> log) {
 
 } // namespace
 
-caf::actor spawn_auditor(caf::actor_system& sys, const std::string& path) {
+auditor_actor spawn_auditor(caf::actor_system& sys, const std::string& path) {
   // Opened here so a bad path fails in the caller with a clear message.
   // Detached: write(2) and fsync of the log block its own thread only.
   return sys.spawn<caf::detached>(auditor,

@@ -5,13 +5,13 @@
 // then written here, with the store's seq and ts. So after a crash the next
 // start appends exactly what the file lacks: every event once, none lost.
 //
-// Contract (messages):
+// Contract (messages/auditor_actor.hpp):
 //   audit_event            (no reply) any actor's event: forwarded to the
 //       checkpointer, the events received in one batch together as
 //       (audit_atom, vector<audit_event>) (one alone: (audit_atom,
 //       audit_event)), which inserts them in its current transaction. Before a checkpointer is attached (or without
 //       one: tests, tools) the auditor numbers and writes it itself.
-//   (audit_atom, actor checkpointer)  (no reply) attaches the checkpointer
+//   (attach_atom, checkpointer)  (no reply) attaches the checkpointer
 //       (spawn_checkpointer with an auditor sends it): the auditor asks it
 //       for every committed event after the log's last seq, which also
 //       tells the store the seq floor.
@@ -25,7 +25,7 @@
 // the file (seq at or below its last line's) is not written again; a gap
 // before an event (events another process committed but has not written
 // yet) is filled from the store first (catch-up request to the
-// checkpointer: (audit_atom, uint64 after_seq, uint32 limit)). A write
+// checkpointer: (catch_up_atom, uint64 after_seq, uint32 limit)). A write
 // failure kills the auditor (the supervisor of the run treats that as an
 // internal failure); its events stay in the store for the next start.
 #pragma once
@@ -34,9 +34,11 @@
 
 #include <caf/fwd.hpp>
 
+#include "messages/auditor_actor.hpp"
+
 namespace bgagent {
 
 // Opens the log (throws std::runtime_error naming it) and spawns the auditor.
-caf::actor spawn_auditor(caf::actor_system& sys, const std::string& path);
+auditor_actor spawn_auditor(caf::actor_system& sys, const std::string& path);
 
 } // namespace bgagent

@@ -9,7 +9,11 @@
 #include <caf/all.hpp>
 
 #include "messages/atoms.hpp"
+#include "messages/auditor_actor.hpp"
 #include "messages/budget.hpp"
+#include "messages/budget_keeper_actor.hpp"
+#include "messages/checkpointer_actor.hpp"
+#include "messages/monitor_actor.hpp"
 #include "messages/events.hpp"
 
 namespace bgagent {
@@ -37,11 +41,13 @@ struct keeper_state {
   bool token_alarm[3] = {false, false, false};
   bool cost_alarm[3] = {false, false, false};
   bool token_exhausted = false, cost_exhausted = false; // alert raised
-  caf::actor checkpointer, auditor, monitor;
+  checkpointer_actor checkpointer;
+  auditor_actor auditor;
+  monitor_actor monitor;
   static inline const char* name = "budget_keeper";
 };
 
-using self_ptr = caf::stateful_actor<keeper_state>*;
+using self_ptr = budget_keeper_actor::stateful_pointer<keeper_state>;
 
 // Straight to the checkpointer's transaction when there is one: a grant is
 // then numbered before the `running` mark the worker sends after it (CAF
@@ -95,7 +101,7 @@ void raise_alarm(self_ptr self, const std::string& what, int level,
   auto msg = what + " budget " + pct[level] + " used (" + figures + ")";
   audit(self, make_event("budget_alarm", {}, -1, msg));
   self->send(self->state.monitor, alert_atom::value,
-             alert{level == 2 ? "critical" : "warning", "budget_alarm", msg,
+             alert{level == 2 ? severity::critical : severity::warning, "budget_alarm", msg,
                    {}});
 }
 
@@ -168,7 +174,7 @@ void over_reservation(self_ptr self, const held& h, uint64_t tokens,
              (raised ? "" : " (unchanged)");
   audit(self, make_event("usage_over_reservation", h.task_id, -1, msg));
   self->send(st.monitor, alert_atom::value,
-             alert{"critical", "usage_over_reservation", msg, h.task_id});
+             alert{severity::critical, "usage_over_reservation", msg, h.task_id});
 }
 
 void publish(self_ptr self) {
@@ -188,9 +194,10 @@ void mark_passed_alarms(keeper_state& st) {
   }
 }
 
-caf::behavior budget_keeper(self_ptr self, budget_settings s,
-                            caf::actor checkpointer, caf::actor auditor,
-                            caf::actor monitor) {
+budget_keeper_actor::behavior_type
+budget_keeper(self_ptr self, budget_settings s,
+              checkpointer_actor checkpointer, auditor_actor auditor,
+              monitor_actor monitor) {
   auto& st = self->state;
   st.b.tokens_limit = s.token_limit;
   st.b.cost_limit = s.cost_limit;
@@ -242,7 +249,7 @@ caf::behavior budget_keeper(self_ptr self, budget_settings s,
         if (!raised) {
           raised = true;
           self->send(st.monitor, alert_atom::value,
-                     alert{"critical", "budget_exhausted",
+                     alert{severity::critical, "budget_exhausted",
                            "budget exhausted, no new calls start: " + r.reason,
                            task_id});
         }
@@ -313,10 +320,11 @@ caf::behavior budget_keeper(self_ptr self, budget_settings s,
 
 } // namespace
 
-caf::actor spawn_budget_keeper(caf::actor_system& sys, budget_settings s,
-                               const caf::actor& checkpointer,
-                               const caf::actor& auditor,
-                               const caf::actor& monitor) {
+budget_keeper_actor spawn_budget_keeper(caf::actor_system& sys,
+                                        budget_settings s,
+                                        const checkpointer_actor& checkpointer,
+                                        const auditor_actor& auditor,
+                                        const monitor_actor& monitor) {
   return sys.spawn(budget_keeper, s, checkpointer, auditor, monitor);
 }
 

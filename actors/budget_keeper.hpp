@@ -1,7 +1,7 @@
 // The budget_keeper: the only actor that decides whether tokens and dollars
 // may be spent.
 //
-// Contract (messages, request -> reply):
+// Contract (messages/budget_keeper_actor.hpp, request -> reply):
 //   (reserve_atom, string task_id, uint64 tokens, double cost) -> reservation
 //       granted only if spent + reserved + tokens x factor fits the token
 //       budget and spent + reserved + cost x factor fits the cost budget;
@@ -41,6 +41,11 @@
 
 #include <caf/fwd.hpp>
 
+#include "messages/auditor_actor.hpp"
+#include "messages/budget_keeper_actor.hpp"
+#include "messages/checkpointer_actor.hpp"
+#include "messages/monitor_actor.hpp"
+
 namespace bgagent {
 
 struct budget_settings {
@@ -53,9 +58,10 @@ struct budget_settings {
   bool exhausted = false;
 };
 
-caf::actor spawn_budget_keeper(caf::actor_system& sys, budget_settings s,
-                               const caf::actor& checkpointer,
-                               const caf::actor& auditor,
-                               const caf::actor& monitor);
+budget_keeper_actor spawn_budget_keeper(caf::actor_system& sys,
+                                        budget_settings s,
+                                        const checkpointer_actor& checkpointer,
+                                        const auditor_actor& auditor,
+                                        const monitor_actor& monitor);
 
 } // namespace bgagent

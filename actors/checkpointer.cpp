@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "messages/atoms.hpp"
+#include "messages/auditor_actor.hpp"
 #include "messages/budget.hpp"
 #include "messages/call_outcome.hpp"
 #include "messages/events.hpp"
@@ -24,13 +25,21 @@ struct checkpointer_state {
   bool flush_scheduled = false;
   // Replies held back until the open transaction commits.
   std::vector<std::function<void()>> after_commit;
-  caf::actor auditor; // gets the committed events
-  caf::actor keeper;  // gets the settled reservations
+  auditor_actor auditor;      // gets the committed events
+  budget_keeper_actor keeper; // gets the settled reservations
   bool synced = false; // the auditor told us the log's last seq
   static inline const char* name = "checkpointer";
 };
 
-using self_ptr = caf::stateful_actor<checkpointer_state>*;
+using self_ptr = checkpointer_actor::stateful_pointer<checkpointer_state>;
+using behavior_type = checkpointer_actor::behavior_type;
+
+// A state that handles a part of the interface, everything else waiting in
+// the mailbox (the default handler skips it): CAF checks a full typed
+// behavior only.
+behavior_type partial(caf::behavior b) {
+  return behavior_type{behavior_type::unsafe_init{}, std::move(b)};
+}
 
 // Opens the group transaction unless one is open, and queues its commit
 // behind everything already in the mailbox.
@@ -46,10 +55,10 @@ void open_group(self_ptr self) {
 // Runs `op` inside the group transaction and answers with its value once
 // that transaction has committed.
 template <class F>
-caf::response_promise grouped(self_ptr self, F op) {
+auto grouped(self_ptr self, F op) {
   auto& st = self->state;
   open_group(self);
-  auto rp = self->make_response_promise();
+  auto rp = self->make_response_promise<decltype(op())>();
   auto value = op();
   st.after_commit.emplace_back(
     [rp, value]() mutable { rp.deliver(std::move(value)); });
@@ -102,9 +111,9 @@ store::on_conflict conflict_policy(const std::string& name) {
 }
 
 // While a streamed submission is open: its transaction is the only one.
-caf::behavior submitting_behavior(self_ptr self) {
+behavior_type submitting_behavior(self_ptr self) {
   auto& db_ = *self->state.db;
-  return {
+  return partial({
     [=, &db_](submit_part_atom, const std::vector<task>& tasks,
               const std::vector<type_definition>& types,
               const std::vector<std::string>& hashes) {
@@ -117,10 +126,10 @@ caf::behavior submitting_behavior(self_ptr self) {
       self->unbecome();
       return counts;
     },
-  };
+  });
 }
 
-caf::behavior running_behavior(self_ptr self) {
+behavior_type running_behavior(self_ptr self) {
   auto& db_ = *self->state.db;
   return {
     // The hot paths first: CAF tries the handlers in order.
@@ -139,13 +148,6 @@ caf::behavior running_behavior(self_ptr self) {
       return grouped(self, [&] {
         return db_.mark_completed(id, attempt, out, u, completed,
                                   reservation);
-      });
-    },
-    [=, &db_](complete_atom, const std::string& id, uint32_t attempt,
-              const call_outcome& out, const usage& u,
-              const audit_event& completed) {
-      return grouped(self, [&] {
-        return db_.mark_completed(id, attempt, out, u, completed);
       });
     },
     [=, &db_](usage_atom, const std::string& id, uint32_t attempt,
@@ -179,10 +181,10 @@ caf::behavior running_behavior(self_ptr self) {
       commit_open_group(self);
       return flush_atom::value;
     },
-    [=](budget_atom, const caf::actor& keeper) {
+    [=](attach_atom, const budget_keeper_actor& keeper) {
       self->state.keeper = keeper;
     },
-    [=](audit_atom, uint64_t after, uint32_t limit) {
+    [=](catch_up_atom, uint64_t after, uint32_t limit) {
       return catch_up(self, after, limit);
     },
     [=, &db_](submit_atom, const std::vector<task>& tasks) {
@@ -197,15 +199,6 @@ caf::behavior running_behavior(self_ptr self) {
       publish(self);
       return rep;
     },
-    [=, &db_](submit_atom, const std::vector<task>& tasks,
-              const std::string& source,
-              const std::vector<type_definition>& types,
-              const std::string& on_conflict) {
-      commit_open_group(self);
-      auto rep = db_.submit(tasks, source, types, conflict_policy(on_conflict));
-      publish(self);
-      return rep;
-    },
     [=, &db_](begin_submit_atom, const std::string& source,
               const std::string& on_conflict) {
       commit_open_group(self);
@@ -214,6 +207,18 @@ caf::behavior running_behavior(self_ptr self) {
       self->set_default_handler(caf::skip);
       self->become(caf::keep_behavior, submitting_behavior(self));
       return true;
+    },
+    // Parts and ends outside a submission (between begin and end the
+    // submitting behavior handles them).
+    [=](submit_part_atom, const std::vector<task>&,
+        const std::vector<type_definition>&,
+        const std::vector<std::string>&) -> caf::result<submit_report> {
+      return caf::make_error(caf::sec::runtime_error,
+                             "a submission part without a begin");
+    },
+    [=](end_submit_atom, bool) -> caf::result<submit_counts> {
+      return caf::make_error(caf::sec::runtime_error,
+                             "a submission end without a begin");
     },
     [=, &db_](open_run_atom, uint64_t tokens, double cost) {
       commit_open_group(self);
@@ -285,8 +290,8 @@ caf::behavior running_behavior(self_ptr self) {
   };
 }
 
-caf::behavior checkpointer(self_ptr self, std::shared_ptr<store> db,
-                           caf::actor auditor) {
+behavior_type checkpointer(self_ptr self, std::shared_ptr<store> db,
+                           auditor_actor auditor) {
   self->state.db = std::move(db);
   self->set_exception_handler(
     [](caf::scheduled_actor*, std::exception_ptr& ep) -> caf::error {
@@ -320,28 +325,28 @@ caf::behavior checkpointer(self_ptr self, std::shared_ptr<store> db,
   // (audit_atom, checkpointer) that spawn_checkpointer sent it), everything
   // else waits in the mailbox.
   self->set_default_handler(caf::skip);
-  return {
-    [=](audit_atom, uint64_t after, uint32_t limit) {
+  return partial({
+    [=](catch_up_atom, uint64_t after, uint32_t limit) {
       self->state.synced = true;
       self->set_default_handler(caf::print_and_drop);
       self->become(main);
       return catch_up(self, after, limit);
     },
-  };
+  });
 }
 
 } // namespace
 
-caf::actor spawn_checkpointer(caf::actor_system& sys,
-                              std::unique_ptr<store> db) {
+checkpointer_actor spawn_checkpointer(caf::actor_system& sys,
+                                      std::unique_ptr<store> db) {
   return sys.spawn<caf::detached>(checkpointer,
                                   std::shared_ptr<store>(std::move(db)),
-                                  caf::actor{});
+                                  auditor_actor{});
 }
 
-caf::actor spawn_checkpointer(caf::actor_system& sys,
-                              std::unique_ptr<store> db,
-                              const caf::actor& auditor) {
+checkpointer_actor spawn_checkpointer(caf::actor_system& sys,
+                                      std::unique_ptr<store> db,
+                                      const auditor_actor& auditor) {
   // Detached: SQLite blocks (commits, a busy store) on this actor's own
   // thread, never on one of the scheduler's.
   auto cp = sys.spawn<caf::detached>(
@@ -349,7 +354,7 @@ caf::actor spawn_checkpointer(caf::actor_system& sys,
   // From the caller's thread, before it returns: an event the caller sends
   // the auditor after this is already behind the pairing in its mailbox.
   if (auditor)
-    caf::anon_send(auditor, audit_atom::value, cp);
+    caf::anon_send(auditor, attach_atom::value, cp);
   return cp;
 }
 

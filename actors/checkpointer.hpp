@@ -2,17 +2,14 @@
 // outbox (every audit event is committed to the store's `events` table
 // before the auditor writes it to the log).
 //
-// Contract (messages, request -> reply):
+// Contract (messages/checkpointer_actor.hpp, request -> reply):
 //   (submit_atom, vector<task>)                 -> submit_report
 //   (submit_atom, vector<task>, string source)  -> submit_report
-//   (submit_atom, vector<task>, string source, vector<type_definition>,
-//    string on_conflict)                        -> submit_report
-//       also inserts task_submitted (detail: source) / task_duplicate /
-//       task_replaced per task, and the type definitions not yet stored, in
-//       the submission's transaction (tasks without a fingerprint are of
-//       the built-in type they name); on_conflict: "error" (default for
-//       anything else), "skip" or "replace" (store.hpp)
+//       also inserts task_submitted (detail: source) / task_duplicate per
+//       task, in one transaction (tasks of the built-in types they name)
 //   (begin_submit_atom, string source, string on_conflict)   -> bool
+//       on_conflict: "error" (default for anything else), "skip" or
+//       "replace" (store.hpp); the parts' types not yet stored are stored
 //   (submit_part_atom, vector<task>, vector<type_definition>,
 //    vector<string> content_hashes)                         -> submit_report
 //   (end_submit_atom, bool keep)                             -> submit_counts
@@ -37,7 +34,7 @@
 //       nothing written) marks running with the reservation stored and
 //       inserts `started`, one transaction
 //   (complete_atom, string id, uint32 attempt, call_outcome, usage,
-//    audit_event completed [, uint64 reservation_id])
+//    audit_event completed, uint64 reservation_id (0: look it up))
 //                                               -> bool   (false: stale)
 //       completes, ledgers the usage, clears the reservation, inserts
 //       `completed`, one transaction; after the commit the budget keeper
@@ -82,13 +79,14 @@
 //   (audit_atom, audit_event)                   (no reply) from the auditor:
 //   (audit_atom, vector<audit_event>)           inserted in the current
 //       group transaction, in order
-//   (audit_atom, uint64 after_seq, uint32 limit) -> vector<committed_event>
+//   (catch_up_atom, uint64 after_seq, uint32 limit)
+//                                               -> vector<committed_event>
 //       committed events with seq > after_seq, at most `limit`, in seq
 //       order (the open group is committed first). Raises the events' seq
 //       floor to after_seq: an audit log may hold seqs the table never had
 //   (flush_atom)                                -> flush_atom
 //       commits the open group (its events sent to the auditor first)
-//   (budget_atom, actor keeper)                 (no reply) the budget
+//   (attach_atom, budget_keeper_actor keeper)   (no reply) the budget
 //       keeper to settle reservations with (spawned after the checkpointer)
 //
 // Writes are grouped: the first write after a commit opens a transaction and
@@ -100,10 +98,10 @@
 // the held replies are delivered.
 //
 // With an auditor (spawn_checkpointer's third argument), spawn_checkpointer
-// sends the auditor (audit_atom, checkpointer) before it returns (so events
+// sends the auditor (attach_atom, checkpointer) before it returns (so events
 // the caller sends the auditor afterwards go through the store), and the
 // checkpointer handles nothing but the catch-up request until the auditor's
-// first (audit_atom, after_seq, limit): until then it does not know the
+// first (catch_up_atom, after_seq, limit): until then it does not know the
 // log's last seq, below which no event may be numbered. (A test may stand
 // in for the auditor by sending that request itself.)
 //
@@ -115,14 +113,17 @@
 
 #include <caf/fwd.hpp>
 
+#include "messages/auditor_actor.hpp"
+#include "messages/checkpointer_actor.hpp"
+
 namespace bgagent {
 
 class store;
 
-caf::actor spawn_checkpointer(caf::actor_system& sys,
-                              std::unique_ptr<store> db);
-caf::actor spawn_checkpointer(caf::actor_system& sys,
-                              std::unique_ptr<store> db,
-                              const caf::actor& auditor);
+checkpointer_actor spawn_checkpointer(caf::actor_system& sys,
+                                      std::unique_ptr<store> db);
+checkpointer_actor spawn_checkpointer(caf::actor_system& sys,
+                                      std::unique_ptr<store> db,
+                                      const auditor_actor& auditor);
 
 } // namespace bgagent

@@ -16,6 +16,7 @@
 #include "messages/atoms.hpp"
 #include "messages/cluster.hpp"
 #include "messages/events.hpp"
+#include "messages/gatekeeper_actor.hpp"
 #include "messages/worker_context.hpp"
 #include "actors/head_handles.hpp"
 
@@ -37,12 +38,12 @@ struct gatekeeper_state {
   head_handles handles; // never sent to a node
   std::unordered_map<std::string, failures> refused; // by peer host
   // The node gateways handed out: they end with the gatekeeper.
-  std::shared_ptr<std::vector<caf::actor>> gateways =
-    std::make_shared<std::vector<caf::actor>>();
+  std::shared_ptr<std::vector<node_gateway_actor>> gateways =
+    std::make_shared<std::vector<node_gateway_actor>>();
   static inline const char* name = "gatekeeper";
 };
 
-using self_ptr = caf::stateful_actor<gatekeeper_state>*;
+using self_ptr = gatekeeper_actor::stateful_pointer<gatekeeper_state>;
 
 // Counts a refusal from `host` in its current window.
 failures& count_refusal(self_ptr self, const std::string& host) {
@@ -98,8 +99,9 @@ std::string describe(const caf::message_view& x) {
   return out;
 }
 
-caf::behavior gatekeeper(self_ptr self, gatekeeper_settings s,
-                         head_handles handles) {
+gatekeeper_actor::behavior_type gatekeeper(self_ptr self,
+                                           gatekeeper_settings s,
+                                           head_handles handles) {
   self->state.settings = std::move(s);
   self->state.handles = std::move(handles);
   // No exit message is obeyed: to a BASP peer an exit_msg is just bytes,
@@ -166,7 +168,8 @@ caf::behavior gatekeeper(self_ptr self, gatekeeper_settings s,
             self->system(), st.handles,
             gateway_settings{node_name, address, true});
           st.gateways->push_back(w.ctx.gateway);
-          self->send(st.handles.supervisor, watch_atom::value, w.ctx.gateway,
+          self->send(st.handles.supervisor, watch_atom::value,
+                     caf::actor_cast<caf::actor>(w.ctx.gateway),
                      "the node gateway of " + node_name + " (" + address +
                        ")");
           spdlog::info("worker node {} ({}) said hello", node_name, address);
@@ -196,8 +199,9 @@ bool secrets_match(const std::string& a, const std::string& b) {
   return CRYPTO_memcmp(da, db, sizeof(da)) == 0 && !b.empty();
 }
 
-caf::actor spawn_gatekeeper(caf::actor_system& sys, gatekeeper_settings s,
-                            const head_handles& handles) {
+gatekeeper_actor spawn_gatekeeper(caf::actor_system& sys,
+                                  gatekeeper_settings s,
+                                  const head_handles& handles) {
   return sys.spawn(gatekeeper, std::move(s), handles);
 }
 

@@ -1,7 +1,7 @@
 // The gatekeeper: the only actor `bgagent run --listen` publishes. Nothing
 // reaches the head's other actors from the network without passing it.
 //
-// Contract (messages):
+// Contract (messages/gatekeeper_actor.hpp):
 //   (hello_atom, string role, string secret, string node_name) -> welcome
 //       role "worker": accepted with a worker_context holding a new node
 //       gateway for that node alone (node_gateway.hpp), the only head actor
@@ -33,6 +33,8 @@
 
 #include <caf/fwd.hpp>
 
+#include "messages/gatekeeper_actor.hpp"
+
 namespace bgagent {
 
 struct head_handles;
@@ -44,8 +46,9 @@ struct gatekeeper_settings {
   double failure_window_seconds = 60;
 };
 
-caf::actor spawn_gatekeeper(caf::actor_system& sys, gatekeeper_settings s,
-                            const head_handles& handles);
+gatekeeper_actor spawn_gatekeeper(caf::actor_system& sys,
+                                  gatekeeper_settings s,
+                                  const head_handles& handles);
 
 // True when `a` and `b` are equal, in time independent of where they differ.
 bool secrets_match(const std::string& a, const std::string& b);

@@ -8,16 +8,20 @@
 // sends anonymously or through a node gateway, never from one of these.
 #pragma once
 
-#include <caf/actor.hpp>
+#include "messages/auditor_actor.hpp"
+#include "messages/budget_keeper_actor.hpp"
+#include "messages/checkpointer_actor.hpp"
+#include "messages/monitor_actor.hpp"
+#include "messages/supervisor_actor.hpp"
 
 namespace bgagent {
 
 struct head_handles {
-  caf::actor supervisor;
-  caf::actor budget_keeper;
-  caf::actor checkpointer;
-  caf::actor auditor;
-  caf::actor monitor;
+  supervisor_actor supervisor;
+  budget_keeper_actor budget_keeper;
+  checkpointer_actor checkpointer;
+  auditor_actor auditor;
+  monitor_actor monitor;
 };
 
 } // namespace bgagent

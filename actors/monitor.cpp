@@ -10,7 +10,9 @@
 #include <spdlog/spdlog.h>
 
 #include "messages/atoms.hpp"
+#include "messages/auditor_actor.hpp"
 #include "messages/events.hpp"
+#include "messages/monitor_actor.hpp"
 #include "messages/json_codec.hpp"
 #include "messages/run.hpp"
 #include "persistence/jsonl_writer.hpp"
@@ -31,8 +33,8 @@ struct watched {
 struct monitor_state {
   monitor_settings settings;
   std::shared_ptr<jsonl_writer> alerts;
-  caf::actor auditor;
-  caf::actor webhook; // detached poster, or invalid
+  auditor_actor auditor;
+  caf::actor webhook; // detached poster, or invalid (private, untyped)
   std::unordered_map<std::string, watched> sources;
   uint32_t consecutive_failures = 0;
   bool escalated = false;
@@ -41,7 +43,7 @@ struct monitor_state {
   static inline const char* name = "monitor";
 };
 
-using self_ptr = caf::stateful_actor<monitor_state>*;
+using self_ptr = monitor_actor::stateful_pointer<monitor_state>;
 
 // Posts each alert's JSON to the webhook URL. Detached: it may block on the
 // network without holding a scheduler thread.
@@ -78,7 +80,7 @@ caf::behavior webhook_poster(caf::event_based_actor*, std::string url) {
 void raise(self_ptr self, const alert& a) {
   auto& st = self->state;
   ++st.m.alerts;
-  if (a.severity == "critical")
+  if (a.level == severity::critical)
     spdlog::critical("ALERT {}: {}", a.kind, a.message);
   else
     spdlog::warn("ALERT {}: {}", a.kind, a.message);
@@ -90,10 +92,11 @@ void raise(self_ptr self, const alert& a) {
   st.alerts->append(line);
   st.alerts->flush();
   self->send(st.auditor, make_event("alert", a.task_id, -1,
-                                    a.severity + " " + a.kind + ": " +
+                                    std::string(to_string(a.level)) + " " +
+                                      a.kind + ": " +
                                       a.message));
   if (st.webhook)
-    self->send(st.webhook, line);
+    caf::anon_send(st.webhook, line); // untyped: its own helper
 }
 
 void check_deadman(self_ptr self) {
@@ -109,7 +112,7 @@ void check_deadman(self_ptr self) {
       w.alerted = true;
       char secs[32];
       std::snprintf(secs, sizeof(secs), "%.1f", silent.count());
-      raise(self, alert{"critical", "dead_mans_switch",
+      raise(self, alert{severity::critical, "dead_mans_switch",
                         source + " sent no heartbeat for " + secs +
                           " s (window " +
                           std::to_string(st.settings.deadman_seconds) +
@@ -122,9 +125,9 @@ void check_deadman(self_ptr self) {
   }
 }
 
-caf::behavior monitor(self_ptr self, monitor_settings s,
-                      std::shared_ptr<jsonl_writer> alerts,
-                      caf::actor auditor) {
+monitor_actor::behavior_type monitor(self_ptr self, monitor_settings s,
+                                     std::shared_ptr<jsonl_writer> alerts,
+                                     auditor_actor auditor) {
   auto& st = self->state;
   st.alerts = std::move(alerts);
   st.auditor = std::move(auditor);
@@ -154,29 +157,30 @@ caf::behavior monitor(self_ptr self, monitor_settings s,
       if (!busy)
         self->state.sources.erase(source);
     },
-    [=](outcome_atom, const std::string& what, const std::string& task_id) {
+    [=](outcome_atom, outcome_kind what, const std::string& task_id) {
       auto& st = self->state;
-      if (what == "completed") {
-        ++st.m.completed;
-        st.consecutive_failures = 0;
-        st.escalated = false;
-      } else if (what == "failed") {
-        ++st.m.failed_attempts;
-        if (++st.consecutive_failures >= st.settings.escalate_after &&
-            !st.escalated) {
-          st.escalated = true;
-          raise(self, alert{"critical", "failure_escalation",
-                            std::to_string(st.consecutive_failures) +
-                              " consecutive failed attempts, last on task " +
-                              task_id,
-                            task_id});
-        }
-      } else if (what == "retry") {
-        ++st.m.retries;
-      } else if (what == "quarantined") {
-        ++st.m.quarantined;
-      } else if (what == "restart") {
-        ++st.m.restarts;
+      switch (what) {
+        case outcome_kind::completed:
+          ++st.m.completed;
+          st.consecutive_failures = 0;
+          st.escalated = false;
+          break;
+        case outcome_kind::failed:
+          ++st.m.failed_attempts;
+          if (++st.consecutive_failures >= st.settings.escalate_after &&
+              !st.escalated) {
+            st.escalated = true;
+            raise(self,
+                  alert{severity::critical, "failure_escalation",
+                        std::to_string(st.consecutive_failures) +
+                          " consecutive failed attempts, last on task " +
+                          task_id,
+                        task_id});
+          }
+          break;
+        case outcome_kind::retry: ++st.m.retries; break;
+        case outcome_kind::quarantined: ++st.m.quarantined; break;
+        case outcome_kind::restart: ++st.m.restarts; break;
       }
     },
     [=](alert_atom, const alert& a) { raise(self, a); },
@@ -224,8 +228,8 @@ const std::vector<double>& latency_bucket_bounds() {
   return b;
 }
 
-caf::actor spawn_monitor(caf::actor_system& sys, monitor_settings s,
-                         const caf::actor& auditor) {
+monitor_actor spawn_monitor(caf::actor_system& sys, monitor_settings s,
+                            const auditor_actor& auditor) {
   // Opened here so a bad path fails in the caller with a clear message.
   auto alerts = std::make_shared<jsonl_writer>(s.alerts_path);
   return sys.spawn(monitor, std::move(s), std::move(alerts), auditor);

@@ -1,13 +1,13 @@
 // The monitor: heartbeats and the dead man's switch, failure escalation,
 // alerts, and the metrics a person looks at.
 //
-// Contract (messages):
+// Contract (messages/monitor_actor.hpp):
 //   (heartbeat_atom, string source, bool busy, string task_id)
 //       a busy source silent for longer than the window trips the dead
 //       man's switch (one critical alert per silence); busy=false stops
 //       watching it. The supervisor beats as "supervisor".
-//   (outcome_atom, string what, string task_id)   what: completed | failed |
-//       retry | quarantined | restart. `escalate_after` consecutive failed
+//   (outcome_atom, outcome_kind what, string task_id)
+//       `escalate_after` consecutive failed
 //       attempts with no completion in between raise failure_escalation.
 //   (alert_atom, alert)                  raise an alert
 //   (budget_atom, budget_snapshot)       latest budget figures
@@ -27,6 +27,9 @@
 
 #include <caf/fwd.hpp>
 
+#include "messages/auditor_actor.hpp"
+#include "messages/monitor_actor.hpp"
+
 namespace bgagent {
 
 struct monitor_settings {
@@ -40,7 +43,7 @@ struct monitor_settings {
 // Upper bounds (seconds) of the provider latency histogram buckets.
 const std::vector<double>& latency_bucket_bounds();
 
-caf::actor spawn_monitor(caf::actor_system& sys, monitor_settings s,
-                         const caf::actor& auditor);
+monitor_actor spawn_monitor(caf::actor_system& sys, monitor_settings s,
+                            const auditor_actor& auditor);
 
 } // namespace bgagent

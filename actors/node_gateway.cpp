@@ -12,6 +12,7 @@
 #include "messages/budget.hpp"
 #include "messages/call_outcome.hpp"
 #include "messages/events.hpp"
+#include "messages/node_gateway_actor.hpp"
 #include "messages/task.hpp"
 
 namespace bgagent {
@@ -41,7 +42,7 @@ struct gateway_state {
   static inline const char* name = "node_gateway";
 };
 
-using self_ptr = caf::stateful_actor<gateway_state>*;
+using self_ptr = node_gateway_actor::stateful_pointer<gateway_state>;
 
 std::string fmt_usage(const usage& u) {
   char buf[96];
@@ -60,11 +61,11 @@ audit_event event_for(self_ptr self, const std::string& event,
                     self->state.s.node);
 }
 
-void raise(self_ptr self, const char* severity, const char* kind,
+void raise(self_ptr self, severity level, const char* kind,
            const std::string& msg, const std::string& task_id) {
   spdlog::warn("{}: {}", kind, msg);
   self->send(self->state.h.monitor, alert_atom::value,
-             alert{severity, kind, msg, task_id});
+             alert{level, kind, msg, task_id});
 }
 
 // A message this gateway will not act on: audited, never acted on.
@@ -85,7 +86,7 @@ usage charge_for(self_ptr self, const std::string& id, const open_attempt& a,
                  const call_outcome& out, bool charge_reservation) {
   usage worst{a.worst_prompt, a.worst_completion, a.worst_cost};
   if (out.usage_invalid) {
-    raise(self, "critical", "lying_usage",
+    raise(self, severity::critical, "lying_usage",
           "provider reported impossible usage for task " + id + " (" +
             out.error + "); charged the reservation",
           id);
@@ -96,7 +97,7 @@ usage charge_for(self_ptr self, const std::string& id, const open_attempt& a,
     if (self->state.s.remote &&
         (u.total_tokens() > a.worst_tokens() || u.cost_usd > a.worst_cost)) {
       // A node cannot spend past what the head granted it.
-      raise(self, "critical", "usage_over_reservation",
+      raise(self, severity::critical, "usage_over_reservation",
             "node " + self->state.s.node + " reported " + fmt_usage(u) +
               " for task " + id + ", above its reservation of " +
               std::to_string(a.worst_tokens()) + " tokens; charged the "
@@ -120,10 +121,10 @@ void watch(self_ptr self, const caf::actor_addr& worker) {
     self->monitor(worker);
 }
 
-void begin(self_ptr self, const caf::actor& worker, const std::string& id,
+void begin(self_ptr self, const task_worker_actor& worker, const std::string& id,
            uint32_t attempt, uint64_t prompt, uint64_t completion,
            double cost, const std::string& detail,
-           caf::response_promise rp) {
+           caf::typed_response_promise<bool> rp) {
   auto& st = self->state;
   auto addr = worker.address();
   auto& a = st.open[id];
@@ -180,7 +181,7 @@ void begin(self_ptr self, const caf::actor& worker, const std::string& id,
     });
 }
 
-void finish(self_ptr self, const caf::actor& worker, const std::string& id,
+void finish(self_ptr self, const task_worker_actor& worker, const std::string& id,
             uint32_t attempt, const call_outcome& out,
             bool charge_reservation, double latency) {
   auto& st = self->state;
@@ -231,7 +232,8 @@ void finish(self_ptr self, const caf::actor& worker, const std::string& id,
     });
 }
 
-caf::behavior node_gateway(self_ptr self, head_handles h, gateway_settings s) {
+node_gateway_actor::behavior_type node_gateway(self_ptr self, head_handles h,
+                                               gateway_settings s) {
   self->state.h = std::move(h);
   self->state.s = std::move(s);
   // No exit message is obeyed (from a BASP peer it is just bytes with any
@@ -261,13 +263,14 @@ caf::behavior node_gateway(self_ptr self, head_handles h, gateway_settings s) {
         st.watched.empty())
       self->quit();
   });
-  auto sender_worker = [self]() -> caf::actor {
-    return caf::actor_cast<caf::actor>(self->current_sender());
+  // Workers are told apart by address: the sender of their messages.
+  auto sender_worker = [self]() -> task_worker_actor {
+    return caf::actor_cast<task_worker_actor>(self->current_sender());
   };
   return {
     // From the supervisor only: hand an attempt to one of this node's
     // workers (anonymously: the worker never learns the supervisor).
-    [=](dispatch_atom, const caf::actor& worker, const task& t,
+    [=](dispatch_atom, const task_worker_actor& worker, const task& t,
         uint32_t attempt) {
       auto& st = self->state;
       if (self->current_sender() != caf::actor_cast<caf::strong_actor_ptr>(
@@ -318,7 +321,7 @@ caf::behavior node_gateway(self_ptr self, head_handles h, gateway_settings s) {
       }
       self->send(st.h.monitor, heartbeat_atom::value, name, busy, task_id);
     },
-    [=](join_atom, const std::vector<caf::actor>& workers,
+    [=](join_atom, const std::vector<task_worker_actor>& workers,
         const std::vector<std::string>& names) -> caf::result<bool> {
       auto& st = self->state;
       if (!st.s.remote)
@@ -337,8 +340,9 @@ caf::behavior node_gateway(self_ptr self, head_handles h, gateway_settings s) {
 
 } // namespace
 
-caf::actor spawn_node_gateway(caf::actor_system& sys, const head_handles& h,
-                              gateway_settings s) {
+node_gateway_actor spawn_node_gateway(caf::actor_system& sys,
+                                      const head_handles& h,
+                                      gateway_settings s) {
   return sys.spawn(node_gateway, h, std::move(s));
 }
 

@@ -3,8 +3,8 @@
 // (spawned by the gatekeeper after that node's hello); it is the only head
 // actor a remote node can address.
 //
-// Contract (messages, request -> reply):
-//   (dispatch_atom, actor worker, task, uint32 attempt)   from the supervisor
+// Contract (messages/node_gateway_actor.hpp, request -> reply):
+//   (dispatch_atom, task_worker_actor worker, task, uint32 attempt)   from the supervisor
 //       only: records the attempt as handed to that worker and passes the
 //       task on anonymously. Only handed attempts may begin and finish.
 // From task workers:
@@ -31,7 +31,8 @@
 //   (heartbeat_atom, string worker_name, bool busy, string task_id)
 //       forwarded to the monitor (a remote worker's name must start with
 //       "NODE/").
-//   (join_atom, vector<actor> workers, vector<string> names) -> bool
+//   (join_atom, vector<task_worker_actor> workers, vector<string> names)
+//       -> bool
 //       remote gateways: adds the node's workers to the run.
 // Every message from a worker is checked against what was handed to that
 // worker; anything else is refused and audited (`admin_refused`).
@@ -47,6 +48,8 @@
 #include <caf/fwd.hpp>
 #include <caf/node_id.hpp>
 
+#include "messages/node_gateway_actor.hpp"
+
 namespace bgagent {
 
 struct head_handles;
@@ -57,7 +60,8 @@ struct gateway_settings {
   bool remote = false;           // bound the usage it reports
 };
 
-caf::actor spawn_node_gateway(caf::actor_system& sys, const head_handles& h,
-                              gateway_settings s);
+node_gateway_actor spawn_node_gateway(caf::actor_system& sys,
+                                      const head_handles& h,
+                                      gateway_settings s);
 
 } // namespace bgagent

@@ -8,7 +8,7 @@
 
 namespace bgagent {
 
-void resolve_peer(caf::event_based_actor* self,
+void resolve_peer(gatekeeper_actor::base* self,
                   const caf::strong_actor_ptr& sender,
                   std::function<void(const std::string&)> f) {
   if (!sender) {

@@ -4,7 +4,8 @@
 // Contract: resolve_peer never blocks; it calls `f` exactly once (from the
 // actor's own context) with "HOST:PORT" for a remote node, "local" for this
 // process, "anonymous" when the message had no sender, or "node <id>" when
-// the middleman no longer knows the connection.
+// the middleman no longer knows the connection. (The gatekeeper's: the
+// actor that meets strangers.)
 #pragma once
 
 #include <functional>
@@ -12,9 +13,11 @@
 
 #include <caf/fwd.hpp>
 
+#include "messages/gatekeeper_actor.hpp"
+
 namespace bgagent {
 
-void resolve_peer(caf::event_based_actor* self,
+void resolve_peer(gatekeeper_actor::base* self,
                   const caf::strong_actor_ptr& sender,
                   std::function<void(const std::string&)> f);
 

@@ -17,7 +17,9 @@
 #include "messages/atoms.hpp"
 #include "messages/call_outcome.hpp"
 #include "messages/events.hpp"
+#include "messages/outcome_kind.hpp"
 #include "messages/run.hpp"
+#include "messages/supervisor_actor.hpp"
 #include "messages/task.hpp"
 #include "messages/utf8.hpp"
 #include "messages/worker_context.hpp"
@@ -32,9 +34,20 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
+// Where the run is; each phase but the first has its own behavior, and the
+// phase names the behavior in force (helpers consult it).
+enum class phase {
+  starting,       // spawned, waiting for (run_atom)
+  running,        // fetching and dispatching
+  draining,       // stopping: calls in flight finish, nothing new starts
+  finishing,      // nothing in flight: the summary is being made
+  awaiting_nodes, // summary made, remote workers leaving (at most 3 s)
+  over,           // the summary was delivered
+};
+
 struct worker_slot {
-  caf::actor handle;
-  caf::actor gateway; // its node's gateway: the head's half of its attempts
+  task_worker_actor handle;
+  node_gateway_actor gateway; // its node's: the head's half of its attempts
   std::string name;
   std::string node;
   bool remote = false;
@@ -52,7 +65,7 @@ struct supervisor_state {
   run_handles h;
   provider_ptr prov;
   std::unordered_map<caf::actor_addr, worker_slot> workers;
-  std::vector<caf::actor> idle;
+  std::vector<task_worker_actor> idle;
   std::deque<task> queue;
   std::unordered_set<std::string> held; // queued, in flight or waiting
   std::unordered_map<std::string, task> waiting; // retry timers running
@@ -62,29 +75,46 @@ struct supervisor_state {
   bool rescanned = false; // final look for tasks added during the run
   uint32_t outstanding = 0; // store writes not yet acknowledged
   bool paused = false;
-  bool stopping = false;
-  bool finished = false;
-  bool awaiting_nodes = false; // run over, waiting for nodes to hear it
+  enum phase phase = phase::starting;
   run_stop stop;
   retry_policy retries{retry_settings{}};
   restart_window restarts{0, 0};
   uint32_t next_worker = 0;
   std::unordered_map<std::string, std::string> node_addresses; // joined nodes
-  caf::actor local_gateway; // the head's half of local workers' attempts
+  node_gateway_actor local_gateway; // the head's half of local attempts
   // Cluster-edge actors (gatekeeper, remote gateways) watched for failure.
   std::unordered_map<caf::actor_addr, std::string> edges;
   run_summary summary;
   clock_type::time_point started = clock_type::now();
-  caf::response_promise rp;
-  bool running = false;
+  caf::typed_response_promise<run_summary> rp;
   std::mt19937_64 rng{std::random_device{}()};
   static inline const char* name = "supervisor";
 };
 
-using self_ptr = caf::stateful_actor<supervisor_state>*;
+using self_ptr = supervisor_actor::stateful_pointer<supervisor_state>;
+using behavior_type = supervisor_actor::behavior_type;
 
 void dispatch(self_ptr self);
 void maybe_finish(self_ptr self);
+behavior_type draining(self_ptr self);
+behavior_type finishing(self_ptr self);
+behavior_type awaiting_nodes(self_ptr self);
+
+// Draining or later: nothing new starts.
+bool stopping(const supervisor_state& st) {
+  return st.phase >= phase::draining;
+}
+
+// The summary is made or being made: workers' messages are stale.
+bool finished(const supervisor_state& st) {
+  return st.phase >= phase::finishing;
+}
+
+void deliver_summary(self_ptr self) {
+  auto& st = self->state;
+  st.phase = phase::over;
+  st.rp.deliver(st.summary);
+}
 
 uint32_t fetch_batch(const supervisor_state& st) {
   return std::max<uint32_t>(1024, st.settings.workers * 4);
@@ -128,8 +158,9 @@ void spawn_local_worker(self_ptr self) {
 
 void stop(self_ptr self, run_stop why) {
   auto& st = self->state;
-  if (!st.stopping) {
-    st.stopping = true;
+  if (st.phase == phase::running) {
+    st.phase = phase::draining;
+    self->become(draining(self));
     st.stop = std::move(why);
     spdlog::info("stopping: {}; waiting for {} call(s) in flight",
                  st.stop.text(),
@@ -141,7 +172,7 @@ void stop(self_ptr self, run_stop why) {
 
 void fetch(self_ptr self) {
   auto& st = self->state;
-  if (st.fetching || st.exhausted || st.stopping)
+  if (st.fetching || st.exhausted || stopping(st))
     return;
   st.fetching = true;
   auto batch = fetch_batch(st);
@@ -164,7 +195,8 @@ void fetch(self_ptr self) {
 
 void dispatch(self_ptr self) {
   auto& st = self->state;
-  while (!st.paused && !st.stopping && !st.idle.empty() && !st.queue.empty()) {
+  while (!st.paused && !stopping(st) && !st.idle.empty() &&
+         !st.queue.empty()) {
     auto w = st.idle.back();
     st.idle.pop_back();
     auto i = st.workers.find(w.address());
@@ -221,7 +253,7 @@ void quarantine(self_ptr self, const task& t, uint32_t attempt,
         ++i->second;
       else if (st.quarantine_errors.size() < 1000)
         st.quarantine_errors.emplace(std::move(key), 1);
-      self->send(st.h.monitor, outcome_atom::value, std::string("quarantined"),
+      self->send(st.h.monitor, outcome_atom::value, outcome_kind::quarantined,
                  t.id);
       st.held.erase(t.id);
       maybe_finish(self);
@@ -245,7 +277,7 @@ void schedule_retry(self_ptr self, task t, uint32_t attempt,
       auto& st = self->state;
       --st.outstanding;
       ++st.summary.retries;
-      self->send(st.h.monitor, outcome_atom::value, std::string("retry"), t.id);
+      self->send(st.h.monitor, outcome_atom::value, outcome_kind::retry, t.id);
       t.attempts = attempt;
       if (!out.raw_answer.empty()) {
         // The repair turn, as the store keeps it for a later run.
@@ -269,13 +301,13 @@ void schedule_retry(self_ptr self, task t, uint32_t attempt,
 void attempt_failed(self_ptr self, const task& t, uint32_t attempt,
                     const call_outcome& out) {
   auto& st = self->state;
-  self->send(st.h.monitor, outcome_atom::value, std::string("failed"), t.id);
+  self->send(st.h.monitor, outcome_atom::value, outcome_kind::failed, t.id);
   auto d = st.retries.decide(out, attempt, st.rng);
   switch (d.what) {
     case retry_decision::action::stop_run: {
       // Not the task's fault: it goes back to pending, attempt not counted.
       self->send(st.h.monitor, alert_atom::value,
-                 alert{"critical", "out_of_credits",
+                 alert{severity::critical, "out_of_credits",
                        "provider refused for lack of credits: " + out.error,
                        t.id});
       ++st.outstanding;
@@ -317,7 +349,7 @@ void worker_lost(self_ptr self, worker_slot slot, const std::string& why,
     if (!node_alive && st.node_addresses.erase(slot.node) > 0) {
       audit(self, "node_lost", {}, -1, why, slot.node);
       self->send(st.h.monitor, alert_atom::value,
-                 alert{"warning", "node_lost",
+                 alert{severity::warning, "node_lost",
                        "worker node " + slot.node + " lost (" + why +
                          "); its tasks go back to the queue",
                        {}});
@@ -345,11 +377,11 @@ void worker_lost(self_ptr self, worker_slot slot, const std::string& why,
   audit(self, "worker_restarted", slot.busy ? slot.current.id : std::string{},
         slot.busy ? static_cast<int32_t>(slot.attempt) : -1,
         slot.name + " " + why);
-  self->send(st.h.monitor, outcome_atom::value, std::string("restart"),
+  self->send(st.h.monitor, outcome_atom::value, outcome_kind::restart,
              slot.busy ? slot.current.id : std::string{});
-  if (st.restarts.record(clock_type::now()) && !st.stopping) {
+  if (st.restarts.record(clock_type::now()) && !stopping(st)) {
     self->send(st.h.monitor, alert_atom::value,
-               alert{"critical", "restart_intensity",
+               alert{severity::critical, "restart_intensity",
                      std::to_string(st.restarts.in_window()) +
                        " worker restarts within " +
                        std::to_string(static_cast<int>(
@@ -377,18 +409,10 @@ size_t remote_workers_left(const supervisor_state& st) {
   return n;
 }
 
-// The summary of a run whose end remote nodes had to hear about first.
-void deliver_after_nodes(self_ptr self) {
-  auto& st = self->state;
-  if (!st.awaiting_nodes)
-    return;
-  st.awaiting_nodes = false;
-  st.rp.deliver(st.summary);
-}
-
 void finish(self_ptr self) {
   auto& st = self->state;
-  st.finished = true;
+  st.phase = phase::finishing;
+  self->become(finishing(self));
   // The run is over: the dead man's switch stops watching the supervisor.
   self->send(st.h.monitor, heartbeat_atom::value, std::string("supervisor"),
              false, std::string{});
@@ -417,15 +441,18 @@ void finish(self_ptr self) {
         // gone: a head that exited at once could close the connection
         // before the word reached the nodes, which would then take the
         // end of the run for a lost head.
+        bool remote = false;
         for (auto& kv : st.workers) {
           caf::anon_send_exit(kv.second.handle,
                               caf::exit_reason::user_shutdown);
-          st.awaiting_nodes |= kv.second.remote;
+          remote |= kv.second.remote;
         }
-        if (!st.awaiting_nodes) {
-          st.rp.deliver(st.summary);
+        if (!remote) {
+          deliver_summary(self);
           return;
         }
+        st.phase = phase::awaiting_nodes;
+        self->become(awaiting_nodes(self));
         self->delayed_send(self, std::chrono::seconds(3),
                            nodes_waited_atom::value);
       },
@@ -434,19 +461,20 @@ void finish(self_ptr self) {
         run_stop failed{stop_reason::internal, 0, to_string(err)};
         st.summary.exit_code = exit_code_for(failed, true);
         st.summary.stop_reason = failed.text();
-        st.rp.deliver(st.summary);
+        deliver_summary(self);
       });
 }
 
 void maybe_finish(self_ptr self) {
   auto& st = self->state;
-  if (!st.running || st.finished || st.fetching || st.outstanding > 0)
+  if (st.phase == phase::starting || finished(st) || st.fetching ||
+      st.outstanding > 0)
     return;
   bool in_flight = std::any_of(st.workers.begin(), st.workers.end(),
                                [](auto& kv) { return kv.second.busy; });
   if (in_flight)
     return;
-  if (st.stopping) {
+  if (stopping(st)) {
     finish(self);
     return;
   }
@@ -468,11 +496,11 @@ void maybe_finish(self_ptr self) {
 
 // Cancels pending / retry_wait / quarantined tasks and forgets them here;
 // `each` (when named) is committed with each cancellation.
-caf::response_promise cancel_tasks(self_ptr self,
-                                   const std::vector<std::string>& ids,
-                                   const audit_event& each) {
+caf::typed_response_promise<std::vector<std::string>>
+cancel_tasks(self_ptr self, const std::vector<std::string>& ids,
+             const audit_event& each) {
   auto& st = self->state;
-  auto rp = self->make_response_promise();
+  auto rp = self->make_response_promise<std::vector<std::string>>();
   self->request(st.h.checkpointer, caf::infinite, cancel_atom::value, ids,
                 each)
     .then([=](const std::vector<std::string>& done) mutable {
@@ -493,7 +521,353 @@ caf::response_promise cancel_tasks(self_ptr self,
   return rp;
 }
 
-caf::behavior supervisor(self_ptr self, supervisor_settings s, run_handles h,
+// -- handlers shared by several phases ---------------------------------------
+
+// An attempt's end, sent by the worker's gateway as the worker.
+auto on_done(self_ptr self) {
+  return [=](done_atom, const std::string& id, uint32_t) {
+    auto& st = self->state;
+    auto* slot = sender_slot(self);
+    if (!slot)
+      return;
+    make_idle(self, *slot);
+    st.held.erase(id);
+    ++st.summary.completed;
+    self->send(st.h.monitor, outcome_atom::value, outcome_kind::completed, id);
+    dispatch(self);
+    maybe_finish(self);
+  };
+}
+
+auto on_failed(self_ptr self) {
+  return [=](failed_atom, const std::string&, uint32_t attempt,
+             const call_outcome& out) {
+    auto* slot = sender_slot(self);
+    if (!slot)
+      return;
+    auto t = slot->current;
+    make_idle(self, *slot);
+    attempt_failed(self, t, attempt, out);
+    dispatch(self);
+    maybe_finish(self);
+  };
+}
+
+auto on_denied(self_ptr self) {
+  return [=](denied_atom, const std::string&, uint32_t,
+             const std::string& reason) {
+    auto& st = self->state;
+    auto* slot = sender_slot(self);
+    if (!slot)
+      return;
+    auto t = slot->current;
+    make_idle(self, *slot);
+    // Still pending in the store: it waits for a run with more budget.
+    st.held.erase(t.id);
+    if (!stopping(st))
+      spdlog::warn("budget exhausted: {}", reason);
+    stop(self, run_stop{stop_reason::budget});
+  };
+}
+
+auto on_skipped(self_ptr self) {
+  return [=](skipped_atom, const std::string& id, uint32_t) {
+    auto* slot = sender_slot(self);
+    if (!slot)
+      return;
+    make_idle(self, *slot);
+    self->state.held.erase(id);
+    dispatch(self);
+    maybe_finish(self);
+  };
+}
+
+auto on_pause(self_ptr self) {
+  return [=](pause_atom) {
+    self->state.paused = true;
+    self->send(self->state.h.monitor, pause_atom::value, true);
+    return true;
+  };
+}
+
+auto on_resume(self_ptr self) {
+  return [=](resume_atom) {
+    self->state.paused = false;
+    self->send(self->state.h.monitor, pause_atom::value, false);
+    dispatch(self);
+    return true;
+  };
+}
+
+auto on_drain(self_ptr self) {
+  return [=](drain_atom) {
+    stop(self, run_stop{stop_reason::drain});
+    return true;
+  };
+}
+
+auto on_signal(self_ptr self) {
+  return [=](drain_atom, int32_t signal) {
+    stop(self, run_stop{stop_reason::signal, signal});
+    return true;
+  };
+}
+
+// Stop at once: calls in flight are abandoned and their tasks go back to
+// pending (the attempt is not counted); nodes are told to leave.
+auto on_shutdown(self_ptr self) {
+  return [=](shutdown_atom) {
+    auto& st = self->state;
+    std::vector<caf::actor_addr> busy;
+    for (auto& kv : st.workers)
+      if (kv.second.busy)
+        busy.push_back(kv.first);
+    for (auto& addr : busy) {
+      auto slot = std::move(st.workers[addr]);
+      st.workers.erase(addr);
+      self->demonitor(slot.handle.address());
+      caf::anon_send_exit(slot.handle, caf::exit_reason::user_shutdown);
+      auto t = slot.current;
+      ++st.outstanding;
+      self->request(st.h.checkpointer, caf::infinite, give_back_atom::value,
+                    t.id, slot.attempt)
+        .then([=](bool) {
+          --self->state.outstanding;
+          self->state.held.erase(t.id);
+          maybe_finish(self);
+        });
+    }
+    stop(self, run_stop{stop_reason::shutdown});
+    return true;
+  };
+}
+
+// `each` (task_cancelled) is committed with each cancellation.
+auto on_cancel(self_ptr self) {
+  return [=](cancel_atom, const std::vector<std::string>& ids,
+             const audit_event& each) { return cancel_tasks(self, ids, each); };
+}
+
+auto on_workers(self_ptr self) {
+  return [=](workers_atom) {
+    std::vector<std::string> out;
+    for (auto& kv : self->state.workers)
+      out.push_back(kv.second.node + " " + kv.second.name + " " +
+                    (kv.second.busy ? "busy " + kv.second.current.id
+                                    : std::string("idle")));
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+}
+
+auto on_watch(self_ptr self) {
+  return [=](watch_atom, const caf::actor& edge, const std::string& what) {
+    if (!edge)
+      return;
+    self->state.edges.emplace(edge.address(), what);
+    self->monitor(edge);
+  };
+}
+
+// The dead man's switch hears from the supervisor; a worker far past its
+// own timeout is presumed hung and replaced.
+auto on_tick(self_ptr self) {
+  return [=](tick_atom) {
+    auto& st = self->state;
+    self->send(st.h.monitor, heartbeat_atom::value,
+               std::string("supervisor"), true, std::string{});
+    // Not while the store waits for another process's write lock (a large
+    // submit): its attempt waits on the store, and its clock starts again.
+    auto now = clock_type::now();
+    if (now - store::last_lock_wait() < std::chrono::seconds(2))
+      for (auto& kv : st.workers)
+        if (kv.second.busy && !kv.second.remote)
+          kv.second.dispatched = now;
+    auto limit = std::chrono::duration<double>(
+      st.settings.timeout_seconds +
+      std::max(5.0, st.settings.timeout_seconds / 2));
+    std::vector<caf::actor_addr> hung;
+    for (auto& kv : st.workers)
+      if (kv.second.busy && !kv.second.remote &&
+          now - kv.second.dispatched > limit)
+        hung.push_back(kv.first);
+    for (auto& addr : hung) {
+      auto slot = std::move(st.workers[addr]);
+      st.workers.erase(addr);
+      self->send_exit(slot.handle, caf::exit_reason::kill);
+      worker_lost(self, std::move(slot), "hung past its timeout");
+    }
+    self->delayed_send(self,
+                       std::chrono::milliseconds(static_cast<int64_t>(
+                         st.settings.heartbeat_seconds * 1000)),
+                       tick_atom::value);
+  };
+}
+
+auto already_running() {
+  return [](run_atom) -> caf::result<run_summary> {
+    return caf::make_error(caf::sec::runtime_error,
+                           "the run has started already");
+  };
+}
+
+// Nodes may join only a run that still starts work.
+auto refuse_join() {
+  return [](join_atom, const std::string&, const std::string&,
+            const std::vector<task_worker_actor>&,
+            const std::vector<std::string>&) { return false; };
+}
+
+// -- the phases --------------------------------------------------------------
+
+// Fetching and dispatching until the queue is drained (or, following, for
+// good); a stop reason moves it to draining.
+behavior_type running(self_ptr self) {
+  return {
+    on_done(self), on_failed(self), on_denied(self), on_skipped(self),
+    on_pause(self), on_resume(self), on_drain(self), on_signal(self),
+    on_shutdown(self), on_cancel(self), on_workers(self), on_watch(self),
+    on_tick(self), already_running(),
+    [=](poll_atom) {
+      auto& st = self->state;
+      if (!st.fetching && st.queue.empty()) {
+        st.exhausted = false;
+        st.cursor = fetch_cursor{};
+        fetch(self);
+      }
+      if (st.settings.follow)
+        self->delayed_send(self,
+                           std::chrono::milliseconds(static_cast<int64_t>(
+                             st.settings.poll_interval_seconds * 1000)),
+                           poll_atom::value);
+    },
+    [=](retry_due_atom, const std::string& id) {
+      auto& st = self->state;
+      auto i = st.waiting.find(id);
+      if (i == st.waiting.end())
+        return;
+      st.queue.push_front(std::move(i->second));
+      st.waiting.erase(i);
+      dispatch(self);
+    },
+    // From a remote node's gateway, which vouches for the node and address.
+    [=](join_atom, const std::string& node, const std::string& address,
+        const std::vector<task_worker_actor>& remote_workers,
+        const std::vector<std::string>& names) {
+      auto& st = self->state;
+      for (size_t k = 0; k < remote_workers.size(); ++k) {
+        auto& w = remote_workers[k];
+        if (!w || st.workers.count(w.address()) > 0)
+          continue;
+        self->monitor(w);
+        worker_slot slot;
+        slot.handle = w;
+        slot.gateway =
+          caf::actor_cast<node_gateway_actor>(self->current_sender());
+        slot.name = k < names.size() ? names[k]
+                                     : node + "/worker-" + std::to_string(k + 1);
+        slot.node = node;
+        slot.remote = true;
+        st.workers.emplace(w.address(), std::move(slot));
+        st.idle.push_back(w);
+      }
+      bool first = st.node_addresses.emplace(node, address).second;
+      auto n = remote_workers.size();
+      audit(self, first ? "node_joined" : "node_workers_added", {}, -1,
+            std::to_string(n) + " worker(s) from " + address, node);
+      spdlog::info("node {} ({}) {} with {} worker(s)", node, address,
+                   first ? "joined" : "added", n);
+      report_workers(self);
+      dispatch(self);
+      return true;
+    },
+    [](nodes_waited_atom) {},
+  };
+}
+
+// Stopping: calls in flight finish, nothing new starts; a task whose retry
+// wait ends stays retry_wait in the store (resumable).
+behavior_type draining(self_ptr self) {
+  return {
+    on_done(self), on_failed(self), on_denied(self), on_skipped(self),
+    on_pause(self), on_resume(self), on_drain(self), on_signal(self),
+    on_shutdown(self), on_cancel(self), on_workers(self), on_watch(self),
+    on_tick(self), already_running(), refuse_join(),
+    [](poll_atom) {},
+    [=](retry_due_atom, const std::string& id) {
+      auto& st = self->state;
+      if (st.waiting.erase(id) == 0)
+        return;
+      st.held.erase(id);
+      maybe_finish(self);
+    },
+    [](nodes_waited_atom) {},
+  };
+}
+
+// The handlers of a run whose work is over: commands are answered, nothing
+// moves any more. `on_nodes_waited` is what the 3 s timer does.
+template <class NodesWaited>
+behavior_type ended(self_ptr self, NodesWaited on_nodes_waited) {
+  return {
+    [](done_atom, const std::string&, uint32_t) {},
+    [](failed_atom, const std::string&, uint32_t, const call_outcome&) {},
+    [](denied_atom, const std::string&, uint32_t, const std::string&) {},
+    [](skipped_atom, const std::string&, uint32_t) {},
+    on_pause(self), on_resume(self), on_drain(self), on_signal(self),
+    on_shutdown(self), on_cancel(self), on_workers(self), on_watch(self),
+    already_running(), refuse_join(),
+    [](tick_atom) {},
+    [](poll_atom) {},
+    [](retry_due_atom, const std::string&) {},
+    on_nodes_waited,
+  };
+}
+
+// Nothing in flight: the store's counts for the summary are on their way.
+behavior_type finishing(self_ptr self) {
+  return ended(self, [](nodes_waited_atom) {});
+}
+
+// The summary is made; remote workers are told to leave and the summary
+// waits (at most 3 s) until every one is gone: a head that exited at once
+// could close the connection before the word reached the nodes, which
+// would then take the end of the run for a lost head.
+behavior_type awaiting_nodes(self_ptr self) {
+  return ended(self, [=](nodes_waited_atom) { // slow to leave
+    if (self->state.phase == phase::awaiting_nodes)
+      deliver_summary(self);
+  });
+}
+
+// Spawned: nothing happens until (run_atom); anything else waits for it.
+behavior_type starting(self_ptr self) {
+  self->set_default_handler(caf::skip);
+  return behavior_type{
+    behavior_type::unsafe_init{},
+    caf::behavior{
+      [=](run_atom) {
+        auto& st = self->state;
+        self->set_default_handler(caf::print_and_drop);
+        st.rp = self->make_response_promise<run_summary>();
+        st.phase = phase::running;
+        self->become(running(self));
+        for (uint32_t i = 0; i < st.settings.workers; ++i)
+          spawn_local_worker(self);
+        report_workers(self);
+        self->send(self, tick_atom::value);
+        if (st.settings.follow)
+          self->delayed_send(self,
+                             std::chrono::milliseconds(static_cast<int64_t>(
+                               st.settings.poll_interval_seconds * 1000)),
+                             poll_atom::value);
+        fetch(self);
+        return st.rp;
+      },
+    }};
+}
+
+behavior_type supervisor(self_ptr self, supervisor_settings s, run_handles h,
                          provider_ptr p) {
   auto& st = self->state;
   st.settings = std::move(s);
@@ -507,7 +881,7 @@ caf::behavior supervisor(self_ptr self, supervisor_settings s, run_handles h,
   st.prov = std::move(p);
   st.local_gateway = spawn_node_gateway(
     self->system(),
-    head_handles{caf::actor_cast<caf::actor>(self), st.h.budget_keeper,
+    head_handles{caf::actor_cast<supervisor_actor>(self), st.h.budget_keeper,
                  st.h.checkpointer, st.h.auditor, st.h.monitor},
     gateway_settings{st.settings.node, "local", false});
   // The gateway refuses exit messages; it ends with the supervisor.
@@ -515,44 +889,48 @@ caf::behavior supervisor(self_ptr self, supervisor_settings s, run_handles h,
     caf::anon_send_exit(gw, caf::exit_reason::kill);
   });
   spdlog::debug("local gateway actor id {}", st.local_gateway.id());
-  for (auto* a : {&st.h.checkpointer, &st.h.budget_keeper, &st.h.auditor,
-                  &st.h.monitor, &st.local_gateway})
-    self->monitor(*a);
+  std::vector<caf::actor_addr> internal{
+    st.h.checkpointer.address(), st.h.budget_keeper.address(),
+    st.h.auditor.address(), st.h.monitor.address(),
+    st.local_gateway.address()};
+  self->monitor(st.h.checkpointer);
+  self->monitor(st.h.budget_keeper);
+  self->monitor(st.h.auditor);
+  self->monitor(st.h.monitor);
+  self->monitor(st.local_gateway);
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
     if (auto e = st.edges.find(dm.source); e != st.edges.end()) {
       // The cluster edge failed: the run carries on with what it has.
       auto what = e->second;
       st.edges.erase(e);
-      if (dm.reason == caf::exit_reason::normal || st.finished)
+      if (dm.reason == caf::exit_reason::normal || finished(st))
         return;
       auto msg = what + " ended (" + to_string(dm.reason) +
                  "); the run carries on with the workers it has";
       spdlog::critical("{}", msg);
       audit(self, "alert", {}, -1, "cluster_edge_failed: " + msg);
       self->send(st.h.monitor, alert_atom::value,
-                 alert{"critical", "cluster_edge_failed", msg, {}});
+                 alert{severity::critical, "cluster_edge_failed", msg, {}});
       return;
     }
-    for (auto* a : {&st.h.checkpointer, &st.h.budget_keeper, &st.h.auditor,
-                    &st.h.monitor, &st.local_gateway}) {
-      if (dm.source == a->address()) {
-        spdlog::critical("internal actor failed: {}", to_string(dm.reason));
-        if (st.running && !st.finished) {
-          st.finished = true;
-          run_stop failed{stop_reason::internal, 0, to_string(dm.reason)};
-          st.summary.exit_code = exit_code_for(failed, true);
-          st.summary.stop_reason = failed.text();
-          st.rp.deliver(st.summary);
-        }
-        return;
+    if (std::find(internal.begin(), internal.end(), dm.source) !=
+        internal.end()) {
+      spdlog::critical("internal actor failed: {}", to_string(dm.reason));
+      if (st.phase == phase::running || st.phase == phase::draining) {
+        run_stop failed{stop_reason::internal, 0, to_string(dm.reason)};
+        st.summary.exit_code = exit_code_for(failed, true);
+        st.summary.stop_reason = failed.text();
+        self->become(ended(self, [](nodes_waited_atom) {}));
+        deliver_summary(self);
       }
+      return;
     }
     auto i = st.workers.find(dm.source);
-    if (i != st.workers.end() && st.finished) {
+    if (i != st.workers.end() && finished(st)) {
       st.workers.erase(i);
-      if (st.awaiting_nodes && remote_workers_left(st) == 0)
-        deliver_after_nodes(self);
+      if (st.phase == phase::awaiting_nodes && remote_workers_left(st) == 0)
+        deliver_summary(self);
       return;
     }
     if (i == st.workers.end())
@@ -572,235 +950,14 @@ caf::behavior supervisor(self_ptr self, supervisor_settings s, run_handles h,
     worker_lost(self, std::move(slot), why, crashed);
     maybe_finish(self);
   });
-  return {
-    [=](run_atom) {
-      auto& st = self->state;
-      st.rp = self->make_response_promise();
-      st.running = true;
-      for (uint32_t i = 0; i < st.settings.workers; ++i)
-        spawn_local_worker(self);
-      report_workers(self);
-      self->send(self, tick_atom::value);
-      if (st.settings.follow)
-        self->delayed_send(self,
-                           std::chrono::milliseconds(static_cast<int64_t>(
-                             st.settings.poll_interval_seconds * 1000)),
-                           poll_atom::value);
-      fetch(self);
-      return st.rp;
-    },
-    [=](tick_atom) {
-      auto& st = self->state;
-      if (st.finished)
-        return;
-      self->send(st.h.monitor, heartbeat_atom::value,
-                 std::string("supervisor"), true, std::string{});
-      // A worker far past its own timeout is presumed hung; not while the
-      // store waits for another process's write lock (a large submit):
-      // its attempt waits on the store, and its clock starts again.
-      auto now = clock_type::now();
-      if (now - store::last_lock_wait() < std::chrono::seconds(2))
-        for (auto& kv : st.workers)
-          if (kv.second.busy && !kv.second.remote)
-            kv.second.dispatched = now;
-      auto limit = std::chrono::duration<double>(
-        st.settings.timeout_seconds +
-        std::max(5.0, st.settings.timeout_seconds / 2));
-      std::vector<caf::actor_addr> hung;
-      for (auto& kv : st.workers)
-        if (kv.second.busy && !kv.second.remote &&
-            now - kv.second.dispatched > limit)
-          hung.push_back(kv.first);
-      for (auto& addr : hung) {
-        auto slot = std::move(st.workers[addr]);
-        st.workers.erase(addr);
-        self->send_exit(slot.handle, caf::exit_reason::kill);
-        worker_lost(self, std::move(slot), "hung past its timeout");
-      }
-      self->delayed_send(self,
-                         std::chrono::milliseconds(static_cast<int64_t>(
-                           st.settings.heartbeat_seconds * 1000)),
-                         tick_atom::value);
-    },
-    [=](poll_atom) {
-      auto& st = self->state;
-      if (st.finished)
-        return;
-      if (!st.fetching && st.queue.empty()) {
-        st.exhausted = false;
-        st.cursor = fetch_cursor{};
-        fetch(self);
-      }
-      if (st.settings.follow)
-        self->delayed_send(self,
-                           std::chrono::milliseconds(static_cast<int64_t>(
-                             st.settings.poll_interval_seconds * 1000)),
-                           poll_atom::value);
-    },
-    [=](done_atom, const std::string& id, uint32_t) {
-      auto& st = self->state;
-      auto* slot = sender_slot(self);
-      if (!slot)
-        return;
-      make_idle(self, *slot);
-      st.held.erase(id);
-      ++st.summary.completed;
-      self->send(st.h.monitor, outcome_atom::value, std::string("completed"),
-                 id);
-      dispatch(self);
-      maybe_finish(self);
-    },
-    [=](failed_atom, const std::string&, uint32_t attempt,
-        const call_outcome& out) {
-      auto* slot = sender_slot(self);
-      if (!slot)
-        return;
-      auto t = slot->current;
-      make_idle(self, *slot);
-      attempt_failed(self, t, attempt, out);
-      dispatch(self);
-      maybe_finish(self);
-    },
-    [=](denied_atom, const std::string&, uint32_t, const std::string& reason) {
-      auto& st = self->state;
-      auto* slot = sender_slot(self);
-      if (!slot)
-        return;
-      auto t = slot->current;
-      make_idle(self, *slot);
-      // Still pending in the store: it waits for a run with more budget.
-      st.held.erase(t.id);
-      if (!st.stopping)
-        spdlog::warn("budget exhausted: {}", reason);
-      stop(self, run_stop{stop_reason::budget});
-    },
-    [=](skipped_atom, const std::string& id, uint32_t) {
-      auto* slot = sender_slot(self);
-      if (!slot)
-        return;
-      make_idle(self, *slot);
-      self->state.held.erase(id);
-      dispatch(self);
-      maybe_finish(self);
-    },
-    [=](retry_due_atom, const std::string& id) {
-      auto& st = self->state;
-      auto i = st.waiting.find(id);
-      if (i == st.waiting.end())
-        return;
-      auto t = std::move(i->second);
-      st.waiting.erase(i);
-      if (st.stopping) {
-        st.held.erase(id); // stays retry_wait in the store: resumable
-        maybe_finish(self);
-        return;
-      }
-      st.queue.push_front(std::move(t));
-      dispatch(self);
-    },
-    [=](pause_atom) {
-      self->state.paused = true;
-      self->send(self->state.h.monitor, pause_atom::value, true);
-      return true;
-    },
-    [=](resume_atom) {
-      self->state.paused = false;
-      self->send(self->state.h.monitor, pause_atom::value, false);
-      dispatch(self);
-      return true;
-    },
-    [=](drain_atom) {
-      stop(self, run_stop{stop_reason::drain});
-      return true;
-    },
-    [=](drain_atom, int32_t signal) {
-      stop(self, run_stop{stop_reason::signal, signal});
-      return true;
-    },
-    // `each` (task_cancelled) is committed with each cancellation.
-    [=](cancel_atom, const std::vector<std::string>& ids,
-        const audit_event& each) { return cancel_tasks(self, ids, each); },
-    [=](watch_atom, const caf::actor& edge, const std::string& what) {
-      if (!edge)
-        return;
-      self->state.edges.emplace(edge.address(), what);
-      self->monitor(edge);
-    },
-    // From a remote node's gateway, which vouches for the node and address.
-    [=](join_atom, const std::string& node, const std::string& address,
-        const std::vector<caf::actor>& remote_workers,
-        const std::vector<std::string>& names) {
-      auto& st = self->state;
-      if (st.finished || st.stopping)
-        return false;
-      for (size_t k = 0; k < remote_workers.size(); ++k) {
-        auto& w = remote_workers[k];
-        if (!w || st.workers.count(w.address()) > 0)
-          continue;
-        self->monitor(w);
-        worker_slot slot;
-        slot.handle = w;
-        slot.gateway = caf::actor_cast<caf::actor>(self->current_sender());
-        slot.name = k < names.size() ? names[k]
-                                     : node + "/worker-" + std::to_string(k + 1);
-        slot.node = node;
-        slot.remote = true;
-        st.workers.emplace(w.address(), std::move(slot));
-        st.idle.push_back(w);
-      }
-      bool first = st.node_addresses.emplace(node, address).second;
-      auto n = remote_workers.size();
-      audit(self, first ? "node_joined" : "node_workers_added", {}, -1,
-            std::to_string(n) + " worker(s) from " + address, node);
-      spdlog::info("node {} ({}) {} with {} worker(s)", node, address,
-                   first ? "joined" : "added", n);
-      report_workers(self);
-      dispatch(self);
-      return true;
-    },
-    [=](nodes_waited_atom) { deliver_after_nodes(self); }, // slow to leave
-    [=](shutdown_atom) {
-      // Stop at once: calls in flight are abandoned and their tasks go back
-      // to pending (the attempt is not counted); nodes are told to leave.
-      auto& st = self->state;
-      std::vector<caf::actor_addr> busy;
-      for (auto& kv : st.workers)
-        if (kv.second.busy)
-          busy.push_back(kv.first);
-      for (auto& addr : busy) {
-        auto slot = std::move(st.workers[addr]);
-        st.workers.erase(addr);
-        self->demonitor(slot.handle);
-        caf::anon_send_exit(slot.handle, caf::exit_reason::user_shutdown);
-        auto t = slot.current;
-        ++st.outstanding;
-        self->request(st.h.checkpointer, caf::infinite, give_back_atom::value,
-                      t.id, slot.attempt)
-          .then([=](bool) {
-            --self->state.outstanding;
-            self->state.held.erase(t.id);
-            maybe_finish(self);
-          });
-      }
-      stop(self, run_stop{stop_reason::shutdown});
-      return true;
-    },
-    [=](workers_atom) {
-      std::vector<std::string> out;
-      for (auto& kv : self->state.workers)
-        out.push_back(kv.second.node + " " + kv.second.name + " " +
-                      (kv.second.busy ? "busy " + kv.second.current.id
-                                      : std::string("idle")));
-      std::sort(out.begin(), out.end());
-      return out;
-    },
-  };
+  return starting(self);
 }
 
 } // namespace
 
-caf::actor spawn_supervisor(caf::actor_system& sys, supervisor_settings s,
-                            run_handles h, provider_ptr p) {
+supervisor_actor spawn_supervisor(caf::actor_system& sys,
+                                  supervisor_settings s, run_handles h,
+                                  provider_ptr p) {
   return sys.spawn(supervisor, std::move(s), std::move(h), std::move(p));
 }
 

@@ -2,7 +2,7 @@
 // spawns and monitors the task workers, dispatches tasks to idle workers,
 // schedules retries, quarantines, restarts crashed workers, and ends the run.
 //
-// Contract (messages):
+// Contract (messages/supervisor_actor.hpp):
 //   (run_atom)        -> run_summary, answered when the run ends
 //   from workers (sent as them by their node's gateway): done_atom /
 //   failed_atom / denied_atom / skipped_atom (see node_gateway.hpp)
@@ -19,13 +19,19 @@
 //                                             -> vector<string> cancelled
 //       `each` (task_cancelled, its task_id set per task) is committed
 //       with each cancellation, in the same transaction
-//   (join_atom, string node, string address, vector<actor> workers,
+//   (join_atom, string node, string address, vector<task_worker_actor> workers,
 //    vector<string> names)                    -> bool   from a remote node's
 //       gateway (actors/node_gateway.hpp), which vouches for node and address
 //   (watch_atom, actor edge, string what)     a cluster-edge actor
 //       (gatekeeper, node gateway) to watch: if it fails, a critical
 //       `cluster_edge_failed` alert, and the run carries on
 //   (workers_atom)     -> vector<string> "node worker-name state" lines
+// Phases, each its own behavior (become): starting (until run_atom) ->
+// running (fetch, dispatch) -> draining (a stop reason: calls in flight
+// finish, nothing new starts, joins refused) -> finishing (the store's
+// counts for the summary) -> awaiting_nodes (remote workers told to leave,
+// at most 3 s) -> the summary is delivered. A run whose queue empties goes
+// from running to finishing.
 // Policies (pure units in policy/, tested without actors):
 // - Retries (policy/retry_policy.hpp): backoff with jitter or the
 //   provider's Retry-After, then quarantine; permanent errors quarantine at
@@ -43,8 +49,13 @@
 #include <cstdint>
 #include <string>
 
-#include <caf/actor.hpp>
+#include <caf/fwd.hpp>
 
+#include "messages/auditor_actor.hpp"
+#include "messages/budget_keeper_actor.hpp"
+#include "messages/checkpointer_actor.hpp"
+#include "messages/monitor_actor.hpp"
+#include "messages/supervisor_actor.hpp"
 #include "providers/provider.hpp"
 
 namespace bgagent {
@@ -66,13 +77,14 @@ struct supervisor_settings {
 };
 
 struct run_handles {
-  caf::actor checkpointer;
-  caf::actor budget_keeper;
-  caf::actor auditor;
-  caf::actor monitor;
+  checkpointer_actor checkpointer;
+  budget_keeper_actor budget_keeper;
+  auditor_actor auditor;
+  monitor_actor monitor;
 };
 
-caf::actor spawn_supervisor(caf::actor_system& sys, supervisor_settings s,
-                            run_handles h, provider_ptr p);
+supervisor_actor spawn_supervisor(caf::actor_system& sys,
+                                  supervisor_settings s, run_handles h,
+                                  provider_ptr p);
 
 } // namespace bgagent

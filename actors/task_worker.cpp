@@ -12,6 +12,7 @@
 #include "messages/atoms.hpp"
 #include "messages/call_outcome.hpp"
 #include "messages/task.hpp"
+#include "messages/task_worker_actor.hpp"
 #include "messages/utf8.hpp"
 #include "messages/worker_context.hpp"
 
@@ -44,7 +45,7 @@ struct worker_state {
   static inline const char* name = "task_worker";
 };
 
-using self_ptr = caf::stateful_actor<worker_state>*;
+using self_ptr = task_worker_actor::stateful_pointer<worker_state>;
 
 // The invalid answer shown back in a repair turn, cut to what an honest
 // answer within max_tokens could be (about four characters a token): a
@@ -94,7 +95,7 @@ void start_call(self_ptr self) {
   st.in_call = true;
   st.call_started = clock_type::now();
   auto gen = ++st.generation;
-  auto me = caf::actor_cast<caf::actor>(self);
+  auto me = caf::actor_cast<task_worker_actor>(self);
   auto answered = std::make_shared<std::atomic<bool>>(false);
   // May throw: that is the crash path the supervisor handles.
   st.call_id = st.prov->start(st.req, [me, gen, answered](call_outcome out) {
@@ -126,8 +127,10 @@ void time_out(self_ptr self) {
   finish_attempt(self, std::move(out), true);
 }
 
-caf::behavior task_worker(self_ptr self, worker_context ctx, provider_ptr p,
-                          worker_settings s) {
+task_worker_actor::behavior_type task_worker(self_ptr self,
+                                             worker_context ctx,
+                                             provider_ptr p,
+                                             worker_settings s) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
   st.prov = std::move(p);
@@ -236,8 +239,9 @@ caf::behavior task_worker(self_ptr self, worker_context ctx, provider_ptr p,
 
 } // namespace
 
-caf::actor spawn_task_worker(caf::actor_system& sys, const worker_context& ctx,
-                             provider_ptr p, worker_settings s) {
+task_worker_actor spawn_task_worker(caf::actor_system& sys,
+                                    const worker_context& ctx,
+                                    provider_ptr p, worker_settings s) {
   return sys.spawn(task_worker, ctx, std::move(p), std::move(s));
 }
 

@@ -2,7 +2,7 @@
 // remote node. It holds one head handle, its node's gateway (see
 // node_gateway.hpp), which does the head's half of every attempt.
 //
-// Contract (messages):
+// Contract (messages/task_worker_actor.hpp):
 //   (dispatch_atom, task, uint32 attempt)   from the supervisor (sent
 //        anonymously: a remote worker never learns the supervisor)
 // For each dispatch it, in order: computes the worst case (estimated
@@ -21,6 +21,7 @@
 
 #include <caf/fwd.hpp>
 
+#include "messages/task_worker_actor.hpp"
 #include "providers/provider.hpp"
 
 namespace bgagent {
@@ -34,8 +35,8 @@ struct worker_settings {
   double heartbeat_seconds = 5;
 };
 
-caf::actor spawn_task_worker(caf::actor_system& sys,
-                             const worker_context& ctx, provider_ptr p,
-                             worker_settings s);
+task_worker_actor spawn_task_worker(caf::actor_system& sys,
+                                    const worker_context& ctx,
+                                    provider_ptr p, worker_settings s);
 
 } // namespace bgagent

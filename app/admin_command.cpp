@@ -83,7 +83,8 @@ void print_status(const admin_status& s, const endpoint& head, bool json) {
 }
 
 template <class T, class... Ts>
-T call(caf::scoped_actor& self, const caf::actor& dest, const endpoint& head,
+T call(caf::scoped_actor& self, const admin_endpoint_actor& dest,
+       const endpoint& head,
        Ts&&... xs) {
   T out{};
   std::string err;

@@ -10,8 +10,8 @@
 
 namespace bgagent {
 
-template <class T, class... Ts>
-T ask(caf::scoped_actor& self, const caf::actor& dest, Ts&&... xs) {
+template <class T, class Handle, class... Ts>
+T ask(caf::scoped_actor& self, const Handle& dest, Ts&&... xs) {
   T result{};
   caf::error err;
   self->request(dest, caf::infinite, std::forward<Ts>(xs)...)

@@ -19,6 +19,7 @@
 #include "app/errors.hpp"
 #include "messages/atoms.hpp"
 #include "messages/cluster.hpp"
+#include "messages/gatekeeper_actor.hpp"
 
 namespace bgagent {
 
@@ -161,8 +162,12 @@ std::string head_secret(const config& c, std::string& where) {
 welcome say_hello(caf::actor_system& sys, const config& c,
                   const endpoint& head, const std::string& role,
                   const std::string& secret, const std::string& node_name) {
-  auto gk = c.tls() ? caf::openssl::remote_actor(sys, head.host, head.port)
-                    : sys.middleman().remote_actor(head.host, head.port);
+  // Typed: CAF checks at connect that the head's gatekeeper speaks the
+  // same interface (a head of another version is refused here).
+  auto gk = c.tls() ? caf::openssl::remote_actor<gatekeeper_actor>(
+                        sys, head.host, head.port)
+                    : sys.middleman().remote_actor<gatekeeper_actor>(
+                        head.host, head.port);
   if (!gk) {
     // CAF's rendering (system_error(cannot_connect_to_node, ...)) says
     // nothing a user can act on; the usual cause is a head not running.

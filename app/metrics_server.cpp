@@ -12,8 +12,8 @@
 
 namespace bgagent {
 
-metrics_server::metrics_server(caf::actor_system& sys, caf::actor monitor,
-                               caf::actor checkpointer,
+metrics_server::metrics_server(caf::actor_system& sys, monitor_actor monitor,
+                               checkpointer_actor checkpointer,
                                const std::string& host, uint16_t port)
   : server_(std::make_unique<httplib::Server>()) {
   server_->Get("/metrics", [&sys, monitor, checkpointer](

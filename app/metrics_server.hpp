@@ -12,7 +12,8 @@
 #include <string>
 #include <thread>
 
-#include <caf/actor.hpp>
+#include "messages/checkpointer_actor.hpp"
+#include "messages/monitor_actor.hpp"
 #include <caf/fwd.hpp>
 
 namespace httplib {
@@ -23,8 +24,8 @@ namespace bgagent {
 
 class metrics_server {
 public:
-  metrics_server(caf::actor_system& sys, caf::actor monitor,
-                 caf::actor checkpointer, const std::string& host,
+  metrics_server(caf::actor_system& sys, monitor_actor monitor,
+                 checkpointer_actor checkpointer, const std::string& host,
                  uint16_t port);
   ~metrics_server();
   metrics_server(const metrics_server&) = delete;

@@ -188,7 +188,8 @@ int run_command(const config& c, const run_options& o,
   if (tls)
     cfg.use_tls(c.tls_cert, c.tls_key, c.tls_ca);
   caf::actor_system sys{cfg};
-  caf::actor auditor, monitor;
+  auditor_actor auditor;
+  monitor_actor monitor;
   try {
     auditor = spawn_auditor(sys, c.audit_path);
   } catch (const std::runtime_error& e) {
@@ -200,12 +201,15 @@ int run_command(const config& c, const run_options& o,
   caf::scoped_actor self{sys};
   // The cluster edge (gatekeeper, and with it the node gateways) obeys
   // no exit message but `kill`; the others end on user_shutdown.
-  caf::actor gatekeeper;
-  auto shutdown = [&](std::initializer_list<caf::actor> actors) {
-    for (auto& a : actors)
+  gatekeeper_actor gatekeeper;
+  auto shutdown = [&](const auto&... actors) {
+    auto end = [&](const auto& a) {
       if (a)
-        self->send_exit(a, a == gatekeeper ? caf::exit_reason::kill
-                                           : caf::exit_reason::user_shutdown);
+        self->send_exit(a, a.address() == gatekeeper.address()
+                             ? caf::exit_reason::kill
+                             : caf::exit_reason::user_shutdown);
+    };
+    (end(actors), ...);
   };
 
   // Results of one provider are not silently mixed with another's (a run
@@ -222,7 +226,7 @@ int run_command(const config& c, const run_options& o,
     std::string names;
     for (auto& n : producers)
       names += (names.empty() ? "" : ", ") + n;
-    shutdown({checkpointer, auditor});
+    shutdown(checkpointer, auditor);
     throw usage_error(c.db_path + " holds results from " + names +
                       ", and this run would use " + prov->name() +
                       (prov->name() == "offline"
@@ -240,7 +244,7 @@ int run_command(const config& c, const run_options& o,
       auto counts = tasks->store_all(self, checkpointer, o.on_conflict);
       submitted = o.tasks_file + ": " + submit_summary(counts);
     } catch (...) {
-      shutdown({checkpointer, auditor});
+      shutdown(checkpointer, auditor);
       throw;
     }
     tasks.reset();
@@ -284,7 +288,7 @@ int run_command(const config& c, const run_options& o,
     ms.run_label = std::to_string(run.id);
     monitor = spawn_monitor(sys, ms, auditor);
   } catch (const std::runtime_error& e) {
-    shutdown({checkpointer, auditor});
+    shutdown(checkpointer, auditor);
     throw usage_error(std::string("alerts file: ") + e.what());
   }
   budget_settings bs;
@@ -296,7 +300,7 @@ int run_command(const config& c, const run_options& o,
   auto keeper = spawn_budget_keeper(sys, bs, checkpointer, auditor, monitor);
   // Reservations settled by the store (completion, failure, abandoned
   // calls) are committed to this keeper.
-  self->send(checkpointer, budget_atom::value, keeper);
+  self->send(checkpointer, attach_atom::value, keeper);
 
   supervisor_settings ss;
   ss.workers = c.workers;
@@ -321,14 +325,14 @@ int run_command(const config& c, const run_options& o,
     gs.head = ss.node;
     gatekeeper = spawn_gatekeeper(
       sys, gs, head_handles{sup, keeper, checkpointer, auditor, monitor});
-    self->send(sup, watch_atom::value, gatekeeper,
+    self->send(sup, watch_atom::value, caf::actor_cast<caf::actor>(gatekeeper),
                std::string("the gatekeeper on ") + listen->text());
     auto port = tls ? caf::openssl::publish(gatekeeper, listen->port,
                                             listen->host.c_str(), true)
                     : sys.middleman().publish(gatekeeper, listen->port,
                                               listen->host.c_str(), true);
     if (!port) {
-      shutdown({gatekeeper, sup, keeper, monitor, checkpointer, auditor});
+      shutdown(gatekeeper, sup, keeper, monitor, checkpointer, auditor);
       throw usage_error((tls ? "--listen " : "--insecure-listen ") +
                         listen->text() + ": cannot listen: " +
                         sys.render(port.error()));
@@ -371,7 +375,7 @@ int run_command(const config& c, const run_options& o,
                                                  metrics_at->host,
                                                  metrics_at->port);
     } catch (const usage_error&) {
-      shutdown({gatekeeper, sup, keeper, monitor, checkpointer, auditor});
+      shutdown(gatekeeper, sup, keeper, monitor, checkpointer, auditor);
       throw;
     }
   }
@@ -457,7 +461,7 @@ int run_command(const config& c, const run_options& o,
                  summary.store.pending + summary.store.retry_wait);
   print_summary(summary, run, budget, *prov);
   metrics.reset();
-  shutdown({gatekeeper, sup, keeper, monitor, checkpointer, auditor});
+  shutdown(gatekeeper, sup, keeper, monitor, checkpointer, auditor);
   return summary.exit_code;
 }
 

@@ -41,8 +41,8 @@ struct store_session {
   system_config cfg;
   caf::actor_system sys{cfg};
   caf::scoped_actor self{sys};
-  caf::actor checkpointer;
-  caf::actor auditor;
+  checkpointer_actor checkpointer;
+  auditor_actor auditor;
 
   store_session(const config& c, store::open_mode mode, bool audited) {
     // What changes nothing opens the store read-only: it works where the

@@ -59,7 +59,7 @@ task_file_submission::task_file_submission(const std::string& path,
 task_file_submission::~task_file_submission() = default;
 
 submit_counts task_file_submission::store_all(caf::scoped_actor& self,
-                                              const caf::actor& checkpointer,
+                                              const checkpointer_actor& checkpointer,
                                               const std::string& on_conflict) {
   auto& d = *d_;
   self->monitor(checkpointer);
@@ -116,12 +116,12 @@ submit_counts task_file_submission::store_all(caf::scoped_actor& self,
       // The checkpointer is gone (its store rolled back): keep the first
       // error.
     }
-    self->demonitor(checkpointer);
+    self->demonitor(checkpointer.address());
     throw;
   }
   auto counts =
     ask<submit_counts>(self, checkpointer, end_submit_atom::value, true);
-  self->demonitor(checkpointer);
+  self->demonitor(checkpointer.address());
   if (!counts.error.empty())
     throw usage_error(d.path + ": " + counts.error);
   return counts;

@@ -20,6 +20,8 @@
 
 #include <caf/fwd.hpp>
 
+#include "messages/checkpointer_actor.hpp"
+
 namespace bgagent {
 
 class type_registry;
@@ -34,7 +36,7 @@ public:
   ~task_file_submission();
 
   submit_counts store_all(caf::scoped_actor& self,
-                          const caf::actor& checkpointer,
+                          const checkpointer_actor& checkpointer,
                           const std::string& on_conflict);
 
 private:

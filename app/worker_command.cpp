@@ -49,10 +49,10 @@ struct node_session {
   worker_settings base;
   std::string node;
   uint32_t next = 0;
-  std::vector<caf::actor> workers;
+  std::vector<task_worker_actor> workers;
 };
 
-caf::actor spawn_one(caf::actor_system& sys, node_session& s,
+task_worker_actor spawn_one(caf::actor_system& sys, node_session& s,
                      std::string& name) {
   auto ws = s.base;
   ws.name = s.node + "/worker-" + std::to_string(++s.next);
@@ -64,8 +64,8 @@ caf::actor spawn_one(caf::actor_system& sys, node_session& s,
   return w;
 }
 
-bool join(caf::scoped_actor& self, const caf::actor& gateway,
-          const std::vector<caf::actor>& ws,
+bool join(caf::scoped_actor& self, const node_gateway_actor& gateway,
+          const std::vector<task_worker_actor>& ws,
           const std::vector<std::string>& names) {
   bool ok = false;
   self->request(gateway, std::chrono::seconds(30), join_atom::value, ws,
@@ -82,7 +82,7 @@ void stop_workers(node_session& s) {
 
 session_end serve(caf::actor_system& sys, node_session& s, uint32_t n,
                   const endpoint& head) {
-  std::vector<caf::actor> ws;
+  std::vector<task_worker_actor> ws;
   std::vector<std::string> names;
   for (uint32_t i = 0; i < n; ++i) {
     std::string name;
@@ -109,7 +109,7 @@ session_end serve(caf::actor_system& sys, node_session& s, uint32_t n,
           return;
         }
         auto i = std::find_if(s.workers.begin(), s.workers.end(),
-                              [&](const caf::actor& a) {
+                              [&](const task_worker_actor& a) {
                                 return a.address() == dm.source;
                               });
         if (i == s.workers.end())
@@ -136,7 +136,7 @@ session_end serve(caf::actor_system& sys, node_session& s, uint32_t n,
           end = session_end::signalled;
       });
     if (end) {
-      s.self->demonitor(s.w.ctx.gateway);
+      s.self->demonitor(s.w.ctx.gateway.address());
       stop_workers(s);
       return *end;
     }

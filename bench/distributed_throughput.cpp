@@ -225,8 +225,11 @@ void count_messages(int n) {
     sys, head_handles{sup, keeper, checkpointer, auditor, monitor},
     gateway_settings{"relayed", "relay", true});
   // A remote worker's only head handle is its node's gateway.
-  worker_context remote{sys.spawn(relay, gateway, n_msgs)};
-  std::vector<caf::actor> ws;
+  // The relay is untyped (it forwards anything); workers see a gateway.
+  auto relay_actor =
+    sys.spawn(relay, caf::actor_cast<caf::actor>(gateway), n_msgs);
+  worker_context remote{caf::actor_cast<node_gateway_actor>(relay_actor)};
+  std::vector<task_worker_actor> ws;
   std::vector<std::string> names;
   for (int i = 0; i < 4; ++i) {
     worker_settings w;
@@ -250,9 +253,16 @@ void count_messages(int n) {
               "messages cross the node boundary per task\n",
               static_cast<unsigned long long>(summary.completed), wall,
               summary.completed ? double(total) / summary.completed : 0.0);
-  for (auto& a : {remote.gateway, gateway, sup, keeper, monitor, checkpointer,
-                  auditor})
+  auto end = [&](const auto& a) {
     self->send_exit(a, caf::exit_reason::user_shutdown);
+  };
+  end(relay_actor);
+  end(gateway);
+  end(sup);
+  end(keeper);
+  end(monitor);
+  end(checkpointer);
+  end(auditor);
   for (auto& w : ws)
     self->send_exit(w, caf::exit_reason::user_shutdown);
   fs::remove_all(dir);

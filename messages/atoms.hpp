@@ -30,6 +30,11 @@ using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
 using limits_atom = caf::atom_constant<caf::atom("limits")>;
 // (flush_atom) -> flush_atom: whatever was written is durable / on disk
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
+// "here is the actor you work with" (the checkpointer's keeper, the
+// auditor's checkpointer)
+using attach_atom = caf::atom_constant<caf::atom("attach")>;
+// the auditor asks the store for the committed events after a seq
+using catch_up_atom = caf::atom_constant<caf::atom("catchup")>;
 // an actor's note to itself: commit the open group / write what is pending
 using commit_group_atom = caf::atom_constant<caf::atom("commitgrp")>;
 using write_pending_atom = caf::atom_constant<caf::atom("writepend")>;

@@ -47,11 +47,16 @@ inline audit_event make_event(std::string event, std::string task_id = {},
                      std::move(node), std::move(detail)};
 }
 
-// An alert for a human: severity is "warning" or "critical"; kind is a
-// stable word (dead_mans_switch, failure_escalation, budget_alarm,
-// restart_intensity, out_of_credits, node_lost, ...).
+enum class severity : uint8_t { warning, critical };
+
+// "warning" | "critical" (the alerts file, audit lines, the webhook).
+const char* to_string(severity s);
+
+// An alert for a human; kind is a stable word (dead_mans_switch,
+// failure_escalation, budget_alarm, restart_intensity, out_of_credits,
+// node_lost, ...).
 struct alert {
-  std::string severity;
+  severity level = severity::warning;
   std::string kind;
   std::string message;
   std::string task_id;
@@ -59,7 +64,7 @@ struct alert {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, alert& x) {
-  return f(caf::meta::type_name("alert"), x.severity, x.kind, x.message,
+  return f(caf::meta::type_name("alert"), x.level, x.kind, x.message,
            x.task_id);
 }
 

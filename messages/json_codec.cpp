@@ -94,7 +94,7 @@ json to_json(const status_report& x) {
 
 json to_json(const alert& x) {
   json j;
-  j["severity"] = text(x.severity);
+  j["severity"] = to_string(x.level);
   j["kind"] = text(x.kind);
   j["message"] = text(x.message);
   if (!x.task_id.empty())

@@ -6,11 +6,28 @@
 #include "messages/call_outcome.hpp"
 #include "messages/cluster.hpp"
 #include "messages/events.hpp"
+#include "messages/outcome_kind.hpp"
+#include "messages/task_worker_actor.hpp"
 #include "messages/run.hpp"
 #include "messages/task.hpp"
 #include "messages/worker_context.hpp"
 
 namespace bgagent {
+
+const char* to_string(outcome_kind k) {
+  switch (k) {
+    case outcome_kind::completed: return "completed";
+    case outcome_kind::failed: return "failed";
+    case outcome_kind::retry: return "retry";
+    case outcome_kind::quarantined: return "quarantined";
+    case outcome_kind::restart: return "restart";
+  }
+  return "unknown";
+}
+
+const char* to_string(severity s) {
+  return s == severity::critical ? "critical" : "warning";
+}
 
 const char* to_string(error_kind k) {
   switch (k) {
@@ -58,6 +75,8 @@ void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<admin_status>("bgagent::admin_status");
   cfg.add_message_type<std::vector<std::string>>("std::vector<std::string>");
   cfg.add_message_type<std::vector<uint64_t>>("std::vector<uint64_t>");
+  cfg.add_message_type<std::vector<task_worker_actor>>(
+    "std::vector<bgagent::task_worker_actor>");
 }
 
 } // namespace bgagent

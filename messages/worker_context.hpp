@@ -7,13 +7,14 @@
 // leave the head's process (actors/head_handles.hpp).
 #pragma once
 
-#include <caf/actor.hpp>
 #include <caf/meta/type_name.hpp>
+
+#include "messages/node_gateway_actor.hpp"
 
 namespace bgagent {
 
 struct worker_context {
-  caf::actor gateway;
+  node_gateway_actor gateway;
 };
 
 template <class Inspector>

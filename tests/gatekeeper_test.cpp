@@ -16,6 +16,7 @@
 #include "app/system_config.hpp"
 #include "messages/atoms.hpp"
 #include "messages/cluster.hpp"
+#include "messages/gatekeeper_actor.hpp"
 #include "tests/support/cluster.hpp"
 #include "tests/support/process.hpp"
 #include "tests/temp_dir.hpp"
@@ -35,10 +36,11 @@ struct client {
   caf::actor gk;
 
   explicit client(int port) {
-    auto x = sys.middleman().remote_actor("127.0.0.1",
-                                          static_cast<uint16_t>(port));
+    auto x = sys.middleman().remote_actor<gatekeeper_actor>(
+      "127.0.0.1", static_cast<uint16_t>(port));
     REQUIRE(x);
-    gk = *x;
+    // Untyped from here: a hostile client sends whatever it likes.
+    gk = caf::actor_cast<caf::actor>(*x);
   }
 
   welcome hello(const std::string& role, const std::string& s) {
@@ -52,8 +54,8 @@ struct client {
 
   // Sends `xs` and returns the error text ("answered" if it was answered
   // with a bool, as admin commands are).
-  template <class... Ts>
-  std::string refused(const caf::actor& dest, Ts&&... xs) {
+  template <class Handle, class... Ts>
+  std::string refused(const Handle& dest, Ts&&... xs) {
     std::string err = "answered";
     self->request(dest, std::chrono::seconds(30), std::forward<Ts>(xs)...)
       .receive([&](bool) {},

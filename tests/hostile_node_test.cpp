@@ -18,6 +18,7 @@
 #include "messages/atoms.hpp"
 #include "messages/call_outcome.hpp"
 #include "messages/cluster.hpp"
+#include "messages/gatekeeper_actor.hpp"
 #include "messages/task.hpp"
 #include "tests/support/cluster.hpp"
 #include "tests/support/loopback_port.hpp"
@@ -78,8 +79,8 @@ TEST_CASE("a node with the secret cannot finish attempts it was not handed "
   {
     system_config cfg;
     caf::actor_system sys{cfg};
-    auto gk = sys.middleman().remote_actor("127.0.0.1",
-                                           static_cast<uint16_t>(port));
+    auto gk = sys.middleman().remote_actor<gatekeeper_actor>(
+      "127.0.0.1", static_cast<uint16_t>(port));
     REQUIRE(gk);
     caf::scoped_actor self{sys};
     welcome w;
@@ -89,7 +90,8 @@ TEST_CASE("a node with the secret cannot finish attempts it was not handed "
       .receive([&](welcome& x) { w = std::move(x); },
                [&](caf::error& e) { FAIL(sys.render(e)); });
     REQUIRE(w.accepted);
-    auto gateway = w.ctx.gateway;
+    // A hostile node is bound by no interface: it speaks untyped.
+    auto gateway = caf::actor_cast<caf::actor>(w.ctx.gateway);
     REQUIRE(gateway);
 
     // Before any task was handed to it: a begin is refused, a result
@@ -113,7 +115,8 @@ TEST_CASE("a node with the secret cannot finish attempts it was not handed "
     bool joined = false;
     self
       ->request(gateway, std::chrono::seconds(10), join_atom::value,
-                std::vector<caf::actor>{worker},
+                std::vector<task_worker_actor>{
+                  caf::actor_cast<task_worker_actor>(worker)},
                 std::vector<std::string>{"evil/worker-1"})
       .receive([&](bool x) { joined = x; }, [&](caf::error&) {});
     REQUIRE(joined);
@@ -172,8 +175,8 @@ TEST_CASE("exit messages from the network: refused, or (kill) a critical "
   {
     system_config cfg;
     caf::actor_system sys{cfg};
-    auto gk = sys.middleman().remote_actor("127.0.0.1",
-                                           static_cast<uint16_t>(port));
+    auto gk = sys.middleman().remote_actor<gatekeeper_actor>(
+      "127.0.0.1", static_cast<uint16_t>(port));
     REQUIRE(gk);
     // An exit message the gatekeeper may refuse: it does, and still
     // answers hellos.

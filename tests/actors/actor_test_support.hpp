@@ -139,10 +139,29 @@ private:
 
 using recorder_ptr = std::shared_ptr<recorder>;
 
+// A probe's handle: it converts to any actor handle, typed or not, so a
+// probe stands in for any collaborator (what it receives is recorded, not
+// type-checked: that is the point of a probe).
+class probe_handle {
+public:
+  probe_handle() = default;
+  explicit probe_handle(caf::actor a) : a_(std::move(a)) {}
+  template <class Handle>
+  operator Handle() const {
+    return caf::actor_cast<Handle>(a_);
+  }
+  const caf::actor& actor() const { return a_; }
+  caf::actor_addr address() const { return a_.address(); }
+  explicit operator bool() const { return static_cast<bool>(a_); }
+
+private:
+  caf::actor a_;
+};
+
 // A probe actor recording into `rec`. The recorder is passed as a spawn
 // argument, not captured: CAF 0.17 dereferences a null argument tuple when a
 // function actor takes no arguments (UBSan reports it).
-inline caf::actor spawn_probe(caf::actor_system& sys, recorder_ptr rec) {
+inline probe_handle spawn_probe(caf::actor_system& sys, recorder_ptr rec) {
   using never_atom = caf::atom_constant<caf::atom("nevermatch")>;
   auto probe = [](caf::event_based_actor* self,
                   recorder_ptr rec) -> caf::behavior {
@@ -158,16 +177,35 @@ inline caf::actor spawn_probe(caf::actor_system& sys, recorder_ptr rec) {
       });
     return {[](never_atom) {}};
   };
-  return sys.spawn(probe, std::move(rec));
+  return probe_handle{sys.spawn(probe, std::move(rec))};
+}
+
+inline const caf::actor& handle_of(const probe_handle& p) {
+  return p.actor();
+}
+template <class Handle>
+const Handle& handle_of(const Handle& h) {
+  return h;
+}
+
+// Ends actors and probes of any handle type (user_shutdown).
+template <class... Handles>
+void exit_all(caf::scoped_actor& self, const Handles&... hs) {
+  auto end = [&](const auto& h) {
+    if (h)
+      self->send_exit(h, caf::exit_reason::user_shutdown);
+  };
+  (end(handle_of(hs)), ...);
 }
 
 // Blocking request from the scoped actor: the answer, or nullopt when the
 // actor answered with an error (or not within a minute).
-template <class T, class... Ts>
-std::optional<T> ask_for(caf::scoped_actor& self, const caf::actor& dest,
+template <class T, class Handle, class... Ts>
+std::optional<T> ask_for(caf::scoped_actor& self, const Handle& dest,
                          Ts&&... xs) {
   std::optional<T> result;
-  self->request(dest, std::chrono::seconds(60), std::forward<Ts>(xs)...)
+  self->request(handle_of(dest), std::chrono::seconds(60),
+                std::forward<Ts>(xs)...)
     .receive([&](T& x) { result = std::move(x); }, [&](caf::error&) {});
   return result;
 }

@@ -22,7 +22,8 @@ namespace {
 // An auditor paired with a checkpointer, as `run` and `submit` have them.
 struct pair_env {
   actor_env& e;
-  caf::actor aud, cp;
+  auditor_actor aud;
+  checkpointer_actor cp;
   pair_env(actor_env& env, const std::string& db, const std::string& log)
     : e(env) {
     aud = spawn_auditor(e.sys, log);

@@ -19,16 +19,15 @@ struct keeper_env : actor_env {
   recorder_ptr audit = std::make_shared<recorder>();
   recorder_ptr mon = std::make_shared<recorder>();
   recorder_ptr cp = std::make_shared<recorder>();
-  caf::actor audit_probe = spawn_probe(sys, audit);
-  caf::actor mon_probe = spawn_probe(sys, mon);
-  caf::actor cp_probe = spawn_probe(sys, cp);
-  caf::actor keeper;
+  probe_handle audit_probe = spawn_probe(sys, audit);
+  probe_handle mon_probe = spawn_probe(sys, mon);
+  probe_handle cp_probe = spawn_probe(sys, cp);
+  budget_keeper_actor keeper;
   explicit keeper_env(budget_settings s) {
     keeper = spawn_budget_keeper(sys, s, cp_probe, audit_probe, mon_probe);
   }
   ~keeper_env() {
-    for (auto* a : {&keeper, &audit_probe, &mon_probe, &cp_probe})
-      self->send_exit(*a, caf::exit_reason::user_shutdown);
+    exit_all(self, keeper, audit_probe, mon_probe, cp_probe);
   }
   reservation reserve(uint64_t tokens, double cost = 0) {
     auto r = ask_for<reservation>(self, keeper, reserve_atom::value,
@@ -145,7 +144,7 @@ TEST_CASE("budget_keeper: alarms at 50, 80 and 100 percent spent fire once "
   CHECK(e.cp->events("budget_alarm").size() == 2);
   auto exhausted = e.mon->alerts("budget_exhausted");
   REQUIRE(exhausted.size() == 1);
-  CHECK(exhausted[0].severity == "critical");
+  CHECK(exhausted[0].level == severity::critical);
   CHECK(exhausted[0].message ==
         "budget exhausted, no new calls start: token budget: 860 spent + 0 "
         "reserved + 500 needed > 1000");
@@ -158,9 +157,9 @@ TEST_CASE("budget_keeper: alarms at 50, 80 and 100 percent spent fire once "
   CHECK(alarms[2].detail == "token budget 100% used (1000 of 1000 tokens)");
   auto alerts = e.mon->alerts("budget_alarm");
   REQUIRE(alerts.size() == 3);
-  CHECK(alerts[0].severity == "warning");
-  CHECK(alerts[1].severity == "warning");
-  CHECK(alerts[2].severity == "critical");
+  CHECK(alerts[0].level == severity::warning);
+  CHECK(alerts[1].level == severity::warning);
+  CHECK(alerts[2].level == severity::critical);
   // The monitor is kept informed of the figures.
   auto figures = e.mon->with_atom<budget_atom>();
   REQUIRE_FALSE(figures.empty());
@@ -232,7 +231,7 @@ TEST_CASE("budget_keeper: usage over the reservation raises a critical "
   e.settle();
   auto alerts = e.mon->alerts("usage_over_reservation");
   REQUIRE(alerts.size() == 1);
-  CHECK(alerts[0].severity == "critical");
+  CHECK(alerts[0].level == severity::critical);
   CHECK(alerts[0].task_id == "t-over");
   auto& m = alerts[0].message;
   CHECK(m.find("used 1500 tokens, $0.005000") != std::string::npos);

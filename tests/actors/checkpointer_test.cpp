@@ -57,20 +57,20 @@ struct checkpointer_env : actor_env {
   std::string db = dir.path("unit.db");
   recorder_ptr audit = std::make_shared<recorder>();
   recorder_ptr keeper_rec = std::make_shared<recorder>();
-  caf::actor audit_probe = spawn_probe(sys, audit);
-  caf::actor keeper = spawn_probe(sys, keeper_rec);
-  caf::actor cp = spawn_checkpointer(
+  probe_handle audit_probe = spawn_probe(sys, audit);
+  probe_handle keeper = spawn_probe(sys, keeper_rec);
+  checkpointer_actor cp = spawn_checkpointer(
     sys, std::make_unique<store>(db, store::open_mode::create_if_missing),
     audit_probe);
 
   checkpointer_env() {
     REQUIRE(ask_for<std::vector<committed_event>>(
-      self, cp, audit_atom::value, uint64_t{0}, uint32_t{1000}));
-    self->send(cp, budget_atom::value, keeper);
+      self, cp, catch_up_atom::value, uint64_t{0}, uint32_t{1000}));
+    self->send(cp, attach_atom::value,
+               static_cast<budget_keeper_actor>(keeper));
   }
   ~checkpointer_env() {
-    for (auto* a : {&cp, &audit_probe, &keeper})
-      self->send_exit(*a, caf::exit_reason::user_shutdown);
+    exit_all(self, cp, audit_probe, keeper);
   }
   void start(const std::vector<std::string>& ids) {
     std::vector<task> ts;
@@ -191,14 +191,14 @@ TEST_CASE("checkpointer: transitions are fenced by attempt",
   // Attempt 1 was superseded: it cannot complete.
   CHECK_FALSE(*ask_for<bool>(e.self, e.cp, complete_atom::value,
                              std::string("a"), uint32_t{1}, success(), u,
-                             ev("task_completed", "a", 1)));
+                             ev("task_completed", "a", 1), uint64_t{0}));
   CHECK(*ask_for<bool>(e.self, e.cp, complete_atom::value, std::string("a"),
                        uint32_t{2}, success(), u,
-                       ev("task_completed", "a", 2)));
+                       ev("task_completed", "a", 2), uint64_t{0}));
   // Never twice.
   CHECK_FALSE(*ask_for<bool>(e.self, e.cp, complete_atom::value,
                              std::string("a"), uint32_t{2}, success(), u,
-                             ev("task_completed", "a", 2)));
+                             ev("task_completed", "a", 2), uint64_t{0}));
   CHECK_FALSE(e.running("a", 3, 0, 0, 0.0));
   CHECK(e.events("task_completed", "a") == 1);
   CHECK(e.events("task_started", "a") == 2);
@@ -292,7 +292,7 @@ TEST_CASE("checkpointer: a write is answered only once it is committed",
   // and its event is in the store by then.
   for (auto& t : ts)
     e.self->send(e.cp, complete_atom::value, t.id, uint32_t{1}, success(),
-                 usage{10, 5, 0.0}, ev("task_completed", t.id, 1));
+                 usage{10, 5, 0.0}, ev("task_completed", t.id, 1), uint64_t{0});
   int seen = 0;
   bool all_durable = true;
   for (int i = 0; i < 100; ++i)
@@ -336,7 +336,7 @@ TEST_CASE("checkpointer: a reservation is stored with the running mark and "
   usage u{120, 30, 0.02};
   CHECK(*ask_for<bool>(e.self, e.cp, complete_atom::value, std::string("a"),
                        uint32_t{1}, success(), u,
-                       ev("task_completed", "a", 1, "done")));
+                       ev("task_completed", "a", 1, "done"), uint64_t{0}));
   CHECK(e.reserved("a") == 0);
   CHECK(sql_int(e.db, "SELECT reservation_id FROM tasks WHERE id = 'a'") == 0);
   CHECK(e.ledger("task_id = 'a'") == 150);
@@ -456,7 +456,7 @@ TEST_CASE("checkpointer: an abandoned call is charged at its reservation "
   CHECK_FALSE(*ask_for<bool>(e.self, e.cp, complete_atom::value,
                              std::string("s"), uint32_t{1}, success(),
                              usage{30, 10, 0.01},
-                             ev("task_completed", "s", 1)));
+                             ev("task_completed", "s", 1), uint64_t{0}));
   CHECK(e.ledger("task_id = 's'") == 50);
   CHECK(e.events("task_completed", "s") == 0);
   CHECK(e.events("budget_charged", "s") == 2);
@@ -504,21 +504,22 @@ TEST_CASE("checkpointer: a resumed run charges the reservations of the calls "
   }
   actor_env e;
   auto rec = std::make_shared<recorder>();
-  auto keeper = spawn_probe(e.sys, rec);
+  probe_handle keeper = spawn_probe(e.sys, rec);
   auto audit = std::make_shared<recorder>();
-  auto audit_probe = spawn_probe(e.sys, audit);
+  probe_handle audit_probe = spawn_probe(e.sys, audit);
   auto cp = spawn_checkpointer(
     e.sys, std::make_unique<store>(db, store::open_mode::must_exist),
     audit_probe);
   // The auditor's start: its log ends at seq 3 (the table has 4 events).
   auto missing = ask_for<std::vector<committed_event>>(
-    e.self, cp, audit_atom::value, uint64_t{3}, uint32_t{100});
+    e.self, cp, catch_up_atom::value, uint64_t{3}, uint32_t{100});
   REQUIRE(missing);
   REQUIRE(missing->size() == 1);
   CHECK((*missing)[0].seq == 4);
   CHECK((*missing)[0].event.event == "task_started");
   CHECK((*missing)[0].event.task_id == "b");
-  e.self->send(cp, budget_atom::value, keeper);
+  e.self->send(cp, attach_atom::value,
+               static_cast<budget_keeper_actor>(keeper));
   auto run = ask_for<run_info>(e.self, cp, open_run_atom::value,
                                uint64_t{1000}, 1.0);
   REQUIRE(run);
@@ -558,8 +559,7 @@ TEST_CASE("checkpointer: a resumed run charges the reservations of the calls "
   REQUIRE(again);
   CHECK(again->tokens_used == 342);
   CHECK(again->interrupted.empty());
-  for (auto* a : {&cp2, &keeper, &audit_probe})
-    e.self->send_exit(*a, caf::exit_reason::user_shutdown);
+  exit_all(e.self, cp2, keeper, audit_probe);
 }
 
 TEST_CASE("checkpointer: events are numbered after the audit log's last seq "
@@ -569,12 +569,12 @@ TEST_CASE("checkpointer: events are numbered after the audit log's last seq "
   auto db = dir.path("unit.db");
   actor_env e;
   auto audit = std::make_shared<recorder>();
-  auto audit_probe = spawn_probe(e.sys, audit);
+  probe_handle audit_probe = spawn_probe(e.sys, audit);
   auto cp = spawn_checkpointer(
     e.sys, std::make_unique<store>(db, store::open_mode::create_if_missing),
     audit_probe);
   // The checkpointer introduced itself to its auditor ...
-  REQUIRE(audit->wait_atom<audit_atom>());
+  REQUIRE(audit->wait_atom<attach_atom>());
   // ... and holds everything else until the auditor answers: a submission
   // sent now waits.
   e.self->send(cp, submit_atom::value, std::vector<task>{unit_task("a")},
@@ -584,7 +584,7 @@ TEST_CASE("checkpointer: events are numbered after the audit log's last seq "
   CHECK(sql_int(db, "SELECT COUNT(*) FROM tasks") == 0);
   // A log written by version 1 ends at seq 500: the store continues after.
   auto none = ask_for<std::vector<committed_event>>(
-    e.self, cp, audit_atom::value, uint64_t{500}, uint32_t{100});
+    e.self, cp, catch_up_atom::value, uint64_t{500}, uint32_t{100});
   REQUIRE(none);
   CHECK(none->empty());
   e.self->receive([](submit_report&) {},
@@ -595,11 +595,10 @@ TEST_CASE("checkpointer: events are numbered after the audit log's last seq "
   CHECK(sql_int(db, "SELECT MIN(seq) FROM events") == 501);
   CHECK(sql_int(db, "SELECT MAX(seq) FROM events") == 502);
   auto later = ask_for<std::vector<committed_event>>(
-    e.self, cp, audit_atom::value, uint64_t{501}, uint32_t{100});
+    e.self, cp, catch_up_atom::value, uint64_t{501}, uint32_t{100});
   REQUIRE(later);
   REQUIRE(later->size() == 1);
   CHECK(later->front().seq == 502);
   CHECK(later->front().event.event == "alert");
-  for (auto* a : {&cp, &audit_probe})
-    e.self->send_exit(*a, caf::exit_reason::user_shutdown);
+  exit_all(e.self, cp, audit_probe);
 }

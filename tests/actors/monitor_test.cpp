@@ -20,8 +20,8 @@ namespace {
 struct monitor_env : actor_env {
   temp_dir dir;
   recorder_ptr audit = std::make_shared<recorder>();
-  caf::actor audit_probe = spawn_probe(sys, audit);
-  caf::actor mon;
+  probe_handle audit_probe = spawn_probe(sys, audit);
+  monitor_actor mon;
   explicit monitor_env(double deadman = 60, uint32_t escalate = 3) {
     monitor_settings s;
     s.alerts_path = dir.path("alerts.jsonl");
@@ -32,7 +32,7 @@ struct monitor_env : actor_env {
   }
   ~monitor_env() {
     self->send_exit(mon, caf::exit_reason::user_shutdown);
-    self->send_exit(audit_probe, caf::exit_reason::user_shutdown);
+    exit_all(self, audit_probe);
   }
   // Alerts handled so far are in the file and with the auditor probe.
   void settle() {
@@ -49,7 +49,7 @@ struct monitor_env : actor_env {
   void beat(const std::string& source, bool busy, const std::string& task) {
     self->send(mon, heartbeat_atom::value, source, busy, task);
   }
-  void outcome(const std::string& what, const std::string& task) {
+  void outcome(outcome_kind what, const std::string& task) {
     self->send(mon, outcome_atom::value, what, task);
   }
 };
@@ -76,8 +76,8 @@ struct sim_monitor {
   caf::scheduler::test_coordinator& sched =
     dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
   recorder_ptr audit = std::make_shared<recorder>();
-  caf::actor audit_probe = spawn_probe(sys, audit);
-  caf::actor mon;
+  probe_handle audit_probe = spawn_probe(sys, audit);
+  monitor_actor mon;
   explicit sim_monitor(double deadman) {
     monitor_settings s;
     s.alerts_path = dir.path("alerts.jsonl");
@@ -88,7 +88,7 @@ struct sim_monitor {
   }
   ~sim_monitor() {
     caf::anon_send_exit(mon, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(audit_probe, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(audit_probe.actor(), caf::exit_reason::user_shutdown);
     sched.run();
   }
   void beat(const std::string& source, bool busy, const std::string& task) {
@@ -168,25 +168,25 @@ TEST_CASE("monitor: sources that keep beating raise nothing",
 TEST_CASE("monitor: consecutive failures escalate once until a completion",
           "[unit][monitor]") {
   monitor_env e(60, 3);
-  e.outcome("failed", "a");
-  e.outcome("failed", "b");
-  e.outcome("completed", "c"); // resets the streak
-  e.outcome("failed", "d");
-  e.outcome("failed", "e");
+  e.outcome(outcome_kind::failed, "a");
+  e.outcome(outcome_kind::failed, "b");
+  e.outcome(outcome_kind::completed, "c"); // resets the streak
+  e.outcome(outcome_kind::failed, "d");
+  e.outcome(outcome_kind::failed, "e");
   e.settle();
   CHECK(e.alerts("failure_escalation").empty());
-  e.outcome("failed", "f"); // third in a row
-  e.outcome("failed", "g");
-  e.outcome("failed", "h");
+  e.outcome(outcome_kind::failed, "f"); // third in a row
+  e.outcome(outcome_kind::failed, "g");
+  e.outcome(outcome_kind::failed, "h");
   e.settle();
   auto esc = e.alerts("failure_escalation");
   REQUIRE(esc.size() == 1);
   CHECK(esc[0]["severity"] == "critical");
   CHECK(esc[0]["task_id"] == "f");
   CHECK(esc[0]["message"] == "3 consecutive failed attempts, last on task f");
-  e.outcome("completed", "i");
+  e.outcome(outcome_kind::completed, "i");
   for (auto id : {"j", "k", "l"})
-    e.outcome("failed", id);
+    e.outcome(outcome_kind::failed, id);
   e.settle();
   CHECK(e.alerts("failure_escalation").size() == 2);
 }
@@ -195,14 +195,14 @@ TEST_CASE("monitor: alerts go to the file and the auditor and metrics add up",
           "[unit][monitor]") {
   monitor_env e;
   e.self->send(e.mon, alert_atom::value,
-               alert{"warning", "budget_alarm", "token budget 50% used", ""});
+               alert{severity::warning, "budget_alarm", "token budget 50% used", ""});
   e.self->send(e.mon, workers_atom::value, uint64_t{4}, uint64_t{1});
-  e.outcome("completed", "a");
-  e.outcome("completed", "b");
-  e.outcome("failed", "c");
-  e.outcome("retry", "c");
-  e.outcome("quarantined", "c");
-  e.outcome("restart", "c");
+  e.outcome(outcome_kind::completed, "a");
+  e.outcome(outcome_kind::completed, "b");
+  e.outcome(outcome_kind::failed, "c");
+  e.outcome(outcome_kind::retry, "c");
+  e.outcome(outcome_kind::quarantined, "c");
+  e.outcome(outcome_kind::restart, "c");
   e.self->send(e.mon, calls_atom::value, int64_t{1}, 0.0);
   e.self->send(e.mon, calls_atom::value, int64_t{1}, 0.0);
   e.self->send(e.mon, calls_atom::value, int64_t{-1}, 0.02);

@@ -36,15 +36,15 @@ task scripted_task(const std::string& id, const std::string& marker = "") {
 struct supervisor_env : actor_env {
   temp_dir dir;
   std::string db = dir.path("unit.db");
-  caf::actor aud = spawn_auditor(sys, dir.path("audit.jsonl"));
+  auditor_actor aud = spawn_auditor(sys, dir.path("audit.jsonl"));
   // Paired: task events are committed with their state changes and then
   // written by the auditor.
-  caf::actor cp = spawn_checkpointer(
+  checkpointer_actor cp = spawn_checkpointer(
     sys, std::make_unique<store>(db, store::open_mode::create_if_missing),
     aud);
-  caf::actor mon;
-  caf::actor keeper;
-  caf::actor sup;
+  monitor_actor mon;
+  budget_keeper_actor keeper;
+  supervisor_actor sup;
 
   supervisor_env(const std::vector<task>& tasks, supervisor_settings ss,
                  uint64_t token_limit = 1000000) {
@@ -57,7 +57,7 @@ struct supervisor_env : actor_env {
     budget_settings bs;
     bs.token_limit = token_limit;
     keeper = spawn_budget_keeper(sys, bs, cp, aud, mon);
-    self->send(cp, budget_atom::value, keeper); // settles reservations
+    self->send(cp, attach_atom::value, keeper); // settles reservations
     provider_settings ps;
     ps.name = "scripted";
     ps.model = "scripted";
@@ -68,8 +68,7 @@ struct supervisor_env : actor_env {
                            make_scripted_provider(ps));
   }
   ~supervisor_env() {
-    for (auto* a : {&sup, &keeper, &mon, &cp, &aud})
-      self->send_exit(*a, caf::exit_reason::user_shutdown);
+    exit_all(self, sup, keeper, mon, cp, aud);
   }
   run_summary run() {
     auto s = ask_for<run_summary>(self, sup, run_atom::value);

@@ -79,16 +79,16 @@ struct worker_env : actor_env {
   std::string db = dir.path("unit.db");
   recorder_ptr sup = std::make_shared<recorder>();
   recorder_ptr mon = std::make_shared<recorder>();
-  caf::actor sup_probe = spawn_probe(sys, sup);
+  probe_handle sup_probe = spawn_probe(sys, sup);
   std::string audit_log = dir.path("audit.jsonl");
-  caf::actor auditor = spawn_auditor(sys, audit_log);
-  caf::actor mon_probe = spawn_probe(sys, mon);
-  caf::actor cp = spawn_checkpointer(
+  auditor_actor auditor = spawn_auditor(sys, audit_log);
+  probe_handle mon_probe = spawn_probe(sys, mon);
+  checkpointer_actor cp = spawn_checkpointer(
     sys, std::make_unique<store>(db, store::open_mode::create_if_missing),
     auditor);
-  caf::actor keeper;
-  caf::actor gateway;
-  caf::actor worker;
+  budget_keeper_actor keeper;
+  node_gateway_actor gateway;
+  task_worker_actor worker;
   task t;
 
   worker_env(mode m, uint64_t token_limit = 100000, double timeout = 60) {
@@ -96,7 +96,7 @@ struct worker_env : actor_env {
     bs.token_limit = token_limit;
     bs.cost_limit = 10;
     keeper = spawn_budget_keeper(sys, bs, cp, auditor, mon_probe);
-    self->send(cp, budget_atom::value, keeper); // settles reservations
+    self->send(cp, attach_atom::value, keeper); // settles reservations
     t.id = "w1";
     t.type = "summarize";
     t.input = "One sentence to summarise. Another one.";
@@ -118,13 +118,11 @@ struct worker_env : actor_env {
                                std::make_shared<unit_provider>(m), ws);
   }
   ~worker_env() {
-    for (auto* a : {&worker, &gateway, &keeper, &cp, &sup_probe, &auditor,
-                    &mon_probe})
-      self->send_exit(*a, caf::exit_reason::user_shutdown);
+    exit_all(self, worker, gateway, keeper, cp, sup_probe, auditor, mon_probe);
   }
   void dispatch(uint32_t attempt = 1) {
     // As the supervisor does: through the worker's gateway.
-    caf::send_as(sup_probe, gateway, dispatch_atom::value, worker, t,
+    caf::send_as(sup_probe.actor(), gateway, dispatch_atom::value, worker, t,
                  attempt);
   }
   budget_snapshot budget() {

@@ -1,0 +1,98 @@
+// The checkpointer's typed interface (semantics, transactions and replies:
+// actors/checkpointer.hpp).
+//
+// Contract: the only handle to the checkpointer is this type, so the
+// compiler checks every message sent to it; it never leaves the head.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "messages/atoms.hpp"
+#include "messages/budget.hpp"
+#include "messages/budget_keeper_actor.hpp"
+#include "messages/call_outcome.hpp"
+#include "messages/events.hpp"
+#include "messages/run.hpp"
+#include "messages/task.hpp"
+
+namespace bgagent {
+
+using checkpointer_actor = caf::typed_actor<
+  // -- an attempt (node gateways) --------------------------------------
+  // (id, attempt, reservation id, reserved tokens, reserved dollars,
+  //  task_started): false = skip it, nothing written
+  caf::replies_to<running_atom, std::string, uint32_t, uint64_t, uint64_t,
+                  double, audit_event>::with<bool>,
+  // (id, attempt, outcome, usage, task_completed, reservation id or 0)
+  caf::replies_to<complete_atom, std::string, uint32_t, call_outcome, usage,
+                  audit_event, uint64_t>::with<bool>,
+  // (id, attempt, usage, provider, model, task_failed, raw answer,
+  //  answer error): a failed attempt's usage
+  caf::replies_to<usage_atom, std::string, uint32_t, usage, std::string,
+                  std::string, audit_event, std::string,
+                  std::string>::with<bool>,
+  // -- the queue (supervisor) ------------------------------------------
+  // (after priority, after seq, limit)
+  caf::replies_to<fetch_atom, int64_t, int64_t, uint32_t>::with<
+    std::vector<task>>,
+  // (id, attempt, error, event)
+  caf::replies_to<retry_atom, std::string, uint32_t, std::string,
+                  audit_event>::with<bool>,
+  caf::replies_to<quarantine_atom, std::string, uint32_t, std::string,
+                  audit_event>::with<bool>,
+  caf::replies_to<give_back_atom, std::string, uint32_t>::with<bool>,
+  // -- runs --------------------------------------------------------------
+  // (token limit, cost limit)
+  caf::replies_to<open_run_atom, uint64_t, double>::with<run_info>,
+  // (run id, final state)
+  caf::replies_to<finish_run_atom, int64_t, std::string>::with<bool>,
+  caf::replies_to<limits_atom, uint64_t, double>::with<bool>,
+  // -- submissions -------------------------------------------------------
+  caf::replies_to<submit_atom, std::vector<task>>::with<submit_report>,
+  // (tasks, source)
+  caf::replies_to<submit_atom, std::vector<task>, std::string>::with<
+    submit_report>,
+  // (source, on_conflict) ... (tasks, their types, content hashes) ...
+  // (keep): one transaction
+  caf::replies_to<begin_submit_atom, std::string, std::string>::with<bool>,
+  caf::replies_to<submit_part_atom, std::vector<task>,
+                  std::vector<type_definition>,
+                  std::vector<std::string>>::with<submit_report>,
+  caf::replies_to<end_submit_atom, bool>::with<submit_counts>,
+  // -- commands (status, results, requeue, cancel) -------------------------
+  caf::replies_to<status_atom>::with<status_report>,
+  caf::replies_to<status_atom, tags_atom>::with<std::vector<tag_totals>>,
+  caf::replies_to<status_atom, provider_atom>::with<std::vector<std::string>>,
+  // (state)
+  caf::replies_to<results_atom, std::string>::with<std::vector<task_record>>,
+  // (state, tag, ids, limit)
+  caf::replies_to<results_atom, std::string, std::string,
+                  std::vector<std::string>, int64_t>::with<
+    std::vector<task_record>>,
+  // (ids, all quarantined, event for each)
+  caf::replies_to<requeue_atom, std::vector<std::string>, bool,
+                  audit_event>::with<std::vector<std::string>>,
+  // (ids, all, from state, event for each)
+  caf::replies_to<requeue_atom, std::vector<std::string>, bool, std::string,
+                  audit_event>::with<std::vector<std::string>>,
+  // (ids, event for each)
+  caf::replies_to<cancel_atom, std::vector<std::string>, audit_event>::with<
+    std::vector<std::string>>,
+  // -- the audit outbox (auditor) ------------------------------------------
+  caf::reacts_to<audit_atom, audit_event>,
+  caf::reacts_to<audit_atom, std::vector<audit_event>>,
+  // (after seq, limit)
+  caf::replies_to<catch_up_atom, uint64_t, uint32_t>::with<
+    std::vector<committed_event>>,
+  caf::replies_to<flush_atom>::with<flush_atom>,
+  // the keeper to settle reservations with
+  caf::reacts_to<attach_atom, budget_keeper_actor>,
+  // its own note: commit the open group
+  caf::reacts_to<commit_group_atom>>;
+
+} // namespace bgagent

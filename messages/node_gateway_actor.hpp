@@ -1,0 +1,38 @@
+// A node gateway's typed interface (semantics: actors/node_gateway.hpp).
+//
+// Contract: the only head actor a remote node can address. Remote peers
+// are not bound by this type (BASP carries any message): the gateway
+// refuses and audits anything that does not fit it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "messages/atoms.hpp"
+#include "messages/call_outcome.hpp"
+#include "messages/task.hpp"
+#include "messages/task_worker_actor.hpp"
+
+namespace bgagent {
+
+using node_gateway_actor = caf::typed_actor<
+  // from the supervisor only: (worker, task, attempt)
+  caf::reacts_to<dispatch_atom, task_worker_actor, task, uint32_t>,
+  // from a worker: (id, attempt, worst prompt tokens, max tokens, worst
+  // dollars, started detail) -> go
+  caf::replies_to<begin_atom, std::string, uint32_t, uint64_t, uint64_t,
+                  double, std::string>::with<bool>,
+  // from a worker: (id, attempt, outcome, charge the reservation, latency)
+  caf::reacts_to<finish_atom, std::string, uint32_t, call_outcome, bool,
+                 double>,
+  // from a worker: (worker name, busy, task id)
+  caf::reacts_to<heartbeat_atom, std::string, bool, std::string>,
+  // from a remote node: (its workers, their names)
+  caf::replies_to<join_atom, std::vector<task_worker_actor>,
+                  std::vector<std::string>>::with<bool>>;
+
+} // namespace bgagent
