@@ -921,7 +921,7 @@ behavior_type supervisor(self_ptr self, supervisor_settings s, run_handles h,
         run_stop failed{stop_reason::internal, 0, to_string(dm.reason)};
         st.summary.exit_code = exit_code_for(failed, true);
         st.summary.stop_reason = failed.text();
-        self->become(ended(self, [](nodes_waited_atom) {}));
+        self->become(finishing(self));
         deliver_summary(self);
       }
       return;
