@@ -39,6 +39,10 @@ struct gateway_state {
   std::unordered_map<std::string, open_attempt> open; // by task id
   std::unordered_set<caf::actor_addr> watched;
   std::unordered_set<caf::actor_addr> gone; // died before their answer
+  // Answers sent to the store whose done/skipped the supervisor still
+  // waits for: a lost node's gateway stays until they are reported.
+  uint32_t storing = 0;
+  bool node_lost = false;
   static inline const char* name = "node_gateway";
 };
 
@@ -205,6 +209,9 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
                          "reservation, " +
                            fmt_usage(u)));
   if (out.ok) {
+    // The worker may start its next attempt while this answer commits.
+    caf::send_as(worker, st.h.supervisor, freed_atom::value, id, attempt);
+    ++st.storing;
     self->request(st.h.checkpointer, caf::infinite, complete_atom::value, id,
                   attempt, out, u,
                   event_for(self, "task_completed", id, attempt,
@@ -218,6 +225,8 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
         else
           caf::send_as(worker, st.h.supervisor, skipped_atom::value, id,
                        attempt);
+        if (--st.storing == 0 && st.node_lost)
+          self->quit();
       });
     return;
   }
@@ -260,8 +269,11 @@ node_gateway_actor::behavior_type node_gateway(self_ptr self, head_handles h,
     // The node itself is gone: so is the reason for this gateway.
     if (st.s.remote &&
         dm.reason == caf::exit_reason::remote_link_unreachable &&
-        st.watched.empty())
-      self->quit();
+        st.watched.empty()) {
+      st.node_lost = true;
+      if (st.storing == 0)
+        self->quit();
+    }
   });
   // Workers are told apart by address: the sender of their messages.
   auto sender_worker = [self]() -> task_worker_actor {

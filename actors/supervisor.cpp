@@ -66,6 +66,10 @@ struct supervisor_state {
   provider_ptr prov;
   std::unordered_map<caf::actor_addr, worker_slot> workers;
   std::vector<task_worker_actor> idle;
+  uint32_t busy = 0; // workers with an attempt (slot.busy), kept in step
+  // Attempts whose call ended with an answer now being stored: their
+  // worker has gone on to the next task; their done or skipped follows.
+  std::unordered_set<std::string> storing;
   std::deque<task> queue;
   std::unordered_set<std::string> held; // queued, in flight or waiting
   std::unordered_map<std::string, task> waiting; // retry timers running
@@ -163,9 +167,7 @@ void stop(self_ptr self, run_stop why) {
     self->become(draining(self));
     st.stop = std::move(why);
     spdlog::info("stopping: {}; waiting for {} call(s) in flight",
-                 st.stop.text(),
-                 std::count_if(st.workers.begin(), st.workers.end(),
-                               [](auto& kv) { return kv.second.busy; }));
+                 st.stop.text(), st.busy + st.storing.size());
   }
   maybe_finish(self);
 }
@@ -206,6 +208,7 @@ void dispatch(self_ptr self) {
     st.queue.pop_front();
     auto& slot = i->second;
     slot.busy = true;
+    ++st.busy;
     slot.attempt = t.attempts + 1;
     slot.dispatched = clock_type::now();
     slot.current = t;
@@ -228,8 +231,31 @@ worker_slot* sender_slot(self_ptr self) {
 }
 
 void make_idle(self_ptr self, worker_slot& slot) {
+  if (!slot.busy)
+    return; // a stale report: it is idle already
   slot.busy = false;
+  --self->state.busy;
   self->state.idle.push_back(slot.handle);
+}
+
+// Removes a worker from the registry; its slot is the caller's.
+worker_slot take_slot(supervisor_state& st, const caf::actor_addr& addr) {
+  auto i = st.workers.find(addr);
+  auto slot = std::move(i->second);
+  st.workers.erase(i);
+  if (slot.busy)
+    --st.busy;
+  return slot;
+}
+
+// The worker that sent an attempt's end, if it is busy with that attempt.
+worker_slot* slot_busy_with(self_ptr self, const std::string& id,
+                            uint32_t attempt) {
+  auto* slot = sender_slot(self);
+  if (!slot || !slot->busy || slot->current.id != id ||
+      slot->attempt != attempt)
+    return nullptr;
+  return slot;
 }
 
 void quarantine(self_ptr self, const task& t, uint32_t attempt,
@@ -470,9 +496,7 @@ void maybe_finish(self_ptr self) {
   if (st.phase == phase::starting || finished(st) || st.fetching ||
       st.outstanding > 0)
     return;
-  bool in_flight = std::any_of(st.workers.begin(), st.workers.end(),
-                               [](auto& kv) { return kv.second.busy; });
-  if (in_flight)
+  if (st.busy > 0 || !st.storing.empty())
     return;
   if (stopping(st)) {
     finish(self);
@@ -525,12 +549,14 @@ cancel_tasks(self_ptr self, const std::vector<std::string>& ids,
 
 // An attempt's end, sent by the worker's gateway as the worker.
 auto on_done(self_ptr self) {
-  return [=](done_atom, const std::string& id, uint32_t) {
+  return [=](done_atom, const std::string& id, uint32_t attempt) {
     auto& st = self->state;
-    auto* slot = sender_slot(self);
-    if (!slot)
-      return;
-    make_idle(self, *slot);
+    if (st.storing.erase(id) == 0) {
+      auto* slot = slot_busy_with(self, id, attempt);
+      if (!slot)
+        return;
+      make_idle(self, *slot);
+    }
     st.held.erase(id);
     ++st.summary.completed;
     self->send(st.h.monitor, outcome_atom::value, outcome_kind::completed, id);
@@ -571,14 +597,29 @@ auto on_denied(self_ptr self) {
 }
 
 auto on_skipped(self_ptr self) {
-  return [=](skipped_atom, const std::string& id, uint32_t) {
-    auto* slot = sender_slot(self);
-    if (!slot)
-      return;
-    make_idle(self, *slot);
+  return [=](skipped_atom, const std::string& id, uint32_t attempt) {
+    if (self->state.storing.erase(id) == 0) {
+      auto* slot = slot_busy_with(self, id, attempt);
+      if (!slot)
+        return;
+      make_idle(self, *slot);
+    }
     self->state.held.erase(id);
     dispatch(self);
     maybe_finish(self);
+  };
+}
+
+// An answer is being stored: its worker takes the next attempt now, while
+// the store commits (two commits per attempt would otherwise idle it).
+auto on_freed(self_ptr self) {
+  return [=](freed_atom, const std::string& id, uint32_t attempt) {
+    auto* slot = slot_busy_with(self, id, attempt);
+    if (!slot)
+      return;
+    self->state.storing.insert(id);
+    make_idle(self, *slot);
+    dispatch(self);
   };
 }
 
@@ -623,8 +664,7 @@ auto on_shutdown(self_ptr self) {
       if (kv.second.busy)
         busy.push_back(kv.first);
     for (auto& addr : busy) {
-      auto slot = std::move(st.workers[addr]);
-      st.workers.erase(addr);
+      auto slot = take_slot(st, addr);
       self->demonitor(slot.handle.address());
       caf::anon_send_exit(slot.handle, caf::exit_reason::user_shutdown);
       auto t = slot.current;
@@ -692,8 +732,7 @@ auto on_tick(self_ptr self) {
           now - kv.second.dispatched > limit)
         hung.push_back(kv.first);
     for (auto& addr : hung) {
-      auto slot = std::move(st.workers[addr]);
-      st.workers.erase(addr);
+      auto slot = take_slot(st, addr);
       self->send_exit(slot.handle, caf::exit_reason::kill);
       worker_lost(self, std::move(slot), "hung past its timeout");
     }
@@ -725,7 +764,7 @@ auto refuse_join() {
 behavior_type running(self_ptr self) {
   return {
     on_done(self), on_failed(self), on_denied(self), on_skipped(self),
-    on_pause(self), on_resume(self), on_drain(self), on_signal(self),
+    on_freed(self), on_pause(self), on_resume(self), on_drain(self), on_signal(self),
     on_shutdown(self), on_cancel(self), on_workers(self), on_watch(self),
     on_tick(self), already_running(),
     [=](poll_atom) {
@@ -790,7 +829,7 @@ behavior_type running(self_ptr self) {
 behavior_type draining(self_ptr self) {
   return {
     on_done(self), on_failed(self), on_denied(self), on_skipped(self),
-    on_pause(self), on_resume(self), on_drain(self), on_signal(self),
+    on_freed(self), on_pause(self), on_resume(self), on_drain(self), on_signal(self),
     on_shutdown(self), on_cancel(self), on_workers(self), on_watch(self),
     on_tick(self), already_running(), refuse_join(),
     [](poll_atom) {},
@@ -814,6 +853,7 @@ behavior_type ended(self_ptr self, NodesWaited on_nodes_waited) {
     [](failed_atom, const std::string&, uint32_t, const call_outcome&) {},
     [](denied_atom, const std::string&, uint32_t, const std::string&) {},
     [](skipped_atom, const std::string&, uint32_t) {},
+    [](freed_atom, const std::string&, uint32_t) {},
     on_pause(self), on_resume(self), on_drain(self), on_signal(self),
     on_shutdown(self), on_cancel(self), on_workers(self), on_watch(self),
     already_running(), refuse_join(),
@@ -928,7 +968,7 @@ behavior_type supervisor(self_ptr self, supervisor_settings s, run_handles h,
     }
     auto i = st.workers.find(dm.source);
     if (i != st.workers.end() && finished(st)) {
-      st.workers.erase(i);
+      take_slot(st, dm.source);
       if (st.phase == phase::awaiting_nodes && remote_workers_left(st) == 0)
         deliver_summary(self);
       return;
@@ -945,8 +985,7 @@ behavior_type supervisor(self_ptr self, supervisor_settings s, run_handles h,
                  ? (crashed ? "died on its node: " : "lost with its node: ") +
                      to_string(dm.reason)
                  : "died: " + to_string(dm.reason);
-    auto slot = std::move(i->second);
-    st.workers.erase(i);
+    auto slot = take_slot(st, dm.source);
     worker_lost(self, std::move(slot), why, crashed);
     maybe_finish(self);
   });

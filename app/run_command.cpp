@@ -135,7 +135,9 @@ int run_command(const config& c, const run_options& o,
     tasks.emplace(o.tasks_file, c.max_input_bytes, types_in_force(c));
   provider_ptr prov;
   try {
-    prov = providers.make(c.provider);
+    auto ps = c.provider;
+    ps.concurrency = c.workers;
+    prov = providers.make(ps);
   } catch (const std::invalid_argument& e) {
     throw usage_error(e.what());
   }

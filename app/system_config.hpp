@@ -8,7 +8,9 @@
 // use_tls() loads caf::openssl before the system is built.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -30,6 +32,11 @@ public:
     // many tiny messages, and on a few cores the stealing workers' poll
     // sleeps cost ~30 % more CPU per task (measured with bench/offline_throughput).
     set("scheduler.policy", caf::atom("sharing"));
+    // One scheduler thread per core (CAF's default is at least 4): on two
+    // cores, four threads plus the detached store and audit threads take
+    // turns on the CPU, and every turn is a context switch.
+    set("scheduler.max-threads",
+        static_cast<size_t>(std::max(2u, std::thread::hardware_concurrency())));
     set("middleman.heartbeat-interval",
         caf::timespan{std::chrono::seconds(2)});
     set("middleman.connection-timeout",

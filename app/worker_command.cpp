@@ -152,7 +152,9 @@ int worker_command(const config& c, const worker_options& o,
     throw usage_error("--workers 0: a worker node needs at least 1 worker");
   provider_ptr prov;
   try {
-    prov = providers.make(c.provider);
+    auto ps = c.provider;
+    ps.concurrency = o.workers;
+    prov = providers.make(ps);
   } catch (const std::invalid_argument& e) {
     throw usage_error(e.what());
   }

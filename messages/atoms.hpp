@@ -58,6 +58,8 @@ using nodes_waited_atom = caf::atom_constant<caf::atom("nodeswait")>;
 using failed_atom = caf::atom_constant<caf::atom("failed")>;
 using denied_atom = caf::atom_constant<caf::atom("denied")>;
 using skipped_atom = caf::atom_constant<caf::atom("skipped")>;
+// an attempt's answer is being stored: its worker may take the next one
+using freed_atom = caf::atom_constant<caf::atom("freed")>;
 using retry_due_atom = caf::atom_constant<caf::atom("retrydue")>;
 using provider_atom = caf::atom_constant<caf::atom("provider")>;
 using timeout_atom = caf::atom_constant<caf::atom("timeout")>;

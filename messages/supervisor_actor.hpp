@@ -2,7 +2,7 @@
 //
 // Contract: the only handle to the supervisor is this type, so the
 // compiler checks every message sent to it; it never leaves the head.
-// done / failed / denied / skipped come from a node gateway sent as the
+// done / failed / denied / skipped / freed come from a node gateway sent as the
 // worker concerned (the supervisor knows workers by address).
 #pragma once
 
@@ -31,6 +31,9 @@ using supervisor_actor = caf::typed_actor<
   // (id, attempt, why the budget said no)
   caf::reacts_to<denied_atom, std::string, uint32_t, std::string>,
   caf::reacts_to<skipped_atom, std::string, uint32_t>,
+  // the call ended with an answer the store is committing: the worker is
+  // free now, and done or skipped for the attempt follows
+  caf::reacts_to<freed_atom, std::string, uint32_t>,
   // -- commands (admin, signals) --------------------------------------------
   caf::replies_to<pause_atom>::with<bool>,
   caf::replies_to<resume_atom>::with<bool>,

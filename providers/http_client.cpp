@@ -97,7 +97,11 @@ size_t on_body(char* buf, size_t size, size_t n, void* ud) {
 
 } // namespace
 
-struct http_client::impl {
+// One libcurl multi handle with its epoll thread. libcurl looks for a
+// reusable connection by walking every connection to the host, so one
+// multi holding 10,000 connections spends its time in that walk: requests
+// are spread over shards of at most ~1,024 connections each.
+struct http_client::shard {
   http_client_settings settings;
   CURLM* multi = nullptr;
   int epfd = -1;
@@ -111,14 +115,13 @@ struct http_client::impl {
   std::vector<uint64_t> cancels;
   bool stopping = false;
 
-  std::atomic<uint64_t> next_id{1};
   std::atomic<size_t> pending{0};
-  // Owned by the client's thread only.
+  // Owned by the shard's thread only.
   std::unordered_map<uint64_t, std::unique_ptr<transfer>> active;
 
   static int on_socket(CURL*, curl_socket_t s, int what, void* userp,
                        void* socketp) {
-    auto* self = static_cast<impl*>(userp);
+    auto* self = static_cast<shard*>(userp);
     if (what == CURL_POLL_REMOVE) {
       epoll_ctl(self->epfd, EPOLL_CTL_DEL, s, nullptr);
       curl_multi_assign(self->multi, s, nullptr);
@@ -141,7 +144,7 @@ struct http_client::impl {
   }
 
   static int on_timer(CURLM*, long timeout_ms, void* userp) {
-    auto* self = static_cast<impl*>(userp);
+    auto* self = static_cast<shard*>(userp);
     if (timeout_ms < 0) {
       self->timer_set = false;
     } else {
@@ -334,79 +337,116 @@ struct http_client::impl {
       collect_done();
     }
   }
+
+  explicit shard(http_client_settings s) : settings(std::move(s)) {
+    multi = curl_multi_init();
+    epfd = epoll_create1(EPOLL_CLOEXEC);
+    wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (!multi || epfd < 0 || wakefd < 0)
+      throw std::runtime_error("http client: could not set up libcurl/epoll");
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = wakefd;
+    epoll_ctl(epfd, EPOLL_CTL_ADD, wakefd, &ev);
+    curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, &shard::on_socket);
+    curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, this);
+    curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, &shard::on_timer);
+    curl_multi_setopt(multi, CURLMOPT_TIMERDATA, this);
+    curl_multi_setopt(multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+                      settings.max_connections);
+    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, settings.max_connections);
+    curl_multi_setopt(multi, CURLMOPT_MAX_CONCURRENT_STREAMS,
+                      settings.max_streams_per_connection);
+    thread = std::thread([this] { loop(); });
+  }
+
+  ~shard() {
+    {
+      std::lock_guard<std::mutex> lock(mtx);
+      stopping = true;
+    }
+    wake();
+    if (thread.joinable())
+      thread.join();
+    for (auto& kv : active)
+      curl_multi_remove_handle(multi, kv.second->easy);
+    active.clear();
+    incoming.clear();
+    curl_multi_cleanup(multi);
+    close(epfd);
+    close(wakefd);
+  }
+
+  void submit(std::unique_ptr<transfer> t) {
+    ++pending;
+    {
+      std::lock_guard<std::mutex> lock(mtx);
+      incoming.push_back(std::move(t));
+    }
+    wake();
+  }
+
+  void cancel(uint64_t id) {
+    {
+      std::lock_guard<std::mutex> lock(mtx);
+      cancels.push_back(id);
+    }
+    wake();
+  }
 };
 
-http_client::http_client(http_client_settings s) : impl_(new impl) {
+namespace {
+
+constexpr long connections_per_shard = 1024;
+
+} // namespace
+
+http_client::http_client(http_client_settings s) {
   global_init();
   // A peer closing a connection must be an error on that transfer, never a
   // signal that ends the process.
   std::signal(SIGPIPE, SIG_IGN);
   raise_fd_limit();
-  auto& m = *impl_;
-  m.settings = std::move(s);
-  m.multi = curl_multi_init();
-  m.epfd = epoll_create1(EPOLL_CLOEXEC);
-  m.wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (!m.multi || m.epfd < 0 || m.wakefd < 0)
-    throw std::runtime_error("http client: could not set up libcurl/epoll");
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.fd = m.wakefd;
-  epoll_ctl(m.epfd, EPOLL_CTL_ADD, m.wakefd, &ev);
-  curl_multi_setopt(m.multi, CURLMOPT_SOCKETFUNCTION, &impl::on_socket);
-  curl_multi_setopt(m.multi, CURLMOPT_SOCKETDATA, impl_.get());
-  curl_multi_setopt(m.multi, CURLMOPT_TIMERFUNCTION, &impl::on_timer);
-  curl_multi_setopt(m.multi, CURLMOPT_TIMERDATA, impl_.get());
-  curl_multi_setopt(m.multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
-  curl_multi_setopt(m.multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
-                    m.settings.max_connections);
-  curl_multi_setopt(m.multi, CURLMOPT_MAXCONNECTS, m.settings.max_connections);
-  curl_multi_setopt(m.multi, CURLMOPT_MAX_CONCURRENT_STREAMS,
-                    m.settings.max_streams_per_connection);
-  m.thread = std::thread([this] { impl_->loop(); });
+  long total = std::max<long>(1, s.max_connections);
+  long n = std::max<long>(1, (total + connections_per_shard - 1) /
+                               connections_per_shard);
+  for (long k = 0; k < n; ++k) {
+    auto each = s;
+    each.max_connections = (total + n - 1) / n;
+    shards_.push_back(std::make_unique<shard>(std::move(each)));
+  }
 }
 
-http_client::~http_client() {
-  auto& m = *impl_;
-  {
-    std::lock_guard<std::mutex> lock(m.mtx);
-    m.stopping = true;
-  }
-  m.wake();
-  if (m.thread.joinable())
-    m.thread.join();
-  for (auto& kv : m.active)
-    curl_multi_remove_handle(m.multi, kv.second->easy);
-  m.active.clear();
-  m.incoming.clear();
-  curl_multi_cleanup(m.multi);
-  close(m.epfd);
-  close(m.wakefd);
-}
+http_client::~http_client() = default;
 
 uint64_t http_client::submit(http_request req, callback cb) {
+  // The first shard with room: a few calls at a time all share the first
+  // shard's connections (kept alive, multiplexed); more spill over.
+  size_t n = shards_.size(), k = 0;
+  for (size_t i = 1; i < n && shards_[k]->pending.load() >=
+                                static_cast<size_t>(connections_per_shard);
+       ++i)
+    if (shards_[i]->pending.load() < shards_[k]->pending.load())
+      k = i;
   auto t = std::make_unique<transfer>();
-  t->id = impl_->next_id++;
+  t->id = next_id_++ * n + k; // the shard is in the id, for cancel()
   t->req = std::move(req);
   t->cb = std::move(cb);
   auto id = t->id;
-  ++impl_->pending;
-  {
-    std::lock_guard<std::mutex> lock(impl_->mtx);
-    impl_->incoming.push_back(std::move(t));
-  }
-  impl_->wake();
+  shards_[k]->submit(std::move(t));
   return id;
 }
 
 void http_client::cancel(uint64_t id) {
-  {
-    std::lock_guard<std::mutex> lock(impl_->mtx);
-    impl_->cancels.push_back(id);
-  }
-  impl_->wake();
+  shards_[id % shards_.size()]->cancel(id);
 }
 
-size_t http_client::in_flight() const { return impl_->pending.load(); }
+size_t http_client::in_flight() const {
+  size_t n = 0;
+  for (auto& s : shards_)
+    n += s->pending.load();
+  return n;
+}
 
 } // namespace bgagent

@@ -1,11 +1,12 @@
-// An asynchronous HTTP client: libcurl's multi interface driven by one
-// thread of its own (epoll + curl_multi_socket_action), shared by every
-// worker of the process through the provider that owns it.
+// An asynchronous HTTP client: libcurl's multi interface driven by threads
+// of its own (epoll + curl_multi_socket_action; one per ~1,024
+// connections), shared by every worker of the process through the
+// provider that owns it.
 //
 // Contract:
 // - submit() never blocks on the network: it queues the request, wakes the
 //   client's thread and returns an id at once. The callback runs exactly
-//   once, on the client's thread, with the response or the transport error
+//   once, on one of the client's threads, with the response or the transport error
 //   (a cancelled request gets `cancelled = true`). Callbacks must be quick
 //   and must not throw (an actor send, a JSON parse).
 // - cancel(id) abandons a request; its callback then runs with
@@ -18,6 +19,7 @@
 // - Thread-safe: any thread may submit and cancel.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -74,8 +76,9 @@ public:
   size_t in_flight() const;
 
 private:
-  struct impl;
-  std::unique_ptr<impl> impl_;
+  struct shard;
+  std::vector<std::unique_ptr<shard>> shards_;
+  std::atomic<uint64_t> next_id_{1};
 };
 
 } // namespace bgagent

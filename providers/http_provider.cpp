@@ -1,5 +1,6 @@
 #include "providers/http_provider.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <stdexcept>
 
@@ -148,6 +149,9 @@ provider_ptr make_http_provider(const provider_settings& s) {
   c.timeout_seconds = s.timeout_seconds;
   c.connect_timeout_seconds = s.connect_timeout_seconds;
   c.response_format = s.response_format;
+  // One connection per call in flight, and some spare for reconnects.
+  c.client.max_connections =
+    std::max<long>(c.client.max_connections, s.concurrency + s.concurrency / 8);
   c.price = price_for(s.model, s.price_prompt_per_million,
                       s.price_completion_per_million);
   if (s.name == "openrouter") {

@@ -59,6 +59,10 @@ struct provider_settings {
   // (BG_AGENT_RESPONSE_FORMAT=json_schema, the default; off for servers
   // that reject it).
   bool response_format = true;
+  // Calls this process may have in flight at once (its workers): an HTTP
+  // provider keeps at least this many connections open (HTTP/1.1 needs
+  // one per call).
+  uint32_t concurrency = 0;
 };
 
 class provider {
