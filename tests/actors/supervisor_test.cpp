@@ -218,3 +218,85 @@ TEST_CASE("supervisor: a drain lets calls in flight finish and picks the exit "
   CHECK(s.store.completed < 40);
   CHECK(s.store.pending == 40 - s.store.completed);
 }
+
+// The test stands in for a node's gateway: it joins one (dummy) remote
+// worker and sees what the supervisor dispatches to it.
+TEST_CASE("supervisor: a freed worker takes the next task while its answer "
+          "is stored; done counts once, a stale report idles nothing",
+          "[unit][supervisor]") {
+  std::vector<task> tasks{scripted_task("t1"), scripted_task("t2"),
+                          scripted_task("t3")};
+  supervisor_env e(tasks, with_workers(0));
+  auto& self = e.self;
+  self->send(e.sup, run_atom::value);
+  auto dummy = e.sys.spawn([](caf::event_based_actor* a) {
+    a->set_default_handler(caf::drop);
+    return caf::behavior{[](int) {}};
+  });
+  auto w = caf::actor_cast<task_worker_actor>(dummy);
+  bool joined = false;
+  self
+    ->request(e.sup, caf::infinite, join_atom::value, std::string("node-a"),
+              std::string("127.0.0.1:1"), std::vector<task_worker_actor>{w},
+              std::vector<std::string>{"node-a/worker-1"})
+    .receive([&](bool ok) { joined = ok; },
+             [](caf::error& err) { FAIL(to_string(err)); });
+  REQUIRE(joined);
+  // Run order: t1, t2, t3, each to the only worker.
+  auto next_dispatch = [&] {
+    std::string id;
+    self->receive(
+      [&](dispatch_atom, const task_worker_actor& to, const task& t,
+          uint32_t attempt) {
+        CHECK(to == w);
+        CHECK(attempt == 1);
+        id = t.id;
+      },
+      caf::after(std::chrono::seconds(30)) >> [] { FAIL("no dispatch"); });
+    return id;
+  };
+  // What the gateway stores before it reports done: the attempt marked
+  // running, then completed (else the run's last look finds it pending).
+  auto store_completed = [&](const std::string& id) {
+    REQUIRE(ask_for<bool>(self, e.cp, running_atom::value, id, uint32_t{1},
+                          uint64_t{0}, uint64_t{0}, 0.0, audit_event{}));
+    call_outcome out;
+    out.ok = true;
+    out.result = R"({"summary":"s."})";
+    REQUIRE(ask_for<bool>(self, e.cp, complete_atom::value, id, uint32_t{1},
+                          out, usage{}, audit_event{}, uint64_t{0}));
+  };
+  REQUIRE(next_dispatch() == "t1");
+  store_completed("t1");
+  // t1's answer is being stored: t2 goes to the worker before t1's done.
+  caf::send_as(w, e.sup, freed_atom::value, std::string("t1"), uint32_t{1});
+  REQUIRE(next_dispatch() == "t2");
+  caf::send_as(w, e.sup, done_atom::value, std::string("t1"), uint32_t{1});
+  // Stale reports of t1 (a second done, a skipped, a freed) do not make the
+  // worker, busy with t2, idle: the next message is the workers answer,
+  // not a dispatch of t3.
+  caf::send_as(w, e.sup, done_atom::value, std::string("t1"), uint32_t{1});
+  caf::send_as(w, e.sup, skipped_atom::value, std::string("t1"), uint32_t{1});
+  caf::send_as(w, e.sup, freed_atom::value, std::string("t1"), uint32_t{1});
+  std::vector<std::string> listed;
+  self->request(e.sup, caf::infinite, workers_atom::value)
+    .receive([&](const std::vector<std::string>& ws) { listed = ws; },
+             [](caf::error& err) { FAIL(to_string(err)); });
+  REQUIRE(listed.size() == 1);
+  CHECK(listed[0] == "node-a node-a/worker-1 busy t2");
+  // t2 freed and then skipped (the store refused its answer); t3 runs.
+  caf::send_as(w, e.sup, freed_atom::value, std::string("t2"), uint32_t{1});
+  REQUIRE(next_dispatch() == "t3");
+  REQUIRE(ask_for<std::vector<std::string>>(
+    self, e.cp, cancel_atom::value, std::vector<std::string>{"t2"},
+    make_event("task_cancelled", "t2", -1, "by the test")));
+  caf::send_as(w, e.sup, skipped_atom::value, std::string("t2"), uint32_t{1});
+  store_completed("t3");
+  caf::send_as(w, e.sup, done_atom::value, std::string("t3"), uint32_t{1});
+  caf::anon_send_exit(dummy, caf::exit_reason::user_shutdown);
+  run_summary s;
+  self->receive([&](const run_summary& got) { s = got; },
+                caf::after(std::chrono::seconds(30)) >>
+                  [] { FAIL("no run summary"); });
+  CHECK(s.completed == 2); // t1 and t3, each once
+}
