@@ -8,6 +8,9 @@
 // sends anonymously or through a node gateway, never from one of these.
 #pragma once
 
+#include <memory>
+
+#include "actors/call_counters.hpp"
 #include "messages/auditor_actor.hpp"
 #include "messages/budget_keeper_actor.hpp"
 #include "messages/checkpointer_actor.hpp"
@@ -22,6 +25,8 @@ struct head_handles {
   checkpointer_actor checkpointer;
   auditor_actor auditor;
   monitor_actor monitor;
+  // The run's counters (the monitor reads them); null: none kept.
+  std::shared_ptr<call_counters> counters;
 };
 
 } // namespace bgagent

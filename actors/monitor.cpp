@@ -37,6 +37,7 @@ struct monitor_state {
   caf::actor webhook; // detached poster, or invalid (private, untyped)
   std::unordered_map<std::string, watched> sources;
   uint32_t consecutive_failures = 0;
+  uint64_t completed_seen = 0; // completions when the last failure came
   bool escalated = false;
   metrics_snapshot m;
   clock_type::time_point started = clock_type::now();
@@ -135,7 +136,8 @@ monitor_actor::behavior_type monitor(self_ptr self, monitor_settings s,
     st.webhook = self->spawn<caf::detached + caf::linked>(webhook_poster,
                                                            s.webhook_url);
   st.settings = std::move(s);
-  st.m.latency_buckets.assign(latency_bucket_bounds().size(), 0);
+  if (!st.settings.counters)
+    st.settings.counters = std::make_shared<call_counters>();
   auto tick = std::chrono::duration<double>(
     std::max(0.05, std::min(1.0, st.settings.deadman_seconds / 4)));
   auto tick_ms = std::chrono::duration_cast<std::chrono::milliseconds>(tick);
@@ -161,12 +163,17 @@ monitor_actor::behavior_type monitor(self_ptr self, monitor_settings s,
       auto& st = self->state;
       switch (what) {
         case outcome_kind::completed:
-          ++st.m.completed;
-          st.consecutive_failures = 0;
-          st.escalated = false;
+          st.settings.counters->completed();
           break;
         case outcome_kind::failed:
           ++st.m.failed_attempts;
+          // A completion since the last failure ends the series.
+          if (auto done = st.settings.counters->completed_count();
+              done != st.completed_seen) {
+            st.completed_seen = done;
+            st.consecutive_failures = 0;
+            st.escalated = false;
+          }
           if (++st.consecutive_failures >= st.settings.escalate_after &&
               !st.escalated) {
             st.escalated = true;
@@ -190,23 +197,16 @@ monitor_actor::behavior_type monitor(self_ptr self, monitor_settings s,
       self->state.m.nodes = nodes;
     },
     [=](calls_atom, int64_t delta, double latency) {
-      auto& m = self->state.m;
-      if (delta < 0 && m.in_flight > 0)
-        --m.in_flight;
-      else if (delta > 0)
-        ++m.in_flight;
-      if (delta < 0) {
-        auto& bounds = latency_bucket_bounds();
-        for (size_t i = 0; i < bounds.size(); ++i)
-          if (latency <= bounds[i])
-            ++m.latency_buckets[i];
-        m.latency_sum_seconds += latency;
-        ++m.latency_count;
-      }
+      auto& c = *self->state.settings.counters;
+      if (delta > 0)
+        c.call_started();
+      else if (delta < 0)
+        c.call_ended(latency);
     },
     [=](pause_atom, bool paused) { self->state.m.paused = paused ? 1 : 0; },
     [=](metrics_atom) {
       auto m = self->state.m;
+      self->state.settings.counters->fill(m);
       m.elapsed_seconds = std::chrono::duration<double>(
                             clock_type::now() - self->state.started)
                             .count();
@@ -220,13 +220,6 @@ monitor_actor::behavior_type monitor(self_ptr self, monitor_settings s,
 }
 
 } // namespace
-
-const std::vector<double>& latency_bucket_bounds() {
-  static const std::vector<double> b{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                     0.5,   1,    2.5,   5,    10,  30,
-                                     60,    120,  300};
-  return b;
-}
 
 monitor_actor spawn_monitor(caf::actor_system& sys, monitor_settings s,
                             const auditor_actor& auditor) {

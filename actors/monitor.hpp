@@ -14,6 +14,9 @@
 //   (workers_atom, uint64 workers, uint64 nodes)
 //   (calls_atom, int64 delta, double latency_seconds)  calls in flight;
 //       a finished call (delta -1) adds its latency to the histogram
+// Calls in flight, latencies and completions usually arrive without a
+// message, through the run's call_counters (settings.counters), which the
+// two messages above also feed.
 //   (pause_atom, bool paused)
 //   (metrics_atom)                       -> metrics_snapshot
 //   (flush_atom)                         -> flush_atom when alerts are out
@@ -22,11 +25,13 @@
 // from a detached helper so a slow receiver never stalls the monitor.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <caf/fwd.hpp>
 
+#include "actors/call_counters.hpp"
 #include "messages/auditor_actor.hpp"
 #include "messages/monitor_actor.hpp"
 
@@ -38,10 +43,9 @@ struct monitor_settings {
   double deadman_seconds = 60;
   uint32_t escalate_after = 5;
   std::string run_label; // included in alerts
+  // Shared with the run's gateways and supervisor; null: its own.
+  std::shared_ptr<call_counters> counters;
 };
-
-// Upper bounds (seconds) of the provider latency histogram buckets.
-const std::vector<double>& latency_bucket_bounds();
 
 monitor_actor spawn_monitor(caf::actor_system& sys, monitor_settings s,
                             const auditor_actor& auditor);

@@ -117,7 +117,8 @@ usage charge_for(self_ptr self, const std::string& id, const open_attempt& a,
 }
 
 void call_ended(self_ptr self, double latency) {
-  self->send(self->state.h.monitor, calls_atom::value, int64_t{-1}, latency);
+  if (auto& c = self->state.h.counters)
+    c->call_ended(latency);
 }
 
 void watch(self_ptr self, const caf::actor_addr& worker) {
@@ -179,7 +180,8 @@ void begin(self_ptr self, const task_worker_actor& worker, const std::string& id
           if (!still_open())
             return; // died after the mark: the store charges it later
           st.open[id].in_call = true;
-          self->send(st.h.monitor, calls_atom::value, int64_t{1}, 0.0);
+          if (st.h.counters)
+            st.h.counters->call_started();
           rp.deliver(true);
         });
     });

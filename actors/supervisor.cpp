@@ -559,7 +559,7 @@ auto on_done(self_ptr self) {
     }
     st.held.erase(id);
     ++st.summary.completed;
-    self->send(st.h.monitor, outcome_atom::value, outcome_kind::completed, id);
+    st.h.counters->completed();
     dispatch(self);
     maybe_finish(self);
   };
@@ -918,11 +918,14 @@ behavior_type supervisor(self_ptr self, supervisor_settings s, run_handles h,
   st.restarts = restart_window{st.settings.max_restarts,
                                st.settings.restart_window_seconds};
   st.h = std::move(h);
+  if (!st.h.counters)
+    st.h.counters = std::make_shared<call_counters>();
   st.prov = std::move(p);
   st.local_gateway = spawn_node_gateway(
     self->system(),
     head_handles{caf::actor_cast<supervisor_actor>(self), st.h.budget_keeper,
-                 st.h.checkpointer, st.h.auditor, st.h.monitor},
+                 st.h.checkpointer, st.h.auditor, st.h.monitor,
+                 st.h.counters},
     gateway_settings{st.settings.node, "local", false});
   // The gateway refuses exit messages; it ends with the supervisor.
   self->attach_functor([gw = st.local_gateway](const caf::error&) {

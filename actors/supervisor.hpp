@@ -47,10 +47,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include <caf/fwd.hpp>
 
+#include "actors/call_counters.hpp"
 #include "messages/auditor_actor.hpp"
 #include "messages/budget_keeper_actor.hpp"
 #include "messages/checkpointer_actor.hpp"
@@ -81,6 +83,9 @@ struct run_handles {
   budget_keeper_actor budget_keeper;
   auditor_actor auditor;
   monitor_actor monitor;
+  // Shared with the monitor (see call_counters.hpp); null: the supervisor
+  // keeps its own, which nothing reads.
+  std::shared_ptr<call_counters> counters;
 };
 
 supervisor_actor spawn_supervisor(caf::actor_system& sys,

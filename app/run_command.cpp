@@ -281,8 +281,11 @@ int run_command(const config& c, const run_options& o,
     spdlog::info("resuming run {}: {} tokens, {} already spent", run.id,
                  run.tokens_used, money(run.cost_used));
 
+  // Bumped by the gateways and the supervisor, read by the monitor.
+  auto counters = std::make_shared<call_counters>();
   try {
     monitor_settings ms;
+    ms.counters = counters;
     ms.alerts_path = c.alerts_path;
     ms.webhook_url = c.webhook_url;
     ms.deadman_seconds = c.deadman_seconds;
@@ -317,7 +320,7 @@ int run_command(const config& c, const run_options& o,
   ss.poll_interval_seconds = c.poll_interval_seconds;
   auto sup = spawn_supervisor(sys, ss,
                               run_handles{checkpointer, keeper, auditor,
-                                          monitor},
+                                          monitor, counters},
                               prov);
 
   // Remote nodes reach the head only through the gatekeeper.
@@ -326,7 +329,8 @@ int run_command(const config& c, const run_options& o,
     gs.secret = secret;
     gs.head = ss.node;
     gatekeeper = spawn_gatekeeper(
-      sys, gs, head_handles{sup, keeper, checkpointer, auditor, monitor});
+      sys, gs,
+      head_handles{sup, keeper, checkpointer, auditor, monitor, counters});
     self->send(sup, watch_atom::value, caf::actor_cast<caf::actor>(gatekeeper),
                std::string("the gatekeeper on ") + listen->text());
     auto port = tls ? caf::openssl::publish(gatekeeper, listen->port,

@@ -42,6 +42,7 @@ struct supervisor_env : actor_env {
   checkpointer_actor cp = spawn_checkpointer(
     sys, std::make_unique<store>(db, store::open_mode::create_if_missing),
     aud);
+  std::shared_ptr<call_counters> counters = std::make_shared<call_counters>();
   monitor_actor mon;
   budget_keeper_actor keeper;
   supervisor_actor sup;
@@ -53,6 +54,7 @@ struct supervisor_env : actor_env {
                               1.0));
     monitor_settings ms;
     ms.alerts_path = dir.path("alerts.jsonl");
+    ms.counters = counters;
     mon = spawn_monitor(sys, ms, aud);
     budget_settings bs;
     bs.token_limit = token_limit;
@@ -64,7 +66,8 @@ struct supervisor_env : actor_env {
     ss.retry_initial_seconds = 0.01;
     ss.retry_cap_seconds = 0.05;
     ss.heartbeat_seconds = 0.2;
-    sup = spawn_supervisor(sys, ss, run_handles{cp, keeper, aud, mon},
+    sup = spawn_supervisor(sys, ss,
+                           run_handles{cp, keeper, aud, mon, counters},
                            make_scripted_provider(ps));
   }
   ~supervisor_env() {
@@ -119,6 +122,13 @@ TEST_CASE("supervisor: dispatches everything, retries, quarantines, restarts",
   CHECK(s.store.completed == 21);
   CHECK(s.store.quarantined == 3);
   CHECK(s.store.pending + s.store.running + s.store.retry_wait == 0);
+  // Counted without messages, read by the monitor: every call's end (29
+  // attempts, crashed ones included) and each completion once.
+  auto m = ask_for<metrics_snapshot>(e.self, e.mon, metrics_atom::value);
+  REQUIRE(m);
+  CHECK(m->completed == 21);
+  CHECK(m->in_flight == 0);
+  CHECK(m->latency_count == 29);
 
   auto rec = e.records();
   CHECK(rec["flaky"].state == "completed");
@@ -222,7 +232,7 @@ TEST_CASE("supervisor: a drain lets calls in flight finish and picks the exit "
 // The test stands in for a node's gateway: it joins one (dummy) remote
 // worker and sees what the supervisor dispatches to it.
 TEST_CASE("supervisor: a freed worker takes the next task while its answer "
-          "is stored; done counts once, a stale report idles nothing",
+          "is stored, done counts once, a stale report idles nothing",
           "[unit][supervisor]") {
   std::vector<task> tasks{scripted_task("t1"), scripted_task("t2"),
                           scripted_task("t3")};

@@ -112,11 +112,12 @@ struct worker_env : actor_env {
     ws.heartbeat_seconds = 0.05;
     // The head's half of each attempt: the local node gateway.
     gateway = spawn_node_gateway(
-      sys, head_handles{sup_probe, keeper, cp, auditor, mon_probe},
+      sys, head_handles{sup_probe, keeper, cp, auditor, mon_probe, counters},
       gateway_settings{});
     worker = spawn_task_worker(sys, worker_context{gateway},
                                std::make_shared<unit_provider>(m), ws);
   }
+  std::shared_ptr<call_counters> counters = std::make_shared<call_counters>();
   ~worker_env() {
     exit_all(self, worker, gateway, keeper, cp, sup_probe, auditor, mon_probe);
   }
@@ -162,6 +163,9 @@ TEST_CASE("task_worker: a successful attempt reserves, runs, commits, reports",
   worker_env e(mode::answer);
   e.dispatch();
   REQUIRE(e.sup->wait_atom<done_atom>());
+  // The worker was freed when its answer went to the store, before done.
+  REQUIRE(e.sup->with_atom<freed_atom>().size() == 1);
+  CHECK(e.sup->with_atom<freed_atom>()[0].get_as<std::string>(1) == "w1");
   auto done = e.sup->with_atom<done_atom>()[0];
   CHECK(done.get_as<std::string>(1) == "w1");
   CHECK(done.get_as<uint32_t>(2) == 1);
@@ -186,17 +190,19 @@ TEST_CASE("task_worker: a successful attempt reserves, runs, commits, reports",
   CHECK(completed["node"] == "head");
   CHECK(completed["detail"].get<std::string>().find(
           "prompt_tokens=10 completion_tokens=5") == 0);
-  // Calls in flight were reported up and down; heartbeats ended idle.
+  // The call was counted up and down (no message: the run's counters);
+  // heartbeats ended idle.
   REQUIRE(wait_until(
     [&] {
       auto beats = e.mon->with_atom<heartbeat_atom>();
       return !beats.empty() && !beats.back().get_as<bool>(2);
     },
     30));
-  auto calls = e.mon->with_atom<calls_atom>();
-  REQUIRE(calls.size() == 2);
-  CHECK(calls[0].get_as<int64_t>(1) == 1);
-  CHECK(calls[1].get_as<int64_t>(1) == -1);
+  metrics_snapshot m;
+  e.counters->fill(m);
+  CHECK(m.in_flight == 0);
+  CHECK(m.latency_count == 1);
+  CHECK(e.mon->with_atom<calls_atom>().empty());
   // The worker is idle again and takes the next dispatch (attempt fencing
   // makes the store refuse a completed task: skipped).
   e.dispatch(2);

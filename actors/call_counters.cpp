@@ -1,0 +1,54 @@
+#include "actors/call_counters.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace bgagent {
+
+const std::vector<double>& latency_bucket_bounds() {
+  static const std::vector<double> b{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                     0.5,   1,    2.5,   5,    10,  30,
+                                     60,    120,  300};
+  return b;
+}
+
+void call_counters::call_started() {
+  in_flight_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void call_counters::call_ended(double latency_seconds) {
+  in_flight_.fetch_sub(1, std::memory_order_relaxed);
+  auto& bounds = latency_bucket_bounds();
+  // Cumulative buckets: a call counts in every bucket at or above it.
+  for (size_t i = 0; i < bucket_count && i < bounds.size(); ++i)
+    if (latency_seconds <= bounds[i])
+      buckets_[i].fetch_add(1, std::memory_order_relaxed);
+  auto us = std::max(0.0, std::round(latency_seconds * 1e6));
+  latency_sum_us_.fetch_add(static_cast<uint64_t>(us),
+                            std::memory_order_relaxed);
+  latency_count_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void call_counters::completed() {
+  completed_.fetch_add(1, std::memory_order_relaxed);
+}
+
+uint64_t call_counters::completed_count() const {
+  return completed_.load(std::memory_order_relaxed);
+}
+
+void call_counters::fill(metrics_snapshot& m) const {
+  // A call's end may be counted before its start is seen: never below 0.
+  m.in_flight = static_cast<uint64_t>(
+    std::max<int64_t>(0, in_flight_.load(std::memory_order_relaxed)));
+  m.completed = completed_count();
+  m.latency_buckets.assign(bucket_count, 0);
+  for (size_t i = 0; i < bucket_count; ++i)
+    m.latency_buckets[i] = buckets_[i].load(std::memory_order_relaxed);
+  m.latency_count = latency_count_.load(std::memory_order_relaxed);
+  m.latency_sum_seconds =
+    static_cast<double>(latency_sum_us_.load(std::memory_order_relaxed)) /
+    1e6;
+}
+
+} // namespace bgagent
