@@ -13,7 +13,8 @@
 //       reserves the worst case (prompt + max_tokens tokens, worst_cost
 //       dollars) with the budget_keeper; if granted, marks
 //       the task running with that reservation and audits task_started
-//       (one checkpointer transaction); counts the call in flight. `go`
+//       (one checkpointer transaction); counts the call in flight (the
+//       run's call_counters, no message). `go`
 //       false: the worker stays idle; the gateway has told the supervisor
 //       (denied: budget; skipped: the store no longer wants the task).
 //   (finish_atom, string id, uint32 attempt, call_outcome,
@@ -28,6 +29,10 @@
 //       over). A success is stored (complete) and a failure's usage
 //       recorded, each with its audit event in the same transaction; only
 //       then is the supervisor told done / skipped / failed as the worker.
+//       A success frees the worker at once (freed_atom, before its
+//       complete is sent): it takes its next attempt while the answer
+//       commits, and done or skipped follows. A lost node's gateway stays
+//       until every answer it sent to the store has been reported.
 //   (heartbeat_atom, string worker_name, bool busy, string task_id)
 //       forwarded to the monitor (a remote worker's name must start with
 //       "NODE/").
