@@ -37,7 +37,6 @@ struct monitor_state {
   caf::actor webhook; // detached poster, or invalid (private, untyped)
   std::unordered_map<std::string, watched> sources;
   uint32_t consecutive_failures = 0;
-  uint64_t completed_seen = 0; // completions when the last failure came
   bool escalated = false;
   metrics_snapshot m;
   clock_type::time_point started = clock_type::now();
@@ -163,17 +162,14 @@ monitor_actor::behavior_type monitor(self_ptr self, monitor_settings s,
       auto& st = self->state;
       switch (what) {
         case outcome_kind::completed:
+          // Most completions are only counted (call_counters); the
+          // supervisor sends the first one after a failure.
           st.settings.counters->completed();
+          st.consecutive_failures = 0;
+          st.escalated = false;
           break;
         case outcome_kind::failed:
           ++st.m.failed_attempts;
-          // A completion since the last failure ends the series.
-          if (auto done = st.settings.counters->completed_count();
-              done != st.completed_seen) {
-            st.completed_seen = done;
-            st.consecutive_failures = 0;
-            st.escalated = false;
-          }
           if (++st.consecutive_failures >= st.settings.escalate_after &&
               !st.escalated) {
             st.escalated = true;

@@ -229,6 +229,15 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
                        attempt);
         if (--st.storing == 0 && st.node_lost)
           self->quit();
+      },
+      [=](caf::error&) {
+        // The store did not answer (it failed): the supervisor stops
+        // waiting for this attempt; the store decides at the next run.
+        auto& st = self->state;
+        caf::send_as(worker, st.h.supervisor, skipped_atom::value, id,
+                     attempt);
+        if (--st.storing == 0 && st.node_lost)
+          self->quit();
       });
     return;
   }

@@ -67,9 +67,17 @@ struct supervisor_state {
   std::unordered_map<caf::actor_addr, worker_slot> workers;
   std::vector<task_worker_actor> idle;
   uint32_t busy = 0; // workers with an attempt (slot.busy), kept in step
-  // Attempts whose call ended with an answer now being stored: their
-  // worker has gone on to the next task; their done or skipped follows.
-  std::unordered_set<std::string> storing;
+  // Attempts whose call ended with an answer now being stored (by task id,
+  // with the gateway storing it): their worker has gone on to the next
+  // task; their done or skipped follows, or their gateway's end drops them.
+  struct stored_attempt {
+    uint32_t attempt = 0;
+    caf::actor_addr gateway;
+  };
+  std::unordered_map<std::string, stored_attempt> storing;
+  // A failed outcome went to the monitor since the last completion it
+  // heard of: the next completion goes to it as a message, in order.
+  bool failure_streak = false;
   std::deque<task> queue;
   std::unordered_set<std::string> held; // queued, in flight or waiting
   std::unordered_map<std::string, task> waiting; // retry timers running
@@ -248,6 +256,17 @@ worker_slot take_slot(supervisor_state& st, const caf::actor_addr& addr) {
   return slot;
 }
 
+// The end of an attempt that was freed: true when `id`'s stored attempt is
+// `attempt` (a late report of an older attempt leaves it alone).
+bool settle_stored(supervisor_state& st, const std::string& id,
+                   uint32_t attempt) {
+  auto i = st.storing.find(id);
+  if (i == st.storing.end() || i->second.attempt != attempt)
+    return false;
+  st.storing.erase(i);
+  return true;
+}
+
 // The worker that sent an attempt's end, if it is busy with that attempt.
 worker_slot* slot_busy_with(self_ptr self, const std::string& id,
                             uint32_t attempt) {
@@ -328,6 +347,7 @@ void attempt_failed(self_ptr self, const task& t, uint32_t attempt,
                     const call_outcome& out) {
   auto& st = self->state;
   self->send(st.h.monitor, outcome_atom::value, outcome_kind::failed, t.id);
+  st.failure_streak = true;
   auto d = st.retries.decide(out, attempt, st.rng);
   switch (d.what) {
     case retry_decision::action::stop_run: {
@@ -551,7 +571,7 @@ cancel_tasks(self_ptr self, const std::vector<std::string>& ids,
 auto on_done(self_ptr self) {
   return [=](done_atom, const std::string& id, uint32_t attempt) {
     auto& st = self->state;
-    if (st.storing.erase(id) == 0) {
+    if (!settle_stored(st, id, attempt)) {
       auto* slot = slot_busy_with(self, id, attempt);
       if (!slot)
         return;
@@ -559,7 +579,14 @@ auto on_done(self_ptr self) {
     }
     st.held.erase(id);
     ++st.summary.completed;
-    st.h.counters->completed();
+    if (st.failure_streak) {
+      // Ends the monitor's count of consecutive failures, in order.
+      st.failure_streak = false;
+      self->send(st.h.monitor, outcome_atom::value, outcome_kind::completed,
+                 id);
+    } else {
+      st.h.counters->completed();
+    }
     dispatch(self);
     maybe_finish(self);
   };
@@ -598,7 +625,7 @@ auto on_denied(self_ptr self) {
 
 auto on_skipped(self_ptr self) {
   return [=](skipped_atom, const std::string& id, uint32_t attempt) {
-    if (self->state.storing.erase(id) == 0) {
+    if (!settle_stored(self->state, id, attempt)) {
       auto* slot = slot_busy_with(self, id, attempt);
       if (!slot)
         return;
@@ -617,7 +644,7 @@ auto on_freed(self_ptr self) {
     auto* slot = slot_busy_with(self, id, attempt);
     if (!slot)
       return;
-    self->state.storing.insert(id);
+    self->state.storing[id] = {attempt, slot->gateway.address()};
     make_idle(self, *slot);
     dispatch(self);
   };
@@ -947,6 +974,17 @@ behavior_type supervisor(self_ptr self, supervisor_settings s, run_handles h,
       // The cluster edge failed: the run carries on with what it has.
       auto what = e->second;
       st.edges.erase(e);
+      // Answers that gateway was storing will not be reported: the store
+      // has them or not, and the run's end does not wait for them.
+      for (auto i = st.storing.begin(); i != st.storing.end();) {
+        if (i->second.gateway != dm.source) {
+          ++i;
+          continue;
+        }
+        st.held.erase(i->first);
+        i = st.storing.erase(i);
+      }
+      maybe_finish(self);
       if (dm.reason == caf::exit_reason::normal || finished(st))
         return;
       auto msg = what + " ended (" + to_string(dm.reason) +

@@ -424,9 +424,10 @@ uint64_t http_client::submit(http_request req, callback cb) {
   // The first shard with room: a few calls at a time all share the first
   // shard's connections (kept alive, multiplexed); more spill over.
   size_t n = shards_.size(), k = 0;
-  for (size_t i = 1; i < n && shards_[k]->pending.load() >=
-                                static_cast<size_t>(connections_per_shard);
-       ++i)
+  auto full = [](const shard& s) {
+    return s.pending.load() >= static_cast<size_t>(s.settings.max_connections);
+  };
+  for (size_t i = 1; i < n && full(*shards_[k]); ++i)
     if (shards_[i]->pending.load() < shards_[k]->pending.load())
       k = i;
   auto t = std::make_unique<transfer>();
