@@ -214,6 +214,11 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
     // The worker may start its next attempt while this answer commits.
     caf::send_as(worker, st.h.supervisor, freed_atom::value, id, attempt);
     ++st.storing;
+    auto reported = [self] {
+      auto& st = self->state;
+      if (--st.storing == 0 && st.node_lost)
+        self->quit();
+    };
     self->request(st.h.checkpointer, caf::infinite, complete_atom::value, id,
                   attempt, out, u,
                   event_for(self, "task_completed", id, attempt,
@@ -227,17 +232,14 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
         else
           caf::send_as(worker, st.h.supervisor, skipped_atom::value, id,
                        attempt);
-        if (--st.storing == 0 && st.node_lost)
-          self->quit();
+        reported();
       },
       [=](caf::error&) {
         // The store did not answer (it failed): the supervisor stops
         // waiting for this attempt; the store decides at the next run.
-        auto& st = self->state;
-        caf::send_as(worker, st.h.supervisor, skipped_atom::value, id,
-                     attempt);
-        if (--st.storing == 0 && st.node_lost)
-          self->quit();
+        caf::send_as(worker, self->state.h.supervisor, skipped_atom::value,
+                     id, attempt);
+        reported();
       });
     return;
   }

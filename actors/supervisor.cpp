@@ -277,6 +277,19 @@ worker_slot* slot_busy_with(self_ptr self, const std::string& id,
   return slot;
 }
 
+// An attempt's done or skipped: settles its stored answer, or idles the
+// worker still busy with it; false for a stale report (nothing to do).
+bool attempt_reported(self_ptr self, const std::string& id,
+                      uint32_t attempt) {
+  if (settle_stored(self->state, id, attempt))
+    return true;
+  auto* slot = slot_busy_with(self, id, attempt);
+  if (!slot)
+    return false;
+  make_idle(self, *slot);
+  return true;
+}
+
 void quarantine(self_ptr self, const task& t, uint32_t attempt,
                 const std::string& error) {
   auto& st = self->state;
@@ -571,12 +584,8 @@ cancel_tasks(self_ptr self, const std::vector<std::string>& ids,
 auto on_done(self_ptr self) {
   return [=](done_atom, const std::string& id, uint32_t attempt) {
     auto& st = self->state;
-    if (!settle_stored(st, id, attempt)) {
-      auto* slot = slot_busy_with(self, id, attempt);
-      if (!slot)
-        return;
-      make_idle(self, *slot);
-    }
+    if (!attempt_reported(self, id, attempt))
+      return;
     st.held.erase(id);
     ++st.summary.completed;
     if (st.failure_streak) {
@@ -625,12 +634,8 @@ auto on_denied(self_ptr self) {
 
 auto on_skipped(self_ptr self) {
   return [=](skipped_atom, const std::string& id, uint32_t attempt) {
-    if (!settle_stored(self->state, id, attempt)) {
-      auto* slot = slot_busy_with(self, id, attempt);
-      if (!slot)
-        return;
-      make_idle(self, *slot);
-    }
+    if (!attempt_reported(self, id, attempt))
+      return;
     self->state.held.erase(id);
     dispatch(self);
     maybe_finish(self);
