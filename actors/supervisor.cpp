@@ -26,6 +26,7 @@
 #include "policy/restart_window.hpp"
 #include "policy/retry_policy.hpp"
 #include "policy/run_end.hpp"
+#include "policy/worker_pool.hpp"
 #include "persistence/store.hpp"
 
 namespace bgagent {
@@ -45,17 +46,9 @@ enum class phase {
   over,           // the summary was delivered
 };
 
-struct worker_slot {
-  task_worker_actor handle;
-  node_gateway_actor gateway; // its node's: the head's half of its attempts
-  std::string name;
-  std::string node;
-  bool remote = false;
-  bool busy = false;
-  task current;
-  uint32_t attempt = 0;
-  clock_type::time_point dispatched;
-};
+using pool_type =
+  worker_pool<caf::actor_addr, task_worker_actor, node_gateway_actor>;
+using worker_slot = pool_type::slot;
 
 struct supervisor_state {
   supervisor_settings settings;
@@ -64,17 +57,10 @@ struct supervisor_state {
   std::unordered_map<std::string, uint64_t> quarantine_errors;
   run_handles h;
   provider_ptr prov;
-  std::unordered_map<caf::actor_addr, worker_slot> workers;
-  std::vector<task_worker_actor> idle;
-  uint32_t busy = 0; // workers with an attempt (slot.busy), kept in step
-  // Attempts whose call ended with an answer now being stored (by task id,
-  // with the gateway storing it): their worker has gone on to the next
-  // task; their done or skipped follows, or their gateway's end drops them.
-  struct stored_attempt {
-    uint32_t attempt = 0;
-    caf::actor_addr gateway;
-  };
-  std::unordered_map<std::string, stored_attempt> storing;
+  // Workers by address; with the attempts whose answer is being stored
+  // after their worker went on (their done or skipped follows, or their
+  // gateway's end drops them).
+  pool_type pool;
   // A failed outcome went to the monitor since the last completion it
   // heard of: the next completion goes to it as a message, in order.
   bool failure_streak = false;
@@ -142,10 +128,10 @@ void audit(self_ptr self, const std::string& event, const std::string& id,
 void report_workers(self_ptr self) {
   auto& st = self->state;
   std::unordered_set<std::string> nodes;
-  for (auto& kv : st.workers)
+  for (auto& kv : st.pool)
     nodes.insert(kv.second.node);
   self->send(st.h.monitor, workers_atom::value,
-             static_cast<uint64_t>(st.workers.size()),
+             static_cast<uint64_t>(st.pool.size()),
              static_cast<uint64_t>(nodes.size()));
 }
 
@@ -164,8 +150,7 @@ void spawn_local_worker(self_ptr self) {
   slot.gateway = st.local_gateway;
   slot.name = ws.name;
   slot.node = ws.node;
-  st.workers.emplace(w.address(), std::move(slot));
-  st.idle.push_back(w);
+  st.pool.add(w.address(), std::move(slot));
 }
 
 void stop(self_ptr self, run_stop why) {
@@ -175,7 +160,7 @@ void stop(self_ptr self, run_stop why) {
     self->become(draining(self));
     st.stop = std::move(why);
     spdlog::info("stopping: {}; waiting for {} call(s) in flight",
-                 st.stop.text(), st.busy + st.storing.size());
+                 st.stop.text(), st.pool.busy() + st.pool.storing());
   }
   maybe_finish(self);
 }
@@ -205,89 +190,37 @@ void fetch(self_ptr self) {
 
 void dispatch(self_ptr self) {
   auto& st = self->state;
-  while (!st.paused && !stopping(st) && !st.idle.empty() &&
+  while (!st.paused && !stopping(st) && st.pool.has_idle() &&
          !st.queue.empty()) {
-    auto w = st.idle.back();
-    st.idle.pop_back();
-    auto i = st.workers.find(w.address());
-    if (i == st.workers.end())
-      continue; // died while idle
     auto t = std::move(st.queue.front());
     st.queue.pop_front();
-    auto& slot = i->second;
-    slot.busy = true;
-    ++st.busy;
-    slot.attempt = t.attempts + 1;
-    slot.dispatched = clock_type::now();
-    slot.current = t;
+    auto& slot = st.pool.assign(std::move(t), clock_type::now())->second;
     // Through the worker's gateway, which records what it may accept back
     // and passes it on anonymously: a remote worker never receives the
     // supervisor's handle (CAF would make it addressable from the network).
-    self->send(slot.gateway, dispatch_atom::value, w, t, slot.attempt);
+    self->send(slot.gateway, dispatch_atom::value, slot.handle, slot.current,
+               slot.attempt);
   }
   if (st.queue.size() < fetch_batch(st) / 2)
     fetch(self);
 }
 
-// Looks up the worker that sent the current message.
-worker_slot* sender_slot(self_ptr self) {
-  auto i = self->state.workers.find(self->current_sender()
-                                      ? caf::actor_cast<caf::actor_addr>(
-                                          self->current_sender())
-                                      : caf::actor_addr{});
-  return i == self->state.workers.end() ? nullptr : &i->second;
-}
-
-void make_idle(self_ptr self, worker_slot& slot) {
-  if (!slot.busy)
-    return; // a stale report: it is idle already
-  slot.busy = false;
-  --self->state.busy;
-  self->state.idle.push_back(slot.handle);
-}
-
-// Removes a worker from the registry; its slot is the caller's.
-worker_slot take_slot(supervisor_state& st, const caf::actor_addr& addr) {
-  auto i = st.workers.find(addr);
-  auto slot = std::move(i->second);
-  st.workers.erase(i);
-  if (slot.busy)
-    --st.busy;
-  return slot;
-}
-
-// The end of an attempt that was freed: true when `id`'s stored attempt is
-// `attempt` (a late report of an older attempt leaves it alone).
-bool settle_stored(supervisor_state& st, const std::string& id,
-                   uint32_t attempt) {
-  auto i = st.storing.find(id);
-  if (i == st.storing.end() || i->second.attempt != attempt)
-    return false;
-  st.storing.erase(i);
-  return true;
-}
-
-// The worker that sent an attempt's end, if it is busy with that attempt.
-worker_slot* slot_busy_with(self_ptr self, const std::string& id,
-                            uint32_t attempt) {
-  auto* slot = sender_slot(self);
-  if (!slot || !slot->busy || slot->current.id != id ||
-      slot->attempt != attempt)
-    return nullptr;
-  return slot;
+// The worker that sent the current message (a gateway sends as it).
+caf::actor_addr sender_key(self_ptr self) {
+  return self->current_sender()
+           ? caf::actor_cast<caf::actor_addr>(self->current_sender())
+           : caf::actor_addr{};
 }
 
 // An attempt's done or skipped: settles its stored answer, or idles the
 // worker still busy with it; false for a stale report (nothing to do).
 bool attempt_reported(self_ptr self, const std::string& id,
                       uint32_t attempt) {
-  if (settle_stored(self->state, id, attempt))
+  auto& pool = self->state.pool;
+  if (pool.settle(id, attempt))
     return true;
-  auto* slot = slot_busy_with(self, id, attempt);
-  if (!slot)
-    return false;
-  make_idle(self, *slot);
-  return true;
+  auto key = sender_key(self);
+  return pool.busy_with(key, id, attempt) && pool.release(key);
 }
 
 void quarantine(self_ptr self, const task& t, uint32_t attempt,
@@ -395,17 +328,12 @@ void attempt_failed(self_ptr self, const task& t, uint32_t attempt,
 void worker_lost(self_ptr self, worker_slot slot, const std::string& why,
                  bool crashed = true) {
   auto& st = self->state;
-  st.idle.erase(std::remove(st.idle.begin(), st.idle.end(), slot.handle),
-                st.idle.end());
   if (slot.remote) {
     // The monitor stops watching its heartbeats: the node is gone.
     self->send(st.h.monitor, heartbeat_atom::value, slot.name, false,
                std::string{});
-    bool node_alive = std::any_of(st.workers.begin(), st.workers.end(),
-                                  [&](auto& kv) {
-                                    return kv.second.node == slot.node;
-                                  });
-    if (!node_alive && st.node_addresses.erase(slot.node) > 0) {
+    if (!st.pool.has_node(slot.node) &&
+        st.node_addresses.erase(slot.node) > 0) {
       audit(self, "node_lost", {}, -1, why, slot.node);
       self->send(st.h.monitor, alert_atom::value,
                  alert{severity::warning, "node_lost",
@@ -461,13 +389,6 @@ void worker_lost(self_ptr self, worker_slot slot, const std::string& why,
   dispatch(self);
 }
 
-size_t remote_workers_left(const supervisor_state& st) {
-  size_t n = 0;
-  for (auto& kv : st.workers)
-    n += kv.second.remote;
-  return n;
-}
-
 void finish(self_ptr self) {
   auto& st = self->state;
   st.phase = phase::finishing;
@@ -501,7 +422,7 @@ void finish(self_ptr self) {
         // before the word reached the nodes, which would then take the
         // end of the run for a lost head.
         bool remote = false;
-        for (auto& kv : st.workers) {
+        for (auto& kv : st.pool) {
           caf::anon_send_exit(kv.second.handle,
                               caf::exit_reason::user_shutdown);
           remote |= kv.second.remote;
@@ -529,7 +450,7 @@ void maybe_finish(self_ptr self) {
   if (st.phase == phase::starting || finished(st) || st.fetching ||
       st.outstanding > 0)
     return;
-  if (st.busy > 0 || !st.storing.empty())
+  if (st.pool.busy() > 0 || st.pool.storing() > 0)
     return;
   if (stopping(st)) {
     finish(self);
@@ -604,11 +525,13 @@ auto on_done(self_ptr self) {
 auto on_failed(self_ptr self) {
   return [=](failed_atom, const std::string&, uint32_t attempt,
              const call_outcome& out) {
-    auto* slot = sender_slot(self);
+    auto& pool = self->state.pool;
+    auto key = sender_key(self);
+    auto* slot = pool.find(key);
     if (!slot)
       return;
     auto t = slot->current;
-    make_idle(self, *slot);
+    pool.release(key);
     attempt_failed(self, t, attempt, out);
     dispatch(self);
     maybe_finish(self);
@@ -619,11 +542,12 @@ auto on_denied(self_ptr self) {
   return [=](denied_atom, const std::string&, uint32_t,
              const std::string& reason) {
     auto& st = self->state;
-    auto* slot = sender_slot(self);
+    auto key = sender_key(self);
+    auto* slot = st.pool.find(key);
     if (!slot)
       return;
     auto t = slot->current;
-    make_idle(self, *slot);
+    st.pool.release(key);
     // Still pending in the store: it waits for a run with more budget.
     st.held.erase(t.id);
     if (!stopping(st))
@@ -646,11 +570,11 @@ auto on_skipped(self_ptr self) {
 // the store commits (two commits per attempt would otherwise idle it).
 auto on_freed(self_ptr self) {
   return [=](freed_atom, const std::string& id, uint32_t attempt) {
-    auto* slot = slot_busy_with(self, id, attempt);
-    if (!slot)
+    auto& pool = self->state.pool;
+    auto key = sender_key(self);
+    auto* slot = pool.busy_with(key, id, attempt);
+    if (!slot || !pool.freed(key, id, attempt, slot->gateway.address()))
       return;
-    self->state.storing[id] = {attempt, slot->gateway.address()};
-    make_idle(self, *slot);
     dispatch(self);
   };
 }
@@ -691,12 +615,9 @@ auto on_signal(self_ptr self) {
 auto on_shutdown(self_ptr self) {
   return [=](shutdown_atom) {
     auto& st = self->state;
-    std::vector<caf::actor_addr> busy;
-    for (auto& kv : st.workers)
-      if (kv.second.busy)
-        busy.push_back(kv.first);
+    auto busy = st.pool.keys_where([](auto& s) { return s.busy; });
     for (auto& addr : busy) {
-      auto slot = take_slot(st, addr);
+      auto slot = *st.pool.remove(addr);
       self->demonitor(slot.handle.address());
       caf::anon_send_exit(slot.handle, caf::exit_reason::user_shutdown);
       auto t = slot.current;
@@ -723,7 +644,7 @@ auto on_cancel(self_ptr self) {
 auto on_workers(self_ptr self) {
   return [=](workers_atom) {
     std::vector<std::string> out;
-    for (auto& kv : self->state.workers)
+    for (auto& kv : self->state.pool)
       out.push_back(kv.second.node + " " + kv.second.name + " " +
                     (kv.second.busy ? "busy " + kv.second.current.id
                                     : std::string("idle")));
@@ -752,19 +673,17 @@ auto on_tick(self_ptr self) {
     // submit): its attempt waits on the store, and its clock starts again.
     auto now = clock_type::now();
     if (now - store::last_lock_wait() < std::chrono::seconds(2))
-      for (auto& kv : st.workers)
+      for (auto& kv : st.pool)
         if (kv.second.busy && !kv.second.remote)
           kv.second.dispatched = now;
     auto limit = std::chrono::duration<double>(
       st.settings.timeout_seconds +
       std::max(5.0, st.settings.timeout_seconds / 2));
-    std::vector<caf::actor_addr> hung;
-    for (auto& kv : st.workers)
-      if (kv.second.busy && !kv.second.remote &&
-          now - kv.second.dispatched > limit)
-        hung.push_back(kv.first);
+    auto hung = st.pool.keys_where([&](auto& s) {
+      return s.busy && !s.remote && now - s.dispatched > limit;
+    });
     for (auto& addr : hung) {
-      auto slot = take_slot(st, addr);
+      auto slot = *st.pool.remove(addr);
       self->send_exit(slot.handle, caf::exit_reason::kill);
       worker_lost(self, std::move(slot), "hung past its timeout");
     }
@@ -828,7 +747,7 @@ behavior_type running(self_ptr self) {
       auto& st = self->state;
       for (size_t k = 0; k < remote_workers.size(); ++k) {
         auto& w = remote_workers[k];
-        if (!w || st.workers.count(w.address()) > 0)
+        if (!w || st.pool.find(w.address()))
           continue;
         self->monitor(w);
         worker_slot slot;
@@ -839,8 +758,7 @@ behavior_type running(self_ptr self) {
                                      : node + "/worker-" + std::to_string(k + 1);
         slot.node = node;
         slot.remote = true;
-        st.workers.emplace(w.address(), std::move(slot));
-        st.idle.push_back(w);
+        st.pool.add(w.address(), std::move(slot));
       }
       bool first = st.node_addresses.emplace(node, address).second;
       auto n = remote_workers.size();
@@ -981,14 +899,8 @@ behavior_type supervisor(self_ptr self, supervisor_settings s, run_handles h,
       st.edges.erase(e);
       // Answers that gateway was storing will not be reported: the store
       // has them or not, and the run's end does not wait for them.
-      for (auto i = st.storing.begin(); i != st.storing.end();) {
-        if (i->second.gateway != dm.source) {
-          ++i;
-          continue;
-        }
-        st.held.erase(i->first);
-        i = st.storing.erase(i);
-      }
+      for (auto& id : st.pool.drop_storing_of(dm.source))
+        st.held.erase(id);
       maybe_finish(self);
       if (dm.reason == caf::exit_reason::normal || finished(st))
         return;
@@ -1012,26 +924,26 @@ behavior_type supervisor(self_ptr self, supervisor_settings s, run_handles h,
       }
       return;
     }
-    auto i = st.workers.find(dm.source);
-    if (i != st.workers.end() && finished(st)) {
-      take_slot(st, dm.source);
-      if (st.phase == phase::awaiting_nodes && remote_workers_left(st) == 0)
+    auto* gone = st.pool.find(dm.source);
+    if (gone && finished(st)) {
+      st.pool.remove(dm.source);
+      if (st.phase == phase::awaiting_nodes && st.pool.remote_count() == 0)
         deliver_summary(self);
       return;
     }
-    if (i == st.workers.end())
+    if (!gone)
       return;
     // A remote worker ends with its node (link lost, node stopped) or on
     // its own (crashed: the attempt counts, as for a local worker).
     bool node_gone = dm.reason == caf::exit_reason::user_shutdown ||
                      dm.reason == caf::exit_reason::remote_link_unreachable ||
                      dm.reason == caf::exit_reason::kill;
-    bool crashed = !i->second.remote || !node_gone;
-    auto why = i->second.remote
+    bool crashed = !gone->remote || !node_gone;
+    auto why = gone->remote
                  ? (crashed ? "died on its node: " : "lost with its node: ") +
                      to_string(dm.reason)
                  : "died: " + to_string(dm.reason);
-    auto slot = take_slot(st, dm.source);
+    auto slot = *st.pool.remove(dm.source);
     worker_lost(self, std::move(slot), why, crashed);
     maybe_finish(self);
   });

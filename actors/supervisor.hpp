@@ -36,6 +36,9 @@
 // at most 3 s) -> the summary is delivered. A run whose queue empties goes
 // from running to finishing.
 // Policies (pure units in policy/, tested without actors):
+// - Workers (policy/worker_pool.hpp): idle and busy, each busy one with its
+//   exact attempt; an attempt whose answer is being stored frees its worker
+//   and is waited for until reported or its gateway ends.
 // - Retries (policy/retry_policy.hpp): backoff with jitter or the
 //   provider's Retry-After, then quarantine; permanent errors quarantine at
 //   once; out_of_credits (HTTP 402) stops the run like a budget denial.

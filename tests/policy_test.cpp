@@ -1,6 +1,6 @@
 // The supervisor's policies as plain units, without an actor system: the
-// retry policy, the restart window and the one mapping from how a run
-// stopped to its exit code and state.
+// retry policy, the restart window, the worker pool and the one mapping
+// from how a run stopped to its exit code and state.
 #include <catch2/catch.hpp>
 
 #include <chrono>
@@ -10,6 +10,7 @@
 #include "policy/restart_window.hpp"
 #include "policy/retry_policy.hpp"
 #include "policy/run_end.hpp"
+#include "policy/worker_pool.hpp"
 
 using namespace bgagent;
 
@@ -133,4 +134,135 @@ TEST_CASE("run end: one mapping from the stop to the exit code and the run's "
     CHECK(std::string(run_state_for(code)) == r.state);
     CHECK(r.stop.text() == r.text);
   }
+}
+
+namespace {
+
+// Keys, handles and gateways as plain values: the pool needs no actors.
+using test_pool = worker_pool<std::string, std::string, std::string>;
+
+test_pool::slot worker(const std::string& name, const std::string& node,
+                       bool remote = false) {
+  test_pool::slot s;
+  s.handle = "handle-" + name;
+  s.gateway = "gw-" + node;
+  s.name = name;
+  s.node = node;
+  s.remote = remote;
+  return s;
+}
+
+task task_with(const std::string& id, uint32_t attempts = 0) {
+  task t;
+  t.id = id;
+  t.attempts = attempts;
+  return t;
+}
+
+} // namespace
+
+TEST_CASE("worker pool: assign takes the last idled worker, counts it busy "
+          "and a stale release frees nothing",
+          "[policy][worker_pool]") {
+  test_pool pool;
+  auto now = std::chrono::steady_clock::time_point{};
+  REQUIRE(pool.add("w1", worker("w1", "head")));
+  REQUIRE(pool.add("w2", worker("w2", "head")));
+  CHECK_FALSE(pool.add("w1", worker("w1", "head"))); // known already
+  CHECK(pool.size() == 2);
+  CHECK(pool.idle() == 2);
+
+  auto* a = pool.assign(task_with("t1", 2), now);
+  REQUIRE(a);
+  CHECK(a->first == "w2"); // LIFO
+  CHECK(a->second.busy);
+  CHECK(a->second.attempt == 3);
+  CHECK(a->second.current.id == "t1");
+  auto* b = pool.assign(task_with("t2"), now);
+  REQUIRE(b);
+  CHECK(b->first == "w1");
+  CHECK(pool.assign(task_with("t3"), now) == nullptr); // none idle
+  CHECK(pool.busy() == 2);
+  CHECK_FALSE(pool.has_idle());
+
+  CHECK(pool.busy_with("w2", "t1", 3) != nullptr);
+  CHECK(pool.busy_with("w2", "t1", 2) == nullptr); // an older attempt
+  CHECK(pool.busy_with("w1", "t1", 3) == nullptr); // another worker's task
+  REQUIRE(pool.release("w2"));
+  CHECK_FALSE(pool.release("w2")); // stale: idle already
+  CHECK_FALSE(pool.release("nobody"));
+  CHECK(pool.busy() == 1);
+  CHECK(pool.idle() == 1);
+  CHECK(pool.busy_with("w2", "t1", 3) == nullptr); // no longer holds it
+}
+
+TEST_CASE("worker pool: a freed attempt waits in storing until settled by "
+          "the same attempt, or dropped with its gateway",
+          "[policy][worker_pool]") {
+  test_pool pool;
+  auto now = std::chrono::steady_clock::time_point{};
+  pool.add("w1", worker("w1", "head"));
+  pool.add("r1", worker("r1", "node-a", true));
+  auto* r = pool.assign(task_with("t1"), now); // r1
+  auto* w = pool.assign(task_with("t2"), now); // w1
+  REQUIRE(r);
+  REQUIRE(w);
+  REQUIRE(r->first == "r1");
+
+  CHECK_FALSE(pool.freed("r1", "t1", 2, "gw-node-a")); // not its attempt
+  REQUIRE(pool.freed("r1", "t1", 1, "gw-node-a"));
+  REQUIRE(pool.freed("w1", "t2", 1, "gw-head"));
+  CHECK(pool.busy() == 0);
+  CHECK(pool.idle() == 2);
+  CHECK(pool.storing() == 2);
+  CHECK_FALSE(pool.freed("r1", "t1", 1, "gw-node-a")); // idle now
+
+  // The worker takes the task's next attempt while the first is stored.
+  auto* again = pool.assign(task_with("t2", 1), now);
+  REQUIRE(again);
+  CHECK_FALSE(pool.settle("t2", 2)); // the stored one is attempt 1
+  CHECK(pool.settle("t2", 1));
+  CHECK_FALSE(pool.settle("t2", 1)); // once
+  CHECK(pool.storing() == 1);
+
+  // node-a's gateway ends: what it was storing is not waited for.
+  CHECK(pool.drop_storing_of("gw-head").empty());
+  auto dropped = pool.drop_storing_of("gw-node-a");
+  REQUIRE(dropped.size() == 1);
+  CHECK(dropped[0] == "t1");
+  CHECK(pool.storing() == 0);
+}
+
+TEST_CASE("worker pool: removing a worker keeps the counts exact, idle or "
+          "busy, and nodes and remote workers are counted",
+          "[policy][worker_pool]") {
+  test_pool pool;
+  auto now = std::chrono::steady_clock::time_point{};
+  pool.add("w1", worker("w1", "head"));
+  pool.add("r1", worker("r1", "node-a", true));
+  pool.add("r2", worker("r2", "node-a", true));
+  CHECK(pool.remote_count() == 2);
+  CHECK(pool.has_node("node-a"));
+
+  auto* busy = pool.assign(task_with("t1"), now); // r2
+  REQUIRE(busy);
+  REQUIRE(busy->first == "r2");
+  auto slot = pool.remove("r2");
+  REQUIRE(slot);
+  CHECK(slot->busy);
+  CHECK(slot->current.id == "t1");
+  CHECK(pool.busy() == 0);
+  CHECK_FALSE(pool.remove("r2")); // once
+
+  auto idle = pool.remove("r1");
+  REQUIRE(idle);
+  CHECK_FALSE(idle->busy);
+  CHECK(pool.idle() == 1); // only w1 is left to assign
+  CHECK_FALSE(pool.has_node("node-a"));
+  CHECK(pool.remote_count() == 0);
+  auto* next = pool.assign(task_with("t2"), now);
+  REQUIRE(next);
+  CHECK(next->first == "w1");
+  CHECK(pool.keys_where([](auto& s) { return s.busy; }) ==
+        std::vector<std::string>{"w1"});
 }

@@ -1,0 +1,201 @@
+// The supervisor's registry of workers: who exists, who is idle, who is
+// busy with which attempt, and which finished attempts are still being
+// stored after their worker went on to the next one.
+//
+// Contract:
+// - A worker is added once (by its key) and is idle until assign() gives it
+//   a task; assign() takes the most recently idled worker (LIFO keeps a few
+//   workers and their connections warm) and counts it busy.
+// - release() idles a busy worker and refuses (false) one that is idle
+//   already: a stale report can never free a worker twice.
+// - busy_with(key, id, attempt) finds the worker only while it holds that
+//   exact attempt.
+// - freed(): the worker's answer is being stored; the worker is idled and
+//   the attempt is kept in `storing` (with the key of the gateway storing
+//   it) until settle() with the same attempt, or until that gateway ends
+//   (drop_storing_of()).
+// - remove() takes a worker out (busy or idle) and keeps every count exact.
+// - busy() and storing() are O(1); nothing here scans all workers except
+//   the listing helpers.
+// Pure: no actor system, no clock of its own (times come from the caller),
+// so it is tested as a plain unit; Key must be hashable.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "messages/task.hpp"
+
+namespace bgagent {
+
+template <class Key, class Handle, class Gateway>
+class worker_pool {
+public:
+  using time_point = std::chrono::steady_clock::time_point;
+
+  struct slot {
+    Handle handle;
+    Gateway gateway; // the head's half of its attempts (its node's gateway)
+    std::string name;
+    std::string node;
+    bool remote = false;
+    bool busy = false;
+    task current;
+    uint32_t attempt = 0;
+    time_point dispatched;
+  };
+
+  // A finished attempt whose answer is being stored.
+  struct stored_attempt {
+    uint32_t attempt = 0;
+    Key gateway;
+  };
+
+  // False (and nothing changes) when `key` is known already.
+  bool add(const Key& key, slot s) {
+    s.busy = false;
+    if (!slots_.emplace(key, std::move(s)).second)
+      return false;
+    idle_.push_back(key);
+    return true;
+  }
+
+  slot* find(const Key& key) {
+    auto i = slots_.find(key);
+    return i == slots_.end() ? nullptr : &i->second;
+  }
+
+  bool has_idle() const { return !idle_.empty(); }
+
+  // An idle worker takes `t` (its next attempt: t.attempts + 1); null when
+  // none is idle. The key of the worker is the first of the pair.
+  std::pair<const Key, slot>* assign(task t, time_point now) {
+    if (idle_.empty())
+      return nullptr;
+    auto i = slots_.find(idle_.back());
+    idle_.pop_back();
+    auto& s = i->second;
+    s.busy = true;
+    ++busy_;
+    s.attempt = t.attempts + 1;
+    s.dispatched = now;
+    s.current = std::move(t);
+    return &*i;
+  }
+
+  // Idles a busy worker; false for one that is idle already.
+  bool release(const Key& key) {
+    auto* s = find(key);
+    if (!s || !s->busy)
+      return false;
+    s->busy = false;
+    --busy_;
+    idle_.push_back(key);
+    return true;
+  }
+
+  // The worker `key` if it is busy with exactly this attempt.
+  slot* busy_with(const Key& key, const std::string& id, uint32_t attempt) {
+    auto* s = find(key);
+    if (!s || !s->busy || s->current.id != id || s->attempt != attempt)
+      return nullptr;
+    return s;
+  }
+
+  // The worker's answer for its attempt is being stored by `gateway`: the
+  // worker is idle again and the attempt waits in `storing`. False (nothing
+  // changes) unless the worker is busy with exactly that attempt.
+  bool freed(const Key& key, const std::string& id, uint32_t attempt,
+             const Key& gateway) {
+    if (!busy_with(key, id, attempt))
+      return false;
+    storing_[id] = stored_attempt{attempt, gateway};
+    release(key);
+    return true;
+  }
+
+  // The stored attempt's end: true when `id`'s stored attempt is `attempt`
+  // (a late report of an older attempt leaves it alone).
+  bool settle(const std::string& id, uint32_t attempt) {
+    auto i = storing_.find(id);
+    if (i == storing_.end() || i->second.attempt != attempt)
+      return false;
+    storing_.erase(i);
+    return true;
+  }
+
+  // `gateway` ended: the answers it was storing will not be reported.
+  // Returns their task ids.
+  std::vector<std::string> drop_storing_of(const Key& gateway) {
+    std::vector<std::string> dropped;
+    for (auto i = storing_.begin(); i != storing_.end();) {
+      if (i->second.gateway == gateway) {
+        dropped.push_back(i->first);
+        i = storing_.erase(i);
+      } else {
+        ++i;
+      }
+    }
+    return dropped;
+  }
+
+  // Takes the worker out (idle or busy); its slot is the caller's.
+  std::optional<slot> remove(const Key& key) {
+    auto i = slots_.find(key);
+    if (i == slots_.end())
+      return std::nullopt;
+    slot s = std::move(i->second);
+    slots_.erase(i);
+    if (s.busy)
+      --busy_;
+    else
+      idle_.erase(std::remove(idle_.begin(), idle_.end(), key), idle_.end());
+    return s;
+  }
+
+  size_t size() const { return slots_.size(); }
+  uint32_t busy() const { return busy_; }
+  size_t idle() const { return idle_.size(); }
+  size_t storing() const { return storing_.size(); }
+
+  // Whether any worker of `node` is left.
+  bool has_node(const std::string& node) const {
+    return std::any_of(slots_.begin(), slots_.end(),
+                       [&](auto& kv) { return kv.second.node == node; });
+  }
+
+  size_t remote_count() const {
+    size_t n = 0;
+    for (auto& kv : slots_)
+      n += kv.second.remote;
+    return n;
+  }
+
+  // The keys of the workers for which `pred(slot)` holds.
+  template <class Pred>
+  std::vector<Key> keys_where(Pred pred) const {
+    std::vector<Key> out;
+    for (auto& kv : slots_)
+      if (pred(kv.second))
+        out.push_back(kv.first);
+    return out;
+  }
+
+  auto begin() { return slots_.begin(); }
+  auto end() { return slots_.end(); }
+  auto begin() const { return slots_.begin(); }
+  auto end() const { return slots_.end(); }
+
+private:
+  std::unordered_map<Key, slot> slots_;
+  std::vector<Key> idle_; // a stack: the last idled is the next assigned
+  uint32_t busy_ = 0;     // slots with busy set, kept in step
+  std::unordered_map<std::string, stored_attempt> storing_;
+};
+
+} // namespace bgagent
