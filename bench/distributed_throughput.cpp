@@ -203,8 +203,10 @@ void count_messages(int n) {
   self->request(checkpointer, caf::infinite, open_run_atom::value,
                 uint64_t{1000000000}, 1000.0)
     .receive([&](run_info& r) { run = r; }, [](caf::error&) {});
+  auto counters = std::make_shared<call_counters>();
   monitor_settings ms;
   ms.alerts_path = (dir / "alerts.jsonl").string();
+  ms.counters = counters;
   auto monitor = spawn_monitor(sys, ms, auditor);
   budget_settings bs;
   bs.token_limit = 1000000000;
@@ -218,11 +220,11 @@ void count_messages(int n) {
   auto prov = provider_registry::with_builtins().make(offline);
   auto sup = spawn_supervisor(sys, ss,
                               run_handles{checkpointer, keeper, auditor,
-                                          monitor},
+                                          monitor, counters},
                               prov);
   auto n_msgs = std::make_shared<counter>();
   auto gateway = spawn_node_gateway(
-    sys, head_handles{sup, keeper, checkpointer, auditor, monitor},
+    sys, head_handles{sup, keeper, checkpointer, auditor, monitor, counters},
     gateway_settings{"relayed", "relay", true});
   // A remote worker's only head handle is its node's gateway.
   // The relay is untyped (it forwards anything); workers see a gateway.

@@ -8,6 +8,7 @@
 #include <unordered_set>
 #include <set>
 #include <sstream>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -23,21 +24,32 @@ using nlohmann::json;
 
 namespace {
 
-std::string lower(std::string s) {
-  for (auto& c : s)
-    if (c >= 'A' && c <= 'Z')
-      c = static_cast<char>(c - 'A' + 'a');
-  return s;
-}
+// The heuristics run once per task and are a large share of an offline
+// run's CPU: words are views into one lower-cased copy of the text and the
+// word lists are sets of views, so a task allocates a handful of times
+// instead of once per word.
+
+using word_set = std::unordered_set<std::string_view>;
 
 bool word_char(unsigned char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
          (c >= '0' && c <= '9') || c == '\'' || c >= 0x80;
 }
 
-// The words of `text`, lower-cased (ASCII): what every heuristic compares.
-std::vector<std::string> lower_words_of(const std::string& text) {
-  std::vector<std::string> out;
+char ascii_lower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out)
+    c = ascii_lower(c);
+  return out;
+}
+
+// Appends the words of `text` (already lower-cased, ASCII) to `out`: what
+// every heuristic compares.
+void words_of(std::string_view text, std::vector<std::string_view>& out) {
   size_t i = 0, n = text.size();
   while (i < n) {
     while (i < n && !word_char(static_cast<unsigned char>(text[i])))
@@ -45,19 +57,13 @@ std::vector<std::string> lower_words_of(const std::string& text) {
     size_t b = i;
     while (i < n && word_char(static_cast<unsigned char>(text[i])))
       ++i;
-    if (i > b) {
-      std::string w(text, b, i - b);
-      for (auto& c : w)
-        if (c >= 'A' && c <= 'Z')
-          c = static_cast<char>(c - 'A' + 'a');
-      out.push_back(std::move(w));
-    }
+    if (i > b)
+      out.push_back(text.substr(b, i - b));
   }
-  return out;
 }
 
-const std::unordered_set<std::string>& stopwords() {
-  static const std::unordered_set<std::string> s{
+const word_set& stopwords() {
+  static const word_set s{
     "a", "an", "the", "and", "or", "but", "if", "of", "to", "in", "on", "at",
     "for", "with", "by", "from", "as", "is", "are", "was", "were", "be",
     "been", "it", "its", "this", "that", "these", "those", "we", "you", "they",
@@ -67,26 +73,33 @@ const std::unordered_set<std::string>& stopwords() {
   return s;
 }
 
-std::vector<std::string> sentences_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::string cur;
+bool is_space(char c) { return std::isspace(static_cast<unsigned char>(c)); }
+
+// Each sentence as [begin, end) of `text`, trimmed: a sentence ends at '.',
+// '!' or '?' followed by a space (or the end), or at a newline.
+std::vector<std::pair<size_t, size_t>> sentences_of(std::string_view text) {
+  std::vector<std::pair<size_t, size_t>> out;
+  auto add = [&](size_t b, size_t e) {
+    while (b < e && (text[b] == ' ' || text[b] == '\t' || text[b] == '\r' ||
+                     text[b] == '\n'))
+      ++b;
+    while (e > b && (text[e - 1] == ' ' || text[e - 1] == '\t' ||
+                     text[e - 1] == '\r' || text[e - 1] == '\n'))
+      --e;
+    if (e > b)
+      out.emplace_back(b, e);
+  };
+  size_t from = 0;
   for (size_t i = 0; i < text.size(); ++i) {
     char c = text[i];
-    cur += c;
     bool end = (c == '.' || c == '!' || c == '?') &&
-               (i + 1 == text.size() || std::isspace(static_cast<unsigned char>(text[i + 1])));
+               (i + 1 == text.size() || is_space(text[i + 1]));
     if (end || c == '\n') {
-      auto b = cur.find_first_not_of(" \t\r\n");
-      if (b != std::string::npos) {
-        auto e = cur.find_last_not_of(" \t\r\n");
-        out.push_back(cur.substr(b, e - b + 1));
-      }
-      cur.clear();
+      add(from, i + 1);
+      from = i + 1;
     }
   }
-  auto b = cur.find_first_not_of(" \t\r\n");
-  if (b != std::string::npos)
-    out.push_back(cur.substr(b, cur.find_last_not_of(" \t\r\n") - b + 1));
+  add(from, text.size());
   return out;
 }
 
@@ -96,18 +109,25 @@ json summarize(const std::string& text) {
   auto sents = sentences_of(text);
   if (sents.empty())
     return {{"summary", ""}};
-  std::unordered_map<std::string, int> freq;
-  for (auto& w : lower_words_of(text))
+  // Sentence bounds hold in the lower-cased copy: it has the same length.
+  std::string low = lower(text);
+  std::vector<std::string_view> ws;
+  words_of(low, ws);
+  std::unordered_map<std::string_view, int> freq;
+  for (auto w : ws)
     if (!stopwords().count(w))
       ++freq[w];
   size_t best = 0;
   double best_score = -1;
   for (size_t i = 0; i < sents.size(); ++i) {
-    auto ws = lower_words_of(sents[i]);
+    ws.clear();
+    words_of(std::string_view(low).substr(sents[i].first,
+                                          sents[i].second - sents[i].first),
+             ws);
     if (ws.empty())
       continue;
     double score = 0;
-    for (auto& w : ws)
+    for (auto w : ws)
       if (auto f = freq.find(w); f != freq.end())
         score += f->second;
     score /= std::sqrt(static_cast<double>(ws.size()));
@@ -116,8 +136,10 @@ json summarize(const std::string& text) {
       best = i;
     }
   }
-  std::string s = sents[best];
-  auto ws = lower_words_of(s);
+  std::string s = text.substr(sents[best].first,
+                              sents[best].second - sents[best].first);
+  ws.clear();
+  words_of(std::string_view(low).substr(sents[best].first, s.size()), ws);
   if (ws.size() > 40) {
     std::istringstream in(s);
     std::string w, out;
@@ -125,14 +147,13 @@ json summarize(const std::string& text) {
       out += (n ? " " : "") + w;
     s = out + "...";
   }
-  if (!s.empty() && s.back() != '.' && s.back() != '!' && s.back() != '?' &&
-      s.back() != '.')
+  if (!s.empty() && s.back() != '.' && s.back() != '!' && s.back() != '?')
     s += '.';
   return {{"summary", s}};
 }
 
-const std::unordered_set<std::string>& positive_words() {
-  static const std::unordered_set<std::string> s{
+const word_set& positive_words() {
+  static const word_set s{
     "good", "great", "excellent", "amazing", "love", "loved", "loves",
     "wonderful", "fantastic", "happy", "pleased", "delighted", "best",
     "perfect", "awesome", "nice", "enjoy", "enjoyed", "recommend",
@@ -144,8 +165,8 @@ const std::unordered_set<std::string>& positive_words() {
   return s;
 }
 
-const std::unordered_set<std::string>& negative_words() {
-  static const std::unordered_set<std::string> s{
+const word_set& negative_words() {
+  static const word_set s{
     "bad", "terrible", "awful", "horrible", "hate", "hated", "worst", "poor",
     "disappointed", "disappointing", "angry", "sad", "broken", "slow",
     "useless", "refund", "fail", "failed", "failure", "problem", "problems",
@@ -157,16 +178,18 @@ const std::unordered_set<std::string>& negative_words() {
 }
 
 json sentiment(const std::string& text) {
-  static const std::unordered_set<std::string> negators{"not", "no", "never", "isn't",
-                                              "wasn't", "don't", "didn't",
-                                              "doesn't", "hardly", "without"};
+  static const word_set negators{"not",    "no",     "never", "isn't",
+                                 "wasn't", "don't",  "didn't", "doesn't",
+                                 "hardly", "without"};
   int pos = 0, neg = 0;
-  auto ws = lower_words_of(text);
+  std::string low = lower(text);
+  std::vector<std::string_view> ws;
+  words_of(low, ws);
   std::vector<bool> negator(ws.size());
   for (size_t i = 0; i < ws.size(); ++i)
     negator[i] = negators.count(ws[i]) > 0;
   for (size_t i = 0; i < ws.size(); ++i) {
-    auto& w = ws[i];
+    auto w = ws[i];
     bool negated = false;
     for (size_t k = 1; k <= 2 && k <= i; ++k)
       if (negator[i - k])
@@ -197,17 +220,43 @@ json sentiment(const std::string& text) {
   return {{"sentiment", label}, {"confidence", confidence}};
 }
 
+// `w` without trailing punctuation other than '.', and without leading
+// punctuation.
+std::string_view strip(std::string_view w) {
+  while (!w.empty() && std::ispunct(static_cast<unsigned char>(w.back())) &&
+         w.back() != '.')
+    w.remove_suffix(1);
+  while (!w.empty() && std::ispunct(static_cast<unsigned char>(w.front())))
+    w.remove_prefix(1);
+  return w;
+}
+
+bool is_cap(std::string_view w) {
+  return !w.empty() && std::isupper(static_cast<unsigned char>(w[0]));
+}
+
+// Whether the lower-cased `w` is a stopword, without allocating for the
+// short words stopwords are.
+bool is_stopword(std::string_view w) {
+  char buf[16];
+  if (w.size() > sizeof(buf))
+    return false; // longer than any stopword
+  for (size_t k = 0; k < w.size(); ++k)
+    buf[k] = ascii_lower(w[k]);
+  return stopwords().count(std::string_view(buf, w.size())) > 0;
+}
+
 json entities(const std::string& text) {
   json out = json::array();
-  std::set<std::string> seen;
+  std::set<std::pair<std::string, std::string>> seen; // (type, text)
   auto add = [&](const std::string& t, const std::string& type) {
-    if (seen.insert(type + "\x1f" + t).second)
+    if (seen.emplace(type, t).second)
       out.push_back({{"text", t}, {"type", type}});
   };
   std::string rest = text;
   for (auto& found : extract_pattern_entities(rest))
     add(found.text, found.type);
-  static const std::unordered_set<std::string> org_words{
+  static const word_set org_words{
     "Inc", "Inc.", "Corp", "Corporation", "Ltd", "LLC", "GmbH", "University",
     "Company", "Bank", "Institute", "Foundation", "Group", "Agency", "Labs",
     "Technologies", "Systems", "Association", "Council", "Ministry"};
@@ -218,50 +267,51 @@ json entities(const std::string& text) {
     "Brazil", "Spain", "Italy", "Seattle", "Boston", "Chicago", "Sydney",
     "Australia", "Mexico", "Russia", "Beijing", "Singapore", "Amsterdam",
     "Dublin", "Ireland", "Scotland", "England", "Munich", "Zurich"};
-  static const std::unordered_set<std::string> person_titles{"Mr", "Mr.", "Mrs", "Mrs.",
-                                                   "Ms", "Ms.", "Dr", "Dr.",
-                                                   "Prof", "Prof.", "CEO"};
-  static const std::unordered_set<std::string> place_preps{"in", "at", "from", "to",
-                                                 "near"};
+  static const word_set person_titles{"Mr",  "Mr.",   "Mrs", "Mrs.",
+                                      "Ms",  "Ms.",   "Dr",  "Dr.",
+                                      "Prof", "Prof.", "CEO"};
+  static const word_set place_preps{"in", "at", "from", "to", "near"};
   // Capitalised spans: consecutive capitalised words, not counting a lone
-  // sentence-initial stopword.
-  std::vector<std::string> toks;
-  std::istringstream in(rest);
-  for (std::string w; in >> w;)
-    toks.push_back(w);
-  auto strip = [](std::string w) {
-    while (!w.empty() && std::ispunct(static_cast<unsigned char>(w.back())) &&
-           w.back() != '.')
-      w.pop_back();
-    while (!w.empty() && std::ispunct(static_cast<unsigned char>(w.front())))
-      w.erase(0, 1);
-    return w;
-  };
-  auto is_cap = [](const std::string& w) {
-    return !w.empty() && std::isupper(static_cast<unsigned char>(w[0]));
-  };
+  // sentence-initial stopword. Tokens are split at whitespace.
+  std::vector<std::string_view> toks;
+  {
+    std::string_view r(rest);
+    size_t i = 0;
+    while (i < r.size()) {
+      while (i < r.size() && is_space(r[i]))
+        ++i;
+      size_t b = i;
+      while (i < r.size() && !is_space(r[i]))
+        ++i;
+      if (i > b)
+        toks.push_back(r.substr(b, i - b));
+    }
+  }
+  std::string span;
   for (size_t i = 0; i < toks.size();) {
     auto w = strip(toks[i]);
-    if (!is_cap(w) || (stopwords().count(lower(w)) &&
-                       (i == 0 || toks[i - 1].back() == '.'))) {
+    if (!is_cap(w) ||
+        (is_stopword(w) && (i == 0 || toks[i - 1].back() == '.'))) {
       ++i;
       continue;
     }
     bool title = person_titles.count(w) > 0;
     size_t j = i;
-    std::string span;
+    span.clear();
     bool org = false;
     for (; j < toks.size(); ++j) {
       auto raw = toks[j];
       auto x = strip(raw);
-      if (!is_cap(x) || (j > i && stopwords().count(lower(x))))
+      if (!is_cap(x) || (j > i && is_stopword(x)))
         break;
       if (org_words.count(x))
         org = true;
       if (!(title && j == i)) {
         if (x.size() > 1 && x.back() == '.' && !org_words.count(x))
-          x.pop_back();
-        span += (span.empty() ? "" : " ") + x;
+          x.remove_suffix(1);
+        if (!span.empty())
+          span += ' ';
+        span.append(x.data(), x.size());
       }
       char last = raw.back();
       if (last == ',' || last == '.' || last == ';' || last == ':' ||
