@@ -1,6 +1,7 @@
 // The supervisor through its messages, with the scripted provider, real
 // collaborators and a temporary database: dispatch, retries, quarantine,
-// worker restarts, restart intensity, budget stop and drain.
+// worker restarts, restart intensity, budget stop and drain; with the test
+// standing in for a node's gateway: freed workers, pause, a gateway's end.
 #include <catch2/catch.hpp>
 
 #include <thread>
@@ -99,6 +100,88 @@ supervisor_settings with_workers(uint32_t n, uint32_t max_retries = 2) {
   s.max_retries = max_retries;
   return s;
 }
+
+// A remote node as the supervisor sees it: one (dummy) worker joined by
+// `gateway`, a blocking actor standing in for the node's gateway, which
+// then receives what the supervisor dispatches to that worker.
+struct stand_in_node {
+  supervisor_env& e;
+  caf::actor dummy;
+  task_worker_actor worker;
+
+  stand_in_node(supervisor_env& env, caf::scoped_actor& gateway) : e(env) {
+    // (An argument: CAF 0.17 dereferences a null tuple when a function
+    // actor takes none, which UBSan reports.)
+    dummy = e.sys.spawn(
+      [](caf::event_based_actor* a, int) {
+        a->set_default_handler(caf::drop);
+        return caf::behavior{[](int) {}};
+      },
+      0);
+    worker = caf::actor_cast<task_worker_actor>(dummy);
+    bool joined = false;
+    gateway
+      ->request(e.sup, caf::infinite, join_atom::value, std::string("node-a"),
+                std::string("127.0.0.1:1"),
+                std::vector<task_worker_actor>{worker},
+                std::vector<std::string>{"node-a/worker-1"})
+      .receive([&](bool ok) { joined = ok; },
+               [](caf::error& err) { FAIL(to_string(err)); });
+    REQUIRE(joined);
+  }
+
+  // The id of the next task dispatched to the worker (first attempts).
+  std::string next_dispatch(caf::scoped_actor& gateway) {
+    std::string id;
+    gateway->receive(
+      [&](dispatch_atom, const task_worker_actor& to, const task& t,
+          uint32_t attempt) {
+        CHECK(to == worker);
+        CHECK(attempt == 1);
+        id = t.id;
+      },
+      caf::after(std::chrono::seconds(30)) >> [] { FAIL("no dispatch"); });
+    return id;
+  }
+
+  // What a gateway stores before it reports done: the attempt marked
+  // running, then completed (else the run's last look finds it pending).
+  void store_completed(const std::string& id) {
+    REQUIRE(ask_for<bool>(e.self, e.cp, running_atom::value, id, uint32_t{1},
+                          uint64_t{0}, uint64_t{0}, 0.0, audit_event{}));
+    call_outcome out;
+    out.ok = true;
+    out.result = R"({"summary":"s."})";
+    REQUIRE(ask_for<bool>(e.self, e.cp, complete_atom::value, id,
+                          uint32_t{1}, out, usage{}, audit_event{},
+                          uint64_t{0}));
+  }
+
+  // The worker's report, as its gateway sends it (as the worker).
+  template <class Atom>
+  void report(Atom atom, const std::string& id) {
+    caf::send_as(worker, e.sup, atom, id, uint32_t{1});
+  }
+
+  std::vector<std::string> workers() {
+    std::vector<std::string> listed;
+    e.self->request(e.sup, caf::infinite, workers_atom::value)
+      .receive([&](const std::vector<std::string>& ws) { listed = ws; },
+               [](caf::error& err) { FAIL(to_string(err)); });
+    return listed;
+  }
+
+  run_summary summary() { return summary_of(e); }
+
+  // The run's summary, answering the run_atom the test sent.
+  static run_summary summary_of(supervisor_env& e) {
+    run_summary s;
+    e.self->receive([&](const run_summary& got) { s = got; },
+                    caf::after(std::chrono::seconds(30)) >>
+                      [] { FAIL("no run summary"); });
+    return s;
+  }
+};
 
 } // namespace
 
@@ -229,88 +312,104 @@ TEST_CASE("supervisor: a drain lets calls in flight finish and picks the exit "
   CHECK(s.store.pending == 40 - s.store.completed);
 }
 
-// The test stands in for a node's gateway: it joins one (dummy) remote
-// worker and sees what the supervisor dispatches to it.
 TEST_CASE("supervisor: a freed worker takes the next task while its answer "
           "is stored, done counts once, a stale report idles nothing",
           "[unit][supervisor]") {
   std::vector<task> tasks{scripted_task("t1"), scripted_task("t2"),
                           scripted_task("t3")};
   supervisor_env e(tasks, with_workers(0));
-  auto& self = e.self;
-  self->send(e.sup, run_atom::value);
-  // (An argument: CAF 0.17 dereferences a null tuple when a function actor
-  // takes none, which UBSan reports.)
-  auto dummy = e.sys.spawn(
-    [](caf::event_based_actor* a, int) {
-      a->set_default_handler(caf::drop);
-      return caf::behavior{[](int) {}};
-    },
-    0);
-  auto w = caf::actor_cast<task_worker_actor>(dummy);
-  bool joined = false;
-  self
-    ->request(e.sup, caf::infinite, join_atom::value, std::string("node-a"),
-              std::string("127.0.0.1:1"), std::vector<task_worker_actor>{w},
-              std::vector<std::string>{"node-a/worker-1"})
-    .receive([&](bool ok) { joined = ok; },
-             [](caf::error& err) { FAIL(to_string(err)); });
-  REQUIRE(joined);
+  e.self->send(e.sup, run_atom::value);
+  stand_in_node node(e, e.self); // the test is the node's gateway
   // Run order: t1, t2, t3, each to the only worker.
-  auto next_dispatch = [&] {
-    std::string id;
-    self->receive(
-      [&](dispatch_atom, const task_worker_actor& to, const task& t,
-          uint32_t attempt) {
-        CHECK(to == w);
-        CHECK(attempt == 1);
-        id = t.id;
-      },
-      caf::after(std::chrono::seconds(30)) >> [] { FAIL("no dispatch"); });
-    return id;
-  };
-  // What the gateway stores before it reports done: the attempt marked
-  // running, then completed (else the run's last look finds it pending).
-  auto store_completed = [&](const std::string& id) {
-    REQUIRE(ask_for<bool>(self, e.cp, running_atom::value, id, uint32_t{1},
-                          uint64_t{0}, uint64_t{0}, 0.0, audit_event{}));
-    call_outcome out;
-    out.ok = true;
-    out.result = R"({"summary":"s."})";
-    REQUIRE(ask_for<bool>(self, e.cp, complete_atom::value, id, uint32_t{1},
-                          out, usage{}, audit_event{}, uint64_t{0}));
-  };
-  REQUIRE(next_dispatch() == "t1");
-  store_completed("t1");
+  REQUIRE(node.next_dispatch(e.self) == "t1");
+  node.store_completed("t1");
   // t1's answer is being stored: t2 goes to the worker before t1's done.
-  caf::send_as(w, e.sup, freed_atom::value, std::string("t1"), uint32_t{1});
-  REQUIRE(next_dispatch() == "t2");
-  caf::send_as(w, e.sup, done_atom::value, std::string("t1"), uint32_t{1});
+  node.report(freed_atom::value, "t1");
+  REQUIRE(node.next_dispatch(e.self) == "t2");
+  node.report(done_atom::value, "t1");
   // Stale reports of t1 (a second done, a skipped, a freed) do not make the
-  // worker, busy with t2, idle: the next message is the workers answer,
-  // not a dispatch of t3.
-  caf::send_as(w, e.sup, done_atom::value, std::string("t1"), uint32_t{1});
-  caf::send_as(w, e.sup, skipped_atom::value, std::string("t1"), uint32_t{1});
-  caf::send_as(w, e.sup, freed_atom::value, std::string("t1"), uint32_t{1});
-  std::vector<std::string> listed;
-  self->request(e.sup, caf::infinite, workers_atom::value)
-    .receive([&](const std::vector<std::string>& ws) { listed = ws; },
-             [](caf::error& err) { FAIL(to_string(err)); });
+  // worker, busy with t2, idle: the supervisor handles them before the
+  // workers request, and the worker is still busy with t2, not t3.
+  node.report(done_atom::value, "t1");
+  node.report(skipped_atom::value, "t1");
+  node.report(freed_atom::value, "t1");
+  auto listed = node.workers();
   REQUIRE(listed.size() == 1);
   CHECK(listed[0] == "node-a node-a/worker-1 busy t2");
   // t2 freed and then skipped (the store refused its answer); t3 runs.
-  caf::send_as(w, e.sup, freed_atom::value, std::string("t2"), uint32_t{1});
-  REQUIRE(next_dispatch() == "t3");
+  node.report(freed_atom::value, "t2");
+  REQUIRE(node.next_dispatch(e.self) == "t3");
   REQUIRE(ask_for<std::vector<std::string>>(
-    self, e.cp, cancel_atom::value, std::vector<std::string>{"t2"},
+    e.self, e.cp, cancel_atom::value, std::vector<std::string>{"t2"},
     make_event("task_cancelled", "t2", -1, "by the test")));
-  caf::send_as(w, e.sup, skipped_atom::value, std::string("t2"), uint32_t{1});
-  store_completed("t3");
-  caf::send_as(w, e.sup, done_atom::value, std::string("t3"), uint32_t{1});
-  caf::anon_send_exit(dummy, caf::exit_reason::user_shutdown);
+  node.report(skipped_atom::value, "t2");
+  node.store_completed("t3");
+  node.report(done_atom::value, "t3");
+  caf::anon_send_exit(node.dummy, caf::exit_reason::user_shutdown);
+  CHECK(node.summary().completed == 2); // t1 and t3, each once
+}
+
+TEST_CASE("supervisor: while paused, a worker that finishes takes nothing, "
+          "a queued task cancelled meanwhile never runs, and resume dispatches "
+          "again",
+          "[unit][supervisor]") {
+  std::vector<task> tasks{scripted_task("t1"), scripted_task("t2"),
+                          scripted_task("t3")};
+  supervisor_env e(tasks, with_workers(0));
+  e.self->send(e.sup, run_atom::value);
+  stand_in_node node(e, e.self);
+  REQUIRE(node.next_dispatch(e.self) == "t1"); // t2, t3 queued
+  REQUIRE(ask_for<bool>(e.self, e.sup, pause_atom::value));
+  auto cancelled = ask_for<std::vector<std::string>>(
+    e.self, e.sup, cancel_atom::value, std::vector<std::string>{"t3"},
+    make_event("task_cancelled", "t3", -1, "by the test"));
+  REQUIRE(cancelled);
+  CHECK(*cancelled == std::vector<std::string>{"t3"});
+  node.store_completed("t1");
+  node.report(done_atom::value, "t1");
+  // Handled in order: the done, then the workers request. Had the done
+  // dispatched t2, the worker would be listed busy with it.
+  auto listed = node.workers();
+  REQUIRE(listed.size() == 1);
+  CHECK(listed[0] == "node-a node-a/worker-1 idle");
+  REQUIRE(ask_for<bool>(e.self, e.sup, resume_atom::value));
+  REQUIRE(node.next_dispatch(e.self) == "t2");
+  node.store_completed("t2");
+  node.report(done_atom::value, "t2");
+  // Had t3 stayed queued, it would be dispatched now and the run would not
+  // end without its report.
+  caf::anon_send_exit(node.dummy, caf::exit_reason::user_shutdown);
+  auto s = node.summary();
+  CHECK(s.completed == 2);
+  CHECK(s.store.cancelled == 1);
+  CHECK(s.store.pending == 0);
+}
+
+TEST_CASE("supervisor: when a node's gateway ends, the answers it was "
+          "storing are not waited for and the run ends",
+          "[unit][supervisor]") {
+  std::vector<task> tasks{scripted_task("t1")};
+  supervisor_env e(tasks, with_workers(0));
+  e.self->send(e.sup, run_atom::value);
   run_summary s;
-  self->receive([&](const run_summary& got) { s = got; },
-                caf::after(std::chrono::seconds(30)) >>
-                  [] { FAIL("no run summary"); });
-  CHECK(s.completed == 2); // t1 and t3, each once
+  {
+    caf::scoped_actor gateway{e.sys};
+    stand_in_node node(e, gateway);
+    e.self->send(e.sup, watch_atom::value,
+                 caf::actor_cast<caf::actor>(gateway),
+                 std::string("node-a's gateway"));
+    REQUIRE(node.next_dispatch(gateway) == "t1");
+    node.store_completed("t1");
+    node.report(freed_atom::value, "t1");
+    // The worker is idle, t1's answer is stored, and its done never comes:
+    // the run waits for it while the gateway lives.
+    auto listed = node.workers();
+    REQUIRE(listed.size() == 1);
+    CHECK(listed[0] == "node-a node-a/worker-1 idle");
+    caf::anon_send_exit(node.dummy, caf::exit_reason::user_shutdown);
+  } // the gateway ends here
+  s = stand_in_node::summary_of(e);
+  CHECK(s.completed == 0); // never reported done
+  CHECK(s.store.completed == 1); // but stored
+  CHECK(s.exit_code == 0);
 }
