@@ -418,3 +418,78 @@ TEST_CASE("a run waits out another process's long write transaction and "
   CHECK(st["tasks"]["completed"] == 30);
   CHECK(audit_events(audit, "worker_restarted").empty());
 }
+
+// The real thing the test above stands for: a million tasks submitted (one
+// streamed transaction) into the store of a run that is going. The run
+// waits for the write lock, then goes on with the new work; the submission
+// loses nothing; no task is completed twice.
+TEST_CASE("a submit of a million tasks while a run is going: the run goes "
+          "on, nothing is lost, nothing is completed twice",
+          "[e2e][durability][lock][million]") {
+  temp_dir dir;
+  write_tasks(dir.path("first.jsonl"), make_tasks(30));
+  {
+    // Short inputs: 1,000,000 lines in about 70 MB.
+    std::string text;
+    text.reserve(72u * 1000000u);
+    for (int i = 1; i <= 1000000; ++i)
+      text += R"({"id":"m)" + std::to_string(i) +
+              R"(","type":"summarize","input":"Task )" + std::to_string(i) +
+              R"(. Short."})" "\n";
+    write_file(dir.path("million.jsonl"), text);
+  }
+  // Slow calls and a 2 s timeout: the run is still going when the
+  // submission starts, and waiting on the store is not hanging.
+  env_map env{{"LLM_PROVIDER", "scripted"},
+              {"BG_AGENT_WORKERS", "2"},
+              {"BG_AGENT_TIMEOUT", "2"},
+              {"BG_AGENT_HEARTBEAT_SECONDS", "0.5"},
+              {"BG_AGENT_POLL_INTERVAL", "0.5"},
+              {"BG_AGENT_TEST_DELAY_MS", "50"}};
+  background_process p(
+    {testbin_binary(), "run", "--follow", "--tasks", "first.jsonl"},
+    dir.path(), env, "run");
+  auto db = dir.path("bgagent.db");
+  auto completed = [&] {
+    return sql_int(db, "SELECT COUNT(*) FROM tasks WHERE state = "
+                       "'completed'");
+  };
+  REQUIRE(wait_until([&] { return !p.running() || completed() >= 2; }, 60));
+  REQUIRE(p.running());
+
+  auto s = run_bgagent({"submit", "million.jsonl"}, dir.path());
+  INFO(s.err);
+  REQUIRE(s.exit_code == 0);
+  CHECK(contains(s.out, "1000000 task(s) submitted"));
+  CHECK(p.running());
+  // The run goes on with the new work (following, it polls the store).
+  REQUIRE(wait_until(
+    [&] {
+      return !p.running() ||
+             sql_int(db, "SELECT COUNT(*) FROM tasks WHERE id LIKE 'm%' AND "
+                         "state = 'completed'") >= 4;
+    },
+    120));
+  REQUIRE(p.running());
+  p.signal(SIGTERM);
+  CHECK(p.wait(120) == 143); // stopped by the signal: resumable
+  INFO(p.err());
+  // The two overlapped: the run waited for the submission's write lock.
+  CHECK(contains(p.err(), "for the write lock of bgagent.db"));
+
+  CHECK(sql_int(db, "SELECT COUNT(*) FROM tasks") == 1000030);
+  CHECK(sql_int(db, "SELECT COUNT(*) FROM tasks WHERE state NOT IN "
+                    "('pending', 'completed')") == 0);
+  CHECK(sql_int(db, "SELECT COUNT(*) FROM tasks WHERE state = 'completed' "
+                    "AND id LIKE 't%'") == 30);
+  // Each completion audited once, and each task submitted once.
+  CHECK(sql_int(db, "SELECT COUNT(*) FROM (SELECT task_id FROM events WHERE "
+                    "event = 'task_completed' GROUP BY task_id HAVING "
+                    "COUNT(*) > 1)") == 0);
+  CHECK(sql_int(db, "SELECT COUNT(*) FROM events WHERE event = "
+                    "'task_completed'") == completed());
+  CHECK(sql_int(db, "SELECT COUNT(*) FROM events WHERE event = "
+                    "'task_submitted' AND task_id LIKE 'm%'") == 1000000);
+  CHECK(audit_events(dir.path("bgagent-audit.jsonl"), "worker_restarted")
+          .empty());
+}
