@@ -143,6 +143,7 @@ void spawn_local_worker(self_ptr self) {
   ws.node = st.settings.node;
   ws.timeout_seconds = st.settings.timeout_seconds;
   ws.heartbeat_seconds = st.settings.heartbeat_seconds;
+  ws.alive = std::make_shared<std::atomic<int64_t>>(0);
   auto w = spawn_task_worker(self->system(), ctx, st.prov, ws);
   self->monitor(w);
   worker_slot slot;
@@ -150,6 +151,7 @@ void spawn_local_worker(self_ptr self) {
   slot.gateway = st.local_gateway;
   slot.name = ws.name;
   slot.node = ws.node;
+  slot.alive = ws.alive;
   st.pool.add(w.address(), std::move(slot));
 }
 
@@ -662,25 +664,24 @@ auto on_watch(self_ptr self) {
   };
 }
 
-// The dead man's switch hears from the supervisor; a worker far past its
-// own timeout is presumed hung and replaced.
+// The dead man's switch hears from the supervisor; a local worker silent
+// (no heartbeat) for far longer than its own timeout is presumed hung and
+// replaced. One that beats is not hung, however long its attempt waits on
+// the store (another process's large submit holds the write lock, or the
+// store catches up after it).
 auto on_tick(self_ptr self) {
   return [=](tick_atom) {
     auto& st = self->state;
     self->send(st.h.monitor, heartbeat_atom::value,
                std::string("supervisor"), true, std::string{});
-    // Not while the store waits for another process's write lock (a large
-    // submit): its attempt waits on the store, and its clock starts again.
     auto now = clock_type::now();
-    if (now - store::last_lock_wait() < std::chrono::seconds(2))
-      for (auto& kv : st.pool)
-        if (kv.second.busy && !kv.second.remote)
-          kv.second.dispatched = now;
     auto limit = std::chrono::duration<double>(
       st.settings.timeout_seconds +
-      std::max(5.0, st.settings.timeout_seconds / 2));
+      std::max(5.0, st.settings.timeout_seconds / 2) +
+      st.settings.heartbeat_seconds);
     auto hung = st.pool.keys_where([&](auto& s) {
-      return s.busy && !s.remote && now - s.dispatched > limit;
+      return s.busy && !s.remote &&
+             now - pool_type::last_sign_of_life(s) > limit;
     });
     for (auto& addr : hung) {
       auto slot = *st.pool.remove(addr);

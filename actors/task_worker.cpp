@@ -58,6 +58,9 @@ std::string repair_answer_for(const task& t) {
 
 void beat(self_ptr self) {
   auto& st = self->state;
+  if (st.settings.alive)
+    st.settings.alive->store(clock_type::now().time_since_epoch().count(),
+                             std::memory_order_relaxed);
   self->send(st.ctx.gateway, heartbeat_atom::value, st.settings.name, st.busy,
              st.busy ? st.current.id : std::string{});
   st.guard->beating = st.busy;

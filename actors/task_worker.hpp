@@ -17,6 +17,9 @@
 // attempt; the gateway ends the call in flight.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
+#include <memory>
 #include <string>
 
 #include <caf/fwd.hpp>
@@ -33,6 +36,10 @@ struct worker_settings {
   std::string node = "head";     // node name for audit lines
   double timeout_seconds = 300;  // per attempt
   double heartbeat_seconds = 5;
+  // Set (steady clock, ns since its epoch) at each dispatch and each
+  // heartbeat while busy: the supervisor's proof that the worker is not
+  // hung, shared without a message. May be null.
+  std::shared_ptr<std::atomic<int64_t>> alive;
 };
 
 task_worker_actor spawn_task_worker(caf::actor_system& sys,

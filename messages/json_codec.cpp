@@ -1,6 +1,8 @@
 #include "messages/json_codec.hpp"
 
 #include <chrono>
+#include <cstdio>
+#include <string_view>
 #include <ctime>
 
 #include <nlohmann/json.hpp>
@@ -119,22 +121,73 @@ json to_json(const run_summary& x) {
               {"wall_seconds", x.wall_seconds}};
 }
 
+namespace {
+
+// `s` as a JSON string, escaped exactly as nlohmann::json::dump does
+// without ensure_ascii; ill-formed UTF-8 is repaired first (U+FFFD).
+void append_json_string(std::string& out, std::string_view s) {
+  std::string repaired;
+  if (!valid_utf8(s)) {
+    repaired = sanitize_utf8(s);
+    s = repaired;
+  }
+  out += '"';
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+          out += buf;
+        } else {
+          out += ch;
+        }
+    }
+  }
+  out += '"';
+}
+
+} // namespace
+
+// Written field by field (the auditor writes one line per event; building
+// a JSON object for each was a measurable share of a run's CPU).
 std::string audit_line(const audit_event& x, uint64_t seq,
                        const std::string& ts) {
-  // nlohmann::ordered_json keeps ts, seq, event first for people reading it.
-  nlohmann::ordered_json j;
-  j["ts"] = ts;
-  j["seq"] = seq;
-  j["event"] = sanitize_utf8(x.event);
-  if (!x.task_id.empty())
-    j["task_id"] = sanitize_utf8(x.task_id);
-  if (x.attempt >= 0)
-    j["attempt"] = x.attempt;
-  if (!x.node.empty())
-    j["node"] = sanitize_utf8(x.node);
-  if (!x.detail.empty())
-    j["detail"] = sanitize_utf8(x.detail);
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+  std::string out;
+  out.reserve(64 + ts.size() + x.event.size() + x.task_id.size() +
+              x.node.size() + x.detail.size());
+  out += "{\"ts\":";
+  append_json_string(out, ts);
+  out += ",\"seq\":";
+  out += std::to_string(seq);
+  out += ",\"event\":";
+  append_json_string(out, x.event);
+  if (!x.task_id.empty()) {
+    out += ",\"task_id\":";
+    append_json_string(out, x.task_id);
+  }
+  if (x.attempt >= 0) {
+    out += ",\"attempt\":";
+    out += std::to_string(x.attempt);
+  }
+  if (!x.node.empty()) {
+    out += ",\"node\":";
+    append_json_string(out, x.node);
+  }
+  if (!x.detail.empty()) {
+    out += ",\"detail\":";
+    append_json_string(out, x.detail);
+  }
+  out += '}';
+  return out;
 }
 
 std::string now_rfc3339() {

@@ -725,21 +725,9 @@ void store::fail(const std::string& what) {
 }
 
 // SQLite's busy handler: sleep a little and try again, for ever.
-namespace {
-std::atomic<int64_t> last_lock_wait_ns{0};
-} // namespace
-
-std::chrono::steady_clock::time_point store::last_lock_wait() {
-  return std::chrono::steady_clock::time_point(
-    std::chrono::nanoseconds(last_lock_wait_ns.load()));
-}
-
 int store::on_busy(void* p, int count) {
   auto& s = *static_cast<store*>(p);
   auto now = std::chrono::steady_clock::now();
-  last_lock_wait_ns.store(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                            now.time_since_epoch())
-                            .count());
   if (count == 0) {
     s.wait_started_ = now;
     s.wait_reported_ = 0;

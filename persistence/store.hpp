@@ -107,10 +107,6 @@ public:
   // one wait and every 30 s after that, so a stuck holder is visible.
   // For a process whose own thread may block: the run's checkpointer.
   void wait_for_lock(std::function<void(double seconds)> waiting);
-  // When a store of this process last waited for another's write lock
-  // (steady clock; the epoch if never): a worker whose attempt waits on the
-  // store is not hung.
-  static std::chrono::steady_clock::time_point last_lock_wait();
 
   // What to do with a task whose key (or id) is stored with other content.
   enum class on_conflict { error, skip, replace };

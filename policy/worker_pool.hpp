@@ -22,8 +22,10 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -48,7 +50,19 @@ public:
     task current;
     uint32_t attempt = 0;
     time_point dispatched;
+    // The worker's last sign of life (steady clock ns), which it sets
+    // itself while busy; null when it has no such clock (remote workers).
+    std::shared_ptr<std::atomic<int64_t>> alive;
   };
+
+  // When the worker last showed it was not hung: dispatched, or later.
+  static time_point last_sign_of_life(const slot& s) {
+    if (!s.alive)
+      return s.dispatched;
+    auto beat = time_point(std::chrono::steady_clock::duration(
+      s.alive->load(std::memory_order_relaxed)));
+    return std::max(s.dispatched, beat);
+  }
 
   // A finished attempt whose answer is being stored.
   struct stored_attempt {

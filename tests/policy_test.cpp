@@ -266,3 +266,28 @@ TEST_CASE("worker pool: removing a worker keeps the counts exact, idle or "
   CHECK(pool.keys_where([](auto& s) { return s.busy; }) ==
         std::vector<std::string>{"w1"});
 }
+
+TEST_CASE("worker pool: a worker's last sign of life is its dispatch or its "
+          "later heartbeat",
+          "[policy][worker_pool]") {
+  using clock = std::chrono::steady_clock;
+  test_pool pool;
+  auto s = worker("w1", "head");
+  s.alive = std::make_shared<std::atomic<int64_t>>(0);
+  auto alive = s.alive;
+  pool.add("w1", s);
+  auto t0 = clock::time_point{} + std::chrono::seconds(100);
+  auto* w = pool.assign(task_with("t1"), t0);
+  REQUIRE(w);
+  // No beat since the dispatch: the dispatch counts.
+  CHECK(test_pool::last_sign_of_life(w->second) == t0);
+  auto beat = t0 + std::chrono::seconds(30);
+  alive->store(beat.time_since_epoch().count());
+  CHECK(test_pool::last_sign_of_life(w->second) == beat);
+  // A remote worker has no such clock: its dispatch only.
+  auto r = worker("r1", "node-a", true);
+  pool.add("r1", r);
+  auto* rw = pool.assign(task_with("t2"), t0);
+  REQUIRE(rw);
+  CHECK(test_pool::last_sign_of_life(rw->second) == t0);
+}
