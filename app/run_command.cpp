@@ -426,11 +426,12 @@ int run_command(const config& c, const run_options& o,
         auto now = std::chrono::steady_clock::now();
         if (o.follow && now - last_total_look >= std::chrono::seconds(2)) {
           last_total_look = now;
+          // Not status (a scan of every task, on the store's thread).
           self->request(checkpointer, std::chrono::seconds(1),
-                        status_atom::value)
+                        status_atom::value, total_atom::value)
             .receive(
-              [&](status_report& r) {
-                base.total = baseline_of(r.tasks).total;
+              [&](uint64_t total) {
+                base.total = total;
                 progress.set_baseline(base);
               },
               [&](caf::error&) {});

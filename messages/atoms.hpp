@@ -24,6 +24,8 @@ using quarantine_atom = caf::atom_constant<caf::atom("quarantin")>;
 using usage_atom = caf::atom_constant<caf::atom("usage")>;
 using status_atom = caf::atom_constant<caf::atom("status")>;
 using tags_atom = caf::atom_constant<caf::atom("tags")>;
+// (status_atom, total_atom): the number of tasks but the cancelled, cheaply.
+using total_atom = caf::atom_constant<caf::atom("total")>;
 using results_atom = caf::atom_constant<caf::atom("results")>;
 using requeue_atom = caf::atom_constant<caf::atom("requeue")>;
 using cancel_atom = caf::atom_constant<caf::atom("cancel")>;

@@ -5,7 +5,7 @@
 // Contract:
 // - Only the checkpointer actor (and short-lived CLI commands that spawn one)
 //   owns a `store`; nothing else touches SQLite.
-// - Schema version 5 (`meta.schema_version`). A store of versions 1-4 is
+// - Schema version 6 (`meta.schema_version`). A store of versions 1-5 is
 //   migrated in place on first open, in one transaction; a newer version than this
 //   binary knows is refused (store_error with bad_input: exit 2), unchanged.
 // - open_mode::read_only opens an existing store to read it, also where
@@ -86,7 +86,7 @@ class store {
 public:
   enum class open_mode { create_if_missing, must_exist, read_only };
   enum class sync_mode { full, normal };
-  static constexpr int schema_version = 5;
+  static constexpr int schema_version = 6;
 
   store(const std::string& path, open_mode mode,
         sync_mode sync = sync_mode::full);
@@ -217,6 +217,9 @@ public:
                     const std::string& provider, const std::string& model);
 
   state_counts counts();
+  // Every task but the cancelled: counts().total() - cancelled, from two
+  // index counts instead of a scan of every row.
+  uint64_t count_not_cancelled();
   status_report status();
   // In submit order; "" (and no ids) filters nothing; at most `limit`
   // records (-1: all).

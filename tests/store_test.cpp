@@ -220,3 +220,21 @@ TEST_CASE("totals by tag count each task once per tag", "[store]") {
   CHECK(db.results("pending", "y").size() == 1);
   CHECK(db.results("", "none").empty());
 }
+
+TEST_CASE("every task but the cancelled, counted from the indexes, equals "
+          "the full count",
+          "[store]") {
+  temp_dir dir;
+  store db(dir.path("q.db"), store::open_mode::create_if_missing);
+  std::vector<task> tasks;
+  for (int i = 0; i < 50; ++i)
+    tasks.push_back(make_task("t" + std::to_string(i),
+                              "k" + std::to_string(i)));
+  REQUIRE(db.submit(tasks).error.empty());
+  CHECK(db.count_not_cancelled() == 50);
+  db.cancel({"t1", "t2", "t3"}, audit_event{});
+  auto c = db.counts();
+  CHECK(c.cancelled == 3);
+  CHECK(db.count_not_cancelled() == c.total() - c.cancelled);
+  CHECK(db.count_not_cancelled() == 47);
+}
