@@ -525,13 +525,13 @@ auto on_done(self_ptr self) {
 }
 
 auto on_failed(self_ptr self) {
-  return [=](failed_atom, const std::string&, uint32_t attempt,
+  return [=](failed_atom, const std::string& id, uint32_t attempt,
              const call_outcome& out) {
     auto& pool = self->state.pool;
     auto key = sender_key(self);
-    auto* slot = pool.find(key);
+    auto* slot = pool.busy_with(key, id, attempt);
     if (!slot)
-      return;
+      return; // stale: not the attempt it holds
     auto t = slot->current;
     pool.release(key);
     attempt_failed(self, t, attempt, out);
@@ -541,13 +541,13 @@ auto on_failed(self_ptr self) {
 }
 
 auto on_denied(self_ptr self) {
-  return [=](denied_atom, const std::string&, uint32_t,
+  return [=](denied_atom, const std::string& id, uint32_t attempt,
              const std::string& reason) {
     auto& st = self->state;
     auto key = sender_key(self);
-    auto* slot = st.pool.find(key);
+    auto* slot = st.pool.busy_with(key, id, attempt);
     if (!slot)
-      return;
+      return; // stale: not the attempt it holds
     auto t = slot->current;
     st.pool.release(key);
     // Still pending in the store: it waits for a run with more budget.
@@ -680,8 +680,7 @@ auto on_tick(self_ptr self) {
       std::max(5.0, st.settings.timeout_seconds / 2) +
       st.settings.heartbeat_seconds);
     auto hung = st.pool.keys_where([&](auto& s) {
-      return s.busy && !s.remote &&
-             now - pool_type::last_sign_of_life(s) > limit;
+      return !s.remote && pool_type::silent_for(s, now, limit);
     });
     for (auto& addr : hung) {
       auto slot = *st.pool.remove(addr);

@@ -58,9 +58,12 @@ std::string repair_answer_for(const task& t) {
 
 void beat(self_ptr self) {
   auto& st = self->state;
-  if (st.settings.alive)
-    st.settings.alive->store(clock_type::now().time_since_epoch().count(),
-                             std::memory_order_relaxed);
+  if (st.settings.alive && st.busy)
+    st.settings.alive->store(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(
+        clock_type::now().time_since_epoch())
+        .count(),
+      std::memory_order_relaxed);
   self->send(st.ctx.gateway, heartbeat_atom::value, st.settings.name, st.busy,
              st.busy ? st.current.id : std::string{});
   st.guard->beating = st.busy;
@@ -88,6 +91,10 @@ void finish_attempt(self_ptr self, call_outcome out, bool charge_reservation) {
   auto latency = std::chrono::duration<double>(clock_type::now() -
                                                st.call_started)
                    .count();
+  // Before the report: the supervisor resets it only after hearing it.
+  if (st.settings.alive)
+    st.settings.alive->store(worker_settings::call_over,
+                             std::memory_order_relaxed);
   self->send(st.ctx.gateway, finish_atom::value, st.current.id, st.attempt,
              out, charge_reservation, latency);
   st.busy = false;
@@ -192,6 +199,9 @@ task_worker_actor::behavior_type task_worker(self_ptr self,
             if (gen != st.generation)
               return;
             if (!go) { // the gateway told the supervisor why
+              if (st.settings.alive)
+                st.settings.alive->store(worker_settings::call_over,
+                                         std::memory_order_relaxed);
               st.busy = false;
               return;
             }

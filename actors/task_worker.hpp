@@ -36,10 +36,12 @@ struct worker_settings {
   std::string node = "head";     // node name for audit lines
   double timeout_seconds = 300;  // per attempt
   double heartbeat_seconds = 5;
-  // Set (steady clock, ns since its epoch) at each dispatch and each
-  // heartbeat while busy: the supervisor's proof that the worker is not
-  // hung, shared without a message. May be null.
+  // The worker's sign of life for the supervisor's hang check, shared
+  // without a message (may be null): set to the steady clock (ns since its
+  // epoch) at each heartbeat while busy, and to call_over once its attempt
+  // is handed to the gateway (the wait for the store is not the worker's).
   std::shared_ptr<std::atomic<int64_t>> alive;
+  static constexpr int64_t call_over = -1;
 };
 
 task_worker_actor spawn_task_worker(caf::actor_system& sys,

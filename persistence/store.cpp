@@ -1624,17 +1624,15 @@ state_counts store::counts() {
 }
 
 uint64_t store::count_not_cancelled() {
-  // COUNT(*) reads the smallest index; the cancelled come from theirs.
-  stmt all(db_, "SELECT COUNT(*) FROM tasks", path_);
-  stmt cancelled(db_, "SELECT COUNT(*) FROM tasks WHERE state = 'cancelled'",
-                 path_);
-  auto count = [&](stmt& s) {
-    return with(s, path_, [&] {
-      return s.step() ? static_cast<uint64_t>(s.i64(0)) : uint64_t{0};
-    });
-  };
-  auto n = count(all);
-  return n - std::min(n, count(cancelled));
+  // One statement, one snapshot. COUNT(*) reads the smallest index; the
+  // cancelled come from theirs.
+  stmt s(db_, "SELECT (SELECT COUNT(*) FROM tasks) - (SELECT COUNT(*) FROM "
+              "tasks WHERE state = 'cancelled')",
+         path_);
+  return with(s, path_, [&] {
+    return s.step() ? static_cast<uint64_t>(std::max<int64_t>(0, s.i64(0)))
+                    : uint64_t{0};
+  });
 }
 
 status_report store::status() {

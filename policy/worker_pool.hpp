@@ -50,18 +50,33 @@ public:
     task current;
     uint32_t attempt = 0;
     time_point dispatched;
-    // The worker's last sign of life (steady clock ns), which it sets
-    // itself while busy; null when it has no such clock (remote workers).
+    // The worker's last sign of life (steady clock, ns since its epoch),
+    // which it sets itself while busy, or a negative value once its call
+    // is over (its report is on its way through the store); null when it
+    // has no such clock (remote workers). assign() resets it.
     std::shared_ptr<std::atomic<int64_t>> alive;
   };
 
-  // When the worker last showed it was not hung: dispatched, or later.
-  static time_point last_sign_of_life(const slot& s) {
+  // When the worker last showed it was not hung: dispatched, or later;
+  // nullopt when its call is over (whatever it waits for is not its own).
+  static std::optional<time_point> last_sign_of_life(const slot& s) {
     if (!s.alive)
       return s.dispatched;
-    auto beat = time_point(std::chrono::steady_clock::duration(
-      s.alive->load(std::memory_order_relaxed)));
+    auto ns = s.alive->load(std::memory_order_relaxed);
+    if (ns < 0)
+      return std::nullopt;
+    auto beat = time_point(std::chrono::duration_cast<time_point::duration>(
+      std::chrono::nanoseconds(ns)));
     return std::max(s.dispatched, beat);
+  }
+
+  // A busy worker with no sign of life for longer than `limit`.
+  template <class Duration>
+  static bool silent_for(const slot& s, time_point now, Duration limit) {
+    if (!s.busy)
+      return false;
+    auto last = last_sign_of_life(s);
+    return last && now - *last > limit;
   }
 
   // A finished attempt whose answer is being stored.
@@ -96,6 +111,8 @@ public:
     auto& s = i->second;
     s.busy = true;
     ++busy_;
+    if (s.alive) // its last call's mark, if any, is stale now
+      s.alive->store(0, std::memory_order_relaxed);
     s.attempt = t.attempts + 1;
     s.dispatched = now;
     s.current = std::move(t);

@@ -281,9 +281,29 @@ TEST_CASE("worker pool: a worker's last sign of life is its dispatch or its "
   REQUIRE(w);
   // No beat since the dispatch: the dispatch counts.
   CHECK(test_pool::last_sign_of_life(w->second) == t0);
+  auto limit = std::chrono::seconds(10);
+  CHECK(test_pool::silent_for(w->second, t0 + std::chrono::seconds(11),
+                              limit));
   auto beat = t0 + std::chrono::seconds(30);
-  alive->store(beat.time_since_epoch().count());
+  alive->store(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                 beat.time_since_epoch())
+                 .count());
   CHECK(test_pool::last_sign_of_life(w->second) == beat);
+  CHECK_FALSE(test_pool::silent_for(w->second, beat + std::chrono::seconds(9),
+                                    limit));
+  CHECK(test_pool::silent_for(w->second, beat + std::chrono::seconds(11),
+                              limit));
+  // Its call is over: what it waits for (the store) is not its own.
+  alive->store(-1);
+  CHECK_FALSE(test_pool::last_sign_of_life(w->second));
+  CHECK_FALSE(test_pool::silent_for(w->second, beat + std::chrono::hours(1),
+                                    limit));
+  // The next dispatch clears the mark.
+  REQUIRE(pool.release("w1"));
+  auto* again = pool.assign(task_with("t3"), beat);
+  REQUIRE(again);
+  CHECK(alive->load() == 0);
+  CHECK(test_pool::last_sign_of_life(again->second) == beat);
   // A remote worker has no such clock: its dispatch only.
   auto r = worker("r1", "node-a", true);
   pool.add("r1", r);
