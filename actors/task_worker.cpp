@@ -82,6 +82,14 @@ void start_ticking(self_ptr self) {
   }
 }
 
+// The attempt is out of the worker's hands (the gateway stores or reports
+// it): the supervisor's hang check stops counting its silence.
+void mark_call_over(worker_state& st) {
+  if (st.settings.alive)
+    st.settings.alive->store(worker_settings::call_over,
+                             std::memory_order_relaxed);
+}
+
 // Hands the outcome to the gateway, which charges, stores and reports it.
 // `charge_reservation`: the request was sent and may have been billed
 // although no usage is known (a timeout, or a 2xx answer without usage).
@@ -91,10 +99,7 @@ void finish_attempt(self_ptr self, call_outcome out, bool charge_reservation) {
   auto latency = std::chrono::duration<double>(clock_type::now() -
                                                st.call_started)
                    .count();
-  // Before the report: the supervisor resets it only after hearing it.
-  if (st.settings.alive)
-    st.settings.alive->store(worker_settings::call_over,
-                             std::memory_order_relaxed);
+  mark_call_over(st); // before the report, which the supervisor answers
   self->send(st.ctx.gateway, finish_atom::value, st.current.id, st.attempt,
              out, charge_reservation, latency);
   st.busy = false;
@@ -199,9 +204,7 @@ task_worker_actor::behavior_type task_worker(self_ptr self,
             if (gen != st.generation)
               return;
             if (!go) { // the gateway told the supervisor why
-              if (st.settings.alive)
-                st.settings.alive->store(worker_settings::call_over,
-                                         std::memory_order_relaxed);
+              mark_call_over(st);
               st.busy = false;
               return;
             }
