@@ -257,6 +257,7 @@ behavior_type running_behavior(self_ptr self) {
     [=, &db_](status_atom) { return db_.status(); },
     [=, &db_](status_atom, tags_atom) { return db_.totals_by_tag(); },
     [=, &db_](status_atom, total_atom) { return db_.count_not_cancelled(); },
+    [=, &db_](status_atom, models_atom) { return db_.runnable_models(); },
     [=, &db_](status_atom, provider_atom) {
       return db_.completed_providers();
     },

@@ -107,6 +107,11 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
                     "./bgagent-types.yaml when it exists)");
   types->add_flag("--json", json, "One JSON object per type");
 
+  auto* models = app.add_subcommand(
+    "models", "The prices in force per model (USD per million tokens) and "
+              "where each comes from");
+  models->add_flag("--json", json, "One JSON object per model");
+
   auto* submit = app.add_subcommand("submit", "Submit a task file only");
   submit->add_option("--db", db, "Database file");
   submit->add_option("--types", types_file,
@@ -230,6 +235,8 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
                   "  bgagent requeue --completed t-17 t-18");
   types->footer("Examples:\n  bgagent types\n"
                 "  bgagent types --types examples/bgagent-types.yaml --json");
+  models->footer("Examples:\n  bgagent models\n"
+                 "  BG_AGENT_PRICES=prices.yaml bgagent models --json");
   worker->footer("Example:\n  bgagent worker --connect head.example:7400 "
                  "--workers 8");
   admin->footer("Examples:\n  bgagent admin --connect 127.0.0.1:7400 "
@@ -372,6 +379,8 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
     }
     if (*types)
       return types_command(c, json);
+    if (*models)
+      return models_command(c, json);
     if (*submit)
       return submit_command(c, file, on_conflict);
     if (*status)

@@ -69,5 +69,8 @@ int requeue_command(const config& c, const std::vector<std::string>& ids,
 int certs_init_command(const certs_options& o);
 // `types [--json]`: the task types in force (app/types_command.cpp).
 int types_command(const config& c, bool json);
+// `models [--json]`: the prices in force per model and their sources
+// (app/models_command.cpp).
+int models_command(const config& c, bool json);
 
 } // namespace bgagent

@@ -28,7 +28,7 @@ const std::vector<std::string> known_names = {
   "BG_AGENT_RESTART_WINDOW", "BG_AGENT_DEADMAN_SECONDS",
   "BG_AGENT_HEARTBEAT_SECONDS", "BG_AGENT_ESCALATE_AFTER",
   "BG_AGENT_MAX_INPUT_BYTES", "BG_AGENT_PRICE_PROMPT",
-  "BG_AGENT_PRICE_COMPLETION", "BG_AGENT_LOG_LEVEL", "BG_AGENT_TLS_CERT",
+  "BG_AGENT_PRICE_COMPLETION", "BG_AGENT_PRICES", "BG_AGENT_LOG_LEVEL", "BG_AGENT_TLS_CERT",
   "BG_AGENT_TLS_KEY", "BG_AGENT_TLS_CA", "BG_AGENT_REJOIN_TIMEOUT",
   "BG_AGENT_SYNC", "BG_AGENT_TYPES", "BG_AGENT_RESPONSE_FORMAT"};
 
@@ -250,6 +250,20 @@ config load_config(const config_sources& src) {
   secs("BG_AGENT_CONNECT_TIMEOUT", p.connect_timeout_seconds);
   money("BG_AGENT_PRICE_PROMPT", p.price_prompt_per_million);
   money("BG_AGENT_PRICE_COMPLETION", p.price_completion_per_million);
+  auto prices = std::make_shared<price_list>();
+  prices->set_environment(p.price_prompt_per_million,
+                          p.price_completion_per_million);
+  if (auto* v = find(src, "BG_AGENT_PRICES"); v && !v->empty()) {
+    if (!std::ifstream(*v))
+      throw usage_error(label(src, "BG_AGENT_PRICES") +
+                        ": cannot read the file");
+    try {
+      prices->load_file(*v);
+    } catch (const std::invalid_argument& e) {
+      throw usage_error(e.what());
+    }
+  }
+  p.prices = prices;
   if (auto* v = find(src, "BG_AGENT_RESPONSE_FORMAT"); v && !v->empty()) {
     if (*v != "json_schema" && *v != "off")
       throw usage_error(label(src, "BG_AGENT_RESPONSE_FORMAT") +

@@ -108,6 +108,19 @@ void print_summary(const run_summary& s, const run_info& run,
   std::fflush(stdout);
 }
 
+// Why a run refuses a model without a known price, and what to do.
+std::string unpriced_model_error(const std::string& model, const config& c) {
+  auto file = c.provider.prices ? c.provider.prices->file() : std::string();
+  return "no price is known for model \"" + model +
+         "\", which pending tasks use, so their calls cannot be held to the "
+         "cost budget (" + money(c.cost_budget) + "): give its price in " +
+         (file.empty() ? std::string("a prices file (BG_AGENT_PRICES)")
+                       : "the prices file " + file) +
+         ", or set both BG_AGENT_PRICE_PROMPT and BG_AGENT_PRICE_COMPLETION "
+         "(USD per million tokens; 0 for a free model); `bgagent models` "
+         "lists the prices known";
+}
+
 // The first line of a run: which provider and model answer, and whether
 // they are real.
 void announce_provider(const provider& p, const config& c) {
@@ -254,6 +267,18 @@ int run_command(const config& c, const run_options& o,
   announce_provider(*prov, c);
   if (!submitted.empty())
     spdlog::info("{}", submitted);
+  // A call to a model without a known price could not be reserved against
+  // the cost budget: refuse before any call (the tasks stay pending).
+  {
+    auto models = ask<std::vector<std::string>>(
+      self, checkpointer, status_atom::value, models_atom::value);
+    for (auto& m : models)
+      if (!prov->knows_price_of(m)) {
+        shutdown(checkpointer, auditor);
+        throw usage_error(unpriced_model_error(m.empty() ? prov->model() : m,
+                                               c));
+      }
+  }
 
   // A run that stopped on its budget and resumes with the same limits has
   // raised its 100 % alarm already.

@@ -64,6 +64,8 @@ using skipped_atom = caf::atom_constant<caf::atom("skipped")>;
 using freed_atom = caf::atom_constant<caf::atom("freed")>;
 using retry_due_atom = caf::atom_constant<caf::atom("retrydue")>;
 using provider_atom = caf::atom_constant<caf::atom("provider")>;
+// (status_atom, models_atom): the models the runnable tasks ask for.
+using models_atom = caf::atom_constant<caf::atom("models")>;
 using timeout_atom = caf::atom_constant<caf::atom("timeout")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using pause_atom = caf::atom_constant<caf::atom("pause")>;

@@ -69,6 +69,7 @@ using checkpointer_actor = caf::typed_actor<
   caf::replies_to<status_atom, tags_atom>::with<std::vector<tag_totals>>,
   caf::replies_to<status_atom, provider_atom>::with<std::vector<std::string>>,
   caf::replies_to<status_atom, total_atom>::with<uint64_t>,
+  caf::replies_to<status_atom, models_atom>::with<std::vector<std::string>>,
   // (state)
   caf::replies_to<results_atom, std::string>::with<std::vector<task_record>>,
   // (state, tag, ids, limit)

@@ -1724,6 +1724,26 @@ std::vector<std::string> store::completed_providers() {
   });
 }
 
+std::vector<std::string> store::runnable_models() {
+  stmt s(db_, "SELECT DISTINCT IFNULL(req_model, ''), type_fingerprint FROM "
+              "tasks WHERE state IN ('pending', 'retry_wait')",
+         path_);
+  auto pairs = with(s, path_, [&] {
+    std::vector<std::pair<std::string, std::string>> out;
+    while (s.step())
+      out.emplace_back(s.text(0), s.text(1));
+    return out;
+  });
+  std::set<std::string> models;
+  for (auto& [model, fp] : pairs) {
+    if (model.empty())
+      if (auto* t = find_type(fp))
+        model = t->model;
+    models.insert(model);
+  }
+  return {models.begin(), models.end()};
+}
+
 std::vector<tag_totals> store::totals_by_tag() {
   stmt s(db_, "SELECT json_each.value, state, COUNT(*), "
               "SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_usd) "

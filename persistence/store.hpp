@@ -229,6 +229,9 @@ public:
                                    int64_t limit = -1);
   // The providers whose answers completed tasks (by name, sorted).
   std::vector<std::string> completed_providers();
+  // The models the pending and retry_wait tasks ask for (their own, else
+  // their type's; "" for the run's MODEL), sorted, each once.
+  std::vector<std::string> runnable_models();
   // Per tag (in tag order): counts per state, tokens and dollars spent.
   std::vector<tag_totals> totals_by_tag();
 

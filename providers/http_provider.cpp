@@ -95,7 +95,15 @@ uint64_t http_provider::estimate_prompt_tokens(const llm_request& req) const {
 model_price http_provider::price_of(const std::string& model) const {
   if (model.empty() || model == cfg_.model)
     return price_;
-  return price_for(model);
+  // No known price: nothing to reserve or charge but what the server
+  // reports (a run under a cost budget refuses such a model up front).
+  auto e = cfg_.prices ? cfg_.prices->find(model) : std::nullopt;
+  return e ? e->price : model_price{};
+}
+
+bool http_provider::knows_price_of(const std::string& model) const {
+  return cfg_.prices &&
+         cfg_.prices->find(model.empty() ? cfg_.model : model).has_value();
 }
 
 uint64_t http_provider::start(const llm_request& req, completion done) {
@@ -104,6 +112,18 @@ uint64_t http_provider::start(const llm_request& req, completion done) {
     auto out = make_failure(error_kind::permanent,
                             "task type \"" + req.type +
                               "\": its stored definition cannot be used");
+    out.provider = cfg_.name;
+    out.model = model;
+    done(std::move(out));
+    return 0;
+  }
+  // Its call could not be held to a cost budget. A head refuses such a
+  // model before its run; this is a node whose prices differ from its head's.
+  if (!knows_price_of(model)) {
+    auto out = make_failure(error_kind::permanent,
+                            "no price is known for model \"" + model +
+                              "\" here: give it in BG_AGENT_PRICES or "
+                              "BG_AGENT_PRICE_* (no call was made)");
     out.provider = cfg_.name;
     out.model = model;
     done(std::move(out));
@@ -152,8 +172,16 @@ provider_ptr make_http_provider(const provider_settings& s) {
   // One connection per call in flight, and some spare for reconnects.
   c.client.max_connections =
     std::max<long>(c.client.max_connections, s.concurrency + s.concurrency / 8);
-  c.price = price_for(s.model, s.price_prompt_per_million,
-                      s.price_completion_per_million);
+  auto prices = s.prices;
+  if (!prices) {
+    auto built_in = std::make_shared<price_list>();
+    built_in->set_environment(s.price_prompt_per_million,
+                              s.price_completion_per_million);
+    prices = built_in;
+  }
+  c.prices = prices;
+  if (auto e = prices->find(s.model))
+    c.price = e->price;
   if (s.name == "openrouter") {
     c.base_url = s.base_url.empty() ? openrouter_default_base_url()
                                     : s.base_url;

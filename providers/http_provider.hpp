@@ -46,7 +46,8 @@ struct http_provider_config {
   double connect_timeout_seconds = 10;
   bool attribution = false; // OpenRouter's HTTP-Referer and X-Title
   bool response_format = true; // a type's schema as response_format
-  model_price price;
+  model_price price; // the configured model's
+  std::shared_ptr<const price_list> prices; // every other model's
   http_client_settings client;
 };
 
@@ -61,6 +62,7 @@ public:
   void cancel(uint64_t call_id) override;
   uint64_t estimate_prompt_tokens(const llm_request& req) const override;
   model_price price_of(const std::string& model) const override;
+  bool knows_price_of(const std::string& model) const override;
 
   // The JSON body of a chat completions request, for tests.
   // Empty when a chat task's stored body is not a JSON object.

@@ -14,9 +14,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "messages/call_outcome.hpp"
+#include "providers/price_list.hpp"
 #include "providers/pricing.hpp"
 
 namespace bgagent {
@@ -53,8 +55,11 @@ struct provider_settings {
   std::string api_key;
   double timeout_seconds = 300;
   double connect_timeout_seconds = 10;
-  double price_prompt_per_million = -1;     // < 0: use the built-in table
+  // BG_AGENT_PRICE_PROMPT / _COMPLETION (< 0: not given); `prices` holds
+  // them too, with the prices file and the provider's list.
+  double price_prompt_per_million = -1;
   double price_completion_per_million = -1;
+  std::shared_ptr<const price_list> prices; // null: the built-in table
   // Send a type's schema as response_format json_schema
   // (BG_AGENT_RESPONSE_FORMAT=json_schema, the default; off for servers
   // that reject it).
@@ -88,8 +93,13 @@ public:
     return price_.cost(prompt_tokens, completion_tokens);
   }
   const model_price& price() const { return price_; }
-  // The price of `model` (the configured model's when empty or the same).
+  // The price of `model` (the configured model's when empty or the same);
+  // 0 where none is known.
   virtual model_price price_of(const std::string& model) const;
+  // Whether price_of(model) is a known price, not a 0 for want of one.
+  virtual bool knows_price_of(const std::string& /*model*/) const {
+    return true;
+  }
 
 protected:
   model_price price_;

@@ -164,8 +164,13 @@ TEST_CASE("a user's type reaches an OpenAI-compatible server as rendered "
                     {"type", "route"},
                     {"input", "Refund? [ticket-fix]"},
                     {"vars", {{"shop", "Fixable"}, {"tier", "gold"}}}}});
+  // Models unknown to the built-in table need a price to run.
+  write_file(dir.path("prices.yaml"),
+             "type-model-1: {prompt: 1, completion: 2}\n"
+             "task-model-2: {prompt: 1, completion: 2}\n");
   env_map env{{"LLM_PROVIDER", "openai"},
               {"LLM_BASE_URL", mock.openai_base()},
+              {"BG_AGENT_PRICES", "prices.yaml"},
               {"BG_AGENT_RETRY_INITIAL", "0.1"},
               {"BG_AGENT_RETRY_MAX", "0.2"},
               {"BG_AGENT_MAX_RETRIES", "1"}};

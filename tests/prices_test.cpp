@@ -1,0 +1,275 @@
+// Prices: where each model's price comes from (the prices file, the
+// provider's list, BG_AGENT_PRICE_*, the built-in table, in that order),
+// the prices file's errors, `bgagent models`, and a run that refuses a
+// model without a known price before making any call.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <future>
+
+#include <nlohmann/json.hpp>
+
+#include "providers/http_provider.hpp"
+#include "providers/price_list.hpp"
+#include "tests/support/job.hpp"
+#include "tests/support/process.hpp"
+#include "tests/support/raw_http_server.hpp"
+#include "tests/temp_dir.hpp"
+
+using namespace bgagent;
+using namespace bgagent::testing;
+using json = nlohmann::json;
+
+namespace {
+
+std::string load_error(const std::string& text) {
+  temp_dir dir;
+  write_file(dir.path("prices.yaml"), text);
+  price_list p;
+  try {
+    p.load_file(dir.path("prices.yaml"));
+  } catch (const std::invalid_argument& e) {
+    std::string what = e.what();
+    // Without the temporary directory, for readable checks.
+    return what.substr(what.find("prices.yaml"));
+  }
+  return "loaded";
+}
+
+} // namespace
+
+TEST_CASE("prices come from the file, the provider's list, the environment "
+          "and the built-in table, in that order",
+          "[prices]") {
+  price_list p;
+  // Built-in.
+  auto mini = p.find("gpt-4o-mini");
+  REQUIRE(mini);
+  CHECK(mini->source == price_source::built_in);
+  CHECK(mini->price.prompt_per_million == Approx(0.15));
+  // Unknown: no price, never a guess.
+  CHECK_FALSE(p.find("mystery-1"));
+
+  // One figure from the environment replaces the built-in one only.
+  p.set_environment(1.0, -1);
+  mini = p.find("gpt-4o-mini");
+  CHECK(mini->source == price_source::environment);
+  CHECK(mini->price.prompt_per_million == Approx(1.0));
+  CHECK(mini->price.completion_per_million == Approx(0.60));
+  CHECK_FALSE(p.find("mystery-1"));
+  // Both: the catch-all for every model.
+  p.set_environment(1.0, 2.0);
+  auto any = p.find("mystery-1");
+  REQUIRE(any);
+  CHECK(any->source == price_source::environment);
+  CHECK(any->price.completion_per_million == Approx(2.0));
+
+  // The provider's list wins over the environment.
+  p.set_provider_list({{"mystery-1", model_price{5, 6}}},
+                      "http://127.0.0.1/api/v1/models");
+  CHECK(p.find("mystery-1")->source == price_source::provider_list);
+  CHECK(p.find("mystery-1")->price.prompt_per_million == Approx(5));
+
+  // The file wins over everything.
+  temp_dir dir;
+  write_file(dir.path("prices.yaml"),
+             "mystery-1: {prompt: 0.5, completion: 0.75}\n"
+             "gpt-4o-mini:\n  prompt: 0\n  completion: 0\n"
+             "  batch: {prompt: 0, completion: 0}\n");
+  p.load_file(dir.path("prices.yaml"));
+  CHECK(p.find("mystery-1")->source == price_source::prices_file);
+  CHECK(p.find("mystery-1")->price.completion_per_million == Approx(0.75));
+  CHECK(p.find("mystery-1")->price.batch_prompt_per_million < 0);
+  auto free_mini = p.find("gpt-4o-mini");
+  CHECK(free_mini->price.prompt_per_million == 0);
+  CHECK(free_mini->price.batch_completion_per_million == 0);
+
+  // all(): every model once, with the catch-all as "*".
+  auto all = p.all();
+  std::map<std::string, price_source> sources;
+  for (auto& [model, e] : all)
+    sources[model] = e.source;
+  CHECK(sources.at("mystery-1") == price_source::prices_file);
+  CHECK(sources.at("gpt-4o-mini") == price_source::prices_file);
+  CHECK(sources.at("gpt-4o") == price_source::environment);
+  CHECK(sources.at("*") == price_source::environment);
+  CHECK(all.size() == sources.size());
+}
+
+TEST_CASE("a prices file in JSON is read as well", "[prices]") {
+  temp_dir dir;
+  write_file(dir.path("prices.json"),
+             R"({"local/llama": {"prompt": 0, "completion": 0},)"
+             R"( "o1-pro": {"prompt": 150, "completion": 600,)"
+             R"( "batch": {"prompt": 75, "completion": 300}}})");
+  price_list p;
+  p.load_file(dir.path("prices.json"));
+  CHECK(p.find("local/llama")->price.completion_per_million == 0);
+  CHECK(p.find("o1-pro")->price.batch_completion_per_million == Approx(300));
+}
+
+TEST_CASE("a broken prices file is one line naming the file, line and field",
+          "[prices]") {
+  CHECK(load_error("x:\n  prompt: 1\n  completion: abc\n") ==
+        "prices.yaml line 3: model \"x\", completion: \"abc\" is not a "
+        "number (USD per million tokens)");
+  CHECK(load_error("x: {prompt: -1, completion: 2}\n") ==
+        "prices.yaml line 1: model \"x\", prompt: -1 is not between 0 and "
+        "100000 (USD per million tokens)");
+  CHECK(load_error("x: {prompt: 1, completion: .nan}\n") ==
+        "prices.yaml line 1: model \"x\", completion: \".nan\" is not a "
+        "number (USD per million tokens)");
+  CHECK(load_error("x:\n  prompt: 1\n  complete: 2\n") ==
+        "prices.yaml line 3: model \"x\": unknown field \"complete\" (known: "
+        "prompt, completion, batch)");
+  CHECK(load_error("x: {prompt: 1}\n") ==
+        "prices.yaml line 1: model \"x\": needs completion (USD per million "
+        "tokens)");
+  CHECK(load_error("x: {prompt: 1, completion: 2, batch: {prompt: 1}}\n") ==
+        "prices.yaml line 1: model \"x\" batch: needs completion (USD per "
+        "million tokens)");
+  CHECK(load_error("x: {prompt: 1, completion: 2, batch: {prompt: 1, "
+                   "completion: 1, cached: 0}}\n") ==
+        "prices.yaml line 1: model \"x\" batch: unknown field \"cached\" "
+        "(known: prompt, completion)");
+  CHECK(load_error("x: {prompt: 1, completion: 2}\nx: {prompt: 1, "
+                   "completion: 3}\n") ==
+        "prices.yaml line 2: model \"x\" is given twice");
+  CHECK(load_error("x: 3\n") ==
+        "prices.yaml line 1: model \"x\": expected a mapping with prompt and "
+        "completion (USD per million tokens)");
+  CHECK(load_error("- x\n- y\n") ==
+        "prices.yaml: a prices file maps model names to {prompt, "
+        "completion} in USD per million tokens");
+  CHECK(load_error("") == "prices.yaml: no prices in the file");
+  CHECK(contains(load_error("x: {prompt: 1\n"),
+                 "not valid YAML or JSON"));
+}
+
+TEST_CASE("bgagent models lists the prices in force and their sources",
+          "[e2e][prices]") {
+  temp_dir dir;
+  write_file(dir.path("prices.yaml"),
+             "local/llama: {prompt: 0, completion: 0}\n"
+             "gpt-4o: {prompt: 2, completion: 8, batch: {prompt: 1, "
+             "completion: 4}}\n");
+  env_map env{{"BG_AGENT_PRICES", "prices.yaml"},
+              {"LLM_PROVIDER", "openai"},
+              {"LLM_BASE_URL", "http://127.0.0.1:9/v1"},
+              {"MODEL", "local/llama"}};
+  auto r = run_bgagent({"models", "--json"}, dir.path(), env);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  std::map<std::string, json> by_model;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) {
+    auto j = json::parse(line);
+    by_model[j["model"]] = j;
+  }
+  CHECK(by_model.at("local/llama")["source"] == "prices file");
+  CHECK(by_model.at("local/llama")["configured"] == true);
+  CHECK(by_model.at("local/llama")["file"] == "prices.yaml");
+  CHECK(by_model.at("gpt-4o")["prompt_per_million"] == 2.0);
+  CHECK(by_model.at("gpt-4o")["batch_completion_per_million"] == 4.0);
+  CHECK(by_model.at("gpt-4o-mini")["source"] == "built-in");
+  CHECK(by_model.at("gpt-4o-mini")["batch_prompt_per_million"].is_null());
+
+  auto text = run_bgagent({"models"}, dir.path(), env);
+  REQUIRE(text.exit_code == 0);
+  CHECK(contains(text.out, "MODEL local/llama: $0 / $0 per million prompt / "
+                           "completion tokens (prices file)"));
+
+  // A file that cannot be read: the variable, and exit 2.
+  env["BG_AGENT_PRICES"] = "missing.yaml";
+  auto bad = run_bgagent({"models"}, dir.path(), env);
+  CHECK(bad.exit_code == 2);
+  CHECK(contains(bad.err, "BG_AGENT_PRICES=missing.yaml (environment): "
+                          "cannot read the file"));
+}
+
+TEST_CASE("a run refuses a model without a known price before any call, "
+          "and runs it at the prices file's price",
+          "[e2e][prices]") {
+  temp_dir dir;
+  raw_http_server server([](const raw_request&) {
+    return raw_reply{raw_http_server::response(
+      200, raw_http_server::completion(R"({"summary": "Done."})", 1000,
+                                       500))};
+  });
+  auto tasks = make_tasks(3, "p");
+  auto own = make_task("own", "summarize", "A task with its own model.");
+  own["model"] = "vendor/secret-model";
+  tasks.push_back(own);
+  write_tasks(dir.path("tasks.jsonl"), tasks);
+  env_map env{{"LLM_PROVIDER", "openai"},
+              {"LLM_BASE_URL", server.base_url()},
+              {"MODEL", "local/llama"},
+              {"BG_AGENT_COST_BUDGET", "1"}};
+
+  auto refused = run_bgagent({"run", "--tasks", "tasks.jsonl"}, dir.path(),
+                             env);
+  CHECK(refused.exit_code == 2);
+  CHECK(contains(refused.err, "no price is known for model \"local/llama\""));
+  CHECK(server.requests() == 0);
+  auto st = status_json(dir.path());
+  CHECK(st["tasks"]["pending"] == 4);
+
+  // The configured model priced, the task's own model not yet.
+  write_file(dir.path("prices.yaml"),
+             "local/llama: {prompt: 2, completion: 8}\n");
+  env["BG_AGENT_PRICES"] = "prices.yaml";
+  auto still = run_bgagent({"run"}, dir.path(), env);
+  CHECK(still.exit_code == 2);
+  CHECK(contains(still.err,
+                 "no price is known for model \"vendor/secret-model\""));
+  CHECK(contains(still.err, "the prices file prices.yaml"));
+  CHECK(server.requests() == 0);
+
+  write_file(dir.path("prices.yaml"),
+             "local/llama: {prompt: 2, completion: 8}\n"
+             "vendor/secret-model: {prompt: 20, completion: 80}\n");
+  auto ran = run_bgagent({"run"}, dir.path(), env);
+  INFO(ran.err);
+  REQUIRE(ran.exit_code == 0);
+  CHECK(server.requests() == 4);
+  // No usage.cost from this server: priced from the file.
+  auto results = results_by_id(dir.path());
+  REQUIRE(results.size() == 4);
+  CHECK(results.at("p1")["cost_usd"].get<double>() ==
+        Approx((1000 * 2 + 500 * 8) / 1e6));
+  CHECK(results.at("own")["cost_usd"].get<double>() ==
+        Approx((1000 * 20 + 500 * 80) / 1e6));
+  CHECK(results.at("own")["model"] == "vendor/secret-model");
+}
+
+TEST_CASE("a node without a price for a task's model fails the attempt "
+          "permanently and makes no call",
+          "[prices][http]") {
+  raw_http_server server([](const raw_request&) {
+    return raw_reply{raw_http_server::response(
+      200, raw_http_server::completion(R"({"summary": "x"})"))};
+  });
+  provider_settings s;
+  s.name = "openai";
+  s.base_url = server.base_url();
+  s.model = "gpt-4o-mini";
+  auto prov = make_http_provider(s);
+  CHECK(prov->knows_price_of(""));
+  CHECK_FALSE(prov->knows_price_of("mystery-1"));
+  CHECK(prov->price_of("mystery-1").prompt_per_million == 0);
+  llm_request req;
+  req.task_id = "t1";
+  req.type = "summarize";
+  req.input = "x";
+  req.prompt = "x";
+  req.max_tokens = 10;
+  req.model = "mystery-1";
+  std::promise<call_outcome> got;
+  prov->start(req, [&](call_outcome out) { got.set_value(std::move(out)); });
+  auto out = got.get_future().get();
+  CHECK_FALSE(out.ok);
+  CHECK(static_cast<error_kind>(out.kind) == error_kind::permanent);
+  CHECK(contains(out.error, "no price is known for model \"mystery-1\""));
+  CHECK(out.model == "mystery-1");
+  CHECK(server.requests() == 0);
+}
