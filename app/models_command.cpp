@@ -1,16 +1,25 @@
 // `bgagent models [--json]`: the prices in force, per model, and where each
 // came from (providers/price_list.hpp).
 #include <cstdio>
+#include <memory>
 #include <string>
+#include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
 
 #include "app/commands.hpp"
 #include "app/errors.hpp"
+#include "app/provider_prices.hpp"
+#include "persistence/store.hpp"
 
 namespace bgagent {
 
 namespace {
+
+bool file_exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
 
 nlohmann::json price_or_null(double x) {
   return x < 0 ? nlohmann::json(nullptr) : nlohmann::json(x);
@@ -27,8 +36,23 @@ std::string per_million(double x) {
 } // namespace
 
 int models_command(const config& c, bool json) {
-  auto prices = c.provider.prices ? c.provider.prices
-                                  : std::make_shared<const price_list>();
+  auto prices = std::make_shared<price_list>(
+    c.provider.prices ? *c.provider.prices : price_list{});
+  // The provider's own list: the store's copy when it has a fresh one
+  // (read, never written here), else fetched.
+  std::unique_ptr<store> db;
+  if (c.provider.name == "openrouter" && file_exists(c.db_path)) {
+    try {
+      db = std::make_unique<store>(c.db_path, store::open_mode::read_only);
+    } catch (const store_error&) {
+      // Unreadable or foreign: fetch instead.
+    }
+  }
+  add_provider_prices(*prices, c.provider, db.get(), false);
+  if (!prices->provider_list_source().empty())
+    std::fprintf(stderr, "provider list: %s (%zu models)\n",
+                 prices->provider_list_source().c_str(),
+                 prices->provider_list_size());
   const auto& configured = c.provider.model;
   auto entries = prices->all();
   if (json) {
@@ -45,6 +69,8 @@ int models_command(const config& c, bool json) {
         {"configured", model == configured}};
       if (e.source == price_source::prices_file)
         j["file"] = prices->file();
+      if (e.source == price_source::provider_list)
+        j["list"] = prices->provider_list_source();
       std::printf("%s\n", j.dump(-1, ' ', false,
                                  nlohmann::json::error_handler_t::replace)
                             .c_str());

@@ -29,6 +29,7 @@
 #include "app/number_format.hpp"
 #include "app/progress_line.hpp"
 #include "messages/utf8.hpp"
+#include "app/provider_prices.hpp"
 #include "app/run_lock.hpp"
 #include "app/system_config.hpp"
 #include "app/task_file.hpp"
@@ -147,9 +148,14 @@ int run_command(const config& c, const run_options& o,
   if (!o.tasks_file.empty())
     tasks.emplace(o.tasks_file, c.max_input_bytes, types_in_force(c));
   provider_ptr prov;
+  // The provider's own list joins these once the store is open, before
+  // any call (the provider holds the same object).
+  auto prices = std::make_shared<price_list>(
+    c.provider.prices ? *c.provider.prices : price_list{});
   try {
     auto ps = c.provider;
     ps.concurrency = c.workers;
+    ps.prices = prices;
     prov = providers.make(ps);
   } catch (const std::invalid_argument& e) {
     throw usage_error(e.what());
@@ -197,6 +203,7 @@ int run_command(const config& c, const run_options& o,
                  "it is released",
                  seconds, path);
   });
+  add_provider_prices(*prices, c.provider, db.get(), true);
 
   system_config cfg;
   bool tls = listen && !insecure;

@@ -22,6 +22,7 @@
 #include "app/commands.hpp"
 #include "app/errors.hpp"
 #include "app/head_link.hpp"
+#include "app/provider_prices.hpp"
 #include "app/system_config.hpp"
 #include "messages/atoms.hpp"
 #include "messages/cluster.hpp"
@@ -154,6 +155,11 @@ int worker_command(const config& c, const worker_options& o,
   try {
     auto ps = c.provider;
     ps.concurrency = o.workers;
+    // A node reserves at its own prices: with OpenRouter, its list too.
+    auto prices = std::make_shared<price_list>(
+      c.provider.prices ? *c.provider.prices : price_list{});
+    add_provider_prices(*prices, ps, nullptr, false);
+    ps.prices = prices;
     prov = providers.make(ps);
   } catch (const std::invalid_argument& e) {
     throw usage_error(e.what());

@@ -1724,6 +1724,35 @@ std::vector<std::string> store::completed_providers() {
   });
 }
 
+std::optional<cached_prices> store::cached_price_list(const std::string& url) {
+  stmt s(db_, "SELECT value FROM meta WHERE key = ?1", path_);
+  s.bind(1, "prices " + url);
+  auto text = with(s, path_, [&] {
+    return s.step() ? s.text(0) : std::string();
+  });
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_object() || !j.contains("fetched_at") ||
+      !j["fetched_at"].is_number_integer() || !j.contains("prices") ||
+      !j["prices"].is_string())
+    return std::nullopt;
+  return cached_prices{j["fetched_at"].get<int64_t>(),
+                       j["prices"].get<std::string>()};
+}
+
+void store::cache_price_list(const std::string& url,
+                             const cached_prices& list) {
+  auto_tx tx(*this);
+  stmt s(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)",
+         path_);
+  s.bind(1, "prices " + url);
+  s.bind(2, nlohmann::json{{"fetched_at", list.fetched_at},
+                           {"prices", list.prices}}
+              .dump(-1, ' ', false,
+                    nlohmann::json::error_handler_t::replace));
+  with(s, path_, [&] { return s.step(); });
+  tx.commit();
+}
+
 std::vector<std::string> store::runnable_models() {
   stmt s(db_, "SELECT DISTINCT IFNULL(req_model, ''), type_fingerprint FROM "
               "tasks WHERE state IN ('pending', 'retry_wait')",

@@ -42,6 +42,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -80,6 +81,11 @@ struct held_reservation {
 struct settlement {
   uint64_t reservation_id = 0;
   usage spent;
+};
+
+struct cached_prices {
+  int64_t fetched_at = 0; // unix seconds
+  std::string prices;     // JSON
 };
 
 class store {
@@ -229,6 +235,10 @@ public:
                                    int64_t limit = -1);
   // The providers whose answers completed tasks (by name, sorted).
   std::vector<std::string> completed_providers();
+  // A provider's price list as last fetched from `url` (unix seconds, and
+  // the list as providers/openrouter_models.hpp writes it), kept in `meta`.
+  std::optional<cached_prices> cached_price_list(const std::string& url);
+  void cache_price_list(const std::string& url, const cached_prices& list);
   // The models the pending and retry_wait tasks ask for (their own, else
   // their type's; "" for the run's MODEL), sorted, each once.
   std::vector<std::string> runnable_models();

@@ -93,11 +93,13 @@ uint64_t http_provider::estimate_prompt_tokens(const llm_request& req) const {
 }
 
 model_price http_provider::price_of(const std::string& model) const {
-  if (model.empty() || model == cfg_.model)
-    return price_;
+  // Looked up at each call: the provider's own list joins the prices
+  // after this provider is made.
   // No known price: nothing to reserve or charge but what the server
   // reports (a run under a cost budget refuses such a model up front).
-  auto e = cfg_.prices ? cfg_.prices->find(model) : std::nullopt;
+  if (!cfg_.prices)
+    return price_;
+  auto e = cfg_.prices->find(model.empty() ? cfg_.model : model);
   return e ? e->price : model_price{};
 }
 

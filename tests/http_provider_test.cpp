@@ -444,6 +444,11 @@ TEST_CASE("the API key appears in no output, log, audit line, alert, result "
       at == std::string::npos ? "" : req.head.substr(at + 7, test_key.size());
     if (key == test_key)
       ++saw_key;
+    // The price list (GET /models): an error echoing the key as well.
+    if (req.head.rfind("GET ", 0) == 0)
+      return raw_reply{raw_http_server::response(
+        401, json{{"error", {{"message", "Incorrect API key: " + key}}}}
+               .dump())};
     auto input =
       json::parse(req.body)["messages"][1]["content"].get<std::string>();
     int n;

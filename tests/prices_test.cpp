@@ -4,12 +4,15 @@
 // model without a known price before making any call.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <fstream>
+#include <mutex>
 #include <future>
 
 #include <nlohmann/json.hpp>
 
 #include "providers/http_provider.hpp"
+#include "providers/openrouter_models.hpp"
 #include "providers/price_list.hpp"
 #include "tests/support/job.hpp"
 #include "tests/support/process.hpp"
@@ -272,4 +275,124 @@ TEST_CASE("a node without a price for a task's model fails the attempt "
   CHECK(contains(out.error, "no price is known for model \"mystery-1\""));
   CHECK(out.model == "mystery-1");
   CHECK(server.requests() == 0);
+}
+
+TEST_CASE("OpenRouter's model list is read in USD per million tokens, "
+          "leaving out models without a usable price",
+          "[prices]") {
+  auto list = parse_openrouter_models(R"({"data": [
+    {"id": "google/gemini-2.5-flash", "pricing": {"prompt": "0.0000003",
+     "completion": "0.0000025", "request": "0", "image": "0.001238"}},
+    {"id": "openrouter/auto", "pricing": {"prompt": "-1",
+     "completion": "-1"}},
+    {"id": "free/model:free", "pricing": {"prompt": "0", "completion": "0"}},
+    {"id": "no/pricing"},
+    {"id": "bad/price", "pricing": {"prompt": "abc", "completion": "0"}},
+    {"id": "huge/price", "pricing": {"prompt": "1", "completion": "0"}},
+    {"id": "number/price", "pricing": {"prompt": 0.000001,
+     "completion": 0.000002}},
+    "not an object"
+  ]})");
+  CHECK(list.size() == 3);
+  CHECK(list.at("google/gemini-2.5-flash").prompt_per_million ==
+        Approx(0.30));
+  CHECK(list.at("google/gemini-2.5-flash").completion_per_million ==
+        Approx(2.50));
+  CHECK(list.at("free/model:free").completion_per_million == 0);
+  CHECK(list.at("number/price").completion_per_million == Approx(2));
+  CHECK(list.count("openrouter/auto") == 0);
+  CHECK_THROWS_AS(parse_openrouter_models("<html>"), std::invalid_argument);
+  CHECK_THROWS_AS(parse_openrouter_models(R"({"data": 3})"),
+                  std::invalid_argument);
+  // Through the store's compact form and back.
+  auto again = price_map_from_json(price_map_to_json(list));
+  CHECK(again.size() == 3);
+  CHECK(again.at("number/price").prompt_per_million == Approx(1));
+}
+
+TEST_CASE("with OpenRouter, prices come from its model list, kept in the "
+          "store for a day and used when it cannot be fetched",
+          "[e2e][prices]") {
+  temp_dir dir;
+  std::atomic<int> list_requests{0}, calls{0};
+  std::atomic<bool> list_down{false};
+  std::string list_auth;
+  std::mutex m;
+  raw_http_server server([&](const raw_request& req) {
+    if (req.head.rfind("GET /v1/models ", 0) == 0) {
+      ++list_requests;
+      {
+        std::lock_guard<std::mutex> lock(m);
+        auto at = req.head.find("Authorization: ");
+        if (at != std::string::npos)
+          list_auth = req.head.substr(at, req.head.find("\r\n", at) - at);
+      }
+      if (list_down)
+        return raw_reply{raw_http_server::response(500, "{}")};
+      return raw_reply{raw_http_server::response(
+        200, R"({"data": [{"id": "vendor/model-x", "pricing": )"
+             R"({"prompt": "0.000002", "completion": "0.000008"}}]})")};
+    }
+    ++calls;
+    return raw_reply{raw_http_server::response(
+      200, raw_http_server::completion(R"({"summary": "Done."})", 1000,
+                                       500))};
+  });
+  env_map env{{"LLM_PROVIDER", "openrouter"},
+              {"OPENROUTER_API_KEY", "sk-or-v1-test"},
+              {"LLM_BASE_URL", server.base_url()},
+              {"MODEL", "vendor/model-x"}};
+  write_tasks(dir.path("a.jsonl"), make_tasks(2, "a"));
+  auto first = run_bgagent({"run", "--tasks", "a.jsonl"}, dir.path(), env);
+  INFO(first.err);
+  REQUIRE(first.exit_code == 0);
+  CHECK(list_requests == 1);
+  CHECK(calls == 2);
+  {
+    std::lock_guard<std::mutex> lock(m);
+    CHECK(list_auth == "Authorization: Bearer sk-or-v1-test");
+  }
+  // No usage.cost from this server: priced from the list.
+  auto results = results_by_id(dir.path());
+  CHECK(results.at("a1")["cost_usd"].get<double>() ==
+        Approx((1000 * 2 + 500 * 8) / 1e6));
+
+  // Within the day the store's copy is used: the list is not asked again.
+  list_down = true;
+  write_tasks(dir.path("b.jsonl"), make_tasks(1, "b"));
+  auto second = run_bgagent({"run", "--tasks", "b.jsonl"}, dir.path(), env);
+  INFO(second.err);
+  REQUIRE(second.exit_code == 0);
+  CHECK(list_requests == 1);
+  auto listed = run_bgagent({"models", "--json"}, dir.path(), env);
+  REQUIRE(listed.exit_code == 0);
+  CHECK(contains(listed.out, R"("model":"vendor/model-x")"));
+  CHECK(contains(listed.out, R"("source":"provider list")"));
+  CHECK(list_requests == 1);
+
+  // A copy older than a day is fetched again; when that fails, the old copy
+  // is used, saying so.
+  REQUIRE(sql_exec(dir.path("bgagent.db"),
+           "UPDATE meta SET value = json_set(value, '$.fetched_at', "
+           "CAST(strftime('%s', 'now') AS INTEGER) - 3 * 86400) WHERE key "
+           "LIKE 'prices %'"));
+  write_tasks(dir.path("c.jsonl"), make_tasks(1, "c"));
+  auto third = run_bgagent({"run", "--tasks", "c.jsonl"}, dir.path(), env);
+  INFO(third.err);
+  REQUIRE(third.exit_code == 0);
+  CHECK(list_requests == 2);
+  CHECK(contains(third.err, "HTTP 500; using the copy fetched 3 days ago"));
+  CHECK(results_by_id(dir.path()).at("c1")["cost_usd"].get<double>() ==
+        Approx((1000 * 2 + 500 * 8) / 1e6));
+
+  // A new store, the list down and no copy: the model has no price, and
+  // the run refuses it before any call.
+  temp_dir other;
+  write_tasks(other.path("a.jsonl"), make_tasks(1, "a"));
+  int before = calls;
+  auto refused = run_bgagent({"run", "--tasks", "a.jsonl"}, other.path(), env);
+  CHECK(refused.exit_code == 2);
+  CHECK(contains(refused.err, "models are priced only by BG_AGENT_PRICES"));
+  CHECK(contains(refused.err, "no price is known for model \"vendor/model-x\""));
+  CHECK(calls == before);
 }

@@ -104,6 +104,21 @@ inline std::vector<std::string> lines_of(const std::string& text) {
   return out;
 }
 
+// Runs `sql` on the database (as a user with sqlite3 would); whether it
+// succeeded.
+inline bool sql_exec(const std::string& db_path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  bool ok = false;
+  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) ==
+      SQLITE_OK) {
+    sqlite3_busy_timeout(db, 5000);
+    ok = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) ==
+         SQLITE_OK;
+  }
+  sqlite3_close(db);
+  return ok;
+}
+
 // One integer from the database (read-only), or -1.
 inline long long sql_int(const std::string& db_path, const std::string& sql) {
   sqlite3* db = nullptr;
