@@ -15,6 +15,7 @@
 #include "messages/budget_keeper_actor.hpp"
 #include "messages/checkpointer_actor.hpp"
 #include "messages/monitor_actor.hpp"
+#include "messages/rate_keeper_actor.hpp"
 #include "messages/supervisor_actor.hpp"
 
 namespace bgagent {
@@ -27,6 +28,8 @@ struct head_handles {
   monitor_actor monitor;
   // The run's counters (the monitor reads them); null: none kept.
   std::shared_ptr<call_counters> counters;
+  // Paces every call to BG_AGENT_RPM / _TPM and Retry-After; null: none.
+  rate_keeper_actor rate_keeper;
 };
 
 } // namespace bgagent

@@ -31,6 +31,8 @@ struct open_attempt {
   double worst_cost = 0;
   uint64_t worst_tokens() const { return worst_prompt + worst_completion; }
   bool in_call = false; // marked running: the call may be under way
+  std::string rate_key;   // "provider/model" the rate_keeper paced it as
+  uint64_t rate_slot = 0; // its slot there (0: not paced)
 };
 
 struct gateway_state {
@@ -145,6 +147,26 @@ void begin(self_ptr self, const task_worker_actor& worker, const std::string& id
     return i != self->state.open.end() && i->second.worker == addr &&
            i->second.attempt == attempt;
   };
+  // Paced first (BG_AGENT_RPM / _TPM, Retry-After), then reserved: no
+  // reservation is held while a call waits for its turn.
+  if (st.h.rate_keeper && !a.rate_slot) {
+    self->request(st.h.rate_keeper, caf::infinite, pace_atom::value, detail,
+                  tokens)
+      .then([=](uint64_t slot) mutable {
+        auto& st = self->state;
+        if (!still_open()) { // the worker died while it waited
+          self->send(st.h.rate_keeper, refund_atom::value, detail, slot,
+                     uint64_t{0});
+          return;
+        }
+        auto& a = st.open[id];
+        a.rate_key = detail;
+        a.rate_slot = slot;
+        begin(self, worker, id, attempt, prompt, completion, cost, detail,
+              rp);
+      });
+    return;
+  }
   self->request(st.h.budget_keeper, caf::infinite, reserve_atom::value, id,
                 tokens, cost)
     .then([=](const reservation& r) mutable {
@@ -203,6 +225,15 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
   st.open.erase(i);
   call_ended(self, latency);
   auto u = charge_for(self, id, a, out, charge_reservation);
+  if (a.rate_slot != 0) {
+    self->send(st.h.rate_keeper, refund_atom::value, a.rate_key, a.rate_slot,
+               u.total_tokens());
+    // A Retry-After holds every call to this provider, not only this task.
+    if (out.http_status == 429 && out.retry_after_ms >= 0)
+      self->send(st.h.rate_keeper, hold_atom::value,
+                 a.rate_key.substr(0, a.rate_key.find('/')),
+                 out.retry_after_ms);
+  }
   if (charge_reservation && !out.usage_reported)
     self->send(st.h.auditor,
                event_for(self, "budget_charged", id, attempt,
@@ -304,7 +335,10 @@ node_gateway_actor::behavior_type node_gateway(self_ptr self, head_handles h,
                      "supervisor");
         return;
       }
-      st.open[t.id] = open_attempt{worker.address(), attempt};
+      auto& a = st.open[t.id];
+      a = open_attempt{};
+      a.worker = worker.address();
+      a.attempt = attempt;
       watch(self, worker.address());
       caf::anon_send(worker, dispatch_atom::value, t, attempt);
     },

@@ -55,6 +55,9 @@ struct supervisor_state {
   // Error text -> tasks quarantined with it here, for the summary (bounded:
   // errors that differ per task must not grow it without end).
   std::unordered_map<std::string, uint64_t> quarantine_errors;
+  // Task id -> its attempts answered 429 in this run (they count against no
+  // retry, up to a cap: retry_policy); erased when the task ends.
+  std::unordered_map<std::string, uint32_t> rate_limited;
   run_handles h;
   provider_ptr prov;
   // Workers by address; with the attempts whose answer is being stored
@@ -296,7 +299,15 @@ void attempt_failed(self_ptr self, const task& t, uint32_t attempt,
   auto& st = self->state;
   self->send(st.h.monitor, outcome_atom::value, outcome_kind::failed, t.id);
   st.failure_streak = true;
-  auto d = st.retries.decide(out, attempt, st.rng);
+  uint32_t limited = 0;
+  if (out.http_status == 429 &&
+      out.error_class() == error_kind::retryable)
+    limited = ++st.rate_limited[t.id];
+  else if (auto i = st.rate_limited.find(t.id); i != st.rate_limited.end())
+    limited = i->second;
+  auto d = st.retries.decide(out, attempt, st.rng, limited);
+  if (d.what != retry_decision::action::retry)
+    st.rate_limited.erase(t.id);
   switch (d.what) {
     case retry_decision::action::stop_run: {
       // Not the task's fault: it goes back to pending, attempt not counted.
@@ -510,6 +521,7 @@ auto on_done(self_ptr self) {
     if (!attempt_reported(self, id, attempt))
       return;
     st.held.erase(id);
+    st.rate_limited.erase(id);
     ++st.summary.completed;
     if (st.failure_streak) {
       // Ends the monitor's count of consecutive failures, in order.
@@ -875,7 +887,7 @@ behavior_type supervisor(self_ptr self, supervisor_settings s, run_handles h,
     self->system(),
     head_handles{caf::actor_cast<supervisor_actor>(self), st.h.budget_keeper,
                  st.h.checkpointer, st.h.auditor, st.h.monitor,
-                 st.h.counters},
+                 st.h.counters, st.h.rate_keeper},
     gateway_settings{st.settings.node, "local", false});
   // The gateway refuses exit messages; it ends with the supervisor.
   self->attach_functor([gw = st.local_gateway](const caf::error&) {

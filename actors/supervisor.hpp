@@ -63,6 +63,7 @@
 #include "messages/budget_keeper_actor.hpp"
 #include "messages/checkpointer_actor.hpp"
 #include "messages/monitor_actor.hpp"
+#include "messages/rate_keeper_actor.hpp"
 #include "messages/supervisor_actor.hpp"
 #include "providers/provider.hpp"
 
@@ -92,6 +93,8 @@ struct run_handles {
   // Shared with the monitor (see call_counters.hpp); null: the supervisor
   // keeps its own, which nothing reads.
   std::shared_ptr<call_counters> counters;
+  // Paces every call (actors/rate_keeper.hpp); null: none.
+  rate_keeper_actor rate_keeper;
 };
 
 supervisor_actor spawn_supervisor(caf::actor_system& sys,

@@ -41,6 +41,11 @@ struct config {
   // Fits the README's examples (1,000 tasks need about 190,000 tokens at
   // worst); the cost budget is what guards a paid provider.
   uint64_t token_budget = 1000000;
+  // BG_AGENT_RPM / BG_AGENT_TPM: requests and tokens per minute for each
+  // provider and model, held at the head for every node (0: no limit).
+  uint32_t rpm = 0;
+  uint64_t tpm = 0;
+  double rate_window_seconds = 60; // BG_AGENT_RATE_WINDOW
   double cost_budget = 1.00;
   double retry_initial_seconds = 1;
   double retry_cap_seconds = 60;

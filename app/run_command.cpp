@@ -18,6 +18,7 @@
 #include "actors/budget_keeper.hpp"
 #include "actors/checkpointer.hpp"
 #include "actors/gatekeeper.hpp"
+#include "actors/rate_keeper.hpp"
 #include "actors/head_handles.hpp"
 #include "actors/monitor.hpp"
 #include "actors/supervisor.hpp"
@@ -335,6 +336,7 @@ int run_command(const config& c, const run_options& o,
   bs.cost_spent = run.cost_used;
   bs.exhausted = exhausted;
   auto keeper = spawn_budget_keeper(sys, bs, checkpointer, auditor, monitor);
+  auto rates = spawn_rate_keeper(sys, rate_settings{c.rpm, c.tpm, c.rate_window_seconds});
   // Reservations settled by the store (completion, failure, abandoned
   // calls) are committed to this keeper.
   self->send(checkpointer, attach_atom::value, keeper);
@@ -352,7 +354,7 @@ int run_command(const config& c, const run_options& o,
   ss.poll_interval_seconds = c.poll_interval_seconds;
   auto sup = spawn_supervisor(sys, ss,
                               run_handles{checkpointer, keeper, auditor,
-                                          monitor, counters},
+                                          monitor, counters, rates},
                               prov);
 
   // Remote nodes reach the head only through the gatekeeper.
@@ -362,7 +364,8 @@ int run_command(const config& c, const run_options& o,
     gs.head = ss.node;
     gatekeeper = spawn_gatekeeper(
       sys, gs,
-      head_handles{sup, keeper, checkpointer, auditor, monitor, counters});
+      head_handles{sup, keeper, checkpointer, auditor, monitor, counters,
+                   rates});
     self->send(sup, watch_atom::value, caf::actor_cast<caf::actor>(gatekeeper),
                std::string("the gatekeeper on ") + listen->text());
     auto port = tls ? caf::openssl::publish(gatekeeper, listen->port,
@@ -370,7 +373,7 @@ int run_command(const config& c, const run_options& o,
                     : sys.middleman().publish(gatekeeper, listen->port,
                                               listen->host.c_str(), true);
     if (!port) {
-      shutdown(gatekeeper, sup, keeper, monitor, checkpointer, auditor);
+      shutdown(gatekeeper, sup, keeper, rates, monitor, checkpointer, auditor);
       throw usage_error((tls ? "--listen " : "--insecure-listen ") +
                         listen->text() + ": cannot listen: " +
                         sys.render(port.error()));
@@ -413,7 +416,7 @@ int run_command(const config& c, const run_options& o,
                                                  metrics_at->host,
                                                  metrics_at->port);
     } catch (const usage_error&) {
-      shutdown(gatekeeper, sup, keeper, monitor, checkpointer, auditor);
+      shutdown(gatekeeper, sup, keeper, rates, monitor, checkpointer, auditor);
       throw;
     }
   }
@@ -500,7 +503,7 @@ int run_command(const config& c, const run_options& o,
                  summary.store.pending + summary.store.retry_wait);
   print_summary(summary, run, budget, *prov);
   metrics.reset();
-  shutdown(gatekeeper, sup, keeper, monitor, checkpointer, auditor);
+  shutdown(gatekeeper, sup, keeper, rates, monitor, checkpointer, auditor);
   return summary.exit_code;
 }
 

@@ -64,6 +64,13 @@ using skipped_atom = caf::atom_constant<caf::atom("skipped")>;
 using freed_atom = caf::atom_constant<caf::atom("freed")>;
 using retry_due_atom = caf::atom_constant<caf::atom("retrydue")>;
 using provider_atom = caf::atom_constant<caf::atom("provider")>;
+// rate_keeper: a call asks to go (pace), gives its actual tokens back
+// (refund), a provider's Retry-After holds every call (hold), its timer
+// (wake).
+using pace_atom = caf::atom_constant<caf::atom("pace")>;
+using refund_atom = caf::atom_constant<caf::atom("refund")>;
+using hold_atom = caf::atom_constant<caf::atom("hold")>;
+using wake_atom = caf::atom_constant<caf::atom("wake")>;
 // (status_atom, models_atom): the models the runnable tasks ask for.
 using models_atom = caf::atom_constant<caf::atom("models")>;
 using timeout_atom = caf::atom_constant<caf::atom("timeout")>;

@@ -18,8 +18,8 @@ double retry_policy::backoff_seconds(uint32_t attempt,
 }
 
 retry_decision retry_policy::decide(const call_outcome& failure,
-                                    uint32_t attempt,
-                                    std::mt19937_64& rng) const {
+                                    uint32_t attempt, std::mt19937_64& rng,
+                                    uint32_t rate_limited) const {
   retry_decision d;
   switch (failure.error_class()) {
     case error_kind::out_of_credits:
@@ -32,7 +32,9 @@ retry_decision retry_policy::decide(const call_outcome& failure,
     default:
       break;
   }
-  if (attempt >= 1 + s_.max_retries) {
+  uint32_t free = std::min(rate_limited, s_.free_rate_limited);
+  uint32_t counted = attempt > free ? attempt - free : 1;
+  if (counted >= 1 + s_.max_retries) {
     d.what = retry_decision::action::quarantine;
     d.error = failure.error + " (after " + std::to_string(attempt) +
               " attempts)";

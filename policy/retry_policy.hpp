@@ -5,7 +5,9 @@
 // - out_of_credits (HTTP 402): stop_run; the task goes back to pending
 //   with its attempt not counted (it is not the task's fault);
 // - permanent: quarantine at once, with the error as it is;
-// - anything else: retry while attempt <= max_retries, after the
+// - anything else: retry while the attempts that count are at most
+//   max_retries (a 429 is the provider's limit, not the task's fault: up to
+//   free_rate_limited of a task's 429 answers count against no retry), after the
 //   provider's Retry-After (capped at retry_after_cap_seconds) when given,
 //   else exponential backoff with equal jitter: d = min(initial *
 //   factor^(attempt-1), cap), waited d/2 + uniform(0, d/2); once the
@@ -27,6 +29,7 @@ struct retry_settings {
   double factor = 2;
   double cap_seconds = 60;
   double retry_after_cap_seconds = 600;
+  uint32_t free_rate_limited = 20;
 };
 
 struct retry_decision {
@@ -40,8 +43,11 @@ class retry_policy {
 public:
   explicit retry_policy(retry_settings s) : s_(s) {}
 
+  // `rate_limited`: how many of this task's attempts, this one included,
+  // were answered 429.
   retry_decision decide(const call_outcome& failure, uint32_t attempt,
-                        std::mt19937_64& rng) const;
+                        std::mt19937_64& rng,
+                        uint32_t rate_limited = 0) const;
 
   // The backoff before retry number `attempt` (no Retry-After).
   double backoff_seconds(uint32_t attempt, std::mt19937_64& rng) const;

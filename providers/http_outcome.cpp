@@ -251,6 +251,18 @@ std::string redact(std::string text, const std::string& secret) {
   return text;
 }
 
+bool is_quota_exhausted(const std::string& body) {
+  auto j = json::parse(body, nullptr, false);
+  if (!j.is_object() || !j.contains("error") || !j["error"].is_object())
+    return false;
+  auto& e = j["error"];
+  for (auto* field : {"code", "type"})
+    if (e.contains(field) && e[field].is_string() &&
+        e[field].get<std::string>() == "insufficient_quota")
+      return true;
+  return false;
+}
+
 error_kind classify_status(int status) {
   if (status >= 200 && status < 300)
     return error_kind::none;
@@ -342,6 +354,10 @@ call_outcome interpret_response(const http_response& r,
   // The key goes before anything is cut, so no part of it survives a cut.
   const auto body = redact(r.body, c.secret);
   auto kind = classify_status(r.status);
+  // OpenAI answers an account out of credits with 429 insufficient_quota:
+  // no wait makes it pass, so it stops the run like a 402.
+  if (r.status == 429 && is_quota_exhausted(body))
+    kind = error_kind::out_of_credits;
   if (kind != error_kind::none) {
     if (r.status == 429 || r.status == 503)
       out.retry_after_ms = retry_after_ms(r.headers, std::time(nullptr));

@@ -72,6 +72,11 @@ call_outcome interpret_response(const http_response& r,
 // The class of an HTTP status (2xx -> none).
 error_kind classify_status(int status);
 
+// Whether an error body says the account's quota is gone (OpenAI's 429
+// {"error": {"code" or "type": "insufficient_quota"}}): out of credits,
+// not a rate limit.
+bool is_quota_exhausted(const std::string& body);
+
 // The delay a 429/503 asks for, in ms, or -1 when none. `now` is the
 // current time for HTTP dates.
 int64_t retry_after_ms(const std::map<std::string, std::string>& headers,

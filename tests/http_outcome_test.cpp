@@ -106,6 +106,22 @@ TEST_CASE("an error keeps the status and the provider's message, never the "
   CHECK(credits.error_class() == error_kind::out_of_credits);
   CHECK(credits.error.find("Insufficient credits") != std::string::npos);
 
+  // OpenAI's "quota gone" is a 429 too, but no wait makes it pass.
+  auto quota = interpret_response(
+    answer(429, R"({"error": {"message": "You exceeded your current quota",)"
+                R"( "type": "insufficient_quota", "code": "insufficient_quota"}})"),
+    ctx());
+  CHECK(quota.error_class() == error_kind::out_of_credits);
+  CHECK(quota.error.find("exceeded your current quota") != std::string::npos);
+  auto slow_down = interpret_response(
+    answer(429, R"({"error": {"message": "Rate limit reached",)"
+                R"( "type": "requests", "code": "rate_limit_exceeded"}})"),
+    ctx());
+  CHECK(slow_down.error_class() == error_kind::retryable);
+  CHECK_FALSE(is_quota_exhausted("not json"));
+  CHECK_FALSE(is_quota_exhausted(R"({"error": "insufficient_quota"})"));
+  CHECK(is_quota_exhausted(R"({"error": {"code": "insufficient_quota"}})"));
+
   auto raw = interpret_response(
     answer(404, R"({"error": {"message": "Provider returned error", )"
                 R"("metadata": {"raw": "model not found"}}})"),

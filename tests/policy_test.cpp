@@ -7,6 +7,7 @@
 #include <random>
 
 #include "messages/call_outcome.hpp"
+#include "policy/rate_window.hpp"
 #include "policy/restart_window.hpp"
 #include "policy/retry_policy.hpp"
 #include "policy/run_end.hpp"
@@ -85,6 +86,24 @@ TEST_CASE("retry policy: the provider's Retry-After is used, capped",
   CHECK(spent.what == retry_decision::action::quarantine);
 }
 
+TEST_CASE("retry policy: 429 answers count against no retry, up to a cap",
+          "[unit][policy]") {
+  std::mt19937_64 rng{1};
+  auto p = retry_policy{retry_settings{1, 1, 2, 60, 600, 3}};
+  auto limited = make_failure(error_kind::retryable, "HTTP 429: slow down",
+                              429);
+  // One retry allowed; attempt 4 after three 429s counts as attempt 1.
+  CHECK(p.decide(limited, 4, rng, 3).what == retry_decision::action::retry);
+  // Attempt 5 after three 429s and one other failure: 2 counted, the end.
+  auto other = failure(error_kind::retryable);
+  CHECK(p.decide(other, 5, rng, 3).what ==
+        retry_decision::action::quarantine);
+  // Past the cap, 429s count again: attempt 6 with five 429s counts 3.
+  auto past = p.decide(limited, 6, rng, 5);
+  CHECK(past.what == retry_decision::action::quarantine);
+  CHECK(past.error == "HTTP 429: slow down (after 6 attempts)");
+}
+
 TEST_CASE("restart window: more than max restarts within the window, and "
           "only within it",
           "[unit][policy]") {
@@ -98,6 +117,69 @@ TEST_CASE("restart window: more than max restarts within the window, and "
   CHECK(w.record(t0 + seconds(9)));  // still four within 10 s
   CHECK_FALSE(w.record(t0 + seconds(30))); // the old ones slid out
   CHECK(w.in_window() == 1);
+}
+
+TEST_CASE("rate window: calls per window, as a sliding window counts them",
+          "[unit][policy]") {
+  using namespace std::chrono;
+  rate_window w{3, 0, 10, 0.5}; // 3 calls per 10 s (+0.5 s margin)
+  auto t0 = steady_clock::time_point{} + hours(1);
+  for (int i = 0; i < 3; ++i) {
+    CHECK(w.wait(t0 + seconds(i), 1).count() == 0);
+    w.admit(t0 + seconds(i), 1);
+  }
+  // The fourth waits for the first to leave the window: t0 + 10.5 s.
+  CHECK(w.wait(t0 + seconds(3), 1) == milliseconds(7500));
+  CHECK(w.wait(t0 + milliseconds(10500), 1).count() == 0);
+  w.admit(t0 + milliseconds(10500), 1);
+  // Then the second call's turn: t0 + 11.5 s.
+  CHECK(w.wait(t0 + seconds(11), 1) == milliseconds(500));
+  CHECK(w.calls_in_window() == 3);
+}
+
+TEST_CASE("rate window: tokens per window at the worst case, refunded to "
+          "the actual",
+          "[unit][policy]") {
+  using namespace std::chrono;
+  rate_window w{0, 1000, 60, 0}; // 1,000 tokens per minute, no call limit
+  auto t0 = steady_clock::time_point{} + hours(1);
+  auto a = w.admit(t0, 600);
+  CHECK(w.wait(t0, 300).count() == 0);
+  auto b = w.admit(t0 + seconds(10), 300);
+  // 900 held: 200 more must wait for the first call (600) to leave.
+  CHECK(w.wait(t0 + seconds(20), 200) == seconds(40));
+  // The first call used 100 of its 600: now 400 are held, 200 fit.
+  w.settle(a, 100);
+  CHECK(w.tokens_in_window() == 400);
+  CHECK(w.wait(t0 + seconds(20), 200).count() == 0);
+  // 700 fit once the first leaves (t0 + 60 s); 800 once both have left
+  // (the second at t0 + 70 s).
+  CHECK(w.wait(t0 + seconds(20), 700) == seconds(40));
+  CHECK(w.wait(t0 + seconds(20), 800) == seconds(50));
+  // A call larger than the whole limit goes once the window is empty,
+  // counted as the limit.
+  CHECK(w.wait(t0 + seconds(20), 5000) == seconds(50));
+  CHECK(w.wait(t0 + seconds(70), 5000).count() == 0);
+  auto c = w.admit(t0 + seconds(70), 5000);
+  CHECK(w.tokens_in_window() == 1000);
+  // A settle after its call left the window changes nothing.
+  w.settle(b, 1);
+  CHECK(w.tokens_in_window() == 1000);
+  w.settle(c, UINT64_MAX); // saturates at the limit, never wraps
+  CHECK(w.tokens_in_window() == 1000);
+}
+
+TEST_CASE("rate window: a hold stops every call until it ends, and only "
+          "extends",
+          "[unit][policy]") {
+  using namespace std::chrono;
+  rate_window w{0, 0};
+  auto t0 = steady_clock::time_point{} + hours(1);
+  CHECK(w.wait(t0, 1).count() == 0);
+  w.hold_until(t0 + seconds(5));
+  w.hold_until(t0 + seconds(2)); // shorter: the longer stays
+  CHECK(w.wait(t0 + seconds(1), 1) == seconds(4));
+  CHECK(w.wait(t0 + seconds(5), 1).count() == 0);
 }
 
 TEST_CASE("run end: one mapping from the stop to the exit code and the run's "

@@ -68,7 +68,7 @@ struct supervisor_env : actor_env {
     ss.retry_cap_seconds = 0.05;
     ss.heartbeat_seconds = 0.2;
     sup = spawn_supervisor(sys, ss,
-                           run_handles{cp, keeper, aud, mon, counters},
+                           run_handles{cp, keeper, aud, mon, counters, {}},
                            make_scripted_provider(ps));
   }
   ~supervisor_env() {

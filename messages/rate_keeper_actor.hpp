@@ -1,0 +1,27 @@
+// The rate_keeper's typed interface (semantics: actors/rate_keeper.hpp).
+//
+// Contract: the only handle to the rate_keeper is this type, so the
+// compiler checks every message sent to it; it never leaves the head.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "messages/atoms.hpp"
+
+namespace bgagent {
+
+using rate_keeper_actor = caf::typed_actor<
+  // ("provider/model", worst-case tokens) -> slot, once the call may go
+  caf::replies_to<pace_atom, std::string, uint64_t>::with<uint64_t>,
+  // ("provider/model", slot, actual tokens)
+  caf::reacts_to<refund_atom, std::string, uint64_t, uint64_t>,
+  // (provider, milliseconds): no call to any of its models before then
+  caf::reacts_to<hold_atom, std::string, int64_t>,
+  // its own timer: ("provider/model")
+  caf::reacts_to<wake_atom, std::string>>;
+
+} // namespace bgagent
