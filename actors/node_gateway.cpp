@@ -128,6 +128,15 @@ void watch(self_ptr self, const caf::actor_addr& worker) {
     self->monitor(worker);
 }
 
+// An attempt paced but ended without an answer (denied, skipped, its
+// worker gone): no longer in flight for the rate_keeper. Its request stays
+// counted; its tokens too when the call may have been sent.
+void release_pace(self_ptr self, const open_attempt& a) {
+  if (a.rate_slot != 0 && self->state.h.rate_keeper)
+    self->send(self->state.h.rate_keeper, refund_atom::value, a.rate_key,
+               a.rate_slot, a.in_call ? a.worst_tokens() : uint64_t{0});
+}
+
 void begin(self_ptr self, const task_worker_actor& worker, const std::string& id,
            uint32_t attempt, uint64_t prompt, uint64_t completion,
            double cost, const std::string& detail,
@@ -155,8 +164,16 @@ void begin(self_ptr self, const task_worker_actor& worker, const std::string& id
       .then([=](uint64_t slot) mutable {
         auto& st = self->state;
         if (!still_open()) { // the worker died while it waited
-          self->send(st.h.rate_keeper, refund_atom::value, detail, slot,
-                     uint64_t{0});
+          if (slot != 0)
+            self->send(st.h.rate_keeper, refund_atom::value, detail, slot,
+                       uint64_t{0});
+          return;
+        }
+        if (slot == 0) { // the run stops: this call does not go
+          st.open.erase(id);
+          caf::send_as(worker, st.h.supervisor, skipped_atom::value, id,
+                       attempt);
+          rp.deliver(false);
           return;
         }
         auto& a = st.open[id];
@@ -177,6 +194,7 @@ void begin(self_ptr self, const task_worker_actor& worker, const std::string& id
         return;
       }
       if (!r.granted) {
+        release_pace(self, st.open[id]);
         st.open.erase(id);
         caf::send_as(worker, st.h.supervisor, denied_atom::value, id,
                      attempt, r.reason);
@@ -192,6 +210,7 @@ void begin(self_ptr self, const task_worker_actor& worker, const std::string& id
           if (!marked) {
             caf::anon_send(st.h.budget_keeper, release_atom::value, r.id);
             if (still_open()) {
+              release_pace(self, st.open[id]);
               st.open.erase(id);
               caf::send_as(worker, st.h.supervisor, skipped_atom::value, id,
                            attempt);
@@ -226,8 +245,14 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
   call_ended(self, latency);
   auto u = charge_for(self, id, a, out, charge_reservation);
   if (a.rate_slot != 0) {
+    // A node's figures are its own word: its limits and resets pace no one
+    // (they would pace every node); its 429s still count.
+    bool remote = st.s.remote;
     self->send(st.h.rate_keeper, refund_atom::value, a.rate_key, a.rate_slot,
-               u.total_tokens());
+               u.total_tokens(), remote ? int64_t{-1} : out.limit_requests,
+               remote ? int64_t{-1} : out.limit_tokens,
+               remote ? int64_t{-1} : out.limit_wait_ms,
+               out.http_status == 429 && out.retry_after_ms < 0);
     // A Retry-After holds every call to this provider, not only this task.
     if (out.http_status == 429 && out.retry_after_ms >= 0)
       self->send(st.h.rate_keeper, hold_atom::value,
@@ -308,6 +333,7 @@ node_gateway_actor::behavior_type node_gateway(self_ptr self, head_handles h,
       // when the supervisor moves the task on (so keeper and ledger agree).
       if (i->second.in_call)
         call_ended(self, 0.0);
+      release_pace(self, i->second);
       i = st.open.erase(i);
     }
     // The node itself is gone: so is the reason for this gateway.

@@ -164,6 +164,9 @@ void stop(self_ptr self, run_stop why) {
     st.phase = phase::draining;
     self->become(draining(self));
     st.stop = std::move(why);
+    // Calls still waiting for their turn do not go.
+    if (st.h.rate_keeper)
+      self->send(st.h.rate_keeper, drain_atom::value);
     spdlog::info("stopping: {}; waiting for {} call(s) in flight",
                  st.stop.text(), st.pool.busy() + st.pool.storing());
   }
@@ -898,6 +901,10 @@ behavior_type supervisor(self_ptr self, supervisor_settings s, run_handles h,
     st.h.checkpointer.address(), st.h.budget_keeper.address(),
     st.h.auditor.address(), st.h.monitor.address(),
     st.local_gateway.address()};
+  if (st.h.rate_keeper) {
+    internal.push_back(st.h.rate_keeper.address());
+    self->monitor(st.h.rate_keeper);
+  }
   self->monitor(st.h.checkpointer);
   self->monitor(st.h.budget_keeper);
   self->monitor(st.h.auditor);

@@ -189,9 +189,10 @@ config load_config(const config_sources& src) {
   count("BG_AGENT_RPM", c.rpm, 0, 10000000);
   count("BG_AGENT_TPM", c.tpm, 0, 1000000000000ULL);
   secs("BG_AGENT_RATE_WINDOW", c.rate_window_seconds);
-  if (c.rate_window_seconds < 1 || c.rate_window_seconds > 3600)
+  // Longer than a minute would let a minute's calls all go in one.
+  if (c.rate_window_seconds < 1 || c.rate_window_seconds > 60)
     throw usage_error(label(src, "BG_AGENT_RATE_WINDOW") +
-                      ": must be between 1 and 3600 seconds");
+                      ": must be between 1 and 60 seconds");
   secs("BG_AGENT_RETRY_INITIAL", c.retry_initial_seconds);
   secs("BG_AGENT_RETRY_MAX", c.retry_cap_seconds);
   count("BG_AGENT_MAX_RESTARTS", c.max_restarts, 0, 1000000);
@@ -258,7 +259,7 @@ config load_config(const config_sources& src) {
   money("BG_AGENT_PRICE_COMPLETION", p.price_completion_per_million);
   auto prices = std::make_shared<price_list>();
   prices->set_environment(p.price_prompt_per_million,
-                          p.price_completion_per_million);
+                          p.price_completion_per_million, p.model);
   if (auto* v = find(src, "BG_AGENT_PRICES"); v && !v->empty()) {
     if (!std::ifstream(*v))
       throw usage_error(label(src, "BG_AGENT_PRICES") +

@@ -336,7 +336,8 @@ int run_command(const config& c, const run_options& o,
   bs.cost_spent = run.cost_used;
   bs.exhausted = exhausted;
   auto keeper = spawn_budget_keeper(sys, bs, checkpointer, auditor, monitor);
-  auto rates = spawn_rate_keeper(sys, rate_settings{c.rpm, c.tpm, c.rate_window_seconds});
+  auto rates = spawn_rate_keeper(sys, rate_settings{c.rpm, c.tpm, c.rate_window_seconds,
+                                                c.timeout_seconds + 30});
   // Reservations settled by the store (completion, failure, abandoned
   // calls) are committed to this keeper.
   self->send(checkpointer, attach_atom::value, keeper);

@@ -60,6 +60,12 @@ struct call_outcome {
   std::string answer_error;
   // Chat tasks (OpenAI Batch lines): the provider's whole JSON answer.
   std::string response;
+  // What the answer's rate-limit headers say (providers/
+  // rate_limit_headers.hpp): limits per minute, and how long until a used
+  // up one resets; -1: not said.
+  int64_t limit_requests = -1;
+  int64_t limit_tokens = -1;
+  int64_t limit_wait_ms = -1;
 
   error_kind error_class() const { return static_cast<error_kind>(kind); }
 };
@@ -70,7 +76,8 @@ typename Inspector::result_type inspect(Inspector& f, call_outcome& x) {
            x.kind, x.retry_after_ms, x.http_status, x.prompt_tokens,
            x.completion_tokens, x.cost_usd, x.usage_reported, x.cost_reported,
            x.provider, x.model, x.usage_invalid, x.raw_answer,
-           x.answer_error, x.response);
+           x.answer_error, x.response, x.limit_requests, x.limit_tokens,
+           x.limit_wait_ms);
 }
 
 inline call_outcome make_failure(error_kind k, std::string error,

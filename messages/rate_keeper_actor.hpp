@@ -17,8 +17,15 @@ namespace bgagent {
 using rate_keeper_actor = caf::typed_actor<
   // ("provider/model", worst-case tokens) -> slot, once the call may go
   caf::replies_to<pace_atom, std::string, uint64_t>::with<uint64_t>,
-  // ("provider/model", slot, actual tokens)
+  // ("provider/model", slot, actual tokens, and what the answer said:
+  //  limit of requests and of tokens per minute, ms until a used-up limit
+  //  resets (each -1: not said), answered 429)
+  caf::reacts_to<refund_atom, std::string, uint64_t, uint64_t, int64_t,
+                 int64_t, int64_t, bool>,
+  // ("provider/model", slot, tokens): a call that got no answer
   caf::reacts_to<refund_atom, std::string, uint64_t, uint64_t>,
+  // the run stops: every waiting call, and any later one, gets slot 0
+  caf::reacts_to<drain_atom>,
   // (provider, milliseconds): no call to any of its models before then
   caf::reacts_to<hold_atom, std::string, int64_t>,
   // its own timer: ("provider/model")

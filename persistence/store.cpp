@@ -1755,7 +1755,7 @@ void store::cache_price_list(const std::string& url,
 
 std::vector<std::string> store::runnable_models() {
   stmt s(db_, "SELECT DISTINCT IFNULL(req_model, ''), type_fingerprint FROM "
-              "tasks WHERE state IN ('pending', 'retry_wait')",
+              "tasks WHERE state IN ('pending', 'retry_wait', 'running')",
          path_);
   auto pairs = with(s, path_, [&] {
     std::vector<std::pair<std::string, std::string>> out;

@@ -239,7 +239,8 @@ public:
   // the list as providers/openrouter_models.hpp writes it), kept in `meta`.
   std::optional<cached_prices> cached_price_list(const std::string& url);
   void cache_price_list(const std::string& url, const cached_prices& list);
-  // The models the pending and retry_wait tasks ask for (their own, else
+  // The models the pending, retry_wait and running tasks (interrupted by a
+  // crash: they run again) ask for (their own, else
   // their type's; "" for the run's MODEL), sorted, each once.
   std::vector<std::string> runnable_models();
   // Per tag (in tag order): counts per state, tokens and dollars spent.

@@ -38,6 +38,14 @@ public:
   // No call before `until` (a later hold extends an earlier one).
   void hold_until(time_point until);
 
+  // New limits (per window; 0: none) for the calls to come.
+  void set_limits(uint64_t rpm, uint64_t tpm) {
+    rpm_ = rpm;
+    tpm_ = tpm;
+  }
+  uint64_t rpm() const { return rpm_; }
+  uint64_t tpm() const { return tpm_; }
+
   size_t calls_in_window() const { return calls_.size(); }
   uint64_t tokens_in_window() const { return tokens_; }
 

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
 
 #include "providers/http_outcome.hpp"
+#include "providers/rate_limit_headers.hpp"
 #include "providers/result_validation.hpp"
 #include "types/openai_batch.hpp"
 
@@ -31,6 +33,12 @@ http_provider::http_provider(http_provider_config c)
 http_provider::~http_provider() = default;
 
 namespace {
+
+int64_t unix_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
 
 // A schema name as OpenAI accepts it: [a-zA-Z0-9_-], at most 64.
 std::string schema_name(const std::string& type) {
@@ -154,7 +162,15 @@ uint64_t http_provider::start(const llm_request& req, completion done) {
   return client_->submit(std::move(hr),
                          [ctx = std::move(ctx),
                           done = std::move(done)](http_response r) {
-                           done(interpret_response(r, ctx));
+                           auto out = interpret_response(r, ctx);
+                           auto limits = read_rate_limit_headers(
+                             r.headers, unix_now_ms());
+                           out.limit_requests = limits.limit_requests;
+                           out.limit_tokens = limits.limit_tokens;
+                           // A Retry-After says when, exactly: it wins.
+                           out.limit_wait_ms =
+                             out.retry_after_ms >= 0 ? -1 : limits.wait_ms;
+                           done(std::move(out));
                          });
 }
 
@@ -178,7 +194,7 @@ provider_ptr make_http_provider(const provider_settings& s) {
   if (!prices) {
     auto built_in = std::make_shared<price_list>();
     built_in->set_environment(s.price_prompt_per_million,
-                              s.price_completion_per_million);
+                              s.price_completion_per_million, s.model);
     prices = built_in;
   }
   c.prices = prices;

@@ -1,7 +1,10 @@
 #include "providers/price_list.hpp"
 
+#include <charconv>
 #include <cmath>
 #include <fstream>
+#include <set>
+#include <sys/stat.h>
 #include <sstream>
 #include <stdexcept>
 
@@ -49,9 +52,13 @@ double price_field(const std::string& file, const std::string& model,
   if (!n.IsScalar())
     throw fail("expected a number (USD per million tokens)");
   const auto& text = n.Scalar();
-  char* end = nullptr;
-  double v = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || !std::isfinite(v))
+  // Plain decimal only: no hex, no sign, no spaces; out of range (1e-400,
+  // 1e400) is refused, never rounded to 0 or infinity.
+  double v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v,
+                                   std::chars_format::general);
+  if (text.empty() || ec != std::errc() ||
+      end != text.data() + text.size() || !std::isfinite(v))
     throw fail("\"" + text + "\" is not a number (USD per million tokens)");
   if (v < 0 || v > max_price)
     throw fail(text + " is not between 0 and " +
@@ -71,8 +78,13 @@ void read_pair(const std::string& file, const std::string& model,
       ": expected a mapping with prompt and completion (USD per million "
       "tokens)");
   bool has_prompt = false, has_completion = false;
+  std::set<std::string> seen;
   for (const auto& kv : n) {
     auto key = kv.first.IsScalar() ? kv.first.Scalar() : std::string("?");
+    if (!seen.insert(key).second)
+      throw std::invalid_argument(at(file, kv.first) + "model \"" + model +
+                                  "\"" + where + ": field \"" + key +
+                                  "\" is given twice");
     if (key == "prompt") {
       prompt = price_field(file, model, where.empty() ? key : "batch.prompt",
                            kv.second);
@@ -110,17 +122,27 @@ const char* to_string(price_source s) {
 price_list::price_list() : built_in_(built_in_table()) {}
 
 void price_list::load_file(const std::string& path) {
+  // A regular file of at most 16 MB: never /dev/zero or a FIFO.
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    throw std::invalid_argument(path + ": cannot read the prices file");
+  if (!S_ISREG(st.st_mode))
+    throw std::invalid_argument(path + ": not a regular file");
+  if (static_cast<uint64_t>(st.st_size) > max_file_bytes)
+    throw std::invalid_argument(path + ": larger than 16 MB, not a prices "
+                                       "file");
   std::ifstream in(path, std::ios::binary);
   if (!in)
     throw std::invalid_argument(path + ": cannot read the prices file");
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (text.str().size() > max_file_bytes)
+  std::string text(max_file_bytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > max_file_bytes)
     throw std::invalid_argument(path + ": larger than 16 MB, not a prices "
                                        "file");
   YAML::Node root;
   try {
-    root = YAML::Load(text.str());
+    root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     throw std::invalid_argument(
       path +
@@ -161,9 +183,11 @@ void price_list::set_provider_list(std::map<std::string, model_price> prices,
   list_source_ = source;
 }
 
-void price_list::set_environment(double prompt, double completion) {
+void price_list::set_environment(double prompt, double completion,
+                                 const std::string& configured) {
   env_prompt_ = prompt;
   env_completion_ = completion;
+  configured_ = configured;
 }
 
 std::optional<price_entry> price_list::find(const std::string& model) const {
@@ -172,9 +196,11 @@ std::optional<price_entry> price_list::find(const std::string& model) const {
   if (auto i = listed_.find(model); i != listed_.end())
     return price_entry{i->second, price_source::provider_list};
   bool env_any = env_prompt_ >= 0 || env_completion_ >= 0;
-  if (auto i = built_in_.find(model); i != built_in_.end()) {
-    price_entry e{i->second, env_any ? price_source::environment
-                                     : price_source::built_in};
+  auto i = built_in_.find(model);
+  if (i != built_in_.end() && !(env_any && model == configured_))
+    return price_entry{i->second, price_source::built_in};
+  if (i != built_in_.end()) {
+    price_entry e{i->second, price_source::environment};
     if (env_prompt_ >= 0)
       e.price.prompt_per_million = env_prompt_;
     if (env_completion_ >= 0)

@@ -3,10 +3,12 @@
 // Contract:
 // - find(model) looks in this order: the user's prices file
 //   (BG_AGENT_PRICES), the provider's own price list (OpenRouter's
-//   GET /models), then BG_AGENT_PRICE_PROMPT / _COMPLETION, then the
-//   built-in table of a few well-known models. The environment's figures
-//   replace the built-in table's (each one given) and price any other
-//   model when both are given: they are the catch-all.
+//   GET /models), then BG_AGENT_PRICE_PROMPT / _COMPLETION for the
+//   configured MODEL (each one given replaces the figure it would have
+//   had), then the built-in table of a few well-known models, then the
+//   environment's figures, when both are given, as the catch-all for a
+//   model nothing else prices. They never reprice another model the table
+//   knows (a free local model's 0 must not make gpt-4o free).
 // - A model none of them knows has no price (nullopt): never a guess. A run
 //   under a cost budget refuses to start with such a model (exit 2).
 // - load_file() reads YAML or JSON, model -> {prompt, completion, batch:
@@ -42,9 +44,10 @@ public:
   // `source`: where the list came from, for `bgagent models` (a URL).
   void set_provider_list(std::map<std::string, model_price> prices,
                          const std::string& source);
-  // < 0: not given.
+  // < 0: not given. `configured`: the run's MODEL.
   void set_environment(double prompt_per_million,
-                       double completion_per_million);
+                       double completion_per_million,
+                       const std::string& configured);
 
   std::optional<price_entry> find(const std::string& model) const;
 
@@ -58,7 +61,7 @@ public:
 
 private:
   std::map<std::string, model_price> file_prices_, listed_, built_in_;
-  std::string file_, list_source_;
+  std::string file_, list_source_, configured_;
   double env_prompt_ = -1, env_completion_ = -1;
 };
 

@@ -5,6 +5,7 @@
 
 #include "messages/utf8.hpp"
 #include "providers/http_outcome.hpp"
+#include "providers/rate_limit_headers.hpp"
 #include "types/type_registry.hpp"
 #include "tests/support/raw_http_server.hpp"
 
@@ -431,4 +432,54 @@ TEST_CASE("the key is removed before a text is cut, so no part of it "
   auto out = interpret_response(answer(401, body.dump()), ctx());
   CHECK(out.error.find("sk-or-v1-SEC") == std::string::npos);
   CHECK(out.error.find("[redacted]") != std::string::npos);
+}
+
+TEST_CASE("rate-limit headers: OpenAI's limits and resets, OpenRouter's "
+          "reset time",
+          "[http_outcome]") {
+  CHECK(parse_reset_duration_ms("1s") == 1000);
+  CHECK(parse_reset_duration_ms("6m0s") == 360000);
+  CHECK(parse_reset_duration_ms("20ms") == 20);
+  CHECK(parse_reset_duration_ms("0.5s") == 500);
+  CHECK(parse_reset_duration_ms("1h2m3.5s") == 3723500);
+  CHECK(parse_reset_duration_ms("") == -1);
+  CHECK(parse_reset_duration_ms("5") == -1);
+  CHECK(parse_reset_duration_ms("5d") == -1);
+  CHECK(parse_reset_duration_ms("1e400s") == -1);
+  CHECK(parse_reset_duration_ms("99999999999h") == 24LL * 3600 * 1000);
+
+  auto openai = read_rate_limit_headers(
+    {{"x-ratelimit-limit-requests", "500"},
+     {"x-ratelimit-limit-tokens", "30000"},
+     {"x-ratelimit-remaining-requests", "0"},
+     {"x-ratelimit-reset-requests", "1.5s"},
+     {"x-ratelimit-remaining-tokens", "0"},
+     {"x-ratelimit-reset-tokens", "6m0s"}},
+    0);
+  CHECK(openai.limit_requests == 500);
+  CHECK(openai.limit_tokens == 30000);
+  // The later of the two resets, a token reset counting at most 10 s.
+  CHECK(openai.wait_ms == 10000);
+  auto left = read_rate_limit_headers(
+    {{"x-ratelimit-remaining-requests", "3"},
+     {"x-ratelimit-reset-requests", "1s"}},
+    0);
+  CHECK(left.wait_ms == -1);
+  CHECK(left.limit_requests == -1);
+  auto openrouter = read_rate_limit_headers(
+    {{"x-ratelimit-limit", "20"},
+     {"x-ratelimit-remaining", "0"},
+     {"x-ratelimit-reset", "1700000004000"}},
+    1700000001000);
+  CHECK(openrouter.limit_requests == 20);
+  CHECK(openrouter.wait_ms == 3000);
+  auto lies = read_rate_limit_headers(
+    {{"x-ratelimit-limit-requests", "-5"},
+     {"x-ratelimit-limit-tokens", "0"},
+     {"x-ratelimit-remaining", "0"},
+     {"x-ratelimit-reset", "99999999999999999999"}},
+    0);
+  CHECK(lies.limit_requests == -1);
+  CHECK(lies.limit_tokens == -1);
+  CHECK(lies.wait_ms == -1);
 }

@@ -17,6 +17,8 @@
 #include "tests/support/job.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/raw_http_server.hpp"
+#include "tests/support/unit_task.hpp"
+#include "persistence/store.hpp"
 #include "tests/temp_dir.hpp"
 
 using namespace bgagent;
@@ -53,15 +55,22 @@ TEST_CASE("prices come from the file, the provider's list, the environment "
   // Unknown: no price, never a guess.
   CHECK_FALSE(p.find("mystery-1"));
 
-  // One figure from the environment replaces the built-in one only.
-  p.set_environment(1.0, -1);
+  // One figure from the environment replaces the configured model's only.
+  p.set_environment(1.0, -1, "gpt-4o-mini");
   mini = p.find("gpt-4o-mini");
   CHECK(mini->source == price_source::environment);
   CHECK(mini->price.prompt_per_million == Approx(1.0));
   CHECK(mini->price.completion_per_million == Approx(0.60));
   CHECK_FALSE(p.find("mystery-1"));
-  // Both: the catch-all for every model.
-  p.set_environment(1.0, 2.0);
+  // Both: the catch-all for models nothing else prices, but never another
+  // model the table knows (a free local model must not make gpt-4o free).
+  p.set_environment(0, 0, "llama3.2");
+  CHECK(p.find("llama3.2")->price.prompt_per_million == 0);
+  CHECK(p.find("llama3.2")->source == price_source::environment);
+  auto gpt4o = p.find("gpt-4o");
+  CHECK(gpt4o->source == price_source::built_in);
+  CHECK(gpt4o->price.prompt_per_million == Approx(2.50));
+  p.set_environment(1.0, 2.0, "gpt-4o-mini");
   auto any = p.find("mystery-1");
   REQUIRE(any);
   CHECK(any->source == price_source::environment);
@@ -94,9 +103,8 @@ TEST_CASE("prices come from the file, the provider's list, the environment "
     sources[model] = e.source;
   CHECK(sources.at("mystery-1") == price_source::prices_file);
   CHECK(sources.at("gpt-4o-mini") == price_source::prices_file);
-  CHECK(sources.at("gpt-4o") == price_source::environment);
+  CHECK(sources.at("gpt-4o") == price_source::built_in);
   CHECK(sources.at("*") == price_source::environment);
-  CHECK(all.size() == sources.size());
 }
 
 TEST_CASE("a prices file in JSON is read as well", "[prices]") {
@@ -145,6 +153,14 @@ TEST_CASE("a broken prices file is one line naming the file, line and field",
         "prices.yaml: a prices file maps model names to {prompt, "
         "completion} in USD per million tokens");
   CHECK(load_error("") == "prices.yaml: no prices in the file");
+  // Plain decimals only; nothing rounds silently to 0 or infinity.
+  for (auto* bad : {"0x10", "+1", "1e-400", "1e400", "inf"})
+    CHECK(load_error(std::string("x: {prompt: \"") + bad +
+                     "\", completion: 1}\n") ==
+          std::string("prices.yaml line 1: model \"x\", prompt: \"") + bad +
+            "\" is not a number (USD per million tokens)");
+  CHECK(load_error("x: {prompt: 1, completion: 2, prompt: 100}\n") ==
+        "prices.yaml line 1: model \"x\": field \"prompt\" is given twice");
   CHECK(contains(load_error("x: {prompt: 1\n"),
                  "not valid YAML or JSON"));
 }
@@ -181,6 +197,12 @@ TEST_CASE("bgagent models lists the prices in force and their sources",
   REQUIRE(text.exit_code == 0);
   CHECK(contains(text.out, "MODEL local/llama: $0 / $0 per million prompt / "
                            "completion tokens (prices file)"));
+
+  // Not a regular file: refused before it is read.
+  env["BG_AGENT_PRICES"] = "/dev/zero";
+  auto dev = run_bgagent({"models"}, dir.path(), env);
+  CHECK(dev.exit_code == 2);
+  CHECK(contains(dev.err, "/dev/zero: not a regular file"));
 
   // A file that cannot be read: the variable, and exit 2.
   env["BG_AGENT_PRICES"] = "missing.yaml";
@@ -395,4 +417,29 @@ TEST_CASE("with OpenRouter, prices come from its model list, kept in the "
   CHECK(contains(refused.err, "models are priced only by BG_AGENT_PRICES"));
   CHECK(contains(refused.err, "no price is known for model \"vendor/model-x\""));
   CHECK(calls == before);
+}
+
+TEST_CASE("the models checked before a run are those of the pending, "
+          "retrying and interrupted tasks",
+          "[prices][store]") {
+  temp_dir dir;
+  store db(dir.path("s.db"), store::open_mode::create_if_missing);
+  auto with_model = [](const std::string& id, const std::string& model) {
+    auto t = unit_task(id);
+    t.model = model;
+    return t;
+  };
+  REQUIRE(db.submit({with_model("p", "m-pending"),
+                     with_model("r", "m-running"),
+                     with_model("d", "m-done"), unit_task("plain")})
+            .error.empty());
+  REQUIRE(db.mark_running("r", 1));
+  REQUIRE(db.mark_running("d", 1));
+  call_outcome out;
+  out.ok = true;
+  out.result = "{}";
+  REQUIRE(db.mark_completed("d", 1, out, usage{}, audit_event{}));
+  // "" is the run's MODEL (the plain task names none, nor does its type).
+  CHECK(db.runnable_models() ==
+        std::vector<std::string>{"", "m-pending", "m-running"});
 }
