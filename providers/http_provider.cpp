@@ -118,41 +118,30 @@ bool http_provider::knows_price_of(const std::string& model) const {
 
 uint64_t http_provider::start(const llm_request& req, completion done) {
   auto model = req.model.empty() ? cfg_.model : req.model;
-  if (req.unusable()) {
-    auto out = make_failure(error_kind::permanent,
-                            "task type \"" + req.type +
-                              "\": its stored definition cannot be used");
+  // A call that cannot be made: a permanent failure, and no request.
+  auto refuse = [&](const std::string& why) {
+    auto out = make_failure(error_kind::permanent, why);
     out.provider = cfg_.name;
     out.model = model;
     done(std::move(out));
-    return 0;
-  }
+    return uint64_t{0};
+  };
+  if (req.unusable())
+    return refuse("task type \"" + req.type +
+                  "\": its stored definition cannot be used");
   // Its call could not be held to a cost budget. A head refuses such a
   // model before its run; this is a node whose prices differ from its head's.
-  if (!knows_price_of(model)) {
-    auto out = make_failure(error_kind::permanent,
-                            "no price is known for model \"" + model +
-                              "\" here: give it in BG_AGENT_PRICES or "
-                              "BG_AGENT_PRICE_* (no call was made)");
-    out.provider = cfg_.name;
-    out.model = model;
-    done(std::move(out));
-    return 0;
-  }
+  if (!knows_price_of(model))
+    return refuse("no price is known for model \"" + model +
+                  "\" here: give it in BG_AGENT_PRICES or BG_AGENT_PRICE_* "
+                  "(no call was made)");
   http_request hr;
   hr.url = url_;
   hr.headers = headers_;
   hr.body = request_body(model, req, cfg_.response_format);
-  if (hr.body.empty()) {
-    auto out = make_failure(error_kind::permanent,
-                            "task " + req.task_id +
-                              ": its stored request body is not a JSON "
-                              "object");
-    out.provider = cfg_.name;
-    out.model = model;
-    done(std::move(out));
-    return 0;
-  }
+  if (hr.body.empty())
+    return refuse("task " + req.task_id +
+                  ": its stored request body is not a JSON object");
   // The worker's own BG_AGENT_TIMEOUT fires first (and charges the
   // reservation, as the request was sent); libcurl's is a backstop.
   hr.timeout_seconds = cfg_.timeout_seconds + 2;

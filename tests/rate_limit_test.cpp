@@ -32,6 +32,16 @@ std::string rate_limited_body() {
     .dump();
 }
 
+// A run of `tasks.jsonl` in `dir` against `server` with `workers` workers
+// and the `extra` settings.
+run_result run_against(const raw_http_server& server, const temp_dir& dir,
+                       int workers, env_map extra = {}) {
+  extra["LLM_PROVIDER"] = "openai";
+  extra["LLM_BASE_URL"] = server.base_url();
+  extra["BG_AGENT_WORKERS"] = std::to_string(workers);
+  return run_bgagent({"run", "--tasks", "tasks.jsonl"}, dir.path(), extra);
+}
+
 // The most requests that arrived within any `window` (arrival times sorted).
 size_t busiest_window(const std::vector<clock_type::time_point>& at,
                       std::chrono::milliseconds window) {
@@ -92,54 +102,26 @@ struct limited_server {
 TEST_CASE("with BG_AGENT_RPM at the provider's limit, calls are paced to it "
           "and next to none is answered 429",
           "[e2e][rates]") {
-  // The server: 10 requests per 2 s sliding window (300 per minute); a
-  // request over it is answered 429 and does not count.
-  constexpr size_t limit = 10;
-  const auto window = std::chrono::milliseconds(2000);
-  std::mutex m;
-  std::deque<clock_type::time_point> accepted;
-  std::vector<clock_type::time_point> arrivals;
-  int rejected = 0;
-  raw_http_server server([&](const raw_request& req) {
-    auto now = clock_type::now();
-    {
-      std::lock_guard<std::mutex> lock(m);
-      if (req.head.rfind("GET ", 0) == 0)
-        return raw_reply{raw_http_server::response(404, "{}")};
-      arrivals.push_back(now);
-      while (!accepted.empty() && now - accepted.front() >= window)
-        accepted.pop_front();
-      if (accepted.size() >= limit) {
-        ++rejected;
-        return raw_reply{raw_http_server::response(429, rate_limited_body())};
-      }
-      accepted.push_back(now);
-    }
-    return raw_reply{raw_http_server::response(
-                       200, raw_http_server::completion(R"({"summary": "ok"})")),
-                     false, 50};
-  });
+  // 10 requests per 2 s sliding window (300 per minute).
+  limited_server api(10, std::chrono::milliseconds(2000), false);
   temp_dir dir;
   write_tasks(dir.path("tasks.jsonl"), make_tasks(40, "r"));
-  env_map env{{"LLM_PROVIDER", "openai"},
-              {"LLM_BASE_URL", server.base_url()},
-              {"BG_AGENT_RPM", "300"},
-              {"BG_AGENT_RATE_WINDOW", "2"},
-              {"BG_AGENT_RETRY_INITIAL", "0.2"},
-              {"BG_AGENT_WORKERS", "16"}};
   auto start = clock_type::now();
-  auto r = run_bgagent({"run", "--tasks", "tasks.jsonl"}, dir.path(), env);
+  auto r = run_against(api.server, dir, 16,
+                       {{"BG_AGENT_RPM", "300"},
+                        {"BG_AGENT_RATE_WINDOW", "2"},
+                        {"BG_AGENT_RETRY_INITIAL", "0.2"}});
   auto took = clock_type::now() - start;
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   auto st = status_json(dir.path());
   CHECK(st["tasks"]["completed"] == 40);
-  std::lock_guard<std::mutex> lock(m);
-  INFO("429 answers: " << rejected);
-  CHECK(rejected <= 1); // under 3 % of 40
+  std::lock_guard<std::mutex> lock(api.m);
+  INFO("429 answers: " << api.rejected);
+  CHECK(api.rejected <= 1); // under 3 % of 40
   // Paced: never more than the limit sent within a window (16 workers would
   // send 16 at once), so four windows' worth took over three windows.
-  CHECK(busiest_window(arrivals, window) <= limit);
+  CHECK(busiest_window(api.arrivals, api.window) <= api.limit);
   CHECK(took >= std::chrono::milliseconds(6000));
 }
 
@@ -166,10 +148,7 @@ TEST_CASE("a Retry-After holds back every call to the provider, not only "
   });
   temp_dir dir;
   write_tasks(dir.path("tasks.jsonl"), make_tasks(6, "h"));
-  env_map env{{"LLM_PROVIDER", "openai"},
-              {"LLM_BASE_URL", server.base_url()},
-              {"BG_AGENT_WORKERS", "2"}};
-  auto r = run_bgagent({"run", "--tasks", "tasks.jsonl"}, dir.path(), env);
+  auto r = run_against(server, dir, 2);
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   CHECK(status_json(dir.path())["tasks"]["completed"] == 6);
@@ -201,10 +180,7 @@ TEST_CASE("a 429 insufficient_quota is out of credits: the run stops with "
   });
   temp_dir dir;
   write_tasks(dir.path("tasks.jsonl"), make_tasks(50, "q"));
-  env_map env{{"LLM_PROVIDER", "openai"},
-              {"LLM_BASE_URL", server.base_url()},
-              {"BG_AGENT_WORKERS", "4"}};
-  auto r = run_bgagent({"run", "--tasks", "tasks.jsonl"}, dir.path(), env);
+  auto r = run_against(server, dir, 4);
   INFO(r.err);
   CHECK(r.exit_code == 3);
   CHECK(contains(r.err, "exceeded your current quota"));
@@ -229,13 +205,10 @@ TEST_CASE("retries after 429 do not burn a task's retries",
   });
   temp_dir dir;
   write_tasks(dir.path("tasks.jsonl"), make_tasks(1, "s"));
-  env_map env{{"LLM_PROVIDER", "openai"},
-              {"LLM_BASE_URL", server.base_url()},
-              {"BG_AGENT_MAX_RETRIES", "1"},
-              {"BG_AGENT_RETRY_INITIAL", "0.05"},
-              {"BG_AGENT_RETRY_MAX", "0.1"},
-              {"BG_AGENT_WORKERS", "1"}};
-  auto r = run_bgagent({"run", "--tasks", "tasks.jsonl"}, dir.path(), env);
+  auto r = run_against(server, dir, 1,
+                       {{"BG_AGENT_MAX_RETRIES", "1"},
+                        {"BG_AGENT_RETRY_INITIAL", "0.05"},
+                        {"BG_AGENT_RETRY_MAX", "0.1"}});
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   CHECK(calls == 6);
@@ -250,12 +223,9 @@ TEST_CASE("without BG_AGENT_RPM, the limit in the provider's headers paces "
   limited_server api(10, std::chrono::milliseconds(2000), true);
   temp_dir dir;
   write_tasks(dir.path("tasks.jsonl"), make_tasks(30, "x"));
-  env_map env{{"LLM_PROVIDER", "openai"},
-              {"LLM_BASE_URL", api.server.base_url()},
-              {"BG_AGENT_RATE_WINDOW", "2"},
-              {"BG_AGENT_RETRY_INITIAL", "0.2"},
-              {"BG_AGENT_WORKERS", "8"}};
-  auto r = run_bgagent({"run", "--tasks", "tasks.jsonl"}, dir.path(), env);
+  auto r = run_against(api.server, dir, 8,
+                       {{"BG_AGENT_RATE_WINDOW", "2"},
+                        {"BG_AGENT_RETRY_INITIAL", "0.2"}});
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   CHECK(status_json(dir.path())["tasks"]["completed"] == 30);
@@ -274,12 +244,9 @@ TEST_CASE("without limits or headers, a server that answers most calls 429 "
   limited_server api(4, std::chrono::milliseconds(2000), false, 1000);
   temp_dir dir;
   write_tasks(dir.path("tasks.jsonl"), make_tasks(12, "y"));
-  env_map env{{"LLM_PROVIDER", "openai"},
-              {"LLM_BASE_URL", api.server.base_url()},
-              {"BG_AGENT_RETRY_INITIAL", "0.2"},
-              {"BG_AGENT_RETRY_MAX", "0.5"},
-              {"BG_AGENT_WORKERS", "8"}};
-  auto r = run_bgagent({"run", "--tasks", "tasks.jsonl"}, dir.path(), env);
+  auto r = run_against(api.server, dir, 8,
+                       {{"BG_AGENT_RETRY_INITIAL", "0.2"},
+                        {"BG_AGENT_RETRY_MAX", "0.5"}});
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   auto st = status_json(dir.path());
