@@ -62,8 +62,9 @@ using self_ptr = rate_keeper_actor::stateful_pointer<rate_keeper_state>;
 key_state& key_of(self_ptr self, const std::string& asked) {
   auto& keys = self->state.keys;
   auto i = keys.find(asked);
-  auto key = i != keys.end() || keys.size() < max_keys ? asked
-                                                       : std::string("*/*");
+  if (i != keys.end())
+    return i->second;
+  auto key = keys.size() < max_keys ? asked : std::string("*/*");
   i = keys.find(key);
   if (i == keys.end()) {
     i = keys.emplace(key, key_state{self->state.s}).first;
@@ -75,13 +76,15 @@ key_state& key_of(self_ptr self, const std::string& asked) {
 }
 
 // A call whose refund never came (its worker or node died first) has
-// ended by the attempt's timeout: it no longer counts as in flight.
+// ended by the attempt's timeout: it no longer counts as in flight. Slots
+// grow with time, so the oldest calls come first: this runs on every pace
+// and looks only at the ones it drops, plus one.
 void forget_old_calls(const rate_settings& s, key_state& k,
                       clock_type::time_point now) {
   auto oldest = now - std::chrono::duration_cast<clock_type::duration>(
                         std::chrono::duration<double>(s.call_seconds));
-  for (auto i = k.flying.begin(); i != k.flying.end();)
-    i = i->second < oldest ? k.flying.erase(i) : std::next(i);
+  while (!k.flying.empty() && k.flying.begin()->second < oldest)
+    k.flying.erase(k.flying.begin());
 }
 
 // How long until the next call of `tokens` may go (0: now).

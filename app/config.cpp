@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -28,7 +29,9 @@ const std::vector<std::string> known_names = {
   "BG_AGENT_RESTART_WINDOW", "BG_AGENT_DEADMAN_SECONDS",
   "BG_AGENT_HEARTBEAT_SECONDS", "BG_AGENT_ESCALATE_AFTER",
   "BG_AGENT_MAX_INPUT_BYTES", "BG_AGENT_PRICE_PROMPT",
-  "BG_AGENT_PRICE_COMPLETION", "BG_AGENT_PRICES", "BG_AGENT_RPM", "BG_AGENT_TPM", "BG_AGENT_RATE_WINDOW", "BG_AGENT_LOG_LEVEL", "BG_AGENT_TLS_CERT",
+  "BG_AGENT_PRICE_COMPLETION", "BG_AGENT_PRICES", "BG_AGENT_RPM",
+  "BG_AGENT_TPM", "BG_AGENT_RATE_WINDOW", "BG_AGENT_LOG_LEVEL",
+  "BG_AGENT_TLS_CERT",
   "BG_AGENT_TLS_KEY", "BG_AGENT_TLS_CA", "BG_AGENT_REJOIN_TIMEOUT",
   "BG_AGENT_SYNC", "BG_AGENT_TYPES", "BG_AGENT_RESPONSE_FORMAT"};
 
@@ -261,7 +264,9 @@ config load_config(const config_sources& src) {
   prices->set_environment(p.price_prompt_per_million,
                           p.price_completion_per_million, p.model);
   if (auto* v = find(src, "BG_AGENT_PRICES"); v && !v->empty()) {
-    if (!std::ifstream(*v))
+    // Not opened here: opening a FIFO would wait for a writer.
+    std::error_code ec;
+    if (!std::filesystem::exists(*v, ec))
       throw usage_error(label(src, "BG_AGENT_PRICES") +
                         ": cannot read the file");
     try {

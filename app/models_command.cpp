@@ -1,9 +1,9 @@
 // `bgagent models [--json]`: the prices in force, per model, and where each
 // came from (providers/price_list.hpp).
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
-#include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
 
@@ -15,11 +15,6 @@
 namespace bgagent {
 
 namespace {
-
-bool file_exists(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0;
-}
 
 nlohmann::json price_or_null(double x) {
   return x < 0 ? nlohmann::json(nullptr) : nlohmann::json(x);
@@ -41,7 +36,9 @@ int models_command(const config& c, bool json) {
   // The provider's own list: the store's copy when it has a fresh one
   // (read, never written here), else fetched.
   std::unique_ptr<store> db;
-  if (c.provider.name == "openrouter" && file_exists(c.db_path)) {
+  std::error_code ec;
+  if (c.provider.name == "openrouter" &&
+      std::filesystem::exists(c.db_path, ec)) {
     try {
       db = std::make_unique<store>(c.db_path, store::open_mode::read_only);
     } catch (const store_error&) {

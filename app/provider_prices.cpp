@@ -39,10 +39,13 @@ void add_provider_prices(price_list& prices, const provider_settings& p,
   if (db)
     cached = db->cached_price_list(url);
   auto now = unix_now();
-  if (cached && now - cached->fetched_at < day_seconds) {
+  auto use_cached = [&] {
     prices.set_provider_list(price_map_from_json(cached->prices),
                              url + " (kept " +
                                age(now - cached->fetched_at) + " ago)");
+  };
+  if (cached && now - cached->fetched_at < day_seconds) {
+    use_cached();
     return;
   }
   try {
@@ -58,9 +61,7 @@ void add_provider_prices(price_list& prices, const provider_settings& p,
     if (cached) {
       spdlog::warn("price list {}: {}; using the copy fetched {} ago", url,
                    e.what(), age(now - cached->fetched_at));
-      prices.set_provider_list(price_map_from_json(cached->prices),
-                               url + " (kept " +
-                                 age(now - cached->fetched_at) + " ago)");
+      use_cached();
     } else {
       spdlog::warn("price list {}: {}; models are priced only by "
                    "BG_AGENT_PRICES, BG_AGENT_PRICE_* and the built-in table",

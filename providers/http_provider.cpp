@@ -18,6 +18,8 @@ using nlohmann::json;
 
 http_provider::http_provider(http_provider_config c)
   : provider(c.price), cfg_(std::move(c)) {
+  if (!cfg_.prices) // the built-in table only
+    cfg_.prices = std::make_shared<const price_list>();
   url_ = cfg_.base_url + "/chat/completions";
   headers_.push_back("Content-Type: application/json");
   headers_.push_back("Accept: application/json");
@@ -100,20 +102,22 @@ uint64_t http_provider::estimate_prompt_tokens(const llm_request& req) const {
   return n;
 }
 
+// Looked up at each call: the provider's own list joins the prices after
+// this provider is made.
+std::optional<price_entry>
+http_provider::price_entry_of(const std::string& model) const {
+  return cfg_.prices->find(model.empty() ? cfg_.model : model);
+}
+
 model_price http_provider::price_of(const std::string& model) const {
-  // Looked up at each call: the provider's own list joins the prices
-  // after this provider is made.
   // No known price: nothing to reserve or charge but what the server
-  // reports (a run under a cost budget refuses such a model up front).
-  if (!cfg_.prices)
-    return price_;
-  auto e = cfg_.prices->find(model.empty() ? cfg_.model : model);
+  // reports (a run refuses such a model up front).
+  auto e = price_entry_of(model);
   return e ? e->price : model_price{};
 }
 
 bool http_provider::knows_price_of(const std::string& model) const {
-  return cfg_.prices &&
-         cfg_.prices->find(model.empty() ? cfg_.model : model).has_value();
+  return price_entry_of(model).has_value();
 }
 
 uint64_t http_provider::start(const llm_request& req, completion done) {

@@ -71,6 +71,8 @@ public:
                                   bool response_format = true);
 
 private:
+  std::optional<price_entry> price_entry_of(const std::string& model) const;
+
   http_provider_config cfg_;
   std::string url_;
   std::vector<std::string> headers_;

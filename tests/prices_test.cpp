@@ -7,6 +7,7 @@
 #include <atomic>
 #include <fstream>
 #include <mutex>
+#include <sys/stat.h>
 #include <future>
 
 #include <nlohmann/json.hpp>
@@ -203,6 +204,12 @@ TEST_CASE("bgagent models lists the prices in force and their sources",
   auto dev = run_bgagent({"models"}, dir.path(), env);
   CHECK(dev.exit_code == 2);
   CHECK(contains(dev.err, "/dev/zero: not a regular file"));
+  // A FIFO: refused, never waited on for a writer.
+  REQUIRE(::mkfifo(dir.path("prices.fifo").c_str(), 0600) == 0);
+  env["BG_AGENT_PRICES"] = "prices.fifo";
+  auto fifo = run_bgagent({"models"}, dir.path(), env, 20);
+  CHECK(fifo.exit_code == 2);
+  CHECK(contains(fifo.err, "prices.fifo: not a regular file"));
 
   // A file that cannot be read: the variable, and exit 2.
   env["BG_AGENT_PRICES"] = "missing.yaml";
