@@ -37,6 +37,20 @@ uint64_t call_counters::completed_count() const {
   return completed_.load(std::memory_order_relaxed);
 }
 
+void call_counters::set_rate_waiting(int64_t n) {
+  rate_waiting_.store(n, std::memory_order_relaxed);
+}
+
+void call_counters::set_circuits(
+  int64_t open, std::chrono::steady_clock::time_point oldest) {
+  oldest_open_ns_.store(
+    std::chrono::duration_cast<std::chrono::nanoseconds>(
+      oldest.time_since_epoch())
+      .count(),
+    std::memory_order_relaxed);
+  circuits_open_.store(open, std::memory_order_relaxed);
+}
+
 void call_counters::fill(metrics_snapshot& m) const {
   // A call's end may be counted before its start is seen: never below 0.
   m.in_flight = static_cast<uint64_t>(
@@ -46,6 +60,20 @@ void call_counters::fill(metrics_snapshot& m) const {
   for (size_t i = 0; i < bucket_count; ++i)
     m.latency_buckets[i] = buckets_[i].load(std::memory_order_relaxed);
   m.latency_count = latency_count_.load(std::memory_order_relaxed);
+  m.rate_waiting = static_cast<uint64_t>(
+    std::max<int64_t>(0, rate_waiting_.load(std::memory_order_relaxed)));
+  auto open = circuits_open_.load(std::memory_order_relaxed);
+  m.circuits_open = static_cast<uint64_t>(std::max<int64_t>(0, open));
+  m.outage_seconds = 0;
+  if (open > 0) {
+    auto since = std::chrono::steady_clock::time_point(
+      std::chrono::nanoseconds(
+        oldest_open_ns_.load(std::memory_order_relaxed)));
+    m.outage_seconds = std::max(
+      0.0, std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                         since)
+             .count());
+  }
   m.latency_sum_seconds =
     static_cast<double>(latency_sum_us_.load(std::memory_order_relaxed)) /
     1e6;

@@ -1,15 +1,17 @@
 // The counters every attempt bumps without a message: calls in flight,
-// their latencies (a histogram) and completed attempts.
+// their latencies (a histogram) and completed attempts; and the
+// rate_keeper's figures: calls waiting for their turn, circuits open.
 //
-// Contract: one instance per run, shared by the head's node gateways and
-// supervisor (writers) and its monitor (reader: metrics_atom, failure
-// escalation); never sent to a node. Relaxed atomics: figures for people
+// Contract: one instance per run, shared by the head's node gateways,
+// supervisor and rate_keeper (writers) and its monitor (reader:
+// metrics_atom, failure escalation); never sent to a node. Relaxed atomics: figures for people
 // and Prometheus, not synchronisation. Three messages per attempt to the
 // monitor cost more than the figures are worth.
 #pragma once
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <vector>
 
@@ -29,6 +31,11 @@ public:
   void call_ended(double latency_seconds);
   void completed();
   uint64_t completed_count() const;
+  // Calls waiting at the rate_keeper (rate limits, holds, open circuits).
+  void set_rate_waiting(int64_t n);
+  // Circuits open, and when the oldest opened (steady_clock).
+  void set_circuits(int64_t open,
+                    std::chrono::steady_clock::time_point oldest);
   // Writes in_flight, completed and the latency figures into `m`.
   void fill(metrics_snapshot& m) const;
 
@@ -38,6 +45,10 @@ private:
   std::atomic<uint64_t> latency_count_{0};
   std::atomic<uint64_t> latency_sum_us_{0};
   std::array<std::atomic<uint64_t>, bucket_count> buckets_{};
+  std::atomic<int64_t> rate_waiting_{0};
+  std::atomic<int64_t> circuits_open_{0};
+  // steady_clock nanoseconds when the oldest open circuit opened
+  std::atomic<int64_t> oldest_open_ns_{0};
 };
 
 } // namespace bgagent

@@ -255,6 +255,10 @@ behavior_type running_behavior(self_ptr self) {
       return grouped(self, [&] { return db_.mark_pending(id, attempt); });
     },
     [=, &db_](status_atom) { return db_.status(); },
+    [=, &db_](circuit_atom, const std::string& key, const std::string& since) {
+      open_group(self);
+      db_.set_circuit(key, since);
+    },
     [=, &db_](status_atom, tags_atom) { return db_.totals_by_tag(); },
     [=, &db_](status_atom, total_atom) { return db_.count_not_cancelled(); },
     [=, &db_](status_atom, models_atom) { return db_.runnable_models(); },

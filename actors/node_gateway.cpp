@@ -228,6 +228,25 @@ void begin(self_ptr self, const task_worker_actor& worker, const std::string& id
     });
 }
 
+// A failed attempt: its usage and task_failed to the store, then the
+// failure to the supervisor (as the worker).
+void record_failure(self_ptr self, const task_worker_actor& worker,
+                    const std::string& id, uint32_t attempt,
+                    const call_outcome& out, const usage& u) {
+  auto& st = self->state;
+  auto detail = std::string(to_string(out.error_class())) + ": " + out.error;
+  if (out.circuit_open)
+    detail += " [circuit open: not counted]";
+  self->request(st.h.checkpointer, caf::infinite, usage_atom::value, id,
+                attempt, u, out.provider, out.model,
+                event_for(self, "task_failed", id, attempt, detail),
+                out.raw_answer, out.answer_error)
+    .then([=](bool) {
+      caf::send_as(worker, self->state.h.supervisor, failed_atom::value, id,
+                   attempt, out);
+    });
+}
+
 void finish(self_ptr self, const task_worker_actor& worker, const std::string& id,
             uint32_t attempt, const call_outcome& out,
             bool charge_reservation, double latency) {
@@ -244,15 +263,39 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
   st.open.erase(i);
   call_ended(self, latency);
   auto u = charge_for(self, id, a, out, charge_reservation);
+  // Whether the attempt failed while its model's circuit was open is the
+  // rate_keeper's word (below), never a node's.
+  auto failed = out;
+  failed.circuit_open = false;
+  bool ask_circuit = false;
   if (a.rate_slot != 0) {
     // A node's figures are its own word: its limits and resets pace no one
-    // (they would pace every node); its 429s still count.
+    // (they would pace every node); its 429s still count, and so do its
+    // calls that found the provider down (nodes share the provider).
     bool remote = st.s.remote;
-    self->send(st.h.rate_keeper, refund_atom::value, a.rate_key, a.rate_slot,
-               u.total_tokens(), remote ? int64_t{-1} : out.limit_requests,
-               remote ? int64_t{-1} : out.limit_tokens,
-               remote ? int64_t{-1} : out.limit_wait_ms,
-               out.http_status == 429 && out.retry_after_ms < 0);
+    auto limit_requests = remote ? int64_t{-1} : out.limit_requests;
+    auto limit_tokens = remote ? int64_t{-1} : out.limit_tokens;
+    auto wait_ms = remote ? int64_t{-1} : out.limit_wait_ms;
+    bool limited = out.http_status == 429 && out.retry_after_ms < 0;
+    if (out.ok) {
+      self->send(st.h.rate_keeper, refund_atom::value, a.rate_key,
+                 a.rate_slot, u.total_tokens(), limit_requests, limit_tokens,
+                 wait_ms, limited);
+    } else {
+      ask_circuit = true;
+      self->request(st.h.rate_keeper, caf::infinite, refund_atom::value,
+                    a.rate_key, a.rate_slot, u.total_tokens(),
+                    limit_requests, limit_tokens, wait_ms, limited,
+                    out.provider_down ? out.error : std::string())
+        .then(
+          [=](bool open) mutable {
+            failed.circuit_open = open;
+            record_failure(self, worker, id, attempt, failed, u);
+          },
+          [=](caf::error&) mutable {
+            record_failure(self, worker, id, attempt, failed, u);
+          });
+    }
     // A Retry-After holds every call to this provider, not only this task.
     if (out.http_status == 429 && out.retry_after_ms >= 0)
       self->send(st.h.rate_keeper, hold_atom::value,
@@ -299,15 +342,8 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
       });
     return;
   }
-  auto detail = std::string(to_string(out.error_class())) + ": " + out.error;
-  self->request(st.h.checkpointer, caf::infinite, usage_atom::value, id,
-                attempt, u, out.provider, out.model,
-                event_for(self, "task_failed", id, attempt, detail),
-                out.raw_answer, out.answer_error)
-    .then([=](bool) {
-      caf::send_as(worker, self->state.h.supervisor, failed_atom::value, id,
-                   attempt, out);
-    });
+  if (!ask_circuit)
+    record_failure(self, worker, id, attempt, failed, u);
 }
 
 node_gateway_actor::behavior_type node_gateway(self_ptr self, head_handles h,

@@ -5,7 +5,11 @@
 #include <map>
 
 #include <caf/all.hpp>
+#include <spdlog/spdlog.h>
 
+#include "messages/events.hpp"
+#include "messages/json_codec.hpp"
+#include "policy/circuit_breaker.hpp"
 #include "policy/rate_window.hpp"
 
 namespace bgagent {
@@ -35,11 +39,20 @@ uint64_t scaled(uint64_t per_minute, double window) {
     1, static_cast<uint64_t>(static_cast<double>(per_minute) * window / 60));
 }
 
+std::chrono::nanoseconds seconds(double x) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+    std::chrono::duration<double>(x));
+}
+
 struct key_state {
   explicit key_state(const rate_settings& s)
     : window(scaled(s.rpm, s.window_seconds), scaled(s.tpm, s.window_seconds),
-             s.window_seconds, std::min(0.5, s.window_seconds / 10)) {}
+             s.window_seconds, std::min(0.5, s.window_seconds / 10)),
+      circuit(s.circuit_threshold, seconds(s.probe_seconds)) {}
   rate_window window;
+  circuit_breaker circuit;
+  uint64_t probe_slot = 0;    // the call let go as the circuit's probe
+  bool outage_told = false;   // the supervisor knows it is open too long
   std::deque<waiting_call> queue;
   bool armed = false; // a wake is on its way
   bool told = false;  // the provider's headers gave the limits
@@ -51,6 +64,9 @@ struct key_state {
 
 struct rate_keeper_state {
   rate_settings s;
+  rate_keeper_links links;
+  supervisor_actor supervisor; // told of an outage past the limit
+  int64_t waiting = 0;         // calls waiting in every queue
   std::map<std::string, key_state> keys;               // "provider/model"
   std::map<std::string, clock_type::time_point> holds; // by provider
   bool stopped = false; // the run stops: nothing more goes
@@ -98,13 +114,112 @@ std::chrono::nanoseconds wait_for(const rate_settings& s, key_state& k,
       // A refund lets the next one go; the timer only catches lost ones.
       wait = std::max<std::chrono::nanoseconds>(wait, milliseconds(1000));
   }
-  return wait;
+  // An open circuit lets only its probe go.
+  return std::max<std::chrono::nanoseconds>(wait, k.circuit.wait(now));
 }
 
+// Lets a call go (wait_for said it may): while the circuit is open, as its
+// probe.
 uint64_t admit(key_state& k, clock_type::time_point now, uint64_t tokens) {
   auto slot = k.window.admit(now, tokens);
   k.flying.emplace(slot, now);
+  if (k.circuit.ask(now) == circuit_breaker::gate::probe)
+    k.probe_slot = slot;
   return slot;
+}
+
+void count_waiting(self_ptr self, int64_t delta) {
+  auto& st = self->state;
+  st.waiting += delta;
+  if (st.links.counters)
+    st.links.counters->set_rate_waiting(st.waiting);
+}
+
+// The counters' view of the circuits: how many are open, since when the
+// oldest.
+void count_circuits(self_ptr self) {
+  auto& st = self->state;
+  if (!st.links.counters)
+    return;
+  int64_t open = 0;
+  auto oldest = clock_type::time_point::max();
+  for (auto& [key, k] : st.keys)
+    if (k.circuit.is_open()) {
+      ++open;
+      oldest = std::min(oldest, k.circuit.opened_at());
+    }
+  st.links.counters->set_circuits(open, open == 0 ? clock_type::now()
+                                                 : oldest);
+}
+
+void tell(self_ptr self, severity level, const char* kind,
+          const std::string& msg) {
+  auto& st = self->state;
+  if (st.links.monitor)
+    self->send(st.links.monitor, alert_atom::value,
+               alert{level, kind, msg, {}});
+  else
+    spdlog::warn("{}: {}", kind, msg);
+}
+
+void audit(self_ptr self, const char* event, const std::string& detail) {
+  if (self->state.links.auditor)
+    self->send(self->state.links.auditor,
+               make_event(event, {}, -1, detail));
+}
+
+// What an answer did to the key's circuit: told to people and the store.
+void circuit_changed(self_ptr self, const std::string& key, key_state& k,
+                     circuit_breaker::change c, const std::string& error) {
+  auto& st = self->state;
+  if (c == circuit_breaker::change::none)
+    return;
+  char probe[32];
+  std::snprintf(probe, sizeof(probe), "%g", st.s.probe_seconds);
+  if (c == circuit_breaker::change::opened) {
+    k.outage_told = false;
+    tell(self, severity::critical, "provider_unavailable",
+         key + " is down (" + std::to_string(st.s.circuit_threshold) +
+           " failures in a row, the last: " + error +
+           "): no call goes but one probe every " + probe +
+           " s (BG_AGENT_PROBE_SECONDS)");
+    audit(self, "circuit_opened", key + ": " + error);
+    if (st.links.checkpointer)
+      self->send(st.links.checkpointer, circuit_atom::value, key,
+                 now_rfc3339());
+    // Told to the supervisor if still open then (a wake checks).
+    self->delayed_send(self, seconds(st.s.outage_max_seconds),
+                       wake_atom::value, key);
+  } else {
+    auto down_for = std::chrono::duration<double>(clock_type::now() -
+                                                  k.circuit.opened_at())
+                      .count();
+    char secs[32];
+    std::snprintf(secs, sizeof(secs), "%.0f", down_for);
+    tell(self, severity::warning, "provider_available",
+         key + " answers again after " + secs + " s down");
+    audit(self, "circuit_closed", key + ": answered after " + secs +
+                                    " s down");
+    if (st.links.checkpointer)
+      self->send(st.links.checkpointer, circuit_atom::value, key,
+                 std::string());
+  }
+  count_circuits(self);
+}
+
+// A circuit open past BG_AGENT_OUTAGE_MAX: the supervisor stops the run.
+void check_outage(self_ptr self, const std::string& key, key_state& k) {
+  auto& st = self->state;
+  if (!k.circuit.is_open() || k.outage_told)
+    return;
+  auto open_for = std::chrono::duration<double>(clock_type::now() -
+                                                k.circuit.opened_at())
+                    .count();
+  if (open_for + 0.001 < st.s.outage_max_seconds)
+    return;
+  k.outage_told = true;
+  if (st.supervisor)
+    self->send(st.supervisor, outage_atom::value, key, open_for);
 }
 
 // Lets go the calls at the head of `key`'s queue that fit now, and sets a
@@ -127,6 +242,7 @@ void drain(self_ptr self, const std::string& key) {
     }
     auto call = std::move(k.queue.front());
     k.queue.pop_front();
+    count_waiting(self, -1);
     call.rp.deliver(admit(k, now, call.tokens));
   }
 }
@@ -165,8 +281,29 @@ void learn(const rate_settings& s, key_state& k, int64_t limit_requests,
 
 } // namespace
 
-rate_keeper_actor::behavior_type rate_keeper(self_ptr self, rate_settings s) {
+// A call's answer for the circuit: opened, closed or neither.
+bool answered(self_ptr self, const std::string& key, key_state& k,
+              uint64_t slot, bool down, const std::string& error) {
+  bool probe = slot != 0 && slot == k.probe_slot;
+  if (probe)
+    k.probe_slot = 0;
+  auto c = k.circuit.answered(down, probe, clock_type::now());
+  circuit_changed(self, key, k, c, error);
+  return k.circuit.is_open();
+}
+
+// A call that got no answer: if it was the probe, the next call probes.
+void unanswered(key_state& k, uint64_t slot) {
+  if (slot != 0 && slot == k.probe_slot) {
+    k.probe_slot = 0;
+    k.circuit.probe_lost(clock_type::now());
+  }
+}
+
+rate_keeper_actor::behavior_type rate_keeper(self_ptr self, rate_settings s,
+                                             rate_keeper_links links) {
   self->state.s = s;
+  self->state.links = std::move(links);
   return {
     [=](pace_atom, const std::string& key,
         uint64_t tokens) -> caf::result<uint64_t> {
@@ -179,6 +316,7 @@ rate_keeper_actor::behavior_type rate_keeper(self_ptr self, rate_settings s) {
         return admit(k, now, tokens);
       auto rp = self->make_response_promise<uint64_t>();
       k.queue.push_back(waiting_call{tokens, rp});
+      count_waiting(self, 1);
       drain(self, key);
       return rp;
     },
@@ -190,13 +328,27 @@ rate_keeper_actor::behavior_type rate_keeper(self_ptr self, rate_settings s) {
       k.window.settle(slot, tokens);
       learn(st.s, k, limit_requests, limit_tokens, wait_ms, limited);
       k.flying.erase(slot);
+      answered(self, key, k, slot, false, {});
       drain(self, key);
+    },
+    [=](refund_atom, const std::string& key, uint64_t slot, uint64_t tokens,
+        int64_t limit_requests, int64_t limit_tokens, int64_t wait_ms,
+        bool limited, const std::string& down) {
+      auto& st = self->state;
+      auto& k = key_of(self, key);
+      k.window.settle(slot, tokens);
+      learn(st.s, k, limit_requests, limit_tokens, wait_ms, limited);
+      k.flying.erase(slot);
+      bool open = answered(self, key, k, slot, !down.empty(), down);
+      drain(self, key);
+      return open;
     },
     [=](refund_atom, const std::string& key, uint64_t slot, uint64_t tokens) {
       // No answer came (denied, skipped, its worker gone): nothing learnt.
       auto& k = key_of(self, key);
       k.window.settle(slot, tokens);
       k.flying.erase(slot);
+      unanswered(k, slot);
       drain(self, key);
     },
     [=](drain_atom) {
@@ -205,6 +357,7 @@ rate_keeper_actor::behavior_type rate_keeper(self_ptr self, rate_settings s) {
       for (auto& [key, k] : st.keys) {
         for (auto& call : k.queue)
           call.rp.deliver(uint64_t{0});
+        count_waiting(self, -static_cast<int64_t>(k.queue.size()));
         k.queue.clear();
       }
     },
@@ -218,15 +371,21 @@ rate_keeper_actor::behavior_type rate_keeper(self_ptr self, rate_settings s) {
         if (key.compare(0, provider.size() + 1, provider + "/") == 0)
           k.window.hold_until(until);
     },
+    [=](outage_atom, const supervisor_actor& sup) {
+      self->state.supervisor = sup;
+    },
     [=](wake_atom, const std::string& key) {
-      key_of(self, key).armed = false;
+      auto& k = key_of(self, key);
+      k.armed = false;
+      check_outage(self, key, k);
       drain(self, key);
     },
   };
 }
 
-rate_keeper_actor spawn_rate_keeper(caf::actor_system& sys, rate_settings s) {
-  return sys.spawn(rate_keeper, s);
+rate_keeper_actor spawn_rate_keeper(caf::actor_system& sys, rate_settings s,
+                                    rate_keeper_links links) {
+  return sys.spawn(rate_keeper, s, std::move(links));
 }
 
 } // namespace bgagent

@@ -1,7 +1,9 @@
 // The rate_keeper: holds every call of the cluster (local workers and
 // remote nodes alike: the gateways ask it) to BG_AGENT_RPM requests and
-// BG_AGENT_TPM tokens per minute for each provider and model, and holds
-// every call to a provider and model while its Retry-After runs.
+// BG_AGENT_TPM tokens per minute for each provider and model, holds every
+// call to a provider and model while its Retry-After runs, and keeps each
+// provider model's circuit (policy/circuit_breaker.hpp): while it is open
+// only one probe call goes every BG_AGENT_PROBE_SECONDS.
 //
 // Contract (messages/rate_keeper_actor.hpp):
 //   (pace_atom, key, tokens) -> slot   answered when the call fits its
@@ -17,6 +19,16 @@
 //       without Retry-After (`limited`) halves the calls allowed in flight
 //       (to half of those in flight) and each answer without one adds
 //       1/cap (additive increase, multiplicative decrease).
+//   (refund_atom, ..., limited, down) -> open   the same for a failed call;
+//       `down` (why: a connection failure, timeout or 5xx) counts toward opening
+//       the key's circuit, any other answer closes it. The reply says
+//       whether the circuit is open after this answer: the attempt then
+//       counts against no task. Opening raises a critical
+//       `provider_unavailable` alert, audits `circuit_opened` and records
+//       the circuit in the store (status shows it); closing audits
+//       `circuit_closed`. A circuit open for BG_AGENT_OUTAGE_MAX seconds is
+//       told once to the supervisor given by (outage_atom, supervisor):
+//       (outage_atom, key, seconds).
 //   (hold_atom, provider, ms)          no call to any model of the provider
 //       goes before now + ms (a 429's Retry-After), those admitted aside.
 //   (drain_atom)                        the run stops: waiting paces and
@@ -26,9 +38,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
 #include <caf/fwd.hpp>
 
+#include "actors/call_counters.hpp"
+#include "messages/auditor_actor.hpp"
+#include "messages/checkpointer_actor.hpp"
+#include "messages/monitor_actor.hpp"
 #include "messages/rate_keeper_actor.hpp"
 
 namespace bgagent {
@@ -42,9 +59,24 @@ struct rate_settings {
   // A call let go longer ago than this has ended (BG_AGENT_TIMEOUT and a
   // margin), refunded or not: it no longer counts as in flight.
   double call_seconds = 330;
+  // Down answers in a row that open a circuit; BG_AGENT_PROBE_SECONDS;
+  // BG_AGENT_OUTAGE_MAX.
+  uint32_t circuit_threshold = 5;
+  double probe_seconds = 30;
+  double outage_max_seconds = 600;
+};
+
+// Whom the rate_keeper tells about circuits (each may be null: tests).
+struct rate_keeper_links {
+  monitor_actor monitor;           // alerts
+  auditor_actor auditor;           // circuit_opened / circuit_closed
+  checkpointer_actor checkpointer; // the circuits open, for `status`
+  // Circuits open, calls waiting, for metrics and the live line.
+  std::shared_ptr<call_counters> counters;
 };
 
 rate_keeper_actor spawn_rate_keeper(caf::actor_system& sys,
-                                    rate_settings s);
+                                    rate_settings s,
+                                    rate_keeper_links links = {});
 
 } // namespace bgagent

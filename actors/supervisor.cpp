@@ -55,9 +55,14 @@ struct supervisor_state {
   // Error text -> tasks quarantined with it here, for the summary (bounded:
   // errors that differ per task must not grow it without end).
   std::unordered_map<std::string, uint64_t> quarantine_errors;
-  // Task id -> its attempts answered 429 in this run (they count against no
-  // retry, up to a cap: retry_policy); erased when the task ends.
-  std::unordered_map<std::string, uint32_t> rate_limited;
+  // Task id -> its attempts in this run that count against no retry
+  // (retry_policy): answered 429 (up to a cap), failed while its model's
+  // circuit was open; erased when the task ends.
+  struct free_attempts {
+    uint32_t rate_limited = 0;
+    uint32_t in_outage = 0;
+  };
+  std::unordered_map<std::string, free_attempts> not_counted;
   run_handles h;
   provider_ptr prov;
   // Workers by address; with the attempts whose answer is being stored
@@ -302,15 +307,21 @@ void attempt_failed(self_ptr self, const task& t, uint32_t attempt,
   auto& st = self->state;
   self->send(st.h.monitor, outcome_atom::value, outcome_kind::failed, t.id);
   st.failure_streak = true;
-  uint32_t limited = 0;
-  if (out.http_status == 429 &&
-      out.error_class() == error_kind::retryable)
-    limited = ++st.rate_limited[t.id];
-  else if (auto i = st.rate_limited.find(t.id); i != st.rate_limited.end())
-    limited = i->second;
-  auto d = st.retries.decide(out, attempt, st.rng, limited);
+  supervisor_state::free_attempts free;
+  bool limited = out.http_status == 429 &&
+                 out.error_class() == error_kind::retryable;
+  if (limited || out.circuit_open) {
+    auto& f = st.not_counted[t.id];
+    f.rate_limited += limited ? 1 : 0;
+    f.in_outage += out.circuit_open ? 1 : 0;
+    free = f;
+  } else if (auto i = st.not_counted.find(t.id); i != st.not_counted.end()) {
+    free = i->second;
+  }
+  auto d = st.retries.decide(out, attempt, st.rng, free.rate_limited,
+                             free.in_outage);
   if (d.what != retry_decision::action::retry)
-    st.rate_limited.erase(t.id);
+    st.not_counted.erase(t.id);
   switch (d.what) {
     case retry_decision::action::stop_run: {
       // Not the task's fault: it goes back to pending, attempt not counted.
@@ -524,7 +535,7 @@ auto on_done(self_ptr self) {
     if (!attempt_reported(self, id, attempt))
       return;
     st.held.erase(id);
-    st.rate_limited.erase(id);
+    st.not_counted.erase(id);
     ++st.summary.completed;
     if (st.failure_streak) {
       // Ends the monitor's count of consecutive failures, in order.
@@ -786,6 +797,17 @@ behavior_type running(self_ptr self) {
       return true;
     },
     [](nodes_waited_atom) {},
+    [=](outage_atom, const std::string& key, double seconds) {
+      char secs[32];
+      std::snprintf(secs, sizeof(secs), "%.0f", seconds);
+      self->send(self->state.h.monitor, alert_atom::value,
+                 alert{severity::critical, "provider_outage",
+                       key + " has been down for " + secs +
+                         " s (BG_AGENT_OUTAGE_MAX): the run stops, its "
+                         "tasks wait for the next run",
+                       {}});
+      stop(self, run_stop{stop_reason::outage, 0, key});
+    },
   };
 }
 
@@ -806,6 +828,7 @@ behavior_type draining(self_ptr self) {
       maybe_finish(self);
     },
     [](nodes_waited_atom) {},
+    [](outage_atom, const std::string&, double) {},
   };
 }
 
@@ -825,6 +848,7 @@ behavior_type ended(self_ptr self, NodesWaited on_nodes_waited) {
     [](tick_atom) {},
     [](poll_atom) {},
     [](retry_due_atom, const std::string&) {},
+    [](outage_atom, const std::string&, double) {},
     on_nodes_waited,
   };
 }
@@ -904,6 +928,9 @@ behavior_type supervisor(self_ptr self, supervisor_settings s, run_handles h,
   if (st.h.rate_keeper) {
     internal.push_back(st.h.rate_keeper.address());
     self->monitor(st.h.rate_keeper);
+    // Told when a provider stays down past BG_AGENT_OUTAGE_MAX.
+    self->send(st.h.rate_keeper, outage_atom::value,
+               caf::actor_cast<supervisor_actor>(self));
   }
   self->monitor(st.h.checkpointer);
   self->monitor(st.h.budget_keeper);

@@ -138,6 +138,7 @@ void time_out(self_ptr self) {
                             " s (BG_AGENT_TIMEOUT)");
   out.provider = st.prov->name();
   out.model = st.req.model.empty() ? st.prov->model() : st.req.model;
+  out.provider_down = true;
   // The request was sent: the provider may bill it; assume the worst.
   finish_attempt(self, std::move(out), true);
 }

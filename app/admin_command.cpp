@@ -48,6 +48,9 @@ void print_status(const admin_status& s, const endpoint& head, bool json) {
     j["in_flight"] = s.metrics.in_flight;
     j["paused"] = s.metrics.paused != 0;
     j["completed_this_run"] = s.metrics.completed;
+    j["calls_waiting_for_rate"] = s.metrics.rate_waiting;
+    j["circuits_open_count"] = s.metrics.circuits_open;
+    j["outage_seconds"] = s.metrics.outage_seconds;
     std::cout << j.dump() << "\n";
     return;
   }
@@ -76,6 +79,14 @@ void print_status(const admin_status& s, const endpoint& head, bool json) {
   std::printf("rate         %.1f tasks/s, %llu call(s) in flight\n",
               rate(s.metrics),
               static_cast<unsigned long long>(s.metrics.in_flight));
+  if (s.metrics.rate_waiting > 0)
+    std::printf("waiting      %llu call(s) for their turn (rate limits, "
+                "holds, open circuits)\n",
+                static_cast<unsigned long long>(s.metrics.rate_waiting));
+  for (auto& c : s.report.circuits_open)
+    std::printf("provider     %s DOWN since %s (circuit open)\n",
+                c.substr(0, c.rfind(' ')).c_str(),
+                c.substr(c.rfind(' ') + 1).c_str());
   std::printf("%-24s %8s\n", "node", "workers");
   for (auto& kv : nodes)
     std::printf("%-24s %8llu\n", kv.first.c_str(),

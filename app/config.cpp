@@ -30,7 +30,8 @@ const std::vector<std::string> known_names = {
   "BG_AGENT_HEARTBEAT_SECONDS", "BG_AGENT_ESCALATE_AFTER",
   "BG_AGENT_MAX_INPUT_BYTES", "BG_AGENT_PRICE_PROMPT",
   "BG_AGENT_PRICE_COMPLETION", "BG_AGENT_PRICES", "BG_AGENT_RPM",
-  "BG_AGENT_TPM", "BG_AGENT_RATE_WINDOW", "BG_AGENT_LOG_LEVEL",
+  "BG_AGENT_TPM", "BG_AGENT_RATE_WINDOW", "BG_AGENT_PROBE_SECONDS",
+  "BG_AGENT_OUTAGE_MAX", "BG_AGENT_LOG_LEVEL",
   "BG_AGENT_TLS_CERT",
   "BG_AGENT_TLS_KEY", "BG_AGENT_TLS_CA", "BG_AGENT_REJOIN_TIMEOUT",
   "BG_AGENT_SYNC", "BG_AGENT_TYPES", "BG_AGENT_RESPONSE_FORMAT"};
@@ -196,6 +197,8 @@ config load_config(const config_sources& src) {
   if (c.rate_window_seconds < 1 || c.rate_window_seconds > 60)
     throw usage_error(label(src, "BG_AGENT_RATE_WINDOW") +
                       ": must be between 1 and 60 seconds");
+  secs("BG_AGENT_PROBE_SECONDS", c.probe_seconds);
+  secs("BG_AGENT_OUTAGE_MAX", c.outage_max_seconds);
   secs("BG_AGENT_RETRY_INITIAL", c.retry_initial_seconds);
   secs("BG_AGENT_RETRY_MAX", c.retry_cap_seconds);
   count("BG_AGENT_MAX_RESTARTS", c.max_restarts, 0, 1000000);

@@ -46,6 +46,11 @@ struct config {
   uint32_t rpm = 0;
   uint64_t tpm = 0;
   double rate_window_seconds = 60; // BG_AGENT_RATE_WINDOW
+  // A provider model found down (circuit open): one probe call every
+  // BG_AGENT_PROBE_SECONDS; the run stops (exit 7) once it has been down
+  // for BG_AGENT_OUTAGE_MAX.
+  double probe_seconds = 30;
+  double outage_max_seconds = 600;
   double cost_budget = 1.00;
   double retry_initial_seconds = 1;
   double retry_cap_seconds = 60;

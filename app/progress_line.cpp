@@ -56,6 +56,15 @@ std::string format_progress(const metrics_snapshot& m,
   };
   if (m.paused)
     parts.push_back({"[paused]", 8});
+  if (m.circuits_open > 0)
+    parts.push_back({"[provider down " + duration_short(m.outage_seconds) +
+                       (m.circuits_open > 1
+                          ? ", " + grouped(m.circuits_open) + " models"
+                          : std::string()) +
+                       "]",
+                     8});
+  if (m.rate_waiting > 0)
+    parts.push_back({grouped(m.rate_waiting) + " waiting for rate", 2});
 
   auto render = [&] {
     std::string out;

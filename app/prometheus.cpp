@@ -84,6 +84,16 @@ std::string prometheus_text(const metrics_snapshot& m,
            static_cast<double>(m.nodes));
   w.metric("bgagent_paused", "gauge", "1 while an admin paused dispatching.",
            static_cast<double>(m.paused));
+  w.metric("bgagent_calls_waiting_for_rate", "gauge",
+           "Calls waiting for their turn: rate limits, Retry-After holds, "
+           "open circuits.",
+           static_cast<double>(m.rate_waiting));
+  w.metric("bgagent_circuits_open", "gauge",
+           "Provider models found down: only a probe call goes.",
+           static_cast<double>(m.circuits_open));
+  w.metric("bgagent_outage_seconds", "gauge",
+           "How long the oldest open circuit has been open (0: none).",
+           m.outage_seconds);
   w.head("bgagent_provider_latency_seconds", "histogram",
          "Provider call latency.");
   auto& bounds = latency_bucket_bounds();

@@ -93,6 +93,10 @@ void print_summary(const run_summary& s, const run_info& run,
               money(b.cost_limit).c_str());
   if (s.wall_seconds > 0 && s.completed > 0)
     std::printf("  rate         %.1f tasks/s\n", s.completed / s.wall_seconds);
+  if (s.exit_code == exit_code::outage)
+    std::printf("  to continue  run again once the provider answers: the "
+                "pending tasks resume (their attempts while it was down "
+                "did not count)\n");
   if (s.exit_code == exit_code::budget)
     std::printf("  to continue  raise the budget (--token-budget N or "
                 "BG_AGENT_TOKEN_BUDGET, --cost-budget USD or "
@@ -336,8 +340,15 @@ int run_command(const config& c, const run_options& o,
   bs.cost_spent = run.cost_used;
   bs.exhausted = exhausted;
   auto keeper = spawn_budget_keeper(sys, bs, checkpointer, auditor, monitor);
-  auto rates = spawn_rate_keeper(sys, rate_settings{c.rpm, c.tpm, c.rate_window_seconds,
-                                                c.timeout_seconds + 30});
+  rate_settings rs;
+  rs.rpm = c.rpm;
+  rs.tpm = c.tpm;
+  rs.window_seconds = c.rate_window_seconds;
+  rs.call_seconds = c.timeout_seconds + 30;
+  rs.probe_seconds = c.probe_seconds;
+  rs.outage_max_seconds = c.outage_max_seconds;
+  auto rates = spawn_rate_keeper(
+    sys, rs, rate_keeper_links{monitor, auditor, checkpointer, counters});
   // Reservations settled by the store (completion, failure, abandoned
   // calls) are committed to this keeper.
   self->send(checkpointer, attach_atom::value, keeper);

@@ -161,6 +161,14 @@ int status_command(const config& c, bool json) {
     std::printf("last run     %lld, %s, started %s\n",
                 (long long)rep.run.id, shorten(rep.run.state, 40).c_str(),
                 shorten(rep.run.started_at, 40).c_str());
+  for (auto& c : rep.circuits_open) {
+    auto sp = c.rfind(' ');
+    std::printf("provider     %s DOWN since %s (circuit open: one probe "
+                "call every BG_AGENT_PROBE_SECONDS)\n",
+                shorten(c.substr(0, sp), 80).c_str(),
+                shorten(sp == std::string::npos ? "" : c.substr(sp + 1), 40)
+                  .c_str());
+  }
   return exit_code::ok;
 }
 

@@ -83,6 +83,11 @@ using workers_atom = caf::atom_constant<caf::atom("workers")>;
 using join_atom = caf::atom_constant<caf::atom("join")>;
 using poll_atom = caf::atom_constant<caf::atom("poll")>;
 
+// a provider model's circuit: opened or closed (rate_keeper -> store), and
+// open past BG_AGENT_OUTAGE_MAX (rate_keeper -> supervisor)
+using circuit_atom = caf::atom_constant<caf::atom("circuit")>;
+using outage_atom = caf::atom_constant<caf::atom("outage")>;
+
 // monitor and auditor
 using heartbeat_atom = caf::atom_constant<caf::atom("heartbeat")>;
 using outcome_atom = caf::atom_constant<caf::atom("outcome")>;

@@ -66,6 +66,13 @@ struct call_outcome {
   int64_t limit_requests = -1;
   int64_t limit_tokens = -1;
   int64_t limit_wait_ms = -1;
+  // The provider looked down: a connection failure, a timeout or a 5xx
+  // (what opens its circuit: policy/circuit_breaker.hpp).
+  bool provider_down = false;
+  // Set by the head's node gateway only (whatever a node says): the
+  // attempt failed while its model's circuit was open, so it counts
+  // against no task.
+  bool circuit_open = false;
 
   error_kind error_class() const { return static_cast<error_kind>(kind); }
 };
@@ -77,7 +84,7 @@ typename Inspector::result_type inspect(Inspector& f, call_outcome& x) {
            x.completion_tokens, x.cost_usd, x.usage_reported, x.cost_reported,
            x.provider, x.model, x.usage_invalid, x.raw_answer,
            x.answer_error, x.response, x.limit_requests, x.limit_tokens,
-           x.limit_wait_ms);
+           x.limit_wait_ms, x.provider_down, x.circuit_open);
 }
 
 inline call_outcome make_failure(error_kind k, std::string error,

@@ -95,6 +95,8 @@ using checkpointer_actor = caf::typed_actor<
   // the keeper to settle reservations with
   caf::reacts_to<attach_atom, budget_keeper_actor>,
   // its own note: commit the open group
-  caf::reacts_to<commit_group_atom>>;
+  caf::reacts_to<commit_group_atom>,
+  // (provider/model, when it opened; "": closed) for status
+  caf::reacts_to<circuit_atom, std::string, std::string>>;
 
 } // namespace bgagent

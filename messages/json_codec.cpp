@@ -91,6 +91,13 @@ json to_json(const status_report& x) {
     j["run"] = {{"id", x.run.id},
                 {"state", text(x.run.state)},
                 {"started_at", text(x.run.started_at)}};
+  j["circuits_open"] = json::array();
+  for (auto& c : x.circuits_open) {
+    auto sp = c.rfind(' ');
+    j["circuits_open"].push_back(
+      {{"model", text(c.substr(0, sp))},
+       {"since", sp == std::string::npos ? "" : text(c.substr(sp + 1))}});
+  }
   return j;
 }
 

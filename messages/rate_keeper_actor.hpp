@@ -11,6 +11,7 @@
 #include <caf/typed_actor.hpp>
 
 #include "messages/atoms.hpp"
+#include "messages/supervisor_actor.hpp"
 
 namespace bgagent {
 
@@ -22,12 +23,19 @@ using rate_keeper_actor = caf::typed_actor<
   //  resets (each -1: not said), answered 429)
   caf::reacts_to<refund_atom, std::string, uint64_t, uint64_t, int64_t,
                  int64_t, int64_t, bool>,
+  // the same for a failed call, and why the provider looked down
+  // (call_outcome::provider_down; "": it answered) -> whether its model's
+  // circuit is open now (the attempt counts against no task)
+  caf::replies_to<refund_atom, std::string, uint64_t, uint64_t, int64_t,
+                  int64_t, int64_t, bool, std::string>::with<bool>,
   // ("provider/model", slot, tokens): a call that got no answer
   caf::reacts_to<refund_atom, std::string, uint64_t, uint64_t>,
   // the run stops: every waiting call, and any later one, gets slot 0
   caf::reacts_to<drain_atom>,
   // (provider, milliseconds): no call to any of its models before then
   caf::reacts_to<hold_atom, std::string, int64_t>,
+  // the supervisor to tell when a circuit stays open past the outage limit
+  caf::reacts_to<outage_atom, supervisor_actor>,
   // its own timer: ("provider/model")
   caf::reacts_to<wake_atom, std::string>>;
 

@@ -79,11 +79,15 @@ struct status_report {
   state_counts tasks;
   budget_snapshot budget;
   run_info run; // id 0 when there was never a run
+  // While the last run is running: its provider models whose circuit is
+  // open, as "provider/model since <RFC 3339 time>".
+  std::vector<std::string> circuits_open;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, status_report& x) {
-  return f(caf::meta::type_name("status_report"), x.tasks, x.budget, x.run);
+  return f(caf::meta::type_name("status_report"), x.tasks, x.budget, x.run,
+           x.circuits_open);
 }
 
 // The checkpointer's answer to a submission.
@@ -169,6 +173,12 @@ struct metrics_snapshot {
   double latency_sum_seconds = 0;
   uint64_t latency_count = 0;
   double elapsed_seconds = 0;
+  // The rate_keeper's: calls waiting for their turn (rate limits, holds,
+  // open circuits); provider models whose circuit is open, and how long
+  // the oldest has been.
+  uint64_t rate_waiting = 0;
+  uint64_t circuits_open = 0;
+  double outage_seconds = 0;
 };
 
 template <class Inspector>
@@ -177,7 +187,8 @@ typename Inspector::result_type inspect(Inspector& f, metrics_snapshot& x) {
            x.failed_attempts, x.retries, x.quarantined, x.restarts,
            x.in_flight, x.workers, x.nodes, x.alerts, x.paused, x.budget,
            x.latency_buckets, x.latency_sum_seconds, x.latency_count,
-           x.elapsed_seconds);
+           x.elapsed_seconds, x.rate_waiting, x.circuits_open,
+           x.outage_seconds);
 }
 
 } // namespace bgagent

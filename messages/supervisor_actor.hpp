@@ -54,6 +54,9 @@ using supervisor_actor = caf::typed_actor<
                   std::vector<std::string>>::with<bool>,
   // a cluster-edge actor to watch (gatekeeper, node gateway), what it is
   caf::reacts_to<watch_atom, caf::actor, std::string>,
+  // from the rate_keeper: ("provider/model", seconds) its circuit has been
+  // open past BG_AGENT_OUTAGE_MAX: the run stops with exit code 7
+  caf::reacts_to<outage_atom, std::string, double>,
   // -- its own timers -------------------------------------------------------
   caf::reacts_to<tick_atom>,
   // (task id) its retry wait is over

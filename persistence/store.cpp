@@ -1183,6 +1183,11 @@ run_info store::open_run(uint64_t token_limit, double cost_limit) {
     with(upd, path_, [&] { return upd.step(); });
   }
   ledger_totals(info.id, info.tokens_used, info.cost_used);
+  {
+    // The last run's circuits: this run finds out for itself.
+    stmt forget(db_, "DELETE FROM meta WHERE key LIKE 'circuit %'", path_);
+    with(forget, path_, [&] { return forget.step(); });
+  }
   tx.commit();
   return info;
 }
@@ -1666,6 +1671,16 @@ status_report store::status() {
   });
   if (rep.run.id != 0)
     ledger_totals(rep.run.id, rep.budget.tokens_used, rep.budget.cost_used);
+  if (rep.run.state == "running") {
+    stmt c(db_, "SELECT substr(key, 9), value FROM meta WHERE key LIKE "
+                "'circuit %' ORDER BY key",
+           path_);
+    with(c, path_, [&] {
+      while (c.step())
+        rep.circuits_open.push_back(c.text(0) + " " + c.text(1));
+      return 0;
+    });
+  }
   return rep;
 }
 
@@ -1749,6 +1764,20 @@ void store::cache_price_list(const std::string& url,
                            {"prices", list.prices}}
               .dump(-1, ' ', false,
                     nlohmann::json::error_handler_t::replace));
+  with(s, path_, [&] { return s.step(); });
+  tx.commit();
+}
+
+void store::set_circuit(const std::string& key, const std::string& since) {
+  auto_tx tx(*this);
+  stmt s(db_,
+         since.empty()
+           ? "DELETE FROM meta WHERE key = ?1"
+           : "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)",
+         path_);
+  s.bind(1, "circuit " + key);
+  if (!since.empty())
+    s.bind(2, since);
   with(s, path_, [&] { return s.step(); });
   tx.commit();
 }

@@ -239,6 +239,9 @@ public:
   // the list as providers/openrouter_models.hpp writes it), kept in `meta`.
   std::optional<cached_prices> cached_price_list(const std::string& url);
   void cache_price_list(const std::string& url, const cached_prices& list);
+  // A provider model's circuit opened at `since` (RFC 3339), or closed
+  // (""), kept in `meta` for status(); open_run() forgets the last run's.
+  void set_circuit(const std::string& key, const std::string& since);
   // The models the pending, retry_wait and running tasks (interrupted by a
   // crash: they run again) ask for (their own, else
   // their type's; "" for the run's MODEL), sorted, each once.

@@ -19,7 +19,8 @@ double retry_policy::backoff_seconds(uint32_t attempt,
 
 retry_decision retry_policy::decide(const call_outcome& failure,
                                     uint32_t attempt, std::mt19937_64& rng,
-                                    uint32_t rate_limited) const {
+                                    uint32_t rate_limited,
+                                    uint32_t in_outage) const {
   retry_decision d;
   switch (failure.error_class()) {
     case error_kind::out_of_credits:
@@ -32,8 +33,10 @@ retry_decision retry_policy::decide(const call_outcome& failure,
     default:
       break;
   }
-  uint32_t free = std::min(rate_limited, s_.free_rate_limited);
-  uint32_t counted = attempt > free ? attempt - free : 1;
+  uint64_t free = uint64_t{std::min(rate_limited, s_.free_rate_limited)} +
+                  in_outage;
+  uint32_t counted = attempt > free ? static_cast<uint32_t>(attempt - free)
+                                    : 1;
   if (counted >= 1 + s_.max_retries) {
     d.what = retry_decision::action::quarantine;
     d.error = failure.error + " (after " + std::to_string(attempt) +
@@ -41,7 +44,9 @@ retry_decision retry_policy::decide(const call_outcome& failure,
     return d;
   }
   d.what = retry_decision::action::retry;
-  if (failure.retry_after_ms >= 0) {
+  if (failure.circuit_open) {
+    d.delay_seconds = 0;
+  } else if (failure.retry_after_ms >= 0) {
     d.from_retry_after = true;
     d.delay_seconds = std::min(failure.retry_after_ms / 1000.0,
                                s_.retry_after_cap_seconds);

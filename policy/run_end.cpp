@@ -11,6 +11,7 @@ const char* to_string(stop_reason r) {
     case stop_reason::budget: return "budget";
     case stop_reason::out_of_credits: return "out_of_credits";
     case stop_reason::restart_intensity: return "restart_intensity";
+    case stop_reason::outage: return "outage";
     case stop_reason::internal: return "internal";
   }
   return "";
@@ -20,7 +21,9 @@ std::string run_stop::text() const {
   switch (reason) {
     case stop_reason::signal: return "signal:" + std::to_string(signal);
     case stop_reason::internal:
-      return detail.empty() ? "internal" : "internal: " + detail;
+    case stop_reason::outage:
+      return detail.empty() ? to_string(reason)
+                            : std::string(to_string(reason)) + ": " + detail;
     default: return to_string(reason);
   }
 }
@@ -30,6 +33,7 @@ int exit_code_for(const run_stop& stop, bool work_left) {
     case stop_reason::budget:
     case stop_reason::out_of_credits: return exit_code::budget;
     case stop_reason::signal: return 128 + stop.signal;
+    case stop_reason::outage: return exit_code::outage;
     case stop_reason::restart_intensity:
     case stop_reason::internal: return exit_code::internal;
     default: return work_left ? exit_code::stopped : exit_code::ok;

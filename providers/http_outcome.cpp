@@ -343,6 +343,7 @@ call_outcome interpret_response(const http_response& r,
     if (r.status > 0)
       text += " (after HTTP " + std::to_string(r.status) + ", body " +
               std::to_string(r.body.size()) + " bytes)";
+    out.provider_down = true; // no answer: refused, reset, timed out
     if (r.timed_out && c.timeout_seconds > 0) {
       char buf[64];
       std::snprintf(buf, sizeof(buf), " [BG_AGENT_TIMEOUT %g s]",
@@ -359,6 +360,7 @@ call_outcome interpret_response(const http_response& r,
   if (r.status == 429 && is_quota_exhausted(body))
     kind = error_kind::out_of_credits;
   if (kind != error_kind::none) {
+    out.provider_down = r.status >= 500;
     if (r.status == 429 || r.status == 503)
       out.retry_after_ms = retry_after_ms(r.headers, std::time(nullptr));
     return fail(kind, status_text(c, r.status) + ": " +

@@ -311,8 +311,8 @@ TEST_CASE("status and results read a database in a directory they cannot "
   chmod(data.c_str(), 0755);
 }
 
-TEST_CASE("a run whose provider cannot be reached says why every task was "
-          "quarantined in its summary",
+TEST_CASE("a run whose provider cannot be reached says so at once, stops "
+          "at BG_AGENT_OUTAGE_MAX with exit 7 and quarantines nothing",
           "[e2e][cli]") {
   temp_dir dir;
   write_tasks(dir.path("t.jsonl"), make_tasks(4));
@@ -320,18 +320,24 @@ TEST_CASE("a run whose provider cannot be reached says why every task was "
   env_map env{{"OPENAI_API_KEY", "sk-test"},
               {"LLM_BASE_URL",
                "http://127.0.0.1:" + std::to_string(closed) + "/v1"},
-              {"BG_AGENT_MAX_RETRIES", "1"}};
+              {"BG_AGENT_MAX_RETRIES", "1"},
+              {"BG_AGENT_PROBE_SECONDS", "0.5"},
+              {"BG_AGENT_OUTAGE_MAX", "2"}};
   auto r = run_bgagent({"run", "--tasks", "t.jsonl"}, dir.path(), env);
   INFO(r.out << r.err);
-  CHECK(r.exit_code == 0);
-  CHECK(contains(r.out, "  quarantined  4\n"));
-  CHECK(contains(r.out, "  errors       4 x openai request failed: "));
-  CHECK(contains(r.out, "127.0.0.1 port " + std::to_string(closed)));
-  CHECK(contains(r.out, "  warning      no task completed: every one was "
-                        "quarantined"));
+  CHECK(r.exit_code == 7);
+  // The alert names the model and the address that does not answer.
+  auto all = r.out + r.err;
+  CHECK(contains(all, "ALERT provider_unavailable: openai/gpt-4o-mini is "
+                      "down (5 failures in a row, the last: openai request "
+                      "failed: "));
+  CHECK(contains(all, "127.0.0.1 port " + std::to_string(closed)));
+  CHECK(contains(r.out, "(exit 7, outage: openai/gpt-4o-mini)"));
+  CHECK(contains(r.out, "  quarantined  0\n"));
+  CHECK(contains(r.out, "  to continue  run again once the provider "
+                        "answers"));
   auto fin = audit_events(dir.path("bgagent-audit.jsonl"), "run_finished");
   REQUIRE(fin.size() == 1);
-  auto detail = nlohmann::json::parse(fin[0]["detail"].get<std::string>());
-  REQUIRE(detail["quarantine_errors"].size() == 1);
-  CHECK(detail["quarantine_errors"][0]["tasks"] == 4);
+  CHECK(audit_events(dir.path("bgagent-audit.jsonl"), "circuit_opened")
+          .size() == 1);
 }

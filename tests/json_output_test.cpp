@@ -39,7 +39,9 @@ TEST_CASE("status --json, results --json and the audit log keep their fields",
   REQUIRE(st.exit_code == 0);
   REQUIRE(lines_of(st.out).size() == 1);
   auto s = nlohmann::json::parse(st.out);
-  CHECK(keys(s) == std::set<std::string>{"tasks", "budget", "run"});
+  CHECK(keys(s) ==
+        std::set<std::string>{"tasks", "budget", "run", "circuits_open"});
+  CHECK(s["circuits_open"].empty()); // the run is over
   CHECK(keys(s["tasks"]) ==
         std::set<std::string>{"pending", "running", "retry_wait", "completed",
                               "quarantined", "cancelled"});

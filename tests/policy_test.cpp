@@ -7,6 +7,7 @@
 #include <random>
 
 #include "messages/call_outcome.hpp"
+#include "policy/circuit_breaker.hpp"
 #include "policy/rate_window.hpp"
 #include "policy/restart_window.hpp"
 #include "policy/retry_policy.hpp"
@@ -182,6 +183,52 @@ TEST_CASE("rate window: a hold stops every call until it ends, and only "
   CHECK(w.wait(t0 + seconds(5), 1).count() == 0);
 }
 
+TEST_CASE("circuit breaker: opens after down answers in a row, probes on "
+          "time, closes on any answer",
+          "[unit][policy]") {
+  using namespace std::chrono;
+  using gate = circuit_breaker::gate;
+  using change = circuit_breaker::change;
+  circuit_breaker c{3, seconds(30)};
+  auto t0 = steady_clock::time_point{} + hours(1);
+  // Two down answers, then one that is not: the count starts again.
+  CHECK(c.answered(true, false, t0) == change::none);
+  CHECK(c.answered(true, false, t0) == change::none);
+  CHECK(c.answered(false, false, t0) == change::none);
+  CHECK(c.answered(true, false, t0) == change::none);
+  CHECK(c.answered(true, false, t0) == change::none);
+  CHECK(c.ask(t0) == gate::go);
+  CHECK(c.answered(true, false, t0 + seconds(1)) == change::opened);
+  CHECK(c.is_open());
+  CHECK(c.opened_at() == t0 + seconds(1));
+  // Open: nothing goes until the first probe is due, 30 s later.
+  CHECK(c.ask(t0 + seconds(2)) == gate::wait);
+  CHECK(c.wait_until() == t0 + seconds(31));
+  CHECK(c.wait(t0 + seconds(2)) == seconds(29));
+  // Calls sent before it opened come back down: it stays open.
+  CHECK(c.answered(true, false, t0 + seconds(3)) == change::none);
+  CHECK(c.ask(t0 + seconds(31)) == gate::probe);
+  CHECK(c.ask(t0 + seconds(31)) == gate::wait); // one probe at a time
+  CHECK(c.wait(t0 + seconds(31)) == seconds(30));
+  // The probe fails: the next one 30 s after its answer.
+  CHECK(c.answered(true, true, t0 + seconds(40)) == change::none);
+  CHECK(c.ask(t0 + seconds(69)) == gate::wait);
+  CHECK(c.ask(t0 + seconds(70)) == gate::probe);
+  // A probe that was never sent lets the next call probe at once.
+  c.probe_lost(t0 + seconds(71));
+  CHECK(c.ask(t0 + seconds(71)) == gate::probe);
+  // It answers: closed, everything goes.
+  CHECK(c.answered(false, true, t0 + seconds(72)) == change::closed);
+  CHECK_FALSE(c.is_open());
+  CHECK(c.ask(t0 + seconds(72)) == gate::go);
+  // Closed again, three more down answers open it again.
+  for (int i = 0; i < 2; ++i)
+    CHECK(c.answered(true, false, t0 + seconds(80)) == change::none);
+  CHECK(c.answered(true, false, t0 + seconds(80)) == change::opened);
+  // A call let go before it opened answers (a 4xx, a 200): closed.
+  CHECK(c.answered(false, false, t0 + seconds(81)) == change::closed);
+}
+
 TEST_CASE("run end: one mapping from the stop to the exit code and the run's "
           "state",
           "[unit][policy]") {
@@ -204,6 +251,9 @@ TEST_CASE("run end: one mapping from the stop to the exit code and the run's "
     {run_stop{stop_reason::signal, 15}, true, 143, "interrupted",
      "signal:15"},
     {run_stop{stop_reason::signal, 2}, false, 130, "interrupted", "signal:2"},
+    {run_stop{stop_reason::outage}, true, 7, "interrupted", "outage"},
+    {run_stop{stop_reason::outage, 0, "openai/gpt-4o"}, true, 7,
+     "interrupted", "outage: openai/gpt-4o"},
     {run_stop{stop_reason::restart_intensity}, true, 1, "failed",
      "restart_intensity"},
     {run_stop{stop_reason::internal, 0, "checkpointer died"}, true, 1,

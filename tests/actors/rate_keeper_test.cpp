@@ -91,3 +91,95 @@ TEST_CASE("rate keeper: when the run stops, waiting calls and later ones "
   CHECK(*later == 0);
   exit_all(env.self, keeper);
 }
+
+namespace {
+
+rate_settings circuit_settings(uint32_t threshold, double probe_seconds) {
+  rate_settings s;
+  s.circuit_threshold = threshold;
+  s.probe_seconds = probe_seconds;
+  return s;
+}
+
+// A failed call's refund: whether its model's circuit is open after it.
+std::optional<bool> failed(actor_env& env, const rate_keeper_actor& keeper,
+                           uint64_t slot, const std::string& down) {
+  return ask_for<bool>(env.self, keeper, refund_atom::value, key, slot,
+                       uint64_t{0}, int64_t{-1}, int64_t{-1}, int64_t{-1},
+                       false, down);
+}
+
+} // namespace
+
+TEST_CASE("rate keeper: down answers in a row open the circuit, any answer "
+          "closes it and lets the waiting calls go",
+          "[rates][actors][circuit]") {
+  actor_env env;
+  auto counters = std::make_shared<call_counters>();
+  // No probe within the test: only answers move the circuit.
+  auto keeper = spawn_rate_keeper(env.sys, circuit_settings(2, 3600),
+                                  rate_keeper_links{{}, {}, {}, counters});
+  auto pace = [&] {
+    return ask_for<uint64_t>(env.self, keeper, pace_atom::value, key,
+                             uint64_t{100});
+  };
+  auto a = pace(), b = pace(), c = pace();
+  REQUIRE((a && b && c));
+  // A 5xx, then a refused connection: open after the second.
+  CHECK(failed(env, keeper, *a, "HTTP 502: bad gateway") == false);
+  CHECK(failed(env, keeper, *b, "request failed: connection refused") ==
+        true);
+  metrics_snapshot m;
+  counters->fill(m);
+  CHECK(m.circuits_open == 1);
+  // Open: the next call waits (no probe is due for an hour).
+  pending_pace d(env.sys, keeper);
+  CHECK_FALSE(d.answered_now());
+  counters->fill(m);
+  CHECK(m.rate_waiting == 1);
+  // A call sent before it opened comes back with a 400: the provider
+  // answers, so the circuit closes and the waiting call goes.
+  CHECK(failed(env, keeper, *c, "") == false);
+  auto slot = d.take(std::chrono::seconds(10));
+  REQUIRE(slot);
+  CHECK(*slot > 0);
+  counters->fill(m);
+  CHECK(m.circuits_open == 0);
+  CHECK(m.rate_waiting == 0);
+  exit_all(env.self, keeper);
+}
+
+TEST_CASE("rate keeper: an open circuit lets one probe go at a time, and a "
+          "probe never sent lets the next go at once",
+          "[rates][actors][circuit]") {
+  actor_env env;
+  auto keeper = spawn_rate_keeper(env.sys, circuit_settings(1, 0.05));
+  auto a = ask_for<uint64_t>(env.self, keeper, pace_atom::value, key,
+                             uint64_t{100});
+  REQUIRE(a);
+  CHECK(failed(env, keeper, *a, "timed out") == true);
+  // The first probe goes once due; the next call waits for its answer.
+  pending_pace p1(env.sys, keeper);
+  auto probe1 = p1.take(std::chrono::seconds(10));
+  REQUIRE(probe1);
+  pending_pace p2(env.sys, keeper);
+  CHECK_FALSE(p2.answered_now());
+  // The probe finds it down: still open (the attempt counts against no
+  // task); the next probe goes a probe interval later.
+  CHECK(failed(env, keeper, *probe1, "HTTP 503: overloaded") == true);
+  auto probe2 = p2.take(std::chrono::seconds(10));
+  REQUIRE(probe2);
+  pending_pace p3(env.sys, keeper);
+  CHECK_FALSE(p3.answered_now());
+  // The second probe was never sent (its worker died): the next call is
+  // the probe.
+  env.self->send(keeper, refund_atom::value, key, *probe2, uint64_t{0});
+  auto probe3 = p3.take(std::chrono::seconds(10));
+  REQUIRE(probe3);
+  // It answers: closed, every call goes at once.
+  env.self->send(keeper, refund_atom::value, key, *probe3, uint64_t{10},
+                 int64_t{-1}, int64_t{-1}, int64_t{-1}, false);
+  pending_pace p4(env.sys, keeper);
+  CHECK(p4.answered_now());
+  exit_all(env.self, keeper);
+}
