@@ -240,9 +240,11 @@ behavior_type running_behavior(self_ptr self) {
       });
     },
     [=, &db_](retry_atom, const std::string& id, uint32_t attempt,
-              const std::string& error, const audit_event& scheduled) {
+              const std::string& error, const audit_event& scheduled,
+              bool not_counted) {
       return grouped(self, [&] {
-        return db_.mark_retry_wait(id, attempt, error, scheduled);
+        return db_.mark_retry_wait(id, attempt, error, scheduled,
+                                   not_counted);
       });
     },
     [=, &db_](quarantine_atom, const std::string& id, uint32_t attempt,

@@ -139,8 +139,8 @@ void release_pace(self_ptr self, const open_attempt& a) {
 
 void begin(self_ptr self, const task_worker_actor& worker, const std::string& id,
            uint32_t attempt, uint64_t prompt, uint64_t completion,
-           double cost, const std::string& detail,
-           caf::typed_response_promise<bool> rp) {
+           double cost, const std::string& detail, bool may_fall_back,
+           caf::typed_response_promise<int32_t> rp) {
   auto& st = self->state;
   auto addr = worker.address();
   auto& a = st.open[id];
@@ -160,7 +160,7 @@ void begin(self_ptr self, const task_worker_actor& worker, const std::string& id
   // reservation is held while a call waits for its turn.
   if (st.h.rate_keeper && !a.rate_slot) {
     self->request(st.h.rate_keeper, caf::infinite, pace_atom::value, detail,
-                  tokens)
+                  tokens, may_fall_back)
       .then([=](uint64_t slot) mutable {
         auto& st = self->state;
         if (!still_open()) { // the worker died while it waited
@@ -173,14 +173,24 @@ void begin(self_ptr self, const task_worker_actor& worker, const std::string& id
           st.open.erase(id);
           caf::send_as(worker, st.h.supervisor, skipped_atom::value, id,
                        attempt);
-          rp.deliver(false);
+          rp.deliver(begin_answer::refused);
+          return;
+        }
+        if (slot == circuit_open_slot) {
+          // Its model is down: the worker begins again with the next one.
+          st.open[id].begun = false;
+          self->send(st.h.auditor,
+                     event_for(self, "task_fallback", id, attempt,
+                               detail + " is down (circuit open): the "
+                                        "attempt goes to the next model"));
+          rp.deliver(begin_answer::fall_back);
           return;
         }
         auto& a = st.open[id];
         a.rate_key = detail;
         a.rate_slot = slot;
         begin(self, worker, id, attempt, prompt, completion, cost, detail,
-              rp);
+              false, rp);
       });
     return;
   }
@@ -198,7 +208,7 @@ void begin(self_ptr self, const task_worker_actor& worker, const std::string& id
         st.open.erase(id);
         caf::send_as(worker, st.h.supervisor, denied_atom::value, id,
                      attempt, r.reason);
-        rp.deliver(false);
+        rp.deliver(begin_answer::refused);
         return;
       }
       st.open[id].reservation = r.id;
@@ -214,7 +224,7 @@ void begin(self_ptr self, const task_worker_actor& worker, const std::string& id
               st.open.erase(id);
               caf::send_as(worker, st.h.supervisor, skipped_atom::value, id,
                            attempt);
-              rp.deliver(false);
+              rp.deliver(begin_answer::refused);
             }
             return;
           }
@@ -223,7 +233,7 @@ void begin(self_ptr self, const task_worker_actor& worker, const std::string& id
           st.open[id].in_call = true;
           if (st.h.counters)
             st.h.counters->call_started();
-          rp.deliver(true);
+          rp.deliver(begin_answer::go);
         });
     });
 }
@@ -235,8 +245,8 @@ void record_failure(self_ptr self, const task_worker_actor& worker,
                     const call_outcome& out, const usage& u) {
   auto& st = self->state;
   auto detail = std::string(to_string(out.error_class())) + ": " + out.error;
-  if (out.circuit_open)
-    detail += " [circuit open: not counted]";
+  if (out.provider_fault)
+    detail += " [the provider's fault: not counted]";
   self->request(st.h.checkpointer, caf::infinite, usage_atom::value, id,
                 attempt, u, out.provider, out.model,
                 event_for(self, "task_failed", id, attempt, detail),
@@ -263,10 +273,10 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
   st.open.erase(i);
   call_ended(self, latency);
   auto u = charge_for(self, id, a, out, charge_reservation);
-  // Whether the attempt failed while its model's circuit was open is the
-  // rate_keeper's word (below), never a node's.
+  // Whether a failure was the provider's fault is the rate_keeper's word
+  // (below), never a node's.
   auto failed = out;
-  failed.circuit_open = false;
+  failed.provider_fault = false;
   bool ask_circuit = false;
   if (a.rate_slot != 0) {
     // A node's figures are its own word: its limits and resets pace no one
@@ -277,10 +287,16 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
     auto limit_tokens = remote ? int64_t{-1} : out.limit_tokens;
     auto wait_ms = remote ? int64_t{-1} : out.limit_wait_ms;
     bool limited = out.http_status == 429 && out.retry_after_ms < 0;
+    // No answer and not for want of one (refused here, cancelled): it
+    // says nothing of the provider's health.
+    bool unanswered = !out.ok && out.http_status == 0 && !out.provider_down;
     if (out.ok) {
       self->send(st.h.rate_keeper, refund_atom::value, a.rate_key,
                  a.rate_slot, u.total_tokens(), limit_requests, limit_tokens,
                  wait_ms, limited);
+    } else if (unanswered) {
+      self->send(st.h.rate_keeper, refund_atom::value, a.rate_key,
+                 a.rate_slot, u.total_tokens());
     } else {
       ask_circuit = true;
       self->request(st.h.rate_keeper, caf::infinite, refund_atom::value,
@@ -289,7 +305,7 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
                     out.provider_down ? out.error : std::string())
         .then(
           [=](bool open) mutable {
-            failed.circuit_open = open;
+            failed.provider_fault = open;
             record_failure(self, worker, id, attempt, failed, u);
           },
           [=](caf::error&) mutable {
@@ -405,10 +421,10 @@ node_gateway_actor::behavior_type node_gateway(self_ptr self, head_handles h,
       caf::anon_send(worker, dispatch_atom::value, t, attempt);
     },
     [=](begin_atom, const std::string& id, uint32_t attempt, uint64_t prompt,
-        uint64_t completion, double cost,
-        const std::string& detail) -> caf::result<bool> {
+        uint64_t completion, double cost, const std::string& detail,
+        bool may_fall_back) -> caf::result<int32_t> {
       auto worker = sender_worker();
-      auto rp = self->make_response_promise<bool>();
+      auto rp = self->make_response_promise<int32_t>();
       auto& st = self->state;
       auto i = st.open.find(id);
       if (!worker || i == st.open.end() ||
@@ -417,10 +433,11 @@ node_gateway_actor::behavior_type node_gateway(self_ptr self, head_handles h,
         refuse(self, "a begin for task " + id + " attempt " +
                        std::to_string(attempt) +
                        " that this gateway did not hand to that worker");
-        rp.deliver(false);
+        rp.deliver(begin_answer::refused);
         return rp;
       }
-      begin(self, worker, id, attempt, prompt, completion, cost, detail, rp);
+      begin(self, worker, id, attempt, prompt, completion, cost, detail,
+            may_fall_back, rp);
       return rp;
     },
     [=](finish_atom, const std::string& id, uint32_t attempt,

@@ -9,13 +9,18 @@
 //       task on anonymously. Only handed attempts may begin and finish.
 // From task workers:
 //   (begin_atom, string id, uint32 attempt, uint64 worst_prompt_tokens,
-//    uint64 max_tokens, double worst_cost, string started_detail) -> bool go
+//    uint64 max_tokens, double worst_cost, string "provider/model",
+//    bool may_fall_back) -> int32 begin_answer
+//       paces the call with the rate_keeper (which answers at once, for a
+//       call that may fall back, when the model's circuit is open: then
+//       begin_answer::fall_back, task_fallback audited, and the worker may
+//       begin the same attempt again with its next model); then
 //       reserves the worst case (prompt + max_tokens tokens, worst_cost
 //       dollars) with the budget_keeper; if granted, marks
 //       the task running with that reservation and audits task_started
 //       (one checkpointer transaction); counts the call in flight (the
-//       run's call_counters, no message). `go`
-//       false: the worker stays idle; the gateway has told the supervisor
+//       run's call_counters, no message): begin_answer::go.
+//       begin_answer::refused: the worker stays idle; the gateway has told the supervisor
 //       (denied: budget; skipped: the store no longer wants the task).
 //   (finish_atom, string id, uint32 attempt, call_outcome,
 //    bool charge_reservation, double latency_seconds)   (no reply)

@@ -9,6 +9,7 @@
 
 #include "messages/events.hpp"
 #include "messages/json_codec.hpp"
+#include "messages/utf8.hpp"
 #include "policy/circuit_breaker.hpp"
 #include "policy/rate_window.hpp"
 
@@ -21,6 +22,7 @@ using std::chrono::milliseconds;
 
 struct waiting_call {
   uint64_t tokens;
+  bool may_fall_back;
   caf::typed_response_promise<uint64_t> rp;
 };
 
@@ -99,8 +101,13 @@ void forget_old_calls(const rate_settings& s, key_state& k,
                       clock_type::time_point now) {
   auto oldest = now - std::chrono::duration_cast<clock_type::duration>(
                         std::chrono::duration<double>(s.call_seconds));
-  while (!k.flying.empty() && k.flying.begin()->second < oldest)
+  while (!k.flying.empty() && k.flying.begin()->second < oldest) {
+    if (k.flying.begin()->first == k.probe_slot) { // its probe is lost too
+      k.probe_slot = 0;
+      k.circuit.probe_lost(now);
+    }
     k.flying.erase(k.flying.begin());
+  }
 }
 
 // How long until the next call of `tokens` may go (0: now).
@@ -187,6 +194,8 @@ void circuit_changed(self_ptr self, const std::string& key, key_state& k,
     if (st.links.checkpointer)
       self->send(st.links.checkpointer, circuit_atom::value, key,
                  now_rfc3339());
+    if (st.supervisor)
+      self->send(st.supervisor, circuit_atom::value, key, true);
     // Told to the supervisor if still open then (a wake checks).
     self->delayed_send(self, seconds(st.s.outage_max_seconds),
                        wake_atom::value, key);
@@ -203,6 +212,9 @@ void circuit_changed(self_ptr self, const std::string& key, key_state& k,
     if (st.links.checkpointer)
       self->send(st.links.checkpointer, circuit_atom::value, key,
                  std::string());
+    if (st.supervisor)
+      self->send(st.supervisor, circuit_atom::value, key, false);
+    k.probe_slot = 0; // a late answer of that probe is just an answer
   }
   count_circuits(self);
 }
@@ -229,6 +241,13 @@ void drain(self_ptr self, const std::string& key) {
   auto& k = key_of(self, key);
   while (!k.queue.empty()) {
     auto now = clock_type::now();
+    if (k.queue.front().may_fall_back && k.circuit.wait(now).count() > 0) {
+      // Its model is down and no probe is due: it goes to its next model.
+      k.queue.front().rp.deliver(circuit_open_slot);
+      k.queue.pop_front();
+      count_waiting(self, -1);
+      continue;
+    }
     auto wait = wait_for(st.s, k, now, k.queue.front().tokens);
     if (wait.count() > 0) {
       if (!k.armed) {
@@ -279,8 +298,6 @@ void learn(const rate_settings& s, key_state& k, int64_t limit_requests,
   }
 }
 
-} // namespace
-
 // A call's answer for the circuit: opened, closed or neither.
 bool answered(self_ptr self, const std::string& key, key_state& k,
               uint64_t slot, bool down, const std::string& error) {
@@ -289,7 +306,10 @@ bool answered(self_ptr self, const std::string& key, key_state& k,
     k.probe_slot = 0;
   auto c = k.circuit.answered(down, probe, clock_type::now());
   circuit_changed(self, key, k, c, error);
-  return k.circuit.is_open();
+  // The provider's fault: its circuit is open, or this call and the one
+  // before found it down (a task failing alone, among answered calls, is
+  // the task's).
+  return k.circuit.is_open() || (down && k.circuit.down_in_a_row() >= 2);
 }
 
 // A call that got no answer: if it was the probe, the next call probes.
@@ -300,22 +320,26 @@ void unanswered(key_state& k, uint64_t slot) {
   }
 }
 
+} // namespace
+
 rate_keeper_actor::behavior_type rate_keeper(self_ptr self, rate_settings s,
                                              rate_keeper_links links) {
   self->state.s = s;
   self->state.links = std::move(links);
   return {
-    [=](pace_atom, const std::string& key,
-        uint64_t tokens) -> caf::result<uint64_t> {
+    [=](pace_atom, const std::string& key, uint64_t tokens,
+        bool may_fall_back) -> caf::result<uint64_t> {
       auto& st = self->state;
       if (st.stopped)
         return uint64_t{0}; // the run stops: this call does not go
       auto& k = key_of(self, key);
       auto now = clock_type::now();
+      if (may_fall_back && k.circuit.wait(now).count() > 0)
+        return circuit_open_slot;
       if (k.queue.empty() && wait_for(st.s, k, now, tokens).count() == 0)
         return admit(k, now, tokens);
       auto rp = self->make_response_promise<uint64_t>();
-      k.queue.push_back(waiting_call{tokens, rp});
+      k.queue.push_back(waiting_call{tokens, may_fall_back, rp});
       count_waiting(self, 1);
       drain(self, key);
       return rp;
@@ -339,7 +363,9 @@ rate_keeper_actor::behavior_type rate_keeper(self_ptr self, rate_settings s,
       k.window.settle(slot, tokens);
       learn(st.s, k, limit_requests, limit_tokens, wait_ms, limited);
       k.flying.erase(slot);
-      bool open = answered(self, key, k, slot, !down.empty(), down);
+      // A node's words: clipped before they go into alerts and the audit.
+      bool open = answered(self, key, k, slot, !down.empty(),
+                           utf8_clip(sanitize_utf8(down), 300, "..."));
       drain(self, key);
       return open;
     },

@@ -6,10 +6,13 @@
 // only one probe call goes every BG_AGENT_PROBE_SECONDS.
 //
 // Contract (messages/rate_keeper_actor.hpp):
-//   (pace_atom, key, tokens) -> slot   answered when the call fits its
-//       key's window (policy/rate_window.hpp), first come first served per
-//       key; tokens are the reservation's worst case. Waiting is a delayed
-//       message to itself, never a blocked thread.
+//   (pace_atom, key, tokens, may_fall_back) -> slot   answered when the
+//       call fits its key's window (policy/rate_window.hpp), first come
+//       first served per key; tokens are the reservation's worst case.
+//       Waiting is a delayed message to itself, never a blocked thread.
+//       While the key's circuit is open and no probe is due, a call that
+//       may fall back to another model is answered circuit_open_slot at
+//       once (waiting or not) instead of waiting.
 //   (refund_atom, key, slot, tokens, limit_requests, limit_tokens, wait_ms,
 //    limited)                          the call's actual tokens replace its
 //       worst case in the window, and the answer teaches the key's pace
@@ -22,8 +25,9 @@
 //   (refund_atom, ..., limited, down) -> open   the same for a failed call;
 //       `down` (why: a connection failure, timeout or 5xx) counts toward opening
 //       the key's circuit, any other answer closes it. The reply says
-//       whether the circuit is open after this answer: the attempt then
-//       counts against no task. Opening raises a critical
+//       whether the failure is the provider's: the circuit is open after
+//       this answer, or this and the answer before were down. The attempt
+//       then counts against no retry. Opening raises a critical
 //       `provider_unavailable` alert, audits `circuit_opened` and records
 //       the circuit in the store (status shows it); closing audits
 //       `circuit_closed`. A circuit open for BG_AGENT_OUTAGE_MAX seconds is

@@ -55,14 +55,13 @@ struct supervisor_state {
   // Error text -> tasks quarantined with it here, for the summary (bounded:
   // errors that differ per task must not grow it without end).
   std::unordered_map<std::string, uint64_t> quarantine_errors;
-  // Task id -> its attempts in this run that count against no retry
-  // (retry_policy): answered 429 (up to a cap), failed while its model's
-  // circuit was open; erased when the task ends.
-  struct free_attempts {
-    uint32_t rate_limited = 0;
-    uint32_t in_outage = 0;
-  };
-  std::unordered_map<std::string, free_attempts> not_counted;
+  // Task id -> its attempts answered 429 in this run (they count against no
+  // retry, up to a cap: retry_policy); erased when the task ends.
+  std::unordered_map<std::string, uint32_t> rate_limited;
+  // "provider/model" keys whose circuit is open (the rate_keeper says), and
+  // the tasks held back for each while one of theirs is at its probe.
+  std::unordered_set<std::string> down;
+  std::unordered_map<std::string, std::deque<task>> parked;
   run_handles h;
   provider_ptr prov;
   // Workers by address; with the attempts whose answer is being stored
@@ -201,12 +200,40 @@ void fetch(self_ptr self) {
     });
 }
 
+// The rate_keeper's key for the model an attempt of `t` starts at.
+std::string rate_key_of(const supervisor_state& st, const task& t) {
+  auto chain = model_chain(t);
+  auto& m = chain[std::min<size_t>(t.model_index, chain.size() - 1)];
+  return st.prov->name() + "/" + (m.empty() ? st.prov->model() : m);
+}
+
+// While its model's circuit is open, a task with no other model to try
+// waits here if a worker already holds one of that model's tasks (the one
+// the probe will come from): workers stay free for the other models.
+bool park(supervisor_state& st, task& t) {
+  if (st.down.empty() || !st.prov)
+    return false;
+  auto key = rate_key_of(st, t);
+  if (!st.down.count(key) || t.model_index + 1 < model_chain(t).size())
+    return false;
+  bool one_out = false;
+  for (auto& kv : st.pool)
+    one_out = one_out || (kv.second.busy &&
+                          rate_key_of(st, kv.second.current) == key);
+  if (!one_out)
+    return false;
+  st.parked[key].push_back(std::move(t));
+  return true;
+}
+
 void dispatch(self_ptr self) {
   auto& st = self->state;
   while (!st.paused && !stopping(st) && st.pool.has_idle() &&
          !st.queue.empty()) {
     auto t = std::move(st.queue.front());
     st.queue.pop_front();
+    if (park(st, t))
+      continue;
     auto& slot = st.pool.assign(std::move(t), clock_type::now())->second;
     // Through the worker's gateway, which records what it may accept back
     // and passes it on anonymously: a remote worker never receives the
@@ -265,18 +292,27 @@ void quarantine(self_ptr self, const task& t, uint32_t attempt,
 }
 
 void schedule_retry(self_ptr self, task t, uint32_t attempt,
-                    const call_outcome& out, const retry_decision& d) {
+                    const call_outcome& out, const retry_decision& d,
+                    bool not_counted) {
   auto& st = self->state;
   double delay = d.delay_seconds;
   ++st.outstanding;
   char buf[64];
   std::snprintf(buf, sizeof(buf), "retry in %.3f s%s: ", delay,
                 d.from_retry_after ? " (Retry-After)" : "");
+  std::string why = buf + out.error;
+  if (d.next_model) {
+    auto chain = model_chain(t);
+    auto& model = chain[std::min<size_t>(t.model_index, chain.size() - 1)];
+    why = "falls back to model " + (model.empty() ? "MODEL" : model) +
+          " at once: " + out.error;
+  }
   // Audited in the store's transaction that schedules it.
   self->request(st.h.checkpointer, caf::infinite, retry_atom::value, t.id,
                 attempt, out.error,
                 make_event("task_retry_scheduled", t.id,
-                           static_cast<int32_t>(attempt), buf + out.error))
+                           static_cast<int32_t>(attempt), why),
+                not_counted)
     .then([=](bool) mutable {
       auto& st = self->state;
       --st.outstanding;
@@ -307,21 +343,23 @@ void attempt_failed(self_ptr self, const task& t, uint32_t attempt,
   auto& st = self->state;
   self->send(st.h.monitor, outcome_atom::value, outcome_kind::failed, t.id);
   st.failure_streak = true;
-  supervisor_state::free_attempts free;
-  bool limited = out.http_status == 429 &&
-                 out.error_class() == error_kind::retryable;
-  if (limited || out.circuit_open) {
-    auto& f = st.not_counted[t.id];
-    f.rate_limited += limited ? 1 : 0;
-    f.in_outage += out.circuit_open ? 1 : 0;
-    free = f;
-  } else if (auto i = st.not_counted.find(t.id); i != st.not_counted.end()) {
-    free = i->second;
-  }
-  auto d = st.retries.decide(out, attempt, st.rng, free.rate_limited,
-                             free.in_outage);
+  // The provider's faults count against no retry: a run's first 429s of
+  // the task, and its failures while the provider was down.
+  bool free = out.provider_fault;
+  if (out.http_status == 429 && out.error_class() == error_kind::retryable)
+    free = free || st.retries.rate_limit_is_free(++st.rate_limited[t.id]);
+  // Where the attempt's model is in the task's list (it may have fallen
+  // back from the one it started at).
+  auto chain = model_chain(t);
+  auto used = static_cast<size_t>(t.model_index);
+  for (size_t i = 0; i < chain.size(); ++i)
+    if (!out.model.empty() && chain[i] == out.model)
+      used = i;
+  auto d = st.retries.decide(out, attempt, st.rng,
+                             t.free_attempts + (free ? 1 : 0),
+                             used + 1 < chain.size());
   if (d.what != retry_decision::action::retry)
-    st.not_counted.erase(t.id);
+    st.rate_limited.erase(t.id);
   switch (d.what) {
     case retry_decision::action::stop_run: {
       // Not the task's fault: it goes back to pending, attempt not counted.
@@ -343,9 +381,17 @@ void attempt_failed(self_ptr self, const task& t, uint32_t attempt,
     case retry_decision::action::quarantine:
       quarantine(self, t, attempt, d.error);
       return;
-    case retry_decision::action::retry:
-      schedule_retry(self, t, attempt, out, d);
+    case retry_decision::action::retry: {
+      auto next = t;
+      if (d.next_model)
+        next.model_index = static_cast<uint32_t>(used + 1);
+      // A model that refused counts against no retry either.
+      if (free || d.next_model)
+        ++next.free_attempts;
+      schedule_retry(self, std::move(next), attempt, out, d,
+                     free || d.next_model);
       return;
+    }
   }
 }
 
@@ -483,7 +529,8 @@ void maybe_finish(self_ptr self) {
     finish(self);
     return;
   }
-  if (!st.queue.empty() || !st.waiting.empty() || !st.exhausted)
+  if (!st.queue.empty() || !st.waiting.empty() || !st.parked.empty() ||
+      !st.exhausted)
     return;
   if (st.settings.follow)
     return; // the poll timer looks again
@@ -535,7 +582,7 @@ auto on_done(self_ptr self) {
     if (!attempt_reported(self, id, attempt))
       return;
     st.held.erase(id);
-    st.not_counted.erase(id);
+    st.rate_limited.erase(id);
     ++st.summary.completed;
     if (st.failure_streak) {
       // Ends the monitor's count of consecutive failures, in order.
@@ -797,6 +844,21 @@ behavior_type running(self_ptr self) {
       return true;
     },
     [](nodes_waited_atom) {},
+    [=](circuit_atom, const std::string& key, bool open) {
+      auto& st = self->state;
+      if (open) {
+        st.down.insert(key);
+        return;
+      }
+      st.down.erase(key);
+      auto i = st.parked.find(key);
+      if (i == st.parked.end())
+        return;
+      for (auto t = i->second.rbegin(); t != i->second.rend(); ++t)
+        st.queue.push_front(std::move(*t));
+      st.parked.erase(i);
+      dispatch(self);
+    },
     [=](outage_atom, const std::string& key, double seconds) {
       char secs[32];
       std::snprintf(secs, sizeof(secs), "%.0f", seconds);
@@ -829,6 +891,7 @@ behavior_type draining(self_ptr self) {
     },
     [](nodes_waited_atom) {},
     [](outage_atom, const std::string&, double) {},
+    [](circuit_atom, const std::string&, bool) {},
   };
 }
 
@@ -849,6 +912,7 @@ behavior_type ended(self_ptr self, NodesWaited on_nodes_waited) {
     [](poll_atom) {},
     [](retry_due_atom, const std::string&) {},
     [](outage_atom, const std::string&, double) {},
+    [](circuit_atom, const std::string&, bool) {},
     on_nodes_waited,
   };
 }

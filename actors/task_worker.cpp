@@ -11,6 +11,7 @@
 
 #include "messages/atoms.hpp"
 #include "messages/call_outcome.hpp"
+#include "messages/node_gateway_actor.hpp"
 #include "messages/task.hpp"
 #include "messages/task_worker_actor.hpp"
 #include "messages/utf8.hpp"
@@ -37,6 +38,9 @@ struct worker_state {
   bool in_call = false;
   task current;
   uint32_t attempt = 0;
+  // The task's models (model_chain) and the one this attempt is at.
+  std::vector<std::string> chain;
+  size_t model_at = 0;
   llm_request req;
   uint64_t generation = 0; // matches provider replies and timeouts
   uint64_t call_id = 0;
@@ -138,9 +142,61 @@ void time_out(self_ptr self) {
                             " s (BG_AGENT_TIMEOUT)");
   out.provider = st.prov->name();
   out.model = st.req.model.empty() ? st.prov->model() : st.req.model;
-  out.provider_down = true;
   // The request was sent: the provider may bill it; assume the worst.
   finish_attempt(self, std::move(out), true);
+}
+
+// Asks the gateway to begin the attempt on the model it is at; told to
+// fall back (that model is down), it asks again with the next one.
+void begin_call(self_ptr self) {
+  auto& st = self->state;
+  auto& t = st.current;
+  auto model = st.chain[st.model_at];
+  st.req = llm_request{t.id,     t.type,   t.input,
+                       t.max_tokens ? t.max_tokens : 256,
+                       t.system, t.prompt, t.schema,
+                       model,    t.temperature, t.raw,
+                       repair_answer_for(t), t.repair_error, {}};
+  auto est_prompt = st.prov->estimate_prompt_tokens(st.req);
+  auto worst_cost = st.prov->price_of(model).cost(est_prompt,
+                                                  st.req.max_tokens);
+  // OpenRouter takes the rest of the list itself (its `models`): any of
+  // them may answer, so the worst case is the dearest.
+  if (st.prov->name() == "openrouter")
+    for (size_t i = st.model_at + 1; i < st.chain.size(); ++i) {
+      st.req.fallback_models.push_back(st.chain[i]);
+      worst_cost = std::max(worst_cost,
+                            st.prov->price_of(st.chain[i])
+                              .cost(est_prompt, st.req.max_tokens));
+    }
+  bool may_fall_back = st.model_at + 1 < st.chain.size();
+  auto shown = model.empty() ? st.prov->model() : model;
+  auto gen = st.generation;
+  self->request(st.ctx.gateway, caf::infinite, begin_atom::value, t.id,
+                st.attempt, est_prompt, uint64_t{st.req.max_tokens},
+                worst_cost, st.prov->name() + "/" + shown, may_fall_back)
+    .then(
+      [=](int32_t answer) {
+        auto& st = self->state;
+        if (gen != st.generation)
+          return;
+        if (answer == begin_answer::fall_back &&
+            st.model_at + 1 < st.chain.size()) {
+          ++st.model_at;
+          begin_call(self);
+          return;
+        }
+        if (answer != begin_answer::go) { // the gateway told the supervisor
+          mark_call_over(st);
+          st.busy = false;
+          return;
+        }
+        start_call(self);
+      },
+      [=](caf::error& err) {
+        // The head's gateway is gone: nothing can be begun or stored.
+        self->quit(err);
+      });
 }
 
 task_worker_actor::behavior_type task_worker(self_ptr self,
@@ -184,37 +240,10 @@ task_worker_actor::behavior_type task_worker(self_ptr self,
       st.current = t;
       st.attempt = attempt;
       ++st.generation;
-      st.req = llm_request{t.id,     t.type,   t.input,
-                           t.max_tokens ? t.max_tokens : 256,
-                           t.system, t.prompt, t.schema,
-                           t.model.empty() ? t.type_model : t.model,
-                           t.temperature,    t.raw,
-                           repair_answer_for(t), t.repair_error};
-      auto est_prompt = st.prov->estimate_prompt_tokens(st.req);
-      auto worst_cost = st.prov->price_of(st.req.model)
-                          .cost(est_prompt, st.req.max_tokens);
-      auto model = st.req.model.empty() ? st.prov->model() : st.req.model;
+      st.chain = model_chain(t);
+      st.model_at = std::min<size_t>(t.model_index, st.chain.size() - 1);
       start_ticking(self);
-      auto gen = st.generation;
-      self->request(st.ctx.gateway, caf::infinite, begin_atom::value, t.id,
-                    attempt, est_prompt, uint64_t{st.req.max_tokens},
-                    worst_cost, st.prov->name() + "/" + model)
-        .then(
-          [=](bool go) {
-            auto& st = self->state;
-            if (gen != st.generation)
-              return;
-            if (!go) { // the gateway told the supervisor why
-              mark_call_over(st);
-              st.busy = false;
-              return;
-            }
-            start_call(self);
-          },
-          [=](caf::error& err) {
-            // The head's gateway is gone: nothing can be begun or stored.
-            self->quit(err);
-          });
+      begin_call(self);
     },
     [=](provider_atom, uint64_t gen, call_outcome& out) {
       auto& st = self->state;

@@ -25,6 +25,16 @@ run_lock::run_lock(const std::string& db_path) {
   }
 }
 
+bool run_lock::held(const std::string& db_path) {
+  auto path = db_path + ".lock";
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  bool taken = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);
+  return taken;
+}
+
 run_lock::~run_lock() {
   if (fd_ >= 0)
     ::close(fd_);

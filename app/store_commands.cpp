@@ -139,6 +139,9 @@ int submit_command(const config& c, const std::string& file,
 int status_command(const config& c, bool json) {
   store_session s(c, store::open_mode::must_exist, false);
   auto rep = ask<status_report>(s.self, s.checkpointer, status_atom::value);
+  // Circuits are a live run's: one that was killed left its last word.
+  if (!run_lock::held(c.db_path))
+    rep.circuits_open.clear();
   if (json) {
     std::cout << dump(to_json(rep)) << "\n";
     return exit_code::ok;

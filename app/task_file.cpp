@@ -16,6 +16,7 @@
 #include "messages/run.hpp"
 #include "messages/sha256.hpp"
 #include "messages/utf8.hpp"
+#include "types/model_list.hpp"
 #include "types/openai_batch.hpp"
 #include "types/type_registry.hpp"
 
@@ -29,7 +30,8 @@ namespace {
 constexpr uint32_t max_tokens_limit = 200000;
 
 const char* known_fields = "id, type, input, vars, idempotency_key, "
-                           "max_tokens, model, priority, tags";
+                           "max_tokens, model, fallback_models, priority, "
+                           "tags";
 
 // Priorities far from int64's ends: the supervisor's cursor starts above.
 constexpr int64_t max_priority = 1000000000;
@@ -110,7 +112,7 @@ task parse_task(const json& j, const ordered_json* ordered,
   for (auto& [name, value] : j.items()) {
     static const char* known[] = {"id",         "type",  "input", "vars",
                                   "idempotency_key", "max_tokens", "model",
-                                  "priority", "tags"};
+                                  "fallback_models", "priority", "tags"};
     if (std::find(std::begin(known), std::end(known), name) == std::end(known))
       throw usage_error(where + ": unknown field \"" +
                         utf8_clip(sanitize_utf8(name), 64) + "\" (known: " +
@@ -177,6 +179,13 @@ task parse_task(const json& j, const ordered_json* ordered,
   if (j.contains("model") && (t.model.empty() || t.model.size() > 200))
     throw usage_error(where + ": field \"model\" must be a model name of 1 "
                               "to 200 characters");
+  if (j.contains("fallback_models") && !j["fallback_models"].is_null()) {
+    try {
+      t.fallback_models = parse_model_list(j["fallback_models"]);
+    } catch (const std::invalid_argument& e) {
+      throw usage_error(where + ": field \"fallback_models\" " + e.what());
+    }
+  }
   if (j.contains("max_tokens") && !j["max_tokens"].is_null()) {
     auto& m = j["max_tokens"];
     if (!m.is_number_integer() || m.get<int64_t>() < 1 ||

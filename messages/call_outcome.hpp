@@ -69,10 +69,14 @@ struct call_outcome {
   // The provider looked down: a connection failure, a timeout or a 5xx
   // (what opens its circuit: policy/circuit_breaker.hpp).
   bool provider_down = false;
-  // Set by the head's node gateway only (whatever a node says): the
-  // attempt failed while its model's circuit was open, so it counts
-  // against no task.
-  bool circuit_open = false;
+  // Set by the head's node gateway only (whatever a node says), from the
+  // rate_keeper: the attempt failed while its model's circuit was open, or
+  // the provider was down for it and for the call before: the provider's
+  // fault, so it counts against no retry.
+  bool provider_fault = false;
+  // The model refused this request: longer than its context, or against
+  // its content policy (a 4xx saying so). Another model may take it.
+  bool model_refused = false;
 
   error_kind error_class() const { return static_cast<error_kind>(kind); }
 };
@@ -84,7 +88,8 @@ typename Inspector::result_type inspect(Inspector& f, call_outcome& x) {
            x.completion_tokens, x.cost_usd, x.usage_reported, x.cost_reported,
            x.provider, x.model, x.usage_invalid, x.raw_answer,
            x.answer_error, x.response, x.limit_requests, x.limit_tokens,
-           x.limit_wait_ms, x.provider_down, x.circuit_open);
+           x.limit_wait_ms, x.provider_down, x.provider_fault,
+           x.model_refused);
 }
 
 inline call_outcome make_failure(error_kind k, std::string error,

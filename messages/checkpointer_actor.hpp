@@ -40,9 +40,9 @@ using checkpointer_actor = caf::typed_actor<
   // (after priority, after seq, limit)
   caf::replies_to<fetch_atom, int64_t, int64_t, uint32_t>::with<
     std::vector<task>>,
-  // (id, attempt, error, event)
+  // (id, attempt, error, event, the attempt counts against no retry)
   caf::replies_to<retry_atom, std::string, uint32_t, std::string,
-                  audit_event>::with<bool>,
+                  audit_event, bool>::with<bool>,
   caf::replies_to<quarantine_atom, std::string, uint32_t, std::string,
                   audit_event>::with<bool>,
   caf::replies_to<give_back_atom, std::string, uint32_t>::with<bool>,

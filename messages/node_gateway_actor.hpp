@@ -19,13 +19,22 @@
 
 namespace bgagent {
 
+// The answer to a worker's begin.
+namespace begin_answer {
+constexpr int32_t refused = 0; // no call: the supervisor was told why
+constexpr int32_t go = 1;      // reserved and marked running: call now
+// The model's circuit is open: begin again with the task's next model.
+constexpr int32_t fall_back = 2;
+} // namespace begin_answer
+
 using node_gateway_actor = caf::typed_actor<
   // from the supervisor only: (worker, task, attempt)
   caf::reacts_to<dispatch_atom, task_worker_actor, task, uint32_t>,
   // from a worker: (id, attempt, worst prompt tokens, max tokens, worst
-  // dollars, started detail) -> go
+  // dollars, "provider/model", may fall back to another model) ->
+  // begin_answer
   caf::replies_to<begin_atom, std::string, uint32_t, uint64_t, uint64_t,
-                  double, std::string>::with<bool>,
+                  double, std::string, bool>::with<int32_t>,
   // from a worker: (id, attempt, outcome, charge the reservation, latency)
   caf::reacts_to<finish_atom, std::string, uint32_t, call_outcome, bool,
                  double>,

@@ -15,17 +15,24 @@
 
 namespace bgagent {
 
+// The pace answer for a call that may fall back to another model while its
+// own model's circuit is open (and no probe is due): it does not go.
+constexpr uint64_t circuit_open_slot = UINT64_MAX;
+
 using rate_keeper_actor = caf::typed_actor<
-  // ("provider/model", worst-case tokens) -> slot, once the call may go
-  caf::replies_to<pace_atom, std::string, uint64_t>::with<uint64_t>,
+  // ("provider/model", worst-case tokens, may fall back) -> slot, once the
+  // call may go; circuit_open_slot for a call that may fall back while the
+  // circuit is open; 0 when the run stops
+  caf::replies_to<pace_atom, std::string, uint64_t, bool>::with<uint64_t>,
   // ("provider/model", slot, actual tokens, and what the answer said:
   //  limit of requests and of tokens per minute, ms until a used-up limit
   //  resets (each -1: not said), answered 429)
   caf::reacts_to<refund_atom, std::string, uint64_t, uint64_t, int64_t,
                  int64_t, int64_t, bool>,
   // the same for a failed call, and why the provider looked down
-  // (call_outcome::provider_down; "": it answered) -> whether its model's
-  // circuit is open now (the attempt counts against no task)
+  // (call_outcome::provider_down; "": it answered) -> whether the failure
+  // is the provider's (circuit open, or down twice in a row): it counts
+  // against no retry
   caf::replies_to<refund_atom, std::string, uint64_t, uint64_t, int64_t,
                   int64_t, int64_t, bool, std::string>::with<bool>,
   // ("provider/model", slot, tokens): a call that got no answer

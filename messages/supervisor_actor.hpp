@@ -57,6 +57,9 @@ using supervisor_actor = caf::typed_actor<
   // from the rate_keeper: ("provider/model", seconds) its circuit has been
   // open past BG_AGENT_OUTAGE_MAX: the run stops with exit code 7
   caf::reacts_to<outage_atom, std::string, double>,
+  // from the rate_keeper: ("provider/model", open) its circuit opened or
+  // closed: while open, its tasks wait here but the one at its probe
+  caf::reacts_to<circuit_atom, std::string, bool>,
   // -- its own timers -------------------------------------------------------
   caf::reacts_to<tick_atom>,
   // (task id) its retry wait is over

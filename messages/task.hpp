@@ -25,19 +25,27 @@ struct task {
   std::string idempotency_key; // UNIQUE in the store
   uint32_t max_tokens = 0;     // 0 at submit: the type's default
   uint32_t attempts = 0;       // attempts already made before this one
+  uint32_t free_attempts = 0;  // of those, the ones no retry counts
   int64_t seq = 0;             // store order (rowid)
   std::map<std::string, std::string> vars; // the templates' {{NAME}}s
   std::string model;           // asked for by the task; empty: none
   std::string type_fingerprint;
   int64_t priority = 0;          // higher runs first; ties in submit order
   std::vector<std::string> tags; // groups for results --tag, status --by-tag
+  // Tried in order when the model's circuit is open, or it refused the
+  // request (too long for its context, content policy); empty: the type's.
+  std::vector<std::string> fallback_models;
   // Resolved when fetched to run:
   std::string system;          // rendered system prompt
   std::string prompt;          // rendered user prompt
   std::string schema;          // JSON Schema text of the result; "" none
   std::string type_model;      // the type's model; empty: the run's MODEL
+  std::vector<std::string> type_fallbacks; // the type's fallback_models
   double temperature = 0;
   bool raw = false;            // chat: `input` is the request body to send
+  // Set by the supervisor: this attempt starts at model_chain(*this)[i] (a
+  // model that refused the request moves the next attempt on).
+  uint32_t model_index = 0;
   // The repair turn: the last answer that failed the schema, and why; the
   // next request shows both to the model. Empty when there is none.
   std::string repair_answer;
@@ -50,7 +58,24 @@ typename Inspector::result_type inspect(Inspector& f, task& x) {
            x.idempotency_key, x.max_tokens, x.attempts, x.seq, x.vars,
            x.model, x.type_fingerprint, x.priority, x.tags, x.system,
            x.prompt, x.schema, x.type_model, x.temperature, x.raw,
-           x.repair_answer, x.repair_error);
+           x.repair_answer, x.repair_error, x.fallback_models,
+           x.type_fallbacks, x.model_index, x.free_attempts);
+}
+
+// The models a task's attempts may use, in order: its model (else its
+// type's; "" stands for the run's MODEL), then its fallback_models (else
+// its type's). A model listed twice is tried once.
+inline std::vector<std::string> model_chain(const task& t) {
+  std::vector<std::string> chain{t.model.empty() ? t.type_model : t.model};
+  for (auto& m : t.fallback_models.empty() ? t.type_fallbacks
+                                           : t.fallback_models) {
+    bool seen = false;
+    for (auto& c : chain)
+      seen = seen || c == m;
+    if (!seen)
+      chain.push_back(m);
+  }
+  return chain;
 }
 
 // A type's definition as the store keeps it, so tasks can run after the

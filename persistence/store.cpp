@@ -222,6 +222,14 @@ CREATE INDEX IF NOT EXISTS tasks_cancelled ON tasks(seq)
 UPDATE meta SET value = '6' WHERE key = 'schema_version';
 )SQL";
 
+// Version 6 -> 7: each task's own fallback_models (a JSON array), and its
+// attempts that count against no retry (429s, outages).
+const char* migrate_v6_v7 = R"SQL(
+ALTER TABLE tasks ADD COLUMN fallback_models TEXT;
+ALTER TABLE tasks ADD COLUMN free_attempts INTEGER NOT NULL DEFAULT 0;
+UPDATE meta SET value = '7' WHERE key = 'schema_version';
+)SQL";
+
 std::vector<std::string> parse_tags(const std::string& text) {
   std::vector<std::string> out;
   if (text.empty())
@@ -245,7 +253,8 @@ std::string tags_json(const std::vector<std::string>& tags) {
 #define BGAGENT_TASK_COLUMNS                                                  \
   "seq, id, type, input, idempotency_key, max_tokens, attempts, "             \
   "IFNULL(vars, ''), IFNULL(req_model, ''), type_fingerprint, priority, "     \
-  "IFNULL(tags, ''), IFNULL(raw_answer, ''), IFNULL(answer_error, '')"
+  "IFNULL(tags, ''), IFNULL(raw_answer, ''), IFNULL(answer_error, ''), "    \
+  "IFNULL(fallback_models, ''), free_attempts"
 
 task read_task(stmt& s) {
   task t;
@@ -270,6 +279,8 @@ task read_task(stmt& s) {
   t.tags = parse_tags(s.text(11));
   t.repair_answer = s.text(12);
   t.repair_error = s.text(13);
+  t.fallback_models = parse_tags(s.text(14)); // a JSON array of strings
+  t.free_attempts = static_cast<uint32_t>(s.i64(15));
   return t;
 }
 
@@ -369,6 +380,7 @@ void read_row_columns(stmt& s, Row& r, int first = 1) {
 // A stored type definition, parsed once per store.
 struct store::resolved_type {
   std::string system, prompt, schema, model;
+  std::vector<std::string> fallback_models;
   double temperature = 0;
   uint32_t max_tokens = 0;
   bool raw = false; // chat: the task's input is the request body
@@ -552,16 +564,19 @@ void store::prepare_statements() {
        "UPDATE tasks SET type = ?2, input = ?3, max_tokens = ?4, "
        "vars = NULLIF(?5, ''), req_model = NULLIF(?6, ''), "
        "type_fingerprint = ?7, content_hash = ?8, state = 'pending', "
-       "attempts = 0, result = NULL, error = NULL, raw_answer = NULL, "
+       "attempts = 0, free_attempts = 0, result = NULL, error = NULL, "
+       "raw_answer = NULL, "
        "answer_error = NULL, response = NULL, updated_at = ?9, "
-       "priority = ?10, tags = NULLIF(?11, '') WHERE seq = ?1");
+       "priority = ?10, tags = NULLIF(?11, ''), "
+       "fallback_models = NULLIF(?12, '') WHERE seq = ?1");
   // OR IGNORE: a key or id stored already is not an error but the rarer
   // case, looked up after the insert changed nothing.
   prep(st_->insert_task,
        "INSERT OR IGNORE INTO tasks(id, type, input, idempotency_key, max_tokens, "
        "created_at, updated_at, vars, req_model, type_fingerprint, "
-       "content_hash, priority, tags) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6, "
-       "NULLIF(?7, ''), NULLIF(?8, ''), ?9, ?10, ?11, NULLIF(?12, ''))");
+       "content_hash, priority, tags, fallback_models) VALUES(?1, ?2, ?3, "
+       "?4, ?5, ?6, ?6, NULLIF(?7, ''), NULLIF(?8, ''), ?9, ?10, ?11, "
+       "NULLIF(?12, ''), NULLIF(?13, ''))");
   // Two seeks of the tasks_order index: the rest of the cursor's
   // priority, then the lower ones.
   prep(st_->fetch_same, "SELECT " BGAGENT_TASK_COLUMNS " FROM tasks "
@@ -718,7 +733,7 @@ void store::open_schema() {
     exec(schema_v2);
   } else if (v == 1) {
     exec(migrate_v1_v2);
-  } else if (v < 2 || v > 5) {
+  } else if (v < 2 || v > 6) {
     rollback();
     throw refuse(v);
   }
@@ -732,7 +747,9 @@ void store::open_schema() {
   }
   if (v < 5)
     exec(migrate_v4_v5);
-  exec(migrate_v5_v6);
+  if (v < 6)
+    exec(migrate_v5_v6);
+  exec(migrate_v6_v7);
   commit();
 }
 
@@ -1048,6 +1065,7 @@ bool store::submit_one(const task& t, const std::string& hash,
   s.bind(5, static_cast<int64_t>(t.max_tokens)).bind(6, sub.ts);
   s.bind(7, vars_json(t.vars)).bind(8, t.model).bind(9, fingerprint_of(t));
   s.bind(10, hash).bind(11, t.priority).bind(12, tags_json(t.tags));
+  s.bind(13, tags_json(t.fallback_models));
   with(s, path_, [&] { return s.step(); });
   if (sqlite3_changes(db_) == 1) {
     ++sub.counts.inserted;
@@ -1089,6 +1107,7 @@ bool store::submit_one(const task& t, const std::string& hash,
   r.bind(4, static_cast<int64_t>(t.max_tokens)).bind(5, vars_json(t.vars));
   r.bind(6, t.model).bind(7, fingerprint_of(t)).bind(8, hash);
   r.bind(9, sub.ts).bind(10, t.priority).bind(11, tags_json(t.tags));
+  r.bind(12, tags_json(t.fallback_models));
   with(r, path_, [&] { return r.step(); });
   ++sub.counts.replaced;
   if (sub.keep_ids)
@@ -1274,6 +1293,10 @@ const store::resolved_type* store::find_type(const std::string& fp) {
   if (j.contains("schema") && !j["schema"].is_null())
     r->schema = j["schema"].dump();
   r->model = j.value("model", "");
+  if (j.contains("fallback_models") && j["fallback_models"].is_array())
+    for (auto& m : j["fallback_models"])
+      if (m.is_string())
+        r->fallback_models.push_back(m.get<std::string>());
   r->temperature = j.value("temperature", 0.0);
   r->max_tokens = j.value("max_tokens", 0u);
   return (types_[fp] = std::move(r)).get();
@@ -1299,6 +1322,7 @@ void store::resolve(task& t) {
     t.max_tokens = r->max_tokens;
   t.schema = r->schema;
   t.type_model = r->model;
+  t.type_fallbacks = r->fallback_models;
   t.temperature = r->temperature;
   try {
     t.system = render(r->system, t.input, t.vars);
@@ -1311,10 +1335,13 @@ void store::resolve(task& t) {
 
 std::string store::content_hash(const task& t) {
   // JSON, not separators: no input can pass for vars.
-  return sha256_hex(nlohmann::json::array({fingerprint_of(t), t.model,
-                                           t.max_tokens, t.input, t.vars})
-                      .dump(-1, ' ', false,
-                            nlohmann::json::error_handler_t::replace));
+  auto content = nlohmann::json::array(
+    {fingerprint_of(t), t.model, t.max_tokens, t.input, t.vars});
+  // Only when given: the hashes of tasks without it stay as they were.
+  if (!t.fallback_models.empty())
+    content.push_back(t.fallback_models);
+  return sha256_hex(content.dump(-1, ' ', false,
+                                 nlohmann::json::error_handler_t::replace));
 }
 
 void store::add_content_hashes() {
@@ -1565,8 +1592,19 @@ bool mark_failed(sqlite3* db, stmt& s, const std::string& path,
 
 bool store::mark_retry_wait(const std::string& id, uint32_t attempt,
                             const std::string& error,
-                            const audit_event& scheduled) {
-  return end_attempt(false, id, attempt, error, scheduled);
+                            const audit_event& scheduled, bool not_counted) {
+  auto_tx tx(*this);
+  if (!end_attempt(false, id, attempt, error, scheduled))
+    return false;
+  if (not_counted) {
+    stmt s(db_, "UPDATE tasks SET free_attempts = free_attempts + 1 WHERE "
+                "id = ?1",
+           path_);
+    s.bind(1, id);
+    with(s, path_, [&] { return s.step(); });
+  }
+  tx.commit();
+  return true;
 }
 
 bool store::mark_quarantined(const std::string& id, uint32_t attempt,
@@ -1783,21 +1821,29 @@ void store::set_circuit(const std::string& key, const std::string& since) {
 }
 
 std::vector<std::string> store::runnable_models() {
-  stmt s(db_, "SELECT DISTINCT IFNULL(req_model, ''), type_fingerprint FROM "
-              "tasks WHERE state IN ('pending', 'retry_wait', 'running')",
+  stmt s(db_, "SELECT DISTINCT IFNULL(req_model, ''), type_fingerprint, "
+              "IFNULL(fallback_models, '') FROM tasks WHERE state IN "
+              "('pending', 'retry_wait', 'running')",
          path_);
-  auto pairs = with(s, path_, [&] {
-    std::vector<std::pair<std::string, std::string>> out;
-    while (s.step())
-      out.emplace_back(s.text(0), s.text(1));
+  auto rows = with(s, path_, [&] {
+    std::vector<task> out;
+    while (s.step()) {
+      task t;
+      t.model = s.text(0);
+      t.type_fingerprint = s.text(1);
+      t.fallback_models = parse_tags(s.text(2));
+      out.push_back(std::move(t));
+    }
     return out;
   });
   std::set<std::string> models;
-  for (auto& [model, fp] : pairs) {
-    if (model.empty())
-      if (auto* t = find_type(fp))
-        model = t->model;
-    models.insert(model);
+  for (auto& t : rows) {
+    if (auto* r = find_type(t.type_fingerprint)) {
+      t.type_model = r->model;
+      t.type_fallbacks = r->fallback_models;
+    }
+    for (auto& m : model_chain(t))
+      models.insert(m);
   }
   return {models.begin(), models.end()};
 }
@@ -1841,8 +1887,9 @@ std::vector<std::string> store::requeue(const std::vector<std::string>& ids,
   // A requeued task gets a fresh set of attempts and no result: it runs
   // again as if new (its tokens and cost so far stay counted).
   const std::string reset =
-    "UPDATE tasks SET state = 'pending', attempts = 0, result = NULL, "
-    "error = NULL, raw_answer = NULL, answer_error = NULL, response = NULL, "
+    "UPDATE tasks SET state = 'pending', attempts = 0, free_attempts = 0, "
+    "result = NULL, error = NULL, raw_answer = NULL, answer_error = NULL, "
+    "response = NULL, "
     "updated_at = ?1 WHERE state = ?2";
   if (all) {
     stmt sel(db_, "SELECT id FROM tasks WHERE state = ?1 ORDER BY seq",

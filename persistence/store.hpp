@@ -5,7 +5,7 @@
 // Contract:
 // - Only the checkpointer actor (and short-lived CLI commands that spawn one)
 //   owns a `store`; nothing else touches SQLite.
-// - Schema version 6 (`meta.schema_version`). A store of versions 1-5 is
+// - Schema version 7 (`meta.schema_version`). A store of versions 1-6 is
 //   migrated in place on first open, in one transaction; a newer version than this
 //   binary knows is refused (store_error with bad_input: exit 2), unchanged.
 // - open_mode::read_only opens an existing store to read it, also where
@@ -92,7 +92,7 @@ class store {
 public:
   enum class open_mode { create_if_missing, must_exist, read_only };
   enum class sync_mode { full, normal };
-  static constexpr int schema_version = 6;
+  static constexpr int schema_version = 7;
 
   store(const std::string& path, open_mode mode,
         sync_mode sync = sync_mode::full);
@@ -205,9 +205,13 @@ public:
   // Retry and quarantine are the supervisor's decisions and also apply to
   // an attempt whose worker died before marking it running. Leaving
   // `running` with a reservation still held charges it (abandoned call).
+  // `not_counted`: the attempt counts against no retry (the provider's
+  // fault: a 429, an outage); the task's free_attempts keeps the count
+  // across runs.
   bool mark_retry_wait(const std::string& id, uint32_t attempt,
                        const std::string& error,
-                       const audit_event& scheduled = {});
+                       const audit_event& scheduled = {},
+                       bool not_counted = false);
   bool mark_quarantined(const std::string& id, uint32_t attempt,
                         const std::string& error,
                         const audit_event& quarantined = {});

@@ -44,6 +44,8 @@ public:
   // When the next probe may go (while open with no probe in flight).
   time_point wait_until() const { return next_probe_; }
   bool probing() const { return probing_; }
+  // Down answers since the last one that was not.
+  uint32_t down_in_a_row() const { return down_in_a_row_; }
 
   // A call ended with an answer: `down` (connection failure, timeout, 5xx)
   // or not; `probe`: it was the probe.

@@ -19,9 +19,15 @@ double retry_policy::backoff_seconds(uint32_t attempt,
 
 retry_decision retry_policy::decide(const call_outcome& failure,
                                     uint32_t attempt, std::mt19937_64& rng,
-                                    uint32_t rate_limited,
-                                    uint32_t in_outage) const {
+                                    uint32_t not_counted,
+                                    bool model_left) const {
   retry_decision d;
+  if (failure.model_refused && model_left) {
+    d.what = retry_decision::action::retry;
+    d.next_model = true;
+    return d;
+  }
+
   switch (failure.error_class()) {
     case error_kind::out_of_credits:
       d.what = retry_decision::action::stop_run;
@@ -33,10 +39,7 @@ retry_decision retry_policy::decide(const call_outcome& failure,
     default:
       break;
   }
-  uint64_t free = uint64_t{std::min(rate_limited, s_.free_rate_limited)} +
-                  in_outage;
-  uint32_t counted = attempt > free ? static_cast<uint32_t>(attempt - free)
-                                    : 1;
+  uint32_t counted = attempt > not_counted ? attempt - not_counted : 1;
   if (counted >= 1 + s_.max_retries) {
     d.what = retry_decision::action::quarantine;
     d.error = failure.error + " (after " + std::to_string(attempt) +
@@ -44,12 +47,12 @@ retry_decision retry_policy::decide(const call_outcome& failure,
     return d;
   }
   d.what = retry_decision::action::retry;
-  if (failure.circuit_open) {
-    d.delay_seconds = 0;
-  } else if (failure.retry_after_ms >= 0) {
+  if (failure.retry_after_ms >= 0) {
     d.from_retry_after = true;
     d.delay_seconds = std::min(failure.retry_after_ms / 1000.0,
                                s_.retry_after_cap_seconds);
+  } else if (failure.provider_fault) {
+    d.delay_seconds = 0; // held at the rate_keeper while the circuit is open
   } else {
     d.delay_seconds = backoff_seconds(attempt, rng);
   }

@@ -192,7 +192,11 @@ std::string read_usage(const json& j, const outcome_context& c,
     out.cost_usd = cost;
     out.cost_reported = true;
   } else {
-    out.cost_usd = c.price.cost(prompt, completion);
+    auto price = c.price;
+    for (auto& [model, routed] : c.routes)
+      if (model == out.model)
+        price = routed;
+    out.cost_usd = price.cost(prompt, completion);
   }
   return {};
 }
@@ -259,6 +263,39 @@ bool is_quota_exhausted(const std::string& body) {
   for (auto* field : {"code", "type"})
     if (e.contains(field) && e[field].is_string() &&
         e[field].get<std::string>() == "insufficient_quota")
+      return true;
+  return false;
+}
+
+bool is_model_refusal(int status, const std::string& body) {
+  if (status != 400 && status != 403 && status != 413 && status != 422)
+    return false;
+  auto j = json::parse(body, nullptr, false);
+  if (!j.is_object() || !j.contains("error"))
+    return false;
+  auto& e = j["error"];
+  std::string words;
+  if (e.is_string())
+    words = e.get<std::string>();
+  if (e.is_object()) {
+    for (auto* field : {"code", "type"})
+      if (e.contains(field) && e[field].is_string()) {
+        auto v = e[field].get<std::string>();
+        if (v == "context_length_exceeded" ||
+            v == "content_policy_violation" || v == "content_filter" ||
+            v == "string_above_max_length")
+          return true;
+      }
+    if (e.contains("message") && e["message"].is_string())
+      words = e["message"].get<std::string>();
+  }
+  std::transform(words.begin(), words.end(), words.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  for (auto* phrase : {"maximum context length", "context length",
+                       "context window", "content policy",
+                       "content management policy", "flagged by moderation",
+                       "requires moderation"})
+    if (words.find(phrase) != std::string::npos)
       return true;
   return false;
 }
@@ -343,7 +380,9 @@ call_outcome interpret_response(const http_response& r,
     if (r.status > 0)
       text += " (after HTTP " + std::to_string(r.status) + ", body " +
               std::to_string(r.body.size()) + " bytes)";
-    out.provider_down = true; // no answer: refused, reset, timed out
+    // No connection, or it dropped: the provider looks down. A timeout
+    // may be one slow request: it says nothing of the others.
+    out.provider_down = !r.timed_out;
     if (r.timed_out && c.timeout_seconds > 0) {
       char buf[64];
       std::snprintf(buf, sizeof(buf), " [BG_AGENT_TIMEOUT %g s]",
@@ -361,6 +400,7 @@ call_outcome interpret_response(const http_response& r,
     kind = error_kind::out_of_credits;
   if (kind != error_kind::none) {
     out.provider_down = r.status >= 500;
+    out.model_refused = is_model_refusal(r.status, body);
     if (r.status == 429 || r.status == 503)
       out.retry_after_ms = retry_after_ms(r.headers, std::time(nullptr));
     return fail(kind, status_text(c, r.status) + ": " +
@@ -388,6 +428,11 @@ call_outcome interpret_response(const http_response& r,
                                          : " (" + clip(why_malformed, 80) +
                                              ")") +
                   ": " + clip(body, 120));
+  // OpenRouter answered with one of the other models it was given.
+  if (j.contains("model") && j["model"].is_string())
+    for (auto& route : c.routes)
+      if (route.first == j["model"].get_ref<const std::string&>())
+        out.model = route.first;
   // Impossible usage is a lying provider, whatever else the answer says:
   // retryable, charged the reservation, flagged for the lying_usage alert.
   if (auto why = read_usage(j, c, out); !why.empty()) {
@@ -407,15 +452,19 @@ call_outcome interpret_response(const http_response& r,
     }
     auto k = code >= 400 && code < 600 ? classify_status(code)
                                        : error_kind::retryable;
+    out.provider_down = code >= 500;
+    out.model_refused = is_model_refusal(code, body);
     return fail(k, status_text(c, r.status) + " reporting an error" +
                      (code ? " " + std::to_string(code) : std::string()) +
                      ": " + provider_message(body));
   }
   // A refusal (OpenAI's message.refusal) will not change on a retry.
-  if (auto refusal = refusal_of(j); !refusal.empty())
+  if (auto refusal = refusal_of(j); !refusal.empty()) {
+    out.model_refused = true; // another model may not refuse it
     return fail(error_kind::permanent,
                 c.provider + ": the model refused: " +
                   clip(redact(refusal, c.secret)));
+  }
   bool found = false;
   auto content = content_of(j, found);
   if (!found)

@@ -47,6 +47,8 @@
 #include <ctime>
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "messages/call_outcome.hpp"
 #include "providers/http_client.hpp"
@@ -64,6 +66,10 @@ struct outcome_context {
   // A chat task: the whole answer is kept (outcome.response); without a
   // schema its result is the message {"role": "assistant", "content"}.
   bool raw = false;
+  // OpenRouter's `models`: the others it may answer with, and their prices.
+  // An answer whose `model` is one of them is recorded (and, without
+  // usage.cost, priced) as that model.
+  std::vector<std::pair<std::string, model_price>> routes;
 };
 
 call_outcome interpret_response(const http_response& r,
@@ -76,6 +82,13 @@ error_kind classify_status(int status);
 // {"error": {"code" or "type": "insufficient_quota"}}): out of credits,
 // not a rate limit.
 bool is_quota_exhausted(const std::string& body);
+
+// Whether a 4xx error says this model will not take this request, where
+// another model might: longer than its context (OpenAI's
+// context_length_exceeded, "maximum context length", OpenRouter's
+// "context length"), or refused by its content policy
+// (content_policy_violation, content_filter, OpenRouter's moderation 403).
+bool is_model_refusal(int status, const std::string& body);
 
 // The delay a 429/503 asks for, in ms, or -1 when none. `now` is the
 // current time for HTTP dates.

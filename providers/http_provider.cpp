@@ -78,6 +78,13 @@ std::string http_provider::request_body(const std::string& model,
     {"max_tokens", req.max_tokens},
     {"stream", false},
   };
+  // OpenRouter's own fallbacks: it tries them in order.
+  if (!req.fallback_models.empty()) {
+    json models = json::array({model});
+    for (auto& m : req.fallback_models)
+      models.push_back(m);
+    body["models"] = std::move(models);
+  }
   if (response_format && !req.schema.empty()) {
     auto schema = json::parse(req.schema, nullptr, false);
     if (schema.is_object())
@@ -135,6 +142,11 @@ uint64_t http_provider::start(const llm_request& req, completion done) {
                   "\": its stored definition cannot be used");
   // Its call could not be held to a cost budget. A head refuses such a
   // model before its run; this is a node whose prices differ from its head's.
+  for (auto& m : req.fallback_models)
+    if (!knows_price_of(m))
+      return refuse("no price is known for model \"" + m +
+                    "\" (a fallback) here: give it in BG_AGENT_PRICES or "
+                    "BG_AGENT_PRICE_* (no call was made)");
   if (!knows_price_of(model))
     return refuse("no price is known for model \"" + model +
                   "\" here: give it in BG_AGENT_PRICES or BG_AGENT_PRICE_* "
@@ -151,7 +163,10 @@ uint64_t http_provider::start(const llm_request& req, completion done) {
   hr.timeout_seconds = cfg_.timeout_seconds + 2;
   hr.connect_timeout_seconds = cfg_.connect_timeout_seconds;
   outcome_context ctx{cfg_.name, model, req.schema, price_of(model),
-                      cfg_.api_key, cfg_.timeout_seconds, req.raw};
+                      cfg_.api_key, cfg_.timeout_seconds, req.raw, {}};
+  if (!req.raw)
+    for (auto& m : req.fallback_models)
+      ctx.routes.emplace_back(m, price_of(m));
   return client_->submit(std::move(hr),
                          [ctx = std::move(ctx),
                           done = std::move(done)](http_response r) {

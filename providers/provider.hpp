@@ -42,6 +42,9 @@ struct llm_request {
   // The repair turn: the last answer that failed `schema`, and why.
   std::string repair_answer;
   std::string repair_error;
+  // OpenRouter only: the models it may route to after `model` (its
+  // `models` list), in order.
+  std::vector<std::string> fallback_models;
 
   // Neither prompt: the type's stored definition could not be used.
   bool unusable() const { return !raw && system.empty() && prompt.empty(); }

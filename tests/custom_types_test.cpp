@@ -77,7 +77,11 @@ TEST_CASE("a bad task line for a user's type is one line naming the file, "
   std::vector<bad_case> cases{
     {R"({"type": "classify", "input": "x", "vars": {"tier": "gold"}, "prompt": "p"})",
      "tasks.jsonl line 2: unknown field \"prompt\" (known: id, type, input, "
-     "vars, idempotency_key, max_tokens, model, priority, tags)"},
+     "vars, idempotency_key, max_tokens, model, fallback_models, priority, "
+     "tags)"},
+    {R"({"type": "classify", "input": "x", "vars": {"tier": "gold"}, "fallback_models": ["m", "m"]})",
+     "tasks.jsonl line 2: field \"fallback_models\" must be a list of 1 to "
+     "8 different model names of 1 to 200 characters"},
     {R"({"type": "classify", "input": "x"})",
      "tasks.jsonl line 2: type \"classify\" needs vars.tier (its prompt uses "
      "{{tier}})"},

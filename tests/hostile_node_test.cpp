@@ -18,6 +18,7 @@
 #include "messages/atoms.hpp"
 #include "messages/call_outcome.hpp"
 #include "messages/cluster.hpp"
+#include "messages/node_gateway_actor.hpp"
 #include "messages/gatekeeper_actor.hpp"
 #include "messages/task.hpp"
 #include "tests/support/cluster.hpp"
@@ -41,9 +42,9 @@ caf::behavior liar(caf::event_based_actor* self, caf::actor gateway,
       self
         ->request(gateway, caf::infinite, begin_atom::value, t.id, attempt,
                   uint64_t{150}, uint64_t{50}, 0.001,
-                  std::string("liar/liar-model"))
-        .then([=](bool go) {
-          if (!go)
+                  std::string("liar/liar-model"), false)
+        .then([=](int32_t go) {
+          if (go != begin_answer::go)
             return;
           call_outcome out;
           out.ok = true;
@@ -96,14 +97,13 @@ TEST_CASE("a node with the secret cannot finish attempts it was not handed "
 
     // Before any task was handed to it: a begin is refused, a result
     // ignored.
-    bool go = true;
+    int32_t go = -1;
     self
       ->request(gateway, std::chrono::seconds(10), begin_atom::value,
                 std::string("lie-1"), uint32_t{1}, uint64_t{10}, uint64_t{0},
-                0.0,
-                std::string("x"))
-      .receive([&](bool x) { go = x; }, [&](caf::error&) {});
-    CHECK_FALSE(go);
+                0.0, std::string("x"), false)
+      .receive([&](int32_t x) { go = x; }, [&](caf::error&) {});
+    CHECK(go == begin_answer::refused);
     call_outcome forged;
     forged.ok = true;
     forged.result = R"({"summary":"forged early"})";

@@ -25,7 +25,7 @@ outcome_context ctx(const std::string& type = "summarize") {
   return outcome_context{"openrouter", "google/gemini-2.5-flash",
                          schema_of(type),
                          model_price{0.30, 2.50}, "sk-or-v1-SECRETKEY12345",
-                         300};
+                         300, false, {}};
 }
 
 http_response answer(int status, const std::string& body,
@@ -243,7 +243,7 @@ std::string with_usage(const std::string& usage) {
 
 outcome_context openai_ctx() {
   return outcome_context{"openai", "gpt-4o-mini", schema_of("summarize"),
-                         model_price{0.15, 0.60}, "", 300};
+                         model_price{0.15, 0.60}, "", 300, false, {}};
 }
 
 } // namespace

@@ -108,7 +108,7 @@ TEST_CASE("a provider down for 3 s: the circuit opens, probes go one at a "
   CHECK(contains(opened[0].dump(), "openai/"));
   CHECK(opened[0]["seq"] < closed[0]["seq"]);
   // Attempts failed while it was open are marked so in the audit.
-  CHECK_FALSE(lines_with(audit, "circuit open: not counted").empty());
+  CHECK_FALSE(lines_with(audit, "the provider's fault: not counted").empty());
   auto alerts = lines_with(dir.path("bgagent-alerts.jsonl"),
                            "\"provider_unavailable\"");
   REQUIRE(alerts.size() == 1);

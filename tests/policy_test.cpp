@@ -87,22 +87,42 @@ TEST_CASE("retry policy: the provider's Retry-After is used, capped",
   CHECK(spent.what == retry_decision::action::quarantine);
 }
 
-TEST_CASE("retry policy: 429 answers count against no retry, up to a cap",
+TEST_CASE("retry policy: attempts not counted (429s up to a cap, the "
+          "provider's faults), and a refusal moves to the next model",
           "[unit][policy]") {
   std::mt19937_64 rng{1};
   auto p = retry_policy{retry_settings{1, 1, 2, 60, 600, 3}};
   auto limited = make_failure(error_kind::retryable, "HTTP 429: slow down",
                               429);
-  // One retry allowed; attempt 4 after three 429s counts as attempt 1.
+  // One retry allowed; attempt 4 with three not counted counts as 1.
   CHECK(p.decide(limited, 4, rng, 3).what == retry_decision::action::retry);
-  // Attempt 5 after three 429s and one other failure: 2 counted, the end.
+  // Attempt 5 with three not counted: 2 counted, the end.
   auto other = failure(error_kind::retryable);
-  CHECK(p.decide(other, 5, rng, 3).what ==
+  auto last = p.decide(other, 5, rng, 3);
+  CHECK(last.what == retry_decision::action::quarantine);
+  CHECK(last.error == "HTTP 503: busy (after 5 attempts)");
+  // The cap: a run's first three 429s of a task are free, then they count.
+  CHECK(p.rate_limit_is_free(3));
+  CHECK_FALSE(p.rate_limit_is_free(4));
+  // The provider's fault without Retry-After: again at once; with one, it
+  // is honoured.
+  auto down = failure(error_kind::retryable);
+  down.provider_fault = true;
+  auto now = p.decide(down, 2, rng, 1);
+  CHECK(now.what == retry_decision::action::retry);
+  CHECK(now.delay_seconds == 0);
+  down.retry_after_ms = 2000;
+  CHECK(p.decide(down, 2, rng, 1).delay_seconds == 2);
+  // A model that refused the request: the next model at once, if any.
+  auto refused = make_failure(error_kind::permanent,
+                              "HTTP 400: maximum context length", 400);
+  refused.model_refused = true;
+  auto next = p.decide(refused, 1, rng, 0, true);
+  CHECK(next.what == retry_decision::action::retry);
+  CHECK(next.next_model);
+  CHECK(next.delay_seconds == 0);
+  CHECK(p.decide(refused, 1, rng, 0, false).what ==
         retry_decision::action::quarantine);
-  // Past the cap, 429s count again: attempt 6 with five 429s counts 3.
-  auto past = p.decide(limited, 6, rng, 5);
-  CHECK(past.what == retry_decision::action::quarantine);
-  CHECK(past.error == "HTTP 429: slow down (after 6 attempts)");
 }
 
 TEST_CASE("restart window: more than max restarts within the window, and "

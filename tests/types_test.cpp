@@ -145,7 +145,11 @@ TEST_CASE("types: every fault in a types file is one line naming the file, "
   auto unknown = load_error("x:\n  sytem: hi\n  schema: {type: object}\n");
   CHECK(unknown == "types.yaml line 2: type \"x\": unknown field \"sytem\" "
                    "(known: system, prompt, schema, max_tokens, model, "
-                   "temperature, description)");
+                   "fallback_models, temperature, description)");
+  CHECK(load_error("x:\n  system: hi\n  schema: {type: object}\n"
+                   "  fallback_models: gpt-4o\n") ==
+        "types.yaml line 4: type \"x\": field \"fallback_models\" must be a "
+        "list of 1 to 8 different model names of 1 to 200 characters");
   auto bad_type = load_error("x:\n  system: hi\n  schema: {type: strnig}\n");
   CHECK(contains(bad_type, "types.yaml line 3: type \"x\": field \"schema\" "
                            "is not a valid JSON Schema (draft 7): at /type"));
@@ -170,7 +174,8 @@ TEST_CASE("types: every fault in a types file is one line naming the file, "
   CHECK(load_error("") == "types.yaml: no task types in the file");
   CHECK(load_error("x: 3\n") ==
         "types.yaml line 1: type \"x\": must be a mapping of system, prompt, "
-        "schema, max_tokens, model, temperature, description");
+        "schema, max_tokens, model, fallback_models, temperature, "
+        "description");
   CHECK(load_error("x:\n  system: hi\n") ==
         "types.yaml line 2: type \"x\": needs a \"schema\" (JSON Schema, "
         "draft 7) of its result");
@@ -282,7 +287,7 @@ TEST_CASE("bgagent types lists the types in force with their source and "
   REQUIRE(lines_of(bad.err).size() == 1);
   CHECK(bad.err == "bgagent: bad.yaml line 3: type \"x\": unknown field "
                    "\"sytem\" (known: system, prompt, schema, max_tokens, "
-                   "model, temperature, description)\n");
+                   "model, fallback_models, temperature, description)\n");
   auto missing = run_bgagent({"types"}, dir.path(),
                              {{"BG_AGENT_TYPES", "nope.yaml"}});
   CHECK(missing.exit_code == 2);

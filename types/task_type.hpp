@@ -2,7 +2,7 @@
 //
 // Contract: a task_type is immutable once a type_registry has made it. Its
 // fingerprint is the SHA-256 of its canonical definition (system, prompt,
-// schema, max_tokens, model, temperature; not its name, description or
+// schema, max_tokens, model, temperature, fallback_models when given; not its name, description or
 // source), so editing any of those makes a new fingerprint. `chat` is the
 // one raw type: no prompt, no schema; the task's own request body is sent.
 #pragma once
@@ -26,6 +26,8 @@ struct task_type {
   nlohmann::json schema;            // draft 7; null: any JSON (chat)
   uint32_t max_tokens = 256;
   std::string model;                // empty: the run's MODEL
+  // Tried in order when `model` is down or refuses (types/model_list.hpp).
+  std::vector<std::string> fallback_models;
   double temperature = 0;
   bool raw = false;                 // chat: the request body is the task's
 

@@ -1,4 +1,5 @@
 #include "types/type_registry.hpp"
+#include "types/model_list.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -26,7 +27,8 @@ constexpr int max_depth = 64;
 constexpr uint32_t max_tokens_limit = 200000;
 
 const char* known_fields =
-  "system, prompt, schema, max_tokens, model, temperature, description";
+  "system, prompt, schema, max_tokens, model, fallback_models, "
+  "temperature, description";
 
 // "FILE line N: " for a node (yaml-cpp counts lines from 0).
 std::string at(const std::string& source, const YAML::Node& n) {
@@ -123,6 +125,13 @@ std::shared_ptr<const task_type> make_type(const std::string& name,
       text(t->description);
     } else if (field == "model") {
       text(t->model);
+    } else if (field == "fallback_models") {
+      try {
+        t->fallback_models = parse_model_list(value);
+      } catch (const std::invalid_argument& e) {
+        throw std::invalid_argument(fwhere + "field \"fallback_models\" " +
+                                    e.what());
+      }
     } else if (field == "schema") {
       if (!value.is_object() && !value.is_boolean())
         throw std::invalid_argument(fwhere +
@@ -175,6 +184,9 @@ std::shared_ptr<const task_type> make_type(const std::string& name,
   json canonical{{"system", t->system},         {"prompt", t->prompt},
                  {"schema", t->schema},         {"max_tokens", t->max_tokens},
                  {"model", t->model},           {"temperature", t->temperature}};
+  // Only when given: the fingerprints of types without it stay as they were.
+  if (!t->fallback_models.empty())
+    canonical["fallback_models"] = t->fallback_models;
   t->canonical = canonical.dump();
   t->fingerprint = sha256_hex(t->canonical);
   return t;

@@ -207,7 +207,7 @@ TEST_CASE("checkpointer: transitions are fenced by attempt",
   CHECK(e.running("b", 1, 0, 0, 0.0));
   CHECK(*ask_for<bool>(e.self, e.cp, retry_atom::value, std::string("b"),
                        uint32_t{1}, std::string("flaky"),
-                       ev("task_retry_scheduled", "b", 1, "flaky")));
+                       ev("task_retry_scheduled", "b", 1, "flaky"), false));
   CHECK(state_in_db(e.db, "b") == "retry_wait");
   CHECK(*ask_for<bool>(e.self, e.cp, quarantine_atom::value, std::string("b"),
                        uint32_t{2}, std::string("gave up"),
@@ -368,7 +368,8 @@ TEST_CASE("checkpointer: a failed attempt settles its reservation by its "
   // Then the supervisor's retry: nothing left to charge.
   CHECK(*ask_for<bool>(e.self, e.cp, retry_atom::value, std::string("a"),
                        uint32_t{1}, std::string("500"),
-                       ev("task_retry_scheduled", "a", 1, "retry in 1 s")));
+                       ev("task_retry_scheduled", "a", 1, "retry in 1 s"),
+                       false));
   CHECK(e.events("budget_charged") == 0);
   CHECK(e.ledger("task_id = 'a'") == 40);
 
@@ -404,7 +405,8 @@ TEST_CASE("checkpointer: an abandoned call is charged at its reservation "
   // moves the task on without a result.
   CHECK(*ask_for<bool>(e.self, e.cp, retry_atom::value, std::string("r"),
                        uint32_t{1}, std::string("worker died"),
-                       ev("task_retry_scheduled", "r", 1, "retry in 1 s")));
+                       ev("task_retry_scheduled", "r", 1, "retry in 1 s"),
+                       false));
   CHECK(*ask_for<bool>(e.self, e.cp, quarantine_atom::value, std::string("q"),
                        uint32_t{1}, std::string("hung"),
                        ev("task_quarantined", "q", 1, "hung")));

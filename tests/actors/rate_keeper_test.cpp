@@ -21,12 +21,12 @@ const std::string key = "openai/gpt-4o-mini";
 struct pending_pace {
   pending_pace(caf::actor_system& sys, const rate_keeper_actor& keeper)
     : self(sys), keeper(keeper) {
-    self->send(keeper, pace_atom::value, key, uint64_t{100});
+    self->send(keeper, pace_atom::value, key, uint64_t{100}, false);
   }
   std::optional<uint64_t> answered_now() {
     // Another key: answered at once.
     auto other = ask_for<uint64_t>(self, keeper, pace_atom::value,
-                                   std::string("other/model"), uint64_t{1});
+                                   std::string("other/model"), uint64_t{1}, false);
     REQUIRE(other);
     return take(std::chrono::milliseconds(0));
   }
@@ -49,7 +49,7 @@ TEST_CASE("rate keeper: a 429 without headers halves the calls in flight, "
   auto keeper = spawn_rate_keeper(env.sys, rate_settings{});
   auto pace = [&] {
     return ask_for<uint64_t>(env.self, keeper, pace_atom::value, key,
-                             uint64_t{100});
+                             uint64_t{100}, false);
   };
   auto a = pace(), b = pace();
   REQUIRE(a);
@@ -76,7 +76,7 @@ TEST_CASE("rate keeper: when the run stops, waiting calls and later ones "
   // One call per minute: the second waits a minute.
   auto keeper = spawn_rate_keeper(env.sys, rate_settings{1, 0, 60, 330});
   auto first = ask_for<uint64_t>(env.self, keeper, pace_atom::value, key,
-                                 uint64_t{100});
+                                 uint64_t{100}, false);
   REQUIRE(first);
   CHECK(*first > 0);
   pending_pace second(env.sys, keeper);
@@ -86,7 +86,7 @@ TEST_CASE("rate keeper: when the run stops, waiting calls and later ones "
   REQUIRE(slot);
   CHECK(*slot == 0);
   auto later = ask_for<uint64_t>(env.self, keeper, pace_atom::value, key,
-                                 uint64_t{100});
+                                 uint64_t{100}, false);
   REQUIRE(later);
   CHECK(*later == 0);
   exit_all(env.self, keeper);
@@ -121,7 +121,7 @@ TEST_CASE("rate keeper: down answers in a row open the circuit, any answer "
                                   rate_keeper_links{{}, {}, {}, counters});
   auto pace = [&] {
     return ask_for<uint64_t>(env.self, keeper, pace_atom::value, key,
-                             uint64_t{100});
+                             uint64_t{100}, false);
   };
   auto a = pace(), b = pace(), c = pace();
   REQUIRE((a && b && c));
@@ -155,7 +155,7 @@ TEST_CASE("rate keeper: an open circuit lets one probe go at a time, and a "
   actor_env env;
   auto keeper = spawn_rate_keeper(env.sys, circuit_settings(1, 0.05));
   auto a = ask_for<uint64_t>(env.self, keeper, pace_atom::value, key,
-                             uint64_t{100});
+                             uint64_t{100}, false);
   REQUIRE(a);
   CHECK(failed(env, keeper, *a, "timed out") == true);
   // The first probe goes once due; the next call waits for its answer.

@@ -288,7 +288,8 @@ TEST_CASE("task_worker: a provider that throws kills the worker, and its "
   REQUIRE(ask_for<bool>(e.self, e.cp, retry_atom::value, std::string("w1"),
                         uint32_t{1}, std::string("worker died"),
                         make_event("task_retry_scheduled", "w1", 1,
-                                   "worker died")));
+                                   "worker died"),
+                        false));
   REQUIRE(wait_until([&] { return e.budget().tokens_reserved == 0; }, 30));
   CHECK(e.budget().tokens_used == held);
   auto charged = e.first_event("budget_charged");
