@@ -302,7 +302,7 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
       self->request(st.h.rate_keeper, caf::infinite, refund_atom::value,
                     a.rate_key, a.rate_slot, u.total_tokens(),
                     limit_requests, limit_tokens, wait_ms, limited,
-                    out.provider_down ? out.error : std::string())
+                    out.provider_down ? out.error : std::string(), id)
         .then(
           [=](bool open) mutable {
             failed.provider_fault = open;

@@ -54,6 +54,7 @@ struct key_state {
   rate_window window;
   circuit_breaker circuit;
   uint64_t probe_slot = 0;    // the call let go as the circuit's probe
+  std::string last_down;      // the task of the last down answer
   bool outage_told = false;   // the supervisor knows it is open too long
   std::deque<waiting_call> queue;
   bool armed = false; // a wake is on its way
@@ -298,18 +299,23 @@ void learn(const rate_settings& s, key_state& k, int64_t limit_requests,
   }
 }
 
-// A call's answer for the circuit: opened, closed or neither.
+// A call's answer for the circuit: opened, closed or neither. `task`: the
+// task it was for ("" unknown).
 bool answered(self_ptr self, const std::string& key, key_state& k,
-              uint64_t slot, bool down, const std::string& error) {
+              uint64_t slot, bool down, const std::string& error,
+              const std::string& task = {}) {
   bool probe = slot != 0 && slot == k.probe_slot;
   if (probe)
     k.probe_slot = 0;
-  auto c = k.circuit.answered(down, probe, clock_type::now());
+  bool repeat = down && !task.empty() && task == k.last_down;
+  k.last_down = down ? task : std::string();
+  auto c = k.circuit.answered(down, probe, clock_type::now(), repeat);
   circuit_changed(self, key, k, c, error);
   // The provider's fault: its circuit is open, or this call and the one
-  // before found it down (a task failing alone, among answered calls, is
-  // the task's).
-  return k.circuit.is_open() || (down && k.circuit.down_in_a_row() >= 2);
+  // before, for another task, found it down (one task failing again and
+  // again, or among answered calls, is the task's own).
+  return k.circuit.is_open() ||
+         (down && !repeat && k.circuit.down_in_a_row() >= 2);
 }
 
 // A call that got no answer: if it was the probe, the next call probes.
@@ -357,7 +363,7 @@ rate_keeper_actor::behavior_type rate_keeper(self_ptr self, rate_settings s,
     },
     [=](refund_atom, const std::string& key, uint64_t slot, uint64_t tokens,
         int64_t limit_requests, int64_t limit_tokens, int64_t wait_ms,
-        bool limited, const std::string& down) {
+        bool limited, const std::string& down, const std::string& task) {
       auto& st = self->state;
       auto& k = key_of(self, key);
       k.window.settle(slot, tokens);
@@ -365,7 +371,7 @@ rate_keeper_actor::behavior_type rate_keeper(self_ptr self, rate_settings s,
       k.flying.erase(slot);
       // A node's words: clipped before they go into alerts and the audit.
       bool open = answered(self, key, k, slot, !down.empty(),
-                           utf8_clip(sanitize_utf8(down), 300, "..."));
+                           utf8_clip(sanitize_utf8(down), 300, "..."), task);
       drain(self, key);
       return open;
     },

@@ -209,7 +209,10 @@ std::string rate_key_of(const supervisor_state& st, const task& t) {
 
 // While its model's circuit is open, a task with no other model to try
 // waits here if a worker already holds one of that model's tasks (the one
-// the probe will come from): workers stay free for the other models.
+// the probe will come from): workers stay free for the other models. When
+// none does, the longest parked goes instead of `t` (swapped), so each
+// probe is another task's: one the provider cannot serve never holds the
+// circuit open alone.
 bool park(supervisor_state& st, task& t) {
   if (st.down.empty() || !st.prov)
     return false;
@@ -220,9 +223,16 @@ bool park(supervisor_state& st, task& t) {
   for (auto& kv : st.pool)
     one_out = one_out || (kv.second.busy &&
                           rate_key_of(st, kv.second.current) == key);
-  if (!one_out)
+  auto& waiting = st.parked[key];
+  if (!one_out) {
+    if (!waiting.empty()) {
+      waiting.push_back(std::move(t));
+      t = std::move(waiting.front());
+      waiting.pop_front();
+    }
     return false;
-  st.parked[key].push_back(std::move(t));
+  }
+  waiting.push_back(std::move(t));
   return true;
 }
 

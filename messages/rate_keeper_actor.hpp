@@ -29,12 +29,13 @@ using rate_keeper_actor = caf::typed_actor<
   //  resets (each -1: not said), answered 429)
   caf::reacts_to<refund_atom, std::string, uint64_t, uint64_t, int64_t,
                  int64_t, int64_t, bool>,
-  // the same for a failed call, and why the provider looked down
-  // (call_outcome::provider_down; "": it answered) -> whether the failure
-  // is the provider's (circuit open, or down twice in a row): it counts
-  // against no retry
+  // the same for a failed call, why the provider looked down
+  // (call_outcome::provider_down; "": it answered) and the task's id ->
+  // whether the failure is the provider's (circuit open, or down for two
+  // tasks in a row): it counts against no retry
   caf::replies_to<refund_atom, std::string, uint64_t, uint64_t, int64_t,
-                  int64_t, int64_t, bool, std::string>::with<bool>,
+                  int64_t, int64_t, bool, std::string,
+                  std::string>::with<bool>,
   // ("provider/model", slot, tokens): a call that got no answer
   caf::reacts_to<refund_atom, std::string, uint64_t, uint64_t>,
   // the run stops: every waiting call, and any later one, gets slot 0

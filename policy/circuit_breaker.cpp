@@ -22,7 +22,8 @@ circuit_breaker::gate circuit_breaker::ask(time_point now) {
 }
 
 circuit_breaker::change circuit_breaker::answered(bool down, bool probe,
-                                                  time_point now) {
+                                                  time_point now,
+                                                  bool repeat) {
   if (probe)
     probing_ = false;
   if (!down) {
@@ -33,7 +34,8 @@ circuit_breaker::change circuit_breaker::answered(bool down, bool probe,
     probing_ = false;
     return change::closed;
   }
-  ++down_in_a_row_;
+  if (!repeat)
+    ++down_in_a_row_;
   if (open_) {
     if (probe)
       next_probe_ = now + probe_every_;

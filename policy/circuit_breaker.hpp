@@ -2,7 +2,10 @@
 // provider looks down (connection failures, timeouts, 5xx).
 //
 // Contract:
-// - Closed, every call goes. `threshold` "down" answers in a row open it.
+// - Closed, every call goes. `threshold` "down" answers in a row open it;
+//   a down answer for the same request as the last one (`repeat`: one
+//   task failing again) neither counts nor breaks the run of them, so one
+//   request the provider cannot serve never opens it alone.
 // - Open, no call goes but one probe every `probe_every`: ask() says
 //   `probe` for the first call asked once the probe is due (none in flight
 //   and probe_every since it opened or since the last probe's answer),
@@ -49,7 +52,8 @@ public:
 
   // A call ended with an answer: `down` (connection failure, timeout, 5xx)
   // or not; `probe`: it was the probe.
-  change answered(bool down, bool probe, time_point now);
+  change answered(bool down, bool probe, time_point now,
+                  bool repeat = false);
   // The probe ended without an answer (it was never sent).
   void probe_lost(time_point now);
 

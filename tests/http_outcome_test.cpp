@@ -483,3 +483,33 @@ TEST_CASE("rate-limit headers: OpenAI's limits and resets, OpenRouter's "
   CHECK(lies.limit_tokens == -1);
   CHECK(lies.wait_ms == -1);
 }
+
+TEST_CASE("a 4xx that says the request is too long for the model or against "
+          "its content policy is a refusal another model may take; other "
+          "4xx and 5xx are not",
+          "[unit][http]") {
+  CHECK(is_model_refusal(400, R"({"error": {"code": "context_length_exceeded", "message": "x"}})"));
+  CHECK(is_model_refusal(400, R"({"error": {"message": "This model's maximum context length is 8192 tokens."}})"));
+  CHECK(is_model_refusal(400, R"({"error": {"code": "content_policy_violation"}})"));
+  CHECK(is_model_refusal(400, R"({"error": {"code": "content_filter"}})"));
+  CHECK(is_model_refusal(403, R"({"error": {"code": 403, "message": "Input was flagged by moderation"}})"));
+  CHECK(is_model_refusal(413, R"({"error": "Prompt exceeds the context window"})"));
+  CHECK_FALSE(is_model_refusal(400, R"({"error": {"message": "invalid temperature"}})"));
+  CHECK_FALSE(is_model_refusal(401, R"({"error": {"code": "context_length_exceeded"}})"));
+  CHECK_FALSE(is_model_refusal(500, R"({"error": {"message": "maximum context length"}})"));
+  CHECK_FALSE(is_model_refusal(400, "<html>maximum context length</html>"));
+  // Marked on the outcome, which stays a permanent failure.
+  http_response r;
+  r.complete = true;
+  r.status = 400;
+  r.body = R"({"error": {"code": "context_length_exceeded", "message": "too long"}})";
+  auto out = interpret_response(r, openai_ctx());
+  CHECK(out.error_class() == error_kind::permanent);
+  CHECK(out.model_refused);
+  CHECK_FALSE(out.provider_down);
+  r.status = 502;
+  r.body = "{}";
+  auto down = interpret_response(r, openai_ctx());
+  CHECK(down.provider_down);
+  CHECK_FALSE(down.model_refused);
+}

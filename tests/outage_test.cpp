@@ -170,3 +170,56 @@ TEST_CASE("a provider down past BG_AGENT_OUTAGE_MAX: status shows it down, "
   CHECK(status_json(dir.path())["tasks"]["completed"] == 6);
   CHECK(api.up_requests.load() == 6);
 }
+
+TEST_CASE("while one model is down, its tasks wait but the one at the probe, "
+          "and the workers go on with another model's tasks",
+          "[e2e][outage]") {
+  std::atomic<int> down_calls{0};
+  raw_http_server server([&](const raw_request& req) {
+    if (req.head.rfind("GET ", 0) == 0)
+      return raw_reply{raw_http_server::response(404, "{}")};
+    auto body = json::parse(req.body, nullptr, false);
+    if (body.is_object() && body.value("model", "") == "gpt-4o") {
+      ++down_calls;
+      return raw_reply{raw_http_server::response(
+        502, R"({"error": {"message": "bad gateway"}})")};
+    }
+    return raw_reply{raw_http_server::response(
+      200, raw_http_server::completion(R"({"summary": "ok"})"))};
+  });
+  temp_dir dir;
+  // The down model's tasks first: without parking they would hold both
+  // workers at the rate_keeper until the outage limit.
+  std::vector<json> tasks;
+  for (int i = 1; i <= 10; ++i) {
+    auto t = make_task("down" + std::to_string(i), "summarize",
+                       "Down " + std::to_string(i));
+    t["model"] = "gpt-4o";
+    tasks.push_back(t);
+  }
+  for (int i = 1; i <= 10; ++i)
+    tasks.push_back(make_task("up" + std::to_string(i), "summarize",
+                              "Up " + std::to_string(i)));
+  write_tasks(dir.path("tasks.jsonl"), tasks);
+  auto r = run_bgagent({"run", "--tasks", "tasks.jsonl"}, dir.path(),
+                       {{"LLM_PROVIDER", "openai"},
+                        {"LLM_BASE_URL", server.base_url()},
+                        {"MODEL", "gpt-4o-mini"},
+                        {"BG_AGENT_WORKERS", "2"},
+                        {"BG_AGENT_RETRY_INITIAL", "0.1"},
+                        {"BG_AGENT_RETRY_MAX", "0.2"},
+                        {"BG_AGENT_PROBE_SECONDS", "0.5"},
+                        {"BG_AGENT_OUTAGE_MAX", "3"}});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 7);
+  auto rows = results_by_id(dir.path());
+  for (int i = 1; i <= 10; ++i) {
+    CHECK(rows.at("up" + std::to_string(i))["state"] == "completed");
+    CHECK(rows.at("down" + std::to_string(i))["state"] != "quarantined");
+    CHECK(rows.at("down" + std::to_string(i))["state"] != "completed");
+  }
+  // Five to open it, at most the other worker's call in flight, then one
+  // probe each 0.5 s for 3 s.
+  INFO("calls to the down model: " << down_calls.load());
+  CHECK(down_calls.load() <= 5 + 1 + 7);
+}

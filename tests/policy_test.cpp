@@ -247,6 +247,12 @@ TEST_CASE("circuit breaker: opens after down answers in a row, probes on "
   CHECK(c.answered(true, false, t0 + seconds(80)) == change::opened);
   // A call let go before it opened answers (a 4xx, a 200): closed.
   CHECK(c.answered(false, false, t0 + seconds(81)) == change::closed);
+  // One request failing again and again counts once: it never opens it.
+  for (int i = 0; i < 10; ++i)
+    CHECK(c.answered(true, false, t0 + seconds(90), i > 0) == change::none);
+  CHECK(c.down_in_a_row() == 1);
+  CHECK(c.answered(true, false, t0 + seconds(91)) == change::none);
+  CHECK(c.down_in_a_row() == 2);
 }
 
 TEST_CASE("run end: one mapping from the stop to the exit code and the run's "

@@ -103,10 +103,13 @@ rate_settings circuit_settings(uint32_t threshold, double probe_seconds) {
 
 // A failed call's refund: whether its model's circuit is open after it.
 std::optional<bool> failed(actor_env& env, const rate_keeper_actor& keeper,
-                           uint64_t slot, const std::string& down) {
+                           uint64_t slot, const std::string& down,
+                           const std::string& task = "") {
+  static int n = 0;
   return ask_for<bool>(env.self, keeper, refund_atom::value, key, slot,
                        uint64_t{0}, int64_t{-1}, int64_t{-1}, int64_t{-1},
-                       false, down);
+                       false, down,
+                       task.empty() ? "task-" + std::to_string(++n) : task);
 }
 
 } // namespace
@@ -181,5 +184,28 @@ TEST_CASE("rate keeper: an open circuit lets one probe go at a time, and a "
                  int64_t{-1}, int64_t{-1}, int64_t{-1}, false);
   pending_pace p4(env.sys, keeper);
   CHECK(p4.answered_now());
+  exit_all(env.self, keeper);
+}
+
+TEST_CASE("rate keeper: one task failing again and again is its own fault "
+          "and never opens the circuit, and two tasks in a row are the "
+          "provider's",
+          "[rates][actors][circuit]") {
+  actor_env env;
+  auto keeper = spawn_rate_keeper(env.sys, circuit_settings(3, 3600));
+  auto pace = [&] {
+    return *ask_for<uint64_t>(env.self, keeper, pace_atom::value, key,
+                              uint64_t{100}, false);
+  };
+  for (int i = 0; i < 6; ++i)
+    CHECK(failed(env, keeper, pace(), "HTTP 500", "poison") == false);
+  // Another task down right after: the provider's (two tasks in a row),
+  // and a third opens it.
+  CHECK(failed(env, keeper, pace(), "HTTP 500", "other-1") == true);
+  pending_pace waiting(env.sys, keeper);
+  CHECK(waiting.answered_now());
+  CHECK(failed(env, keeper, pace(), "HTTP 500", "other-2") == true);
+  pending_pace held(env.sys, keeper);
+  CHECK_FALSE(held.answered_now());
   exit_all(env.self, keeper);
 }
