@@ -97,6 +97,10 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
                   "US dollars the run may spend (BG_AGENT_COST_BUDGET, "
                   "default 1.00)")
     ->type_name("USD");
+  bool dry_run = false;
+  run->add_flag("--dry-run", dry_run,
+                "Only estimate the job (as `bgagent estimate`): no call, "
+                "no change");
   run->add_flag("--follow", follow,
                 "Keep polling for new tasks (BG_AGENT_POLL_INTERVAL)");
 
@@ -106,6 +110,27 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
                     "Types file, YAML or JSON (BG_AGENT_TYPES, default "
                     "./bgagent-types.yaml when it exists)");
   types->add_flag("--json", json, "One JSON object per type");
+
+  auto* estimate = app.add_subcommand(
+    "estimate", "What the pending tasks (and a task file's) would cost at "
+                "worst and as expected, and whether that fits the budgets; "
+                "calls no model, changes nothing");
+  estimate->add_option("--tasks", tasks,
+                       "Task file (JSON Lines or a JSON array) to count "
+                       "with the pending tasks");
+  estimate->add_option("--types", types_file,
+                       "Types file, YAML or JSON (BG_AGENT_TYPES, default "
+                       "./bgagent-types.yaml when it exists)");
+  estimate->add_option("--db", db, "Database file (BG_AGENT_DB, default "
+                                   "./bgagent.db)");
+  estimate->add_option("--provider", provider,
+                       "offline | openrouter | openai (LLM_PROVIDER)");
+  estimate->add_option("--model", model, "Model name (MODEL)");
+  estimate->add_option("--token-budget", token_budget,
+                       "Tokens the run may spend (BG_AGENT_TOKEN_BUDGET)");
+  estimate->add_option("--cost-budget", cost_budget,
+                       "US dollars the run may spend (BG_AGENT_COST_BUDGET)");
+  estimate->add_flag("--json", json, "One JSON object");
 
   auto* models = app.add_subcommand(
     "models", "The prices in force per model (USD per million tokens) and "
@@ -235,6 +260,11 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
                   "  bgagent requeue --completed t-17 t-18");
   types->footer("Examples:\n  bgagent types\n"
                 "  bgagent types --types examples/bgagent-types.yaml --json");
+  estimate->footer("Examples:\n"
+                   "  bgagent estimate --tasks tickets.jsonl --types "
+                   "types.yaml\n"
+                   "  bgagent run --tasks tickets.jsonl --dry-run\n"
+                   "  bgagent estimate --json    (the pending tasks only)");
   models->footer("Examples:\n  bgagent models\n"
                  "  BG_AGENT_PRICES=prices.yaml bgagent models --json");
   worker->footer("Example:\n  bgagent worker --connect head.example:7400 "
@@ -361,6 +391,7 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
       o.listen = listen;
       o.insecure_listen = insecure_listen;
       o.metrics = metrics;
+      o.dry_run = dry_run;
       return run_command(c, o, providers);
     }
     if (*worker) {
@@ -381,6 +412,8 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
       return types_command(c, json);
     if (*models)
       return models_command(c, json);
+    if (*estimate)
+      return estimate_command(c, tasks, json, providers);
     if (*submit)
       return submit_command(c, file, on_conflict);
     if (*status)

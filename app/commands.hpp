@@ -20,6 +20,7 @@ struct run_options {
   // HOST:PORT on loopback for remote nodes without TLS, empty: none
   std::string insecure_listen;
   std::string metrics; // HOST:PORT for the Prometheus endpoint, empty: none
+  bool dry_run = false; // estimate only (estimate_command), change nothing
 };
 
 struct worker_options {
@@ -53,6 +54,11 @@ int admin_command(const config& c, const admin_options& o);
 int submit_command(const config& c, const std::string& file,
                    const std::string& on_conflict);
 int status_command(const config& c, bool json);
+// `estimate` and `run --dry-run`: per type and model, the tasks, the worst
+// case the budget would reserve and an expected cost, and whether they fit
+// the budgets; no call, no change (app/estimate_command.cpp).
+int estimate_command(const config& c, const std::string& tasks_file,
+                     bool json, const provider_registry& providers);
 // Per tag: tasks per state, tokens and dollars (a task counts in each of
 // its tags).
 int status_by_tag_command(const config& c, bool json);

@@ -145,6 +145,8 @@ void announce_provider(const provider& p, const config& c) {
 
 int run_command(const config& c, const run_options& o,
                 const provider_registry& providers) {
+  if (o.dry_run)
+    return estimate_command(c, o.tasks_file, false, providers);
   // What can be wrong with the input is checked before anything is opened
   // (for a task file, its first part): bad input changes nothing. A fault
   // further on in a big file rolls its submission back, but may leave a

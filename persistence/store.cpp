@@ -1820,6 +1820,26 @@ void store::set_circuit(const std::string& key, const std::string& since) {
   tx.commit();
 }
 
+std::map<std::string, std::pair<double, uint64_t>> store::answer_lengths() {
+  stmt s(db_, "SELECT type, AVG(completion_tokens), COUNT(*) FROM tasks "
+              "WHERE state = 'completed' AND completion_tokens > 0 GROUP BY "
+              "type",
+         path_);
+  return with(s, path_, [&] {
+    std::map<std::string, std::pair<double, uint64_t>> out;
+    while (s.step())
+      out[s.text(0)] = {s.dbl(1), static_cast<uint64_t>(s.i64(2))};
+    return out;
+  });
+}
+
+bool store::has_task(const std::string& id, const std::string& key) {
+  stmt s(db_, "SELECT 1 FROM tasks WHERE id = ?1 OR idempotency_key = ?2",
+         path_);
+  s.bind(1, id).bind(2, key);
+  return with(s, path_, [&] { return s.step(); });
+}
+
 std::vector<std::string> store::runnable_models() {
   stmt s(db_, "SELECT DISTINCT IFNULL(req_model, ''), type_fingerprint, "
               "IFNULL(fallback_models, '') FROM tasks WHERE state IN "

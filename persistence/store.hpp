@@ -246,6 +246,11 @@ public:
   // A provider model's circuit opened at `since` (RFC 3339), or closed
   // (""), kept in `meta` for status(); open_run() forgets the last run's.
   void set_circuit(const std::string& key, const std::string& since);
+  // Per type name: the average completion tokens of its completed tasks
+  // (those that reported any), and how many.
+  std::map<std::string, std::pair<double, uint64_t>> answer_lengths();
+  // Whether a task with this id or idempotency key is stored.
+  bool has_task(const std::string& id, const std::string& key);
   // The models the pending, retry_wait and running tasks (interrupted by a
   // crash: they run again) ask for (their own, else
   // their type's; "" for the run's MODEL), sorted, each once.
