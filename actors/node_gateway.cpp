@@ -14,6 +14,7 @@
 #include "messages/events.hpp"
 #include "messages/node_gateway_actor.hpp"
 #include "messages/task.hpp"
+#include "messages/utf8.hpp"
 
 namespace bgagent {
 
@@ -33,7 +34,25 @@ struct open_attempt {
   bool in_call = false; // marked running: the call may be under way
   std::string rate_key;   // "provider/model" the rate_keeper paced it as
   uint64_t rate_slot = 0; // its slot there (0: not paced)
+  // The task's models (model_chain; "" the node's MODEL), and the begins
+  // asked: one per model at most.
+  std::vector<std::string> models;
+  uint32_t begins = 0;
 };
+
+// Whether `detail` ("provider/model") names one of the task's models: a
+// node's begin paces, and may open, only the circuits of its task's models.
+bool names_a_model_of(const std::string& detail,
+                      const std::vector<std::string>& models) {
+  auto slash = detail.find('/');
+  if (slash == std::string::npos)
+    return false;
+  auto model = detail.substr(slash + 1);
+  for (auto& m : models)
+    if (m.empty() || m == model)
+      return true;
+  return false;
+}
 
 struct gateway_state {
   head_handles h;
@@ -287,22 +306,20 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
     auto limit_tokens = remote ? int64_t{-1} : out.limit_tokens;
     auto wait_ms = remote ? int64_t{-1} : out.limit_wait_ms;
     bool limited = out.http_status == 429 && out.retry_after_ms < 0;
-    // No answer and not for want of one (refused here, cancelled): it
-    // says nothing of the provider's health.
-    bool unanswered = !out.ok && out.http_status == 0 && !out.provider_down;
+    // No answer, and not for want of a connection (a timeout, a call
+    // refused here or cancelled): it says nothing of the provider's health.
+    bool got_answer = out.ok || out.http_status != 0 || out.provider_down;
     if (out.ok) {
       self->send(st.h.rate_keeper, refund_atom::value, a.rate_key,
                  a.rate_slot, u.total_tokens(), limit_requests, limit_tokens,
                  wait_ms, limited);
-    } else if (unanswered) {
-      self->send(st.h.rate_keeper, refund_atom::value, a.rate_key,
-                 a.rate_slot, u.total_tokens());
     } else {
       ask_circuit = true;
       self->request(st.h.rate_keeper, caf::infinite, refund_atom::value,
                     a.rate_key, a.rate_slot, u.total_tokens(),
                     limit_requests, limit_tokens, wait_ms, limited,
-                    out.provider_down ? out.error : std::string(), id)
+                    out.provider_down ? out.error : std::string(), id,
+                    got_answer)
         .then(
           [=](bool open) mutable {
             failed.provider_fault = open;
@@ -417,6 +434,7 @@ node_gateway_actor::behavior_type node_gateway(self_ptr self, head_handles h,
       a = open_attempt{};
       a.worker = worker.address();
       a.attempt = attempt;
+      a.models = model_chain(t);
       watch(self, worker.address());
       caf::anon_send(worker, dispatch_atom::value, t, attempt);
     },
@@ -433,6 +451,15 @@ node_gateway_actor::behavior_type node_gateway(self_ptr self, head_handles h,
         refuse(self, "a begin for task " + id + " attempt " +
                        std::to_string(attempt) +
                        " that this gateway did not hand to that worker");
+        rp.deliver(begin_answer::refused);
+        return rp;
+      }
+      if (++i->second.begins > i->second.models.size() ||
+          !names_a_model_of(detail, i->second.models)) {
+        refuse(self, "a begin for task " + id + " attempt " +
+                       std::to_string(attempt) + " on " +
+                       utf8_clip(sanitize_utf8(detail), 120, "...") +
+                       ", not one of the task's models (or once too often)");
         rp.deliver(begin_answer::refused);
         return rp;
       }

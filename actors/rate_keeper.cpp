@@ -240,15 +240,21 @@ void check_outage(self_ptr self, const std::string& key, key_state& k) {
 void drain(self_ptr self, const std::string& key) {
   auto& st = self->state;
   auto& k = key_of(self, key);
+  if (k.circuit.wait(clock_type::now()).count() > 0) {
+    // Its model is down and no probe is due: every call that may go to
+    // its next model does, wherever it waits.
+    for (auto i = k.queue.begin(); i != k.queue.end();) {
+      if (!i->may_fall_back) {
+        ++i;
+        continue;
+      }
+      i->rp.deliver(circuit_open_slot);
+      i = k.queue.erase(i);
+      count_waiting(self, -1);
+    }
+  }
   while (!k.queue.empty()) {
     auto now = clock_type::now();
-    if (k.queue.front().may_fall_back && k.circuit.wait(now).count() > 0) {
-      // Its model is down and no probe is due: it goes to its next model.
-      k.queue.front().rp.deliver(circuit_open_slot);
-      k.queue.pop_front();
-      count_waiting(self, -1);
-      continue;
-    }
     auto wait = wait_for(st.s, k, now, k.queue.front().tokens);
     if (wait.count() > 0) {
       if (!k.armed) {
@@ -363,15 +369,22 @@ rate_keeper_actor::behavior_type rate_keeper(self_ptr self, rate_settings s,
     },
     [=](refund_atom, const std::string& key, uint64_t slot, uint64_t tokens,
         int64_t limit_requests, int64_t limit_tokens, int64_t wait_ms,
-        bool limited, const std::string& down, const std::string& task) {
+        bool limited, const std::string& down, const std::string& task,
+        bool got_answer) {
       auto& st = self->state;
       auto& k = key_of(self, key);
       k.window.settle(slot, tokens);
       learn(st.s, k, limit_requests, limit_tokens, wait_ms, limited);
       k.flying.erase(slot);
-      // A node's words: clipped before they go into alerts and the audit.
-      bool open = answered(self, key, k, slot, !down.empty(),
-                           utf8_clip(sanitize_utf8(down), 300, "..."), task);
+      bool open;
+      if (!got_answer) {
+        unanswered(k, slot);
+        open = k.circuit.is_open();
+      } else {
+        // A node's words: clipped before they go into alerts and the audit.
+        open = answered(self, key, k, slot, !down.empty(),
+                        utf8_clip(sanitize_utf8(down), 300, "..."), task);
+      }
       drain(self, key);
       return open;
     },

@@ -22,12 +22,14 @@
 //       without Retry-After (`limited`) halves the calls allowed in flight
 //       (to half of those in flight) and each answer without one adds
 //       1/cap (additive increase, multiplicative decrease).
-//   (refund_atom, ..., limited, down) -> open   the same for a failed call;
-//       `down` (why: a connection failure, timeout or 5xx) counts toward opening
-//       the key's circuit, any other answer closes it. The reply says
-//       whether the failure is the provider's: the circuit is open after
-//       this answer, or this and the answer before were down. The attempt
-//       then counts against no retry. Opening raises a critical
+//   (refund_atom, ..., limited, down, task, answered) -> provider's fault
+//       the same for a failed call; `down` (why: a connection failure or a
+//       5xx) counts toward opening the key's circuit unless it is for the
+//       same task as the last down answer; any other answer closes it; no
+//       answer (a timeout, a call never sent) leaves it as it is. The
+//       reply says whether the failure is the provider's: the circuit is
+//       open after it, or this and the down answer before (another
+//       task's) were down. The attempt then counts against no retry. Opening raises a critical
 //       `provider_unavailable` alert, audits `circuit_opened` and records
 //       the circuit in the store (status shows it); closing audits
 //       `circuit_closed`. A circuit open for BG_AGENT_OUTAGE_MAX seconds is

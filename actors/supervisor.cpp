@@ -62,6 +62,10 @@ struct supervisor_state {
   // the tasks held back for each while one of theirs is at its probe.
   std::unordered_set<std::string> down;
   std::unordered_map<std::string, std::deque<task>> parked;
+  size_t parked_count = 0;
+  // More were due to be parked than are kept: they stay in the store (not
+  // held) and fetching waits until a circuit closes.
+  bool parked_full = false;
   run_handles h;
   provider_ptr prov;
   // Workers by address; with the attempts whose answer is being stored
@@ -179,7 +183,7 @@ void stop(self_ptr self, run_stop why) {
 
 void fetch(self_ptr self) {
   auto& st = self->state;
-  if (st.fetching || st.exhausted || stopping(st))
+  if (st.fetching || st.exhausted || stopping(st) || st.parked_full)
     return;
   st.fetching = true;
   auto batch = fetch_batch(st);
@@ -207,6 +211,26 @@ std::string rate_key_of(const supervisor_state& st, const task& t) {
   return st.prov->name() + "/" + (m.empty() ? st.prov->model() : m);
 }
 
+// Tasks parked in memory at most; more stay in the store until a circuit
+// closes.
+constexpr size_t max_parked = 10000;
+
+// Whether an attempt of `t` can only go to `key` (no model after it).
+bool only_on(const supervisor_state& st, const task& t,
+             const std::string& key) {
+  return t.model_index + 1 >= model_chain(t).size() &&
+         rate_key_of(st, t) == key;
+}
+
+// Whether a worker holds a task that can only go to `key` (the one the
+// probe comes from).
+bool one_out(const supervisor_state& st, const std::string& key) {
+  for (auto& kv : st.pool)
+    if (kv.second.busy && only_on(st, kv.second.current, key))
+      return true;
+  return false;
+}
+
 // While its model's circuit is open, a task with no other model to try
 // waits here if a worker already holds one of that model's tasks (the one
 // the probe will come from): workers stay free for the other models. When
@@ -217,27 +241,62 @@ bool park(supervisor_state& st, task& t) {
   if (st.down.empty() || !st.prov)
     return false;
   auto key = rate_key_of(st, t);
-  if (!st.down.count(key) || t.model_index + 1 < model_chain(t).size())
+  if (!st.down.count(key) || !only_on(st, t, key))
     return false;
-  bool one_out = false;
-  for (auto& kv : st.pool)
-    one_out = one_out || (kv.second.busy &&
-                          rate_key_of(st, kv.second.current) == key);
-  auto& waiting = st.parked[key];
-  if (!one_out) {
-    if (!waiting.empty()) {
-      waiting.push_back(std::move(t));
-      t = std::move(waiting.front());
-      waiting.pop_front();
+  auto waiting = st.parked.find(key);
+  if (!one_out(st, key)) {
+    if (waiting != st.parked.end() && !waiting->second.empty()) {
+      waiting->second.push_back(std::move(t));
+      t = std::move(waiting->second.front());
+      waiting->second.pop_front();
     }
     return false;
   }
-  waiting.push_back(std::move(t));
+  if (st.parked_count >= max_parked) {
+    // Left in the store (pending or retry_wait): fetched again later.
+    st.held.erase(t.id);
+    st.parked_full = true;
+    return true;
+  }
+  st.parked[key].push_back(std::move(t));
+  ++st.parked_count;
   return true;
+}
+
+// A down model none of whose tasks is out (the one at the probe failed,
+// was cancelled or quarantined): its longest parked task goes next.
+void release_probes(supervisor_state& st) {
+  for (auto i = st.parked.begin(); i != st.parked.end();) {
+    if (!i->second.empty() && st.pool.has_idle() && !one_out(st, i->first)) {
+      st.queue.push_front(std::move(i->second.front()));
+      i->second.pop_front();
+      --st.parked_count;
+    }
+    i = i->second.empty() ? st.parked.erase(i) : std::next(i);
+  }
+}
+
+// Every task parked for `key` goes back to the queue (its circuit closed),
+// and what was left in the store is fetched again.
+void unpark(self_ptr self, const std::string& key) {
+  auto& st = self->state;
+  if (auto i = st.parked.find(key); i != st.parked.end()) {
+    for (auto t = i->second.rbegin(); t != i->second.rend(); ++t)
+      st.queue.push_front(std::move(*t));
+    st.parked_count -= i->second.size();
+    st.parked.erase(i);
+  }
+  if (st.parked_full) {
+    st.parked_full = false;
+    st.exhausted = false;
+    st.cursor = fetch_cursor{};
+  }
 }
 
 void dispatch(self_ptr self) {
   auto& st = self->state;
+  if (!st.parked.empty() && !stopping(st))
+    release_probes(st);
   while (!st.paused && !stopping(st) && st.pool.has_idle() &&
          !st.queue.empty()) {
     auto t = std::move(st.queue.front());
@@ -351,8 +410,13 @@ void schedule_retry(self_ptr self, task t, uint32_t attempt,
 void attempt_failed(self_ptr self, const task& t, uint32_t attempt,
                     const call_outcome& out) {
   auto& st = self->state;
-  self->send(st.h.monitor, outcome_atom::value, outcome_kind::failed, t.id);
-  st.failure_streak = true;
+  // A failure that is the provider's being down was told once already
+  // (provider_unavailable): it does not also escalate as the tasks'.
+  if (!out.provider_fault) {
+    self->send(st.h.monitor, outcome_atom::value, outcome_kind::failed,
+               t.id);
+    st.failure_streak = true;
+  }
   // The provider's faults count against no retry: a run's first 429s of
   // the task, and its failures while the provider was down.
   bool free = out.provider_fault;
@@ -362,7 +426,8 @@ void attempt_failed(self_ptr self, const task& t, uint32_t attempt,
   // back from the one it started at).
   auto chain = model_chain(t);
   auto used = static_cast<size_t>(t.model_index);
-  for (size_t i = 0; i < chain.size(); ++i)
+  // (Never before the one it started at: a node's word moves no task back.)
+  for (size_t i = used; i < chain.size(); ++i)
     if (!out.model.empty() && chain[i] == out.model)
       used = i;
   auto d = st.retries.decide(out, attempt, st.rng,
@@ -540,7 +605,7 @@ void maybe_finish(self_ptr self) {
     return;
   }
   if (!st.queue.empty() || !st.waiting.empty() || !st.parked.empty() ||
-      !st.exhausted)
+      st.parked_full || !st.exhausted)
     return;
   if (st.settings.follow)
     return; // the poll timer looks again
@@ -576,6 +641,15 @@ cancel_tasks(self_ptr self, const std::vector<std::string>& ids,
       for (auto& id : done) {
         st.waiting.erase(id);
         st.held.erase(id);
+      }
+      for (auto& [key, waiting] : st.parked) {
+        auto before = waiting.size();
+        waiting.erase(std::remove_if(waiting.begin(), waiting.end(),
+                                     [&](const task& t) {
+                                       return gone.count(t.id) > 0;
+                                     }),
+                      waiting.end());
+        st.parked_count -= before - waiting.size();
       }
       rp.deliver(done);
       maybe_finish(self);
@@ -861,12 +935,7 @@ behavior_type running(self_ptr self) {
         return;
       }
       st.down.erase(key);
-      auto i = st.parked.find(key);
-      if (i == st.parked.end())
-        return;
-      for (auto t = i->second.rbegin(); t != i->second.rend(); ++t)
-        st.queue.push_front(std::move(*t));
-      st.parked.erase(i);
+      unpark(self, key);
       dispatch(self);
     },
     [=](outage_atom, const std::string& key, double seconds) {

@@ -29,6 +29,15 @@
 //       (gatekeeper, node gateway) to watch: if it fails, a critical
 //       `cluster_edge_failed` alert, and the run carries on
 //   (workers_atom)     -> vector<string> "node worker-name state" lines
+//   (circuit_atom, string key, bool open)     from the rate_keeper: a
+//       provider model's circuit opened or closed. While it is open, tasks
+//       that can only go to it (no fallback model left) wait in memory
+//       (at most 10,000; more stay in the store until it closes), except
+//       one held by a worker, which waits for the probe; the longest
+//       waiting takes the next turn. Closed: they all go back to the queue.
+//   (outage_atom, string key, double seconds)  from the rate_keeper: a
+//       circuit open past BG_AGENT_OUTAGE_MAX: a critical provider_outage
+//       alert, and the run drains and exits 7 (resumable)
 // Phases, each its own behavior (become): starting (until run_atom) ->
 // running (fetch, dispatch) -> draining (a stop reason: calls in flight
 // finish, nothing new starts, joins refused) -> finishing (the store's
@@ -42,6 +51,11 @@
 // - Retries (policy/retry_policy.hpp): backoff with jitter or the
 //   provider's Retry-After, then quarantine; permanent errors quarantine at
 //   once; out_of_credits (HTTP 402) stops the run like a budget denial.
+//   The provider's faults (a run's first 429s of a task, failures while
+//   its model is down: call_outcome::provider_fault) count against no
+//   retry (tasks.free_attempts keeps them across runs) and feed no
+//   failure escalation; a model's refusal (model_refused) moves the task
+//   to its next model (task.model_index), not counted.
 // - A worker that dies mid-attempt is replaced; the attempt counts against
 //   its task. More than max_restarts restarts within restart_window seconds
 //   (policy/restart_window.hpp) raise a critical alert and end the run.

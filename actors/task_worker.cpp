@@ -180,9 +180,11 @@ void begin_call(self_ptr self) {
         auto& st = self->state;
         if (gen != st.generation)
           return;
-        if (answer == begin_answer::fall_back &&
-            st.model_at + 1 < st.chain.size()) {
-          ++st.model_at;
+        if (answer == begin_answer::fall_back) {
+          // The next model; with none left (a gateway that should not have
+          // said so), the same one again, which cannot fall back.
+          if (st.model_at + 1 < st.chain.size())
+            ++st.model_at;
           begin_call(self);
           return;
         }

@@ -5,10 +5,13 @@
 // Contract (messages/task_worker_actor.hpp):
 //   (dispatch_atom, task, uint32 attempt)   from the supervisor (sent
 //        anonymously: a remote worker never learns the supervisor)
-// For each dispatch it, in order: computes the worst case (estimated
-// prompt + max_tokens, and its cost at the model's price); asks its
-// gateway to begin the attempt (reserve + mark running, one request); if
-// told to go, starts the provider call without blocking (the outcome comes
+// For each dispatch it, in order: takes the model the attempt starts at
+// (model_chain(task)[task.model_index]); computes the worst case
+// (estimated prompt + max_tokens, and its cost at the model's price; with
+// OpenRouter the rest of the task's models go as its `models` and the
+// worst case is the dearest); asks its gateway to begin the attempt (pace,
+// reserve + mark running, one request); told to fall back (the model is
+// down), it asks again with the next model; if told to go, starts the provider call without blocking (the outcome comes
 // back as a message) and enforces the per-attempt timeout with a delayed
 // message; then hands the outcome to the gateway (finish, one-way), which
 // stores it and tells the supervisor. While busy it beats to the gateway

@@ -66,13 +66,13 @@ struct call_outcome {
   int64_t limit_requests = -1;
   int64_t limit_tokens = -1;
   int64_t limit_wait_ms = -1;
-  // The provider looked down: a connection failure, a timeout or a 5xx
-  // (what opens its circuit: policy/circuit_breaker.hpp).
+  // The provider looked down: a connection failure or a 5xx (what opens
+  // its circuit: policy/circuit_breaker.hpp); a timeout is not.
   bool provider_down = false;
   // Set by the head's node gateway only (whatever a node says), from the
   // rate_keeper: the attempt failed while its model's circuit was open, or
-  // the provider was down for it and for the call before: the provider's
-  // fault, so it counts against no retry.
+  // the provider was down for it and for another task's call right before:
+  // the provider's fault, so it counts against no retry.
   bool provider_fault = false;
   // The model refused this request: longer than its context, or against
   // its content policy (a 4xx saying so). Another model may take it.

@@ -30,12 +30,14 @@ using rate_keeper_actor = caf::typed_actor<
   caf::reacts_to<refund_atom, std::string, uint64_t, uint64_t, int64_t,
                  int64_t, int64_t, bool>,
   // the same for a failed call, why the provider looked down
-  // (call_outcome::provider_down; "": it answered) and the task's id ->
-  // whether the failure is the provider's (circuit open, or down for two
-  // tasks in a row): it counts against no retry
+  // (call_outcome::provider_down; "": it did not), the task's id, and
+  // whether the provider answered at all (false: a timeout, a call never
+  // sent: it says nothing of its health) -> whether the failure is the
+  // provider's (circuit open, or down for two tasks in a row): it counts
+  // against no retry
   caf::replies_to<refund_atom, std::string, uint64_t, uint64_t, int64_t,
-                  int64_t, int64_t, bool, std::string,
-                  std::string>::with<bool>,
+                  int64_t, int64_t, bool, std::string, std::string,
+                  bool>::with<bool>,
   // ("provider/model", slot, tokens): a call that got no answer
   caf::reacts_to<refund_atom, std::string, uint64_t, uint64_t>,
   // the run stops: every waiting call, and any later one, gets slot 0

@@ -1096,7 +1096,8 @@ bool store::submit_one(const task& t, const std::string& hash,
   if (sub.conflict == on_conflict::error)
     return refuse("task " + t.id + " was submitted before with other "
                                    "content (input, vars, model, "
-                                   "max_tokens or its type's definition): "
+                                   "fallback_models, max_tokens or its "
+                                   "type's definition): "
                                    "keep it with --on-conflict skip, or run "
                                    "the new one with --on-conflict replace");
   if (row.state == task_state::running)
@@ -1347,7 +1348,10 @@ std::string store::content_hash(const task& t) {
 void store::add_content_hashes() {
   stmt sel(db_, "SELECT seq, id, type, input, idempotency_key, max_tokens, "
                 "attempts, IFNULL(vars, ''), IFNULL(req_model, ''), "
-                "type_fingerprint FROM tasks WHERE content_hash = ''",
+                // read_task's later columns, which a version 3 store has
+                // not got yet.
+                "type_fingerprint, 0, '', '', '', '', 0 FROM tasks WHERE "
+                "content_hash = ''",
            path_);
   stmt upd(db_, "UPDATE tasks SET content_hash = ?2 WHERE seq = ?1", path_);
   std::vector<std::pair<int64_t, std::string>> hashes;

@@ -1,5 +1,5 @@
 // A provider model's circuit: whether calls to it may go while the
-// provider looks down (connection failures, timeouts, 5xx).
+// provider looks down (connection failures, 5xx).
 //
 // Contract:
 // - Closed, every call goes. `threshold` "down" answers in a row open it;

@@ -193,10 +193,20 @@ std::string read_usage(const json& j, const outcome_context& c,
     out.cost_reported = true;
   } else {
     auto price = c.price;
+    bool known = c.routes.empty() || !j.contains("model") ||
+                 !j["model"].is_string() || j["model"] == c.model;
     for (auto& [model, routed] : c.routes)
-      if (model == out.model)
+      if (model == out.model) {
         price = routed;
+        known = true;
+      }
     out.cost_usd = price.cost(prompt, completion);
+    // OpenRouter answered with a model it was not given by that name: the
+    // dearest of those it was given.
+    if (!known)
+      for (auto& route : c.routes)
+        out.cost_usd =
+          std::max(out.cost_usd, route.second.cost(prompt, completion));
   }
   return {};
 }

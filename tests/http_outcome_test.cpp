@@ -485,7 +485,7 @@ TEST_CASE("rate-limit headers: OpenAI's limits and resets, OpenRouter's "
 }
 
 TEST_CASE("a 4xx that says the request is too long for the model or against "
-          "its content policy is a refusal another model may take; other "
+          "its content policy is a refusal another model may take, and other "
           "4xx and 5xx are not",
           "[unit][http]") {
   CHECK(is_model_refusal(400, R"({"error": {"code": "context_length_exceeded", "message": "x"}})"));

@@ -67,21 +67,21 @@ std::vector<json> lines_with(const std::string& path, const std::string& what) {
 
 } // namespace
 
-TEST_CASE("a provider down for 3 s: the circuit opens, probes go one at a "
-          "time, and every task completes with no attempt counted while "
-          "it was open",
+TEST_CASE("a provider down for 20 s: the circuit opens, probes go one at a "
+          "time, one critical alert, and every task completes with no "
+          "attempt counted while it was open",
           "[e2e][outage]") {
   flaky_server api;
   temp_dir dir;
   write_tasks(dir.path("tasks.jsonl"), make_tasks(12, "o"));
-  // Up 3 s after the first call reached it.
+  // Up 20 s after the first call reached it.
   std::thread switcher([&] {
     wait_until([&] { return api.down_requests.load() > 0; }, 60);
-    std::this_thread::sleep_for(std::chrono::seconds(3));
+    std::this_thread::sleep_for(std::chrono::seconds(20));
     api.up = true;
   });
-  // Two retries: without the circuit, three attempts inside 3 s of outage
-  // would quarantine every task.
+  // Two retries: without the circuit, three attempts inside 20 s of
+  // outage would quarantine every task.
   auto r = run_bgagent({"run", "--tasks", "tasks.jsonl"}, dir.path(),
                        settings(api, {{"BG_AGENT_WORKERS", "4"},
                                       {"BG_AGENT_MAX_RETRIES", "2"}}));
@@ -92,14 +92,15 @@ TEST_CASE("a provider down for 3 s: the circuit opens, probes go one at a "
   CHECK(status["tasks"]["completed"] == 12);
   CHECK(status["tasks"]["quarantined"] == 0);
   // While down: 5 failures in a row open it, calls already in flight end,
-  // then one probe every 0.5 s (about 6 in 3 s). Without it each task
-  // makes up to 3 attempts: 36 failed. (Counted from the audit: curl sends
-  // a request again on a fresh connection when a reused one drops.)
+  // then one probe every 0.5 s (about 40 in 20 s). Without it each task
+  // makes up to 3 attempts: 36 failed, all quarantined. (Counted from the
+  // audit: curl sends a request again on a fresh connection when a reused
+  // one drops.)
   auto audit = dir.path("bgagent-audit.jsonl");
   auto failures = lines_with(audit, "\"task_failed\"").size();
   INFO("attempts failed: " << failures);
   CHECK(failures >= 5);
-  CHECK(failures <= 5 + 4 + 8);
+  CHECK(failures <= 5 + 4 + 42);
   CHECK(api.up_requests.load() == 12);
   auto opened = lines_with(audit, "\"circuit_opened\"");
   auto closed = lines_with(audit, "\"circuit_closed\"");
@@ -113,6 +114,9 @@ TEST_CASE("a provider down for 3 s: the circuit opens, probes go one at a "
                            "\"provider_unavailable\"");
   REQUIRE(alerts.size() == 1);
   CHECK(alerts[0]["severity"] == "critical");
+  // One critical alert for the outage, no escalation besides.
+  CHECK(lines_with(dir.path("bgagent-alerts.jsonl"), "\"critical\"")
+          .size() == 1);
 }
 
 TEST_CASE("a provider down past BG_AGENT_OUTAGE_MAX: status shows it down, "

@@ -109,7 +109,8 @@ std::optional<bool> failed(actor_env& env, const rate_keeper_actor& keeper,
   return ask_for<bool>(env.self, keeper, refund_atom::value, key, slot,
                        uint64_t{0}, int64_t{-1}, int64_t{-1}, int64_t{-1},
                        false, down,
-                       task.empty() ? "task-" + std::to_string(++n) : task);
+                       task.empty() ? "task-" + std::to_string(++n) : task,
+                       true);
 }
 
 } // namespace
