@@ -62,6 +62,10 @@ int models_command(const config& c, bool json) {
          price_or_null(e.price.batch_prompt_per_million)},
         {"batch_completion_per_million",
          price_or_null(e.price.batch_completion_per_million)},
+        {"cached_prompt_per_million",
+         price_or_null(e.price.cached_prompt_per_million)},
+        {"reasoning_per_million",
+         price_or_null(e.price.reasoning_per_million)},
         {"source", to_string(e.source)},
         {"configured", model == configured}};
       if (e.source == price_source::prices_file)

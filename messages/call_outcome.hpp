@@ -48,6 +48,11 @@ struct call_outcome {
   uint64_t prompt_tokens = 0;
   uint64_t completion_tokens = 0;
   double cost_usd = 0;
+  // Of those, read from the prompt cache and spent reasoning (usage.
+  // prompt_tokens_details.cached_tokens, completion_tokens_details.
+  // reasoning_tokens; 0 when not reported).
+  uint64_t cached_tokens = 0;
+  uint64_t reasoning_tokens = 0;
   bool usage_reported = false; // provider sent usage.*_tokens
   bool cost_reported = false;  // provider sent usage.cost
   bool usage_invalid = false;  // provider sent impossible usage (see above)
@@ -89,7 +94,7 @@ typename Inspector::result_type inspect(Inspector& f, call_outcome& x) {
            x.provider, x.model, x.usage_invalid, x.raw_answer,
            x.answer_error, x.response, x.limit_requests, x.limit_tokens,
            x.limit_wait_ms, x.provider_down, x.provider_fault,
-           x.model_refused);
+           x.model_refused, x.cached_tokens, x.reasoning_tokens);
 }
 
 inline call_outcome make_failure(error_kind k, std::string error,

@@ -58,6 +58,8 @@ json to_json(const task_record& x) {
   j["error"] = text_or_null(x.error);
   j["prompt_tokens"] = x.prompt_tokens;
   j["completion_tokens"] = x.completion_tokens;
+  j["cached_tokens"] = x.cached_tokens;
+  j["reasoning_tokens"] = x.reasoning_tokens;
   j["cost_usd"] = x.cost_usd;
   j["provider"] = text_or_null(x.provider);
   j["model"] = text_or_null(x.model);

@@ -112,6 +112,10 @@ struct task_record {
   std::string raw_answer; // the last answer that failed the schema
   std::string response;   // chat tasks: the provider's whole JSON answer
   int64_t seq = 0;
+  // Of the completing answer's tokens: read from the prompt cache, spent
+  // reasoning.
+  uint64_t cached_tokens = 0;
+  uint64_t reasoning_tokens = 0;
 };
 
 template <class Inspector>
@@ -119,7 +123,8 @@ typename Inspector::result_type inspect(Inspector& f, task_record& x) {
   return f(caf::meta::type_name("task_record"), x.id, x.type, x.state,
            x.attempts, x.result, x.error, x.prompt_tokens, x.completion_tokens,
            x.cost_usd, x.provider, x.model, x.updated_at, x.priority, x.tags,
-           x.raw_answer, x.response, x.seq);
+           x.raw_answer, x.response, x.seq, x.cached_tokens,
+           x.reasoning_tokens);
 }
 
 // The repair turn's bounds: an answer that failed its schema is kept (and

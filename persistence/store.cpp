@@ -222,11 +222,14 @@ CREATE INDEX IF NOT EXISTS tasks_cancelled ON tasks(seq)
 UPDATE meta SET value = '6' WHERE key = 'schema_version';
 )SQL";
 
-// Version 6 -> 7: each task's own fallback_models (a JSON array), and its
-// attempts that count against no retry (429s, outages).
+// Version 6 -> 7: each task's own fallback_models (a JSON array), its
+// attempts that count against no retry (429s, outages), and the cached
+// prompt and reasoning tokens of its answer.
 const char* migrate_v6_v7 = R"SQL(
 ALTER TABLE tasks ADD COLUMN fallback_models TEXT;
 ALTER TABLE tasks ADD COLUMN free_attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tasks ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tasks ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0;
 UPDATE meta SET value = '7' WHERE key = 'schema_version';
 )SQL";
 
@@ -610,7 +613,8 @@ void store::prepare_statements() {
        "prompt_tokens = prompt_tokens + ?7, "
        "completion_tokens = completion_tokens + ?8, "
        "cost_usd = cost_usd + ?9, reservation_id = 0, "
-       "reserved_tokens = 0, reserved_cost = 0 "
+       "reserved_tokens = 0, reserved_cost = 0, cached_tokens = ?12, "
+       "reasoning_tokens = ?13 "
        "WHERE id = ?1 AND state = 'running' AND attempts = ?2 AND "
        "(?11 = 0 OR reservation_id = ?11)");
   prep(st_->settle,
@@ -1505,6 +1509,8 @@ bool store::mark_completed(const std::string& id, uint32_t attempt,
     s.bind(8, static_cast<int64_t>(spent.completion_tokens));
     s.bind(9, spent.cost_usd).bind(10, kept_response(out.response));
     s.bind(11, static_cast<int64_t>(held));
+    s.bind(12, static_cast<int64_t>(out.cached_tokens));
+    s.bind(13, static_cast<int64_t>(out.reasoning_tokens));
     with(s, path_, [&] { return s.step(); });
     return sqlite3_changes(db_) == 1;
   };
@@ -1733,8 +1739,8 @@ std::vector<task_record> store::results(const std::string& state_filter,
   std::string sql = "SELECT id, type, state, attempts, result, error, "
                     "prompt_tokens, completion_tokens, cost_usd, provider, "
                     "model, updated_at, priority, IFNULL(tags, ''), "
-                    "IFNULL(raw_answer, ''), IFNULL(response, ''), seq "
-                    "FROM tasks WHERE (?1 = '' OR state = ?1) AND (?2 = '' "
+                    "IFNULL(raw_answer, ''), IFNULL(response, ''), seq, "
+                    "cached_tokens, reasoning_tokens FROM tasks WHERE (?1 = '' OR state = ?1) AND (?2 = '' "
                     "OR EXISTS (SELECT 1 FROM json_each(tasks.tags) WHERE "
                     "json_each.value = ?2)) AND (?3 = '' OR id IN (SELECT "
                     "value FROM json_each(?3))) ORDER BY seq LIMIT ?4";
@@ -1763,6 +1769,8 @@ std::vector<task_record> store::results(const std::string& state_filter,
       r.raw_answer = s.text(14);
       r.response = s.text(15);
       r.seq = s.i64(16);
+      r.cached_tokens = static_cast<uint64_t>(s.i64(17));
+      r.reasoning_tokens = static_cast<uint64_t>(s.i64(18));
       out.push_back(std::move(r));
     }
     return out;

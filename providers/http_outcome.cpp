@@ -160,6 +160,32 @@ field cost_field(const json& u, double& dst, std::string& why) {
   return field::ok;
 }
 
+// usage.<parent>.<k> (prompt_tokens_details.cached_tokens,
+// completion_tokens_details.reasoning_tokens): absent, ok (at most
+// `total`) or invalid.
+field detail_count(const json& u, const char* parent, const char* k,
+                   uint64_t total, uint64_t& dst, std::string& why) {
+  if (!u.contains(parent) || u[parent].is_null())
+    return field::absent;
+  auto name = std::string("usage.") + parent + "." + k;
+  if (!u[parent].is_object()) {
+    why = std::string("usage.") + parent + " = " + shown(u[parent]) +
+          " is not an object";
+    return field::invalid;
+  }
+  auto f = token_count(u[parent], k, dst, why);
+  if (f == field::invalid) {
+    why = name + why.substr(why.find(' '));
+    return f;
+  }
+  if (f == field::ok && dst > total) {
+    why = name + " = " + std::to_string(dst) + " is more than its total (" +
+          std::to_string(total) + ")";
+    return field::invalid;
+  }
+  return f;
+}
+
 // Reads usage.* into `out`: usage_reported when both token counts are
 // there and valid, cost_reported when usage.cost is too; without usage.cost
 // the price table prices the tokens. Returns "" or, when any reported
@@ -185,9 +211,17 @@ std::string read_usage(const json& j, const outcome_context& c,
     return why;
   if (p != field::ok || k != field::ok)
     return {}; // incomplete: the worker charges the reservation
+  uint64_t cached = 0, reasoning = 0;
+  if (detail_count(u, "prompt_tokens_details", "cached_tokens", prompt,
+                   cached, why) == field::invalid ||
+      detail_count(u, "completion_tokens_details", "reasoning_tokens",
+                   completion, reasoning, why) == field::invalid)
+    return why;
   out.usage_reported = true;
   out.prompt_tokens = prompt;
   out.completion_tokens = completion;
+  out.cached_tokens = cached;
+  out.reasoning_tokens = reasoning;
   if (cf == field::ok) {
     out.cost_usd = cost;
     out.cost_reported = true;
@@ -200,13 +234,14 @@ std::string read_usage(const json& j, const outcome_context& c,
         price = routed;
         known = true;
       }
-    out.cost_usd = price.cost(prompt, completion);
+    out.cost_usd = price.cost(prompt, completion, cached, reasoning);
     // OpenRouter answered with a model it was not given by that name: the
     // dearest of those it was given.
     if (!known)
       for (auto& route : c.routes)
-        out.cost_usd =
-          std::max(out.cost_usd, route.second.cost(prompt, completion));
+        out.cost_usd = std::max(
+          out.cost_usd, route.second.cost(prompt, completion, cached,
+                                          reasoning));
   }
   return {};
 }

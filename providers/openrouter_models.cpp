@@ -58,7 +58,13 @@ parse_openrouter_models(const std::string& body) {
     auto id = m["id"].get<std::string>();
     if (prompt < 0 || completion < 0 || id.empty() || id.size() > 200)
       continue;
-    out[id] = model_price{prompt, completion};
+    model_price price{prompt, completion};
+    // Cache reads and reasoning where the list prices them apart.
+    if (p.contains("input_cache_read"))
+      price.cached_prompt_per_million = per_million(p["input_cache_read"]);
+    if (p.contains("internal_reasoning"))
+      price.reasoning_per_million = per_million(p["internal_reasoning"]);
+    out[id] = price;
   }
   return out;
 }

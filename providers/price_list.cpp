@@ -18,15 +18,16 @@ namespace {
 // (USD per million tokens); a prices file or the provider's list wins.
 const std::map<std::string, model_price>& built_in_table() {
   static const std::map<std::string, model_price> t{
-    {"google/gemini-2.5-flash", {0.30, 2.50}},
-    {"google/gemini-2.5-flash-lite", {0.10, 0.40}},
-    {"google/gemini-2.5-pro", {1.25, 10.00}},
-    {"openai/gpt-4o-mini", {0.15, 0.60}},
-    {"gpt-4o-mini", {0.15, 0.60}},
-    {"openai/gpt-4o", {2.50, 10.00}},
-    {"gpt-4o", {2.50, 10.00}},
-    {"gpt-4.1-mini", {0.40, 1.60}},
-    {"anthropic/claude-3.5-haiku", {0.80, 4.00}},
+    // {prompt, completion, batch prompt, batch completion, cached prompt}
+    {"google/gemini-2.5-flash", {0.30, 2.50, -1, -1, 0.075}},
+    {"google/gemini-2.5-flash-lite", {0.10, 0.40, -1, -1, 0.025}},
+    {"google/gemini-2.5-pro", {1.25, 10.00, -1, -1, 0.31}},
+    {"openai/gpt-4o-mini", {0.15, 0.60, 0.075, 0.30, 0.075}},
+    {"gpt-4o-mini", {0.15, 0.60, 0.075, 0.30, 0.075}},
+    {"openai/gpt-4o", {2.50, 10.00, 1.25, 5.00, 1.25}},
+    {"gpt-4o", {2.50, 10.00, 1.25, 5.00, 1.25}},
+    {"gpt-4.1-mini", {0.40, 1.60, 0.20, 0.80, 0.10}},
+    {"anthropic/claude-3.5-haiku", {0.80, 4.00, -1, -1, 0.08}},
     {"offline", {0.0, 0.0}},
   };
   return t;
@@ -67,11 +68,12 @@ double price_field(const std::string& file, const std::string& model,
   return v;
 }
 
-// {prompt, completion} into `prompt` and `completion`; `extra` may name
-// one more key (batch) that the caller reads.
+// {prompt, completion} into `prompt` and `completion`; top level (not
+// batch), also the optional cached_prompt and reasoning prices, and the
+// batch key that the caller reads.
 void read_pair(const std::string& file, const std::string& model,
                const std::string& where, const YAML::Node& n, double& prompt,
-               double& completion, const char* extra) {
+               double& completion, model_price* top = nullptr) {
   if (!n.IsMap())
     throw std::invalid_argument(
       at(file, n) + "model \"" + model + "\"" + where +
@@ -93,11 +95,18 @@ void read_pair(const std::string& file, const std::string& model,
       completion = price_field(
         file, model, where.empty() ? key : "batch.completion", kv.second);
       has_completion = true;
-    } else if (!extra || key != extra) {
+    } else if (top && key == "cached_prompt") {
+      top->cached_prompt_per_million =
+        price_field(file, model, key, kv.second);
+    } else if (top && key == "reasoning") {
+      top->reasoning_per_million = price_field(file, model, key, kv.second);
+    } else if (!top || key != "batch") {
       throw std::invalid_argument(
         at(file, kv.first) + "model \"" + model + "\"" + where +
         ": unknown field \"" + key + "\" (known: prompt, completion" +
-        (extra ? std::string(", ") + extra : std::string()) + ")");
+        (top ? std::string(", cached_prompt, reasoning, batch")
+             : std::string()) +
+        ")");
     }
   }
   if (!has_prompt || !has_completion)
@@ -167,10 +176,10 @@ void price_list::load_file(const std::string& path) {
                                   "\" is given twice");
     model_price p;
     read_pair(path, model, "", kv.second, p.prompt_per_million,
-              p.completion_per_million, "batch");
+              p.completion_per_million, &p);
     if (auto batch = kv.second["batch"])
       read_pair(path, model, " batch", batch, p.batch_prompt_per_million,
-                p.batch_completion_per_million, nullptr);
+                p.batch_completion_per_million);
     loaded.emplace(model, p);
   }
   file_prices_ = std::move(loaded);

@@ -513,3 +513,57 @@ TEST_CASE("a 4xx that says the request is too long for the model or against "
   CHECK(down.provider_down);
   CHECK_FALSE(down.model_refused);
 }
+
+TEST_CASE("cached prompt and reasoning tokens are recorded and priced at "
+          "their own prices where the list gives them, and more than their "
+          "total is a lying provider",
+          "[http_outcome]") {
+  auto ctx = openai_ctx();
+  ctx.price.cached_prompt_per_million = 0.075;
+  ctx.price.reasoning_per_million = 1.0;
+  auto out = interpret_response(
+    answer(200, with_usage(
+                  R"({"prompt_tokens": 1000, "completion_tokens": 200, )"
+                  R"("prompt_tokens_details": {"cached_tokens": 800}, )"
+                  R"("completion_tokens_details": {"reasoning_tokens": 50}})")),
+    ctx);
+  REQUIRE(out.ok);
+  CHECK(out.cached_tokens == 800);
+  CHECK(out.reasoning_tokens == 50);
+  CHECK(out.cost_usd ==
+        Approx((200 * 0.15 + 800 * 0.075 + 150 * 0.60 + 50 * 1.0) / 1e6));
+  // Without their own prices: as prompt and completion tokens.
+  auto plain = interpret_response(
+    answer(200, with_usage(
+                  R"({"prompt_tokens": 1000, "completion_tokens": 200, )"
+                  R"("prompt_tokens_details": {"cached_tokens": 800}})")),
+    openai_ctx());
+  REQUIRE(plain.ok);
+  CHECK(plain.cached_tokens == 800);
+  CHECK(plain.cost_usd == Approx((1000 * 0.15 + 200 * 0.60) / 1e6));
+  // Null details are none.
+  auto none = interpret_response(
+    answer(200, with_usage(R"({"prompt_tokens": 10, "completion_tokens": 2, )"
+                           R"("prompt_tokens_details": null})")),
+    ctx);
+  REQUIRE(none.ok);
+  CHECK(none.cached_tokens == 0);
+  auto lie = interpret_response(
+    answer(200, with_usage(
+                  R"({"prompt_tokens": 10, "completion_tokens": 2, )"
+                  R"("prompt_tokens_details": {"cached_tokens": 11}})")),
+    ctx);
+  CHECK_FALSE(lie.ok);
+  CHECK(lie.usage_invalid);
+  CHECK(lie.error == "openai answer: usage.prompt_tokens_details."
+                     "cached_tokens = 11 is more than its total (10)");
+  auto negative = interpret_response(
+    answer(200, with_usage(
+                  R"({"prompt_tokens": 10, "completion_tokens": 2, )"
+                  R"("completion_tokens_details": {"reasoning_tokens": -1}})")),
+    ctx);
+  CHECK(negative.usage_invalid);
+  CHECK(negative.error.find("usage.completion_tokens_details."
+                            "reasoning_tokens = -1 is not a valid token "
+                            "count") != std::string::npos);
+}

@@ -133,7 +133,10 @@ TEST_CASE("a broken prices file is one line naming the file, line and field",
         "number (USD per million tokens)");
   CHECK(load_error("x:\n  prompt: 1\n  complete: 2\n") ==
         "prices.yaml line 3: model \"x\": unknown field \"complete\" (known: "
-        "prompt, completion, batch)");
+        "prompt, completion, cached_prompt, reasoning, batch)");
+  CHECK(load_error("x: {prompt: 1, completion: 2, cached_prompt: abc}\n") ==
+        "prices.yaml line 1: model \"x\", cached_prompt: \"abc\" is not a "
+        "number (USD per million tokens)");
   CHECK(load_error("x: {prompt: 1}\n") ==
         "prices.yaml line 1: model \"x\": needs completion (USD per million "
         "tokens)");
@@ -171,6 +174,8 @@ TEST_CASE("bgagent models lists the prices in force and their sources",
   temp_dir dir;
   write_file(dir.path("prices.yaml"),
              "local/llama: {prompt: 0, completion: 0}\n"
+             "o-think: {prompt: 1, completion: 4, cached_prompt: 0.25, "
+             "reasoning: 4}\n"
              "gpt-4o: {prompt: 2, completion: 8, batch: {prompt: 1, "
              "completion: 4}}\n");
   env_map env{{"BG_AGENT_PRICES", "prices.yaml"},
@@ -191,8 +196,12 @@ TEST_CASE("bgagent models lists the prices in force and their sources",
   CHECK(by_model.at("local/llama")["file"] == "prices.yaml");
   CHECK(by_model.at("gpt-4o")["prompt_per_million"] == 2.0);
   CHECK(by_model.at("gpt-4o")["batch_completion_per_million"] == 4.0);
+  CHECK(by_model.at("o-think")["cached_prompt_per_million"] == 0.25);
+  CHECK(by_model.at("o-think")["reasoning_per_million"] == 4.0);
   CHECK(by_model.at("gpt-4o-mini")["source"] == "built-in");
-  CHECK(by_model.at("gpt-4o-mini")["batch_prompt_per_million"].is_null());
+  CHECK(by_model.at("gpt-4o-mini")["batch_prompt_per_million"] == 0.075);
+  CHECK(by_model.at("gpt-4o-mini")["cached_prompt_per_million"] == 0.075);
+  CHECK(by_model.at("local/llama")["cached_prompt_per_million"].is_null());
 
   auto text = run_bgagent({"models"}, dir.path(), env);
   REQUIRE(text.exit_code == 0);
@@ -449,4 +458,37 @@ TEST_CASE("the models checked before a run are those of the pending, "
   // "" is the run's MODEL (the plain task names none, nor does its type).
   CHECK(db.runnable_models() ==
         std::vector<std::string>{"", "m-pending", "m-running"});
+}
+
+TEST_CASE("a run records each task's cached prompt and reasoning tokens and "
+          "charges them at the prices file's cached_prompt and reasoning "
+          "prices",
+          "[e2e][prices]") {
+  raw_http_server server([](const raw_request& req) {
+    if (req.head.rfind("GET ", 0) == 0)
+      return raw_reply{raw_http_server::response(404, "{}")};
+    auto j = json::parse(
+      raw_http_server::completion(R"({"summary": "Done."})", 1000, 200));
+    j["usage"]["prompt_tokens_details"] = {{"cached_tokens", 600}};
+    j["usage"]["completion_tokens_details"] = {{"reasoning_tokens", 120}};
+    return raw_reply{raw_http_server::response(200, j.dump())};
+  });
+  temp_dir dir;
+  write_file(dir.path("prices.yaml"),
+             "o-think: {prompt: 1, completion: 4, cached_prompt: 0.25, "
+             "reasoning: 8}\n");
+  write_tasks(dir.path("tasks.jsonl"), make_tasks(2, "c"));
+  auto r = run_bgagent({"run", "--tasks", "tasks.jsonl"}, dir.path(),
+                       {{"LLM_PROVIDER", "openai"},
+                        {"LLM_BASE_URL", server.base_url()},
+                        {"MODEL", "o-think"},
+                        {"BG_AGENT_PRICES", "prices.yaml"}});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  auto row = results_by_id(dir.path()).at("c1");
+  CHECK(row["cached_tokens"] == 600);
+  CHECK(row["reasoning_tokens"] == 120);
+  CHECK(row["prompt_tokens"] == 1000);
+  CHECK(row["cost_usd"].get<double>() ==
+        Approx((400 * 1 + 600 * 0.25 + 80 * 4 + 120 * 8) / 1e6));
 }
