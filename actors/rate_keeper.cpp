@@ -50,7 +50,8 @@ struct key_state {
   explicit key_state(const rate_settings& s)
     : window(scaled(s.rpm, s.window_seconds), scaled(s.tpm, s.window_seconds),
              s.window_seconds, std::min(0.5, s.window_seconds / 10)),
-      circuit(s.circuit_threshold, seconds(s.probe_seconds)) {}
+      circuit(s.circuit_threshold, seconds(s.probe_seconds)),
+      learning(s.rpm == 0 && s.tpm == 0 && s.slow_start) {}
   rate_window window;
   circuit_breaker circuit;
   uint64_t probe_slot = 0;    // the call let go as the circuit's probe
@@ -59,6 +60,10 @@ struct key_state {
   std::deque<waiting_call> queue;
   bool armed = false; // a wake is on its way
   bool told = false;  // the provider's headers gave the limits
+  // Nothing is known of the key's limits yet (no BG_AGENT_RPM / _TPM, no
+  // answer): one call goes first, and its answer's headers (or their
+  // absence) set the pace for the rest (slow start).
+  bool learning = false;
   // Calls let go and not yet refunded (slot -> when), and the most that
   // may be (AIMD, learnt from 429s without headers; 0: no cap).
   std::map<uint64_t, clock_type::time_point> flying;
@@ -117,11 +122,10 @@ std::chrono::nanoseconds wait_for(const rate_settings& s, key_state& k,
                                   uint64_t tokens) {
   auto wait = k.window.wait(now, tokens);
   forget_old_calls(s, k, now);
-  if (k.cap > 0) {
-    if (k.flying.size() >= static_cast<size_t>(k.cap))
-      // A refund lets the next one go; the timer only catches lost ones.
-      wait = std::max<std::chrono::nanoseconds>(wait, milliseconds(1000));
-  }
+  if ((k.cap > 0 && k.flying.size() >= static_cast<size_t>(k.cap)) ||
+      (k.learning && !k.flying.empty()))
+    // A refund lets the next one go; the timer only catches lost ones.
+    wait = std::max<std::chrono::nanoseconds>(wait, milliseconds(1000));
   // An open circuit lets only its probe go.
   return std::max<std::chrono::nanoseconds>(wait, k.circuit.wait(now));
 }
@@ -363,6 +367,7 @@ rate_keeper_actor::behavior_type rate_keeper(self_ptr self, rate_settings s,
       auto& k = key_of(self, key);
       k.window.settle(slot, tokens);
       learn(st.s, k, limit_requests, limit_tokens, wait_ms, limited);
+      k.learning = false;
       k.flying.erase(slot);
       answered(self, key, k, slot, false, {});
       drain(self, key);
@@ -375,6 +380,8 @@ rate_keeper_actor::behavior_type rate_keeper(self_ptr self, rate_settings s,
       auto& k = key_of(self, key);
       k.window.settle(slot, tokens);
       learn(st.s, k, limit_requests, limit_tokens, wait_ms, limited);
+      if (got_answer)
+        k.learning = false;
       k.flying.erase(slot);
       bool open;
       if (!got_answer) {

@@ -39,8 +39,10 @@
 //       goes before now + ms (a 429's Retry-After), those admitted aside.
 //   (drain_atom)                        the run stops: waiting paces and
 //       every later one are answered slot 0 (the call must not go).
-// Holds last at most 600 s. With neither limit nor hold, pace is answered
-// at once.
+// Holds last at most 600 s. Without BG_AGENT_RPM / _TPM a key starts
+// slow: its first call goes alone, and the first answer (its rate-limit
+// headers, or none) sets the pace; after that, with neither limit nor
+// hold, pace is answered at once.
 #pragma once
 
 #include <cstdint>
@@ -70,6 +72,9 @@ struct rate_settings {
   uint32_t circuit_threshold = 5;
   double probe_seconds = 30;
   double outage_max_seconds = 600;
+  // Without BG_AGENT_RPM / _TPM, a key's first call goes alone and its
+  // answer's headers set the pace for the rest (slow start).
+  bool slow_start = true;
 };
 
 // Whom the rate_keeper tells about circuits (each may be null: tests).

@@ -39,7 +39,8 @@ retry_decision retry_policy::decide(const call_outcome& failure,
     default:
       break;
   }
-  uint32_t counted = attempt > not_counted ? attempt - not_counted : 1;
+  // Attempts that count, this one included (0: it was not counted).
+  uint32_t counted = attempt > not_counted ? attempt - not_counted : 0;
   if (counted >= 1 + s_.max_retries) {
     d.what = retry_decision::action::quarantine;
     d.error = failure.error + " (after " + std::to_string(attempt) +

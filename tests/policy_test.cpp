@@ -101,6 +101,13 @@ TEST_CASE("retry policy: attempts not counted (429s up to a cap, the "
   auto last = p.decide(other, 5, rng, 3);
   CHECK(last.what == retry_decision::action::quarantine);
   CHECK(last.error == "HTTP 503: busy (after 5 attempts)");
+  // With no retries at all, a free failure still goes again; a counted one
+  // does not.
+  auto none = retry_policy{retry_settings{0, 1, 2, 60, 600, 3}};
+  CHECK(none.decide(limited, 1, rng, 1).what ==
+        retry_decision::action::retry);
+  CHECK(none.decide(other, 2, rng, 1).what ==
+        retry_decision::action::quarantine);
   // The cap: a run's first three 429s of a task are free, then they count.
   CHECK(p.rate_limit_is_free(3));
   CHECK_FALSE(p.rate_limit_is_free(4));

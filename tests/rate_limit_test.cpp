@@ -154,9 +154,15 @@ TEST_CASE("a Retry-After holds back every call to the provider, not only "
   CHECK(status_json(dir.path())["tasks"]["completed"] == 6);
   std::lock_guard<std::mutex> lock(m);
   REQUIRE(arrivals.size() == 7);
-  // The other worker was free at once (and the first after 300 ms), yet no
-  // request came before the 2 s were over.
-  auto next = arrivals[2] - refused_at;
+  // The other worker was free within 300 ms, yet no request came before
+  // the 2 s were over (but the one sent with the refused one, at once).
+  size_t after = 2;
+  while (after < arrivals.size() &&
+         arrivals[after] - refused_at < std::chrono::milliseconds(100))
+    ++after;
+  REQUIRE(after < arrivals.size());
+  CHECK(after <= 3);
+  auto next = arrivals[after] - refused_at;
   INFO(std::chrono::duration_cast<std::chrono::milliseconds>(next).count()
        << " ms after the 429");
   CHECK(next >= std::chrono::milliseconds(1900));
@@ -244,9 +250,11 @@ TEST_CASE("without limits or headers, a server that answers most calls 429 "
   limited_server api(4, std::chrono::milliseconds(2000), false, 1000);
   temp_dir dir;
   write_tasks(dir.path("tasks.jsonl"), make_tasks(12, "y"));
+  // No retries at all: a 429 that counted would quarantine its task.
   auto r = run_against(api.server, dir, 8,
                        {{"BG_AGENT_RETRY_INITIAL", "0.2"},
-                        {"BG_AGENT_RETRY_MAX", "0.5"}});
+                        {"BG_AGENT_RETRY_MAX", "0.5"},
+                        {"BG_AGENT_MAX_RETRIES", "0"}});
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   auto st = status_json(dir.path());
@@ -254,8 +262,7 @@ TEST_CASE("without limits or headers, a server that answers most calls 429 "
   CHECK(st["tasks"]["quarantined"] == 0);
   std::lock_guard<std::mutex> lock(api.m);
   INFO("429 answers: " << api.rejected << " of " << api.arrivals.size());
-  // Each task met several 429s (measured: 33 of 45 answers with the AIMD
-  // cap, 70 of 82 without it), more than BG_AGENT_MAX_RETRIES (3) allows
-  // for other failures.
-  CHECK(api.rejected > 12);
+  // Several tasks met 429s (measured: 8 of 20 answers with slow start and
+  // the AIMD cap; 33 of 45 with the cap alone, 70 of 82 with neither).
+  CHECK(api.rejected >= 4);
 }

@@ -24,9 +24,11 @@ struct pending_pace {
     self->send(keeper, pace_atom::value, key, uint64_t{100}, false);
   }
   std::optional<uint64_t> answered_now() {
-    // Another key: answered at once.
+    // A key never seen: its first call is answered at once.
+    static int n = 0;
     auto other = ask_for<uint64_t>(self, keeper, pace_atom::value,
-                                   std::string("other/model"), uint64_t{1}, false);
+                                   "other/model-" + std::to_string(++n),
+                                   uint64_t{1}, false);
     REQUIRE(other);
     return take(std::chrono::milliseconds(0));
   }
@@ -46,7 +48,9 @@ TEST_CASE("rate keeper: a 429 without headers halves the calls in flight, "
           "and an answer lets the next call go",
           "[rates][actors]") {
   actor_env env;
-  auto keeper = spawn_rate_keeper(env.sys, rate_settings{});
+  rate_settings s;
+  s.slow_start = false;
+  auto keeper = spawn_rate_keeper(env.sys, s);
   auto pace = [&] {
     return ask_for<uint64_t>(env.self, keeper, pace_atom::value, key,
                              uint64_t{100}, false);
@@ -98,6 +102,7 @@ rate_settings circuit_settings(uint32_t threshold, double probe_seconds) {
   rate_settings s;
   s.circuit_threshold = threshold;
   s.probe_seconds = probe_seconds;
+  s.slow_start = false;
   return s;
 }
 
@@ -208,5 +213,32 @@ TEST_CASE("rate keeper: one task failing again and again is its own fault "
   CHECK(failed(env, keeper, pace(), "HTTP 500", "other-2") == true);
   pending_pace held(env.sys, keeper);
   CHECK_FALSE(held.answered_now());
+  exit_all(env.self, keeper);
+}
+
+TEST_CASE("rate keeper: with no limits known, a key's first call goes alone "
+          "and its answer's headers pace the rest",
+          "[rates][actors]") {
+  actor_env env;
+  rate_settings s;
+  s.window_seconds = 60;
+  auto keeper = spawn_rate_keeper(env.sys, s);
+  auto first = ask_for<uint64_t>(env.self, keeper, pace_atom::value, key,
+                                 uint64_t{100}, false);
+  REQUIRE(first);
+  pending_pace second(env.sys, keeper);
+  CHECK_FALSE(second.answered_now());
+  // The answer says: 2 requests per minute. The second goes; a third
+  // waits for the window.
+  env.self->send(keeper, refund_atom::value, key, *first, uint64_t{50},
+                 int64_t{2}, int64_t{-1}, int64_t{-1}, false);
+  REQUIRE(second.take(std::chrono::seconds(10)));
+  pending_pace third(env.sys, keeper);
+  CHECK_FALSE(third.answered_now());
+  // Another key learns on its own: its first call goes at once.
+  auto other = ask_for<uint64_t>(env.self, keeper, pace_atom::value,
+                                 std::string("openai/other"), uint64_t{1},
+                                 false);
+  CHECK(other);
   exit_all(env.self, keeper);
 }
