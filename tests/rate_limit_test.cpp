@@ -266,3 +266,58 @@ TEST_CASE("without limits or headers, a server that answers most calls 429 "
   // the AIMD cap; 33 of 45 with the cap alone, 70 of 82 with neither).
   CHECK(api.rejected >= 4);
 }
+
+TEST_CASE("with BG_AGENT_TPM at the provider's token limit, calls are held "
+          "to it at their worst case, refunded to what they used, and next "
+          "to none is answered 429",
+          "[e2e][rates]") {
+  // 600 tokens per 2 s sliding window (18,000 per minute); every answer
+  // uses 100 + 20 tokens, counted when the request arrives, as providers
+  // count their estimate.
+  constexpr size_t token_limit = 600, per_call = 120;
+  const auto window = std::chrono::milliseconds(2000);
+  std::mutex m;
+  std::deque<std::pair<clock_type::time_point, size_t>> in_window;
+  std::vector<clock_type::time_point> arrivals;
+  int rejected = 0;
+  raw_http_server server([&](const raw_request& req) {
+    if (req.head.rfind("GET ", 0) == 0)
+      return raw_reply{raw_http_server::response(404, "{}")};
+    auto now = clock_type::now();
+    std::lock_guard<std::mutex> lock(m);
+    while (!in_window.empty() && now - in_window.front().first >= window)
+      in_window.pop_front();
+    size_t used = 0;
+    for (auto& [at, tokens] : in_window)
+      used += tokens;
+    if (used + per_call > token_limit) {
+      ++rejected;
+      return raw_reply{raw_http_server::response(429, rate_limited_body())};
+    }
+    in_window.emplace_back(now, per_call);
+    arrivals.push_back(now);
+    return raw_reply{raw_http_server::response(
+                       200, raw_http_server::completion(
+                              R"({"summary": "ok"})", 100, 20)),
+                     false, 50};
+  });
+  temp_dir dir;
+  write_tasks(dir.path("tasks.jsonl"), make_tasks(20, "k"));
+  auto r = run_against(server, dir, 8,
+                       {{"BG_AGENT_TPM", "18000"},
+                        {"BG_AGENT_RATE_WINDOW", "2"},
+                        {"BG_AGENT_RETRY_INITIAL", "0.2"}});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(status_json(dir.path())["tasks"]["completed"] == 20);
+  std::lock_guard<std::mutex> lock(m);
+  INFO("429 answers: " << rejected);
+  CHECK(rejected == 0);
+  // A call is held at its worst case (222 tokens: one per byte of its
+  // prompts, and max_tokens) until its usage (120) is known: held to the
+  // worst case alone, 2 calls would go per window; refunded, 3 or 4 do,
+  // never more than the server's 5.
+  auto busiest = busiest_window(arrivals, window);
+  CHECK(busiest >= 3);
+  CHECK(busiest <= token_limit / per_call);
+}
