@@ -258,11 +258,13 @@ void begin(self_ptr self, const task_worker_actor& worker, const std::string& id
 }
 
 // A failed attempt: its usage and task_failed to the store, then the
-// failure to the supervisor (as the worker).
+// failure to the supervisor (as the worker). Whether it was the provider's
+// fault is the rate_keeper's word (`provider_fault`), never a node's.
 void record_failure(self_ptr self, const task_worker_actor& worker,
                     const std::string& id, uint32_t attempt,
-                    const call_outcome& out, const usage& u) {
+                    call_outcome out, const usage& u, bool provider_fault) {
   auto& st = self->state;
+  out.provider_fault = provider_fault;
   auto detail = std::string(to_string(out.error_class())) + ": " + out.error;
   if (out.provider_fault)
     detail += " [the provider's fault: not counted]";
@@ -292,10 +294,6 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
   st.open.erase(i);
   call_ended(self, latency);
   auto u = charge_for(self, id, a, out, charge_reservation);
-  // Whether a failure was the provider's fault is the rate_keeper's word
-  // (below), never a node's.
-  auto failed = out;
-  failed.provider_fault = false;
   bool ask_circuit = false;
   if (a.rate_slot != 0) {
     // A node's figures are its own word: its limits and resets pace no one
@@ -321,12 +319,11 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
                     out.provider_down ? out.error : std::string(), id,
                     got_answer)
         .then(
-          [=](bool open) mutable {
-            failed.provider_fault = open;
-            record_failure(self, worker, id, attempt, failed, u);
+          [=](bool open) {
+            record_failure(self, worker, id, attempt, out, u, open);
           },
-          [=](caf::error&) mutable {
-            record_failure(self, worker, id, attempt, failed, u);
+          [=](caf::error&) {
+            record_failure(self, worker, id, attempt, out, u, false);
           });
     }
     // A Retry-After holds every call to this provider, not only this task.
@@ -376,7 +373,7 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
     return;
   }
   if (!ask_circuit)
-    record_failure(self, worker, id, attempt, failed, u);
+    record_failure(self, worker, id, attempt, out, u, false);
 }
 
 node_gateway_actor::behavior_type node_gateway(self_ptr self, head_handles h,
