@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/support/aimock.hpp"
 #include "tests/support/job.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/raw_http_server.hpp"
@@ -320,4 +321,71 @@ TEST_CASE("with BG_AGENT_TPM at the provider's token limit, calls are held "
   auto busiest = busiest_window(arrivals, window);
   CHECK(busiest >= 3);
   CHECK(busiest <= token_limit / per_call);
+}
+
+TEST_CASE("against aimock answering half the calls 429 with Retry-After and "
+          "x-ratelimit headers, every task completes once with no retry "
+          "burnt and every call held back a second after each 429",
+          "[e2e][http][rate]") {
+  SKIP_WITHOUT_AIMOCK();
+  temp_dir dir;
+  // aimock's own chaos: each call is answered 429 with probability 0.5,
+  // "Retry-After: 1" and OpenAI's x-ratelimit-* headers (remaining 0,
+  // tokens reset in 6 minutes), an independent server's idea of a limit.
+  aimock_server mock({fixture_path("provider_rate_limits.json")}, dir.path());
+  std::string tasks;
+  for (int i = 0; i < 16; ++i)
+    tasks += json{{"id", "t" + std::to_string(i)},
+                  {"type", "summarize"},
+                  {"input", "Text number " + std::to_string(i) +
+                              ". [rate-limited]"}}
+               .dump() +
+             "\n";
+  write_file(dir.path("tasks.jsonl"), tasks);
+  auto r = run_bgagent({"run", "--tasks", "tasks.jsonl"}, dir.path(),
+                       {{"LLM_PROVIDER", "openai"},
+                        {"LLM_BASE_URL", mock.openai_base()},
+                        {"BG_AGENT_WORKERS", "4"},
+                        {"BG_AGENT_MAX_RETRIES", "0"}});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+
+  auto journal = mock.journal();
+  std::vector<int64_t> limited_at, all_at;
+  int answered = 0;
+  for (auto& e : journal) {
+    all_at.push_back(e["timestamp"].get<int64_t>());
+    if (e["response"]["status"] == 429)
+      limited_at.push_back(e["timestamp"].get<int64_t>());
+    else if (e["response"]["status"] == 200)
+      ++answered;
+  }
+  // With p = 0.5 over at least 16 calls, no 429 at all has odds 1 in 65,536.
+  REQUIRE(!limited_at.empty());
+  CHECK(answered == 16); // one paid answer per task, none twice
+  CHECK(journal.size() == 16 + limited_at.size());
+
+  auto rows = json::array();
+  {
+    std::istringstream in(run_bgagent({"results", "--json"}, dir.path()).out);
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty())
+        rows.push_back(json::parse(line));
+  }
+  REQUIRE(rows.size() == 16);
+  for (auto& row : rows)
+    CHECK(row["state"] == "completed");
+  auto audit = dir.path("bgagent-audit.jsonl");
+  CHECK(audit_events(audit, "task_completed").size() == 16);
+  CHECK(audit_events(audit, "task_quarantined").empty());
+  CHECK(audit_events(audit, "task_failed").size() == limited_at.size());
+
+  // Retry-After: 1 holds every call: none starts between 0.3 s and 0.9 s
+  // after a 429 (calls already on the wire when it came may land just
+  // after it; the bound leaves aimock's clock 100 ms of slack).
+  for (auto t : limited_at)
+    for (auto a : all_at) {
+      INFO("429 at " << t << ", a call at " << a);
+      CHECK_FALSE((a > t + 300 && a < t + 900));
+    }
 }
