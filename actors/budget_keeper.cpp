@@ -181,6 +181,28 @@ void publish(self_ptr self) {
   self->send(self->state.monitor, budget_atom::value, self->state.b);
 }
 
+// Ends reservation `id` with its actual usage `u`; false (nothing counted)
+// when the id is unknown or already settled, so nothing counts twice.
+bool settle(self_ptr self, uint64_t id, const usage& u) {
+  auto& st = self->state;
+  auto i = st.reservations.find(id);
+  if (i == st.reservations.end())
+    return false;
+  auto h = i->second;
+  release(st, id);
+  auto tokens = sat_add(u.prompt_tokens, u.completion_tokens);
+  // A cost that is no amount (NaN, negative) would poison every later
+  // comparison: it counts as the reservation's.
+  auto cost = sane_cost(u.cost_usd, h.cost);
+  st.b.tokens_used = sat_add(st.b.tokens_used, tokens);
+  st.b.cost_used += cost;
+  bool tokens_over = tokens > h.tokens;
+  bool cost_over = cost > h.cost * (1 + 1e-9) + 1e-12;
+  if (tokens_over || cost_over)
+    over_reservation(self, h, tokens, cost, tokens_over, cost_over);
+  return true;
+}
+
 // Alarms already passed in an earlier process of the same run stay quiet.
 void mark_passed_alarms(keeper_state& st) {
   for (int i = 0; i < 3; ++i) {
@@ -269,25 +291,20 @@ budget_keeper(self_ptr self, budget_settings s,
       return r;
     },
     [=](commit_atom, uint64_t id, const usage& u) {
-      auto& st = self->state;
-      auto i = st.reservations.find(id);
-      if (i == st.reservations.end())
-        return false; // unknown or already settled: nothing counted twice
-      auto h = i->second;
-      release(st, id);
-      auto tokens = sat_add(u.prompt_tokens, u.completion_tokens);
-      // A cost that is no amount (NaN, negative) would poison every later
-      // comparison: it counts as the reservation's.
-      auto cost = sane_cost(u.cost_usd, h.cost);
-      st.b.tokens_used = sat_add(st.b.tokens_used, tokens);
-      st.b.cost_used += cost;
-      bool tokens_over = tokens > h.tokens;
-      bool cost_over = cost > h.cost * (1 + 1e-9) + 1e-12;
-      if (tokens_over || cost_over)
-        over_reservation(self, h, tokens, cost, tokens_over, cost_over);
+      if (!settle(self, id, u))
+        return false;
       check_alarms(self);
       publish(self);
       return true;
+    },
+    [=](commit_atom, const std::vector<settlement>& all) {
+      bool any = false;
+      for (auto& s : all)
+        any |= settle(self, s.reservation_id, s.spent);
+      if (any) {
+        check_alarms(self);
+        publish(self);
+      }
     },
     [=](release_atom, uint64_t id) {
       return release(self->state, id);

@@ -12,6 +12,9 @@
 //       cost that is NaN or negative counts as the reservation's). An
 //       unknown id (never granted, released, or already committed): false,
 //       and nothing is added, so nothing is ever counted twice.
+//   (commit_atom, vector<settlement>)                          -> (nothing)
+//       each as above, then the alarms checked and the totals published
+//       once: the checkpointer's settlements of one store commit
 //   (release_atom, uint64 reservation_id)                      -> bool
 //   (set_budget_atom, budget_change)                           -> budget_snapshot
 //       changes the limits the change names (re-arming their alarms)

@@ -72,10 +72,9 @@ void publish(self_ptr self) {
   auto events = st.db->take_committed_events();
   if (!events.empty() && st.auditor)
     self->send(st.auditor, std::move(events));
-  for (auto& s : st.db->take_settlements())
-    if (st.keeper)
-      caf::anon_send(st.keeper, commit_atom::value, s.reservation_id,
-                     s.spent);
+  auto settled = st.db->take_settlements();
+  if (!settled.empty() && st.keeper)
+    caf::anon_send(st.keeper, commit_atom::value, std::move(settled));
 }
 
 void commit_group(self_ptr self) {

@@ -36,6 +36,17 @@ typename Inspector::result_type inspect(Inspector& f, usage& x) {
            x.completion_tokens, x.cost_usd);
 }
 
+// A reservation ended by a committed attempt, with what it actually used.
+struct settlement {
+  uint64_t reservation_id = 0;
+  usage spent;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, settlement& x) {
+  return f(caf::meta::type_name("settlement"), x.reservation_id, x.spent);
+}
+
 // A change of a running run's budgets (admin set-budget): a limit changes
 // only when its flag is set (a cost that is not a finite amount >= 0 never).
 struct budget_change {

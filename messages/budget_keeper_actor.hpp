@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
@@ -21,6 +22,8 @@ using budget_keeper_actor = caf::typed_actor<
     reservation>,
   // (reservation id, actual usage): false when the id is not held
   caf::replies_to<commit_atom, uint64_t, usage>::with<bool>,
+  // The settlements of one commit of the store, in one message.
+  caf::reacts_to<commit_atom, std::vector<settlement>>,
   caf::replies_to<release_atom, uint64_t>::with<bool>,
   caf::replies_to<set_budget_atom, budget_change>::with<budget_snapshot>,
   caf::replies_to<budget_atom>::with<budget_snapshot>>;

@@ -78,11 +78,6 @@ struct held_reservation {
 
 // What the budget keeper must be told once a transaction has committed:
 // (commit_atom, reservation_id, spent).
-struct settlement {
-  uint64_t reservation_id = 0;
-  usage spent;
-};
-
 struct cached_prices {
   int64_t fetched_at = 0; // unix seconds
   std::string prices;     // JSON

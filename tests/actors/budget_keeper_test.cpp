@@ -313,6 +313,31 @@ TEST_CASE("budget_keeper: a commit for an unknown or settled reservation "
   CHECK(e.mon->alerts("usage_over_reservation").empty());
 }
 
+TEST_CASE("budget_keeper: the settlements of one store commit in one "
+          "message count each once, and its alarms fire in order",
+          "[unit][budget_keeper]") {
+  keeper_env e(limits(1000, 1.0));
+  auto a = e.reserve(400), b = e.reserve(300), c = e.reserve(200);
+  REQUIRE((a.granted && b.granted && c.granted));
+  e.self->send(e.keeper, commit_atom::value,
+               std::vector<settlement>{{a.id, usage{300, 100, 0.1}},
+                                       {b.id, usage{250, 50, 0.1}},
+                                       {a.id, usage{300, 100, 0.1}}, // again
+                                       {9999, usage{500, 0, 0.5}}}); // never
+  auto s = e.snapshot();
+  CHECK(s.tokens_used == 700);
+  CHECK(s.cost_used == Approx(0.2));
+  CHECK(s.tokens_reserved == 200);
+  e.settle();
+  auto alarms = e.cp->events("budget_alarm");
+  REQUIRE(alarms.size() == 1); // 70 %: the 50 % alarm only
+  CHECK(alarms[0].detail == "token budget 50% used (700 of 1000 tokens)");
+  CHECK(e.mon->with_atom<budget_atom>().back().get_as<budget_snapshot>(1)
+          .tokens_used == 700);
+  CHECK(e.commit(c.id, 100, 0));
+  CHECK(e.snapshot().tokens_used == 800);
+}
+
 TEST_CASE("budget_keeper: a cost that is no amount counts as the "
           "reservation's, and huge figures saturate",
           "[unit][budget_keeper]") {

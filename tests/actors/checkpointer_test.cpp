@@ -110,8 +110,9 @@ struct checkpointer_env : actor_env {
   std::vector<std::pair<uint64_t, usage>> commits() {
     std::vector<std::pair<uint64_t, usage>> out;
     for (auto& m : keeper_rec->with_atom<commit_atom>())
-      if (m.match_elements<commit_atom, uint64_t, usage>())
-        out.emplace_back(m.get_as<uint64_t>(1), m.get_as<usage>(2));
+      if (m.match_elements<commit_atom, std::vector<settlement>>())
+        for (auto& s : m.get_as<std::vector<settlement>>(1))
+          out.emplace_back(s.reservation_id, s.spent);
     return out;
   }
   long long ledger(const std::string& where = "1") {
