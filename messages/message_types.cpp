@@ -51,6 +51,9 @@ void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<call_outcome>("bgagent::call_outcome");
   cfg.add_message_type<reservation>("bgagent::reservation");
   cfg.add_message_type<usage>("bgagent::usage");
+  cfg.add_message_type<settlement>("bgagent::settlement");
+  cfg.add_message_type<std::vector<settlement>>(
+    "std::vector<bgagent::settlement>");
   cfg.add_message_type<budget_snapshot>("bgagent::budget_snapshot");
   cfg.add_message_type<budget_change>("bgagent::budget_change");
   cfg.add_message_type<audit_event>("bgagent::audit_event");
