@@ -84,6 +84,11 @@ struct supervisor_state {
   bool rescanned = false; // final look for tasks added during the run
   uint32_t outstanding = 0; // store writes not yet acknowledged
   bool paused = false;
+  // stay_on_budget: denied, waiting for the keeper's figures to change
+  // from these (looked at on each poll).
+  bool budget_wait = false;
+  bool budget_asking = false;
+  budget_snapshot denied_at;
   enum phase phase = phase::starting;
   run_stop stop;
   retry_policy retries{retry_settings{}};
@@ -297,8 +302,8 @@ void dispatch(self_ptr self) {
   auto& st = self->state;
   if (!st.parked.empty() && !stopping(st))
     release_probes(st);
-  while (!st.paused && !stopping(st) && st.pool.has_idle() &&
-         !st.queue.empty()) {
+  while (!st.paused && !st.budget_wait && !stopping(st) &&
+         st.pool.has_idle() && !st.queue.empty()) {
     auto t = std::move(st.queue.front());
     st.queue.pop_front();
     if (park(st, t))
@@ -707,12 +712,56 @@ auto on_denied(self_ptr self) {
       return; // stale: not the attempt it holds
     auto t = slot->current;
     st.pool.release(key);
+    if (st.settings.stay_on_budget && !stopping(st)) {
+      // Still pending in the store; first in line once there is room.
+      st.queue.push_front(std::move(t));
+      if (!st.budget_wait) {
+        st.budget_wait = true;
+        spdlog::warn("budget exhausted: {}; waiting for more (a raised "
+                     "limit or the next period)",
+                     reason);
+        self->send(st.h.monitor, pause_atom::value, true);
+      }
+      self->request(st.h.budget_keeper, caf::infinite, budget_atom::value)
+        .then([=](const budget_snapshot& b) { self->state.denied_at = b; });
+      return;
+    }
     // Still pending in the store: it waits for a run with more budget.
     st.held.erase(t.id);
     if (!stopping(st))
       spdlog::warn("budget exhausted: {}", reason);
     stop(self, run_stop{stop_reason::budget});
   };
+}
+
+// stay_on_budget: dispatching resumes once the keeper's figures show more
+// room than at the last denial.
+void look_at_budget(self_ptr self) {
+  auto& st = self->state;
+  if (!st.budget_wait || st.budget_asking)
+    return;
+  st.budget_asking = true;
+  self->request(st.h.budget_keeper, caf::infinite, budget_atom::value)
+    .then([=](const budget_snapshot& b) {
+      auto& st = self->state;
+      st.budget_asking = false;
+      auto& d = st.denied_at;
+      bool more_room = b.tokens_limit > d.tokens_limit ||
+                       b.cost_limit > d.cost_limit ||
+                       b.tokens_used < d.tokens_used ||
+                       b.cost_used < d.cost_used ||
+                       b.tokens_reserved < d.tokens_reserved ||
+                       b.cost_reserved < d.cost_reserved;
+      if (!more_room || !st.budget_wait)
+        return;
+      st.budget_wait = false;
+      spdlog::info("budget: room again (tokens {} of {}, cost ${:.6f} of "
+                   "${:.2f}); dispatching",
+                   b.tokens_used, b.tokens_limit, b.cost_used, b.cost_limit);
+      if (!st.paused)
+        self->send(st.h.monitor, pause_atom::value, false);
+      dispatch(self);
+    });
 }
 
 auto on_skipped(self_ptr self) {
@@ -749,7 +798,8 @@ auto on_pause(self_ptr self) {
 auto on_resume(self_ptr self) {
   return [=](resume_atom) {
     self->state.paused = false;
-    self->send(self->state.h.monitor, pause_atom::value, false);
+    if (!self->state.budget_wait)
+      self->send(self->state.h.monitor, pause_atom::value, false);
     dispatch(self);
     return true;
   };
@@ -867,6 +917,28 @@ auto refuse_join() {
 
 // -- the phases --------------------------------------------------------------
 
+// Looks for tasks submitted or requeued since (and, waiting for budget,
+// whether there is room again).
+void poll(self_ptr self) {
+  auto& st = self->state;
+  look_at_budget(self);
+  if (!st.fetching && st.queue.empty()) {
+    st.exhausted = false;
+    st.cursor = fetch_cursor{};
+    fetch(self);
+  }
+}
+
+// Following: the next poll in BG_AGENT_POLL_INTERVAL.
+void arm_poll_timer(self_ptr self) {
+  auto& st = self->state;
+  if (st.settings.follow)
+    self->delayed_send(self,
+                       std::chrono::milliseconds(static_cast<int64_t>(
+                         st.settings.poll_interval_seconds * 1000)),
+                       poll_timer_atom::value);
+}
+
 // Fetching and dispatching until the queue is drained (or, following, for
 // good); a stop reason moves it to draining.
 behavior_type running(self_ptr self) {
@@ -875,18 +947,10 @@ behavior_type running(self_ptr self) {
     on_freed(self), on_pause(self), on_resume(self), on_drain(self), on_signal(self),
     on_shutdown(self), on_cancel(self), on_workers(self), on_watch(self),
     on_tick(self), already_running(),
-    [=](poll_atom) {
-      auto& st = self->state;
-      if (!st.fetching && st.queue.empty()) {
-        st.exhausted = false;
-        st.cursor = fetch_cursor{};
-        fetch(self);
-      }
-      if (st.settings.follow)
-        self->delayed_send(self,
-                           std::chrono::milliseconds(static_cast<int64_t>(
-                             st.settings.poll_interval_seconds * 1000)),
-                           poll_atom::value);
+    [=](poll_atom) { poll(self); },
+    [=](poll_timer_atom) {
+      poll(self);
+      arm_poll_timer(self);
     },
     [=](retry_due_atom, const std::string& id) {
       auto& st = self->state;
@@ -961,6 +1025,7 @@ behavior_type draining(self_ptr self) {
     on_shutdown(self), on_cancel(self), on_workers(self), on_watch(self),
     on_tick(self), already_running(), refuse_join(),
     [](poll_atom) {},
+    [](poll_timer_atom) {},
     [=](retry_due_atom, const std::string& id) {
       auto& st = self->state;
       if (st.waiting.erase(id) == 0)
@@ -989,6 +1054,7 @@ behavior_type ended(self_ptr self, NodesWaited on_nodes_waited) {
     already_running(), refuse_join(),
     [](tick_atom) {},
     [](poll_atom) {},
+    [](poll_timer_atom) {},
     [](retry_due_atom, const std::string&) {},
     [](outage_atom, const std::string&, double) {},
     [](circuit_atom, const std::string&, bool) {},
@@ -1028,11 +1094,7 @@ behavior_type starting(self_ptr self) {
           spawn_local_worker(self);
         report_workers(self);
         self->send(self, tick_atom::value);
-        if (st.settings.follow)
-          self->delayed_send(self,
-                             std::chrono::milliseconds(static_cast<int64_t>(
-                               st.settings.poll_interval_seconds * 1000)),
-                             poll_atom::value);
+        arm_poll_timer(self);
         fetch(self);
         return st.rp;
       },

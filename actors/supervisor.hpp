@@ -64,6 +64,11 @@
 // - A worker silent for longer than timeout + grace while running is
 //   presumed hung: it is killed and replaced the same way.
 // - A budget denial stops dispatching; in-flight calls finish; exit code 3.
+//   With stay_on_budget (`serve`) the run does not stop: the denied task
+//   goes back to the queue and dispatching waits (the monitor's dead man's
+//   switch paused) until the budget_keeper's figures show more room than at
+//   the denial (a limit raised, the period rolled over, reservations
+//   released), looked at on each poll (the follow timer, or a poll_atom).
 #pragma once
 
 #include <cstdint>
@@ -95,6 +100,7 @@ struct supervisor_settings {
   double timeout_seconds = 300;
   double heartbeat_seconds = 5;
   bool follow = false;
+  bool stay_on_budget = false; // serve: wait for budget instead of stopping
   double poll_interval_seconds = 10;
   std::string node = "head";
 };

@@ -55,48 +55,61 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
 
   auto* run = app.add_subcommand("run", "Submit a task file (idempotently) "
                                         "and process every pending task");
-  run->add_option("--tasks", tasks, "Task file (JSON Lines or a JSON array)")
-    ->type_name("FILE");
-  run->add_option("--types", types_file,
-                  "Types file, YAML or JSON (BG_AGENT_TYPES, default "
-                  "./bgagent-types.yaml when it exists)");
+  auto* serve = app.add_subcommand(
+    "serve", "Run as a service until SIGTERM: tasks arrive by the HTTP API, "
+             "`submit` and schedules; never exits on an empty queue");
+  std::string token_budget, cost_budget;
   auto conflict_help =
     "A task submitted again with other content (same id or key): error "
     "(refuse the file, the default), skip (keep the stored task) or "
     "replace (run the new one)";
-  run->add_option("--on-conflict", on_conflict, conflict_help)
-    ->check(CLI::IsMember({"error", "skip", "replace"}));
-  run->add_option("--db", db, "Database file (BG_AGENT_DB, default "
-                              "./bgagent.db)");
-  run->add_option("--workers", workers, "Task workers (BG_AGENT_WORKERS, "
-                                        "default 4)")
-    ->type_name("N");
-  run->add_option("--provider", provider,
-                  "offline | openrouter | openai (LLM_PROVIDER)")
-    ->type_name("NAME");
-  run->add_option("--model", model, "Model name (MODEL)")->type_name("NAME");
-  run->add_option("--base-url", base_url,
-                  "OpenAI-compatible base URL (LLM_BASE_URL)");
-  auto* listen_opt = run->add_option(
-    "--listen", listen,
-    "HOST:PORT to accept worker and admin nodes over mutual TLS "
-    "(BG_AGENT_TLS_CERT, BG_AGENT_TLS_KEY, BG_AGENT_TLS_CA; make them "
-    "with `bgagent certs init DIR`)");
-  run->add_option("--insecure-listen", insecure_listen,
-                  "HOST:PORT on a loopback address to accept nodes without "
-                  "TLS (this machine only; warned and audited)")
-    ->excludes(listen_opt);
-  run->add_option("--metrics", metrics,
-                  "HOST:PORT for a Prometheus text endpoint");
-  std::string token_budget, cost_budget;
-  run->add_option("--token-budget", token_budget,
-                  "Tokens the run may spend (BG_AGENT_TOKEN_BUDGET, default "
-                  "1000000)")
-    ->type_name("N");
-  run->add_option("--cost-budget", cost_budget,
-                  "US dollars the run may spend (BG_AGENT_COST_BUDGET, "
-                  "default 1.00)")
-    ->type_name("USD");
+  // run and serve take the same flags (serve: --http besides).
+  auto add_run_flags = [&](CLI::App* cmd) {
+    cmd->add_option("--tasks", tasks, "Task file (JSON Lines or a JSON array)")
+      ->type_name("FILE");
+    cmd->add_option("--types", types_file,
+                    "Types file, YAML or JSON (BG_AGENT_TYPES, default "
+                    "./bgagent-types.yaml when it exists)");
+    cmd->add_option("--on-conflict", on_conflict, conflict_help)
+      ->check(CLI::IsMember({"error", "skip", "replace"}));
+    cmd->add_option("--db", db, "Database file (BG_AGENT_DB, default "
+                                "./bgagent.db)");
+    cmd->add_option("--workers", workers, "Task workers (BG_AGENT_WORKERS, "
+                                          "default 4)")
+      ->type_name("N");
+    cmd->add_option("--provider", provider,
+                    "offline | openrouter | openai (LLM_PROVIDER)")
+      ->type_name("NAME");
+    cmd->add_option("--model", model, "Model name (MODEL)")->type_name("NAME");
+    cmd->add_option("--base-url", base_url,
+                    "OpenAI-compatible base URL (LLM_BASE_URL)");
+    auto* listen_opt = cmd->add_option(
+      "--listen", listen,
+      "HOST:PORT to accept worker and admin nodes over mutual TLS "
+      "(BG_AGENT_TLS_CERT, BG_AGENT_TLS_KEY, BG_AGENT_TLS_CA; make them "
+      "with `bgagent certs init DIR`)");
+    cmd->add_option("--insecure-listen", insecure_listen,
+                    "HOST:PORT on a loopback address to accept nodes without "
+                    "TLS (this machine only; warned and audited)")
+      ->excludes(listen_opt);
+    cmd->add_option("--metrics", metrics,
+                    "HOST:PORT for a Prometheus text endpoint");
+    cmd->add_option("--token-budget", token_budget,
+                    "Tokens the run may spend (BG_AGENT_TOKEN_BUDGET, default "
+                    "1000000)")
+      ->type_name("N");
+    cmd->add_option("--cost-budget", cost_budget,
+                    "US dollars the run may spend (BG_AGENT_COST_BUDGET, "
+                    "default 1.00)")
+      ->type_name("USD");
+  };
+  add_run_flags(run);
+  add_run_flags(serve);
+  std::string http = "127.0.0.1:8420";
+  serve->add_option("--http", http,
+                    "HOST:PORT of the HTTP API and dashboard (default "
+                    "127.0.0.1:8420; every path but / needs the bearer "
+                    "token, BG_AGENT_API_TOKEN or <db>.api-token)");
   bool dry_run = false;
   run->add_flag("--dry-run", dry_run,
                 "Only estimate the job (as `bgagent estimate`): no call, "
@@ -246,6 +259,11 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
               "--workers 16 --cost-budget 5\n"
               "  bgagent run --follow    (keep taking tasks added by "
               "`bgagent submit`)");
+  serve->footer("Examples:\n"
+                "  bgagent serve    (API and dashboard on 127.0.0.1:8420; "
+                "the URL with its token is printed at start)\n"
+                "  curl -H \"Authorization: Bearer $(cat bgagent.db.api-token)"
+                "\" --data-binary @tasks.jsonl http://127.0.0.1:8420/v1/tasks");
   submit->footer("Examples:\n"
                  "  bgagent submit examples/sample_tasks.jsonl\n"
                  "  bgagent submit --on-conflict replace tasks.jsonl");
@@ -283,6 +301,7 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
     {"workers", "N"},        {"provider", "NAME"},   {"model", "NAME"},
     {"base-url", "URL"},     {"listen", "HOST:PORT"},
     {"insecure-listen", "HOST:PORT"},                {"metrics", "HOST:PORT"},
+    {"http", "HOST:PORT"},
     {"connect", "HOST:PORT"}, {"state", "STATE"},    {"tag", "TAG"},
     {"on-conflict", "POLICY"},                       {"format", "FORMAT"},
     {"token-budget", "N"},   {"cost-budget", "USD"}, {"tokens", "N"},
@@ -383,11 +402,15 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
       throw usage_error("LLM_PROVIDER / --provider \"" + c.provider.name +
                         "\": unknown provider (known: " + known + ")");
     }
-    if (*run) {
+    if (*run || *serve) {
       run_options o;
       o.tasks_file = tasks;
       o.on_conflict = on_conflict;
-      o.follow = follow;
+      o.follow = follow || *serve;
+      if (*serve) {
+        o.serve = true;
+        o.http = http;
+      }
       o.listen = listen;
       o.insecure_listen = insecure_listen;
       o.metrics = metrics;

@@ -21,6 +21,9 @@ struct run_options {
   std::string insecure_listen;
   std::string metrics; // HOST:PORT for the Prometheus endpoint, empty: none
   bool dry_run = false; // estimate only (estimate_command), change nothing
+  // `serve`: follow for ever, with the HTTP API on `http` (HOST:PORT).
+  bool serve = false;
+  std::string http;
 };
 
 struct worker_options {

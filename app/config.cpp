@@ -34,7 +34,8 @@ const std::vector<std::string> known_names = {
   "BG_AGENT_OUTAGE_MAX", "BG_AGENT_LOG_LEVEL",
   "BG_AGENT_TLS_CERT",
   "BG_AGENT_TLS_KEY", "BG_AGENT_TLS_CA", "BG_AGENT_REJOIN_TIMEOUT",
-  "BG_AGENT_SYNC", "BG_AGENT_TYPES", "BG_AGENT_RESPONSE_FORMAT"};
+  "BG_AGENT_SYNC", "BG_AGENT_TYPES", "BG_AGENT_RESPONSE_FORMAT",
+  "BG_AGENT_API_TOKEN", "BG_AGENT_HTTP_MAX_BODY"};
 
 std::string trim(const std::string& s) {
   auto b = s.find_first_not_of(" \t\r\n");
@@ -213,6 +214,14 @@ config load_config(const config_sources& src) {
     throw usage_error(label(src, "BG_AGENT_ALERT_WEBHOOK") +
                       ": not an http:// or https:// URL");
   str("BG_AGENT_SECRET", c.secret);
+  str("BG_AGENT_API_TOKEN", c.api_token);
+  // A bearer token short enough to guess is no lock.
+  if (!c.api_token.empty() &&
+      (c.api_token.size() < 16 || c.api_token.size() > 512 ||
+       c.api_token.find_first_of(" \t\r\n") != std::string::npos))
+    throw usage_error(label(src, "BG_AGENT_API_TOKEN") +
+                      ": must be 16 to 512 characters without spaces");
+  count("BG_AGENT_HTTP_MAX_BODY", c.http_max_body, 1024, 1ULL << 30);
   str("BG_AGENT_SECRET_FILE", c.secret_file);
   str("BG_AGENT_TLS_CERT", c.tls_cert);
   str("BG_AGENT_TLS_KEY", c.tls_key);

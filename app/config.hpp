@@ -73,6 +73,11 @@ struct config {
   // certificate and key; BG_AGENT_TLS_CA then verifies the peer's.
   bool tls() const { return !tls_cert.empty(); }
   std::string log_level = "info";
+  // `serve`'s HTTP API (DESIGN.md section 11): BG_AGENT_API_TOKEN (empty:
+  // a random one kept in <db>.api-token) and the largest request body
+  // taken, BG_AGENT_HTTP_MAX_BODY (bytes).
+  std::string api_token;
+  uint64_t http_max_body = 32ull << 20;
 };
 
 // The raw sources, for tests: name -> (value, where it came from).

@@ -18,6 +18,13 @@ public:
   using std::runtime_error::runtime_error;
 };
 
+// The store refused a task of a submission: its id or key is stored with
+// other content (--on-conflict error). HTTP answers it 409.
+class submission_conflict : public usage_error {
+public:
+  using usage_error::usage_error;
+};
+
 // A command that must end with a specific exit code and one line.
 class exit_error : public std::runtime_error {
 public:

@@ -12,31 +12,40 @@
 
 namespace bgagent {
 
+bool scrape_metrics(caf::actor_system& sys, const monitor_actor& monitor,
+                    const checkpointer_actor& checkpointer, std::string& out) {
+  caf::scoped_actor self{sys};
+  metrics_snapshot m;
+  status_report rep;
+  std::string err;
+  self->request(monitor, std::chrono::seconds(10), metrics_atom::value)
+    .receive([&](metrics_snapshot& x) { m = std::move(x); },
+             [&](caf::error& e) { err = sys.render(e); });
+  if (err.empty())
+    self->request(checkpointer, std::chrono::seconds(10), status_atom::value)
+      .receive([&](status_report& x) { rep = std::move(x); },
+               [&](caf::error& e) { err = sys.render(e); });
+  if (!err.empty()) {
+    out = "metrics unavailable: " + err;
+    return false;
+  }
+  out = prometheus_text(m, rep);
+  return true;
+}
+
 metrics_server::metrics_server(caf::actor_system& sys, monitor_actor monitor,
                                checkpointer_actor checkpointer,
                                const std::string& host, uint16_t port)
   : server_(std::make_unique<httplib::Server>()) {
   server_->Get("/metrics", [&sys, monitor, checkpointer](
                              const httplib::Request&, httplib::Response& res) {
-    caf::scoped_actor self{sys};
-    metrics_snapshot m;
-    status_report rep;
-    std::string err;
-    self->request(monitor, std::chrono::seconds(10), metrics_atom::value)
-      .receive([&](metrics_snapshot& x) { m = std::move(x); },
-               [&](caf::error& e) { err = sys.render(e); });
-    if (err.empty())
-      self->request(checkpointer, std::chrono::seconds(10),
-                    status_atom::value)
-        .receive([&](status_report& x) { rep = std::move(x); },
-                 [&](caf::error& e) { err = sys.render(e); });
-    if (!err.empty()) {
+    std::string text;
+    if (!scrape_metrics(sys, monitor, checkpointer, text)) {
       res.status = 503;
-      res.set_content("metrics unavailable: " + err + "\n", "text/plain");
+      res.set_content(text + "\n", "text/plain");
       return;
     }
-    res.set_content(prometheus_text(m, rep),
-                    "text/plain; version=0.0.4; charset=utf-8");
+    res.set_content(text, "text/plain; version=0.0.4; charset=utf-8");
   });
   server_->Get("/", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("bgagent: metrics at /metrics\n", "text/plain");

@@ -22,6 +22,12 @@ class Server;
 
 namespace bgagent {
 
+// One scrape: the Prometheus text, or false and why in `out` (the monitor
+// or the checkpointer did not answer within 10 s). Call from a thread of
+// one's own (it blocks), never from an actor.
+bool scrape_metrics(caf::actor_system& sys, const monitor_actor& monitor,
+                    const checkpointer_actor& checkpointer, std::string& out);
+
 class metrics_server {
 public:
   metrics_server(caf::actor_system& sys, monitor_actor monitor,

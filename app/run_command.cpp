@@ -26,6 +26,8 @@
 #include "app/commands.hpp"
 #include "app/errors.hpp"
 #include "app/head_link.hpp"
+#include "app/api_token.hpp"
+#include "app/http_api.hpp"
 #include "app/metrics_server.hpp"
 #include "app/number_format.hpp"
 #include "app/progress_line.hpp"
@@ -167,7 +169,7 @@ int run_command(const config& c, const run_options& o,
   } catch (const std::invalid_argument& e) {
     throw usage_error(e.what());
   }
-  std::optional<endpoint> listen, metrics_at;
+  std::optional<endpoint> listen, metrics_at, http_at;
   bool insecure = !o.insecure_listen.empty();
   if (!o.listen.empty()) {
     listen = parse_endpoint("--listen", o.listen);
@@ -191,6 +193,10 @@ int run_command(const config& c, const run_options& o,
     metrics_at = parse_endpoint("--metrics", o.metrics);
     check_can_listen("--metrics", *metrics_at);
   }
+  if (o.serve) {
+    http_at = parse_endpoint("--http", o.http);
+    check_can_listen("--http", *http_at);
+  }
   if (c.workers == 0 && !listen)
     throw usage_error("BG_AGENT_WORKERS=0 (or --workers 0): must be between 1 "
                       "and 10000 unless the run has --listen for worker nodes");
@@ -211,6 +217,9 @@ int run_command(const config& c, const run_options& o,
                  seconds, path);
   });
   add_provider_prices(*prices, c.provider, db.get(), true);
+  std::optional<api_token> token;
+  if (http_at)
+    token = resolve_api_token(c.api_token, c.db_path);
 
   system_config cfg;
   bool tls = listen && !insecure;
@@ -365,6 +374,7 @@ int run_command(const config& c, const run_options& o,
   ss.timeout_seconds = c.timeout_seconds;
   ss.heartbeat_seconds = std::min(c.heartbeat_seconds, c.deadman_seconds / 3);
   ss.follow = o.follow;
+  ss.stay_on_budget = o.serve;
   ss.poll_interval_seconds = c.poll_interval_seconds;
   auto sup = spawn_supervisor(sys, ss,
                               run_handles{checkpointer, keeper, auditor,
@@ -433,6 +443,36 @@ int run_command(const config& c, const run_options& o,
       shutdown(gatekeeper, sup, keeper, rates, monitor, checkpointer, auditor);
       throw;
     }
+  }
+
+  std::unique_ptr<http_api> api;
+  if (http_at) {
+    http_api_settings hs;
+    hs.host = http_at->host;
+    hs.port = http_at->port;
+    hs.token = token->value;
+    hs.db_path = c.db_path;
+    hs.max_body = c.http_max_body;
+    hs.max_input_bytes = c.max_input_bytes;
+    try {
+      api = std::make_unique<http_api>(
+        sys,
+        head_handles{sup, keeper, checkpointer, auditor, monitor, counters,
+                     rates},
+        types_in_force(c), hs);
+    } catch (const usage_error&) {
+      metrics.reset();
+      shutdown(gatekeeper, sup, keeper, rates, monitor, checkpointer, auditor);
+      throw;
+    }
+    // The token goes in the fragment, which a browser never sends.
+    spdlog::info("HTTP API and dashboard at http://{}:{}/#token={} (bearer "
+                 "token from {})",
+                 http_at->host, http_at->port, token->value, token->where);
+    if (!is_loopback(http_at->host))
+      spdlog::warn("--http {}: plain HTTP beyond this machine; put it "
+                   "behind a reverse proxy with TLS (see the README)",
+                   o.http);
   }
 
   auto counts = ask<status_report>(self, checkpointer, status_atom::value);
@@ -516,6 +556,7 @@ int run_command(const config& c, const run_options& o,
                  "BG_AGENT_COST_BUDGET)",
                  summary.store.pending + summary.store.retry_wait);
   print_summary(summary, run, budget, *prov);
+  api.reset();
   metrics.reset();
   shutdown(gatekeeper, sup, keeper, rates, monitor, checkpointer, auditor);
   return summary.exit_code;

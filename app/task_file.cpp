@@ -277,7 +277,7 @@ struct task_file_reader::impl {
   std::string path;
   uint64_t max_input_bytes;
   type_registry types; // a copy (shared definitions): callers pass temporaries
-  std::ifstream in;
+  std::unique_ptr<std::istream> in;
   bool array = false;
   ordered_json arr; // a JSON array file, read whole
   size_t next_element = 0;
@@ -288,6 +288,8 @@ struct task_file_reader::impl {
 
   impl(const std::string& p, uint64_t max, const type_registry& t)
     : path(p), max_input_bytes(max), types(t) {}
+
+  void start();
 
   void add(const json& j, const ordered_json* ordered, std::string where,
            task_file_entry& out) {
@@ -316,10 +318,24 @@ task_file_reader::task_file_reader(const std::string& path,
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
     throw usage_error(path + ": is a directory, not a task file");
-  auto& in = d_->in;
-  in.open(path, std::ios::binary);
-  if (!in)
+  auto file = std::make_unique<std::ifstream>(path, std::ios::binary);
+  if (!*file)
     throw usage_error(path + ": cannot open task file");
+  d_->in = std::move(file);
+  d_->start();
+}
+
+task_file_reader::task_file_reader(std::unique_ptr<std::istream> in,
+                                   const std::string& name,
+                                   uint64_t max_input_bytes,
+                                   const type_registry& types)
+  : d_(std::make_unique<impl>(name, max_input_bytes, types)) {
+  d_->in = std::move(in);
+  d_->start();
+}
+
+void task_file_reader::impl::start() {
+  auto& in = *this->in;
   // A UTF-8 byte order mark (as some editors write) is not part of JSON.
   if (in.peek() == 0xEF) {
     char bom[3] = {};
@@ -334,18 +350,18 @@ task_file_reader::task_file_reader(const std::string& path,
   // line numbers in errors.
   int first = EOF;
   while ((first = in.peek()) != EOF && std::isspace(first))
-    d_->line_no += in.get() == '\n';
+    line_no += in.get() == '\n';
   if (first == EOF)
     throw usage_error(path + ": the file holds no tasks");
   if (first != '[')
     return;
-  d_->array = true;
+  array = true;
   std::string text((std::istreambuf_iterator<char>(in)),
                    std::istreambuf_iterator<char>());
   // In its own key order, for OpenAI Batch lines' bodies.
-  auto skipped = d_->line_no;
+  auto skipped = line_no;
   try {
-    d_->arr = ordered_json::parse(text);
+    arr = ordered_json::parse(text);
   } catch (const json::parse_error& e) {
     throw usage_error(path + " line " +
                       std::to_string(skipped + line_of(text, e.byte)) +
@@ -356,7 +372,7 @@ task_file_reader::task_file_reader(const std::string& path,
                                      line_of(text, quoted_pos(text, e))) +
                       ": malformed JSON (" + parse_error_text(e) + ")");
   }
-  if (d_->arr.empty())
+  if (arr.empty())
     throw usage_error(path + ": the file holds no tasks");
 }
 
@@ -377,7 +393,7 @@ bool task_file_reader::next(task_file_entry& out) {
     return true;
   }
   std::string line;
-  while (std::getline(d.in, line)) {
+  while (std::getline(*d.in, line)) {
     ++d.line_no;
     if (line.find_first_not_of(" \t\r") == std::string::npos)
       continue;

@@ -24,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <iosfwd>
 #include <memory>
 #include <optional>
 #include <string>
@@ -61,6 +62,10 @@ class task_file_reader {
 public:
   task_file_reader(const std::string& path, uint64_t max_input_bytes,
                    const type_registry& types);
+  // The same from a stream (an HTTP request's body), named `name` in
+  // errors ("NAME line N: ...").
+  task_file_reader(std::unique_ptr<std::istream> in, const std::string& name,
+                   uint64_t max_input_bytes, const type_registry& types);
   ~task_file_reader();
   // False at the end of the file.
   bool next(task_file_entry& out);

@@ -28,18 +28,25 @@ struct part {
 
 struct task_file_submission::impl {
   std::string path;
+  std::string source; // in the audit events
   task_file_reader reader;
   part filling, in_store;
   bool more = true; // the reader has not reached the end
+  std::vector<std::string>* ids = nullptr;
 
   impl(const std::string& p, uint64_t max, const type_registry& types)
-    : path(p), reader(p, max, types) {}
+    : path(p), source(p), reader(p, max, types) {}
+  impl(std::unique_ptr<std::istream> in, const std::string& name,
+       const std::string& src, uint64_t max, const type_registry& types)
+    : path(name), source(src), reader(std::move(in), name, max, types) {}
 
   // Reads up to part_size tasks into `filling`.
   void fill() {
     for (task_file_entry e; filling.tasks.size() < part_size;) {
       if (!(more = reader.next(e)))
         return;
+      if (ids)
+        ids->push_back(e.t.id);
       filling.hashes.push_back(store::content_hash(e.t));
       filling.tasks.push_back(std::move(e.t));
       filling.where.push_back(std::move(e.where));
@@ -56,14 +63,30 @@ task_file_submission::task_file_submission(const std::string& path,
   d_->fill();
 }
 
+task_file_submission::task_file_submission(std::unique_ptr<std::istream> in,
+                                           const std::string& name,
+                                           const std::string& source,
+                                           uint64_t max_input_bytes,
+                                           const type_registry& types)
+  : d_(std::make_unique<impl>(std::move(in), name, source, max_input_bytes,
+                              types)) {
+  d_->fill();
+}
+
 task_file_submission::~task_file_submission() = default;
 
 submit_counts task_file_submission::store_all(caf::scoped_actor& self,
                                               const checkpointer_actor& checkpointer,
-                                              const std::string& on_conflict) {
+                                              const std::string& on_conflict,
+                                              std::vector<std::string>* ids) {
   auto& d = *d_;
+  // The first part is read already (the constructor's check).
+  if (ids)
+    for (auto& t : d.filling.tasks)
+      ids->push_back(t.id);
+  d.ids = ids;
   self->monitor(checkpointer);
-  ask<bool>(self, checkpointer, begin_submit_atom::value, d.path,
+  ask<bool>(self, checkpointer, begin_submit_atom::value, d.source,
             on_conflict);
   bool in_flight = false;
   // The store's answer to the part it has: a refusal names its task.
@@ -83,9 +106,9 @@ submit_counts task_file_submission::store_all(caf::scoped_actor& self,
     auto at = rep.failed_index >= 0
                 ? static_cast<size_t>(rep.failed_index) % part_size
                 : d.in_store.where.size(); // not known: name the file
-    throw usage_error((at < d.in_store.where.size() ? d.in_store.where[at]
-                                                     : d.path) +
-                      ": " + rep.error);
+    throw submission_conflict(
+      (at < d.in_store.where.size() ? d.in_store.where[at] : d.path) + ": " +
+      rep.error);
   };
   try {
     while (!d.filling.tasks.empty()) {
@@ -123,7 +146,7 @@ submit_counts task_file_submission::store_all(caf::scoped_actor& self,
     ask<submit_counts>(self, checkpointer, end_submit_atom::value, true);
   self->demonitor(checkpointer.address());
   if (!counts.error.empty())
-    throw usage_error(d.path + ": " + counts.error);
+    throw submission_conflict(d.path + ": " + counts.error);
   return counts;
 }
 

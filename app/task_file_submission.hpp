@@ -16,7 +16,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <iosfwd>
 #include <string>
+#include <vector>
 
 #include <caf/fwd.hpp>
 
@@ -33,11 +35,19 @@ public:
 
   task_file_submission(const std::string& path, uint64_t max_input_bytes,
                        const type_registry& types);
+  // From a stream (an HTTP request's body), named `name` in errors and
+  // `source` in its task_submitted events.
+  task_file_submission(std::unique_ptr<std::istream> in,
+                       const std::string& name, const std::string& source,
+                       uint64_t max_input_bytes, const type_registry& types);
   ~task_file_submission();
 
+  // A refusal by the store throws submission_conflict (a usage_error).
+  // With `ids`, the id of every task read is appended there, in order.
   submit_counts store_all(caf::scoped_actor& self,
                           const checkpointer_actor& checkpointer,
-                          const std::string& on_conflict);
+                          const std::string& on_conflict,
+                          std::vector<std::string>* ids = nullptr);
 
 private:
   struct impl;

@@ -82,6 +82,9 @@ using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
 using workers_atom = caf::atom_constant<caf::atom("workers")>;
 using join_atom = caf::atom_constant<caf::atom("join")>;
 using poll_atom = caf::atom_constant<caf::atom("poll")>;
+// The supervisor's own follow timer (a poll_atom from others is a poke that
+// starts no second timer).
+using poll_timer_atom = caf::atom_constant<caf::atom("poll_timer")>;
 
 // a provider model's circuit: opened or closed (rate_keeper -> store), and
 // open past BG_AGENT_OUTAGE_MAX (rate_keeper -> supervisor)

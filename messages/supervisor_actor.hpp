@@ -47,6 +47,7 @@ using supervisor_actor = caf::typed_actor<
   caf::replies_to<workers_atom>::with<std::vector<std::string>>,
   // look for newly submitted or requeued tasks now (also its follow timer)
   caf::reacts_to<poll_atom>,
+  caf::reacts_to<poll_timer_atom>,
   // -- the cluster ----------------------------------------------------------
   // from a remote node's gateway: (node, address, workers, names)
   caf::replies_to<join_atom, std::string, std::string,

@@ -233,6 +233,14 @@ ALTER TABLE tasks ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0;
 UPDATE meta SET value = '7' WHERE key = 'schema_version';
 )SQL";
 
+// Version 7 -> 8: a task's audit events found by its id (the HTTP API's
+// GET /v1/tasks/{id}/events) without a scan of every event.
+const char* migrate_v7_v8 = R"SQL(
+CREATE INDEX IF NOT EXISTS events_task ON events(task_id)
+  WHERE task_id IS NOT NULL;
+UPDATE meta SET value = '8' WHERE key = 'schema_version';
+)SQL";
+
 std::vector<std::string> parse_tags(const std::string& text) {
   std::vector<std::string> out;
   if (text.empty())
@@ -737,7 +745,7 @@ void store::open_schema() {
     exec(schema_v2);
   } else if (v == 1) {
     exec(migrate_v1_v2);
-  } else if (v < 2 || v > 6) {
+  } else if (v < 2 || v > 7) {
     rollback();
     throw refuse(v);
   }
@@ -753,7 +761,9 @@ void store::open_schema() {
     exec(migrate_v4_v5);
   if (v < 6)
     exec(migrate_v5_v6);
-  exec(migrate_v6_v7);
+  if (v < 7)
+    exec(migrate_v6_v7);
+  exec(migrate_v7_v8);
   commit();
 }
 
@@ -1735,7 +1745,7 @@ status_report store::status() {
 std::vector<task_record> store::results(const std::string& state_filter,
                                         const std::string& tag,
                                         const std::vector<std::string>& ids,
-                                        int64_t limit) {
+                                        int64_t limit, int64_t after_seq) {
   std::string sql = "SELECT id, type, state, attempts, result, error, "
                     "prompt_tokens, completion_tokens, cost_usd, provider, "
                     "model, updated_at, priority, IFNULL(tags, ''), "
@@ -1743,11 +1753,12 @@ std::vector<task_record> store::results(const std::string& state_filter,
                     "cached_tokens, reasoning_tokens FROM tasks WHERE (?1 = '' OR state = ?1) AND (?2 = '' "
                     "OR EXISTS (SELECT 1 FROM json_each(tasks.tags) WHERE "
                     "json_each.value = ?2)) AND (?3 = '' OR id IN (SELECT "
-                    "value FROM json_each(?3))) ORDER BY seq LIMIT ?4";
+                    "value FROM json_each(?3))) AND seq > ?5 ORDER BY seq "
+                    "LIMIT ?4";
   stmt s(db_, sql.c_str(), path_);
   s.bind(1, state_filter).bind(2, tag);
   s.bind(3, ids.empty() ? std::string() : nlohmann::json(ids).dump());
-  s.bind(4, limit);
+  s.bind(4, limit).bind(5, after_seq);
   return with(s, path_, [&] {
     std::vector<task_record> out;
     while (s.step()) {
@@ -1772,6 +1783,30 @@ std::vector<task_record> store::results(const std::string& state_filter,
       r.cached_tokens = static_cast<uint64_t>(s.i64(17));
       r.reasoning_tokens = static_cast<uint64_t>(s.i64(18));
       out.push_back(std::move(r));
+    }
+    return out;
+  });
+}
+
+std::vector<committed_event> store::events_of(const std::string& task_id,
+                                              uint32_t limit) {
+  stmt s(db_, "SELECT seq, ts, event, IFNULL(task_id, ''), "
+              "IFNULL(attempt, -1), IFNULL(node, ''), IFNULL(detail, '') "
+              "FROM events WHERE task_id = ?1 ORDER BY seq LIMIT ?2",
+         path_);
+  s.bind(1, task_id).bind(2, static_cast<int64_t>(limit));
+  return with(s, path_, [&] {
+    std::vector<committed_event> out;
+    while (s.step()) {
+      committed_event e;
+      e.seq = static_cast<uint64_t>(s.i64(0));
+      e.ts = s.text(1);
+      e.event.event = s.text(2);
+      e.event.task_id = s.text(3);
+      e.event.attempt = static_cast<int32_t>(s.i64(4));
+      e.event.node = s.text(5);
+      e.event.detail = s.text(6);
+      out.push_back(std::move(e));
     }
     return out;
   });

@@ -87,7 +87,7 @@ class store {
 public:
   enum class open_mode { create_if_missing, must_exist, read_only };
   enum class sync_mode { full, normal };
-  static constexpr int schema_version = 7;
+  static constexpr int schema_version = 8;
 
   store(const std::string& path, open_mode mode,
         sync_mode sync = sync_mode::full);
@@ -227,11 +227,15 @@ public:
   uint64_t count_not_cancelled();
   status_report status();
   // In submit order; "" (and no ids) filters nothing; at most `limit`
-  // records (-1: all).
+  // records (-1: all), only those submitted after the task of seq
+  // `after_seq` (task_record::seq; 0: from the first).
   std::vector<task_record> results(const std::string& state_filter,
                                    const std::string& tag = {},
                                    const std::vector<std::string>& ids = {},
-                                   int64_t limit = -1);
+                                   int64_t limit = -1, int64_t after_seq = 0);
+  // One task's committed audit events, in seq order, at most `limit`.
+  std::vector<committed_event> events_of(const std::string& task_id,
+                                         uint32_t limit);
   // The providers whose answers completed tasks (by name, sorted).
   std::vector<std::string> completed_providers();
   // A provider's price list as last fetched from `url` (unix seconds, and

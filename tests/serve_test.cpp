@@ -1,0 +1,397 @@
+// `bgagent serve` as a user runs it: the real binary with its HTTP API on a
+// loopback port, driven over real HTTP (libcurl): the bearer token and its
+// file, submissions in every accepted shape with the CLI's validation and
+// conflict rules, reads, paging, a task's events, control, the budget that
+// keeps the service up, SIGTERM.
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <set>
+#include <sys/stat.h>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/support/http_call.hpp"
+#include "tests/support/process.hpp"
+#include "tests/temp_dir.hpp"
+
+using namespace bgagent;
+using namespace bgagent::testing;
+using nlohmann::json;
+
+namespace {
+
+// A service in `dir` on a free port; stopped with SIGTERM by stop().
+struct service {
+  const temp_dir& dir;
+  int port = free_port();
+  std::unique_ptr<background_process> proc;
+  std::string token;
+
+  explicit service(const temp_dir& d, env_map env = {},
+                   std::vector<std::string> extra = {})
+    : dir(d) {
+    env.emplace("BG_AGENT_POLL_INTERVAL", "1");
+    std::vector<std::string> argv{bgagent_binary(), "serve", "--http",
+                                  "127.0.0.1:" + std::to_string(port)};
+    for (auto& a : extra)
+      argv.push_back(a);
+    proc = std::make_unique<background_process>(argv, d.path(), env, "serve");
+    REQUIRE(wait_for_output(*proc, "HTTP API and dashboard at", 30));
+    auto t = env.find("BG_AGENT_API_TOKEN");
+    token = t != env.end() ? t->second
+                           : trimmed(read_file(d.path("bgagent.db.api-token")));
+  }
+  static std::string trimmed(std::string s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\r'))
+      s.pop_back();
+    return s;
+  }
+  std::string url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port) + path;
+  }
+  http_answer get(const std::string& path) const {
+    return http_call("GET", url(path), token);
+  }
+  http_answer post(const std::string& path, const std::string& body) const {
+    return http_call("POST", url(path), token, body);
+  }
+  json status() const { return get("/v1/status").json(); }
+  bool all_done(uint64_t n) const {
+    auto s = status();
+    return s.is_object() && s["tasks"]["completed"].get<uint64_t>() +
+                                s["tasks"]["quarantined"].get<uint64_t>() ==
+                              n;
+  }
+  int stop() {
+    proc->signal(SIGTERM);
+    return proc->wait(60);
+  }
+};
+
+std::string task_line(const std::string& id, const std::string& input) {
+  return json{{"id", id}, {"type", "summarize"}, {"input", input}}.dump() +
+         "\n";
+}
+
+std::string task_lines(const std::string& prefix, int n) {
+  std::string out;
+  for (int i = 1; i <= n; ++i)
+    out += task_line(prefix + std::to_string(i),
+                     "Text number " + std::to_string(i) + ". It is short.");
+  return out;
+}
+
+std::vector<json> json_lines(const std::string& body) {
+  std::vector<json> out;
+  std::istringstream in(body);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty())
+      out.push_back(json::parse(line));
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("serve: every API path needs the bearer token (401, audited); "
+          "the token file is 0600 and the same after a restart; SIGTERM "
+          "ends with 143",
+          "[e2e][serve]") {
+  temp_dir dir;
+  std::string first_token;
+  {
+    service svc(dir);
+    first_token = svc.token;
+    struct stat st {};
+    REQUIRE(::stat(dir.path("bgagent.db.api-token").c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+    CHECK(first_token.size() == 64);
+    CHECK(first_token.find_first_not_of("0123456789abcdef") ==
+          std::string::npos);
+    // The URL printed at start carries the token in its fragment.
+    CHECK(svc.proc->err().find("/#token=" + first_token) != std::string::npos);
+
+    auto none = http_call("GET", svc.url("/v1/status"));
+    CHECK(none.status == 401);
+    CHECK(none.headers["www-authenticate"] == "Bearer");
+    CHECK(none.json()["error"]["message"].get<std::string>().find(
+            "bearer token") != std::string::npos);
+    auto wrong = http_call("GET", svc.url("/v1/tasks"), "x" + first_token);
+    CHECK(wrong.status == 401);
+    // Unknown paths say 401 too: the API is not mapped for strangers.
+    CHECK(http_call("GET", svc.url("/v1/nope")).status == 401);
+    CHECK(http_call("POST", svc.url("/v1/tasks"), "", task_line("a", "x"))
+            .status == 401);
+    CHECK(http_call("GET", svc.url("/metrics")).status == 401);
+
+    auto ok = svc.get("/v1/status");
+    REQUIRE(ok.status == 200);
+    CHECK(ok.headers["content-type"] == "application/json");
+    CHECK(ok.json()["tasks"]["pending"] == 0);
+    CHECK(svc.get("/v1/nope").status == 404);
+    CHECK(svc.stop() == 143);
+  }
+  auto refused = audit_events(dir.path("bgagent-audit.jsonl"), "api_refused");
+  REQUIRE(refused.size() == 5);
+  CHECK(refused[0]["detail"].get<std::string>().find(
+          "GET /v1/status from 127.0.0.1:") == 0);
+  CHECK(refused[0]["detail"].get<std::string>().find("no bearer token") !=
+        std::string::npos);
+  CHECK(refused[1]["detail"].get<std::string>().find("wrong bearer token") !=
+        std::string::npos);
+
+  // A restart keeps the token (a dashboard link stays valid).
+  {
+    service svc(dir);
+    CHECK(svc.token == first_token);
+    CHECK(svc.get("/v1/status").status == 200);
+    CHECK(svc.stop() == 143);
+  }
+  // A token file others may read is refused, naming it; nothing starts.
+  ::chmod(dir.path("bgagent.db.api-token").c_str(), 0644);
+  auto r = run_bgagent({"serve", "--http",
+                        "127.0.0.1:" + std::to_string(free_port())},
+                       dir.path(), {}, 30);
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("bgagent.db.api-token: mode 0644") != std::string::npos);
+  CHECK(r.err.find("chmod 600") != std::string::npos);
+}
+
+TEST_CASE("serve: tasks posted as JSON Lines, a JSON array and one object "
+          "complete; posting them again gives duplicates; one task by id",
+          "[e2e][serve]") {
+  temp_dir dir;
+  service svc(dir, {{"BG_AGENT_API_TOKEN", "a-token-of-our-own-0123"}});
+  CHECK(svc.token == "a-token-of-our-own-0123");
+  auto lines = svc.post("/v1/tasks", task_lines("l", 3));
+  REQUIRE(lines.status == 202);
+  CHECK(lines.json() == json::parse(R"({"submitted": 3, "duplicates": 0,
+                                        "ids": ["l1", "l2", "l3"]})"));
+  auto array = svc.post(
+    "/v1/tasks",
+    R"([{"id": "a1", "type": "analyze_sentiment", "input": "I love it"},
+        {"id": "a2", "type": "summarize", "input": "One. Two."}])");
+  REQUIRE(array.status == 202);
+  CHECK(array.json()["ids"] == json::parse(R"(["a1", "a2"])"));
+  auto object = svc.post("/v1/tasks", R"({
+    "id": "o1",
+    "type": "extract_entities",
+    "input": "Ada Lovelace lived in London."
+  })");
+  REQUIRE(object.status == 202);
+  CHECK(object.json()["submitted"] == 1);
+  REQUIRE(wait_until([&] { return svc.all_done(6); }, 60));
+
+  auto again = svc.post("/v1/tasks", task_lines("l", 3));
+  REQUIRE(again.status == 202);
+  CHECK(again.json()["submitted"] == 0);
+  CHECK(again.json()["duplicates"] == 3);
+
+  auto one = svc.get("/v1/tasks/o1");
+  REQUIRE(one.status == 200);
+  auto rec = one.json();
+  CHECK(rec["id"] == "o1");
+  CHECK(rec["state"] == "completed");
+  CHECK(rec["attempts"] == 1);
+  CHECK(rec["result"]["entities"].is_array());
+  auto missing = svc.get("/v1/tasks/no-such-task");
+  CHECK(missing.status == 404);
+  CHECK(missing.json()["error"]["message"] ==
+        "no task with id \"no-such-task\"");
+  CHECK(svc.stop() == 143);
+  // Each task was stored and completed once, from the API.
+  auto audit = dir.path("bgagent-audit.jsonl");
+  auto submitted = audit_events(audit, "task_submitted");
+  CHECK(submitted.size() == 6);
+  CHECK(submitted[0]["detail"].get<std::string>().find(
+          "HTTP API from 127.0.0.1:") == 0);
+  CHECK(audit_events(audit, "task_completed").size() == 6);
+  CHECK(audit_events(audit, "task_duplicate").size() == 3);
+}
+
+TEST_CASE("serve: a bad body is 400 naming its line and stores nothing; a "
+          "conflict is 409; a body over BG_AGENT_HTTP_MAX_BODY is 413",
+          "[e2e][serve]") {
+  temp_dir dir;
+  service svc(dir, {{"BG_AGENT_HTTP_MAX_BODY", "4096"}});
+  auto bad_type = svc.post("/v1/tasks", task_line("b1", "fine") +
+                                          R"({"id": "b2", "type": "nope", )"
+                                          R"("input": "x"})" "\n");
+  REQUIRE(bad_type.status == 400);
+  CHECK(bad_type.json()["error"]["line"] == 2);
+  CHECK(bad_type.json()["error"]["message"].get<std::string>().find(
+          "request body line 2: unknown task type \"nope\"") == 0);
+  auto malformed = svc.post("/v1/tasks", task_line("m1", "fine") +
+                                           task_line("m2", "fine") + "{oops\n");
+  REQUIRE(malformed.status == 400);
+  CHECK(malformed.json()["error"]["line"] == 3);
+  auto empty = svc.post("/v1/tasks", "  \n");
+  CHECK(empty.status == 400);
+  auto policy = svc.post("/v1/tasks?on_conflict=merge", task_line("p", "x"));
+  CHECK(policy.status == 400);
+  CHECK(policy.json()["error"]["field"] == "on_conflict");
+  // Nothing of the refused bodies was stored.
+  CHECK(svc.status()["tasks"]["pending"].get<int>() +
+          svc.status()["tasks"]["completed"].get<int>() ==
+        0);
+
+  REQUIRE(svc.post("/v1/tasks", task_line("c1", "first text")).status ==
+          202);
+  auto conflict = svc.post("/v1/tasks", task_line("c2", "new") +
+                                          task_line("c1", "other text"));
+  REQUIRE(conflict.status == 409);
+  CHECK(conflict.json()["error"]["line"] == 2);
+  CHECK(svc.get("/v1/tasks/c2").status == 404); // all or nothing
+  auto skipped = svc.post("/v1/tasks?on_conflict=skip",
+                          task_line("c1", "other text"));
+  CHECK(skipped.status == 202);
+  CHECK(skipped.json()["duplicates"] == 1);
+
+  std::string big = task_line("big", std::string(5000, 'x'));
+  auto over = svc.post("/v1/tasks", big);
+  CHECK(over.status == 413);
+  CHECK(over.json()["error"]["message"].get<std::string>().find(
+          "BG_AGENT_HTTP_MAX_BODY (4096 bytes)") != std::string::npos);
+  CHECK(svc.get("/v1/tasks/big").status == 404);
+  CHECK(svc.stop() == 143);
+}
+
+TEST_CASE("serve: 500 tasks page through in submit order with after and "
+          "limit, by state too",
+          "[e2e][serve]") {
+  temp_dir dir;
+  service svc(dir);
+  std::string body;
+  for (int i = 1; i <= 500; ++i)
+    body += task_line("p" + std::to_string(1000 + i), "Item " +
+                                                        std::to_string(i) +
+                                                        ". Done.");
+  REQUIRE(svc.post("/v1/tasks", body).status == 202);
+  REQUIRE(wait_until([&] { return svc.all_done(500); }, 120));
+  std::vector<std::string> seen;
+  std::string after;
+  int pages = 0;
+  for (;;) {
+    auto page = svc.get("/v1/tasks?limit=200" +
+                        (after.empty() ? "" : "&after=" + after));
+    REQUIRE(page.status == 200);
+    CHECK(page.headers["content-type"] == "application/x-ndjson");
+    ++pages;
+    auto rows = json_lines(page.body);
+    for (auto& r : rows)
+      seen.push_back(r["id"]);
+    if (!page.headers.count("x-next-after"))
+      break;
+    after = page.headers["x-next-after"];
+    CHECK(after == seen.back());
+  }
+  CHECK(pages == 3);
+  REQUIRE(seen.size() == 500);
+  for (int i = 0; i < 500; ++i)
+    CHECK(seen[i] == "p" + std::to_string(1001 + i));
+  auto completed = svc.get("/v1/tasks?state=completed&limit=1000");
+  CHECK(json_lines(completed.body).size() == 500);
+  CHECK(svc.get("/v1/tasks?state=pending").body.empty());
+  auto bad_limit = svc.get("/v1/tasks?limit=0");
+  CHECK(bad_limit.status == 400);
+  CHECK(bad_limit.json()["error"]["field"] == "limit");
+  CHECK(svc.get("/v1/tasks?limit=1001").status == 400);
+  CHECK(svc.get("/v1/tasks?state=done").json()["error"]["field"] == "state");
+  CHECK(svc.get("/v1/tasks?after=nobody").json()["error"]["field"] ==
+        "after");
+  CHECK(svc.stop() == 143);
+}
+
+TEST_CASE("serve: pause holds tasks until resume; a task's events; requeue "
+          "and cancel over HTTP, each audited",
+          "[e2e][serve]") {
+  temp_dir dir;
+  service svc(dir);
+  auto paused = svc.post("/v1/control/pause", "");
+  REQUIRE(paused.status == 200);
+  CHECK(paused.json() == json::parse(R"({"command": "pause", "ok": true})"));
+  REQUIRE(svc.post("/v1/tasks", task_lines("q", 3)).status == 202);
+  // Paused, the tasks stay pending (were it not, q3 would be done before
+  // its cancel came): a pending task can be cancelled, not requeued.
+  auto cancel = svc.post("/v1/tasks/q3/cancel", "");
+  REQUIRE(cancel.status == 200);
+  CHECK(cancel.json()["cancelled"] == json::parse(R"(["q3"])"));
+  CHECK(svc.post("/v1/tasks/q3/cancel", "").status == 409);
+  CHECK(svc.post("/v1/tasks/q1/requeue", "").status == 409);
+  CHECK(svc.post("/v1/tasks/zz/requeue", "").status == 404);
+  REQUIRE(svc.post("/v1/control/resume", "").status == 200);
+  REQUIRE(wait_until([&] { return svc.all_done(2); }, 60));
+
+  // Requeued once completed: it runs again.
+  auto requeue = svc.post("/v1/tasks/q1/requeue", "");
+  REQUIRE(requeue.status == 200);
+  CHECK(requeue.json()["requeued"] == json::parse(R"(["q1"])"));
+  REQUIRE(wait_until(
+    [&] { return svc.get("/v1/tasks/q1").json()["state"] == "completed"; },
+    60));
+  auto events = svc.get("/v1/tasks/q1/events");
+  REQUIRE(events.status == 200);
+  std::vector<std::string> names;
+  uint64_t last_seq = 0;
+  for (auto& e : json_lines(events.body)) {
+    CHECK(e["task_id"] == "q1");
+    CHECK(e["seq"].get<uint64_t>() > last_seq);
+    last_seq = e["seq"];
+    names.push_back(e["event"]);
+  }
+  CHECK(names == std::vector<std::string>{
+                   "task_submitted", "budget_granted", "task_started",
+                   "task_completed", "task_requeued", "budget_granted",
+                   "task_started", "task_completed"});
+  CHECK(svc.get("/v1/tasks/zz/events").status == 404);
+  CHECK(svc.stop() == 143);
+
+  auto audit = dir.path("bgagent-audit.jsonl");
+  auto commands = audit_events(audit, "admin_command");
+  std::vector<std::string> what;
+  for (auto& c : commands)
+    what.push_back(c["detail"].get<std::string>().substr(
+      0, c["detail"].get<std::string>().find(" by the HTTP API from")));
+  // What reached the engine (the requeue of a pending task did not).
+  CHECK(what == std::vector<std::string>{"pause", "cancel q3", "cancel q3",
+                                         "resume", "requeue q1"});
+  // q1 and q2 once each, then q1 again; q3 never (cancelled while paused).
+  auto started = count_events_by_task(audit, "task_started");
+  CHECK(started == std::map<std::string, int>{{"q1", 2}, {"q2", 1}});
+  CHECK(audit_events(audit, "task_cancelled").size() == 1);
+}
+
+TEST_CASE("serve: a budget hit keeps the service up with tasks pending; "
+          "raising the budget over HTTP finishes them",
+          "[e2e][serve]") {
+  temp_dir dir;
+  service svc(dir, {{"BG_AGENT_TOKEN_BUDGET", "1000"}});
+  REQUIRE(svc.post("/v1/tasks", task_lines("b", 20)).status == 202);
+  auto alerts = dir.path("bgagent-alerts.jsonl");
+  REQUIRE(wait_until(
+    [&] {
+      for (auto& a : read_jsonl(alerts))
+        if (a.value("kind", "") == "budget_exhausted")
+          return true;
+      return false;
+    },
+    60));
+  auto s = svc.status();
+  CHECK(s["tasks"]["pending"].get<int>() > 0);
+  CHECK(s["tasks"]["completed"].get<int>() < 20);
+  auto raised = svc.post("/v1/control/budget", R"({"tokens": 1000000})");
+  REQUIRE(raised.status == 200);
+  CHECK(raised.json()["budget"]["tokens_limit"] == 1000000);
+  REQUIRE(wait_until([&] { return svc.all_done(20); }, 60));
+  CHECK(svc.post("/v1/control/budget", R"({"tokens": -1})").status == 400);
+  CHECK(svc.post("/v1/control/budget", R"({"dollars": 5})").json()["error"]
+                ["field"] == "dollars");
+  CHECK(svc.post("/v1/control/budget", "[]").status == 400);
+  auto metrics = svc.get("/metrics");
+  CHECK(metrics.status == 200);
+  CHECK(metrics.body.find("bgagent_tasks{state=\"completed\"} 20") !=
+        std::string::npos);
+  CHECK(svc.stop() == 143);
+  CHECK(audit_events(dir.path("bgagent-audit.jsonl"), "task_completed")
+          .size() == 20);
+}
