@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <limits>
 #include <unordered_map>
 
@@ -38,6 +39,9 @@ struct keeper_state {
   // >= 1: the largest actual/asked ratio of a usage over its reservation
   // (capped at max_factor); every reservation holds its worst case x this.
   double factor = 1.0;
+  budget_period period = budget_period::run;
+  std::function<int64_t()> clock;
+  int64_t next_period = 0; // unix seconds the next period starts
   bool token_alarm[3] = {false, false, false};
   bool cost_alarm[3] = {false, false, false};
   bool token_exhausted = false, cost_exhausted = false; // alert raised
@@ -203,6 +207,37 @@ bool settle(self_ptr self, uint64_t id, const usage& u) {
   return true;
 }
 
+int64_t now_seconds(const keeper_state& st) {
+  return st.clock ? st.clock() : static_cast<int64_t>(std::time(nullptr));
+}
+
+// A calendar period that has ended: its spending is history, the new
+// one's starts at 0 (reservations held go on).
+void roll_period(self_ptr self) {
+  auto& st = self->state;
+  if (st.period == budget_period::run)
+    return;
+  auto now = now_seconds(st);
+  if (now < st.next_period)
+    return;
+  auto start = period_start(st.period, now);
+  char cost[32];
+  std::snprintf(cost, sizeof(cost), "%.6f", st.b.cost_used);
+  audit(self, make_event("budget_period_started", {}, -1,
+                         std::string("a new ") + to_string(st.period) +
+                           " from " + rfc3339_utc(start) +
+                           ": spending starts again at 0 (the last spent " +
+                           std::to_string(st.b.tokens_used) + " tokens, $" +
+                           cost + ")"));
+  st.b.tokens_used = 0;
+  st.b.cost_used = 0;
+  for (int i = 0; i < 3; ++i)
+    st.token_alarm[i] = st.cost_alarm[i] = false;
+  st.token_exhausted = st.cost_exhausted = false;
+  st.next_period = next_period_start(st.period, now);
+  publish(self);
+}
+
 // Alarms already passed in an earlier process of the same run stay quiet.
 void mark_passed_alarms(keeper_state& st) {
   for (int i = 0; i < 3; ++i) {
@@ -225,6 +260,9 @@ budget_keeper(self_ptr self, budget_settings s,
   st.b.cost_limit = s.cost_limit;
   st.b.tokens_used = s.tokens_spent;
   st.b.cost_used = s.cost_spent;
+  st.period = s.period;
+  st.clock = s.clock;
+  st.next_period = next_period_start(s.period, now_seconds(st));
   st.checkpointer = std::move(checkpointer);
   st.auditor = std::move(auditor);
   st.monitor = std::move(monitor);
@@ -235,6 +273,7 @@ budget_keeper(self_ptr self, budget_settings s,
   return {
     [=](reserve_atom, const std::string& task_id, uint64_t asked_tokens,
         double asked_cost) {
+      roll_period(self);
       auto& st = self->state;
       auto& b = st.b;
       if (asked_cost < 0)
@@ -310,6 +349,7 @@ budget_keeper(self_ptr self, budget_settings s,
       return release(self->state, id);
     },
     [=](set_budget_atom, const budget_change& c) {
+      roll_period(self);
       auto& st = self->state;
       // A changed limit's alarms are re-armed relative to it.
       if (c.set_tokens) {
@@ -331,7 +371,10 @@ budget_keeper(self_ptr self, budget_settings s,
       publish(self);
       return st.b;
     },
-    [=](budget_atom) { return self->state.b; },
+    [=](budget_atom) {
+      roll_period(self);
+      return self->state.b;
+    },
   };
 }
 

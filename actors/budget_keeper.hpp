@@ -41,6 +41,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include <caf/fwd.hpp>
 
@@ -48,6 +49,7 @@
 #include "messages/budget_keeper_actor.hpp"
 #include "messages/checkpointer_actor.hpp"
 #include "messages/monitor_actor.hpp"
+#include "policy/budget_period.hpp"
 
 namespace bgagent {
 
@@ -59,6 +61,13 @@ struct budget_settings {
   // The run being resumed already stopped on a denial with these limits:
   // its budget_exhausted alerts were raised then and stay quiet now.
   bool exhausted = false;
+  // The budget's period (policy/budget_period.hpp). Past the current
+  // period's end the spending starts again at 0 (audited
+  // `budget_period_started`, alarms and the exhausted alert re-armed),
+  // looked at on every reserve, budget and set_budget message. `clock`
+  // gives unix seconds (tests set it); empty: the system clock.
+  budget_period period = budget_period::run;
+  std::function<int64_t()> clock;
 };
 
 budget_keeper_actor spawn_budget_keeper(caf::actor_system& sys,

@@ -226,6 +226,14 @@ behavior_type running_behavior(self_ptr self) {
       publish(self);
       return info;
     },
+    [=, &db_](open_run_atom, uint64_t tokens, double cost,
+              const std::string& period, const std::string& since) {
+      commit_open_group(self);
+      auto info = db_.open_run(tokens, cost, period, since);
+      self->state.run_id = info.id;
+      publish(self);
+      return info;
+    },
     [=, &db_](finish_run_atom, int64_t run, const std::string& state) {
       return grouped(self, [&] {
         db_.finish_run(run, state);

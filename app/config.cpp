@@ -13,6 +13,7 @@
 #include "app/dotenv.hpp"
 #include "app/errors.hpp"
 #include "app/suggest.hpp"
+#include "policy/budget_period.hpp"
 
 namespace bgagent {
 
@@ -35,7 +36,7 @@ const std::vector<std::string> known_names = {
   "BG_AGENT_TLS_CERT",
   "BG_AGENT_TLS_KEY", "BG_AGENT_TLS_CA", "BG_AGENT_REJOIN_TIMEOUT",
   "BG_AGENT_SYNC", "BG_AGENT_TYPES", "BG_AGENT_RESPONSE_FORMAT",
-  "BG_AGENT_API_TOKEN", "BG_AGENT_HTTP_MAX_BODY"};
+  "BG_AGENT_API_TOKEN", "BG_AGENT_HTTP_MAX_BODY", "BG_AGENT_BUDGET_PERIOD"};
 
 std::string trim(const std::string& s) {
   auto b = s.find_first_not_of(" \t\r\n");
@@ -222,6 +223,10 @@ config load_config(const config_sources& src) {
     throw usage_error(label(src, "BG_AGENT_API_TOKEN") +
                       ": must be 16 to 512 characters without spaces");
   count("BG_AGENT_HTTP_MAX_BODY", c.http_max_body, 1024, 1ULL << 30);
+  str("BG_AGENT_BUDGET_PERIOD", c.budget_period);
+  if (!c.budget_period.empty() && !parse_budget_period(c.budget_period))
+    throw usage_error(label(src, "BG_AGENT_BUDGET_PERIOD") +
+                      ": not one of run, hour, day, month");
   str("BG_AGENT_SECRET_FILE", c.secret_file);
   str("BG_AGENT_TLS_CERT", c.tls_cert);
   str("BG_AGENT_TLS_KEY", c.tls_key);

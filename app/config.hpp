@@ -78,6 +78,9 @@ struct config {
   // taken, BG_AGENT_HTTP_MAX_BODY (bytes).
   std::string api_token;
   uint64_t http_max_body = 32ull << 20;
+  // BG_AGENT_BUDGET_PERIOD: run, hour, day or month (UTC); empty: the
+  // command's default (run for `run`, day for `serve`).
+  std::string budget_period;
 };
 
 // The raw sources, for tests: name -> (value, where it came from).

@@ -4,6 +4,7 @@
 #include <csignal>
 #include <algorithm>
 #include <cstdio>
+#include <ctime>
 #include <iostream>
 #include <optional>
 #include <unistd.h>
@@ -43,6 +44,7 @@
 #include "messages/json_codec.hpp"
 #include "messages/run.hpp"
 #include "persistence/store.hpp"
+#include "policy/budget_period.hpp"
 #include "providers/provider_registry.hpp"
 
 namespace bgagent {
@@ -305,12 +307,21 @@ int run_command(const config& c, const run_options& o,
 
   // A run that stopped on its budget and resumes with the same limits has
   // raised its 100 % alarm already.
+  // The budget's period: spending in it survives restarts.
+  auto period = *parse_budget_period(
+    !c.budget_period.empty() ? c.budget_period : o.serve ? "day" : "run");
+  auto period_began = period_start(period, std::time(nullptr));
+  // (Not for a calendar period: the stop may have been in an earlier one.)
   auto last = ask<status_report>(self, checkpointer, status_atom::value);
   bool exhausted = last.run.state == "stopped_budget" &&
                    last.budget.tokens_limit == c.token_budget &&
-                   last.budget.cost_limit == c.cost_budget;
+                   last.budget.cost_limit == c.cost_budget &&
+                   period == budget_period::run &&
+                   last.budget_period == "run";
   auto run = ask<run_info>(self, checkpointer, open_run_atom::value,
-                           c.token_budget, c.cost_budget);
+                           c.token_budget, c.cost_budget,
+                           std::string(to_string(period)),
+                           rfc3339_utc(period_began));
   self->send(auditor,
              make_event("run_started", {}, -1,
                         "run " + std::to_string(run.id) +
@@ -325,7 +336,11 @@ int run_command(const config& c, const run_options& o,
     spdlog::warn("{} task(s) were interrupted by an earlier crash and will "
                  "run again",
                  run.interrupted.size());
-  if (run.resumed)
+  if (period != budget_period::run)
+    spdlog::info("budget per {} (UTC): {} tokens, {} spent since {}",
+                 to_string(period), run.tokens_used, money(run.cost_used),
+                 rfc3339_utc(period_began));
+  else if (run.resumed)
     spdlog::info("resuming run {}: {} tokens, {} already spent", run.id,
                  run.tokens_used, money(run.cost_used));
 
@@ -350,6 +365,7 @@ int run_command(const config& c, const run_options& o,
   bs.tokens_spent = run.tokens_used;
   bs.cost_spent = run.cost_used;
   bs.exhausted = exhausted;
+  bs.period = period;
   auto keeper = spawn_budget_keeper(sys, bs, checkpointer, auditor, monitor);
   rate_settings rs;
   rs.rpm = c.rpm;

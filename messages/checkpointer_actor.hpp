@@ -49,6 +49,9 @@ using checkpointer_actor = caf::typed_actor<
   // -- runs --------------------------------------------------------------
   // (token limit, cost limit)
   caf::replies_to<open_run_atom, uint64_t, double>::with<run_info>,
+  // (token limit, cost limit, budget period, its first second RFC 3339)
+  caf::replies_to<open_run_atom, uint64_t, double, std::string,
+                  std::string>::with<run_info>,
   // (run id, final state)
   caf::replies_to<finish_run_atom, int64_t, std::string>::with<bool>,
   caf::replies_to<limits_atom, uint64_t, double>::with<bool>,

@@ -86,7 +86,8 @@ json to_json(const status_report& x) {
   j["budget"] = {{"tokens_used", x.budget.tokens_used},
                  {"tokens_limit", x.budget.tokens_limit},
                  {"cost_used", x.budget.cost_used},
-                 {"cost_limit", x.budget.cost_limit}};
+                 {"cost_limit", x.budget.cost_limit},
+                 {"period", x.budget_period}};
   if (x.run.id == 0)
     j["run"] = nullptr;
   else

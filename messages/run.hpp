@@ -82,12 +82,15 @@ struct status_report {
   // While the last run is running: its provider models whose circuit is
   // open, as "provider/model since <RFC 3339 time>".
   std::vector<std::string> circuits_open;
+  // The last run's budget period: run, hour, day or month (UTC); the
+  // budget's figures are the period's.
+  std::string budget_period = "run";
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, status_report& x) {
   return f(caf::meta::type_name("status_report"), x.tasks, x.budget, x.run,
-           x.circuits_open);
+           x.circuits_open, x.budget_period);
 }
 
 // The checkpointer's answer to a submission.

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "messages/json_codec.hpp"
+#include "policy/budget_period.hpp"
 #include "messages/sha256.hpp"
 #include "messages/utf8.hpp"
 #include "types/openai_batch.hpp"
@@ -234,10 +235,13 @@ UPDATE meta SET value = '7' WHERE key = 'schema_version';
 )SQL";
 
 // Version 7 -> 8: a task's audit events found by its id (the HTTP API's
-// GET /v1/tasks/{id}/events) without a scan of every event.
+// GET /v1/tasks/{id}/events) without a scan of every event; each run's
+// budget period, and the ledger by time (what a period has spent).
 const char* migrate_v7_v8 = R"SQL(
 CREATE INDEX IF NOT EXISTS events_task ON events(task_id)
   WHERE task_id IS NOT NULL;
+ALTER TABLE runs ADD COLUMN budget_period TEXT NOT NULL DEFAULT 'run';
+CREATE INDEX IF NOT EXISTS usage_ledger_ts ON usage_ledger(ts);
 UPDATE meta SET value = '8' WHERE key = 'schema_version';
 )SQL";
 
@@ -1151,6 +1155,12 @@ submit_report store::submit(const std::vector<task>& tasks,
 }
 
 run_info store::open_run(uint64_t token_limit, double cost_limit) {
+  return open_run(token_limit, cost_limit, "run", "");
+}
+
+run_info store::open_run(uint64_t token_limit, double cost_limit,
+                         const std::string& period,
+                         const std::string& period_start) {
   auto_tx tx(*this);
   run_info info;
   auto ts = now_rfc3339();
@@ -1166,17 +1176,21 @@ run_info store::open_run(uint64_t token_limit, double cost_limit) {
   }
   if (info.id == 0) {
     stmt ins(db_, "INSERT INTO runs(state, started_at, token_limit, "
-                  "cost_limit) VALUES('running', ?1, ?2, ?3)",
+                  "cost_limit, budget_period) VALUES('running', ?1, ?2, ?3, "
+                  "?4)",
              path_);
     ins.bind(1, ts).bind(2, static_cast<int64_t>(token_limit)).bind(3, cost_limit);
+    ins.bind(4, period);
     with(ins, path_, [&] { return ins.step(); });
     info.id = sqlite3_last_insert_rowid(db_);
     info.started_at = ts;
   } else {
     stmt upd(db_, "UPDATE runs SET state = 'running', finished_at = NULL, "
-                  "token_limit = ?2, cost_limit = ?3 WHERE id = ?1",
+                  "token_limit = ?2, cost_limit = ?3, budget_period = ?4 "
+                  "WHERE id = ?1",
              path_);
     upd.bind(1, info.id).bind(2, static_cast<int64_t>(token_limit)).bind(3, cost_limit);
+    upd.bind(4, period);
     with(upd, path_, [&] { return upd.step(); });
   }
   run_id_ = info.id;
@@ -1216,7 +1230,10 @@ run_info store::open_run(uint64_t token_limit, double cost_limit) {
     upd.bind(1, ts);
     with(upd, path_, [&] { return upd.step(); });
   }
-  ledger_totals(info.id, info.tokens_used, info.cost_used);
+  if (period == "run")
+    ledger_totals(info.id, info.tokens_used, info.cost_used);
+  else
+    ledger_totals_since(period_start, info.tokens_used, info.cost_used);
   {
     // The last run's circuits: this run finds out for itself.
     stmt forget(db_, "DELETE FROM meta WHERE key LIKE 'circuit %'", path_);
@@ -1224,6 +1241,21 @@ run_info store::open_run(uint64_t token_limit, double cost_limit) {
   }
   tx.commit();
   return info;
+}
+
+void store::ledger_totals_since(const std::string& ts, uint64_t& tokens,
+                                double& cost) {
+  stmt sum(db_, "SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0), "
+                "COALESCE(SUM(cost_usd), 0) FROM usage_ledger WHERE ts >= ?1",
+           path_);
+  sum.bind(1, ts);
+  with(sum, path_, [&] {
+    if (sum.step()) {
+      tokens = static_cast<uint64_t>(sum.i64(0));
+      cost = sum.dbl(1);
+    }
+    return 0;
+  });
 }
 
 void store::ledger_totals(int64_t run_id, uint64_t& tokens, double& cost) {
@@ -1714,8 +1746,8 @@ uint64_t store::count_not_cancelled() {
 status_report store::status() {
   status_report rep;
   rep.tasks = counts();
-  stmt last(db_, "SELECT id, state, started_at, token_limit, cost_limit FROM "
-                 "runs ORDER BY id DESC LIMIT 1",
+  stmt last(db_, "SELECT id, state, started_at, token_limit, cost_limit, "
+                 "budget_period FROM runs ORDER BY id DESC LIMIT 1",
             path_);
   with(last, path_, [&] {
     if (last.step()) {
@@ -1724,10 +1756,18 @@ status_report store::status() {
       rep.run.started_at = last.text(2);
       rep.budget.tokens_limit = static_cast<uint64_t>(last.i64(3));
       rep.budget.cost_limit = last.dbl(4);
+      rep.budget_period = last.text(5);
     }
     return 0;
   });
-  if (rep.run.id != 0)
+  // A calendar period's spending is the ledger's since the period began
+  // (now), whichever runs spent it.
+  auto period = parse_budget_period(rep.budget_period);
+  if (rep.run.id != 0 && period && *period != budget_period::run)
+    ledger_totals_since(
+      rfc3339_utc(bgagent::period_start(*period, std::time(nullptr))),
+      rep.budget.tokens_used, rep.budget.cost_used);
+  else if (rep.run.id != 0)
     ledger_totals(rep.run.id, rep.budget.tokens_used, rep.budget.cost_used);
   if (rep.run.state == "running") {
     stmt c(db_, "SELECT substr(key, 9), value FROM meta WHERE key LIKE "

@@ -155,6 +155,12 @@ public:
   // `pending` and is listed in `interrupted`. The ledger totals returned
   // include those charges.
   run_info open_run(uint64_t token_limit, double cost_limit);
+  // The same with a budget period (policy/budget_period.hpp, by name): the
+  // spending restored is the ledger's since `period_start` (RFC 3339, the
+  // period's first second) across runs, unless the period is "run".
+  run_info open_run(uint64_t token_limit, double cost_limit,
+                    const std::string& period,
+                    const std::string& period_start);
   void finish_run(int64_t run_id, const std::string& state);
   void set_limits(int64_t run_id, uint64_t token_limit, double cost_limit);
   // The run that ledger rows are written to (open_run sets it).
@@ -306,6 +312,8 @@ private:
   int read_version();
   // What the usage ledger holds for one run.
   void ledger_totals(int64_t run_id, uint64_t& tokens, double& cost);
+  void ledger_totals_since(const std::string& ts, uint64_t& tokens,
+                           double& cost);
   bool read_row(const std::string& id, task_row& row);
   // Charges the reservation of a running attempt that was abandoned.
   void charge_abandoned(const task_row& row, const std::string& why,

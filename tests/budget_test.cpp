@@ -129,3 +129,55 @@ TEST_CASE("a cost budget smaller than the job stops the run at the budget",
   CHECK(st2["budget"]["cost_used"].get<double>() <= 50.0);
   check_each_completed_once(dir, 100);
 }
+
+TEST_CASE("with BG_AGENT_BUDGET_PERIOD=day the spending of earlier runs "
+          "today counts against the budget, with run (the default for run) "
+          "only the run's own",
+          "[e2e][budget]") {
+  temp_dir dir;
+  auto spent = [&] {
+    auto st = nlohmann::json::parse(
+      run_bgagent({"status", "--json"}, dir.path()).out);
+    return std::make_pair(st["budget"]["tokens_used"].get<uint64_t>(),
+                          st["budget"]["period"].get<std::string>());
+  };
+  write_task_file(dir.path("a.jsonl"), 5, "a");
+  REQUIRE(run_bgagent({"run", "--tasks", "a.jsonl"}, dir.path()).exit_code ==
+          0);
+  auto [first, p1] = spent();
+  REQUIRE(first > 0);
+  CHECK(p1 == "run");
+
+  write_task_file(dir.path("b.jsonl"), 5, "b");
+  auto day = run_bgagent({"run", "--tasks", "b.jsonl"}, dir.path(),
+                         {{"BG_AGENT_BUDGET_PERIOD", "day"}});
+  REQUIRE(day.exit_code == 0);
+  CHECK(day.err.find("budget per day (UTC): " + std::to_string(first) +
+                     " tokens") != std::string::npos);
+  auto [both, p2] = spent();
+  CHECK(p2 == "day");
+  CHECK(both > first);
+
+  // A day's budget that the earlier runs used up stops the next at once.
+  write_task_file(dir.path("c.jsonl"), 5, "c");
+  auto full = run_bgagent({"run", "--tasks", "c.jsonl"}, dir.path(),
+                          {{"BG_AGENT_BUDGET_PERIOD", "day"},
+                           {"BG_AGENT_TOKEN_BUDGET", std::to_string(both)}});
+  CHECK(full.exit_code == 3);
+  CHECK(audit_events(dir.path("bgagent-audit.jsonl"), "task_started").size() ==
+        10);
+
+  // Per run: only this run's spending.
+  auto run = run_bgagent({"run"}, dir.path());
+  REQUIRE(run.exit_code == 0);
+  auto [own, p3] = spent();
+  CHECK(p3 == "run");
+  CHECK(own < both);
+  CHECK(own > 0);
+
+  auto bad = run_bgagent({"run"}, dir.path(),
+                         {{"BG_AGENT_BUDGET_PERIOD", "week"}});
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find("BG_AGENT_BUDGET_PERIOD=week (environment): not one of "
+                     "run, hour, day, month") != std::string::npos);
+}

@@ -4,9 +4,11 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <limits>
 #include <random>
 
 #include "messages/call_outcome.hpp"
+#include "policy/budget_period.hpp"
 #include "policy/circuit_breaker.hpp"
 #include "policy/rate_window.hpp"
 #include "policy/restart_window.hpp"
@@ -475,4 +477,43 @@ TEST_CASE("worker pool: a worker's last sign of life is its dispatch or its "
   auto* rw = pool.assign(task_with("t2"), t0);
   REQUIRE(rw);
   CHECK(test_pool::last_sign_of_life(rw->second) == t0);
+}
+
+TEST_CASE("budget period: calendar periods in UTC, known boundaries",
+          "[unit][policy]") {
+  // 2026-11-27T12:34:56Z
+  const int64_t t = 1795782896;
+  CHECK(rfc3339_utc(t) == "2026-11-27T12:34:56.000Z");
+  CHECK(rfc3339_utc(period_start(budget_period::hour, t)) ==
+        "2026-11-27T12:00:00.000Z");
+  CHECK(rfc3339_utc(next_period_start(budget_period::hour, t)) ==
+        "2026-11-27T13:00:00.000Z");
+  CHECK(rfc3339_utc(period_start(budget_period::day, t)) ==
+        "2026-11-27T00:00:00.000Z");
+  CHECK(rfc3339_utc(next_period_start(budget_period::day, t)) ==
+        "2026-11-28T00:00:00.000Z");
+  CHECK(rfc3339_utc(period_start(budget_period::month, t)) ==
+        "2026-11-01T00:00:00.000Z");
+  CHECK(rfc3339_utc(next_period_start(budget_period::month, t)) ==
+        "2026-12-01T00:00:00.000Z");
+  // December rolls into January of the next year; February of a leap year.
+  const int64_t dec = 1797945000; // 2026-12-22T13:10:00Z
+  CHECK(rfc3339_utc(next_period_start(budget_period::month, dec)) ==
+        "2027-01-01T00:00:00.000Z");
+  const int64_t feb = 1835483400; // 2028-03-01T00:30:00Z
+  CHECK(rfc3339_utc(period_start(budget_period::month, feb)) ==
+        "2028-03-01T00:00:00.000Z");
+  CHECK(next_period_start(budget_period::month, feb - 3600) -
+          period_start(budget_period::month, feb - 3600) ==
+        29 * 86400);
+  // The first second of a period is in it; the last of the one before is not.
+  auto day = period_start(budget_period::day, t);
+  CHECK(period_start(budget_period::day, day) == day);
+  CHECK(period_start(budget_period::day, day - 1) == day - 86400);
+  CHECK(period_start(budget_period::run, t) == 0);
+  CHECK(next_period_start(budget_period::run, t) ==
+        std::numeric_limits<int64_t>::max());
+  CHECK(parse_budget_period("day") == budget_period::day);
+  CHECK_FALSE(parse_budget_period("week"));
+  CHECK(std::string(to_string(budget_period::month)) == "month");
 }

@@ -93,8 +93,8 @@ std::vector<json> json_lines(const std::string& body) {
 
 } // namespace
 
-TEST_CASE("serve: every API path needs the bearer token (401, audited); "
-          "the token file is 0600 and the same after a restart; SIGTERM "
+TEST_CASE("serve: every API path needs the bearer token (401, audited), "
+          "the token file is 0600 and the same after a restart, SIGTERM "
           "ends with 143",
           "[e2e][serve]") {
   temp_dir dir;
@@ -158,7 +158,7 @@ TEST_CASE("serve: every API path needs the bearer token (401, audited); "
 }
 
 TEST_CASE("serve: tasks posted as JSON Lines, a JSON array and one object "
-          "complete; posting them again gives duplicates; one task by id",
+          "complete, posting them again gives duplicates, one task by id",
           "[e2e][serve]") {
   temp_dir dir;
   service svc(dir, {{"BG_AGENT_API_TOKEN", "a-token-of-our-own-0123"}});
@@ -209,8 +209,8 @@ TEST_CASE("serve: tasks posted as JSON Lines, a JSON array and one object "
   CHECK(audit_events(audit, "task_duplicate").size() == 3);
 }
 
-TEST_CASE("serve: a bad body is 400 naming its line and stores nothing; a "
-          "conflict is 409; a body over BG_AGENT_HTTP_MAX_BODY is 413",
+TEST_CASE("serve: a bad body is 400 naming its line and stores nothing, a "
+          "conflict is 409, a body over BG_AGENT_HTTP_MAX_BODY is 413",
           "[e2e][serve]") {
   temp_dir dir;
   service svc(dir, {{"BG_AGENT_HTTP_MAX_BODY", "4096"}});
@@ -302,7 +302,7 @@ TEST_CASE("serve: 500 tasks page through in submit order with after and "
   CHECK(svc.stop() == 143);
 }
 
-TEST_CASE("serve: pause holds tasks until resume; a task's events; requeue "
+TEST_CASE("serve: pause holds tasks until resume, a task's events, requeue "
           "and cancel over HTTP, each audited",
           "[e2e][serve]") {
   temp_dir dir;
@@ -361,7 +361,7 @@ TEST_CASE("serve: pause holds tasks until resume; a task's events; requeue "
   CHECK(audit_events(audit, "task_cancelled").size() == 1);
 }
 
-TEST_CASE("serve: a budget hit keeps the service up with tasks pending; "
+TEST_CASE("serve: a budget hit keeps the service up with tasks pending, "
           "raising the budget over HTTP finishes them",
           "[e2e][serve]") {
   temp_dir dir;

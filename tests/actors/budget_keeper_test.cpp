@@ -4,7 +4,9 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <atomic>
 #include <cstdint>
+#include <memory>
 
 #include "actors/budget_keeper.hpp"
 #include "messages/budget.hpp"
@@ -336,6 +338,40 @@ TEST_CASE("budget_keeper: the settlements of one store commit in one "
           .tokens_used == 700);
   CHECK(e.commit(c.id, 100, 0));
   CHECK(e.snapshot().tokens_used == 800);
+}
+
+TEST_CASE("budget_keeper: a calendar period that ends starts the spending "
+          "again at 0, re-arms the alarms and the exhausted alert, and "
+          "keeps reservations held",
+          "[unit][budget_keeper]") {
+  auto now = std::make_shared<std::atomic<int64_t>>(1795782896); // 12:34:56
+  budget_settings s = limits(1000, 1.0);
+  s.period = budget_period::day;
+  s.tokens_spent = 700; // spent earlier today, by an earlier run
+  s.clock = [now] { return now->load(); };
+  keeper_env e(s);
+  CHECK(e.snapshot().tokens_used == 700);
+  auto held = e.reserve(250);
+  REQUIRE(held.granted);
+  CHECK_FALSE(e.reserve(100).granted); // 700 + 250 + 100 > 1000
+  *now = 1795824000 - 1; // 23:59:59: still today
+  CHECK_FALSE(e.reserve(100).granted);
+  *now = 1795824000; // 2026-11-28T00:00:00Z
+  auto b = e.snapshot();
+  CHECK(b.tokens_used == 0);
+  CHECK(b.tokens_reserved == 250); // the call in flight still holds it
+  CHECK(e.reserve(700).granted);
+  CHECK(e.commit(held.id, 200, 50)); // counts in the new day
+  CHECK(e.snapshot().tokens_used == 250);
+  CHECK_FALSE(e.reserve(100).granted); // 250 + 700 + 100 > 1000
+  e.settle();
+  auto started = e.cp->events("budget_period_started");
+  REQUIRE(started.size() == 1);
+  CHECK(started[0].detail ==
+        "a new day from 2026-11-28T00:00:00.000Z: spending starts again at "
+        "0 (the last spent 700 tokens, $0.000000)");
+  // One exhausted alert per period: the day before's, and today's.
+  CHECK(e.mon->alerts("budget_exhausted").size() == 2);
 }
 
 TEST_CASE("budget_keeper: a cost that is no amount counts as the "
