@@ -16,6 +16,7 @@
 
 #include "actors/head_handles.hpp"
 #include "app/api_token.hpp"
+#include "app/dashboard_assets.hpp"
 #include "app/errors.hpp"
 #include "app/metrics_server.hpp"
 #include "app/task_file_submission.hpp"
@@ -470,7 +471,32 @@ struct http_api::impl {
     };
   }
 
+  // The dashboard's static files: no data, no token; nothing but this
+  // origin may be loaded or fetched, and no other site may frame them.
+  static void asset(Response& res, std::string_view body, const char* type) {
+    res.set_header("Content-Security-Policy",
+                   "default-src 'none'; script-src 'self'; style-src 'self'; "
+                   "connect-src 'self'; img-src 'self'; form-action 'none'; "
+                   "base-uri 'none'; frame-ancestors 'none'");
+    res.set_header("X-Content-Type-Options", "nosniff");
+    res.set_header("Referrer-Policy", "no-referrer");
+    res.set_header("Cache-Control", "no-cache");
+    res.set_content(std::string(body), type);
+  }
+
   void routes() {
+    server.Get("/", [](const Request&, Response& res) {
+      asset(res, dashboard_html(), "text/html; charset=utf-8");
+    });
+    server.Get("/dashboard.js", [](const Request&, Response& res) {
+      asset(res, dashboard_js(), "text/javascript; charset=utf-8");
+    });
+    server.Get("/dashboard.css", [](const Request&, Response& res) {
+      asset(res, dashboard_css(), "text/css; charset=utf-8");
+    });
+    // Browsers ask for it on their own: no icon, and no 401 to audit.
+    server.Get("/favicon.ico",
+               [](const Request&, Response& res) { res.status = 204; });
     server.Post("/v1/tasks", [this](const Request& req, Response& res,
                                     const httplib::ContentReader& read) {
       if (!authorized(req, res))

@@ -1,7 +1,9 @@
 // `bgagent serve`'s HTTP API (DESIGN.md section 11), on cpp-httplib, from
 // a bounded pool of its own threads.
 //
-// Contract: every path answers only with `Authorization: Bearer TOKEN`
+// Contract: GET / (the dashboard page), /dashboard.js and /dashboard.css
+// are static and need no token; every other path answers only with
+// `Authorization: Bearer TOKEN`
 // (compared in constant time); a missing or wrong token is 401 and audited
 // (`api_refused`, at most 10 lines a second, the rest counted in the next).
 // Errors are JSON `{"error": {"message", and "line" or "field" where one
