@@ -264,6 +264,15 @@ behavior_type running_behavior(self_ptr self) {
       return grouped(self, [&] { return db_.mark_pending(id, attempt); });
     },
     [=, &db_](status_atom) { return db_.status(); },
+    [=, &db_](schedule_atom, const std::string& key) {
+      return db_.schedule_fired(key);
+    },
+    [=, &db_](schedule_atom, const std::string& key, const std::string& at) {
+      return grouped(self, [&] {
+        db_.set_schedule_fired(key, at);
+        return true;
+      });
+    },
     [=, &db_](circuit_atom, const std::string& key, const std::string& since) {
       open_group(self);
       db_.set_circuit(key, since);

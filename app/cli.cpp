@@ -106,6 +106,12 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
   add_run_flags(run);
   add_run_flags(serve);
   std::string http = "127.0.0.1:8420";
+  std::vector<std::string> schedules;
+  serve->add_option("--schedule", schedules,
+                    "'CRON FILE' (five fields, UTC) or '@every DURATION "
+                    "FILE' (e.g. '@every 30s tasks.jsonl'): submit FILE's "
+                    "tasks at each firing; repeatable")
+    ->type_name("SPEC");
   serve->add_option("--http", http,
                     "HOST:PORT of the HTTP API and dashboard (default "
                     "127.0.0.1:8420; every path but / needs the bearer "
@@ -410,6 +416,7 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
       if (*serve) {
         o.serve = true;
         o.http = http;
+        o.schedules = schedules;
       }
       o.listen = listen;
       o.insecure_listen = insecure_listen;

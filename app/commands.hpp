@@ -24,6 +24,7 @@ struct run_options {
   // `serve`: follow for ever, with the HTTP API on `http` (HOST:PORT).
   bool serve = false;
   std::string http;
+  std::vector<std::string> schedules; // serve --schedule SPEC ...
 };
 
 struct worker_options {

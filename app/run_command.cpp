@@ -35,6 +35,7 @@
 #include "app/provider_prices.hpp"
 #include "messages/utf8.hpp"
 #include "app/run_lock.hpp"
+#include "app/schedule_runner.hpp"
 #include "app/system_config.hpp"
 #include "app/task_file.hpp"
 #include "app/task_file_submission.hpp"
@@ -222,6 +223,11 @@ int run_command(const config& c, const run_options& o,
   std::optional<api_token> token;
   if (http_at)
     token = resolve_api_token(c.api_token, c.db_path);
+  // Checked before anything starts: a schedule that cannot fire is exit 2.
+  std::unique_ptr<schedule_runner> schedules;
+  if (!o.schedules.empty())
+    schedules = std::make_unique<schedule_runner>(
+      o.schedules, c.max_input_bytes, types_in_force(c));
 
   system_config cfg;
   bool tls = listen && !insecure;
@@ -491,6 +497,11 @@ int run_command(const config& c, const run_options& o,
                    o.http);
   }
 
+  head_handles handles{sup, keeper, checkpointer, auditor, monitor, counters,
+                       rates};
+  if (schedules)
+    schedules->start(self, handles, std::time(nullptr));
+
   auto counts = ask<status_report>(self, checkpointer, status_atom::value);
   if (counts.tasks.pending + counts.tasks.retry_wait == 0 && !o.follow)
     spdlog::info("nothing pending: {} task(s) already completed, {} "
@@ -528,6 +539,8 @@ int run_command(const config& c, const run_options& o,
                        sig);
           self->send(sup, drain_atom::value, static_cast<int32_t>(sig));
         }
+        if (schedules && !drain_sent)
+          schedules->tick(self, handles, std::time(nullptr));
         auto now = std::chrono::steady_clock::now();
         if (o.follow && now - last_total_look >= std::chrono::seconds(2)) {
           last_total_look = now;

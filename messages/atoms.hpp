@@ -89,6 +89,7 @@ using poll_timer_atom = caf::atom_constant<caf::atom("poll_timer")>;
 // a provider model's circuit: opened or closed (rate_keeper -> store), and
 // open past BG_AGENT_OUTAGE_MAX (rate_keeper -> supervisor)
 using circuit_atom = caf::atom_constant<caf::atom("circuit")>;
+using schedule_atom = caf::atom_constant<caf::atom("schedule")>;
 using outage_atom = caf::atom_constant<caf::atom("outage")>;
 
 // monitor and auditor

@@ -100,6 +100,9 @@ using checkpointer_actor = caf::typed_actor<
   // its own note: commit the open group
   caf::reacts_to<commit_group_atom>,
   // (provider/model, when it opened; "": closed) for status
-  caf::reacts_to<circuit_atom, std::string, std::string>>;
+  caf::reacts_to<circuit_atom, std::string, std::string>,
+  // (schedule) -> its last firing, "" if none; (schedule, firing) stored
+  caf::replies_to<schedule_atom, std::string>::with<std::string>,
+  caf::replies_to<schedule_atom, std::string, std::string>::with<bool>>;
 
 } // namespace bgagent

@@ -1907,6 +1907,20 @@ void store::set_circuit(const std::string& key, const std::string& since) {
   tx.commit();
 }
 
+std::string store::schedule_fired(const std::string& key) {
+  stmt s(db_, "SELECT value FROM meta WHERE key = ?1", path_);
+  s.bind(1, "schedule " + key);
+  return with(s, path_, [&] { return s.step() ? s.text(0) : std::string(); });
+}
+
+void store::set_schedule_fired(const std::string& key, const std::string& at) {
+  auto_tx tx(*this);
+  stmt s(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)", path_);
+  s.bind(1, "schedule " + key).bind(2, at);
+  with(s, path_, [&] { return s.step(); });
+  tx.commit();
+}
+
 std::map<std::string, std::pair<double, uint64_t>> store::answer_lengths() {
   stmt s(db_, "SELECT type, AVG(completion_tokens), COUNT(*) FROM tasks "
               "WHERE state = 'completed' AND completion_tokens > 0 GROUP BY "

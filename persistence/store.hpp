@@ -251,6 +251,10 @@ public:
   // A provider model's circuit opened at `since` (RFC 3339), or closed
   // (""), kept in `meta` for status(); open_run() forgets the last run's.
   void set_circuit(const std::string& key, const std::string& since);
+  // A schedule's last firing (RFC 3339; "" when it never fired), kept in
+  // `meta` under "schedule <key>".
+  std::string schedule_fired(const std::string& key);
+  void set_schedule_fired(const std::string& key, const std::string& at);
   // Per type name: the average completion tokens of its completed tasks
   // (those that reported any), and how many.
   std::map<std::string, std::pair<double, uint64_t>> answer_lengths();

@@ -14,6 +14,7 @@
 #include "policy/restart_window.hpp"
 #include "policy/retry_policy.hpp"
 #include "policy/run_end.hpp"
+#include "policy/schedule.hpp"
 #include "policy/worker_pool.hpp"
 
 using namespace bgagent;
@@ -516,4 +517,69 @@ TEST_CASE("budget period: calendar periods in UTC, known boundaries",
   CHECK(parse_budget_period("day") == budget_period::day);
   CHECK_FALSE(parse_budget_period("week"));
   CHECK(std::string(to_string(budget_period::month)) == "month");
+}
+
+TEST_CASE("schedule: cron next and latest firings against a known table, "
+          "@every on multiples since the epoch, bad specs named",
+          "[unit][policy]") {
+  const int64_t t0 = 1795782896; // Friday 2026-11-27T12:34:56Z
+  struct row {
+    const char* when;
+    const char* next;
+    const char* latest;
+  };
+  // Made by brute force, minute by minute, with Vixie cron's rules.
+  const row table[] = {
+    {"*/15 * * * *", "2026-11-27T12:45:00", "2026-11-27T12:30:00"},
+    {"0 9 * * 1-5", "2026-11-30T09:00:00", "2026-11-27T09:00:00"},
+    {"30 2 1 * *", "2026-12-01T02:30:00", "2026-11-01T02:30:00"},
+    {"0 0 29 2 *", "2028-02-29T00:00:00", "2024-02-29T00:00:00"},
+    // Both day fields restricted: either one fires.
+    {"0 12 13 * fri", "2026-12-04T12:00:00", "2026-11-27T12:00:00"},
+    {"5 4 * * sun", "2026-11-29T04:05:00", "2026-11-22T04:05:00"},
+    {"5 4 * * 7", "2026-11-29T04:05:00", "2026-11-22T04:05:00"},
+    {"0 0 1 jan,jul *", "2027-01-01T00:00:00", "2026-07-01T00:00:00"},
+    {"0-10/5 8-9 * * *", "2026-11-28T08:00:00", "2026-11-27T09:10:00"},
+  };
+  for (auto& r : table) {
+    INFO(r.when);
+    auto s = schedule::parse(std::string(r.when) + " tasks/nightly.jsonl");
+    CHECK(s.when() == r.when);
+    CHECK(s.file() == "tasks/nightly.jsonl");
+    CHECK(rfc3339_utc(s.next_after(t0)) == std::string(r.next) + ".000Z");
+    auto latest = s.latest_at_or_before(t0);
+    REQUIRE(latest);
+    CHECK(rfc3339_utc(*latest) == std::string(r.latest) + ".000Z");
+    // A firing is not after itself; the one before a firing is earlier.
+    CHECK(s.next_after(s.next_after(t0)) > s.next_after(t0));
+    CHECK(*s.latest_at_or_before(*latest) == *latest);
+  }
+  auto every = schedule::parse("@every 1h30m my tasks.jsonl");
+  CHECK(every.file() == "my tasks.jsonl");
+  CHECK(every.next_after(t0) % 5400 == 0);
+  CHECK(every.next_after(t0) > t0);
+  CHECK(every.next_after(t0) - t0 <= 5400);
+  CHECK(*every.latest_at_or_before(t0) == every.next_after(t0) - 5400);
+  CHECK(schedule::parse("@every 30s f").next_after(1800000000) == 1800000030);
+
+  auto fails = [](const std::string& spec, const std::string& why) {
+    INFO(spec);
+    try {
+      schedule::parse(spec);
+      FAIL("accepted " + spec);
+    } catch (const std::invalid_argument& e) {
+      CHECK(std::string(e.what()).find(why) != std::string::npos);
+    }
+  };
+  fails("60 * * * * f", "minute field: 60 is outside 0-59");
+  fails("* 24 * * * f", "hour field");
+  fails("* * 0 * * f", "day-of-month field");
+  fails("* * * 13 * f", "month field");
+  fails("* * * * 8 f", "day-of-week field");
+  fails("* * * * mon-x f", "day-of-week field: \"x\" is not a number");
+  fails("5-1 * * * * f", "runs backwards");
+  fails("* * * * *", "five cron fields");
+  fails("@every 10 f", "not like 30s");
+  fails("@every 0s f", "from 1 s");
+  fails("@every 30s", "a duration and a file");
 }

@@ -6,12 +6,15 @@
 #include <catch2/catch.hpp>
 
 #include <csignal>
+#include <ctime>
+#include <map>
 #include <set>
 #include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
 
 #include "tests/support/http_call.hpp"
+#include "tests/support/job.hpp"
 #include "tests/support/process.hpp"
 #include "tests/temp_dir.hpp"
 
@@ -80,6 +83,12 @@ std::string task_lines(const std::string& prefix, int n) {
     out += task_line(prefix + std::to_string(i),
                      "Text number " + std::to_string(i) + ". It is short.");
   return out;
+}
+
+// "schedule 'SPEC' at 2026-11-27T12:45:00Z: ..." -> the firing time.
+std::string firing_of(const std::string& detail) {
+  auto at = detail.find("' at ") + 5;
+  return detail.substr(at, detail.find(':', at + 17) - at);
 }
 
 std::vector<json> json_lines(const std::string& body) {
@@ -394,4 +403,121 @@ TEST_CASE("serve: a budget hit keeps the service up with tasks pending, "
   CHECK(svc.stop() == 143);
   CHECK(audit_events(dir.path("bgagent-audit.jsonl"), "task_completed")
           .size() == 20);
+}
+
+TEST_CASE("serve: an '@every 1s' schedule submits its file at each firing, "
+          "the firing time in ids and in prompts, each firing once, and a "
+          "firing missed while down is made at start, the latest only",
+          "[e2e][serve][schedule]") {
+  temp_dir dir;
+  write_file(dir.path("types.yaml"), R"(
+daily_note:
+  prompt: |
+    Write a note for {{scheduled_at}} about: {{input}}
+  schema:
+    type: object
+    required: [note]
+    properties:
+      note: {type: string}
+)");
+  write_file(dir.path("nightly.jsonl"),
+             R"({"id": "note", "type": "daily_note", "input": "the queue"})"
+             "\n"
+             R"({"id": "sum", "type": "summarize", "input": "Text. More.",)"
+             R"( "vars": {"label": "run of {{scheduled_at}}"}})"
+             "\n");
+  env_map env{{"BG_AGENT_TYPES", dir.path("types.yaml")}};
+  auto audit = dir.path("bgagent-audit.jsonl");
+  auto firings = [&] { return audit_events(audit, "schedule_fired"); };
+  {
+    service svc(dir, env, {"--schedule", "@every 1s nightly.jsonl"});
+    REQUIRE(wait_until([&] { return firings().size() >= 3; }, 30));
+    CHECK(svc.stop() == 143);
+  }
+  auto fired = firings();
+  std::set<std::string> times;
+  for (auto& f : fired) {
+    auto d = f["detail"].get<std::string>();
+    INFO(d);
+    CHECK(d.find("schedule '@every 1s nightly.jsonl' at ") == 0);
+    CHECK(d.find(": 2 task(s) submitted, 0 already known") !=
+          std::string::npos);
+    times.insert(firing_of(d));
+  }
+  CHECK(times.size() == fired.size()); // each firing once
+  // Each firing's tasks, named by their firing time.
+  std::map<std::string, int> by_id;
+  for (auto& e : audit_events(audit, "task_submitted"))
+    ++by_id[e["task_id"].get<std::string>()];
+  CHECK(by_id.size() == 2 * fired.size());
+  auto db = dir.path("bgagent.db");
+  for (auto& t : times) {
+    CHECK(by_id["note@" + t] == 1);
+    CHECK(by_id["sum@" + t] == 1);
+    // {{scheduled_at}}: a var of every fired task (the prompt uses it), and
+    // filled in where a var's value names it.
+    CHECK(sql_int(db, "SELECT COUNT(*) FROM tasks WHERE id = 'note@" + t +
+                        "' AND json_extract(vars, '$.scheduled_at') = '" + t +
+                        "'") == 1);
+    CHECK(sql_int(db, "SELECT COUNT(*) FROM tasks WHERE id = 'sum@" + t +
+                        "' AND json_extract(vars, '$.label') = 'run of " + t +
+                        "'") == 1);
+  }
+
+  // Down for more than two firings: at start only the latest is made.
+  auto stopped = std::time(nullptr);
+  REQUIRE(wait_until([&] { return std::time(nullptr) >= stopped + 3; }, 10));
+  {
+    service svc(dir, env, {"--schedule", "@every 1s nightly.jsonl"});
+    CHECK(wait_for_output(*svc.proc, "was missed while the service was "
+                                     "down; making it now",
+                          10));
+    REQUIRE(wait_until([&] { return firings().size() >= fired.size() + 2; },
+                       30));
+    CHECK(svc.stop() == 143);
+  }
+  auto all = firings();
+  std::set<std::string> later;
+  for (size_t i = fired.size(); i < all.size(); ++i)
+    later.insert(firing_of(all[i]["detail"].get<std::string>()));
+  // Between the last firing before the stop and the first after the
+  // restart's catch-up, exactly one firing was made for the time down.
+  auto last_before = *times.rbegin();
+  auto catch_up = *later.begin();
+  CHECK(catch_up > last_before);
+  auto missed_made = 0;
+  for (auto& t : later)
+    missed_made += t > last_before && t <= catch_up;
+  CHECK(missed_made == 1);
+  auto r = run_bgagent({"results", "--json"}, dir.path());
+  auto rows = json_lines(r.out);
+  CHECK(rows.size() == 2 * all.size());
+  for (auto& row : rows)
+    CHECK(row["state"] == "completed");
+}
+
+TEST_CASE("serve: a schedule that cannot fire is refused at start with exit "
+          "2 naming its field or file",
+          "[e2e][serve][schedule]") {
+  temp_dir dir;
+  write_file(dir.path("bad.jsonl"), "{\"type\": \"summarize\"}\n");
+  auto port = "127.0.0.1:" + std::to_string(free_port());
+  auto spec = run_bgagent({"serve", "--http", port, "--schedule",
+                           "0 25 * * * x.jsonl"},
+                          dir.path(), {}, 30);
+  CHECK(spec.exit_code == 2);
+  CHECK(spec.err.find("--schedule '0 25 * * * x.jsonl': hour field: 25 is "
+                      "outside 0-23") != std::string::npos);
+  auto missing = run_bgagent({"serve", "--http", port, "--schedule",
+                              "@every 1m nope.jsonl"},
+                             dir.path(), {}, 30);
+  CHECK(missing.exit_code == 2);
+  CHECK(missing.err.find("nope.jsonl: cannot open task file") !=
+        std::string::npos);
+  auto invalid = run_bgagent({"serve", "--http", port, "--schedule",
+                              "@every 1m bad.jsonl"},
+                             dir.path(), {}, 30);
+  CHECK(invalid.exit_code == 2);
+  CHECK(invalid.err.find("bad.jsonl line 1: missing required field "
+                         "\"input\"") != std::string::npos);
 }
