@@ -45,9 +45,11 @@ TEST_CASE("status --json, results --json and the audit log keep their fields",
   CHECK(keys(s["tasks"]) ==
         std::set<std::string>{"pending", "running", "retry_wait", "completed",
                               "quarantined", "cancelled"});
+  // DESIGN.md section 12, with the budget's period (run for `run`).
   CHECK(keys(s["budget"]) == std::set<std::string>{"tokens_used",
                                                    "tokens_limit", "cost_used",
-                                                   "cost_limit"});
+                                                   "cost_limit", "period"});
+  CHECK(s["budget"]["period"] == "run");
   CHECK(keys(s["run"]) == std::set<std::string>{"id", "state", "started_at"});
   CHECK(s["tasks"]["completed"] == 1);
   CHECK(s["tasks"]["quarantined"] == 1);
