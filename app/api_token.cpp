@@ -7,9 +7,9 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 
 #include "app/errors.hpp"
+#include "app/random_hex.hpp"
 
 namespace bgagent {
 
@@ -47,19 +47,6 @@ std::string read_token_file(const std::string& path) {
   return token;
 }
 
-std::string new_token() {
-  unsigned char raw[32];
-  if (RAND_bytes(raw, sizeof(raw)) != 1)
-    throw std::runtime_error("no random bytes for the API token");
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (auto b : raw) {
-    out += hex[b >> 4];
-    out += hex[b & 15];
-  }
-  return out;
-}
-
 } // namespace
 
 api_token resolve_api_token(const std::string& configured,
@@ -75,7 +62,7 @@ api_token resolve_api_token(const std::string& configured,
     throw usage_error(path + ": cannot create the API token file: " +
                       std::strerror(errno));
   }
-  auto token = new_token();
+  auto token = random_hex(32);
   auto line = token + "\n";
   bool ok = ::write(fd, line.data(), line.size()) ==
               static_cast<ssize_t>(line.size()) &&

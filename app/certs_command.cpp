@@ -46,12 +46,12 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
-#include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 #include "app/commands.hpp"
 #include "app/errors.hpp"
+#include "app/random_hex.hpp"
 
 namespace bgagent {
 
@@ -342,19 +342,6 @@ loaded_ca load_ca(const std::string& key_path, const std::string& cert_path) {
                       not_after(ca.cert.get()) +
                       "; make a new one in another directory");
   return ca;
-}
-
-std::string random_hex(size_t bytes) {
-  std::vector<unsigned char> raw(bytes);
-  if (RAND_bytes(raw.data(), static_cast<int>(bytes)) != 1)
-    fail("cannot get random bytes");
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (auto b : raw) {
-    out += digits[b >> 4];
-    out += digits[b & 15];
-  }
-  return out;
 }
 
 } // namespace

@@ -13,10 +13,10 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 #include <caf/openssl/all.hpp>
-#include <openssl/rand.h>
 
 #include "app/config.hpp"
 #include "app/errors.hpp"
+#include "app/random_hex.hpp"
 #include "messages/atoms.hpp"
 #include "messages/cluster.hpp"
 #include "messages/gatekeeper_actor.hpp"
@@ -138,15 +138,7 @@ std::string head_secret(const config& c, std::string& where) {
                                     ? "secret file"
                                     : "BG_AGENT_SECRET_FILE");
   }
-  unsigned char raw[32];
-  if (RAND_bytes(raw, sizeof(raw)) != 1)
-    throw std::runtime_error("OpenSSL RAND_bytes failed");
-  static const char hex[] = "0123456789abcdef";
-  std::string secret;
-  for (auto b : raw) {
-    secret += hex[b >> 4];
-    secret += hex[b & 15];
-  }
+  auto secret = random_hex(32);
   auto old = umask(077);
   std::ofstream out(path, std::ios::trunc);
   umask(old);

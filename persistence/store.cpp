@@ -924,26 +924,33 @@ void store::add_event(const audit_event& ev) {
   tx.commit();
 }
 
+namespace {
+
+// The rows of a query of (seq, ts, event, task_id, attempt, node, detail).
+std::vector<committed_event> event_rows(stmt& s) {
+  std::vector<committed_event> out;
+  while (s.step()) {
+    committed_event e;
+    e.seq = static_cast<uint64_t>(s.i64(0));
+    e.ts = s.text(1);
+    e.event.event = s.text(2);
+    e.event.task_id = s.text(3);
+    e.event.attempt = static_cast<int32_t>(s.i64(4));
+    e.event.node = s.text(5);
+    e.event.detail = s.text(6);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+} // namespace
+
 std::vector<committed_event> store::events_after(uint64_t after_seq,
                                                  uint32_t limit) {
   auto& s = st_->events_after;
   s.bind(1, static_cast<int64_t>(after_seq))
     .bind(2, static_cast<int64_t>(limit));
-  return with(s, path_, [&] {
-    std::vector<committed_event> out;
-    while (s.step()) {
-      committed_event e;
-      e.seq = static_cast<uint64_t>(s.i64(0));
-      e.ts = s.text(1);
-      e.event.event = s.text(2);
-      e.event.task_id = s.text(3);
-      e.event.attempt = static_cast<int32_t>(s.i64(4));
-      e.event.node = s.text(5);
-      e.event.detail = s.text(6);
-      out.push_back(std::move(e));
-    }
-    return out;
-  });
+  return with(s, path_, [&] { return event_rows(s); });
 }
 
 void store::raise_event_floor(uint64_t seq) {
@@ -1243,13 +1250,16 @@ run_info store::open_run(uint64_t token_limit, double cost_limit,
   return info;
 }
 
-void store::ledger_totals_since(const std::string& ts, uint64_t& tokens,
-                                double& cost) {
-  stmt sum(db_, "SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0), "
-                "COALESCE(SUM(cost_usd), 0) FROM usage_ledger WHERE ts >= ?1",
-           path_);
-  sum.bind(1, ts);
-  with(sum, path_, [&] {
+namespace {
+
+// Tokens and dollars of the ledger rows `where` selects (one ?1).
+#define BGAGENT_LEDGER_SUM                                                    \
+  "SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0), "             \
+  "COALESCE(SUM(cost_usd), 0) FROM usage_ledger WHERE "
+
+void read_totals(stmt& sum, const std::string& path, uint64_t& tokens,
+                 double& cost) {
+  with(sum, path, [&] {
     if (sum.step()) {
       tokens = static_cast<uint64_t>(sum.i64(0));
       cost = sum.dbl(1);
@@ -1258,19 +1268,19 @@ void store::ledger_totals_since(const std::string& ts, uint64_t& tokens,
   });
 }
 
+} // namespace
+
+void store::ledger_totals_since(const std::string& ts, uint64_t& tokens,
+                                double& cost) {
+  stmt sum(db_, BGAGENT_LEDGER_SUM "ts >= ?1", path_);
+  sum.bind(1, ts);
+  read_totals(sum, path_, tokens, cost);
+}
+
 void store::ledger_totals(int64_t run_id, uint64_t& tokens, double& cost) {
-  stmt sum(db_, "SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0), "
-                "COALESCE(SUM(cost_usd), 0) FROM usage_ledger WHERE "
-                "run_id = ?1",
-           path_);
+  stmt sum(db_, BGAGENT_LEDGER_SUM "run_id = ?1", path_);
   sum.bind(1, run_id);
-  with(sum, path_, [&] {
-    if (sum.step()) {
-      tokens = static_cast<uint64_t>(sum.i64(0));
-      cost = sum.dbl(1);
-    }
-    return 0;
-  });
+  read_totals(sum, path_, tokens, cost);
 }
 
 void store::finish_run(int64_t run_id, const std::string& state) {
@@ -1835,21 +1845,7 @@ std::vector<committed_event> store::events_of(const std::string& task_id,
               "FROM events WHERE task_id = ?1 ORDER BY seq LIMIT ?2",
          path_);
   s.bind(1, task_id).bind(2, static_cast<int64_t>(limit));
-  return with(s, path_, [&] {
-    std::vector<committed_event> out;
-    while (s.step()) {
-      committed_event e;
-      e.seq = static_cast<uint64_t>(s.i64(0));
-      e.ts = s.text(1);
-      e.event.event = s.text(2);
-      e.event.task_id = s.text(3);
-      e.event.attempt = static_cast<int32_t>(s.i64(4));
-      e.event.node = s.text(5);
-      e.event.detail = s.text(6);
-      out.push_back(std::move(e));
-    }
-    return out;
-  });
+  return with(s, path_, [&] { return event_rows(s); });
 }
 
 std::vector<std::string> store::completed_providers() {
