@@ -213,6 +213,10 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
   worker->add_option("--provider", provider, "This node's provider");
   worker->add_option("--model", model, "This node's model");
   worker->add_option("--base-url", base_url, "This node's base URL");
+  bool stay = false;
+  worker->add_flag("--stay", stay,
+                   "Stay up between runs: wait for the head (also at start) "
+                   "and join each run it starts, until SIGTERM");
 
   auto* admin = app.add_subcommand("admin", "Control a running head");
   admin->add_option("--connect", connect, "HOST:PORT of the head")
@@ -428,6 +432,7 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
       worker_options wo;
       wo.connect = connect;
       wo.name = node_name;
+      wo.stay = stay;
       wo.workers = c.workers; // --workers or BG_AGENT_WORKERS, default 4
       return worker_command(c, wo, providers);
     }

@@ -31,6 +31,7 @@ struct worker_options {
   std::string connect; // HOST:PORT of the head
   uint32_t workers = 4;
   std::string name;    // node name, default "<hostname>-<pid>"
+  bool stay = false;   // wait for the head and join every run it starts
 };
 
 struct admin_options {

@@ -8,6 +8,10 @@
 // Ends: the head ends its run -> exit 0; the head is lost -> one line and
 // exit 5, or, with BG_AGENT_REJOIN_TIMEOUT=S, retry joining for S seconds;
 // SIGINT/SIGTERM -> leave (the head re-dispatches what was in flight).
+// With --stay the node outlives runs: it waits for a head that cannot be
+// reached (at start, after a run, after losing it) and joins each run,
+// until a signal; only a refusal (wrong secret, bad certificate) ends it.
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <iostream>
@@ -41,7 +45,8 @@ extern "C" void on_node_signal(int sig) {
 
 using clock_type = std::chrono::steady_clock;
 
-enum class session_end { run_over, head_lost, signalled };
+// refused: the head is ending its run and took no new workers.
+enum class session_end { run_over, head_lost, signalled, refused };
 
 struct node_session {
   caf::scoped_actor& self;
@@ -93,9 +98,7 @@ session_end serve(caf::actor_system& sys, node_session& s, uint32_t n,
   s.self->monitor(s.w.ctx.gateway);
   if (!join(s.self, s.w.ctx.gateway, ws, names)) {
     stop_workers(s);
-    std::cerr << "bgagent: the head at " << head.text()
-              << " is ending its run and takes no new workers\n";
-    return session_end::run_over;
+    return session_end::refused;
   }
   std::printf("joined the head at %s as node %s with %u worker(s)\n",
               head.text().c_str(), s.node.c_str(), n);
@@ -183,27 +186,70 @@ int worker_command(const config& c, const worker_options& o,
                                     c.deadman_seconds / 3);
   bool joined_once = false;
   auto deadline = clock_type::now(); // retry window after losing the head
+  bool waiting = false;              // --stay: said that it waits
+  auto pause = std::chrono::milliseconds(500);
+  // Sleeps `pause` in short steps, so a signal is heard at once.
+  auto wait_a_little = [&] {
+    for (auto slept = std::chrono::milliseconds(0);
+         slept < pause && node_signal.load() == 0;
+         slept += std::chrono::milliseconds(100))
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  };
   for (;;) {
     welcome w;
     try {
       w = say_hello(sys, c, head, "worker", secret, node);
     } catch (const exit_error& e) {
-      bool retry = joined_once && e.code() == exit_code::unreachable &&
-                   clock_type::now() < deadline && node_signal.load() == 0;
+      bool unreachable = e.code() == exit_code::unreachable;
+      bool retry = unreachable && node_signal.load() == 0 &&
+                   (o.stay || (joined_once && clock_type::now() < deadline));
       if (!retry) {
+        if (node_signal.load() != 0 && o.stay) {
+          std::printf("node %s stops waiting (signal %d)\n", node.c_str(),
+                      node_signal.load());
+          return 128 + node_signal.load();
+        }
         std::cerr << "bgagent: " << e.what()
                   << (joined_once ? " (gave up rejoining)" : "") << "\n";
         return e.code();
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      if (o.stay && !waiting) {
+        waiting = true;
+        std::printf("node %s waits for a head at %s (--stay)\n", node.c_str(),
+                    head.text().c_str());
+        std::fflush(stdout);
+      }
+      wait_a_little(); // --stay: up to 5 s apart
+      if (o.stay)
+        pause = std::min(pause * 2, std::chrono::milliseconds(5000));
       continue;
     }
+    waiting = false;
+    pause = std::chrono::milliseconds(500);
     caf::scoped_actor self{sys};
     node_session s{self, w, prov, base, node, 0, {}};
     auto end = serve(sys, s, o.workers, head);
     joined_once = true;
     switch (end) {
+      case session_end::refused:
+        if (o.stay) { // the run is ending: the next one comes later
+          wait_a_little();
+          if (node_signal.load() != 0)
+            return 128 + node_signal.load();
+          break;
+        }
+        std::cerr << "bgagent: the head at " << head.text()
+                  << " is ending its run and takes no new workers\n";
+        return exit_code::ok;
       case session_end::run_over:
+        if (o.stay) {
+          std::printf("the head at %s ended the run; node %s stays for the "
+                      "next\n",
+                      head.text().c_str(), node.c_str());
+          std::fflush(stdout);
+          wait_a_little(); // the ending head takes no new workers
+          break;
+        }
         std::printf("the head at %s ended the run; node %s leaves\n",
                     head.text().c_str(), node.c_str());
         return exit_code::ok;
@@ -213,6 +259,11 @@ int worker_command(const config& c, const worker_options& o,
                     node.c_str(), node_signal.load());
         return 128 + node_signal.load();
       case session_end::head_lost:
+        if (o.stay) {
+          spdlog::warn("lost the head at {}; waiting for it (--stay)",
+                       head.text());
+          break;
+        }
         if (c.rejoin_seconds <= 0) {
           std::cerr << "bgagent: lost the head at " << head.text()
                     << "; node " << node

@@ -320,3 +320,33 @@ TEST_CASE("listening without TLS, insecure-listen off loopback or on a "
   }
   CHECK(!std::ifstream(dir.path("bgagent.db")));
 }
+
+TEST_CASE("a worker node with --stay waits for a head, joins two runs one "
+          "after the other and leaves on SIGTERM",
+          "[cluster][e2e]") {
+  temp_dir dir;
+  write_task_file(dir.path("first.jsonl"), 12, "first");
+  write_task_file(dir.path("second.jsonl"), 12, "second");
+  int port = free_port();
+  auto args = node_args(port, "node-s");
+  args.push_back("--stay");
+  // Started before any head: it waits instead of exiting 5.
+  background_process node(args, dir.path(), scripted_node_env(secret, 20),
+                          "node-s");
+  REQUIRE(wait_for_output(node, "waits for a head at " + loopback(port), 30));
+  for (auto* file : {"first.jsonl", "second.jsonl"}) {
+    INFO(file);
+    auto r = run(head_args(port, file), dir.path(), with_secret(secret), 120);
+    INFO(r.err << node.out() << node.err());
+    REQUIRE(r.exit_code == 0);
+    CHECK(node.running());
+  }
+  auto audit = dir.path("bgagent-audit.jsonl");
+  // The head has no workers of its own: the node did all 24 tasks.
+  CHECK(completed_on(audit, "node-s") == 24);
+  CHECK(audit_events(audit, "node_joined").size() == 2);
+  CHECK(node.out().find("ended the run; node node-s stays for the next") !=
+        std::string::npos);
+  node.signal(SIGTERM);
+  CHECK(node.wait(30) == 128 + SIGTERM);
+}
