@@ -262,7 +262,8 @@ budget_keeper(self_ptr self, budget_settings s,
   st.b.cost_used = s.cost_spent;
   st.period = s.period;
   st.clock = s.clock;
-  st.next_period = next_period_start(s.period, now_seconds(st));
+  st.next_period = next_period_start(
+    s.period, s.period_began != 0 ? s.period_began : now_seconds(st));
   st.checkpointer = std::move(checkpointer);
   st.auditor = std::move(auditor);
   st.monitor = std::move(monitor);
@@ -330,6 +331,7 @@ budget_keeper(self_ptr self, budget_settings s,
       return r;
     },
     [=](commit_atom, uint64_t id, const usage& u) {
+      roll_period(self);
       if (!settle(self, id, u))
         return false;
       check_alarms(self);
@@ -337,6 +339,7 @@ budget_keeper(self_ptr self, budget_settings s,
       return true;
     },
     [=](commit_atom, const std::vector<settlement>& all) {
+      roll_period(self);
       bool any = false;
       for (auto& s : all)
         any |= settle(self, s.reservation_id, s.spent);
@@ -346,6 +349,7 @@ budget_keeper(self_ptr self, budget_settings s,
       }
     },
     [=](release_atom, uint64_t id) {
+      roll_period(self);
       return release(self->state, id);
     },
     [=](set_budget_atom, const budget_change& c) {

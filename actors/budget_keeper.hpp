@@ -64,9 +64,13 @@ struct budget_settings {
   // The budget's period (policy/budget_period.hpp). Past the current
   // period's end the spending starts again at 0 (audited
   // `budget_period_started`, alarms and the exhausted alert re-armed),
-  // looked at on every reserve, budget and set_budget message. `clock`
+  // looked at on every message, so usage committed after the end counts in
+  // the new period, as the ledger's time says. `clock`
   // gives unix seconds (tests set it); empty: the system clock.
   budget_period period = budget_period::run;
+  // The first second of the period `tokens_spent` and `cost_spent` were
+  // read for (0: the one holding the clock's now).
+  int64_t period_began = 0;
   std::function<int64_t()> clock;
 };
 

@@ -89,6 +89,7 @@ struct supervisor_state {
   bool budget_wait = false;
   bool budget_asking = false;
   budget_snapshot denied_at;
+  clock_type::time_point denied_when; // the last denial
   enum phase phase = phase::starting;
   run_stop stop;
   retry_policy retries{retry_settings{}};
@@ -715,6 +716,7 @@ auto on_denied(self_ptr self) {
     if (st.settings.stay_on_budget && !stopping(st)) {
       // Still pending in the store; first in line once there is room.
       st.queue.push_front(std::move(t));
+      st.denied_when = clock_type::now();
       if (!st.budget_wait) {
         st.budget_wait = true;
         spdlog::warn("budget exhausted: {}; waiting for more (a raised "
@@ -752,7 +754,12 @@ void look_at_budget(self_ptr self) {
                        b.cost_used < d.cost_used ||
                        b.tokens_reserved < d.tokens_reserved ||
                        b.cost_reserved < d.cost_reserved;
-      if (!more_room || !st.budget_wait)
+      // The figures at the denial were read just after it, so a change
+      // between the two may hide in them: a try a minute settles it (at
+      // most one budget_denied line a minute while nothing fits).
+      bool a_while = clock_type::now() - st.denied_when >=
+                     std::chrono::seconds(60);
+      if ((!more_room && !a_while) || !st.budget_wait)
         return;
       st.budget_wait = false;
       spdlog::info("budget: room again (tokens {} of {}, cost ${:.6f} of "

@@ -68,7 +68,8 @@
 //   goes back to the queue and dispatching waits (the monitor's dead man's
 //   switch paused) until the budget_keeper's figures show more room than at
 //   the denial (a limit raised, the period rolled over, reservations
-//   released), looked at on each poll (the follow timer, or a poll_atom).
+//   released), looked at on each poll (the follow timer, or a poll_atom),
+//   and at least once a minute.
 #pragma once
 
 #include <cstdint>

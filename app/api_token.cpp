@@ -54,14 +54,19 @@ api_token resolve_api_token(const std::string& configured,
   if (!configured.empty())
     return {configured, "BG_AGENT_API_TOKEN"};
   auto path = db_path + ".api-token";
-  int fd = ::open(path.c_str(),
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0)
+    return {read_token_file(path), path};
+  // Written whole to a file of its own, then linked into place: a crash
+  // leaves either no token file or a complete one, and of two processes
+  // starting at once the second reads the first's.
+  auto tmp = path + ".new-" + std::to_string(::getpid());
+  ::unlink(tmp.c_str());
+  int fd = ::open(tmp.c_str(),
                   O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    if (errno == EEXIST)
-      return {read_token_file(path), path};
+  if (fd < 0)
     throw usage_error(path + ": cannot create the API token file: " +
                       std::strerror(errno));
-  }
   auto token = random_hex(32);
   auto line = token + "\n";
   bool ok = ::write(fd, line.data(), line.size()) ==
@@ -69,8 +74,17 @@ api_token resolve_api_token(const std::string& configured,
             ::fsync(fd) == 0;
   ::close(fd);
   if (!ok) {
-    ::unlink(path.c_str());
+    ::unlink(tmp.c_str());
     throw usage_error(path + ": cannot write the API token file");
+  }
+  int linked = ::link(tmp.c_str(), path.c_str());
+  int link_errno = errno;
+  ::unlink(tmp.c_str());
+  if (linked != 0) {
+    if (link_errno == EEXIST)
+      return {read_token_file(path), path};
+    throw usage_error(path + ": cannot create the API token file: " +
+                      std::strerror(link_errno));
   }
   return {token, path};
 }

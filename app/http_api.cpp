@@ -42,6 +42,10 @@ constexpr auto actor_timeout = std::chrono::seconds(10);
 constexpr int64_t default_page = 100;
 constexpr int64_t max_page = 1000;
 constexpr uint32_t max_events = 10000;
+// A page of records stops past this many bytes (a result may be large).
+constexpr size_t max_page_bytes = 8u << 20;
+// Bodies of the control paths are small JSON objects.
+constexpr size_t max_control_body = 64u << 10;
 constexpr const char* json_type = "application/json";
 constexpr const char* lines_type = "application/x-ndjson";
 
@@ -85,15 +89,16 @@ int64_t line_of(const std::string& message) {
 }
 
 // A body that is one JSON object (pretty-printed over several lines, say)
-// becomes one JSON line; an array or JSON Lines are read as they are.
+// is read as a JSON array of that one object (not parsed and written again
+// here: the reader checks its depth first); an array or JSON Lines are read
+// as they are.
 std::string as_task_lines(const std::string& body) {
   auto first = body.find_first_not_of(" \t\r\n");
   if (first == std::string::npos || body[first] != '{')
     return body;
-  auto j = nlohmann::ordered_json::parse(body, nullptr, false);
-  if (j.is_discarded() || !j.is_object())
+  if (!json::accept(body))
     return body; // JSON Lines, or malformed: the reader says which line
-  return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+  return "[" + body + "]";
 }
 
 bool known_state(const std::string& s) {
@@ -114,19 +119,20 @@ json budget_json(const budget_snapshot& b) {
               {"cost_reserved", b.cost_reserved}};
 }
 
-// Audit lines of refused requests: at most `per_second`, the others
-// counted into the next line written.
+// Audit lines of refused requests: at most `per_window` a minute, the
+// others counted into the next line written (a scanner cannot fill the
+// audit log).
 class refusal_log {
 public:
   // The detail to audit, or "" when this one is only counted.
   std::string admit(const std::string& detail) {
     std::lock_guard<std::mutex> lock(m_);
     auto now = std::chrono::steady_clock::now();
-    if (now - window_ >= std::chrono::seconds(1)) {
+    if (now - window_ >= std::chrono::minutes(1)) {
       window_ = now;
       in_window_ = 0;
     }
-    if (in_window_ >= per_second) {
+    if (in_window_ >= per_window) {
       ++suppressed_;
       return {};
     }
@@ -140,7 +146,7 @@ public:
   }
 
 private:
-  static constexpr int per_second = 10;
+  static constexpr int per_window = 10;
   std::mutex m_;
   std::chrono::steady_clock::time_point window_{};
   int in_window_ = 0;
@@ -205,7 +211,6 @@ struct http_api::impl {
   void submit_streamed(const Request& req, Response& res,
                        const httplib::ContentReader& read) {
     auto too_big = [&] {
-      res.set_header("Connection", "close");
       send_error(res, 413, "request body over BG_AGENT_HTTP_MAX_BODY (" +
                              std::to_string(s.max_body) + " bytes)");
     };
@@ -217,17 +222,21 @@ struct http_api::impl {
     // Chunked: read (and dropped) past the limit, up to httplib's own cap.
     std::string body;
     bool over = false;
-    read([&](const char* data, size_t n) {
-      if (over || body.size() + n > s.max_body) {
+    bool whole = read([&](const char* data, size_t n) {
+      if (body.size() + n > s.max_body) {
         over = true;
-        body.clear();
-      } else {
-        body.append(data, n);
+        return false; // stop reading: the connection closes after this
       }
+      body.append(data, n);
       return true;
     });
     if (over)
       return too_big();
+    if (!whole) {
+      return send_error(res, 400, "request body: incomplete (the connection "
+                                  "ended or timed out before its end); "
+                                  "nothing was stored");
+    }
     submit(req, body, res);
   }
 
@@ -269,8 +278,11 @@ struct http_api::impl {
                    {"ids", ids}});
   }
 
-  // The record of task `id`, if there is one.
+  // The record of task `id`, if there is one (an id that is not UTF-8 or
+  // holds a '/' names none: ids in paths are whole path segments).
   std::optional<task_record> find(store& db, const std::string& id) {
+    if (!valid_utf8(id) || id.empty())
+      return std::nullopt;
     auto rows = db.results("", "", {id}, 1);
     if (rows.empty())
       return std::nullopt;
@@ -306,6 +318,11 @@ struct http_api::impl {
                           json{{"field", "limit"}});
       limit = v;
     }
+    auto order = req.has_param("order") ? req.get_param_value("order")
+                                        : std::string("oldest");
+    if (order != "oldest" && order != "newest")
+      return send_error(res, 400, "order: not one of oldest, newest",
+                        json{{"field", "order"}});
     auto db = reader();
     int64_t after_seq = 0;
     if (req.has_param("after")) {
@@ -317,12 +334,17 @@ struct http_api::impl {
                           json{{"field", "after"}});
       after_seq = r->seq;
     }
-    auto rows = db->results(state, "", {}, limit, after_seq);
+    auto rows =
+      db->results(state, "", {}, limit, after_seq, order == "newest");
     std::string out;
-    for (auto& r : rows)
-      out += dump(to_json(r)) + "\n";
-    if (static_cast<int64_t>(rows.size()) == limit)
-      res.set_header("X-Next-After", rows.back().id);
+    size_t n = 0;
+    for (; n < rows.size() && out.size() < max_page_bytes; ++n)
+      out += dump(to_json(rows[n])) + "\n";
+    // A full page (by count or by bytes) names where the next one starts,
+    // percent-encoded as a query value.
+    if (n > 0 && (n < rows.size() || static_cast<int64_t>(n) == limit))
+      res.set_header("X-Next-After",
+                     httplib::detail::encode_query_param(rows[n - 1].id));
     res.set_content(out, lines_type);
   }
 
@@ -449,7 +471,8 @@ struct http_api::impl {
 
   void metrics(const Request&, Response& res) {
     std::string text;
-    if (!scrape_metrics(sys, h.monitor, h.checkpointer, text))
+    auto counts = reader()->status(); // not on the engine's store thread
+    if (!scrape_metrics(sys, h.monitor, counts, text))
       return send_error(res, 503, text);
     res.set_content(text, "text/plain; version=0.0.4; charset=utf-8");
   }
@@ -484,7 +507,45 @@ struct http_api::impl {
     res.set_content(std::string(body), type);
   }
 
+  // Before httplib reads a body: the token for every path but the
+  // dashboard's files, and bodies only as the paths take them (no
+  // Content-Encoding; the control paths' small bodies by length only).
+  httplib::Server::HandlerResponse before_body(const Request& req,
+                                               Response& res) {
+    using hr = httplib::Server::HandlerResponse;
+    bool asset = req.method == "GET" &&
+                 (req.path == "/" || req.path == "/dashboard.js" ||
+                  req.path == "/dashboard.css" || req.path == "/favicon.ico");
+    if (asset)
+      return hr::Unhandled;
+    if (!authorized(req, res)) {
+      return hr::Handled;
+    }
+    if (req.has_header("Content-Encoding")) {
+      send_error(res, 415, "Content-Encoding: bodies are taken as they are, "
+                           "not compressed");
+      return hr::Handled;
+    }
+    bool has_body = req.has_header("Content-Length") ||
+                    req.has_header("Transfer-Encoding");
+    if (has_body && !(req.method == "POST" && req.path == "/v1/tasks")) {
+      auto length = req.get_header_value("Content-Length");
+      if (length.empty() ||
+          std::strtoull(length.c_str(), nullptr, 10) > max_control_body) {
+          send_error(res, 413, "request body: at most " +
+                               std::to_string(max_control_body) +
+                               " bytes, with a Content-Length, on this path");
+        return hr::Handled;
+      }
+    }
+    return hr::Unhandled;
+  }
+
   void routes() {
+    server.set_pre_routing_handler(
+      [this](const Request& req, Response& res) {
+        return before_body(req, res);
+      });
     server.Get("/", [](const Request&, Response& res) {
       asset(res, dashboard_html(), "text/html; charset=utf-8");
     });
@@ -564,8 +625,11 @@ http_api::http_api(caf::actor_system& sys, const head_handles& handles,
   srv.set_payload_max_length(d.s.max_body * 2 + (64 << 10));
   srv.set_read_timeout(10);
   srv.set_write_timeout(10);
-  srv.set_keep_alive_timeout(5);
-  srv.set_keep_alive_max_count(100);
+  // One request per connection: a refused request's unread body can never
+  // be taken for the next request on a connection a proxy shares (httplib
+  // 0.11 closes only when the client asks), and an idle connection never
+  // holds one of the few threads.
+  srv.set_keep_alive_max_count(1);
   // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would let
   // two processes share the port silently.
   srv.set_socket_options([](int sock) {

@@ -4,8 +4,11 @@
 // Contract: GET / (the dashboard page), /dashboard.js and /dashboard.css
 // are static and need no token; every other path answers only with
 // `Authorization: Bearer TOKEN`
-// (compared in constant time); a missing or wrong token is 401 and audited
-// (`api_refused`, at most 10 lines a second, the rest counted in the next).
+// (compared in constant time, before any body is read); a missing or wrong
+// token is 401 and audited (`api_refused`, at most 10 lines a minute, the
+// rest counted in the next). One request per connection; no compressed
+// bodies (415); the control paths take at most 64 KiB with a
+// Content-Length.
 // Errors are JSON `{"error": {"message", and "line" or "field" where one
 // is at fault}}`: 400 bad request, 401, 404 no such task or path, 409 a
 // conflict, 413 a body over BG_AGENT_HTTP_MAX_BODY.
@@ -15,8 +18,9 @@
 //                                  skip|replace) -> 202 {"submitted",
 //                                  "duplicates", "ids"}
 //   GET  /v1/tasks/{id}            one `results --json` record
-//   GET  /v1/tasks?state=S&after=ID&limit=N
-//                                  JSON Lines in submit order, at most N
+//   GET  /v1/tasks?state=S&after=ID&limit=N&order=oldest|newest
+//                                  JSON Lines in submit order (or newest
+//                                  first), at most N
 //                                  (default 100, at most 1,000); a full page
 //                                  names the next one in `X-Next-After`
 //   GET  /v1/tasks/{id}/events     the task's audit lines (JSON Lines)

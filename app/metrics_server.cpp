@@ -15,21 +15,31 @@ namespace bgagent {
 bool scrape_metrics(caf::actor_system& sys, const monitor_actor& monitor,
                     const checkpointer_actor& checkpointer, std::string& out) {
   caf::scoped_actor self{sys};
-  metrics_snapshot m;
   status_report rep;
   std::string err;
-  self->request(monitor, std::chrono::seconds(10), metrics_atom::value)
-    .receive([&](metrics_snapshot& x) { m = std::move(x); },
+  self->request(checkpointer, std::chrono::seconds(10), status_atom::value)
+    .receive([&](status_report& x) { rep = std::move(x); },
              [&](caf::error& e) { err = sys.render(e); });
-  if (err.empty())
-    self->request(checkpointer, std::chrono::seconds(10), status_atom::value)
-      .receive([&](status_report& x) { rep = std::move(x); },
-               [&](caf::error& e) { err = sys.render(e); });
   if (!err.empty()) {
     out = "metrics unavailable: " + err;
     return false;
   }
-  out = prometheus_text(m, rep);
+  return scrape_metrics(sys, monitor, rep, out);
+}
+
+bool scrape_metrics(caf::actor_system& sys, const monitor_actor& monitor,
+                    const status_report& counts, std::string& out) {
+  caf::scoped_actor self{sys};
+  metrics_snapshot m;
+  std::string err;
+  self->request(monitor, std::chrono::seconds(10), metrics_atom::value)
+    .receive([&](metrics_snapshot& x) { m = std::move(x); },
+             [&](caf::error& e) { err = sys.render(e); });
+  if (!err.empty()) {
+    out = "metrics unavailable: " + err;
+    return false;
+  }
+  out = prometheus_text(m, counts);
   return true;
 }
 

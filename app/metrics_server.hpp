@@ -14,6 +14,7 @@
 
 #include "messages/checkpointer_actor.hpp"
 #include "messages/monitor_actor.hpp"
+#include "messages/run.hpp"
 #include <caf/fwd.hpp>
 
 namespace httplib {
@@ -27,6 +28,9 @@ namespace bgagent {
 // one's own (it blocks), never from an actor.
 bool scrape_metrics(caf::actor_system& sys, const monitor_actor& monitor,
                     const checkpointer_actor& checkpointer, std::string& out);
+// The same with the store's counts read by the caller (its own connection).
+bool scrape_metrics(caf::actor_system& sys, const monitor_actor& monitor,
+                    const status_report& counts, std::string& out);
 
 class metrics_server {
 public:

@@ -372,6 +372,7 @@ int run_command(const config& c, const run_options& o,
   bs.cost_spent = run.cost_used;
   bs.exhausted = exhausted;
   bs.period = period;
+  bs.period_began = period_began;
   auto keeper = spawn_budget_keeper(sys, bs, checkpointer, auditor, monitor);
   rate_settings rs;
   rs.rpm = c.rpm;
@@ -487,10 +488,17 @@ int run_command(const config& c, const run_options& o,
       shutdown(gatekeeper, sup, keeper, rates, monitor, checkpointer, auditor);
       throw;
     }
-    // The token goes in the fragment, which a browser never sends.
-    spdlog::info("HTTP API and dashboard at http://{}:{}/#token={} (bearer "
-                 "token from {})",
-                 http_at->host, http_at->port, token->value, token->where);
+    // The token goes in the fragment, which a browser never sends; and only
+    // to a terminal: a log (the journal) is read by more people than the
+    // token file.
+    if (isatty(STDERR_FILENO))
+      spdlog::info("HTTP API and dashboard at http://{}:{}/#token={} "
+                   "(bearer token from {})",
+                   http_at->host, http_at->port, token->value, token->where);
+    else
+      spdlog::info("HTTP API and dashboard at http://{}:{}/ (bearer token "
+                   "from {}; open /#token=TOKEN)",
+                   http_at->host, http_at->port, token->where);
     if (!is_loopback(http_at->host))
       spdlog::warn("--http {}: plain HTTP beyond this machine; put it "
                    "behind a reverse proxy with TLS (see the README)",

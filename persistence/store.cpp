@@ -1795,7 +1795,8 @@ status_report store::status() {
 std::vector<task_record> store::results(const std::string& state_filter,
                                         const std::string& tag,
                                         const std::vector<std::string>& ids,
-                                        int64_t limit, int64_t after_seq) {
+                                        int64_t limit, int64_t after_seq,
+                                        bool newest_first) {
   std::string sql = "SELECT id, type, state, attempts, result, error, "
                     "prompt_tokens, completion_tokens, cost_usd, provider, "
                     "model, updated_at, priority, IFNULL(tags, ''), "
@@ -1803,8 +1804,9 @@ std::vector<task_record> store::results(const std::string& state_filter,
                     "cached_tokens, reasoning_tokens FROM tasks WHERE (?1 = '' OR state = ?1) AND (?2 = '' "
                     "OR EXISTS (SELECT 1 FROM json_each(tasks.tags) WHERE "
                     "json_each.value = ?2)) AND (?3 = '' OR id IN (SELECT "
-                    "value FROM json_each(?3))) AND seq > ?5 ORDER BY seq "
-                    "LIMIT ?4";
+                    "value FROM json_each(?3))) AND ";
+  sql += newest_first ? "(?5 = 0 OR seq < ?5) ORDER BY seq DESC LIMIT ?4"
+                      : "seq > ?5 ORDER BY seq LIMIT ?4";
   stmt s(db_, sql.c_str(), path_);
   s.bind(1, state_filter).bind(2, tag);
   s.bind(3, ids.empty() ? std::string() : nlohmann::json(ids).dump());

@@ -235,10 +235,12 @@ public:
   // In submit order; "" (and no ids) filters nothing; at most `limit`
   // records (-1: all), only those submitted after the task of seq
   // `after_seq` (task_record::seq; 0: from the first).
+  // `newest_first`: the other way, after_seq then bounding from above.
   std::vector<task_record> results(const std::string& state_filter,
                                    const std::string& tag = {},
                                    const std::vector<std::string>& ids = {},
-                                   int64_t limit = -1, int64_t after_seq = 0);
+                                   int64_t limit = -1, int64_t after_seq = 0,
+                                   bool newest_first = false);
   // One task's committed audit events, in seq order, at most `limit`.
   std::vector<committed_event> events_of(const std::string& task_id,
                                          uint32_t limit);

@@ -42,13 +42,14 @@ int value_of(const std::string& text, const char* field, int lo, int hi,
 }
 
 // Sets the values `text` names in `bits` (index = value); true when it is
-// restricted (not a bare `*`).
+// restricted: as in Vixie cron, a field that starts with `*` (`*`, `*/2`)
+// is not, for the rule joining the two day fields.
 template <size_t N>
 bool parse_field(const std::string& text, const char* field, int lo, int hi,
                  std::bitset<N>& bits, const char* const* names = nullptr,
                  int names_base = 0) {
   std::stringstream items(text);
-  bool restricted = true;
+  bool restricted = text.empty() || text[0] != '*';
   for (std::string item; std::getline(items, item, ',');) {
     if (item.empty())
       throw std::invalid_argument(std::string(field) +
@@ -61,8 +62,6 @@ bool parse_field(const std::string& text, const char* field, int lo, int hi,
     }
     int a = lo, b = hi;
     if (range == "*") {
-      if (slash == std::string::npos && text == "*")
-        restricted = false;
     } else if (auto dash = range.find('-'); dash != std::string::npos) {
       a = value_of(range.substr(0, dash), field, lo, hi, names, names_base);
       b = value_of(range.substr(dash + 1), field, lo, hi, names, names_base);
@@ -157,6 +156,18 @@ schedule schedule::parse(const std::string& spec) {
       s.weekdays_.set(0); // 7 is Sunday too
     s.when_ = words[0] + " " + words[1] + " " + words[2] + " " + words[3] +
               " " + words[4];
+    // Some day of the month in some listed month must exist (any weekday
+    // exists in every month).
+    bool some_day = s.weekdays_restricted_ && s.days_restricted_;
+    static const int month_days[13] = {0, 31, 29, 31, 30, 31, 30,
+                                       31, 31, 30, 31, 30, 31};
+    for (int m = 1; m <= 12 && !some_day; ++m)
+      for (int d = 1; d <= month_days[m] && !some_day; ++d)
+        some_day = s.months_[static_cast<size_t>(m)] &&
+                   (!s.days_restricted_ || s.days_[static_cast<size_t>(d)]);
+    if (!some_day)
+      throw std::invalid_argument("\"" + s.when_ + "\" never fires (no such "
+                                  "day in the months it names)");
     file_word = 5;
   }
   // The file is the rest of the spec, as written (it may hold spaces).

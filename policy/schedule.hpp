@@ -8,7 +8,8 @@
 // process agrees on the firing times). FILE is the rest of SPEC.
 //
 // Contract: pure; times are unix seconds. parse() throws
-// std::invalid_argument naming the field at fault. next_after(t) is the
+// std::invalid_argument naming the field at fault, or saying that the
+// expression never fires (30 February). next_after(t) is the
 // first firing > t; latest_at_or_before(t) the last firing <= t (nullopt
 // when there was none in the 5 years before t).
 #pragma once

@@ -540,6 +540,9 @@ TEST_CASE("schedule: cron next and latest firings against a known table, "
     {"5 4 * * 7", "2026-11-29T04:05:00", "2026-11-22T04:05:00"},
     {"0 0 1 jan,jul *", "2027-01-01T00:00:00", "2026-07-01T00:00:00"},
     {"0-10/5 8-9 * * *", "2026-11-28T08:00:00", "2026-11-27T09:10:00"},
+    // A day field starting with '*' is not a restriction (Vixie cron):
+    // odd days that are weekdays, not every weekday and every odd day.
+    {"0 9 */2 * 1-5", "2026-12-01T09:00:00", "2026-11-27T09:00:00"},
   };
   for (auto& r : table) {
     INFO(r.when);
@@ -582,4 +585,6 @@ TEST_CASE("schedule: cron next and latest firings against a known table, "
   fails("@every 10 f", "not like 30s");
   fails("@every 0s f", "from 1 s");
   fails("@every 30s", "a duration and a file");
+  fails("0 0 30 2 * f", "never fires");
+  CHECK(schedule::parse("0 0 29 2 * f").next_after(t0) > t0); // leap days
 }

@@ -9,7 +9,11 @@
 #include <ctime>
 #include <map>
 #include <set>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -117,8 +121,11 @@ TEST_CASE("serve: every API path needs the bearer token (401, audited), "
     CHECK(first_token.size() == 64);
     CHECK(first_token.find_first_not_of("0123456789abcdef") ==
           std::string::npos);
-    // The URL printed at start carries the token in its fragment.
-    CHECK(svc.proc->err().find("/#token=" + first_token) != std::string::npos);
+    // The URL printed at start names the token's file; the token itself
+    // goes only to a terminal, never to a log.
+    CHECK(svc.proc->err().find("bearer token from bgagent.db.api-token") !=
+          std::string::npos);
+    CHECK(svc.proc->err().find(first_token) == std::string::npos);
 
     auto none = http_call("GET", svc.url("/v1/status"));
     CHECK(none.status == 401);
@@ -520,4 +527,110 @@ TEST_CASE("serve: a schedule that cannot fire is refused at start with exit "
   CHECK(invalid.exit_code == 2);
   CHECK(invalid.err.find("bad.jsonl line 1: missing required field "
                          "\"input\"") != std::string::npos);
+}
+
+namespace {
+
+// Sends `request` as raw bytes on a new loopback connection and returns
+// what came back before the server closed (or `wait_seconds` passed).
+// `half_close`: shut our side after sending.
+std::string raw_exchange(int port, const std::string& request,
+                         bool half_close, int wait_seconds = 10) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return {};
+  }
+  timeval tv{wait_seconds, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  if (half_close)
+    ::shutdown(fd, SHUT_WR);
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof(buf), 0)) > 0;)
+    out.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("serve: hostile clients: no body is read before the token, "
+          "compressed or oversized control bodies are refused, a body cut "
+          "short stores nothing, a deeply nested task is a 400, not a crash",
+          "[e2e][serve]") {
+  temp_dir dir;
+  service svc(dir);
+  auto auth = "Authorization: Bearer " + svc.token + "\r\n";
+  // A stranger announcing 1 GB is refused before a byte of it is read.
+  auto stranger = raw_exchange(
+    svc.port,
+    "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n"
+    "{\"id\":",
+    false);
+  CHECK(stranger.rfind("HTTP/1.1 401", 0) == 0);
+  CHECK(stranger.find("Connection: close") != std::string::npos);
+  // Compressed bodies are not taken (a small gzip can hold gigabytes).
+  auto gzip = raw_exchange(svc.port,
+                           "POST /v1/control/pause HTTP/1.1\r\nHost: x\r\n" +
+                             auth +
+                             "Content-Encoding: gzip\r\nContent-Length: 4\r\n"
+                             "\r\nabcd",
+                           false);
+  CHECK(gzip.rfind("HTTP/1.1 415", 0) == 0);
+  // The control paths take small bodies with a length, nothing chunked.
+  auto chunked = raw_exchange(svc.port,
+                              "POST /v1/control/budget HTTP/1.1\r\nHost: x\r\n" +
+                                auth +
+                                "Transfer-Encoding: chunked\r\n\r\n"
+                                "5\r\n{\"tok\r\n",
+                              false);
+  CHECK(chunked.rfind("HTTP/1.1 413", 0) == 0);
+  // A submission whose client stalls mid-body (past the 10 s read
+  // timeout) stores nothing, not the lines that came.
+  auto cut = raw_exchange(
+    svc.port,
+    "POST /v1/tasks HTTP/1.1\r\nHost: x\r\n" + auth +
+      "Transfer-Encoding: chunked\r\n\r\n" +
+      [&] {
+        auto line = task_line("cut-1", "Complete line. Fine.");
+        char size[16];
+        std::snprintf(size, sizeof(size), "%zx\r\n", line.size());
+        return std::string(size) + line + "\r\n";
+      }(),
+    false, 30);
+  CHECK(cut.rfind("HTTP/1.1 400", 0) == 0);
+  CHECK(cut.find("incomplete") != std::string::npos);
+  CHECK(svc.get("/v1/tasks/cut-1").status == 404);
+  // 100,000 levels of nesting: refused with the line, the service lives.
+  std::string deep = "{\"id\": \"deep\", \"type\": \"summarize\", \"input\": ";
+  deep += std::string(100000, '[') + std::string(100000, ']') + "}";
+  auto nested = svc.post("/v1/tasks", deep);
+  CHECK(nested.status == 400);
+  CHECK(nested.json()["error"]["message"].get<std::string>().find(
+          "nested more than") != std::string::npos);
+  CHECK(svc.get("/v1/status").status == 200);
+
+  // The newest first, for the dashboard's latest failures.
+  REQUIRE(svc.post("/v1/tasks", task_lines("n", 5)).status == 202);
+  REQUIRE(wait_until([&] { return svc.all_done(5); }, 60));
+  auto newest = json_lines(svc.get("/v1/tasks?order=newest&limit=2").body);
+  REQUIRE(newest.size() == 2);
+  CHECK(newest[0]["id"] == "n5");
+  CHECK(newest[1]["id"] == "n4");
+  auto next = json_lines(
+    svc.get("/v1/tasks?order=newest&limit=2&after=n4").body);
+  REQUIRE(next.size() == 2);
+  CHECK(next[0]["id"] == "n3");
+  CHECK(svc.get("/v1/tasks?order=sideways").json()["error"]["field"] ==
+        "order");
+  CHECK(svc.stop() == 143);
+  // Each refused request once in the audit, and nothing else of it.
+  CHECK(audit_events(dir.path("bgagent-audit.jsonl"), "api_refused").size() ==
+        1);
 }

@@ -15,7 +15,9 @@
   function takeToken() {
     var m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
     if (m) {
-      sessionStorage.setItem("bgagent-token", decodeURIComponent(m[1]));
+      var token = m[1];
+      try { token = decodeURIComponent(token); } catch (e) { /* as given */ }
+      sessionStorage.setItem("bgagent-token", token);
       history.replaceState(null, "", location.pathname + location.search);
     }
     return sessionStorage.getItem("bgagent-token");
@@ -152,8 +154,8 @@
     return Promise.all([
       api("/v1/status", token).then(JSON.parse),
       api("/metrics", token).then(parseMetrics),
-      api("/v1/tasks?state=retry_wait&limit=20", token).then(jsonLines),
-      api("/v1/tasks?state=quarantined&limit=20", token).then(jsonLines)
+      api("/v1/tasks?state=retry_wait&limit=20&order=newest", token).then(jsonLines),
+      api("/v1/tasks?state=quarantined&limit=20&order=newest", token).then(jsonLines)
     ]).then(function (r) {
       $("login").hidden = true;
       $("board").hidden = false;
