@@ -41,6 +41,11 @@ void call_counters::set_rate_waiting(int64_t n) {
   rate_waiting_.store(n, std::memory_order_relaxed);
 }
 
+void call_counters::set_rate_use(uint64_t limit_rpm, uint64_t used_rpm) {
+  rate_limit_rpm_.store(limit_rpm, std::memory_order_relaxed);
+  rate_used_rpm_.store(used_rpm, std::memory_order_relaxed);
+}
+
 void call_counters::set_circuits(
   int64_t open, std::chrono::steady_clock::time_point oldest) {
   oldest_open_ns_.store(
@@ -62,6 +67,8 @@ void call_counters::fill(metrics_snapshot& m) const {
   m.latency_count = latency_count_.load(std::memory_order_relaxed);
   m.rate_waiting = static_cast<uint64_t>(
     std::max<int64_t>(0, rate_waiting_.load(std::memory_order_relaxed)));
+  m.rate_limit_rpm = rate_limit_rpm_.load(std::memory_order_relaxed);
+  m.rate_used_rpm = rate_used_rpm_.load(std::memory_order_relaxed);
   auto open = circuits_open_.load(std::memory_order_relaxed);
   m.circuits_open = static_cast<uint64_t>(std::max<int64_t>(0, open));
   m.outage_seconds = 0;

@@ -33,6 +33,9 @@ public:
   uint64_t completed_count() const;
   // Calls waiting at the rate_keeper (rate limits, holds, open circuits).
   void set_rate_waiting(int64_t n);
+  // The last called provider model's limit and use, requests per minute
+  // (0, 0: no limit known).
+  void set_rate_use(uint64_t limit_rpm, uint64_t used_rpm);
   // Circuits open, and when the oldest opened (steady_clock).
   void set_circuits(int64_t open,
                     std::chrono::steady_clock::time_point oldest);
@@ -47,6 +50,8 @@ private:
   std::array<std::atomic<uint64_t>, bucket_count> buckets_{};
   std::atomic<int64_t> rate_waiting_{0};
   std::atomic<int64_t> circuits_open_{0};
+  std::atomic<uint64_t> rate_limit_rpm_{0};
+  std::atomic<uint64_t> rate_used_rpm_{0};
   // steady_clock nanoseconds when the oldest open circuit opened
   std::atomic<int64_t> oldest_open_ns_{0};
 };

@@ -132,8 +132,18 @@ std::chrono::nanoseconds wait_for(const rate_settings& s, key_state& k,
 
 // Lets a call go (wait_for said it may): while the circuit is open, as its
 // probe.
-uint64_t admit(key_state& k, clock_type::time_point now, uint64_t tokens) {
+uint64_t admit(key_state& k, clock_type::time_point now, uint64_t tokens,
+               const rate_settings& s, call_counters* counters) {
   auto slot = k.window.admit(now, tokens);
+  // Headroom for the dashboard and /metrics, per minute.
+  if (counters) {
+    auto per_minute = [&](uint64_t per_window) {
+      return static_cast<uint64_t>(static_cast<double>(per_window) * 60 /
+                                   s.window_seconds);
+    };
+    counters->set_rate_use(per_minute(k.window.rpm()),
+                           per_minute(k.window.calls_in_window()));
+  }
   k.flying.emplace(slot, now);
   if (k.circuit.ask(now) == circuit_breaker::gate::probe)
     k.probe_slot = slot;
@@ -273,7 +283,7 @@ void drain(self_ptr self, const std::string& key) {
     auto call = std::move(k.queue.front());
     k.queue.pop_front();
     count_waiting(self, -1);
-    call.rp.deliver(admit(k, now, call.tokens));
+    call.rp.deliver(admit(k, now, call.tokens, st.s, st.links.counters.get()));
   }
 }
 
@@ -353,7 +363,7 @@ rate_keeper_actor::behavior_type rate_keeper(self_ptr self, rate_settings s,
       if (may_fall_back && k.circuit.wait(now).count() > 0)
         return circuit_open_slot;
       if (k.queue.empty() && wait_for(st.s, k, now, tokens).count() == 0)
-        return admit(k, now, tokens);
+        return admit(k, now, tokens, st.s, st.links.counters.get());
       auto rp = self->make_response_promise<uint64_t>();
       k.queue.push_back(waiting_call{tokens, may_fall_back, rp});
       count_waiting(self, 1);

@@ -88,6 +88,13 @@ std::string prometheus_text(const metrics_snapshot& m,
            "Calls waiting for their turn: rate limits, Retry-After holds, "
            "open circuits.",
            static_cast<double>(m.rate_waiting));
+  w.metric("bgagent_rate_limit_requests_per_minute", "gauge",
+           "The request limit of the provider model called last "
+           "(BG_AGENT_RPM or its rate-limit headers); 0: none known.",
+           static_cast<double>(m.rate_limit_rpm));
+  w.metric("bgagent_rate_requests_per_minute", "gauge",
+           "Its requests in the last rate window, per minute.",
+           static_cast<double>(m.rate_used_rpm));
   w.metric("bgagent_circuits_open", "gauge",
            "Provider models found down: only a probe call goes.",
            static_cast<double>(m.circuits_open));

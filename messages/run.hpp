@@ -182,6 +182,11 @@ struct metrics_snapshot {
   uint64_t rate_waiting = 0;
   uint64_t circuits_open = 0;
   double outage_seconds = 0;
+  // The rate limit of the provider model called last (BG_AGENT_RPM or
+  // learned from its headers), per minute, and its calls in the last
+  // window, per minute; 0 and 0: no limit known.
+  uint64_t rate_limit_rpm = 0;
+  uint64_t rate_used_rpm = 0;
 };
 
 template <class Inspector>
@@ -191,7 +196,7 @@ typename Inspector::result_type inspect(Inspector& f, metrics_snapshot& x) {
            x.in_flight, x.workers, x.nodes, x.alerts, x.paused, x.budget,
            x.latency_buckets, x.latency_sum_seconds, x.latency_count,
            x.elapsed_seconds, x.rate_waiting, x.circuits_open,
-           x.outage_seconds);
+           x.outage_seconds, x.rate_limit_rpm, x.rate_used_rpm);
 }
 
 } // namespace bgagent

@@ -2,13 +2,14 @@
 # Installs the Debian 12 packages bgagent builds with (as root, or with
 # sudo); with --tests, also what the tests use (tmux: a real terminal for
 # the live line's tests; chromium: the dashboard's, headless; dpkg-dev: the
-# .deb's dependencies). Does nothing when they are all present already.
+# .deb's dependencies; prometheus: promtool, to check /metrics). Does
+# nothing when they are all present already.
 set -euo pipefail
 packages=(g++ cmake ninja-build pkg-config libcaf-dev libcurl4-openssl-dev
   nlohmann-json3-dev libspdlog-dev catch2 libsqlite3-dev libcli11-dev
   libcpp-httplib-dev libssl-dev sqlite3 curl libvalijson-dev libyaml-cpp-dev)
 if [ "${1:-}" = "--tests" ]; then
-  packages+=(tmux chromium dpkg-dev)
+  packages+=(tmux chromium dpkg-dev prometheus)
 fi
 missing=()
 for p in "${packages[@]}"; do

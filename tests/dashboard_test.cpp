@@ -77,6 +77,7 @@ TEST_CASE("dashboard: in headless Chromium it shows the service's counts, "
     dir.path(),
     {{"LLM_PROVIDER", "scripted"}, {"BG_AGENT_API_TOKEN", token},
      {"BG_AGENT_POLL_INTERVAL", "1"}, {"BG_AGENT_MAX_RETRIES", "3"},
+     {"BG_AGENT_RPM", "6000"},
      {"BG_AGENT_RETRY_INITIAL", "600"}, {"BG_AGENT_RETRY_MAX", "600"}},
     "serve");
   REQUIRE(wait_for_output(svc, "HTTP API and dashboard at", 30));
@@ -105,6 +106,10 @@ TEST_CASE("dashboard: in headless Chromium it shows the service's counts, "
   CHECK(text_of(dom, "run") == "run 1, running");
   CHECK(text_of(dom, "budget-period") == "day");
   CHECK(text_of(dom, "workers") == "4");
+  // Rate-limit headroom: the 10 calls' model against BG_AGENT_RPM.
+  auto rate = text_of(dom, "rate-text");
+  CHECK(rate.find(" of 6000 requests/min") != std::string::npos);
+  CHECK(rate.rfind("0 of", 0) != 0);
   // The failure waiting to retry and the quarantined task, with errors.
   auto failures = dom.substr(dom.find("id=\"failures\""));
   CHECK(failures.find("<td>flaky-1</td>") != std::string::npos);

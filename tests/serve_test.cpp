@@ -407,6 +407,17 @@ TEST_CASE("serve: a budget hit keeps the service up with tasks pending, "
   CHECK(metrics.status == 200);
   CHECK(metrics.body.find("bgagent_tasks{state=\"completed\"} 20") !=
         std::string::npos);
+  // Valid by Prometheus' own tool (Debian's prometheus package).
+  if (access("/usr/bin/promtool", X_OK) == 0) {
+    write_file(dir.path("metrics.txt"), metrics.body);
+    auto check = run({"/bin/sh", "-c", "promtool check metrics < metrics.txt"},
+                     dir.path());
+    INFO(check.out << check.err);
+    CHECK(check.exit_code == 0);
+  } else {
+    WARN("SKIPPED the promtool check: promtool is not installed "
+         "(scripts/install-deps.sh --tests installs it)");
+  }
   CHECK(svc.stop() == 143);
   CHECK(audit_events(dir.path("bgagent-audit.jsonl"), "task_completed")
           .size() == 20);

@@ -123,6 +123,10 @@
     $("cost-meter").value = b.cost_limit ? Math.min(1, b.cost_used / b.cost_limit) : 0;
     setText("cost-text", money(b.cost_used) + " of " + money(b.cost_limit));
     setText("budget-period", b.period || "run");
+    var limit = metrics["bgagent_rate_limit_requests_per_minute"] || 0;
+    var used = metrics["bgagent_rate_requests_per_minute"] || 0;
+    $("rate-meter").value = limit ? Math.min(1, used / limit) : 0;
+    setText("rate-text", limit ? used + " of " + limit + " requests/min" : "no limit known");
     setText("in-flight", metrics["bgagent_calls_in_flight"] || 0);
     setText("rate-waiting", metrics["bgagent_calls_waiting_for_rate"] || 0);
     setText("workers", metrics["bgagent_workers_up"] || 0);
