@@ -477,20 +477,24 @@ struct http_api::impl {
     res.set_content(text, "text/plain; version=0.0.4; charset=utf-8");
   }
 
-  // Runs `f` behind the token check; an engine or store that fails is 503
-  // or 500 with one line, never a crash of the server thread.
+  // Runs `serve()` (the token was checked before routing, in before_body);
+  // an engine or store that fails is 503 or 500 with one line, never a
+  // crash of the server thread.
+  template <class F>
+  static void answer(Response& res, F serve) {
+    try {
+      serve();
+    } catch (const store_error& e) {
+      send_error(res, 503, e.what());
+    } catch (const std::exception& e) {
+      send_error(res, 500, e.what());
+    }
+  }
+
   template <class F>
   httplib::Server::Handler guarded(F f) {
     return [this, f](const Request& req, Response& res) {
-      if (!authorized(req, res))
-        return;
-      try {
-        (this->*f)(req, res);
-      } catch (const store_error& e) {
-        send_error(res, 503, e.what());
-      } catch (const std::exception& e) {
-        send_error(res, 500, e.what());
-      }
+      answer(res, [&] { (this->*f)(req, res); });
     };
   }
 
@@ -560,15 +564,7 @@ struct http_api::impl {
                [](const Request&, Response& res) { res.status = 204; });
     server.Post("/v1/tasks", [this](const Request& req, Response& res,
                                     const httplib::ContentReader& read) {
-      if (!authorized(req, res))
-        return;
-      try {
-        submit_streamed(req, res, read);
-      } catch (const store_error& e) {
-        send_error(res, 503, e.what());
-      } catch (const std::exception& e) {
-        send_error(res, 500, e.what());
-      }
+      answer(res, [&] { submit_streamed(req, res, read); });
     });
     server.Get("/v1/tasks", guarded(&impl::list_tasks));
     server.Get(R"(/v1/tasks/([^/]+))", guarded(&impl::one_task));
@@ -581,9 +577,9 @@ struct http_api::impl {
     server.Post("/v1/control/budget", guarded(&impl::set_budget));
     server.Get("/metrics", guarded(&impl::metrics));
     // What no route answered (404, or 405 for another method) and what
-    // httplib refused itself (413 over the body limit, 400) as JSON; a
-    // path that needs the token says 401 first, so the API's paths are not
-    // mapped for strangers.
+    // httplib refused itself (413 over the body limit, 400) as JSON. A
+    // request without the token never gets here with 404: before_body
+    // answered it 401, so the API's paths are not mapped for strangers.
     server.set_error_handler([this](const Request& req, Response& res) {
       if (!res.body.empty())
         return;
@@ -591,13 +587,10 @@ struct http_api::impl {
         return send_error(res, 413,
                           "request body over BG_AGENT_HTTP_MAX_BODY (" +
                             std::to_string(s.max_body) + " bytes)");
-      if (res.status == 404 || res.status == 405) {
-        if (!authorized(req, res))
-          return;
+      if (res.status == 404 || res.status == 405)
         return send_error(res, 404, "no such path: " + req.method + " " +
                                       utf8_clip(sanitize_utf8(req.path),
                                                 200));
-      }
       if (res.status == 400 && req.method == "POST" &&
           !req.has_header("Content-Length") &&
           req.get_header_value("Transfer-Encoding") != "chunked")
