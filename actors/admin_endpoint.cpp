@@ -188,6 +188,16 @@ admin_endpoint(self_ptr self, head_handles h, caf::node_id admin_node,
         make_event("task_cancelled", {}, -1, "by admin at " + st.address,
                    st.address));
     },
+    [=](cancel_atom, batch_atom,
+        const std::string& id) -> caf::result<std::string> {
+      if (!allowed(self, "cancel-batch " + id))
+        return refused;
+      auto& st = self->state;
+      if (!st.h.batches)
+        return std::string("this head has no provider batch open (no "
+                           "--mode batch, and none taken up)");
+      return forward<std::string>(self, st.h.batches, cancel_atom::value, id);
+    },
     [=](workers_atom) -> caf::result<std::vector<std::string>> {
       if (!allowed(self, "workers"))
         return refused;

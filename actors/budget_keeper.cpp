@@ -251,29 +251,11 @@ void mark_passed_alarms(keeper_state& st) {
   }
 }
 
-budget_keeper_actor::behavior_type
-budget_keeper(self_ptr self, budget_settings s,
-              checkpointer_actor checkpointer, auditor_actor auditor,
-              monitor_actor monitor) {
-  auto& st = self->state;
-  st.b.tokens_limit = s.token_limit;
-  st.b.cost_limit = s.cost_limit;
-  st.b.tokens_used = s.tokens_spent;
-  st.b.cost_used = s.cost_spent;
-  st.period = s.period;
-  st.clock = s.clock;
-  st.next_period = next_period_start(
-    s.period, s.period_began != 0 ? s.period_began : now_seconds(st));
-  st.checkpointer = std::move(checkpointer);
-  st.auditor = std::move(auditor);
-  st.monitor = std::move(monitor);
-  mark_passed_alarms(st);
-  if (s.exhausted)
-    st.token_exhausted = st.cost_exhausted = true;
-  publish(self);
-  return {
-    [=](reserve_atom, const std::string& task_id, uint64_t asked_tokens,
-        double asked_cost) {
+// One reservation (see the header); `force` grants it whatever the
+// budget says: a batch task's worst case held again by a restarted head
+// (the provider has its request already).
+reservation reserve(self_ptr self, const std::string& task_id,
+                    uint64_t asked_tokens, double asked_cost, bool force) {
       roll_period(self);
       auto& st = self->state;
       auto& b = st.b;
@@ -293,7 +275,7 @@ budget_keeper(self_ptr self, budget_settings s,
       bool cost_fit = b.cost_used + b.cost_reserved + cost <=
                       b.cost_limit + 1e-12;
       reservation r;
-      if (!tokens_fit || !cost_fit) {
+      if (!force && (!tokens_fit || !cost_fit)) {
         ++b.denials;
         r.reason = !tokens_fit
                      ? "token budget: " + std::to_string(b.tokens_used) +
@@ -326,9 +308,51 @@ budget_keeper(self_ptr self, budget_settings s,
       b.cost_reserved += cost;
       ++b.grants;
       audit(self, make_event("budget_granted", task_id, -1,
-                            "reserved " + std::to_string(tokens) +
-                              " tokens, $" + fmt_cost(cost) + scaling));
+                            (force ? "held again (its batch is at the "
+                                     "provider): "
+                                   : "reserved ") +
+                              std::to_string(tokens) + " tokens, $" +
+                              fmt_cost(cost) + scaling));
       return r;
+}
+
+budget_keeper_actor::behavior_type
+budget_keeper(self_ptr self, budget_settings s,
+              checkpointer_actor checkpointer, auditor_actor auditor,
+              monitor_actor monitor) {
+  auto& st = self->state;
+  st.b.tokens_limit = s.token_limit;
+  st.b.cost_limit = s.cost_limit;
+  st.b.tokens_used = s.tokens_spent;
+  st.b.cost_used = s.cost_spent;
+  st.period = s.period;
+  st.clock = s.clock;
+  st.next_period = next_period_start(
+    s.period, s.period_began != 0 ? s.period_began : now_seconds(st));
+  st.checkpointer = std::move(checkpointer);
+  st.auditor = std::move(auditor);
+  st.monitor = std::move(monitor);
+  mark_passed_alarms(st);
+  if (s.exhausted)
+    st.token_exhausted = st.cost_exhausted = true;
+  publish(self);
+  return {
+    [=](reserve_atom, const std::string& task_id, uint64_t asked_tokens,
+        double asked_cost) {
+      return reserve(self, task_id, asked_tokens, asked_cost, false);
+    },
+    [=](reserve_atom, const std::vector<std::string>& ids,
+        const std::vector<uint64_t>& tokens, const std::vector<double>& costs,
+        bool force) {
+      std::vector<reservation> out;
+      for (size_t i = 0; i < ids.size() && i < tokens.size() &&
+                         i < costs.size();
+           ++i) {
+        out.push_back(reserve(self, ids[i], tokens[i], costs[i], force));
+        if (!out.back().granted)
+          break; // what does not fit is not asked for: the batch is cut
+      }
+      return out;
     },
     [=](commit_atom, uint64_t id, const usage& u) {
       roll_period(self);

@@ -56,7 +56,26 @@ void call_counters::set_circuits(
   circuits_open_.store(open, std::memory_order_relaxed);
 }
 
+void call_counters::set_batches(uint64_t open, uint64_t tasks,
+                                std::string progress) {
+  batches_open_.store(open, std::memory_order_relaxed);
+  batch_tasks_.store(tasks, std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(progress_mtx_);
+  batch_progress_ = std::move(progress);
+}
+
+void call_counters::cached() {
+  cached_.fetch_add(1, std::memory_order_relaxed);
+}
+
 void call_counters::fill(metrics_snapshot& m) const {
+  m.batches_open = batches_open_.load(std::memory_order_relaxed);
+  m.batch_tasks = batch_tasks_.load(std::memory_order_relaxed);
+  m.cached = cached_.load(std::memory_order_relaxed);
+  {
+    std::lock_guard<std::mutex> lock(progress_mtx_);
+    m.batch_progress = batch_progress_;
+  }
   // A call's end may be counted before its start is seen: never below 0.
   m.in_flight = static_cast<uint64_t>(
     std::max<int64_t>(0, in_flight_.load(std::memory_order_relaxed)));

@@ -13,6 +13,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <mutex>
+#include <string>
 #include <vector>
 
 #include "messages/run.hpp"
@@ -39,6 +41,11 @@ public:
   // Circuits open, and when the oldest opened (steady_clock).
   void set_circuits(int64_t open,
                     std::chrono::steady_clock::time_point oldest);
+  // Provider batches not ended and the tasks in them, with one line of
+  // their progress for the live line (the batch_runner's).
+  void set_batches(uint64_t open, uint64_t tasks, std::string progress);
+  // A task completed from the response cache.
+  void cached();
   // Writes in_flight, completed and the latency figures into `m`.
   void fill(metrics_snapshot& m) const;
 
@@ -52,6 +59,11 @@ private:
   std::atomic<int64_t> circuits_open_{0};
   std::atomic<uint64_t> rate_limit_rpm_{0};
   std::atomic<uint64_t> rate_used_rpm_{0};
+  std::atomic<uint64_t> batches_open_{0};
+  std::atomic<uint64_t> batch_tasks_{0};
+  std::atomic<uint64_t> cached_{0};
+  mutable std::mutex progress_mtx_;
+  std::string batch_progress_;
   // steady_clock nanoseconds when the oldest open circuit opened
   std::atomic<int64_t> oldest_open_ns_{0};
 };

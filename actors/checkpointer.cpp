@@ -176,6 +176,45 @@ behavior_type running_behavior(self_ptr self) {
       return db_.fetch_runnable(fetch_cursor{after_priority, after_seq},
                                 limit);
     },
+    [=, &db_](cached_atom, const std::vector<std::string>& ids,
+              const std::vector<std::string>& fingerprints,
+              const audit_event& each) {
+      return grouped(self, [&] {
+        return db_.complete_from_cache(ids, fingerprints, each);
+      });
+    },
+    [=, &db_](batch_atom, const batch_row& row,
+              const std::vector<batch_member>& members,
+              const audit_event& created) {
+      return grouped(self,
+                     [&] { return db_.create_batch(row, members, created); });
+    },
+    [=, &db_](batch_atom, const batch_row& row,
+              const std::vector<batch_outcome>& outcomes,
+              const audit_event& ev) {
+      return grouped(self, [&] {
+        db_.update_batch(row, outcomes, ev);
+        return true;
+      });
+    },
+    [=, &db_](batches_atom, bool open_only) {
+      commit_open_group(self);
+      return db_.batches(open_only);
+    },
+    [=, &db_](batches_atom, const std::string& id) {
+      commit_open_group(self);
+      return db_.batch_members(id);
+    },
+    [=, &db_](batches_atom, const std::vector<std::string>& ids,
+              const std::vector<uint64_t>& rids) {
+      std::vector<std::pair<std::string, uint64_t>> pairs;
+      for (size_t i = 0; i < ids.size() && i < rids.size(); ++i)
+        pairs.emplace_back(ids[i], rids[i]);
+      return grouped(self, [&] {
+        db_.set_reservation_ids(pairs);
+        return true;
+      });
+    },
     [=](flush_atom) {
       commit_open_group(self);
       return flush_atom::value;

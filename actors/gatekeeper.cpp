@@ -166,7 +166,8 @@ gatekeeper_actor::behavior_type gatekeeper(self_ptr self,
           w.accepted = true;
           w.ctx.gateway = spawn_node_gateway(
             self->system(), st.handles,
-            gateway_settings{node_name, address, true});
+            gateway_settings{node_name, address, true, st.settings.cache,
+                             st.settings.response_format});
           st.gateways->push_back(w.ctx.gateway);
           self->send(st.handles.supervisor, watch_atom::value,
                      caf::actor_cast<caf::actor>(w.ctx.gateway),

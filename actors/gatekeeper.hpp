@@ -44,6 +44,9 @@ struct gatekeeper_settings {
   std::string head = "head";    // the head's node name
   uint32_t max_failures = 5;
   double failure_window_seconds = 60;
+  // For the nodes' gateways (gateway_settings).
+  bool cache = false;
+  bool response_format = true;
 };
 
 gatekeeper_actor spawn_gatekeeper(caf::actor_system& sys,

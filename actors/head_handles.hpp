@@ -12,6 +12,7 @@
 
 #include "actors/call_counters.hpp"
 #include "messages/auditor_actor.hpp"
+#include "messages/batch_runner_actor.hpp"
 #include "messages/budget_keeper_actor.hpp"
 #include "messages/checkpointer_actor.hpp"
 #include "messages/monitor_actor.hpp"
@@ -30,6 +31,8 @@ struct head_handles {
   std::shared_ptr<call_counters> counters;
   // Paces every call to BG_AGENT_RPM / _TPM and Retry-After; null: none.
   rate_keeper_actor rate_keeper;
+  // Provider batches (actors/batch_runner.hpp); null: none in this run.
+  batch_runner_actor batches;
 };
 
 } // namespace bgagent

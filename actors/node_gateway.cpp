@@ -15,6 +15,7 @@
 #include "messages/node_gateway_actor.hpp"
 #include "messages/task.hpp"
 #include "messages/utf8.hpp"
+#include "providers/task_request.hpp"
 
 namespace bgagent {
 
@@ -38,6 +39,10 @@ struct open_attempt {
   // asked: one per model at most.
   std::vector<std::string> models;
   uint32_t begins = 0;
+  // The response cache: the task (kept only when it may be cached) and
+  // its request's fingerprint once looked up.
+  std::shared_ptr<const task> cacheable;
+  std::string fingerprint;
 };
 
 // Whether `detail` ("provider/model") names one of the task's models: a
@@ -257,6 +262,50 @@ void begin(self_ptr self, const task_worker_actor& worker, const std::string& id
     });
 }
 
+// A begin whose request may have a cached answer: looked up first; found,
+// the store completes the task from it and the worker is told so (no
+// call, no reservation); not found, the begin goes on.
+void look_in_cache(self_ptr self, const task_worker_actor& worker,
+                   const std::string& id, uint32_t attempt, uint64_t prompt,
+                   uint64_t completion, double cost, const std::string& detail,
+                   bool may_fall_back,
+                   caf::typed_response_promise<int32_t> rp) {
+  auto& st = self->state;
+  auto addr = worker.address();
+  auto fp = st.open[id].fingerprint;
+  self->request(st.h.checkpointer, caf::infinite, cached_atom::value,
+                std::vector<std::string>{id}, std::vector<std::string>{fp},
+                event_for(self, "task_cached", id, attempt, ""))
+    .then(
+      [=](const std::vector<std::string>& done) mutable {
+        auto& st = self->state;
+        auto i = st.open.find(id);
+        bool open = i != st.open.end() && i->second.worker == addr &&
+                    i->second.attempt == attempt;
+        if (!done.empty()) {
+          if (open)
+            st.open.erase(i);
+          if (st.h.counters)
+            st.h.counters->cached();
+          caf::send_as(worker, st.h.supervisor, done_atom::value, id,
+                       attempt);
+          rp.deliver(begin_answer::cached);
+          return;
+        }
+        if (!open)
+          return; // the worker died meanwhile
+        begin(self, worker, id, attempt, prompt, completion, cost, detail,
+              may_fall_back, rp);
+      },
+      [=](caf::error&) mutable {
+        // The store did not answer: the call goes as if nothing were
+        // cached (at worst it is paid once more).
+        if (self->state.open.count(id))
+          begin(self, worker, id, attempt, prompt, completion, cost, detail,
+                may_fall_back, rp);
+      });
+}
+
 // A failed attempt: its usage and task_failed to the store, then the
 // failure to the supervisor (as the worker). Whether it was the provider's
 // fault is the rate_keeper's word (`provider_fault`), never a node's.
@@ -348,8 +397,10 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
       if (--st.storing == 0 && st.node_lost)
         self->quit();
     };
+    auto kept = out;
+    kept.fingerprint = a.fingerprint; // set here only, never by a node
     self->request(st.h.checkpointer, caf::infinite, complete_atom::value, id,
-                  attempt, out, u,
+                  attempt, kept, u,
                   event_for(self, "task_completed", id, attempt,
                             fmt_usage(u)),
                   a.reservation)
@@ -432,6 +483,8 @@ node_gateway_actor::behavior_type node_gateway(self_ptr self, head_handles h,
       a.worker = worker.address();
       a.attempt = attempt;
       a.models = model_chain(t);
+      if (st.s.cache && t.temperature == 0)
+        a.cacheable = std::make_shared<const task>(t);
       watch(self, worker.address());
       caf::anon_send(worker, dispatch_atom::value, t, attempt);
     },
@@ -460,6 +513,23 @@ node_gateway_actor::behavior_type node_gateway(self_ptr self, head_handles h,
         rp.deliver(begin_answer::refused);
         return rp;
       }
+      auto& a = i->second;
+      auto slash = detail.find('/');
+      auto provider = detail.substr(0, slash);
+      if (a.cacheable && provider != "offline") {
+        auto fp = request_fingerprint(*a.cacheable, provider,
+                                      detail.substr(slash + 1),
+                                      st.s.response_format);
+        a.cacheable.reset();
+        a.fingerprint = fp;
+        if (!fp.empty()) {
+          a.begun = true; // one begin at a time, even while it looks
+          look_in_cache(self, worker, id, attempt, prompt, completion, cost,
+                        detail, may_fall_back, rp);
+          return rp;
+        }
+      }
+      a.cacheable.reset();
       begin(self, worker, id, attempt, prompt, completion, cost, detail,
             may_fall_back, rp);
       return rp;

@@ -68,6 +68,14 @@ struct gateway_settings {
   std::string node = "head";     // the node's name in audit lines
   std::string address = "local"; // its network address, for audit lines
   bool remote = false;           // bound the usage it reports
+  // The response cache (DESIGN.md section 13): a begin of a task at
+  // temperature 0 whose request (providers/task_request.hpp, computed here,
+  // never taken from the node) has a cached answer is completed from it,
+  // no call (begin_answer::cached); a completed answer is kept under its
+  // request's fingerprint. Off with --no-cache, and for the offline
+  // provider (its answers cost nothing).
+  bool cache = false;
+  bool response_format = true;   // as the requests are built
 };
 
 node_gateway_actor spawn_node_gateway(caf::actor_system& sys,

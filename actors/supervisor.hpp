@@ -104,6 +104,9 @@ struct supervisor_settings {
   bool stay_on_budget = false; // serve: wait for budget instead of stopping
   double poll_interval_seconds = 10;
   std::string node = "head";
+  // The response cache and how requests are built (gateway_settings).
+  bool cache = false;
+  bool response_format = true;
 };
 
 struct run_handles {

@@ -16,6 +16,7 @@
 #include "messages/task_worker_actor.hpp"
 #include "messages/utf8.hpp"
 #include "messages/worker_context.hpp"
+#include "providers/task_request.hpp"
 
 namespace bgagent {
 
@@ -50,15 +51,6 @@ struct worker_state {
 };
 
 using self_ptr = task_worker_actor::stateful_pointer<worker_state>;
-
-// The invalid answer shown back in a repair turn, cut to what an honest
-// answer within max_tokens could be (about four characters a token): a
-// provider that ignored max_tokens must not make the next request, and its
-// reservation, grow past the budget.
-std::string repair_answer_for(const task& t) {
-  size_t limit = std::max<size_t>(1000, size_t{4} * t.max_tokens);
-  return utf8_clip(t.repair_answer, limit, "...");
-}
 
 void beat(self_ptr self) {
   auto& st = self->state;
@@ -152,11 +144,7 @@ void begin_call(self_ptr self) {
   auto& st = self->state;
   auto& t = st.current;
   auto model = st.chain[st.model_at];
-  st.req = llm_request{t.id,     t.type,   t.input,
-                       t.max_tokens ? t.max_tokens : 256,
-                       t.system, t.prompt, t.schema,
-                       model,    t.temperature, t.raw,
-                       repair_answer_for(t), t.repair_error, {}};
+  st.req = request_for(t, model);
   auto est_prompt = st.prov->estimate_prompt_tokens(st.req);
   auto worst_cost = st.prov->price_of(model).cost(est_prompt,
                                                   st.req.max_tokens);

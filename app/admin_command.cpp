@@ -134,6 +134,9 @@ int admin_command(const config& c, const admin_options& o) {
   }
   if (o.command == "requeue" && o.ids.empty() && !o.all_quarantined)
     throw usage_error("admin requeue: give task ids or --quarantined");
+  if (o.command == "cancel-batch" && o.ids.size() != 1)
+    throw usage_error("admin cancel-batch: give one batch id (bgagent "
+                      "batches lists them)");
   if (o.command == "cancel" && o.ids.empty())
     throw usage_error("admin cancel: give task ids");
   auto secret = node_secret(c);
@@ -190,6 +193,15 @@ int admin_command(const config& c, const admin_options& o) {
   } else if (cmd == "cancel") {
     print_ids("cancelled", call<std::vector<std::string>>(
                              self, a, head, cancel_atom::value, o.ids));
+  } else if (cmd == "cancel-batch") {
+    auto why = call<std::string>(self, a, head, cancel_atom::value,
+                                 batch_atom::value, o.ids.front());
+    if (!why.empty())
+      throw exit_error(exit_code::usage,
+                       "admin cancel-batch " + o.ids.front() + ": " + why);
+    std::printf("batch %s: cancel asked of the provider; its requests left "
+                "undone go back to the queue when it has stopped\n",
+                o.ids.front().c_str());
   } else if (cmd == "workers") {
     auto ws = call<std::vector<std::string>>(self, a, head,
                                              workers_atom::value);

@@ -64,6 +64,9 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
     "(refuse the file, the default), skip (keep the stored task) or "
     "replace (run the new one)";
   // run and serve take the same flags (serve: --http besides).
+  std::string mode;
+  bool no_cache = false;
+  bool detach = false;
   auto add_run_flags = [&](CLI::App* cmd) {
     cmd->add_option("--tasks", tasks, "Task file (JSON Lines or a JSON array)")
       ->type_name("FILE");
@@ -102,8 +105,19 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
                     "US dollars the run may spend (BG_AGENT_COST_BUDGET, "
                     "default 1.00)")
       ->type_name("USD");
+    cmd->add_option("--mode", mode,
+                    "live | batch: calls one by one, or through the "
+                    "provider's Batch API at its batch price (BG_AGENT_MODE, "
+                    "default live)")
+      ->check(CLI::IsMember({"live", "batch"}));
+    cmd->add_flag("--no-cache", no_cache,
+                  "Call the model even where the response cache holds the "
+                  "answer to the same request");
   };
   add_run_flags(run);
+  run->add_flag("--detach", detach,
+                "With --mode batch: submit the batches and exit 0; a later "
+                "run (or serve) collects their results");
   add_run_flags(serve);
   std::string http = "127.0.0.1:8420";
   std::vector<std::string> schedules;
@@ -173,6 +187,11 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
   status->add_flag("--by-tag", by_tag,
                    "Per tag: tasks per state, tokens and dollars");
 
+  auto* batches = app.add_subcommand(
+    "batches", "Provider batches (--mode batch): state, tasks, completed, "
+               "failed, age and cost");
+  batches->add_option("--db", db, "Database file");
+  batches->add_flag("--json", json, "JSON Lines, one object per batch");
   auto* results = app.add_subcommand("results", "One record per task");
   results->add_option("--db", db, "Database file");
   results->add_option("--state", state, "Only tasks in this state");
@@ -248,6 +267,12 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
   a_requeue->add_option("ids", ao.ids, "Task ids");
   auto* a_cancel = admin->add_subcommand("cancel", "Cancel tasks");
   a_cancel->add_option("ids", ao.ids, "Task ids")->required();
+  auto* a_cancel_batch = admin->add_subcommand(
+    "cancel-batch", "Cancel a provider batch (--mode batch): its requests "
+                    "left undone go back to the queue");
+  a_cancel_batch->add_option("ids", ao.ids, "The batch's id (local or the "
+                                            "provider's)")
+    ->required();
 
   certs_options co;
   auto* certs = app.add_subcommand("certs", "Certificates for the cluster's "
@@ -317,7 +342,7 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
     {"token-budget", "N"},   {"cost-budget", "USD"}, {"tokens", "N"},
     {"cost", "USD"},         {"name", "NAME"},       {"nodes", "NAME,..."},
     {"file", "FILE"},        {"ids", "ID..."},       {"dir", "DIR"},
-    {"limit", "N"}};
+    {"limit", "N"},          {"mode", "MODE"}};
   std::function<void(CLI::App*)> name_placeholders = [&](CLI::App* a) {
     for (auto* opt : a->get_options()) {
       auto names = opt->get_lnames();
@@ -399,6 +424,7 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
     flag(model, "MODEL", "--model");
     flag(base_url, "LLM_BASE_URL", "--base-url");
     flag(token_budget, "BG_AGENT_TOKEN_BUDGET", "--token-budget");
+    flag(mode, "BG_AGENT_MODE", "--mode");
     flag(cost_budget, "BG_AGENT_COST_BUDGET", "--cost-budget");
     auto c = load_config(src);
     c.provider_explicit = !provider.empty();
@@ -426,6 +452,11 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
       o.insecure_listen = insecure_listen;
       o.metrics = metrics;
       o.dry_run = dry_run;
+      o.detach = detach;
+      o.no_cache = no_cache;
+      if (detach && c.mode != "batch")
+        throw usage_error("--detach: only with --mode batch (or "
+                          "BG_AGENT_MODE=batch)");
       return run_command(c, o, providers);
     }
     if (*worker) {
@@ -451,6 +482,8 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
       return estimate_command(c, tasks, json, providers);
     if (*submit)
       return submit_command(c, file, on_conflict);
+    if (*batches)
+      return batches_command(c, json);
     if (*status)
       return by_tag ? status_by_tag_command(c, json) : status_command(c, json);
     if (*results) {

@@ -25,6 +25,8 @@ struct run_options {
   bool serve = false;
   std::string http;
   std::vector<std::string> schedules; // serve --schedule SPEC ...
+  bool detach = false;   // --mode batch --detach: submit and exit 0
+  bool no_cache = false; // --no-cache: no answer from the response cache
 };
 
 struct worker_options {
@@ -50,6 +52,9 @@ struct certs_options {
   std::string nodes;        // comma-separated node names
   bool nodes_given = false; // false: the one node "head"
 };
+
+// `bgagent batches [--json]` (app/store_commands.cpp).
+int batches_command(const config& c, bool json);
 
 int run_command(const config& c, const run_options& o,
                 const provider_registry& providers);

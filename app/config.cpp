@@ -36,7 +36,9 @@ const std::vector<std::string> known_names = {
   "BG_AGENT_TLS_CERT",
   "BG_AGENT_TLS_KEY", "BG_AGENT_TLS_CA", "BG_AGENT_REJOIN_TIMEOUT",
   "BG_AGENT_SYNC", "BG_AGENT_TYPES", "BG_AGENT_RESPONSE_FORMAT",
-  "BG_AGENT_API_TOKEN", "BG_AGENT_HTTP_MAX_BODY", "BG_AGENT_BUDGET_PERIOD"};
+  "BG_AGENT_API_TOKEN", "BG_AGENT_HTTP_MAX_BODY", "BG_AGENT_BUDGET_PERIOD",
+  "BG_AGENT_MODE", "BG_AGENT_BATCH_MAX_REQUESTS", "BG_AGENT_BATCH_MAX_BYTES",
+  "BG_AGENT_BATCH_POLL", "BG_AGENT_BATCH_DISCOUNT", "BG_AGENT_BATCH_RETRY"};
 
 std::string trim(const std::string& s) {
   auto b = s.find_first_not_of(" \t\r\n");
@@ -227,6 +229,24 @@ config load_config(const config_sources& src) {
   if (!c.budget_period.empty() && !parse_budget_period(c.budget_period))
     throw usage_error(label(src, "BG_AGENT_BUDGET_PERIOD") +
                       ": not one of run, hour, day, month");
+  str("BG_AGENT_MODE", c.mode);
+  if (c.mode != "live" && c.mode != "batch")
+    throw usage_error(label(src, "BG_AGENT_MODE") +
+                      ": not one of live, batch");
+  count("BG_AGENT_BATCH_MAX_REQUESTS", c.batch_max_requests, 1, 50000);
+  count("BG_AGENT_BATCH_MAX_BYTES", c.batch_max_bytes, 1024,
+        200ull << 20);
+  secs("BG_AGENT_BATCH_POLL", c.batch_poll_seconds);
+  if (auto* v = find(src, "BG_AGENT_BATCH_DISCOUNT")) {
+    c.batch_discount = parse_money(label(src, "BG_AGENT_BATCH_DISCOUNT"), *v);
+    if (c.batch_discount > 1)
+      throw usage_error(label(src, "BG_AGENT_BATCH_DISCOUNT") +
+                        ": a share of the live price, between 0 and 1");
+  }
+  str("BG_AGENT_BATCH_RETRY", c.batch_retry);
+  if (c.batch_retry != "batch" && c.batch_retry != "live")
+    throw usage_error(label(src, "BG_AGENT_BATCH_RETRY") +
+                      ": not one of batch, live");
   str("BG_AGENT_SECRET_FILE", c.secret_file);
   str("BG_AGENT_TLS_CERT", c.tls_cert);
   str("BG_AGENT_TLS_KEY", c.tls_key);

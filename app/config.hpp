@@ -81,6 +81,16 @@ struct config {
   // BG_AGENT_BUDGET_PERIOD: run, hour, day or month (UTC); empty: the
   // command's default (run for `run`, day for `serve`).
   std::string budget_period;
+  // Batch mode (DESIGN.md section 13): BG_AGENT_MODE live | batch (the
+  // --mode flag), the provider's limits per batch, how often a batch is
+  // looked at, the batch price as a share of the live one where the price
+  // list has none, and where failed tasks are retried (batch | live).
+  std::string mode = "live";
+  uint64_t batch_max_requests = 50000;
+  uint64_t batch_max_bytes = 200ull << 20;
+  double batch_poll_seconds = 60;
+  double batch_discount = 0.5;
+  std::string batch_retry = "batch";
 };
 
 // The raw sources, for tests: name -> (value, where it came from).

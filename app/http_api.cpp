@@ -469,6 +469,33 @@ struct http_api::impl {
                               done}});
   }
 
+  // GET /v1/batches: the store's provider batches, newest first, as
+  // `batches --json` prints them.
+  void list_batches(const Request&, Response& res) {
+    std::string out;
+    for (auto& b : reader()->batches(false))
+      out += to_json(b).dump() + "\n";
+    res.set_content(out, lines_type);
+  }
+
+  // POST /v1/batches/{id}/cancel: asked of the run's batch_runner, which
+  // asks the provider.
+  void cancel_batch(const Request& req, Response& res) {
+    auto id = req.matches[1].str();
+    audit_command(req, "cancel-batch " + utf8_clip(sanitize_utf8(id), 200));
+    if (!h.batches)
+      return send_error(res, 409, "no provider batch is open in this "
+                                  "process: batch \"" +
+                                    utf8_clip(sanitize_utf8(id), 200) +
+                                    "\" cannot be cancelled here");
+    caf::scoped_actor self{sys};
+    auto why = ask_within<std::string>(self, h.batches, cancel_atom::value,
+                                       id);
+    if (!why.empty())
+      return send_error(res, 409, why);
+    send_json(res, 200, json{{"cancelling", id}});
+  }
+
   void metrics(const Request&, Response& res) {
     std::string text;
     auto counts = reader()->status(); // not on the engine's store thread
@@ -571,6 +598,9 @@ struct http_api::impl {
     server.Get(R"(/v1/tasks/([^/]+)/events)", guarded(&impl::task_events));
     server.Post(R"(/v1/tasks/([^/]+)/(requeue|cancel))",
                 guarded(&impl::task_command));
+    server.Get("/v1/batches", guarded(&impl::list_batches));
+    server.Post(R"(/v1/batches/([^/]+)/cancel)",
+                guarded(&impl::cancel_batch));
     server.Get("/v1/status", guarded(&impl::status));
     server.Post(R"(/v1/control/(pause|resume|drain))",
                 guarded(&impl::control));

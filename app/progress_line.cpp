@@ -65,6 +65,10 @@ std::string format_progress(const metrics_snapshot& m,
                      8});
   if (m.rate_waiting > 0)
     parts.push_back({grouped(m.rate_waiting) + " waiting for rate", 2});
+  if (!m.batch_progress.empty())
+    parts.push_back({m.batch_progress, 7});
+  if (m.cached > 0)
+    parts.push_back({grouped(m.cached) + " from cache", 2});
 
   auto render = [&] {
     std::string out;

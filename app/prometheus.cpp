@@ -95,6 +95,15 @@ std::string prometheus_text(const metrics_snapshot& m,
   w.metric("bgagent_rate_requests_per_minute", "gauge",
            "Its requests in the last rate window, per minute.",
            static_cast<double>(m.rate_used_rpm));
+  w.metric("bgagent_batches_open", "gauge",
+           "Provider batches (--mode batch) not ended.",
+           static_cast<double>(m.batches_open));
+  w.metric("bgagent_batch_tasks", "gauge",
+           "Tasks in provider batches not ended.",
+           static_cast<double>(m.batch_tasks));
+  w.metric("bgagent_cached_completions_total", "counter",
+           "Tasks completed from the response cache, with no call.",
+           static_cast<double>(m.cached));
   w.metric("bgagent_circuits_open", "gauge",
            "Provider models found down: only a probe call goes.",
            static_cast<double>(m.circuits_open));

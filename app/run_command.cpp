@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/auditor.hpp"
+#include "actors/batch_runner.hpp"
 #include "actors/budget_keeper.hpp"
 #include "actors/checkpointer.hpp"
 #include "actors/gatekeeper.hpp"
@@ -172,6 +173,15 @@ int run_command(const config& c, const run_options& o,
   } catch (const std::invalid_argument& e) {
     throw usage_error(e.what());
   }
+  bool batch_mode = c.mode == "batch";
+  if (batch_mode && o.serve)
+    throw usage_error("BG_AGENT_MODE=batch / --mode batch: `serve` runs "
+                      "live; submit batches with `bgagent run --mode batch "
+                      "--detach` and `serve` collects them");
+  if (batch_mode && prov->name() != "openai")
+    throw usage_error("--mode batch: provider " + prov->name() +
+                      " has no Batch API; use an OpenAI-compatible server "
+                      "that has one (LLM_PROVIDER=openai, LLM_BASE_URL)");
   std::optional<endpoint> listen, metrics_at, http_at;
   bool insecure = !o.insecure_listen.empty();
   if (!o.listen.empty()) {
@@ -399,20 +409,69 @@ int run_command(const config& c, const run_options& o,
   ss.follow = o.follow;
   ss.stay_on_budget = o.serve;
   ss.poll_interval_seconds = c.poll_interval_seconds;
+  // The offline provider's answers cost nothing: not worth a cache.
+  ss.cache = !o.no_cache && prov->name() != "offline";
+  ss.response_format = c.provider.response_format;
   auto sup = spawn_supervisor(sys, ss,
                               run_handles{checkpointer, keeper, auditor,
                                           monitor, counters, rates},
                               prov);
+
+  // Provider batches: new ones in batch mode; in any mode, those the
+  // store holds open (a crash, a --detach) are collected.
+  batch_runner_actor batcher;
+  {
+    auto open = ask<std::vector<batch_row>>(self, checkpointer,
+                                            batches_atom::value, true);
+    bool can_collect = prov->name() == "openai";
+    if (!open.empty() && !can_collect)
+      spdlog::warn("{} batch(es) are open at a provider's Batch API; this "
+                   "run's provider ({}) cannot collect them: run with the "
+                   "provider that made them (LLM_PROVIDER=openai, "
+                   "LLM_BASE_URL)",
+                   open.size(), prov->name());
+    if (batch_mode || (!open.empty() && can_collect)) {
+      batch_runner_settings bs;
+      bs.submit = batch_mode;
+      bs.detach = o.detach;
+      bs.follow = o.follow;
+      bs.retry_live = c.batch_retry == "live";
+      bs.run_id = run.id;
+      bs.limits.max_requests = c.batch_max_requests;
+      bs.limits.max_bytes = c.batch_max_bytes;
+      bs.poll_seconds = c.batch_poll_seconds;
+      bs.discount = c.batch_discount;
+      bs.max_retries = c.max_retries;
+      bs.response_format = c.provider.response_format;
+      bs.cache = ss.cache;
+      bs.node = ss.node;
+      bs.secret = c.provider.api_key;
+      bs.api.base_url = c.provider.base_url;
+      bs.api.api_key = c.provider.api_key;
+      bs.api.timeout_seconds = c.timeout_seconds;
+      bs.api.connect_timeout_seconds = c.provider.connect_timeout_seconds;
+      batcher = spawn_batch_runner(
+        sys, bs,
+        batch_runner_handles{checkpointer, keeper, auditor, monitor, counters},
+        prov);
+      if (!open.empty())
+        spdlog::info("{} batch(es) open at the provider: their results are "
+                     "collected as they end",
+                     open.size());
+    }
+  }
 
   // Remote nodes reach the head only through the gatekeeper.
   if (listen) {
     gatekeeper_settings gs;
     gs.secret = secret;
     gs.head = ss.node;
+    gs.cache = ss.cache;
+    gs.response_format = ss.response_format;
     gatekeeper = spawn_gatekeeper(
       sys, gs,
       head_handles{sup, keeper, checkpointer, auditor, monitor, counters,
-                   rates});
+                   rates, batcher});
     self->send(sup, watch_atom::value, caf::actor_cast<caf::actor>(gatekeeper),
                std::string("the gatekeeper on ") + listen->text());
     auto port = tls ? caf::openssl::publish(gatekeeper, listen->port,
@@ -481,7 +540,7 @@ int run_command(const config& c, const run_options& o,
       api = std::make_unique<http_api>(
         sys,
         head_handles{sup, keeper, checkpointer, auditor, monitor, counters,
-                     rates},
+                   rates, batcher},
         types_in_force(c), hs);
     } catch (const usage_error&) {
       metrics.reset();
@@ -506,7 +565,7 @@ int run_command(const config& c, const run_options& o,
   }
 
   head_handles handles{sup, keeper, checkpointer, auditor, monitor, counters,
-                       rates};
+                       rates, batcher};
   if (schedules)
     schedules->start(self, handles, std::time(nullptr));
 
@@ -527,15 +586,43 @@ int run_command(const config& c, const run_options& o,
   // With --follow, tasks keep arriving: the total is looked up again now
   // and then (what was done before the run stays the baseline).
   auto last_total_look = std::chrono::steady_clock::now();
-  self->send(sup, run_atom::value);
-  run_summary summary;
+  // Batch mode: the batches first, then (BG_AGENT_BATCH_RETRY=live) the
+  // tasks they failed, live. Live mode: the live run and the collection
+  // of open batches side by side.
+  bool live_running = !batch_mode;
+  bool batches_running = static_cast<bool>(batcher);
+  if (live_running)
+    self->send(sup, run_atom::value);
+  if (batches_running)
+    self->send(batcher, run_atom::value);
+  run_summary summary, batch_summary;
   bool done = false;
   bool drain_sent = false;
+  auto on_summary = [&](run_summary& s, bool from_batches) {
+    if (from_batches) {
+      batches_running = false;
+      batch_summary = std::move(s);
+      if (batch_mode && !o.detach && !drain_sent &&
+          batch_summary.exit_code == exit_code::ok &&
+          c.batch_retry == "live" &&
+          batch_summary.store.pending + batch_summary.store.retry_wait > 0) {
+        spdlog::info("batches done; {} task(s) left to run live "
+                     "(BG_AGENT_BATCH_RETRY=live)",
+                     batch_summary.store.pending +
+                       batch_summary.store.retry_wait);
+        live_running = true;
+        self->send(sup, run_atom::value);
+      }
+    } else {
+      live_running = false;
+      summary = std::move(s);
+    }
+    done = !live_running && !batches_running;
+  };
   while (!done) {
     self->receive(
       [&](run_summary& s) {
-        summary = std::move(s);
-        done = true;
+        on_summary(s, batcher && self->current_sender() == batcher.address());
       },
       caf::after(std::chrono::milliseconds(200)) >> [&] {
         int sig = received_signal.load();
@@ -545,7 +632,11 @@ int run_command(const config& c, const run_options& o,
           spdlog::warn("received signal {}: draining (calls in flight "
                        "finish, nothing new starts); again to stop at once",
                        sig);
-          self->send(sup, drain_atom::value, static_cast<int32_t>(sig));
+          if (live_running)
+            self->send(sup, drain_atom::value, static_cast<int32_t>(sig));
+          if (batches_running)
+            self->request(batcher, caf::infinite, drain_atom::value,
+                          static_cast<int32_t>(sig));
         }
         if (schedules && !drain_sent)
           schedules->tick(self, handles, std::time(nullptr));
@@ -568,6 +659,32 @@ int run_command(const config& c, const run_options& o,
       });
   }
   progress.finish();
+  if (batcher) {
+    // One summary for the run: the batches' work added to the live run's
+    // (batch mode without a live phase: the batches' alone).
+    bool live_ran = !batch_mode || summary.store.total() > 0 ||
+                    summary.wall_seconds > 0;
+    if (!live_ran) {
+      summary = batch_summary;
+    } else {
+      summary.completed += batch_summary.completed;
+      summary.quarantined += batch_summary.quarantined;
+      summary.retries += batch_summary.retries;
+      // The live run may have ended before the batches it waited for:
+      // what is left is judged now.
+      summary.store =
+        ask<status_report>(self, checkpointer, status_atom::value).tasks;
+      auto& left = summary.store;
+      if (summary.stop_reason.empty())
+        summary.exit_code = exit_code_for(
+          run_stop(), left.pending + left.retry_wait + left.running > 0);
+      if (summary.exit_code == exit_code::ok &&
+          batch_summary.exit_code != exit_code::ok) {
+        summary.exit_code = batch_summary.exit_code;
+        summary.stop_reason = batch_summary.stop_reason;
+      }
+    }
+  }
 
   auto budget = ask<budget_snapshot>(self, keeper, budget_atom::value);
   summary.tokens_used = budget.tokens_used;
@@ -595,7 +712,8 @@ int run_command(const config& c, const run_options& o,
   print_summary(summary, run, budget, *prov);
   api.reset();
   metrics.reset();
-  shutdown(gatekeeper, sup, keeper, rates, monitor, checkpointer, auditor);
+  shutdown(gatekeeper, sup, batcher, keeper, rates, monitor, checkpointer,
+           auditor);
   return summary.exit_code;
 }
 

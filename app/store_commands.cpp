@@ -164,6 +164,17 @@ int status_command(const config& c, bool json) {
     std::printf("last run     %lld, %s, started %s\n",
                 (long long)rep.run.id, shorten(rep.run.state, 40).c_str(),
                 shorten(rep.run.started_at, 40).c_str());
+  {
+    auto open = ask<std::vector<batch_row>>(s.self, s.checkpointer,
+                                            batches_atom::value, true);
+    uint64_t tasks = 0;
+    for (auto& b : open)
+      tasks += b.tasks;
+    if (!open.empty())
+      std::printf("batches      %zu open at the provider, %s task(s) (see "
+                  "bgagent batches)\n",
+                  open.size(), grouped(tasks).c_str());
+  }
   for (auto& c : rep.circuits_open) {
     auto sp = c.rfind(' ');
     std::printf("provider     %s DOWN since %s (circuit open: one probe "
@@ -172,6 +183,57 @@ int status_command(const config& c, bool json) {
                 shorten(sp == std::string::npos ? "" : c.substr(sp + 1), 40)
                   .c_str());
   }
+  return exit_code::ok;
+}
+
+namespace {
+
+// "3 h 12 min", "45 s": how long ago an RFC 3339 UTC time was.
+std::string age_of(const std::string& rfc3339) {
+  std::tm tm{};
+  if (std::sscanf(rfc3339.c_str(), "%d-%d-%dT%d:%d:%d", &tm.tm_year,
+                  &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+                  &tm.tm_sec) != 6)
+    return "?";
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  auto secs = std::max<int64_t>(0, std::time(nullptr) - timegm(&tm));
+  if (secs < 60)
+    return std::to_string(secs) + " s";
+  if (secs < 3600)
+    return std::to_string(secs / 60) + " min";
+  if (secs < 86400)
+    return std::to_string(secs / 3600) + " h " +
+           std::to_string(secs % 3600 / 60) + " min";
+  return std::to_string(secs / 86400) + " d " +
+         std::to_string(secs % 86400 / 3600) + " h";
+}
+
+} // namespace
+
+int batches_command(const config& c, bool json) {
+  store_session s(c, store::open_mode::must_exist, false);
+  auto rows = ask<std::vector<batch_row>>(s.self, s.checkpointer,
+                                          batches_atom::value, false);
+  if (json) {
+    for (auto& b : rows)
+      std::cout << dump(to_json(b)) << "\n";
+    return exit_code::ok;
+  }
+  if (rows.empty()) {
+    std::printf("no batches yet (run --mode batch sends tasks through the "
+                "provider's Batch API)\n");
+    return exit_code::ok;
+  }
+  std::printf("%-18s %-11s %-24s %8s %9s %7s %10s %12s\n", "batch", "state",
+              "model", "tasks", "completed", "failed", "age", "cost");
+  for (auto& b : rows)
+    std::printf("%-18s %-11s %-24s %8s %9s %7s %10s %12s\n",
+                shorten(b.id, 18).c_str(), to_string(b.state),
+                shorten(b.model, 24).c_str(), grouped(b.tasks).c_str(),
+                grouped(b.completed).c_str(), grouped(b.failed).c_str(),
+                age_of(b.created_at).c_str(),
+                ("$" + std::to_string(b.cost_usd)).c_str());
   return exit_code::ok;
 }
 

@@ -31,6 +31,9 @@ using admin_endpoint_actor = caf::typed_actor<
   caf::replies_to<cancel_atom, std::vector<std::string>>::with<
     std::vector<std::string>>,
   caf::replies_to<workers_atom>::with<std::vector<std::string>>,
+  // (local or provider batch id) -> "" when the cancel was asked of the
+  // provider, else why not
+  caf::replies_to<cancel_atom, batch_atom, std::string>::with<std::string>,
   // its own idle timer
   caf::reacts_to<timeout_atom>>;
 

@@ -92,6 +92,13 @@ using circuit_atom = caf::atom_constant<caf::atom("circuit")>;
 using schedule_atom = caf::atom_constant<caf::atom("schedule")>;
 using outage_atom = caf::atom_constant<caf::atom("outage")>;
 
+// provider batches: the store's batch rows (checkpointer), cancel one
+// (batch_runner)
+using batch_atom = caf::atom_constant<caf::atom("batch")>;
+using batches_atom = caf::atom_constant<caf::atom("batches")>;
+// the response cache: complete tasks from it (checkpointer)
+using cached_atom = caf::atom_constant<caf::atom("cached")>;
+
 // monitor and auditor
 using heartbeat_atom = caf::atom_constant<caf::atom("heartbeat")>;
 using outcome_atom = caf::atom_constant<caf::atom("outcome")>;

@@ -20,6 +20,12 @@ using budget_keeper_actor = caf::typed_actor<
   // (task id, worst-case tokens, worst-case dollars)
   caf::replies_to<reserve_atom, std::string, uint64_t, double>::with<
     reservation>,
+  // (task ids, worst-case tokens, worst-case dollars, force): in order,
+  // up to and including the first denial; force (a batch's tasks held
+  // again after a restart) grants each whatever the budget says
+  caf::replies_to<reserve_atom, std::vector<std::string>,
+                  std::vector<uint64_t>, std::vector<double>, bool>::with<
+    std::vector<reservation>>,
   // (reservation id, actual usage): false when the id is not held
   caf::replies_to<commit_atom, uint64_t, usage>::with<bool>,
   // The settlements of one commit of the store, in one message.

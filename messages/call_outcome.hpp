@@ -82,6 +82,10 @@ struct call_outcome {
   // The model refused this request: longer than its context, or against
   // its content policy (a 4xx saying so). Another model may take it.
   bool model_refused = false;
+  // The request's response-cache key (providers/task_request.hpp), set on
+  // the head only (the gateway, the batch_runner): a completed answer is
+  // kept under it. "" : not cached.
+  std::string fingerprint;
 
   error_kind error_class() const { return static_cast<error_kind>(kind); }
 };
@@ -94,7 +98,8 @@ typename Inspector::result_type inspect(Inspector& f, call_outcome& x) {
            x.provider, x.model, x.usage_invalid, x.raw_answer,
            x.answer_error, x.response, x.limit_requests, x.limit_tokens,
            x.limit_wait_ms, x.provider_down, x.provider_fault,
-           x.model_refused, x.cached_tokens, x.reasoning_tokens);
+           x.model_refused, x.cached_tokens, x.reasoning_tokens,
+           x.fingerprint);
 }
 
 inline call_outcome make_failure(error_kind k, std::string error,

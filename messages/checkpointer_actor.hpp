@@ -13,6 +13,7 @@
 #include <caf/typed_actor.hpp>
 
 #include "messages/atoms.hpp"
+#include "messages/batch.hpp"
 #include "messages/budget.hpp"
 #include "messages/budget_keeper_actor.hpp"
 #include "messages/call_outcome.hpp"
@@ -46,6 +47,28 @@ using checkpointer_actor = caf::typed_actor<
   caf::replies_to<quarantine_atom, std::string, uint32_t, std::string,
                   audit_event>::with<bool>,
   caf::replies_to<give_back_atom, std::string, uint32_t>::with<bool>,
+  // -- the response cache --------------------------------------------------
+  // (task ids, their requests' fingerprints, task_cached for each): those
+  // whose fingerprint has a cached answer completed from it, once
+  // committed
+  caf::replies_to<cached_atom, std::vector<std::string>,
+                  std::vector<std::string>, audit_event>::with<
+    std::vector<std::string>>,
+  // -- provider batches (the batch_runner; messages/batch.hpp) -----------
+  // (row, members, batch_created) -> the ids placed in it, once committed
+  caf::replies_to<batch_atom, batch_row, std::vector<batch_member>,
+                  audit_event>::with<std::vector<std::string>>,
+  // (row, outcomes, event) -> true, once committed
+  caf::replies_to<batch_atom, batch_row, std::vector<batch_outcome>,
+                  audit_event>::with<bool>,
+  // (open only) -> batches, newest first
+  caf::replies_to<batches_atom, bool>::with<std::vector<batch_row>>,
+  // (batch id) -> its tasks still running
+  caf::replies_to<batches_atom, std::string>::with<
+    std::vector<batch_member>>,
+  // (task ids, their new reservation ids)
+  caf::replies_to<batches_atom, std::vector<std::string>,
+                  std::vector<uint64_t>>::with<bool>,
   // -- runs --------------------------------------------------------------
   // (token limit, cost limit)
   caf::replies_to<open_run_atom, uint64_t, double>::with<run_info>,

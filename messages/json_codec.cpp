@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "messages/batch.hpp"
 #include "messages/events.hpp"
 #include "messages/run.hpp"
 #include "messages/task.hpp"
@@ -60,6 +61,7 @@ json to_json(const task_record& x) {
   j["completion_tokens"] = x.completion_tokens;
   j["cached_tokens"] = x.cached_tokens;
   j["reasoning_tokens"] = x.reasoning_tokens;
+  j["cached"] = x.cached;
   j["cost_usd"] = x.cost_usd;
   j["provider"] = text_or_null(x.provider);
   j["model"] = text_or_null(x.model);
@@ -69,6 +71,30 @@ json to_json(const task_record& x) {
     j["tags"].push_back(text(t));
   // An answer that failed the task's schema (kept with a quarantined task).
   j["raw_answer"] = text_or_null(x.raw_answer);
+  return j;
+}
+
+json to_json(const batch_row& x) {
+  json j;
+  j["id"] = x.id;
+  j["provider_batch_id"] = x.provider_batch_id;
+  j["state"] = to_string(x.state);
+  j["model"] = x.model;
+  j["tasks"] = x.tasks;
+  j["completed"] = x.completed;
+  j["failed"] = x.failed;
+  j["created_at"] = x.created_at;
+  j["cost_usd"] = x.cost_usd;
+  j["provider"] = x.provider;
+  j["submitted_at"] = x.submitted_at;
+  j["ended_at"] = x.ended_at;
+  j["input_file_id"] = x.input_file_id;
+  j["output_file_id"] = x.output_file_id;
+  j["error_file_id"] = x.error_file_id;
+  j["requests"] = {{"total", x.remote_total},
+                   {"completed", x.remote_completed},
+                   {"failed", x.remote_failed}};
+  j["error"] = x.error.empty() ? json(nullptr) : json(sanitize_utf8(x.error));
   return j;
 }
 

@@ -13,6 +13,8 @@
 
 namespace bgagent {
 
+struct batch_row;
+
 struct task_record;
 struct status_report;
 struct tag_totals;
@@ -23,6 +25,10 @@ struct run_summary;
 nlohmann::json to_json(const task_record& x);
 nlohmann::json to_json(const status_report& x);
 nlohmann::json to_json(const tag_totals& x);
+// `batches --json`: id, provider_batch_id, state, model, tasks, completed,
+// failed, created_at, cost_usd (DESIGN.md section 13), then the rest of
+// the row.
+nlohmann::json to_json(const batch_row& x);
 nlohmann::json to_json(const alert& x);
 nlohmann::json to_json(const run_summary& x);
 

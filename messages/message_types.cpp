@@ -2,6 +2,7 @@
 
 #include <caf/actor_system_config.hpp>
 
+#include "messages/batch.hpp"
 #include "messages/budget.hpp"
 #include "messages/call_outcome.hpp"
 #include "messages/cluster.hpp"
@@ -25,6 +26,42 @@ const char* to_string(outcome_kind k) {
   return "unknown";
 }
 
+const char* to_string(batch_state s) {
+  switch (s) {
+    case batch_state::preparing: return "preparing";
+    case batch_state::uploaded: return "uploaded";
+    case batch_state::submitted: return "submitted";
+    case batch_state::in_progress: return "in_progress";
+    case batch_state::finalizing: return "finalizing";
+    case batch_state::cancelling: return "cancelling";
+    case batch_state::completed: return "completed";
+    case batch_state::failed: return "failed";
+    case batch_state::expired: return "expired";
+    case batch_state::cancelled: return "cancelled";
+  }
+  return "unknown";
+}
+
+bool parse_batch_state(const std::string& name, batch_state& out) {
+  for (int i = 0; i <= static_cast<int>(batch_state::cancelled); ++i) {
+    auto s = static_cast<batch_state>(i);
+    if (name == to_string(s)) {
+      out = s;
+      return true;
+    }
+  }
+  return false;
+}
+
+const char* to_string(batch_verdict v) {
+  switch (v) {
+    case batch_verdict::completed: return "completed";
+    case batch_verdict::retry: return "retry";
+    case batch_verdict::quarantine: return "quarantine";
+  }
+  return "unknown";
+}
+
 const char* to_string(severity s) {
   return s == severity::critical ? "critical" : "warning";
 }
@@ -40,6 +77,15 @@ const char* to_string(error_kind k) {
 }
 
 void add_message_types(caf::actor_system_config& cfg) {
+  cfg.add_message_type<batch_row>("bgagent::batch_row");
+  cfg.add_message_type<std::vector<batch_row>>(
+    "std::vector<bgagent::batch_row>");
+  cfg.add_message_type<batch_member>("bgagent::batch_member");
+  cfg.add_message_type<std::vector<batch_member>>(
+    "std::vector<bgagent::batch_member>");
+  cfg.add_message_type<batch_outcome>("bgagent::batch_outcome");
+  cfg.add_message_type<std::vector<batch_outcome>>(
+    "std::vector<bgagent::batch_outcome>");
   cfg.add_message_type<task>("bgagent::task");
   cfg.add_message_type<std::vector<task>>("std::vector<bgagent::task>");
   cfg.add_message_type<type_definition>("bgagent::type_definition");
@@ -50,6 +96,9 @@ void add_message_types(caf::actor_system_config& cfg) {
     "std::vector<bgagent::task_record>");
   cfg.add_message_type<call_outcome>("bgagent::call_outcome");
   cfg.add_message_type<reservation>("bgagent::reservation");
+  cfg.add_message_type<std::vector<reservation>>(
+    "std::vector<bgagent::reservation>");
+  cfg.add_message_type<std::vector<double>>("std::vector<double>");
   cfg.add_message_type<usage>("bgagent::usage");
   cfg.add_message_type<settlement>("bgagent::settlement");
   cfg.add_message_type<std::vector<settlement>>(

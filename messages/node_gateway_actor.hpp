@@ -25,6 +25,8 @@ constexpr int32_t refused = 0; // no call: the supervisor was told why
 constexpr int32_t go = 1;      // reserved and marked running: call now
 // The model's circuit is open: begin again with the task's next model.
 constexpr int32_t fall_back = 2;
+// Completed from the response cache: no call; the supervisor was told.
+constexpr int32_t cached = 3;
 } // namespace begin_answer
 
 using node_gateway_actor = caf::typed_actor<

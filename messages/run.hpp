@@ -187,6 +187,12 @@ struct metrics_snapshot {
   // window, per minute; 0 and 0: no limit known.
   uint64_t rate_limit_rpm = 0;
   uint64_t rate_used_rpm = 0;
+  // Provider batches not ended, the tasks in them, tasks completed from
+  // the response cache, and the batches' progress as one line.
+  uint64_t batches_open = 0;
+  uint64_t batch_tasks = 0;
+  uint64_t cached = 0;
+  std::string batch_progress;
 };
 
 template <class Inspector>
@@ -196,7 +202,8 @@ typename Inspector::result_type inspect(Inspector& f, metrics_snapshot& x) {
            x.in_flight, x.workers, x.nodes, x.alerts, x.paused, x.budget,
            x.latency_buckets, x.latency_sum_seconds, x.latency_count,
            x.elapsed_seconds, x.rate_waiting, x.circuits_open,
-           x.outage_seconds, x.rate_limit_rpm, x.rate_used_rpm);
+           x.outage_seconds, x.rate_limit_rpm, x.rate_used_rpm,
+           x.batches_open, x.batch_tasks, x.cached, x.batch_progress);
 }
 
 } // namespace bgagent

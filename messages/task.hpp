@@ -116,6 +116,7 @@ struct task_record {
   // reasoning.
   uint64_t cached_tokens = 0;
   uint64_t reasoning_tokens = 0;
+  bool cached = false; // the result came from the response cache
 };
 
 template <class Inspector>
@@ -124,7 +125,7 @@ typename Inspector::result_type inspect(Inspector& f, task_record& x) {
            x.attempts, x.result, x.error, x.prompt_tokens, x.completion_tokens,
            x.cost_usd, x.provider, x.model, x.updated_at, x.priority, x.tags,
            x.raw_answer, x.response, x.seq, x.cached_tokens,
-           x.reasoning_tokens);
+           x.reasoning_tokens, x.cached);
 }
 
 // The repair turn's bounds: an answer that failed its schema is kept (and

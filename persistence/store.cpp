@@ -245,6 +245,44 @@ CREATE INDEX IF NOT EXISTS usage_ledger_ts ON usage_ledger(ts);
 UPDATE meta SET value = '8' WHERE key = 'schema_version';
 )SQL";
 
+// Version 8 -> 9: provider batches (DESIGN.md section 13): one row per
+// batch, each task's batch while it is in one, and the response cache.
+const char* migrate_v8_v9 = R"SQL(
+CREATE TABLE IF NOT EXISTS batches(
+  id TEXT PRIMARY KEY,
+  state TEXT NOT NULL,
+  provider TEXT NOT NULL,
+  model TEXT NOT NULL,
+  run_id INTEGER NOT NULL,
+  tasks INTEGER NOT NULL DEFAULT 0,
+  completed INTEGER NOT NULL DEFAULT 0,
+  failed INTEGER NOT NULL DEFAULT 0,
+  input_file_id TEXT NOT NULL DEFAULT '',
+  provider_batch_id TEXT NOT NULL DEFAULT '',
+  output_file_id TEXT NOT NULL DEFAULT '',
+  error_file_id TEXT NOT NULL DEFAULT '',
+  cost_usd REAL NOT NULL DEFAULT 0,
+  created_at TEXT NOT NULL,
+  submitted_at TEXT NOT NULL DEFAULT '',
+  ended_at TEXT NOT NULL DEFAULT '',
+  error TEXT NOT NULL DEFAULT '',
+  remote_total INTEGER NOT NULL DEFAULT 0,
+  remote_completed INTEGER NOT NULL DEFAULT 0,
+  remote_failed INTEGER NOT NULL DEFAULT 0);
+ALTER TABLE tasks ADD COLUMN batch_id TEXT;
+CREATE INDEX IF NOT EXISTS tasks_batch ON tasks(batch_id)
+  WHERE batch_id IS NOT NULL;
+ALTER TABLE tasks ADD COLUMN cached INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE IF NOT EXISTS response_cache(
+  fingerprint TEXT PRIMARY KEY,
+  result TEXT NOT NULL,
+  response TEXT,
+  provider TEXT NOT NULL,
+  model TEXT NOT NULL,
+  created_at TEXT NOT NULL);
+UPDATE meta SET value = '9' WHERE key = 'schema_version';
+)SQL";
+
 std::vector<std::string> parse_tags(const std::string& text) {
   std::vector<std::string> out;
   if (text.empty())
@@ -376,7 +414,7 @@ struct store::statements {
   stmt by_key, by_id, replace, insert_task, fetch_same, fetch_lower, row, raw_answer, running_free, running, completed, settle,
     retry_wait,
     quarantined, pending, ledger, task_usage, insert_event, max_event,
-    events_after;
+    events_after, cache_put;
 };
 
 // A task row's columns (state, attempts, reservation_id, reserved_tokens,
@@ -607,16 +645,20 @@ void store::prepare_statements() {
   prep(st_->row, "SELECT state, attempts, reservation_id, reserved_tokens, "
                  "reserved_cost, IFNULL(provider, ''), IFNULL(model, '') "
                  "FROM tasks WHERE id = ?1");
+  prep(st_->cache_put,
+       "INSERT OR REPLACE INTO response_cache(fingerprint, result, "
+       "response, provider, model, created_at) VALUES(?1, ?2, "
+       "NULLIF(?3, ''), ?4, ?5, ?6)");
   prep(st_->running_free,
        "UPDATE tasks SET state = 'running', attempts = ?2, updated_at = ?3, "
-       "reservation_id = ?4, reserved_tokens = ?5, reserved_cost = ?6 "
-       "WHERE id = ?1 AND state IN ('pending', 'retry_wait', 'running') "
+       "reservation_id = ?4, reserved_tokens = ?5, reserved_cost = ?6, "
+       "batch_id = NULL WHERE id = ?1 AND state IN ('pending', 'retry_wait', 'running') "
        "AND attempts < ?2 AND NOT (state = 'running' AND "
        "(reserved_tokens > 0 OR reserved_cost > 0))");
   prep(st_->running,
        "UPDATE tasks SET state = 'running', attempts = ?2, updated_at = ?3, "
-       "reservation_id = ?4, reserved_tokens = ?5, reserved_cost = ?6 "
-       "WHERE id = ?1 AND state IN ('pending', 'retry_wait', 'running') "
+       "reservation_id = ?4, reserved_tokens = ?5, reserved_cost = ?6, "
+       "batch_id = NULL WHERE id = ?1 AND state IN ('pending', 'retry_wait', 'running') "
        "AND attempts < ?2");
   prep(st_->completed,
        "UPDATE tasks SET state = 'completed', result = ?3, error = NULL, "
@@ -749,7 +791,7 @@ void store::open_schema() {
     exec(schema_v2);
   } else if (v == 1) {
     exec(migrate_v1_v2);
-  } else if (v < 2 || v > 7) {
+  } else if (v < 2 || v > 8) {
     rollback();
     throw refuse(v);
   }
@@ -767,7 +809,9 @@ void store::open_schema() {
     exec(migrate_v5_v6);
   if (v < 7)
     exec(migrate_v6_v7);
-  exec(migrate_v7_v8);
+  if (v < 8)
+    exec(migrate_v7_v8);
+  exec(migrate_v8_v9);
   commit();
 }
 
@@ -1161,6 +1205,12 @@ submit_report store::submit(const std::vector<task>& tasks,
   return rep;
 }
 
+// A running task that no open provider batch holds (those keep running
+// across restarts: their batch is resumed, DESIGN.md section 13).
+#define BGAGENT_NOT_IN_OPEN_BATCH                                             \
+  "(batch_id IS NULL OR batch_id NOT IN (SELECT id FROM batches WHERE "      \
+  "state NOT IN ('completed', 'failed', 'expired', 'cancelled')))"
+
 run_info store::open_run(uint64_t token_limit, double cost_limit) {
   return open_run(token_limit, cost_limit, "run", "");
 }
@@ -1210,7 +1260,7 @@ run_info store::open_run(uint64_t token_limit, double cost_limit,
     stmt sel(db_, "SELECT id, state, attempts, reservation_id, "
                   "reserved_tokens, reserved_cost, IFNULL(provider, ''), "
                   "IFNULL(model, '') FROM tasks WHERE state = 'running' "
-                  "ORDER BY seq",
+                  "AND " BGAGENT_NOT_IN_OPEN_BATCH " ORDER BY seq",
              path_);
     with(sel, path_, [&] {
       while (sel.step()) {
@@ -1232,7 +1282,8 @@ run_info store::open_run(uint64_t token_limit, double cost_limit,
     }
     stmt upd(db_, "UPDATE tasks SET state = 'pending', updated_at = ?1, "
                   "reservation_id = 0, reserved_tokens = 0, "
-                  "reserved_cost = 0 WHERE state = 'running'",
+                  "reserved_cost = 0 WHERE state = 'running' AND "
+                  BGAGENT_NOT_IN_OPEN_BATCH,
              path_);
     upd.bind(1, ts);
     with(upd, path_, [&] { return upd.step(); });
@@ -1595,10 +1646,68 @@ bool store::mark_completed(const std::string& id, uint32_t attempt,
   with(l, path_, [&] { return l.step(); });
   if (held != 0)
     tx_settlements_.push_back(settlement{held, spent});
+  if (!out.fingerprint.empty() && out.ok) {
+    auto& put = st_->cache_put;
+    put.bind(1, out.fingerprint).bind(2, out.result);
+    put.bind(3, kept_response(out.response)).bind(4, out.provider);
+    put.bind(5, out.model).bind(6, tx_time());
+    with(put, path_, [&] { return put.step(); });
+  }
   if (!completed.event.empty())
     add_event(completed);
   tx.commit();
   return true;
+}
+
+std::vector<std::string> store::complete_from_cache(
+  const std::vector<std::string>& ids,
+  const std::vector<std::string>& fingerprints, const audit_event& each) {
+  auto_tx tx(*this);
+  std::vector<std::string> done;
+  stmt get(db_, "SELECT result, IFNULL(response, ''), provider, model FROM "
+                "response_cache WHERE fingerprint = ?1",
+           path_);
+  stmt upd(db_, "UPDATE tasks SET state = 'completed', result = ?2, "
+                "response = NULLIF(?3, ''), provider = ?4, model = ?5, "
+                "error = NULL, raw_answer = NULL, answer_error = NULL, "
+                "cached = 1, updated_at = ?6 WHERE id = ?1 AND state IN "
+                "('pending', 'retry_wait')",
+           path_);
+  for (size_t i = 0; i < ids.size() && i < fingerprints.size(); ++i) {
+    if (fingerprints[i].empty())
+      continue;
+    get.bind(1, fingerprints[i]);
+    std::string result, response, provider, model;
+    bool found = false;
+    with(get, path_, [&] {
+      if (get.step()) {
+        found = true;
+        result = get.text(0);
+        response = get.text(1);
+        provider = get.text(2);
+        model = get.text(3);
+      }
+      return 0;
+    });
+    if (!found)
+      continue;
+    upd.bind(1, ids[i]).bind(2, result).bind(3, response);
+    upd.bind(4, provider).bind(5, model).bind(6, tx_time());
+    with(upd, path_, [&] { return upd.step(); });
+    if (sqlite3_changes(db_) != 1)
+      continue;
+    done.push_back(ids[i]);
+    if (!each.event.empty()) {
+      auto ev = each;
+      ev.task_id = ids[i];
+      ev.detail = "answered from the response cache (request " +
+                  fingerprints[i].substr(0, 12) + "..., " + model +
+                  "): no call, no cost";
+      add_event(ev);
+    }
+  }
+  tx.commit();
+  return done;
 }
 
 bool store::settle_failed(const std::string& id, uint32_t attempt,
@@ -1801,7 +1910,7 @@ std::vector<task_record> store::results(const std::string& state_filter,
                     "prompt_tokens, completion_tokens, cost_usd, provider, "
                     "model, updated_at, priority, IFNULL(tags, ''), "
                     "IFNULL(raw_answer, ''), IFNULL(response, ''), seq, "
-                    "cached_tokens, reasoning_tokens FROM tasks WHERE (?1 = '' OR state = ?1) AND (?2 = '' "
+                    "cached_tokens, reasoning_tokens, cached FROM tasks WHERE (?1 = '' OR state = ?1) AND (?2 = '' "
                     "OR EXISTS (SELECT 1 FROM json_each(tasks.tags) WHERE "
                     "json_each.value = ?2)) AND (?3 = '' OR id IN (SELECT "
                     "value FROM json_each(?3))) AND ";
@@ -1834,6 +1943,7 @@ std::vector<task_record> store::results(const std::string& state_filter,
       r.seq = s.i64(16);
       r.cached_tokens = static_cast<uint64_t>(s.i64(17));
       r.reasoning_tokens = static_cast<uint64_t>(s.i64(18));
+      r.cached = s.i64(19) != 0;
       out.push_back(std::move(r));
     }
     return out;
@@ -2083,6 +2193,163 @@ std::vector<std::string> store::cancel(const std::vector<std::string>& ids,
     }
   tx.commit();
   return done;
+}
+
+// -- provider batches --------------------------------------------------
+
+std::vector<std::string> store::create_batch(
+  batch_row row, const std::vector<batch_member>& members,
+  const audit_event& created) {
+  auto_tx tx(*this);
+  std::vector<std::string> placed;
+  stmt assign(db_, "UPDATE tasks SET batch_id = ?2 WHERE id = ?1", path_);
+  for (auto& m : members) {
+    held_reservation held{m.reservation, m.reserved_tokens, m.reserved_cost};
+    // A batch places only tasks waiting to run, never one running live.
+    task_row r;
+    if (!read_row(m.t.id, r) ||
+        (r.state != task_state::pending && r.state != task_state::retry_wait))
+      continue;
+    if (!mark_running(m.t.id, m.attempt, held, m.started))
+      continue;
+    assign.bind(1, m.t.id).bind(2, row.id);
+    with(assign, path_, [&] { return assign.step(); });
+    placed.push_back(m.t.id);
+  }
+  row.tasks = placed.size();
+  stmt ins(db_, "INSERT INTO batches(id, state, provider, model, run_id, "
+                "tasks, created_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+           path_);
+  ins.bind(1, row.id).bind(2, std::string(to_string(row.state)));
+  ins.bind(3, row.provider).bind(4, row.model).bind(5, row.run_id);
+  ins.bind(6, static_cast<int64_t>(row.tasks)).bind(7, row.created_at);
+  with(ins, path_, [&] { return ins.step(); });
+  if (!created.event.empty())
+    add_event(created);
+  tx.commit();
+  return placed;
+}
+
+void store::update_batch(const batch_row& row,
+                         const std::vector<batch_outcome>& outcomes,
+                         const audit_event& ev) {
+  auto_tx tx(*this);
+  for (auto& o : outcomes) {
+    if (o.verdict == batch_verdict::completed) {
+      mark_completed(o.task_id, o.attempt, o.out, o.spent, o.ended,
+                     o.reservation);
+      continue;
+    }
+    if (!settle_failed(o.task_id, o.attempt, o.spent, o.out.provider,
+                       o.out.model, o.ended, o.out.raw_answer,
+                       o.out.answer_error))
+      continue;
+    if (o.verdict == batch_verdict::retry)
+      mark_retry_wait(o.task_id, o.attempt, o.out.error, o.next);
+    else
+      mark_quarantined(o.task_id, o.attempt, o.out.error, o.next);
+  }
+  stmt upd(db_, "UPDATE batches SET state = ?2, tasks = ?3, completed = ?4, "
+                "failed = ?5, input_file_id = ?6, provider_batch_id = ?7, "
+                "output_file_id = ?8, error_file_id = ?9, cost_usd = ?10, "
+                "submitted_at = ?11, ended_at = ?12, error = ?13, "
+                "remote_total = ?14, remote_completed = ?15, "
+                "remote_failed = ?16 WHERE id = ?1",
+           path_);
+  upd.bind(1, row.id).bind(2, std::string(to_string(row.state)));
+  upd.bind(3, static_cast<int64_t>(row.tasks));
+  upd.bind(4, static_cast<int64_t>(row.completed));
+  upd.bind(5, static_cast<int64_t>(row.failed));
+  upd.bind(6, row.input_file_id).bind(7, row.provider_batch_id);
+  upd.bind(8, row.output_file_id).bind(9, row.error_file_id);
+  upd.bind(10, row.cost_usd).bind(11, row.submitted_at);
+  upd.bind(12, row.ended_at).bind(13, row.error);
+  upd.bind(14, static_cast<int64_t>(row.remote_total));
+  upd.bind(15, static_cast<int64_t>(row.remote_completed));
+  upd.bind(16, static_cast<int64_t>(row.remote_failed));
+  with(upd, path_, [&] { return upd.step(); });
+  if (!ev.event.empty())
+    add_event(ev);
+  tx.commit();
+}
+
+std::vector<batch_row> store::batches(bool open_only) {
+  std::vector<batch_row> out;
+  std::string sql =
+    "SELECT id, state, provider, model, run_id, tasks, completed, failed, "
+    "input_file_id, provider_batch_id, output_file_id, error_file_id, "
+    "cost_usd, created_at, submitted_at, ended_at, error, remote_total, "
+    "remote_completed, remote_failed FROM batches";
+  if (open_only)
+    sql += " WHERE state NOT IN ('completed', 'failed', 'expired', "
+           "'cancelled')";
+  sql += " ORDER BY created_at DESC, rowid DESC";
+  stmt q(db_, sql.c_str(), path_);
+  with(q, path_, [&] {
+    while (q.step()) {
+      batch_row b;
+      b.id = q.text(0);
+      parse_batch_state(q.text(1), b.state);
+      b.provider = q.text(2);
+      b.model = q.text(3);
+      b.run_id = q.i64(4);
+      b.tasks = static_cast<uint64_t>(q.i64(5));
+      b.completed = static_cast<uint64_t>(q.i64(6));
+      b.failed = static_cast<uint64_t>(q.i64(7));
+      b.input_file_id = q.text(8);
+      b.provider_batch_id = q.text(9);
+      b.output_file_id = q.text(10);
+      b.error_file_id = q.text(11);
+      b.cost_usd = q.dbl(12);
+      b.created_at = q.text(13);
+      b.submitted_at = q.text(14);
+      b.ended_at = q.text(15);
+      b.error = q.text(16);
+      b.remote_total = static_cast<uint64_t>(q.i64(17));
+      b.remote_completed = static_cast<uint64_t>(q.i64(18));
+      b.remote_failed = static_cast<uint64_t>(q.i64(19));
+      out.push_back(std::move(b));
+    }
+    return 0;
+  });
+  return out;
+}
+
+std::vector<batch_member> store::batch_members(const std::string& id) {
+  std::vector<batch_member> out;
+  stmt q(db_, "SELECT " BGAGENT_TASK_COLUMNS ", reservation_id, "
+              "reserved_tokens, reserved_cost FROM tasks WHERE batch_id = ?1 "
+              "AND state = 'running' ORDER BY seq",
+         path_);
+  q.bind(1, id);
+  with(q, path_, [&] {
+    while (q.step()) {
+      batch_member m;
+      m.t = read_task(q);
+      m.attempt = m.t.attempts;
+      m.reservation = static_cast<uint64_t>(q.i64(16));
+      m.reserved_tokens = static_cast<uint64_t>(q.i64(17));
+      m.reserved_cost = q.dbl(18);
+      out.push_back(std::move(m));
+    }
+    return 0;
+  });
+  for (auto& m : out)
+    resolve(m.t);
+  return out;
+}
+
+void store::set_reservation_ids(
+  const std::vector<std::pair<std::string, uint64_t>>& ids) {
+  auto_tx tx(*this);
+  stmt upd(db_, "UPDATE tasks SET reservation_id = ?2 WHERE id = ?1 AND "
+                "state = 'running'",
+           path_);
+  for (auto& [id, rid] : ids) {
+    upd.bind(1, id).bind(2, static_cast<int64_t>(rid));
+    with(upd, path_, [&] { return upd.step(); });
+  }
+  tx.commit();
 }
 
 } // namespace bgagent

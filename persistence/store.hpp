@@ -47,6 +47,7 @@
 #include <string>
 #include <vector>
 
+#include "messages/batch.hpp"
 #include "messages/budget.hpp"
 #include "messages/call_outcome.hpp"
 #include "messages/events.hpp"
@@ -87,7 +88,7 @@ class store {
 public:
   enum class open_mode { create_if_missing, must_exist, read_only };
   enum class sync_mode { full, normal };
-  static constexpr int schema_version = 8;
+  static constexpr int schema_version = 9;
 
   store(const std::string& path, open_mode mode,
         sync_mode sync = sync_mode::full);
@@ -226,6 +227,46 @@ public:
   void record_usage(int64_t run_id, const std::string& task_id,
                     uint32_t attempt, const usage& u,
                     const std::string& provider, const std::string& model);
+
+  // -- the response cache (DESIGN.md section 13) ---------------------------
+  // Each task waiting to run (pending, retry_wait) whose fingerprint has a
+  // cached answer is completed from it: its result and answer copied, no
+  // tokens, no cost, `cached` set, `each` (task_cached, its task_id set)
+  // committed. Returns the ids completed. A completed attempt whose
+  // outcome carries a fingerprint puts its answer in the cache
+  // (mark_completed).
+  std::vector<std::string> complete_from_cache(
+    const std::vector<std::string>& ids,
+    const std::vector<std::string>& fingerprints, const audit_event& each);
+
+  // -- provider batches (messages/batch.hpp, DESIGN.md section 13) ---
+  // Stores `row` and places each member in it, in one transaction with
+  // `created` (batch_created): marked running at its attempt with its
+  // reservation and batch_id, its task_started committed. A member no
+  // longer pending or retry_wait (cancelled, run meanwhile) is left out;
+  // the ids placed are returned (the caller releases the others'
+  // reservations). row.tasks is set to how many were placed.
+  std::vector<std::string> create_batch(batch_row row,
+                                        const std::vector<batch_member>& members,
+                                        const audit_event& created);
+  // In one transaction: every field of `row` but id and created_at
+  // written, each outcome applied as a live attempt's end would be
+  // (completed: mark_completed; otherwise settle_failed, then
+  // mark_retry_wait or mark_quarantined), `ev` committed (when named).
+  // An outcome for a task no longer running in this batch is a late
+  // report: billed once (settle_stale), never completed twice.
+  void update_batch(const batch_row& row,
+                    const std::vector<batch_outcome>& outcomes,
+                    const audit_event& ev);
+  // Every batch, newest first; only those not ended when `open_only`.
+  std::vector<batch_row> batches(bool open_only);
+  // The tasks still running in batch `id`, in submit order, resolved, each
+  // with its attempt and reservation (started is left empty).
+  std::vector<batch_member> batch_members(const std::string& id);
+  // A restarted head holds the reservations of batch tasks again: their
+  // new reservation ids.
+  void set_reservation_ids(
+    const std::vector<std::pair<std::string, uint64_t>>& ids);
 
   state_counts counts();
   // Every task but the cancelled: counts().total() - cancelled, from two

@@ -89,19 +89,20 @@ TEST_CASE("store: version 1 is migrated in one transaction, and a newer or "
   CHECK(sql_int(v1, "SELECT COUNT(*) FROM events WHERE event = "
                     "'budget_charged'") == 0);
 
-  auto newer = dir.path("v9.db");
+  auto newer = dir.path("v10.db");
   exec_sql(newer, "PRAGMA journal_mode=WAL; CREATE TABLE meta(key TEXT "
                   "PRIMARY KEY, value TEXT NOT NULL); INSERT INTO meta "
-                  "VALUES('schema_version', '9');");
+                  "VALUES('schema_version', '10');");
   try {
     store db(newer, store::open_mode::must_exist);
-    FAIL("opened a store of schema version 9");
+    FAIL("opened a store of schema version 10");
   } catch (const store_error& e) {
     CHECK(e.bad_input());
-    CHECK(std::string(e.what()).find("schema version 9") != std::string::npos);
+    CHECK(std::string(e.what()).find("schema version 10") !=
+          std::string::npos);
     CHECK(std::string(e.what()).find(newer) != std::string::npos);
   }
-  CHECK(sql_int(newer, "SELECT value FROM meta") == 9);
+  CHECK(sql_int(newer, "SELECT value FROM meta") == 10);
 
   auto foreign = dir.path("notes.db");
   exec_sql(foreign, "CREATE TABLE notes(text TEXT);");
