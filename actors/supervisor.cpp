@@ -1126,7 +1126,7 @@ behavior_type supervisor(self_ptr self, supervisor_settings s, run_handles h,
     self->system(),
     head_handles{caf::actor_cast<supervisor_actor>(self), st.h.budget_keeper,
                  st.h.checkpointer, st.h.auditor, st.h.monitor,
-                 st.h.counters, st.h.rate_keeper},
+                 st.h.counters, st.h.rate_keeper, {}},
     gateway_settings{st.settings.node, "local", false, st.settings.cache,
                      st.settings.response_format});
   // The gateway refuses exit messages; it ends with the supervisor.

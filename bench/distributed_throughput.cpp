@@ -225,7 +225,7 @@ void count_messages(int n) {
   auto n_msgs = std::make_shared<counter>();
   auto gateway = spawn_node_gateway(
     sys, head_handles{sup, keeper, checkpointer, auditor, monitor, counters,
-                      {}},
+                      {}, {}},
     gateway_settings{"relayed", "relay", true});
   // A remote worker's only head handle is its node's gateway.
   // The relay is untyped (it forwards anything); workers see a gateway.

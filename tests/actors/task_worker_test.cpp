@@ -112,7 +112,7 @@ struct worker_env : actor_env {
     ws.heartbeat_seconds = 0.05;
     // The head's half of each attempt: the local node gateway.
     gateway = spawn_node_gateway(
-      sys, head_handles{sup_probe, keeper, cp, auditor, mon_probe, counters, {}},
+      sys, head_handles{sup_probe, keeper, cp, auditor, mon_probe, counters, {}, {}},
       gateway_settings{});
     worker = spawn_task_worker(sys, worker_context{gateway},
                                std::make_shared<unit_provider>(m), ws);
