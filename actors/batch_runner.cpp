@@ -593,15 +593,17 @@ private:
   }
 
   // -- new batches -------------------------------------------------------
-  // Puts pending tasks into new batches (at most max_requests x 4 tasks
-  // a round, so a million pending never sit in memory at once); true
-  // when more are left for another round.
+  // Puts pending tasks into new batches (at most max_requests tasks a
+  // round, so a million pending never sit in memory at once); true when
+  // more are left for another round.
   bool submit_pending() {
     std::map<std::string, std::vector<prepared>> by_model;
     std::vector<std::string> order; // models, as they first come
     fetch_cursor cursor;
     size_t taken = 0;
-    size_t cap = s_.limits.max_requests * 4;
+    // One batch's worth a round: what waits for the next round stays in
+    // the store, not in memory.
+    size_t cap = s_.limits.max_requests;
     bool more = false;
     for (;;) {
       auto page = ask<std::vector<task>>(h_.checkpointer, fetch_atom::value,
@@ -632,7 +634,10 @@ private:
         if (s_.cache)
           p.fingerprint = request_fingerprint(t, prov_->name(), model,
                                               s_.response_format);
-        p.t = std::move(t);
+        // Only what the batch needs of the task is kept: its line holds
+        // the request.
+        p.t.id = std::move(t.id);
+        p.t.attempts = t.attempts;
         fresh.push_back(std::move(p));
         ++taken;
       }
@@ -736,7 +741,8 @@ private:
                              "in batch " + b.row.id + " (" + model + ")",
                              s_.node);
       at[p.t.id] = begin + i;
-      m.t = p.t; // the lines keep what is sent
+      // The store needs the id only: the line keeps what is sent.
+      m.t.id = p.t.id;
       members.push_back(std::move(m));
     }
     auto placed = ask<std::vector<std::string>>(
@@ -754,9 +760,15 @@ private:
         ask<bool>(h_.budget_keeper, release_atom::value, granted[i].id);
     if (placed.empty())
       return;
+    size_t bytes = 0;
+    for (auto& id : placed)
+      bytes += group[at[id]].line.size() + 1;
+    b.file.reserve(bytes);
     for (auto& id : placed) {
-      b.file += group[at[id]].line;
+      auto& line = group[at[id]].line;
+      b.file += line;
       b.file += '\n';
+      std::string().swap(line);
     }
     b.row.tasks = placed.size();
     open_.push_back(std::move(b));

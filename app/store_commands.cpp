@@ -136,6 +136,31 @@ int submit_command(const config& c, const std::string& file,
   return exit_code::ok;
 }
 
+namespace {
+
+// "3 h 12 min", "45 s": how long ago an RFC 3339 UTC time was.
+std::string age_of(const std::string& rfc3339) {
+  std::tm tm{};
+  if (std::sscanf(rfc3339.c_str(), "%d-%d-%dT%d:%d:%d", &tm.tm_year,
+                  &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+                  &tm.tm_sec) != 6)
+    return "?";
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  auto secs = std::max<int64_t>(0, std::time(nullptr) - timegm(&tm));
+  if (secs < 60)
+    return std::to_string(secs) + " s";
+  if (secs < 3600)
+    return std::to_string(secs / 60) + " min";
+  if (secs < 86400)
+    return std::to_string(secs / 3600) + " h " +
+           std::to_string(secs % 3600 / 60) + " min";
+  return std::to_string(secs / 86400) + " d " +
+         std::to_string(secs % 86400 / 3600) + " h";
+}
+
+} // namespace
+
 int status_command(const config& c, bool json) {
   store_session s(c, store::open_mode::must_exist, false);
   auto rep = ask<status_report>(s.self, s.checkpointer, status_atom::value);
@@ -164,16 +189,25 @@ int status_command(const config& c, bool json) {
     std::printf("last run     %lld, %s, started %s\n",
                 (long long)rep.run.id, shorten(rep.run.state, 40).c_str(),
                 shorten(rep.run.started_at, 40).c_str());
-  {
-    auto open = ask<std::vector<batch_row>>(s.self, s.checkpointer,
-                                            batches_atom::value, true);
+  if (!rep.open_batches.empty()) {
     uint64_t tasks = 0;
-    for (auto& b : open)
+    for (auto& b : rep.open_batches)
       tasks += b.tasks;
-    if (!open.empty())
-      std::printf("batches      %zu open at the provider, %s task(s) (see "
-                  "bgagent batches)\n",
-                  open.size(), grouped(tasks).c_str());
+    std::printf("batches      %zu open at the provider, %s task(s) (all: "
+                "bgagent batches)\n",
+                rep.open_batches.size(), grouped(tasks).c_str());
+    size_t shown = 0;
+    for (auto& b : rep.open_batches) {
+      if (shown++ == 5)
+        break;
+      std::printf("             %s %s, %s task(s), %s of %s done at the "
+                  "provider, %s old\n",
+                  shorten(b.id, 18).c_str(), to_string(b.state),
+                  grouped(b.tasks).c_str(),
+                  grouped(b.remote_completed + b.remote_failed).c_str(),
+                  grouped(b.remote_total).c_str(),
+                  age_of(b.created_at).c_str());
+    }
   }
   for (auto& c : rep.circuits_open) {
     auto sp = c.rfind(' ');
@@ -186,30 +220,6 @@ int status_command(const config& c, bool json) {
   return exit_code::ok;
 }
 
-namespace {
-
-// "3 h 12 min", "45 s": how long ago an RFC 3339 UTC time was.
-std::string age_of(const std::string& rfc3339) {
-  std::tm tm{};
-  if (std::sscanf(rfc3339.c_str(), "%d-%d-%dT%d:%d:%d", &tm.tm_year,
-                  &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
-                  &tm.tm_sec) != 6)
-    return "?";
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  auto secs = std::max<int64_t>(0, std::time(nullptr) - timegm(&tm));
-  if (secs < 60)
-    return std::to_string(secs) + " s";
-  if (secs < 3600)
-    return std::to_string(secs / 60) + " min";
-  if (secs < 86400)
-    return std::to_string(secs / 3600) + " h " +
-           std::to_string(secs % 3600 / 60) + " min";
-  return std::to_string(secs / 86400) + " d " +
-         std::to_string(secs % 86400 / 3600) + " h";
-}
-
-} // namespace
 
 int batches_command(const config& c, bool json) {
   store_session s(c, store::open_mode::must_exist, false);

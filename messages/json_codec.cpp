@@ -127,6 +127,9 @@ json to_json(const status_report& x) {
       {{"model", text(c.substr(0, sp))},
        {"since", sp == std::string::npos ? "" : text(c.substr(sp + 1))}});
   }
+  j["batches"] = json::array();
+  for (auto& b : x.open_batches)
+    j["batches"].push_back(to_json(b));
   return j;
 }
 

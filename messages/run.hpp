@@ -12,6 +12,7 @@
 
 #include <caf/meta/type_name.hpp>
 
+#include "messages/batch.hpp"
 #include "messages/budget.hpp"
 
 namespace bgagent {
@@ -85,12 +86,14 @@ struct status_report {
   // The last run's budget period: run, hour, day or month (UTC); the
   // budget's figures are the period's.
   std::string budget_period = "run";
+  // Provider batches not ended (DESIGN.md section 13), newest first.
+  std::vector<batch_row> open_batches;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, status_report& x) {
   return f(caf::meta::type_name("status_report"), x.tasks, x.budget, x.run,
-           x.circuits_open, x.budget_period);
+           x.circuits_open, x.budget_period, x.open_batches);
 }
 
 // The checkpointer's answer to a submission.

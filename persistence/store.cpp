@@ -1865,6 +1865,7 @@ uint64_t store::count_not_cancelled() {
 status_report store::status() {
   status_report rep;
   rep.tasks = counts();
+  rep.open_batches = batches(true);
   stmt last(db_, "SELECT id, state, started_at, token_limit, cost_limit, "
                  "budget_period FROM runs ORDER BY id DESC LIMIT 1",
             path_);

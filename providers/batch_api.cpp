@@ -1,5 +1,9 @@
 #include "providers/batch_api.hpp"
 
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
 #include <curl/curl.h>
 #include <nlohmann/json.hpp>
 
@@ -124,7 +128,31 @@ batch_api::reply batch_api::send(const std::string& what,
     curl_mime_name(part, "file");
     curl_mime_filename(part, file_name.c_str());
     curl_mime_type(part, "application/jsonl");
-    curl_mime_data(part, file_data.data(), file_data.size());
+    // Read from the caller's string as it is sent: a 200 MB file is not
+    // copied again.
+    struct reader {
+      const std::string* data;
+      size_t at;
+    };
+    auto* r = new reader{&file_data, 0};
+    curl_mime_data_cb(
+      part, static_cast<curl_off_t>(file_data.size()),
+      [](char* buf, size_t size, size_t n, void* arg) -> size_t {
+        auto& rd = *static_cast<reader*>(arg);
+        size_t len = std::min(size * n, rd.data->size() - rd.at);
+        std::memcpy(buf, rd.data->data() + rd.at, len);
+        rd.at += len;
+        return len;
+      },
+      [](void* arg, curl_off_t offset, int origin) -> int {
+        auto& rd = *static_cast<reader*>(arg);
+        if (origin != SEEK_SET || offset < 0 ||
+            static_cast<size_t>(offset) > rd.data->size())
+          return CURL_SEEKFUNC_CANTSEEK;
+        rd.at = static_cast<size_t>(offset);
+        return CURL_SEEKFUNC_OK;
+      },
+      [](void* arg) { delete static_cast<reader*>(arg); }, r);
     curl_easy_setopt(e, CURLOPT_MIMEPOST, mime);
   } else if (method == "POST") {
     curl_easy_setopt(e, CURLOPT_POST, 1L);

@@ -350,6 +350,10 @@ TEST_CASE("batch mode: --detach submits and exits 0 and a later run collects "
   REQUIRE(rows[0]["tasks"] == 30);
   auto table = run_bgagent({"status"}, dir.path(), env);
   REQUIRE(contains(table.out, "1 open at the provider"));
+  REQUIRE(contains(table.out, rows[0]["id"].get<std::string>() +
+                                " submitted, 30 task(s)"));
+  REQUIRE(st["batches"].size() == 1);
+  REQUIRE(st["batches"][0]["id"] == rows[0]["id"]);
   {
     std::lock_guard<std::mutex> lock(server.mtx);
     server.polls_per_step = 1;

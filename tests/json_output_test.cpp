@@ -40,8 +40,10 @@ TEST_CASE("status --json, results --json and the audit log keep their fields",
   REQUIRE(lines_of(st.out).size() == 1);
   auto s = nlohmann::json::parse(st.out);
   CHECK(keys(s) ==
-        std::set<std::string>{"tasks", "budget", "run", "circuits_open"});
+        std::set<std::string>{"tasks", "budget", "run", "circuits_open",
+                              "batches"});
   CHECK(s["circuits_open"].empty()); // the run is over
+  CHECK(s["batches"].empty());       // no provider batch open
   CHECK(keys(s["tasks"]) ==
         std::set<std::string>{"pending", "running", "retry_wait", "completed",
                               "quarantined", "cancelled"});
