@@ -136,12 +136,27 @@ admin_endpoint(self_ptr self, head_handles h, caf::node_id admin_node,
     [=](drain_atom) -> caf::result<bool> {
       if (!allowed(self, "drain"))
         return refused;
-      return forward<bool>(self, self->state.h.supervisor, drain_atom::value);
+      auto& st = self->state;
+      if (st.h.batches) {
+        // The batch_runner ends at once (its batches stay open in the
+        // store); the supervisor may not have started (batch mode): it is
+        // told, not waited for.
+        caf::anon_send(st.h.batches, drain_atom::value, int32_t{0});
+        caf::anon_send(st.h.supervisor, drain_atom::value);
+        return true;
+      }
+      return forward<bool>(self, st.h.supervisor, drain_atom::value);
     },
     [=](shutdown_atom) -> caf::result<bool> {
       if (!allowed(self, "shutdown"))
         return refused;
-      return forward<bool>(self, self->state.h.supervisor, shutdown_atom::value);
+      auto& st = self->state;
+      if (st.h.batches) {
+        caf::anon_send(st.h.batches, drain_atom::value, int32_t{0});
+        caf::anon_send(st.h.supervisor, shutdown_atom::value);
+        return true;
+      }
+      return forward<bool>(self, st.h.supervisor, shutdown_atom::value);
     },
     [=](set_budget_atom,
         const budget_change& c) -> caf::result<budget_snapshot> {

@@ -73,6 +73,13 @@ struct open_batch {
   std::string file;      // its request file, until uploaded
   bool overdue = false;  // batch_overdue raised
   std::string last_warning;
+  // Taken up from the store (an earlier run, a crash): a provider batch
+  // may exist that the row does not name yet.
+  bool taken_up = false;
+  // It cannot be followed (the provider does not know it any more, or
+  // cannot say whether it made it): alerted once; the run does not wait
+  // for it, and it stays open in the store.
+  bool stuck = false;
 };
 
 // A task ready to go into a batch: its request line and worst case.
@@ -93,7 +100,15 @@ public:
       api_(s_.api) {}
 
   void main() {
-    self_->receive([&](run_atom) { rp_ = self_->make_response_promise(); });
+    bool quit = false;
+    self_->receive([&](run_atom) { rp_ = self_->make_response_promise(); },
+                   [&](caf::exit_msg&) { quit = true; },
+                   [&](drain_atom, int32_t) {
+                     quit = true;
+                     return true;
+                   });
+    if (quit)
+      return; // the run ended before it began (an error at start)
     started_ = clock_type::now();
     try {
       take_up_open();
@@ -185,37 +200,21 @@ private:
               std::move(ev));
   }
 
-  // Batches open in the store (a crash, a --detach, another run's): their
-  // tasks' reservations are held again, whatever the budget says now: the
-  // provider has their requests.
+  // Batches open in the store (a crash, a --detach, another run's). Their
+  // tasks' reservations were held again before this run reserved anything
+  // (hold_open_batch_reservations, run_command).
   void take_up_open() {
     auto rows = ask<std::vector<batch_row>>(h_.checkpointer,
                                             batches_atom::value, true);
     std::reverse(rows.begin(), rows.end()); // oldest first
     for (auto& row : rows) {
-      auto members = ask<std::vector<batch_member>>(
-        h_.checkpointer, batches_atom::value, row.id);
-      if (!members.empty()) {
-        std::vector<std::string> ids;
-        std::vector<uint64_t> tokens;
-        std::vector<double> costs;
-        for (auto& m : members) {
-          ids.push_back(m.t.id);
-          tokens.push_back(m.reserved_tokens);
-          costs.push_back(m.reserved_cost);
-        }
-        auto held = ask<std::vector<reservation>>(
-          h_.budget_keeper, reserve_atom::value, ids, tokens, costs, true);
-        std::vector<uint64_t> rids;
-        for (auto& r : held)
-          rids.push_back(r.id);
-        ids.resize(rids.size());
-        ask<bool>(h_.checkpointer, batches_atom::value, ids, rids);
-      }
       spdlog::info("batch {} ({}, {} task(s), {}) taken up from an earlier "
                    "run",
-                   row.id, to_string(row.state), members.size(), row.model);
-      open_.push_back(open_batch{std::move(row), {}, false, {}});
+                   row.id, to_string(row.state), row.tasks, row.model);
+      open_batch b;
+      b.row = std::move(row);
+      b.taken_up = true;
+      open_.push_back(std::move(b));
     }
   }
 
@@ -232,15 +231,24 @@ private:
                                  }),
                   open_.end());
       bool more = false;
-      if (s_.submit && !draining_ && !budget_stopped_)
+      // No new batch while one waits to be uploaded or created (the
+      // provider refuses or is down): they would pile up in memory.
+      bool blocked = std::any_of(open_.begin(), open_.end(),
+                                 [](const open_batch& b) {
+                                   return b.row.state < batch_state::submitted;
+                                 });
+      if (s_.submit && !draining_ && !budget_stopped_ && !blocked &&
+          stop_.reason == stop_reason::none)
         more = submit_pending();
       publish_progress();
       if (draining_)
         return;
+      bool waiting = std::any_of(open_.begin(), open_.end(),
+                                 [](const open_batch& b) { return !b.stuck; });
       if (!s_.follow) {
-        if (s_.detach && !more)
+        if (s_.detach && !more && !blocked)
           return;
-        if (open_.empty() && !more)
+        if (!waiting && !more)
           return;
       }
       if (more)
@@ -296,28 +304,40 @@ private:
   }
 
   std::string cancel(const std::string& id) {
+    if (id.empty())
+      return "no batch id given";
     for (auto& b : open_) {
       if (b.row.id != id && b.row.provider_batch_id != id)
         continue;
       if (is_ended(b.row.state) || b.row.state == batch_state::cancelling)
         return "batch " + id + " is " + to_string(b.row.state) + " already";
-      audit(make_event("batch_cancelled", {}, -1,
-                       "batch " + b.row.id + " (" + b.row.provider_batch_id +
-                         "): cancel asked for"));
-      if (b.row.provider_batch_id.empty()) {
-        // Never reached the provider: nothing of it will be done.
-        b.row.state = batch_state::cancelling;
-        collect(b, remote_batch{}, batch_state::cancelled);
-        return {};
-      }
+      auto cancelled = [&](const std::string& how) {
+        return make_event("batch_cancelled", {}, -1,
+                          "batch " + b.row.id + " (" +
+                            b.row.provider_batch_id + "): " + how);
+      };
       try {
         beat(false);
-        auto rb = api_.cancel(b.row.provider_batch_id);
+        // Created just before a crash? Then the provider has it.
+        remote_batch rb;
+        if (b.row.provider_batch_id.empty() && b.taken_up &&
+            b.row.state == batch_state::uploaded &&
+            find_created(b, rb)) {
+          b.row.provider_batch_id = rb.id;
+          b.row.submitted_at = now_rfc3339();
+        }
+        if (b.row.provider_batch_id.empty()) {
+          // Never reached the provider: nothing of it will be done.
+          b.row.state = batch_state::cancelling;
+          save(b, {}, cancelled("never sent, cancelled here"));
+          collect(b, remote_batch{}, batch_state::cancelled);
+          return {};
+        }
+        api_.cancel(b.row.provider_batch_id);
         b.row.state = batch_state::cancelling;
-        save(b);
-        (void)rb;
+        save(b, {}, cancelled("cancel asked of the provider"));
         return {};
-      } catch (const batch_api_error& e) {
+      } catch (const std::exception& e) {
         return e.what();
       }
     }
@@ -337,18 +357,126 @@ private:
       else if (!is_ended(b.row.state))
         poll(b);
     } catch (const batch_api_error& e) {
-      if (e.retryable()) {
-        if (b.last_warning != e.what())
-          spdlog::warn("batch {}: {} (tried again in {} s)", b.row.id,
-                       e.what(), s_.poll_seconds);
-        b.last_warning = e.what();
-        return;
-      }
-      // The provider refuses it for good: its tasks go to the retry path.
-      spdlog::error("batch {}: {}", b.row.id, e.what());
-      b.row.error = e.what();
-      collect(b, remote_batch{}, batch_state::failed);
+      remote_error(b, e);
+    } catch (const std::exception& e) {
+      // An answer or a file it cannot read (or memory): the batch stays
+      // open in the store for a later run, never failed here.
+      follow_no_more(b, std::string("cannot read what the provider sent: ") +
+                          e.what());
     }
+    look_overdue(b);
+  }
+
+  void remote_error(open_batch& b, const batch_api_error& e) {
+    if (e.retryable()) {
+      if (b.last_warning != e.what())
+        spdlog::warn("batch {}: {} (tried again in {} s)", b.row.id,
+                     e.what(), s_.poll_seconds);
+      b.last_warning = e.what();
+      return;
+    }
+    if (!b.row.provider_batch_id.empty() ||
+        (b.taken_up && b.row.state == batch_state::uploaded)) {
+      // The provider has it (or may have it): failing it here would send
+      // its tasks again while the provider runs and bills them.
+      follow_no_more(b, e.what());
+      return;
+    }
+    // Refused before any provider batch existed (the file, the create):
+    // nothing was sent, nothing is billed. Its tasks go back to the queue
+    // without an attempt counted, and no new batch is made: the same
+    // refusal would follow.
+    spdlog::error("batch {}: {}", b.row.id, e.what());
+    b.row.error = e.what();
+    give_back(b);
+    bool credits = e.status() == 402 ||
+                   contains_text(e.what(), "insufficient_quota");
+    stop_ = credits ? run_stop(stop_reason::out_of_credits)
+                    : run_stop(stop_reason::outage, 0,
+                               prov_->name() + " refused the batch: " +
+                                 e.what());
+    alert_of(severity::critical,
+             credits ? "out_of_credits" : "batch_refused",
+             "batch " + b.row.id + ": " + e.what() +
+               "; its tasks are back in the queue, no new batch is made");
+  }
+
+  static bool contains_text(const std::string& s, const char* part) {
+    return s.find(part) != std::string::npos;
+  }
+
+  // A batch that cannot be followed: alerted once, left open in the store.
+  void follow_no_more(open_batch& b, const std::string& why) {
+    if (b.stuck)
+      return;
+    b.stuck = true;
+    b.row.error = why;
+    alert_of(severity::critical, "batch_unreachable",
+             "batch " + b.row.id +
+               (b.row.provider_batch_id.empty()
+                  ? std::string()
+                  : " (" + b.row.provider_batch_id + ")") +
+               ": " + why +
+               "; it stays open with its tasks running and their "
+               "reservations held; a later run tries again (admin "
+               "cancel-batch gives its tasks back)");
+    try {
+      save(b);
+    } catch (const std::exception&) {
+    }
+  }
+
+  // A batch still open an hour past its window (from its creation while
+  // it has not reached the provider): one critical alert.
+  void look_overdue(open_batch& b) {
+    if (b.overdue || is_ended(b.row.state))
+      return;
+    auto since = unix_of(b.row.submitted_at.empty() ? b.row.created_at
+                                                    : b.row.submitted_at);
+    if (since <= 0 || std::time(nullptr) - since <= s_.window_seconds + 3600)
+      return;
+    b.overdue = true;
+    alert_of(severity::critical, "batch_overdue",
+             "batch " + b.row.id + " (" + b.row.provider_batch_id +
+               ") is still " + to_string(b.row.state) + " " +
+               std::to_string((std::time(nullptr) - since) / 3600) +
+               " h after it was " +
+               (b.row.submitted_at.empty() ? "made" : "submitted") +
+               " (window " +
+               std::to_string(static_cast<int64_t>(s_.window_seconds / 3600)) +
+               " h)");
+  }
+
+  // Every task of a batch the provider never had back to the queue, its
+  // attempt not counted, its reservation released at no charge.
+  void give_back(open_batch& b) {
+    auto members = ask<std::vector<batch_member>>(
+      h_.checkpointer, batches_atom::value, b.row.id);
+    std::vector<batch_outcome> outcomes;
+    for (auto& m : members) {
+      batch_outcome o;
+      o.task_id = m.t.id;
+      o.attempt = m.attempt;
+      o.reservation = m.reservation;
+      o.verdict = batch_verdict::give_back;
+      o.out = make_failure(error_kind::retryable,
+                           "batch " + b.row.id + " not taken by the "
+                           "provider: " + b.row.error);
+      o.out.provider = prov_->name();
+      o.out.model = b.row.model;
+      o.ended = make_event("task_failed", m.t.id,
+                           static_cast<int32_t>(m.attempt),
+                           o.out.error + "; back to pending, not counted",
+                           s_.node);
+      outcomes.push_back(std::move(o));
+    }
+    b.row.state = batch_state::failed;
+    b.row.failed = members.size();
+    b.row.ended_at = now_rfc3339();
+    save(b, std::move(outcomes),
+         make_event("batch_ended", {}, -1,
+                    "batch " + b.row.id + " failed before the provider had "
+                    "it: " + b.row.error));
   }
 
   void upload(open_batch& b) {
@@ -375,7 +503,7 @@ private:
     beat(false);
     // Created just before a crash? Then it is that one, never a second.
     remote_batch rb;
-    bool found = api_.find(b.row.id, rb);
+    bool found = b.taken_up && find_created(b, rb);
     if (!found)
       rb = api_.create(b.row.input_file_id, b.row.id);
     beat(true);
@@ -391,6 +519,31 @@ private:
     }
     b.row.state = next;
     save(b, {}, submitted_event(b, found));
+  }
+
+  // The provider batch this row made before a crash, found by its local
+  // id and its file. A provider that cannot list batches cannot say: then
+  // nothing is created (never a second batch), the batch cannot be
+  // followed, and an alert says so.
+  bool find_created(open_batch& b, remote_batch& rb) {
+    try {
+      if (!api_.find(b.row.id, rb))
+        return false;
+    } catch (const batch_api_error& e) {
+      if (e.retryable())
+        throw;
+      throw batch_api_error("cannot tell whether batch " + b.row.id +
+                              " was created before the restart (listing "
+                              "batches failed: " + e.what() + ")",
+                            e.status(), false);
+    }
+    if (!b.row.input_file_id.empty() && !rb.input_file_id.empty() &&
+        rb.input_file_id != b.row.input_file_id)
+      throw batch_api_error("the provider's batch " + rb.id + " names batch " +
+                              b.row.id + " but another file (" +
+                              rb.input_file_id + ")",
+                            0, false);
+    return true;
   }
 
   audit_event submitted_event(const open_batch& b, bool found) {
@@ -414,6 +567,12 @@ private:
     beat(false);
     auto rb = api_.get(b.row.provider_batch_id);
     beat(true);
+    if (rb.id != b.row.provider_batch_id ||
+        (!rb.local_id.empty() && rb.local_id != b.row.id))
+      throw batch_api_error("the provider answered for batch " + rb.id +
+                              " (" + rb.local_id + ") when asked for " +
+                              b.row.provider_batch_id,
+                            0, false);
     auto next = next_state(b.row.state, rb.status);
     bool changed = next != b.row.state || rb.completed != b.row.remote_completed ||
                    rb.failed != b.row.remote_failed;
@@ -425,19 +584,6 @@ private:
     b.row.state = next;
     if (changed)
       save(b);
-    auto since = unix_of(b.row.submitted_at);
-    if (!b.overdue && since > 0 &&
-        std::time(nullptr) - since > s_.window_seconds + 3600) {
-      b.overdue = true;
-      alert_of(severity::critical, "batch_overdue",
-               "batch " + b.row.id + " (" + b.row.provider_batch_id +
-                 ") is still " + to_string(b.row.state) + " " +
-                 std::to_string((std::time(nullptr) - since) / 3600) +
-                 " h after it was submitted (window " +
-                 std::to_string(static_cast<int64_t>(s_.window_seconds /
-                                                     3600)) +
-                 " h)");
-    }
   }
 
   // -- results ---------------------------------------------------------
@@ -449,10 +595,14 @@ private:
     beat(false);
     auto text = api_.content(file_id);
     beat(true);
-    std::istringstream in(text);
     size_t n = 0;
     size_t bad = 0;
-    for (std::string line; std::getline(in, line);) {
+    for (size_t at = 0; at < text.size();) {
+      auto end = text.find('\n', at);
+      if (end == std::string::npos)
+        end = text.size();
+      std::string line = text.substr(at, end - at);
+      at = end + 1;
       ++n;
       if (line.empty())
         continue;
@@ -473,7 +623,8 @@ private:
   }
 
   batch_outcome judge(const batch_member& m, const std::string& model,
-                      const batch_result_line* line, batch_state final) {
+                      const batch_result_line* line, batch_state final,
+                      bool taken_up) {
     batch_outcome o;
     o.task_id = m.t.id;
     o.attempt = m.attempt;
@@ -507,9 +658,14 @@ private:
       o.out.provider = prov_->name();
       o.out.model = model;
     }
+    if (o.out.usage_invalid)
+      alert_of(severity::critical, "lying_usage",
+               "task " + m.t.id + " (batch line): " + o.out.error);
     if (o.out.ok) {
       o.verdict = batch_verdict::completed;
-      if (s_.cache)
+      // Cached under the request this run would send: a batch made by an
+      // earlier run (other settings) is not cached.
+      if (s_.cache && !taken_up)
         o.out.fingerprint = request_fingerprint(m.t, prov_->name(), model,
                                                 s_.response_format);
       char detail[160];
@@ -562,7 +718,8 @@ private:
       auto& m = members[i];
       auto found = lines.find(m.t.id);
       auto o = judge(m, b.row.model,
-                     found == lines.end() ? nullptr : &found->second, final);
+                     found == lines.end() ? nullptr : &found->second, final,
+                     b.taken_up);
       b.row.cost_usd += o.spent.cost_usd;
       if (o.verdict == batch_verdict::completed) {
         ++b.row.completed;
@@ -846,16 +1003,25 @@ private:
 
 } // namespace
 
+namespace {
+
+void batch_runner(caf::blocking_actor* self, batch_runner_settings s,
+                  batch_runner_handles h, provider_ptr p) {
+  runner r(self, std::move(s), std::move(h), std::move(p));
+  r.main();
+}
+
+} // namespace
+
 batch_runner_actor spawn_batch_runner(caf::actor_system& sys,
                                       batch_runner_settings s,
                                       batch_runner_handles h,
                                       provider_ptr p) {
-  auto a = sys.spawn<caf::detached>(
-    [s = std::move(s), h = std::move(h),
-     p = std::move(p)](caf::blocking_actor* self) mutable {
-      runner r(self, std::move(s), std::move(h), std::move(p));
-      r.main();
-    });
+  // The settings go as spawn arguments, not captures: CAF 0.17 binds a
+  // blocking actor's function without arguments through a null pointer
+  // (UBSan: reference binding to null pointer).
+  auto a = sys.spawn<caf::detached>(batch_runner, std::move(s), std::move(h),
+                                    std::move(p));
   return caf::actor_cast<batch_runner_actor>(a);
 }
 

@@ -372,8 +372,12 @@ struct http_api::impl {
       ok = ask_within<bool>(self, h.supervisor, pause_atom::value);
     else if (what == "resume")
       ok = ask_within<bool>(self, h.supervisor, resume_atom::value);
-    else
+    else {
+      // Batches being collected end too (they stay open in the store).
+      if (h.batches)
+        caf::anon_send(h.batches, drain_atom::value, int32_t{0});
       ok = ask_within<bool>(self, h.supervisor, drain_atom::value);
+    }
     audit_command(req, what);
     send_json(res, 200, json{{"command", what}, {"ok", ok}});
   }

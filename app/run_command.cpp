@@ -149,6 +149,35 @@ void announce_provider(const provider& p, const config& c) {
 
 } // namespace
 
+static void hold_open_batch_reservations(caf::scoped_actor& self,
+                                  const checkpointer_actor& checkpointer,
+                                  const budget_keeper_actor& keeper) {
+  auto open = ask<std::vector<batch_row>>(self, checkpointer,
+                                          batches_atom::value, true);
+  for (auto& row : open) {
+    auto members = ask<std::vector<batch_member>>(self, checkpointer,
+                                                  batches_atom::value, row.id);
+    if (members.empty())
+      continue;
+    std::vector<std::string> ids;
+    std::vector<uint64_t> tokens;
+    std::vector<double> costs;
+    for (auto& m : members) {
+      ids.push_back(m.t.id);
+      tokens.push_back(m.reserved_tokens);
+      costs.push_back(m.reserved_cost);
+    }
+    auto held = ask<std::vector<reservation>>(self, keeper,
+                                              reserve_atom::value, ids,
+                                              tokens, costs, true);
+    std::vector<uint64_t> rids;
+    for (auto& r : held)
+      rids.push_back(r.id);
+    ids.resize(rids.size());
+    ask<bool>(self, checkpointer, batches_atom::value, ids, rids);
+  }
+}
+
 int run_command(const config& c, const run_options& o,
                 const provider_registry& providers) {
   if (o.dry_run)
@@ -396,6 +425,10 @@ int run_command(const config& c, const run_options& o,
   // Reservations settled by the store (completion, failure, abandoned
   // calls) are committed to this keeper.
   self->send(checkpointer, attach_atom::value, keeper);
+  // Tasks in provider batches still open were sent: the provider may bill
+  // them whatever this run does, so their reservations are held again
+  // (whatever the budget says) before anything else reserves.
+  hold_open_batch_reservations(self, checkpointer, keeper);
 
   supervisor_settings ss;
   ss.workers = c.workers;
@@ -479,7 +512,8 @@ int run_command(const config& c, const run_options& o,
                     : sys.middleman().publish(gatekeeper, listen->port,
                                               listen->host.c_str(), true);
     if (!port) {
-      shutdown(gatekeeper, sup, keeper, rates, monitor, checkpointer, auditor);
+      shutdown(gatekeeper, sup, batcher, keeper, rates, monitor, checkpointer,
+               auditor);
       throw usage_error((tls ? "--listen " : "--insecure-listen ") +
                         listen->text() + ": cannot listen: " +
                         sys.render(port.error()));
@@ -522,7 +556,8 @@ int run_command(const config& c, const run_options& o,
                                                  metrics_at->host,
                                                  metrics_at->port);
     } catch (const usage_error&) {
-      shutdown(gatekeeper, sup, keeper, rates, monitor, checkpointer, auditor);
+      shutdown(gatekeeper, sup, batcher, keeper, rates, monitor, checkpointer,
+               auditor);
       throw;
     }
   }
@@ -544,7 +579,8 @@ int run_command(const config& c, const run_options& o,
         types_in_force(c), hs);
     } catch (const usage_error&) {
       metrics.reset();
-      shutdown(gatekeeper, sup, keeper, rates, monitor, checkpointer, auditor);
+      shutdown(gatekeeper, sup, batcher, keeper, rates, monitor, checkpointer,
+               auditor);
       throw;
     }
     // The token goes in the fragment, which a browser never sends; and only

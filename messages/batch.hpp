@@ -98,6 +98,8 @@ enum class batch_verdict : uint8_t {
   completed,  // its output line held a valid answer
   retry,      // failed or left undone: back to the queue, attempt counted
   quarantine, // failed past the retries, or permanently
+  give_back,  // its batch never reached the provider: back to pending,
+              // the attempt not counted, the reservation released
 };
 
 const char* to_string(batch_verdict v);

@@ -58,6 +58,7 @@ const char* to_string(batch_verdict v) {
     case batch_verdict::completed: return "completed";
     case batch_verdict::retry: return "retry";
     case batch_verdict::quarantine: return "quarantine";
+    case batch_verdict::give_back: return "give_back";
   }
   return "unknown";
 }

@@ -619,7 +619,7 @@ void store::prepare_statements() {
        "type_fingerprint = ?7, content_hash = ?8, state = 'pending', "
        "attempts = 0, free_attempts = 0, result = NULL, error = NULL, "
        "raw_answer = NULL, "
-       "answer_error = NULL, response = NULL, updated_at = ?9, "
+       "answer_error = NULL, response = NULL, updated_at = ?9, cached = 0, "
        "priority = ?10, tags = NULLIF(?11, ''), "
        "fallback_models = NULLIF(?12, '') WHERE seq = ?1");
   // OR IGNORE: a key or id stored already is not an error but the rarer
@@ -668,7 +668,7 @@ void store::prepare_statements() {
        "completion_tokens = completion_tokens + ?8, "
        "cost_usd = cost_usd + ?9, reservation_id = 0, "
        "reserved_tokens = 0, reserved_cost = 0, cached_tokens = ?12, "
-       "reasoning_tokens = ?13 "
+       "reasoning_tokens = ?13, cached = 0 "
        "WHERE id = ?1 AND state = 'running' AND attempts = ?2 AND "
        "(?11 = 0 OR reservation_id = ?11)");
   prep(st_->settle,
@@ -2119,7 +2119,7 @@ std::vector<std::string> store::requeue(const std::vector<std::string>& ids,
   const std::string reset =
     "UPDATE tasks SET state = 'pending', attempts = 0, free_attempts = 0, "
     "result = NULL, error = NULL, raw_answer = NULL, answer_error = NULL, "
-    "response = NULL, "
+    "response = NULL, cached = 0, "
     "updated_at = ?1 WHERE state = ?2";
   if (all) {
     stmt sel(db_, "SELECT id FROM tasks WHERE state = ?1 ORDER BY seq",
@@ -2218,6 +2218,10 @@ std::vector<std::string> store::create_batch(
     placed.push_back(m.t.id);
   }
   row.tasks = placed.size();
+  if (placed.empty()) { // nothing to send: no batch
+    tx.commit();
+    return placed;
+  }
   stmt ins(db_, "INSERT INTO batches(id, state, provider, model, run_id, "
                 "tasks, created_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
            path_);
@@ -2245,7 +2249,9 @@ void store::update_batch(const batch_row& row,
                        o.out.model, o.ended, o.out.raw_answer,
                        o.out.answer_error))
       continue;
-    if (o.verdict == batch_verdict::retry)
+    if (o.verdict == batch_verdict::give_back)
+      mark_pending(o.task_id, o.attempt, o.next); // released above: no charge
+    else if (o.verdict == batch_verdict::retry)
       mark_retry_wait(o.task_id, o.attempt, o.out.error, o.next);
     else
       mark_quarantined(o.task_id, o.attempt, o.out.error, o.next);

@@ -1,6 +1,7 @@
 #include "providers/batch_api.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstring>
 
@@ -47,11 +48,28 @@ uint64_t count(const nlohmann::json& j, const char* key) {
 
 } // namespace
 
+// Ids the provider gives go into URL paths: letters, digits, '-', '_'
+// and '.' only (OpenAI's are "batch_...", "file-...").
+static bool safe_id(const std::string& id) {
+  if (id.empty() || id.size() > 200 || id == "." || id == "..")
+    return false;
+  for (char c : id)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' &&
+        c != '_' && c != '.')
+      return false;
+  return true;
+}
+
 remote_batch parse_remote_batch(const nlohmann::json& j) {
   if (!j.is_object() || str(j, "id").empty() || str(j, "status").empty())
     throw batch_api_error("the provider's answer is not a batch object (no "
                           "id or status)",
-                          0, false);
+                          0, true);
+  for (auto key : {"id", "output_file_id", "error_file_id"})
+    if (!str(j, key).empty() && !safe_id(str(j, key)))
+      throw batch_api_error(std::string("the provider's batch has an ") +
+                              key + " that is not a plain id",
+                            0, true);
   remote_batch b;
   b.id = str(j, "id");
   b.status = str(j, "status");
@@ -107,8 +125,17 @@ batch_api::reply batch_api::send(const std::string& what,
   curl_easy_setopt(e, CURLOPT_URL, url.c_str());
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
-                   static_cast<long>(s_.timeout_seconds * 1000));
+  if (file_name.empty() && method != "GET-FILE") {
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
+                     static_cast<long>(s_.timeout_seconds * 1000));
+  } else {
+    // A file of hundreds of MB may take longer than a call: what ends it
+    // is a transfer that stalls (under 1 KB/s for the timeout, at least
+    // a minute), not its length.
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,
+                     static_cast<long>(std::max(60.0, s_.timeout_seconds)));
+  }
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(s_.connect_timeout_seconds * 1000));
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
@@ -202,8 +229,9 @@ std::string batch_api::upload(const std::string& filename,
                 filename, jsonl);
   auto j = json_of("uploading the batch file", r);
   auto id = str(j, "id");
-  if (id.empty())
-    throw batch_api_error("uploading the batch file: the answer has no id",
+  if (!safe_id(id))
+    throw batch_api_error("uploading the batch file: the answer has no "
+                          "plain file id",
                           0, true);
   return id;
 }
@@ -255,6 +283,8 @@ bool batch_api::find(const std::string& local_id, remote_batch& out,
         return true;
       }
       after = str(b, "id");
+      if (!safe_id(after))
+        return false;
     }
     auto more = j.find("has_more");
     if (more == j.end() || !more->is_boolean() || !more->get<bool>() ||
@@ -265,7 +295,7 @@ bool batch_api::find(const std::string& local_id, remote_batch& out,
 }
 
 std::string batch_api::content(const std::string& file_id) {
-  return send("downloading file " + file_id, "GET",
+  return send("downloading file " + file_id, "GET-FILE",
               "/files/" + file_id + "/content", {}, {}, {}, {})
     .body;
 }

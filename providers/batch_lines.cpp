@@ -28,19 +28,33 @@ bool parse_batch_result_line(const std::string& line, batch_result_line& out,
   }
   out = batch_result_line{};
   out.custom_id = id->get<std::string>();
+  // Only fields of the expected types are read: a server that sends null
+  // or a number where a string belongs says nothing there.
+  auto text_of = [](const nlohmann::json& o, const char* key) {
+    auto i = o.find(key);
+    return i != o.end() && i->is_string() ? i->get<std::string>()
+                                          : std::string();
+  };
   auto r = j.find("response");
   if (r != j.end() && r->is_object()) {
     auto sc = r->find("status_code");
-    if (sc != r->end() && sc->is_number_integer())
-      out.status = sc->get<int>();
+    if (sc != r->end() && sc->is_number_integer()) {
+      auto code = sc->get<int64_t>();
+      if (code < 100 || code > 599) {
+        why = "response.status_code " + std::to_string(code) +
+              " is not an HTTP status";
+        return false;
+      }
+      out.status = static_cast<int>(code);
+    }
     auto b = r->find("body");
     if (b != r->end() && !b->is_null())
       out.body = b->is_string() ? b->get<std::string>() : b->dump();
   }
   auto e = j.find("error");
   if (e != j.end() && e->is_object()) {
-    out.code = e->value("code", "");
-    auto msg = e->value("message", "");
+    out.code = text_of(*e, "code");
+    auto msg = text_of(*e, "message");
     out.error = out.code.empty() ? msg : out.code + ": " + msg;
     if (out.error.empty())
       out.error = "the provider reported an error without a message";

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include <nlohmann/json.hpp>
+
 #include "messages/sha256.hpp"
 #include "messages/utf8.hpp"
 #include "providers/http_provider.hpp"
@@ -35,6 +37,18 @@ std::string request_fingerprint(const task& t, const std::string& provider,
                                 bool response_format) {
   if (t.temperature != 0)
     return {};
+  if (t.raw) {
+    // A chat task's body is sent as it is: only one that asks for
+    // temperature 0 itself is cached (without it the provider samples, at
+    // 1.0 on OpenAI).
+    auto body = nlohmann::json::parse(t.input, nullptr, false);
+    if (!body.is_object())
+      return {};
+    auto temp = body.find("temperature");
+    if (temp == body.end() || !temp->is_number() ||
+        temp->get<double>() != 0)
+      return {};
+  }
   auto req = request_for(t, model);
   if (req.unusable())
     return {};

@@ -10,8 +10,9 @@
 //   13): SHA-256 of "provider/model" and the exact JSON body the
 //   OpenAI-compatible path sends (messages, parameters, schema), so two
 //   tasks share a key only when they send the same thing to the same
-//   model. "" when the task is not cacheable: a temperature above 0, or a
-//   body that cannot be built.
+//   model. "" when the task is not cacheable: a temperature above 0 (a
+//   chat task: a body that does not say temperature 0), or a body that
+//   cannot be built.
 #pragma once
 
 #include <string>

@@ -413,6 +413,65 @@ TEST_CASE("batch mode: a batch in progress is not silence: no dead man's "
   require_all_answered(dir.path(), 5, env);
 }
 
+TEST_CASE("batch mode: an upload the provider refuses (401) gives every "
+          "task back uncounted, makes no batch and stops with exit 7",
+          "[e2e][batch]") {
+  temp_dir dir;
+  batch_server server;
+  server.refuse_uploads = 401;
+  write_tasks(dir.path("tasks.jsonl"), make_tasks(5));
+  auto env = batch_env(server);
+  auto r = run_bgagent({"run", "--tasks", "tasks.jsonl"}, dir.path(), env);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 7);
+  REQUIRE(contains(r.err, "HTTP 401"));
+  REQUIRE(server.batches().empty());
+  REQUIRE(server.count("POST", "/v1/files") == 1); // once, not per task
+  auto st = status_json(dir.path(), env);
+  REQUIRE(st["tasks"]["pending"] == 5);
+  REQUIRE(st["budget"]["cost_used"] == 0);
+  for (auto& [id, rec] : results_by_id(dir.path(), env))
+    REQUIRE(rec["attempts"] == 0);
+  auto alerts = read_jsonl(dir.path("bgagent-alerts.jsonl"));
+  REQUIRE(alerts.size() == 1);
+  REQUIRE(alerts[0]["kind"] == "batch_refused");
+  // Fixed: the next run sends them.
+  {
+    std::lock_guard<std::mutex> lock(server.mtx);
+    server.refuse_uploads = 0;
+  }
+  REQUIRE(run_bgagent({"run"}, dir.path(), env).exit_code == 0);
+  require_all_answered(dir.path(), 5, env);
+}
+
+TEST_CASE("batch mode: a batch the provider no longer knows is never failed "
+          "here nor sent again: alerted, left open, exit 4",
+          "[e2e][batch]") {
+  temp_dir dir;
+  batch_server server;
+  server.forget_batches = true;
+  write_tasks(dir.path("tasks.jsonl"), make_tasks(5));
+  auto env = batch_env(server);
+  auto r = run_bgagent({"run", "--tasks", "tasks.jsonl"}, dir.path(), env);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 4);
+  REQUIRE(server.batches().size() == 1);
+  auto st = status_json(dir.path(), env);
+  REQUIRE(st["tasks"]["running"] == 5); // still the provider's
+  REQUIRE(st["batches"].size() == 1);
+  auto alerts = read_jsonl(dir.path("bgagent-alerts.jsonl"));
+  REQUIRE(alerts.size() == 1);
+  REQUIRE(alerts[0]["kind"] == "batch_unreachable");
+  // The provider knows it again: the next run collects it, no second batch.
+  {
+    std::lock_guard<std::mutex> lock(server.mtx);
+    server.forget_batches = false;
+  }
+  REQUIRE(run_bgagent({"run"}, dir.path(), env).exit_code == 0);
+  REQUIRE(server.batches().size() == 1);
+  require_all_answered(dir.path(), 5, env);
+}
+
 TEST_CASE("batch mode: refused with a provider that has no Batch API",
           "[e2e][batch][cli]") {
   temp_dir dir;

@@ -200,3 +200,32 @@ TEST_CASE("store: a batch's tasks stay running across a restart, its "
     CHECK(db.complete_from_cache({"b"}, {"fp-nothing"}, {}).empty());
   }
 }
+
+TEST_CASE("request_fingerprint: a chat task is cached only when its body "
+          "asks for temperature 0",
+          "[cache]") {
+  auto t = unit_task("c");
+  t.type = "chat";
+  t.raw = true;
+  t.input = R"({"messages":[{"role":"user","content":"Hi"}]})";
+  CHECK(request_fingerprint(t, "openai", "m").empty()); // samples at 1.0
+  t.input = R"({"messages":[{"role":"user","content":"Hi"}],"temperature":0.5})";
+  CHECK(request_fingerprint(t, "openai", "m").empty());
+  t.input = R"({"messages":[{"role":"user","content":"Hi"}],"temperature":0})";
+  CHECK(request_fingerprint(t, "openai", "m").size() == 64);
+}
+
+TEST_CASE("batch lines: fields of the wrong type are not read, an "
+          "impossible status is refused",
+          "[batch]") {
+  batch_result_line r;
+  std::string why;
+  REQUIRE(parse_batch_result_line(
+    R"({"custom_id":"a","response":null,"error":{"code":null,"message":7}})",
+    r, why));
+  CHECK(r.error == "the provider reported an error without a message");
+  CHECK_FALSE(parse_batch_result_line(
+    R"({"custom_id":"a","response":{"status_code":4294967496,"body":{}}})", r,
+    why));
+  CHECK(why == "response.status_code 4294967496 is not an HTTP status");
+}

@@ -6,6 +6,7 @@
 
 #include <regex>
 
+#include "tests/support/batch_server.hpp"
 #include "tests/support/job.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/tmux_terminal.hpp"
@@ -164,4 +165,31 @@ TEST_CASE("under --follow the live line's total grows with each submit",
   // C-c, as a user stops it: a drain, then exit 130 (resumable).
   t.send_keys("C-c");
   CHECK(t.wait(60) == 130);
+}
+
+TEST_CASE("in batch mode the live line shows each open batch's state and "
+          "the provider's progress",
+          "[e2e][terminal][batch]") {
+  temp_dir dir;
+  batch_server server;
+  server.hang = true; // in progress until cancelled
+  write_tasks(dir.path("tasks.jsonl"), make_tasks(7));
+  tmux_terminal t({bgagent_binary(), "run", "--tasks", "tasks.jsonl"},
+                  dir.path(),
+                  {{"LLM_PROVIDER", "openai"},
+                   {"LLM_BASE_URL", server.base_url()},
+                   {"MODEL", "gpt-test"},
+                   {"BG_AGENT_PRICE_PROMPT", "1"},
+                   {"BG_AGENT_PRICE_COMPLETION", "2"},
+                   {"BG_AGENT_BATCH_POLL", "0.1"},
+                   {"BG_AGENT_MODE", "batch"}},
+                  160, 24);
+  auto s = screen_with_live_line(t, [](auto& rows) {
+    return contains(rows.back(), "in_progress 0/7");
+  });
+  auto row = s.back();
+  CHECK(contains(row, "0/7 done"));
+  CHECK(std::regex_search(row, std::regex(R"(batches: b-[0-9a-f]{16} in_progress 0/7)")));
+  t.send_keys("C-c");
+  CHECK(t.wait(30) == 130);
 }

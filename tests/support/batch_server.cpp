@@ -76,6 +76,12 @@ batch_server::batch_server() : srv_(std::make_unique<httplib::Server>()) {
     {
       std::lock_guard<std::mutex> lock(mtx);
       record(req);
+      if (refuse_uploads > 0) {
+        res.status = refuse_uploads;
+        res.set_content(R"({"error":{"message":"Incorrect API key provided"}})",
+                        "application/json");
+        return;
+      }
       if (!req.has_file("file") || req.get_file_value("purpose").content !=
                                      "batch") {
         res.status = 400;
@@ -171,7 +177,7 @@ batch_server::batch_server() : srv_(std::make_unique<httplib::Server>()) {
       for (auto& x : batches_)
         if (x->id == req.matches[1])
           b = x.get();
-      if (!b) {
+      if (!b || forget_batches) {
         res.status = 404;
         res.set_content(R"({"error":{"message":"no such batch"}})",
                         "application/json");

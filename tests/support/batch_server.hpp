@@ -14,7 +14,9 @@
 //   with content that fails the summarize schema; `expire_after` > 0: the
 //   batch expires with only that many requests done; `fail_batch`: the
 //   batch fails at validation; `max_requests`: more lines fail the batch
-//   (OpenAI's 50,000); `hang`: it stays in_progress until cancelled.
+//   (OpenAI's 50,000); `hang`: it stays in_progress until cancelled;
+//   `refuse_uploads`: uploads answered with that status (401 ...);
+//   `forget_batches`: the provider no longer knows any batch (404).
 // - Every call is recorded (calls()), and `hook` runs with its name
 //   ("upload", "create", "get", "list", "content", "cancel") BEFORE the
 //   answer is written: a test kills the client there to crash it at that
@@ -53,6 +55,8 @@ public:
   bool fail_batch = false;
   size_t max_requests = 50000;
   bool hang = false;
+  int refuse_uploads = 0;     // > 0: every upload gets this HTTP status
+  bool forget_batches = false; // GET /v1/batches/{id} answers 404
   std::function<void(const std::string& what)> hook;
 
   // -- what happened -----------------------------------------------------
