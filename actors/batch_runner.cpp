@@ -973,8 +973,10 @@ private:
       else if (budget_stopped_)
         stop_ = run_stop(stop_reason::budget);
     }
+    // With BG_AGENT_BATCH_RETRY=live what is left is the live run's.
     bool work_left = !open_.empty() ||
-                     (s_.submit && s.store.pending + s.store.retry_wait > 0);
+                     (s_.submit && !s_.retry_live &&
+                      s.store.pending + s.store.retry_wait > 0);
     s.stop_reason = stop_.text();
     s.exit_code = s_.detach && stop_.reason == stop_reason::none
                     ? exit_code::ok

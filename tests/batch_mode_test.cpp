@@ -413,6 +413,32 @@ TEST_CASE("batch mode: a batch in progress is not silence: no dead man's "
   require_all_answered(dir.path(), 5, env);
 }
 
+TEST_CASE("batch mode: with BG_AGENT_BATCH_RETRY=live the tasks a batch "
+          "failed run live once the batches are done",
+          "[e2e][batch]") {
+  temp_dir dir;
+  batch_server server;
+  server.fail_ids = {"t2", "t4"};
+  write_tasks(dir.path("tasks.jsonl"), make_tasks(6));
+  auto env = batch_env(server);
+  env["BG_AGENT_BATCH_RETRY"] = "live";
+  auto r = run_bgagent({"run", "--tasks", "tasks.jsonl"}, dir.path(), env);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  REQUIRE(server.batches().size() == 1);
+  REQUIRE(server.count("POST", "/v1/chat/completions") == 2);
+  auto results = results_by_id(dir.path(), env);
+  for (auto& [id, rec] : results) {
+    REQUIRE(rec["state"] == "completed");
+    if (id == "t2" || id == "t4") {
+      REQUIRE(rec["result"] == json{{"summary", "live"}});
+      REQUIRE(rec["attempts"] == 2);
+    } else {
+      REQUIRE(rec["result"] == json::parse(batch_server::answer_for(id)));
+    }
+  }
+}
+
 TEST_CASE("batch mode: an upload the provider refuses (401) gives every "
           "task back uncounted, makes no batch and stops with exit 7",
           "[e2e][batch]") {

@@ -253,6 +253,18 @@ batch_server::batch_server() : srv_(std::make_unique<httplib::Server>()) {
     }
     res.set_content(body, "application/jsonl");
   });
+  // The live path, for tasks retried live (BG_AGENT_BATCH_RETRY=live).
+  s.Post("/v1/chat/completions", [=](const httplib::Request& req,
+                                     httplib::Response& res) {
+    {
+      std::lock_guard<std::mutex> lock(mtx);
+      record(req);
+    }
+    auto j = json::parse(req.body, nullptr, false);
+    auto model = j.is_object() ? j.value("model", "") : "";
+    res.set_content(completion(model, json{{"summary", "live"}}.dump()).dump(),
+                    "application/json");
+  });
   port_ = s.bind_to_any_port("127.0.0.1");
   if (port_ <= 0)
     throw std::runtime_error("batch_server: cannot listen on 127.0.0.1");

@@ -1,7 +1,8 @@
 // A local OpenAI-compatible Files + Batches server for tests (aimock has no
 // batch endpoints that behave over time): POST /v1/files, POST /v1/batches,
 // GET /v1/batches[/{id}], POST /v1/batches/{id}/cancel,
-// GET /v1/files/{id}/content, on 127.0.0.1 (cpp-httplib).
+// GET /v1/files/{id}/content, on 127.0.0.1 (cpp-httplib); and POST
+// /v1/chat/completions, answering {"summary": "live"} to any request.
 //
 // Contract:
 // - A batch moves validating -> in_progress -> finalizing -> completed,
