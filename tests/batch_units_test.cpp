@@ -33,7 +33,7 @@ TEST_CASE("split_batches: at most max_requests lines and max_bytes bytes a "
 }
 
 TEST_CASE("batch lines: a request line carries the body as it is, the id as "
-          "custom_id; output and error lines are read",
+          "custom_id, and output and error lines are read",
           "[batch]") {
   auto line = batch_request_line("t\"1", R"({"model":"m","messages":[]})");
   auto j = nlohmann::json::parse(line);
