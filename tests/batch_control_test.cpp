@@ -23,21 +23,18 @@ using json = nlohmann::json;
 namespace {
 
 env_map batch_env(const batch_server& server) {
-  return {{"LLM_PROVIDER", "openai"},
-          {"LLM_BASE_URL", server.base_url()},
-          {"MODEL", "gpt-test"},
-          {"BG_AGENT_PRICE_PROMPT", "1"},
-          {"BG_AGENT_PRICE_COMPLETION", "2"},
-          {"BG_AGENT_BATCH_POLL", "0.05"},
-          {"BG_AGENT_MAX_RETRIES", "0"}};
+  auto env = server.env();
+  env["BG_AGENT_MAX_RETRIES"] = "0";
+  return env;
 }
 
 // The one batch `batches --json` lists.
 json only_batch(const std::string& dir, const env_map& env) {
   auto r = run_bgagent({"batches", "--json"}, dir, env);
   REQUIRE(r.exit_code == 0);
-  auto j = json::parse(r.out.substr(0, r.out.find('\n')));
-  return j;
+  auto rows = json_lines(r.out);
+  REQUIRE(rows.size() == 1);
+  return rows[0];
 }
 
 } // namespace

@@ -24,17 +24,11 @@ using json = nlohmann::json;
 
 namespace {
 
-// A run against `server` in batch mode: $1 / $2 per million tokens live,
-// so the batch price is $0.50 / $1.00 and each answer (10 + 5 tokens)
-// costs $0.00001.
+// A run against `server` in batch mode (batch_server::env()).
 env_map batch_env(const batch_server& server) {
-  return {{"LLM_PROVIDER", "openai"},
-          {"LLM_BASE_URL", server.base_url()},
-          {"MODEL", "gpt-test"},
-          {"BG_AGENT_PRICE_PROMPT", "1"},
-          {"BG_AGENT_PRICE_COMPLETION", "2"},
-          {"BG_AGENT_BATCH_POLL", "0.05"},
-          {"BG_AGENT_MODE", "batch"}};
+  auto env = server.env();
+  env["BG_AGENT_MODE"] = "batch";
+  return env;
 }
 
 // The ids of `n` tasks t1..tn.
@@ -70,11 +64,7 @@ void require_completed_once(const std::string& audit, int n) {
 std::vector<json> batches_json(const std::string& dir, const env_map& env) {
   auto r = run_bgagent({"batches", "--json"}, dir, env);
   REQUIRE(r.exit_code == 0);
-  std::vector<json> out;
-  std::istringstream in(r.out);
-  for (std::string line; std::getline(in, line);)
-    out.push_back(json::parse(line));
-  return out;
+  return json_lines(r.out);
 }
 
 } // namespace

@@ -176,13 +176,11 @@ TEST_CASE("in batch mode the live line shows each open batch's state and "
   write_tasks(dir.path("tasks.jsonl"), make_tasks(7));
   tmux_terminal t({bgagent_binary(), "run", "--tasks", "tasks.jsonl"},
                   dir.path(),
-                  {{"LLM_PROVIDER", "openai"},
-                   {"LLM_BASE_URL", server.base_url()},
-                   {"MODEL", "gpt-test"},
-                   {"BG_AGENT_PRICE_PROMPT", "1"},
-                   {"BG_AGENT_PRICE_COMPLETION", "2"},
-                   {"BG_AGENT_BATCH_POLL", "0.1"},
-                   {"BG_AGENT_MODE", "batch"}},
+                  [&] {
+                    auto env = server.env();
+                    env["BG_AGENT_MODE"] = "batch";
+                    return env;
+                  }(),
                   160, 24);
   auto s = screen_with_live_line(t, [](auto& rows) {
     return contains(rows.back(), "in_progress 0/7");

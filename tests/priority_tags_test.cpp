@@ -23,13 +23,6 @@ using nlohmann::json;
 
 namespace {
 
-std::vector<json> json_lines(const std::string& text) {
-  std::vector<json> out;
-  for (auto& line : lines_of(text))
-    out.push_back(json::parse(line));
-  return out;
-}
-
 std::vector<std::string> started_order(const std::string& audit) {
   std::vector<std::string> out;
   for (auto& e : audit_events(audit, "task_started"))

@@ -126,13 +126,8 @@ TEST_CASE("response cache: in batch mode a second job of the same requests "
           "[e2e][cache][batch]") {
   temp_dir dir;
   batch_server server;
-  env_map env{{"LLM_PROVIDER", "openai"},
-              {"LLM_BASE_URL", server.base_url()},
-              {"MODEL", "gpt-test"},
-              {"BG_AGENT_PRICE_PROMPT", "1"},
-              {"BG_AGENT_PRICE_COMPLETION", "2"},
-              {"BG_AGENT_BATCH_POLL", "0.05"},
-              {"BG_AGENT_MODE", "batch"}};
+  env_map env = server.env();
+  env["BG_AGENT_MODE"] = "batch";
   // The server answers by custom_id: the second job's answers are the
   // first job's, copied.
   write_tasks(dir.path("a.jsonl"), same_requests(6, "a"));

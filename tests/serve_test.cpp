@@ -95,15 +95,6 @@ std::string firing_of(const std::string& detail) {
   return detail.substr(at, detail.find(':', at + 17) - at);
 }
 
-std::vector<json> json_lines(const std::string& body) {
-  std::vector<json> out;
-  std::istringstream in(body);
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty())
-      out.push_back(json::parse(line));
-  return out;
-}
-
 } // namespace
 
 TEST_CASE("serve: every API path needs the bearer token (401, audited), "

@@ -283,6 +283,15 @@ std::string batch_server::base_url() const {
   return "http://127.0.0.1:" + std::to_string(port_) + "/v1";
 }
 
+std::map<std::string, std::string> batch_server::env() const {
+  return {{"LLM_PROVIDER", "openai"},
+          {"LLM_BASE_URL", base_url()},
+          {"MODEL", "gpt-test"},
+          {"BG_AGENT_PRICE_PROMPT", "1"},
+          {"BG_AGENT_PRICE_COMPLETION", "2"},
+          {"BG_AGENT_BATCH_POLL", "0.05"}};
+}
+
 std::string batch_server::add_file(std::string content) {
   auto id = "file-" + std::to_string(next_id_++);
   files_[id] = std::move(content);

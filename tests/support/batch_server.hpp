@@ -47,6 +47,11 @@ public:
   ~batch_server();
 
   std::string base_url() const; // http://127.0.0.1:PORT/v1
+  // The variables of a run against this server: provider openai at it,
+  // model gpt-test at $1 / $2 per million tokens live (so $0.50 / $1.00 in
+  // a batch: each answer, 10 + 5 tokens, costs $0.00001), batches looked
+  // at every 0.05 s. The mode is the caller's (BG_AGENT_MODE).
+  std::map<std::string, std::string> env() const;
 
   // -- the script ------------------------------------------------------
   int polls_per_step = 1;

@@ -62,6 +62,16 @@ inline void write_tasks(const std::string& path,
   write_file(path, text);
 }
 
+// The JSON objects of a JSON Lines text (blank lines skipped).
+inline std::vector<nlohmann::json> json_lines(const std::string& text) {
+  std::vector<nlohmann::json> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty())
+      out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
 // `bgagent status --json` in `cwd` (empty object when it failed).
 inline nlohmann::json status_json(const std::string& cwd,
                                   const env_map& env = {}) {
