@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/support/aimock.hpp"
 #include "tests/support/batch_server.hpp"
 #include "tests/support/job.hpp"
 #include "tests/support/process.hpp"
@@ -502,4 +503,50 @@ TEST_CASE("batch mode: refused with a provider that has no Batch API",
   auto bad = run_bgagent({"run"}, dir.path(), {{"BG_AGENT_MODE", "bulk"}});
   REQUIRE(bad.exit_code == 2);
   REQUIRE(contains(bad.err, "BG_AGENT_MODE=bulk"));
+}
+
+TEST_CASE("batch mode against aimock's independent Files + Batches API: "
+          "chat lines go in one batch and every answer comes back",
+          "[e2e][batch][aimock]") {
+  SKIP_WITHOUT_AIMOCK();
+  temp_dir dir;
+  aimock_server mock({}, dir.path());
+  std::string lines;
+  for (int i = 1; i <= 8; ++i)
+    lines += json{{"custom_id", "c" + std::to_string(i)},
+                  {"method", "POST"},
+                  {"url", "/v1/chat/completions"},
+                  {"body",
+                   {{"model", "gpt-test"},
+                    {"messages",
+                     {{{"role", "user"},
+                       {"content", "Hello " + std::to_string(i)}}}},
+                    {"max_tokens", 16}}}}
+               .dump() +
+             "\n";
+  write_file(dir.path("requests.jsonl"), lines);
+  env_map env{{"LLM_PROVIDER", "openai"},
+              {"LLM_BASE_URL", mock.openai_base()},
+              {"MODEL", "gpt-test"},
+              {"BG_AGENT_PRICE_PROMPT", "1"},
+              {"BG_AGENT_PRICE_COMPLETION", "2"},
+              {"BG_AGENT_BATCH_POLL", "0.1"},
+              {"BG_AGENT_MODE", "batch"}};
+  auto r = run_bgagent({"run", "--tasks", "requests.jsonl"}, dir.path(), env);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  auto results = results_by_id(dir.path(), env);
+  REQUIRE(results.size() == 8);
+  for (auto& [id, rec] : results) {
+    INFO(id << ": " << rec.dump());
+    REQUIRE(rec["state"] == "completed");
+    REQUIRE(rec["result"] == json{{"role", "assistant"},
+                                  {"content", "Mock batch completion"}});
+    REQUIRE(rec["attempts"] == 1);
+  }
+  auto rows = batches_json(dir.path(), env);
+  REQUIRE(rows.size() == 1);
+  REQUIRE(rows[0]["state"] == "completed");
+  REQUIRE(rows[0]["tasks"] == 8);
+  REQUIRE(rows[0]["completed"] == 8);
 }
