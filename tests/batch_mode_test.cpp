@@ -489,6 +489,66 @@ TEST_CASE("batch mode: a batch the provider no longer knows is never failed "
   require_all_answered(dir.path(), 5, env);
 }
 
+TEST_CASE("batch mode: a batch still open an hour past its 24 h window "
+          "raises one critical batch_overdue alert",
+          "[e2e][batch]") {
+  temp_dir dir;
+  batch_server server;
+  server.hang = true;
+  write_tasks(dir.path("tasks.jsonl"), make_tasks(3));
+  auto env = batch_env(server);
+  REQUIRE(run_bgagent({"run", "--tasks", "tasks.jsonl", "--detach"},
+                      dir.path(), env)
+            .exit_code == 0);
+  // Submitted 26 hours ago, as far as the store knows.
+  REQUIRE(sql_exec(dir.path("bgagent.db"),
+                   "UPDATE batches SET submitted_at = strftime('%Y-%m-%dT%H:"
+                   "%M:%SZ', 'now', '-26 hours')"));
+  background_process p({bgagent_binary(), "run"}, dir.path(), env);
+  auto alerts = [&] {
+    std::vector<json> out;
+    for (auto& a : read_jsonl(dir.path("bgagent-alerts.jsonl")))
+      if (a["kind"] == "batch_overdue")
+        out.push_back(a);
+    return out;
+  };
+  REQUIRE(wait_until([&] { return !alerts().empty(); }, 30));
+  // Polled again and again: still one alert.
+  auto polls = server.count("GET", "/v1/batches/");
+  REQUIRE(wait_until(
+    [&] { return server.count("GET", "/v1/batches/") >= polls + 5; }, 30));
+  p.signal(SIGTERM);
+  REQUIRE(p.wait(30) == 128 + SIGTERM);
+  auto found = alerts();
+  REQUIRE(found.size() == 1);
+  CHECK(found[0]["severity"] == "critical");
+  CHECK(contains(found[0]["message"].get<std::string>(),
+                 "in_progress 26 h after it was submitted (window 24 h)"));
+}
+
+TEST_CASE("batch mode: a prices file's batch price wins over the discount",
+          "[e2e][batch][budget]") {
+  temp_dir dir;
+  batch_server server;
+  write_file(dir.path("prices.yaml"),
+             "gpt-test:\n"
+             "  prompt: 1\n"
+             "  completion: 2\n"
+             "  batch: {prompt: 0.2, completion: 0.4}\n");
+  write_tasks(dir.path("tasks.jsonl"), make_tasks(10));
+  auto env = batch_env(server);
+  env.erase("BG_AGENT_PRICE_PROMPT");
+  env.erase("BG_AGENT_PRICE_COMPLETION");
+  env["BG_AGENT_PRICES"] = dir.path("prices.yaml");
+  env["BG_AGENT_BATCH_DISCOUNT"] = "0.9"; // not used: the file says
+  auto r = run_bgagent({"run", "--tasks", "tasks.jsonl"}, dir.path(), env);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  // 10 x (10 x $0.20 + 5 x $0.40) / 1e6
+  REQUIRE(status_json(dir.path(), env)["budget"]["cost_used"].get<double>() ==
+          Approx(10 * 4e-6));
+}
+
 TEST_CASE("batch mode: refused with a provider that has no Batch API",
           "[e2e][batch][cli]") {
   temp_dir dir;
