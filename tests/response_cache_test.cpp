@@ -32,6 +32,15 @@ std::vector<json> same_requests(int n, const std::string& prefix) {
   return out;
 }
 
+// A provider that answers every call {"summary": "Short."}, counting them.
+raw_http_server::handler counting(std::atomic<int>& calls) {
+  return [&calls](const raw_request&) {
+    ++calls;
+    return raw_reply{raw_http_server::response(
+      200, raw_http_server::completion(R"({"summary":"Short."})"))};
+  };
+}
+
 } // namespace
 
 TEST_CASE("response cache: a second job of the same requests completes "
@@ -39,11 +48,7 @@ TEST_CASE("response cache: a second job of the same requests completes "
           "[e2e][cache]") {
   temp_dir dir;
   std::atomic<int> calls{0};
-  raw_http_server server([&](const raw_request&) {
-    ++calls;
-    return raw_reply{raw_http_server::response(
-      200, raw_http_server::completion(R"({"summary":"Short."})"))};
-  });
+  raw_http_server server(counting(calls));
   env_map env{{"LLM_PROVIDER", "openai"},
               {"LLM_BASE_URL", server.base_url()},
               {"MODEL", "gpt-test"},
@@ -90,11 +95,7 @@ TEST_CASE("response cache: requests at a temperature above 0 are never "
           "[e2e][cache]") {
   temp_dir dir;
   std::atomic<int> calls{0};
-  raw_http_server server([&](const raw_request&) {
-    ++calls;
-    return raw_reply{raw_http_server::response(
-      200, raw_http_server::completion(R"({"summary":"Short."})"))};
-  });
+  raw_http_server server(counting(calls));
   write_file(dir.path("types.yaml"),
              "warm:\n"
              "  system: Summarize.\n"
