@@ -6,20 +6,30 @@
 // Contract (messages/batch_runner_actor.hpp):
 //   (run_atom) -> run_summary, when its work is over:
 //     - at start it takes up every batch the store holds open (a crash, a
-//       --detach, another run's), holding their reservations again;
+//       --detach, another run's); their tasks' reservations were held
+//       again by the run before anything reserved (run_command);
 //     - with `submit` (run --mode batch) it puts pending tasks into new
-//       batches: one model per batch, cut to the limits, each task's worst
-//       case reserved at the batch price first (a denial cuts the batch
-//       and stops new ones: exit 3 once the submitted ones have ended);
+//       batches, one batch's worth a round: one model per batch, cut to
+//       the limits, each task's worst case reserved at the batch price
+//       first (a denial cuts the batch and stops new ones: exit 3 once the
+//       submitted ones have ended); no new batch while one is not yet
+//       created at the provider;
 //     - each batch moves preparing -> uploaded -> submitted -> ... with
-//       its row written after each remote call; before creating a
-//       provider batch it looks for one carrying its local id (created
-//       just before a crash), so no tasks are ever sent twice;
+//       its row written after each remote call; a batch taken up in
+//       `uploaded` first looks for a provider batch carrying its local id
+//       and its file (created just before a crash), so no tasks are ever
+//       sent twice;
 //     - an ended batch's output and error files are applied: each line
 //       ends its task as a live answer would (interpret_response, the
 //       type's schema); lines in error, requests left undone and failed
 //       batches send their tasks to the retry path (attempt counted;
 //       quarantined past BG_AGENT_MAX_RETRIES or on a permanent error);
+//     - an upload or create the provider refuses for good gives the
+//       batch's tasks back uncounted (nothing was sent) and stops new
+//       batches: alert batch_refused, exit 7 (3 out of credits); a batch
+//       the provider has but that can no longer be followed is never
+//       failed here: alert batch_unreachable, left open, not waited for
+//       (exit 4);
 //     - it ends when no batch is open and nothing is left to submit; with
 //       `detach` as soon as what was pending has been submitted (exit 0,
 //       the batches stay open for a later run); with `follow` (serve)

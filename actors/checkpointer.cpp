@@ -178,10 +178,18 @@ behavior_type running_behavior(self_ptr self) {
     },
     [=, &db_](cached_atom, const std::vector<std::string>& ids,
               const std::vector<std::string>& fingerprints,
-              const audit_event& each) {
-      return grouped(self, [&] {
-        return db_.complete_from_cache(ids, fingerprints, each);
-      });
+              const audit_event& each)
+      -> caf::result<std::vector<std::string>> {
+      open_group(self);
+      auto done = db_.complete_from_cache(ids, fingerprints, each);
+      // Nothing found, nothing written: the answer need not wait for the
+      // commit (the common case: a lookup before every cacheable call).
+      if (done.empty())
+        return done;
+      auto rp = self->make_response_promise<std::vector<std::string>>();
+      self->state.after_commit.emplace_back(
+        [rp, done]() mutable { rp.deliver(std::move(done)); });
+      return rp;
     },
     [=, &db_](batch_atom, const batch_row& row,
               const std::vector<batch_member>& members,
