@@ -7,12 +7,12 @@
 #include <map>
 #include <random>
 #include <set>
-#include <sstream>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
 #include "messages/batch.hpp"
+#include "messages/json_codec.hpp"
 #include "messages/task.hpp"
 #include "policy/run_end.hpp"
 #include "providers/batch_lines.hpp"
@@ -31,15 +31,6 @@ using clock_type = std::chrono::steady_clock;
 constexpr size_t apply_chunk = 5000;
 // Tasks fetched from the queue per request.
 constexpr uint32_t fetch_page = 4096;
-
-std::string now_rfc3339() {
-  char buf[32];
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 int64_t unix_of(const std::string& rfc3339) {
   std::tm tm{};
