@@ -1,5 +1,6 @@
 #include "actors/auditor.hpp"
 
+#include <pthread.h>
 #include <algorithm>
 #include <iterator>
 #include <memory>
@@ -171,6 +172,7 @@ void catch_up(self_ptr self, uint64_t after) {
 
 auditor_actor::behavior_type auditor(self_ptr self,
                                      std::shared_ptr<jsonl_writer> log) {
+  pthread_setname_np(pthread_self(), "bg.auditor"); // its own thread
   self->state.log = std::move(log);
   self->state.seq = jsonl_writer::last_seq(self->state.log->path());
   return {

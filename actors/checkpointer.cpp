@@ -1,5 +1,6 @@
 #include "actors/checkpointer.hpp"
 
+#include <pthread.h>
 #include <functional>
 #include <vector>
 
@@ -363,6 +364,8 @@ behavior_type running_behavior(self_ptr self) {
 
 behavior_type checkpointer(self_ptr self, std::shared_ptr<store> db,
                            auditor_actor auditor) {
+  // Its own thread (detached): named for top, perf and the benches.
+  pthread_setname_np(pthread_self(), "bg.checkpoint");
   self->state.db = std::move(db);
   self->set_exception_handler(
     [](caf::scheduled_actor*, std::exception_ptr& ep) -> caf::error {

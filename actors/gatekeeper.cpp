@@ -164,10 +164,14 @@ gatekeeper_actor::behavior_type gatekeeper(self_ptr self,
           // It ends with the gatekeeper; watched by the supervisor, so its
           // failure is an alert.
           w.accepted = true;
-          w.ctx.gateway = spawn_node_gateway(
-            self->system(), st.handles,
-            gateway_settings{node_name, address, true, st.settings.cache,
-                             st.settings.response_format});
+          gateway_settings gs;
+          gs.node = node_name;
+          gs.address = address;
+          gs.remote = true;
+          gs.cache = st.settings.cache;
+          gs.response_format = st.settings.response_format;
+          gs.cache_known = st.settings.cache_known;
+          w.ctx.gateway = spawn_node_gateway(self->system(), st.handles, gs);
           st.gateways->push_back(w.ctx.gateway);
           self->send(st.handles.supervisor, watch_atom::value,
                      caf::actor_cast<caf::actor>(w.ctx.gateway),

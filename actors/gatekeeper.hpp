@@ -29,6 +29,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include <caf/fwd.hpp>
@@ -38,6 +39,7 @@
 namespace bgagent {
 
 struct head_handles;
+class cache_filter;
 
 struct gatekeeper_settings {
   std::string secret;           // the cluster secret (never empty)
@@ -47,6 +49,7 @@ struct gatekeeper_settings {
   // For the nodes' gateways (gateway_settings).
   bool cache = false;
   bool response_format = true;
+  std::shared_ptr<const cache_filter> cache_known;
 };
 
 gatekeeper_actor spawn_gatekeeper(caf::actor_system& sys,

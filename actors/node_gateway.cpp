@@ -16,6 +16,7 @@
 #include "messages/task.hpp"
 #include "messages/utf8.hpp"
 #include "providers/task_request.hpp"
+#include "persistence/cache_filter.hpp"
 
 namespace bgagent {
 
@@ -517,12 +518,14 @@ node_gateway_actor::behavior_type node_gateway(self_ptr self, head_handles h,
       auto slash = detail.find('/');
       auto provider = detail.substr(0, slash);
       if (a.cacheable && provider != "offline") {
+        // Most requests are not in the cache: say so without the store.
         auto fp = request_fingerprint(*a.cacheable, provider,
                                       detail.substr(slash + 1),
                                       st.s.response_format);
         a.cacheable.reset();
         a.fingerprint = fp;
-        if (!fp.empty()) {
+        if (!fp.empty() &&
+            (!st.s.cache_known || st.s.cache_known->may_contain(fp))) {
           a.begun = true; // one begin at a time, even while it looks
           look_in_cache(self, worker, id, attempt, prompt, completion, cost,
                         detail, may_fall_back, rp);

@@ -53,6 +53,7 @@
 // `kill`: a gateway obeys no other exit message).
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include <caf/fwd.hpp>
@@ -63,6 +64,7 @@
 namespace bgagent {
 
 struct head_handles;
+class cache_filter;
 
 struct gateway_settings {
   std::string node = "head";     // the node's name in audit lines
@@ -76,6 +78,9 @@ struct gateway_settings {
   // provider (its answers cost nothing).
   bool cache = false;
   bool response_format = true;   // as the requests are built
+  // The cache's fingerprints in memory: a request surely not cached is
+  // not looked up in the store (null: every one is).
+  std::shared_ptr<const cache_filter> cache_known;
 };
 
 node_gateway_actor spawn_node_gateway(caf::actor_system& sys,

@@ -1122,13 +1122,17 @@ behavior_type supervisor(self_ptr self, supervisor_settings s, run_handles h,
   if (!st.h.counters)
     st.h.counters = std::make_shared<call_counters>();
   st.prov = std::move(p);
+  gateway_settings gs;
+  gs.node = st.settings.node;
+  gs.cache = st.settings.cache;
+  gs.response_format = st.settings.response_format;
+  gs.cache_known = st.settings.cache_known;
   st.local_gateway = spawn_node_gateway(
     self->system(),
     head_handles{caf::actor_cast<supervisor_actor>(self), st.h.budget_keeper,
                  st.h.checkpointer, st.h.auditor, st.h.monitor,
                  st.h.counters, st.h.rate_keeper, {}},
-    gateway_settings{st.settings.node, "local", false, st.settings.cache,
-                     st.settings.response_format});
+    gs);
   // The gateway refuses exit messages; it ends with the supervisor.
   self->attach_functor([gw = st.local_gateway](const caf::error&) {
     caf::anon_send_exit(gw, caf::exit_reason::kill);

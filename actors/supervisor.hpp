@@ -89,6 +89,8 @@
 
 namespace bgagent {
 
+class cache_filter;
+
 struct supervisor_settings {
   uint32_t workers = 4;
   uint32_t max_retries = 3;
@@ -107,6 +109,7 @@ struct supervisor_settings {
   // The response cache and how requests are built (gateway_settings).
   bool cache = false;
   bool response_format = true;
+  std::shared_ptr<const cache_filter> cache_known;
 };
 
 struct run_handles {

@@ -282,6 +282,8 @@ int run_command(const config& c, const run_options& o,
   }
   // Every audit event is committed to the store before the auditor writes
   // it; the checkpointer and the auditor are paired for that.
+  // The cache's fingerprints, read before the store moves to its thread.
+  auto cache_known = o.no_cache ? nullptr : db->response_cache_filter();
   auto checkpointer = spawn_checkpointer(sys, std::move(db), auditor);
   caf::scoped_actor self{sys};
   // The cluster edge (gatekeeper, and with it the node gateways) obeys
@@ -445,6 +447,8 @@ int run_command(const config& c, const run_options& o,
   // The offline provider's answers cost nothing: not worth a cache.
   ss.cache = !o.no_cache && prov->name() != "offline";
   ss.response_format = c.provider.response_format;
+  if (ss.cache)
+    ss.cache_known = cache_known;
   auto sup = spawn_supervisor(sys, ss,
                               run_handles{checkpointer, keeper, auditor,
                                           monitor, counters, rates},
@@ -501,6 +505,7 @@ int run_command(const config& c, const run_options& o,
     gs.head = ss.node;
     gs.cache = ss.cache;
     gs.response_format = ss.response_format;
+    gs.cache_known = ss.cache_known;
     gatekeeper = spawn_gatekeeper(
       sys, gs,
       head_handles{sup, keeper, checkpointer, auditor, monitor, counters,

@@ -223,10 +223,14 @@ void count_messages(int n) {
                                           monitor, counters, {}},
                               prov);
   auto n_msgs = std::make_shared<counter>();
+  gateway_settings gs;
+  gs.node = "relayed";
+  gs.address = "relay";
+  gs.remote = true;
   auto gateway = spawn_node_gateway(
     sys, head_handles{sup, keeper, checkpointer, auditor, monitor, counters,
                       {}, {}},
-    gateway_settings{"relayed", "relay", true});
+    gs);
   // A remote worker's only head handle is its node's gateway.
   // The relay is untyped (it forwards anything); workers see a gateway.
   auto relay_actor =

@@ -20,8 +20,12 @@
 // measures the engine at speed, not the slow start of a provider whose
 // limits are unknown (the first call alone, then everything).
 //
+// Every task's request is different, so the response cache (on, as for
+// users) only costs here: a lookup and a put per task. `--no-cache` runs
+// without it, to see that cost.
+//
 // Usage: bgagent-bench-http [--workers 16,256,1000] [--latency-ms 1000]
-//                           [--rounds 10] [--aimock]
+//                           [--rounds 10] [--aimock] [--no-cache]
 // Prints figures; never passes or fails on time.
 #include <arpa/inet.h>
 #include <atomic>
@@ -246,6 +250,7 @@ int main(int argc, char** argv) {
   int latency_ms = 1000;
   int rounds = 10;
   bool use_aimock = false;
+  bool no_cache = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -259,10 +264,13 @@ int main(int argc, char** argv) {
       rounds = std::atoi(next().c_str());
     else if (a == "--aimock")
       use_aimock = true;
+    else if (a == "--no-cache")
+      no_cache = true;
     else {
       std::fprintf(stderr,
                    "usage: bgagent-bench-http [--workers 16,256,1000] "
-                   "[--latency-ms 1000] [--rounds 10] [--aimock]\n");
+                   "[--latency-ms 1000] [--rounds 10] [--aimock] "
+                   "[--no-cache]\n");
       return 2;
     }
   }
@@ -349,10 +357,12 @@ int main(int argc, char** argv) {
     run_env.push_back({"BG_AGENT_AUDIT_LOG", dir + "/audit.jsonl"});
     run_env.push_back({"BG_AGENT_ALERTS_LOG", dir + "/alerts.jsonl"});
     auto log = dir + "/output.txt";
-    auto r = bgagent::bench::run_measured(
-      {BGAGENT_BINARY_PATH, "run", "--tasks", dir + "/tasks.jsonl",
-       "--workers", std::to_string(w)},
-      run_env, log);
+    std::vector<std::string> argv = {BGAGENT_BINARY_PATH, "run", "--tasks",
+                                     dir + "/tasks.jsonl", "--workers",
+                                     std::to_string(w)};
+    if (no_cache)
+      argv.push_back("--no-cache");
+    auto r = bgagent::bench::run_measured(argv, run_env, log);
     std::string out;
     {
       std::ifstream in(log);

@@ -17,6 +17,7 @@
 #include "messages/sha256.hpp"
 #include "messages/utf8.hpp"
 #include "types/openai_batch.hpp"
+#include "persistence/cache_filter.hpp"
 #include "types/prompt_template.hpp"
 #include "types/type_registry.hpp"
 
@@ -414,7 +415,7 @@ struct store::statements {
   stmt by_key, by_id, replace, insert_task, fetch_same, fetch_lower, row, raw_answer, running_free, running, completed, settle,
     retry_wait,
     quarantined, pending, ledger, task_usage, insert_event, max_event,
-    events_after, cache_put;
+    events_after, cache_put, cache_get, cache_complete;
 };
 
 // A task row's columns (state, attempts, reservation_id, reserved_tokens,
@@ -649,6 +650,13 @@ void store::prepare_statements() {
        "INSERT OR REPLACE INTO response_cache(fingerprint, result, "
        "response, provider, model, created_at) VALUES(?1, ?2, "
        "NULLIF(?3, ''), ?4, ?5, ?6)");
+  prep(st_->cache_get, "SELECT result, IFNULL(response, ''), provider, "
+                       "model FROM response_cache WHERE fingerprint = ?1");
+  prep(st_->cache_complete,
+       "UPDATE tasks SET state = 'completed', result = ?2, "
+       "response = NULLIF(?3, ''), provider = ?4, model = ?5, error = NULL, "
+       "raw_answer = NULL, answer_error = NULL, cached = 1, updated_at = ?6 "
+       "WHERE id = ?1 AND state IN ('pending', 'retry_wait')");
   prep(st_->running_free,
        "UPDATE tasks SET state = 'running', attempts = ?2, updated_at = ?3, "
        "reservation_id = ?4, reserved_tokens = ?5, reserved_cost = ?6, "
@@ -1652,6 +1660,8 @@ bool store::mark_completed(const std::string& id, uint32_t attempt,
     put.bind(3, kept_response(out.response)).bind(4, out.provider);
     put.bind(5, out.model).bind(6, tx_time());
     with(put, path_, [&] { return put.step(); });
+    if (cache_filter_)
+      cache_filter_->add(out.fingerprint);
   }
   if (!completed.event.empty())
     add_event(completed);
@@ -1659,22 +1669,36 @@ bool store::mark_completed(const std::string& id, uint32_t attempt,
   return true;
 }
 
+std::shared_ptr<const cache_filter> store::response_cache_filter() {
+  if (!cache_filter_) {
+    auto filter = std::make_shared<cache_filter>();
+    stmt all(db_, "SELECT fingerprint FROM response_cache", path_);
+    with(all, path_, [&] {
+      while (all.step())
+        filter->add(all.text(0));
+      return 0;
+    });
+    cache_filter_ = std::move(filter);
+  }
+  return cache_filter_;
+}
+
 std::vector<std::string> store::complete_from_cache(
   const std::vector<std::string>& ids,
   const std::vector<std::string>& fingerprints, const audit_event& each) {
-  auto_tx tx(*this);
   std::vector<std::string> done;
-  stmt get(db_, "SELECT result, IFNULL(response, ''), provider, model FROM "
-                "response_cache WHERE fingerprint = ?1",
-           path_);
-  stmt upd(db_, "UPDATE tasks SET state = 'completed', result = ?2, "
-                "response = NULLIF(?3, ''), provider = ?4, model = ?5, "
-                "error = NULL, raw_answer = NULL, answer_error = NULL, "
-                "cached = 1, updated_at = ?6 WHERE id = ?1 AND state IN "
-                "('pending', 'retry_wait')",
-           path_);
+  bool any = false;
+  auto filter = response_cache_filter();
+  for (size_t i = 0; i < ids.size() && i < fingerprints.size(); ++i)
+    any = any || (!fingerprints[i].empty() &&
+                  filter->may_contain(fingerprints[i]));
+  if (!any)
+    return done;
+  auto_tx tx(*this);
+  auto& get = st_->cache_get;
+  auto& upd = st_->cache_complete;
   for (size_t i = 0; i < ids.size() && i < fingerprints.size(); ++i) {
-    if (fingerprints[i].empty())
+    if (fingerprints[i].empty() || !filter->may_contain(fingerprints[i]))
       continue;
     get.bind(1, fingerprints[i]);
     std::string result, response, provider, model;

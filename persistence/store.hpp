@@ -58,6 +58,8 @@ struct sqlite3;
 
 namespace bgagent {
 
+class cache_filter;
+
 class store_error : public std::runtime_error {
 public:
   // `bad_input`: the file itself is at fault (not SQLite, missing, too
@@ -238,6 +240,11 @@ public:
   std::vector<std::string> complete_from_cache(
     const std::vector<std::string>& ids,
     const std::vector<std::string>& fingerprints, const audit_event& each);
+  // The cache's fingerprints in memory (persistence/cache_filter.hpp),
+  // read from the cache on the first call; from then on every put adds to
+  // it. complete_from_cache asks it first; callers on other threads may
+  // too, to skip asking the store.
+  std::shared_ptr<const cache_filter> response_cache_filter();
 
   // -- provider batches (messages/batch.hpp, DESIGN.md section 13) ---
   // Stores `row` and places each member in it, in one transaction with
@@ -405,6 +412,7 @@ private:
   std::map<std::string, usage> charged_, tx_charged_;
   std::unique_ptr<statements> st_;
   std::map<std::string, std::unique_ptr<resolved_type>> types_;
+  std::shared_ptr<cache_filter> cache_filter_; // null until asked for
 };
 
 } // namespace bgagent

@@ -1,5 +1,6 @@
 #include "providers/http_client.hpp"
 
+#include <pthread.h>
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -118,6 +119,10 @@ struct http_client::shard {
   std::atomic<size_t> pending{0};
   // Owned by the shard's thread only.
   std::unordered_map<uint64_t, std::unique_ptr<transfer>> active;
+  // Easy handles of finished transfers, reset, for the next ones: a fresh
+  // handle allocates its buffers again, and at thousands of calls a second
+  // that allocation was the shard thread's largest cost.
+  std::vector<CURL*> spare;
 
   static int on_socket(CURL*, curl_socket_t s, int what, void* userp,
                        void* socketp) {
@@ -162,6 +167,11 @@ struct http_client::shard {
 
   void deliver(std::unique_ptr<transfer> t) {
     --pending;
+    if (t->easy && spare.size() < static_cast<size_t>(settings.max_connections)) {
+      curl_easy_reset(t->easy); // no option of this transfer outlives it
+      spare.push_back(t->easy);
+      t->easy = nullptr;
+    }
     try {
       if (t->cb)
         t->cb(std::move(t->resp));
@@ -173,7 +183,13 @@ struct http_client::shard {
   }
 
   void start(std::unique_ptr<transfer> t) {
-    auto* e = curl_easy_init();
+    CURL* e = nullptr;
+    if (!spare.empty()) {
+      e = spare.back();
+      spare.pop_back();
+    } else {
+      e = curl_easy_init();
+    }
     if (!e) {
       t->resp.error = "could not create a libcurl handle";
       deliver(std::move(t));
@@ -358,7 +374,10 @@ struct http_client::shard {
     curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, settings.max_connections);
     curl_multi_setopt(multi, CURLMOPT_MAX_CONCURRENT_STREAMS,
                       settings.max_streams_per_connection);
-    thread = std::thread([this] { loop(); });
+    thread = std::thread([this] {
+      pthread_setname_np(pthread_self(), "bg.http");
+      loop();
+    });
   }
 
   ~shard() {
@@ -373,6 +392,8 @@ struct http_client::shard {
       curl_multi_remove_handle(multi, kv.second->easy);
     active.clear();
     incoming.clear();
+    for (auto* e : spare)
+      curl_easy_cleanup(e);
     curl_multi_cleanup(multi);
     close(epfd);
     close(wakefd);

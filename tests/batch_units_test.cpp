@@ -4,6 +4,7 @@
 // running) and cache.
 #include <catch2/catch.hpp>
 
+#include "persistence/cache_filter.hpp"
 #include "persistence/store.hpp"
 #include "policy/batch_split.hpp"
 #include "providers/batch_lines.hpp"
@@ -177,7 +178,11 @@ TEST_CASE("store: a batch's tasks stay running across a restart, its "
     undone.attempt = 1;
     undone.verdict = batch_verdict::retry;
     undone.out.error = "batch: left undone";
+    // The cache's fingerprints in memory see each put from then on.
+    auto known = db.response_cache_filter();
+    CHECK_FALSE(known->may_contain("fp-a"));
     db.update_batch(row, {done, undone}, audit_event{});
+    CHECK(known->may_contain("fp-a"));
     // Applied again (a crash while applying): nothing twice.
     db.update_batch(row, {done, undone}, audit_event{});
     CHECK(db.counts().completed == 1);
@@ -198,6 +203,13 @@ TEST_CASE("store: a batch's tasks stay running across a restart, its "
     CHECK(recs[0].result == R"({"summary":"A"})");
     CHECK(recs[0].cost_usd == 0);
     CHECK(db.complete_from_cache({"b"}, {"fp-nothing"}, {}).empty());
+  }
+  {
+    // Another process's store reads them from the cache.
+    store db(path, store::open_mode::must_exist);
+    auto known = db.response_cache_filter();
+    CHECK(known->may_contain("fp-a"));
+    CHECK_FALSE(known->may_contain("fp-nothing"));
   }
 }
 

@@ -435,6 +435,50 @@ TEST_CASE("worker pool: removing a worker keeps the counts exact, idle or "
         std::vector<std::string>{"w1"});
 }
 
+TEST_CASE("worker pool: a removed idle worker is never assigned, also when "
+          "its key comes back, and 10000 removals keep the counts",
+          "[policy][worker_pool]") {
+  test_pool pool;
+  auto now = std::chrono::steady_clock::time_point{};
+  pool.add("w1", worker("w1", "head"));
+  pool.add("w2", worker("w2", "head"));
+  REQUIRE(pool.remove("w2")); // idle, on top of the stack
+  CHECK(pool.idle() == 1);
+  auto* a = pool.assign(task_with("t1"), now);
+  REQUIRE(a);
+  CHECK(a->first == "w1");
+  CHECK_FALSE(pool.has_idle());
+  CHECK(pool.assign(task_with("t2"), now) == nullptr);
+
+  // The same key added again while its old entry is still in the stack:
+  // assigned once, and its old entry is not a second idle worker.
+  pool.add("w3", worker("w3", "head"));
+  REQUIRE(pool.remove("w3"));
+  pool.add("w3", worker("w3", "head"));
+  CHECK(pool.idle() == 1);
+  auto* b = pool.assign(task_with("t3"), now);
+  REQUIRE(b);
+  CHECK(b->first == "w3");
+  CHECK(pool.idle() == 0);
+  CHECK(pool.assign(task_with("t4"), now) == nullptr);
+  REQUIRE(pool.release("w3"));
+  CHECK(pool.idle() == 1);
+
+  for (int i = 0; i < 10000; ++i)
+    pool.add("x" + std::to_string(i), worker("x", "head"));
+  for (int i = 0; i < 10000; i += 2)
+    REQUIRE(pool.remove("x" + std::to_string(i)));
+  CHECK(pool.idle() == 5001);
+  int assigned = 0;
+  while (auto* s = pool.assign(task_with("t"), now)) {
+    CHECK(s->first != "w1");
+    ++assigned;
+  }
+  CHECK(assigned == 5001);
+  CHECK(pool.idle() == 0);
+  CHECK(pool.busy() == 5002); // with w1
+}
+
 TEST_CASE("worker pool: a worker's last sign of life is its dispatch or its "
           "later heartbeat",
           "[policy][worker_pool]") {
