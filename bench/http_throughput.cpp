@@ -24,8 +24,13 @@
 // users) only costs here: a lookup and a put per task. `--no-cache` runs
 // without it, to see that cost.
 //
+// `--baseline PATH` runs another bgagent binary (the previous release) on
+// the same tasks right after this one, for a side-by-side figure. Each row
+// also prints the CPU time of the run's busiest thread per task.
+//
 // Usage: bgagent-bench-http [--workers 16,256,1000] [--latency-ms 1000]
 //                           [--rounds 10] [--aimock] [--no-cache]
+//                           [--baseline PATH]
 // Prints figures; never passes or fails on time.
 #include <arpa/inet.h>
 #include <atomic>
@@ -251,6 +256,7 @@ int main(int argc, char** argv) {
   int rounds = 10;
   bool use_aimock = false;
   bool no_cache = false;
+  std::string baseline;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -266,11 +272,13 @@ int main(int argc, char** argv) {
       use_aimock = true;
     else if (a == "--no-cache")
       no_cache = true;
+    else if (a == "--baseline")
+      baseline = next();
     else {
       std::fprintf(stderr,
                    "usage: bgagent-bench-http [--workers 16,256,1000] "
                    "[--latency-ms 1000] [--rounds 10] [--aimock] "
-                   "[--no-cache]\n");
+                   "[--no-cache] [--baseline PATH]\n");
       return 2;
     }
   }
@@ -324,9 +332,10 @@ int main(int argc, char** argv) {
                 "latency %d ms\n",
                 base_url.c_str(), latency_ms);
   }
-  std::printf("%6s %7s %9s %10s %10s %7s %9s %9s %8s %5s\n", "W", "tasks",
-              "run s", "tasks/s", "ideal W/L", "% ideal", "peak held",
-              "peak RSS", "CPU us/t", "exit");
+  std::printf("%-8s %6s %7s %9s %10s %10s %7s %9s %9s %8s %9s %-14s %5s\n",
+              "variant", "W", "tasks", "run s", "tasks/s", "ideal W/L",
+              "% ideal", "peak held", "peak RSS", "CPU us/t", "busy us/t",
+              "busiest", "exit");
   std::fflush(stdout);
   bgagent::bench::env_list env{
     {"LLM_PROVIDER", "openai"}, {"LLM_BASE_URL", base_url},
@@ -340,6 +349,7 @@ int main(int argc, char** argv) {
     // provider), which costs one latency per run (1 s of a 5 s run), not
     // a share of each call.
     {"BG_AGENT_RPM", "10000000"}};
+  bool failed = false;
   for (int w : workers) {
     auto dir = tmp_root + "/w" + std::to_string(w);
     std::filesystem::create_directories(dir);
@@ -350,40 +360,57 @@ int main(int argc, char** argv) {
         tasks << R"({"type":"summarize","input":"bench text number )" << i
               << R"(. It is short."})" << "\n";
     }
-    if (server)
-      server->reset_peak();
-    auto run_env = env;
-    run_env.push_back({"BG_AGENT_DB", dir + "/bgagent.db"});
-    run_env.push_back({"BG_AGENT_AUDIT_LOG", dir + "/audit.jsonl"});
-    run_env.push_back({"BG_AGENT_ALERTS_LOG", dir + "/alerts.jsonl"});
-    auto log = dir + "/output.txt";
-    std::vector<std::string> argv = {BGAGENT_BINARY_PATH, "run", "--tasks",
-                                     dir + "/tasks.jsonl", "--workers",
-                                     std::to_string(w)};
-    if (no_cache)
-      argv.push_back("--no-cache");
-    auto r = bgagent::bench::run_measured(argv, run_env, log);
-    std::string out;
-    {
-      std::ifstream in(log);
-      std::stringstream ss;
-      ss << in.rdbuf();
-      out = ss.str();
+    // The baseline (e.g. the previous release) right after this build, on
+    // the same tasks: the machine's noise hits both alike.
+    std::vector<std::pair<std::string, std::string>> variants{
+      {"this", BGAGENT_BINARY_PATH}};
+    if (!baseline.empty())
+      variants.push_back({"baseline", baseline});
+    for (auto& [label, binary] : variants) {
+      std::filesystem::remove(dir + "/bgagent.db");
+      std::filesystem::remove(dir + "/bgagent.db-wal");
+      std::filesystem::remove(dir + "/bgagent.db-shm");
+      std::filesystem::remove(dir + "/audit.jsonl");
+      if (server)
+        server->reset_peak();
+      auto run_env = env;
+      run_env.push_back({"BG_AGENT_DB", dir + "/bgagent.db"});
+      run_env.push_back({"BG_AGENT_AUDIT_LOG", dir + "/audit.jsonl"});
+      run_env.push_back({"BG_AGENT_ALERTS_LOG", dir + "/alerts.jsonl"});
+      auto log = dir + "/output.txt";
+      std::vector<std::string> argv = {binary, "run", "--tasks",
+                                       dir + "/tasks.jsonl", "--workers",
+                                       std::to_string(w)};
+      if (no_cache)
+        argv.push_back("--no-cache");
+      auto r = bgagent::bench::run_measured(argv, run_env, log);
+      std::string out;
+      {
+        std::ifstream in(log);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        out = ss.str();
+      }
+      double secs = 0;
+      if (auto at = out.find(") in "); at != std::string::npos)
+        secs = std::atof(out.c_str() + at + 5);
+      double rate = secs > 0 ? n / secs : 0;
+      double ideal = w * 1000.0 / latency_ms;
+      std::printf("%-8s %6d %7d %9.2f %10.1f %10.1f %6.1f%% %9d %6.1f MB "
+                  "%8.1f %9.1f %-14s %5d\n",
+                  label.c_str(), w, n, secs, rate, ideal, 100.0 * rate / ideal,
+                  server ? server->peak_held() : -1, r.peak_rss_mb,
+                  r.cpu_seconds * 1e6 / n,
+                  r.busiest_thread_cpu_seconds * 1e6 / n,
+                  r.busiest_thread.c_str(), r.exit_code);
+      std::fflush(stdout);
+      if (r.exit_code != 0) {
+        std::fprintf(stderr, "%s exited %d; output kept in %s\n",
+                     binary.c_str(), r.exit_code, dir.c_str());
+        failed = true;
+      }
     }
-    double secs = 0;
-    if (auto at = out.find(") in "); at != std::string::npos)
-      secs = std::atof(out.c_str() + at + 5);
-    double rate = secs > 0 ? n / secs : 0;
-    double ideal = w * 1000.0 / latency_ms;
-    std::printf("%6d %7d %9.2f %10.1f %10.1f %6.1f%% %9d %6.1f MB %8.1f %5d\n",
-                w, n, secs, rate, ideal, 100.0 * rate / ideal,
-                server ? server->peak_held() : -1, r.peak_rss_mb,
-                r.cpu_seconds * 1e6 / n, r.exit_code);
-    std::fflush(stdout);
-    if (r.exit_code != 0)
-      std::fprintf(stderr, "bgagent exited %d; output kept in %s\n",
-                   r.exit_code, dir.c_str());
-    else
+    if (!failed)
       std::filesystem::remove_all(dir);
   }
   if (aimock_pid > 0) {

@@ -160,10 +160,6 @@ json to_json(const run_summary& x) {
               {"wall_seconds", x.wall_seconds}};
 }
 
-namespace {
-
-// `s` as a JSON string, escaped exactly as nlohmann::json::dump does
-// without ensure_ascii; ill-formed UTF-8 is repaired first (U+FFFD).
 void append_json_string(std::string& out, std::string_view s) {
   std::string repaired;
   if (!valid_utf8(s)) {
@@ -193,8 +189,6 @@ void append_json_string(std::string& out, std::string_view s) {
   }
   out += '"';
 }
-
-} // namespace
 
 // Written field by field (the auditor writes one line per event; building
 // a JSON object for each was a measurable share of a run's CPU).

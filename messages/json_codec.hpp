@@ -32,6 +32,11 @@ nlohmann::json to_json(const batch_row& x);
 nlohmann::json to_json(const alert& x);
 nlohmann::json to_json(const run_summary& x);
 
+// Appends `s` as a JSON string, escaped exactly as nlohmann::json::dump
+// does without ensure_ascii; ill-formed UTF-8 is repaired first (U+FFFD,
+// messages/utf8.hpp).
+void append_json_string(std::string& out, std::string_view s);
+
 // One audit line (no trailing newline) with `ts` and `seq` first.
 std::string audit_line(const audit_event& x, uint64_t seq,
                        const std::string& ts);

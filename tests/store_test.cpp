@@ -3,7 +3,11 @@
 
 #include <cstdio>
 #include <fstream>
+#include <random>
 
+#include <nlohmann/json.hpp>
+
+#include "messages/sha256.hpp"
 #include "persistence/store.hpp"
 #include "tests/support/unit_task.hpp"
 #include "tests/temp_dir.hpp"
@@ -237,4 +241,43 @@ TEST_CASE("every task but the cancelled, counted from the indexes, equals "
   CHECK(c.cancelled == 3);
   CHECK(db.count_not_cancelled() == c.total() - c.cancelled);
   CHECK(db.count_not_cancelled() == 47);
+}
+
+TEST_CASE("content_hash is the SHA-256 of the task's content as nlohmann "
+          "JSON writes it, for any well-formed or ill-formed text",
+          "[store]") {
+  // The reference: what every stored hash was computed with (a store
+  // compares new hashes with stored ones to find changed resubmissions).
+  auto reference = [](const task& t) {
+    auto content = nlohmann::json::array(
+      {t.type_fingerprint, t.model, t.max_tokens, t.input, t.vars});
+    if (!t.fallback_models.empty())
+      content.push_back(t.fallback_models);
+    return sha256_hex(content.dump(
+      -1, ' ', false, nlohmann::json::error_handler_t::replace));
+  };
+  static const std::vector<std::string> parts{
+    "a", "Z", " ", "\"", "\\", "/", "\n", "\r", "\t", "\b", "\f",
+    std::string(1, '\0'), "\x01", "\x1f", "\x7f", "Ã©", "â¬",
+    "ð", "\xc3", "\xff", "\xed\xa0\x80", "{", "]", ",", "\u2028"};
+  std::mt19937 rng(12345);
+  auto text = [&] {
+    std::string s;
+    for (int i = static_cast<int>(rng() % 10); i > 0; --i)
+      s += parts[rng() % parts.size()];
+    return s;
+  };
+  for (int i = 0; i < 2000; ++i) {
+    auto t = unit_task("t" + std::to_string(i));
+    t.type_fingerprint = text() + "fp";
+    t.model = text();
+    t.max_tokens = static_cast<uint32_t>(rng());
+    t.input = text();
+    for (int k = static_cast<int>(rng() % 3); k > 0; --k)
+      t.vars[text()] = text();
+    if (i % 3 == 0)
+      t.fallback_models = {text(), text()};
+    INFO("input: " << t.input);
+    CHECK(store::content_hash(t) == reference(t));
+  }
 }
