@@ -422,8 +422,14 @@ int run_command(const config& c, const run_options& o,
   rs.call_seconds = c.timeout_seconds + 30;
   rs.probe_seconds = c.probe_seconds;
   rs.outage_max_seconds = c.outage_max_seconds;
-  auto rates = spawn_rate_keeper(
-    sys, rs, rate_keeper_links{monitor, auditor, checkpointer, counters});
+  // The offline provider answers on this machine: no limit to keep, no
+  // circuit to watch, so no rate_keeper (two messages less per call),
+  // unless limits are asked for or nodes, with providers of their own, may
+  // join.
+  rate_keeper_actor rates;
+  if (prov->name() != "offline" || c.rpm > 0 || c.tpm > 0 || listen)
+    rates = spawn_rate_keeper(
+      sys, rs, rate_keeper_links{monitor, auditor, checkpointer, counters});
   // Reservations settled by the store (completion, failure, abandoned
   // calls) are committed to this keeper.
   self->send(checkpointer, attach_atom::value, keeper);
