@@ -49,7 +49,7 @@ struct gatekeeper_settings {
   // For the nodes' gateways (gateway_settings).
   bool cache = false;
   bool response_format = true;
-  std::shared_ptr<const cache_filter> cache_known;
+  std::shared_ptr<cache_filter> cache_known;
 };
 
 gatekeeper_actor spawn_gatekeeper(caf::actor_system& sys,

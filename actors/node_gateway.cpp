@@ -400,6 +400,11 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
     };
     auto kept = out;
     kept.fingerprint = a.fingerprint; // set here only, never by a node
+    // Known at once, not when the store gets to it: an equal request
+    // begun meanwhile asks the store (behind this answer) instead of
+    // paying for a second call.
+    if (!a.fingerprint.empty() && st.s.cache_known)
+      st.s.cache_known->add(a.fingerprint);
     self->request(st.h.checkpointer, caf::infinite, complete_atom::value, id,
                   attempt, kept, u,
                   event_for(self, "task_completed", id, attempt,

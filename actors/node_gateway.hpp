@@ -79,8 +79,9 @@ struct gateway_settings {
   bool cache = false;
   bool response_format = true;   // as the requests are built
   // The cache's fingerprints in memory: a request surely not cached is
-  // not looked up in the store (null: every one is).
-  std::shared_ptr<const cache_filter> cache_known;
+  // not looked up in the store (null: every one is); an answer is added
+  // to it as it goes to the store, so the next equal request asks.
+  std::shared_ptr<cache_filter> cache_known;
 };
 
 node_gateway_actor spawn_node_gateway(caf::actor_system& sys,

@@ -109,7 +109,7 @@ struct supervisor_settings {
   // The response cache and how requests are built (gateway_settings).
   bool cache = false;
   bool response_format = true;
-  std::shared_ptr<const cache_filter> cache_known;
+  std::shared_ptr<cache_filter> cache_known;
 };
 
 struct run_handles {

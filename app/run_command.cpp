@@ -283,7 +283,10 @@ int run_command(const config& c, const run_options& o,
   // Every audit event is committed to the store before the auditor writes
   // it; the checkpointer and the auditor are paired for that.
   // The cache's fingerprints, read before the store moves to its thread.
-  auto cache_known = o.no_cache ? nullptr : db->response_cache_filter();
+  // (Only when the cache is used: see ss.cache.)
+  auto cache_known = !o.no_cache && prov->name() != "offline"
+                       ? db->response_cache_filter()
+                       : nullptr;
   auto checkpointer = spawn_checkpointer(sys, std::move(db), auditor);
   caf::scoped_actor self{sys};
   // The cluster edge (gatekeeper, and with it the node gateways) obeys

@@ -1713,16 +1713,16 @@ bool store::mark_completed(const std::string& id, uint32_t attempt,
   return true;
 }
 
-std::shared_ptr<const cache_filter> store::response_cache_filter() {
+std::shared_ptr<cache_filter> store::response_cache_filter() {
   if (!cache_filter_) {
-    auto filter = std::make_shared<cache_filter>();
+    std::vector<std::string> stored;
     stmt all(db_, "SELECT fingerprint FROM response_cache", path_);
     with(all, path_, [&] {
       while (all.step())
-        filter->add(all.text(0));
+        stored.push_back(all.text(0));
       return 0;
     });
-    cache_filter_ = std::move(filter);
+    cache_filter_ = std::make_shared<cache_filter>(std::move(stored));
   }
   return cache_filter_;
 }

@@ -243,8 +243,8 @@ public:
   // The cache's fingerprints in memory (persistence/cache_filter.hpp),
   // read from the cache on the first call; from then on every put adds to
   // it. complete_from_cache asks it first; callers on other threads may
-  // too, to skip asking the store.
-  std::shared_ptr<const cache_filter> response_cache_filter();
+  // too, to skip asking the store, and add what they are about to store.
+  std::shared_ptr<cache_filter> response_cache_filter();
 
   // -- provider batches (messages/batch.hpp, DESIGN.md section 13) ---
   // Stores `row` and places each member in it, in one transaction with

@@ -29,6 +29,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "messages/task.hpp"
@@ -191,14 +192,17 @@ public:
     slots_.erase(i);
     if (s.busy)
       --busy_;
-    else
-      ++removed_idle_; // its entry in idle_ is skipped by assign()
+    else if (++removed_idle_ > 64 && removed_idle_ * 2 > idle_.size())
+      drop_removed_idle(); // else its entry is skipped by assign()
     return s;
   }
 
   size_t size() const { return slots_.size(); }
   uint32_t busy() const { return busy_; }
   size_t idle() const { return idle_.size() - removed_idle_; }
+  // Entries in the idle stack, stale ones included: at most about twice
+  // idle() + 64 (tested).
+  size_t idle_entries() const { return idle_.size(); }
   size_t storing() const { return storing_.size(); }
 
   // Whether any worker of `node` is left.
@@ -236,6 +240,21 @@ private:
   // remove() leaves them for assign() to skip, as erasing each would scan
   // the stack (10,000 workers ending: 10^8 compares).
   size_t removed_idle_ = 0;
+
+  // Rebuilds idle_ without the entries of removed (or busy) workers, each
+  // idle worker once at its topmost place: amortized O(1) per remove(),
+  // and a long `serve` whose nodes come and go keeps no dead entries.
+  void drop_removed_idle() {
+    std::vector<Key> kept;
+    std::unordered_set<Key> seen;
+    for (auto i = idle_.rbegin(); i != idle_.rend(); ++i) {
+      auto s = slots_.find(*i);
+      if (s != slots_.end() && !s->second.busy && seen.insert(*i).second)
+        kept.push_back(*i);
+    }
+    idle_.assign(kept.rbegin(), kept.rend());
+    removed_idle_ = 0;
+  }
   uint32_t busy_ = 0;     // slots with busy set, kept in step
   std::unordered_map<std::string, stored_attempt> storing_;
 };

@@ -135,8 +135,12 @@ TEST_CASE("budget alarms fire at 50 and 80 percent spent in order, and the "
   temp_dir dir;
   webhook_receiver hook;
   write_tasks(dir.path("tasks.jsonl"), make_tasks(60));
+  // One worker: at most two reservations of 84 tokens are out when one is
+  // refused (a call, and an answer being stored), so the run stops past
+  // 2000 - 3 * 84 = 1748 tokens spent, beyond 80 %. With 8 workers, 15
+  // reservations could be out and the spending stop anywhere above 50 %.
   env_map env{{"LLM_PROVIDER", "scripted"},
-              {"BG_AGENT_WORKERS", "8"},
+              {"BG_AGENT_WORKERS", "1"},
               {"BG_AGENT_TOKEN_BUDGET", "2000"},
               {"BG_AGENT_ALERT_WEBHOOK", hook.url()}};
   auto r = run_testbin({"run", "--tasks", "tasks.jsonl"}, dir.path(), env);

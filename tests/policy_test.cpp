@@ -479,6 +479,31 @@ TEST_CASE("worker pool: a removed idle worker is never assigned, also when "
   CHECK(pool.busy() == 5002); // with w1
 }
 
+TEST_CASE("worker pool: workers that come and go below idle ones leave no "
+          "entries behind, and the last idled is still the next assigned",
+          "[policy][worker_pool]") {
+  test_pool pool;
+  auto now = std::chrono::steady_clock::time_point{};
+  pool.add("keep", worker("keep", "head")); // idle at the bottom for ever
+  for (int round = 0; round < 100; ++round) {
+    for (int i = 0; i < 50; ++i)
+      pool.add("n" + std::to_string(i), worker("n", "node"));
+    for (int i = 0; i < 50; ++i)
+      REQUIRE(pool.remove("n" + std::to_string(i)));
+    CHECK(pool.idle() == 1);
+    CHECK(pool.idle_entries() <= 2 * pool.idle() + 64);
+  }
+  pool.add("top", worker("top", "head"));
+  auto* a = pool.assign(task_with("t1"), now);
+  REQUIRE(a);
+  CHECK(a->first == "top");
+  auto* b = pool.assign(task_with("t2"), now);
+  REQUIRE(b);
+  CHECK(b->first == "keep");
+  CHECK(pool.assign(task_with("t3"), now) == nullptr);
+  CHECK(pool.idle() == 0);
+}
+
 TEST_CASE("worker pool: a worker's last sign of life is its dispatch or its "
           "later heartbeat",
           "[policy][worker_pool]") {
