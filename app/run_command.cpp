@@ -280,13 +280,12 @@ int run_command(const config& c, const run_options& o,
   } catch (const std::runtime_error& e) {
     throw usage_error(std::string("audit log: ") + e.what());
   }
+  // The offline provider's answers cost nothing: not worth a cache. Its
+  // fingerprints are read before the store moves to its thread.
+  bool use_cache = !o.no_cache && prov->name() != "offline";
+  auto cache_known = use_cache ? db->response_cache_filter() : nullptr;
   // Every audit event is committed to the store before the auditor writes
   // it; the checkpointer and the auditor are paired for that.
-  // The cache's fingerprints, read before the store moves to its thread.
-  // (Only when the cache is used: see ss.cache.)
-  auto cache_known = !o.no_cache && prov->name() != "offline"
-                       ? db->response_cache_filter()
-                       : nullptr;
   auto checkpointer = spawn_checkpointer(sys, std::move(db), auditor);
   caf::scoped_actor self{sys};
   // The cluster edge (gatekeeper, and with it the node gateways) obeys
@@ -453,11 +452,9 @@ int run_command(const config& c, const run_options& o,
   ss.follow = o.follow;
   ss.stay_on_budget = o.serve;
   ss.poll_interval_seconds = c.poll_interval_seconds;
-  // The offline provider's answers cost nothing: not worth a cache.
-  ss.cache = !o.no_cache && prov->name() != "offline";
+  ss.cache = use_cache;
+  ss.cache_known = cache_known;
   ss.response_format = c.provider.response_format;
-  if (ss.cache)
-    ss.cache_known = cache_known;
   auto sup = spawn_supervisor(sys, ss,
                               run_handles{checkpointer, keeper, auditor,
                                           monitor, counters, rates},

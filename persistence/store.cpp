@@ -16,8 +16,8 @@
 #include "policy/budget_period.hpp"
 #include "messages/sha256.hpp"
 #include "messages/utf8.hpp"
-#include "types/openai_batch.hpp"
 #include "persistence/cache_filter.hpp"
+#include "types/openai_batch.hpp"
 #include "types/prompt_template.hpp"
 #include "types/type_registry.hpp"
 
@@ -1496,7 +1496,7 @@ std::string store::content_hash(const task& t) {
     return sha256_hex(s);
   }
   auto content = nlohmann::json::array(
-    {fingerprint_of(t), t.model, t.max_tokens, t.input, t.vars});
+    {fp, t.model, t.max_tokens, t.input, t.vars});
   // Only when given: the hashes of tasks without it stay as they were.
   if (!t.fallback_models.empty())
     content.push_back(t.fallback_models);
@@ -1731,19 +1731,18 @@ std::vector<std::string> store::complete_from_cache(
   const std::vector<std::string>& ids,
   const std::vector<std::string>& fingerprints, const audit_event& each) {
   std::vector<std::string> done;
-  bool any = false;
+  // The ones the filter cannot rule out; none: no transaction at all.
   auto filter = response_cache_filter();
+  std::vector<size_t> maybe;
   for (size_t i = 0; i < ids.size() && i < fingerprints.size(); ++i)
-    any = any || (!fingerprints[i].empty() &&
-                  filter->may_contain(fingerprints[i]));
-  if (!any)
+    if (!fingerprints[i].empty() && filter->may_contain(fingerprints[i]))
+      maybe.push_back(i);
+  if (maybe.empty())
     return done;
   auto_tx tx(*this);
   auto& get = st_->cache_get;
   auto& upd = st_->cache_complete;
-  for (size_t i = 0; i < ids.size() && i < fingerprints.size(); ++i) {
-    if (fingerprints[i].empty() || !filter->may_contain(fingerprints[i]))
-      continue;
+  for (auto i : maybe) {
     get.bind(1, fingerprints[i]);
     std::string result, response, provider, model;
     bool found = false;
