@@ -386,8 +386,8 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
     self->send(st.h.auditor,
                event_for(self, "budget_charged", id, attempt,
                          "no usage known for a call that was sent (timed "
-                         "out, or answered without usage): charged the "
-                         "reservation, " +
+                         "out, dropped before its answer, or answered "
+                         "without usage): charged the reservation, " +
                            fmt_usage(u)));
   if (out.ok) {
     // The worker may start its next attempt while this answer commits.

@@ -247,9 +247,11 @@ task_worker_actor::behavior_type task_worker(self_ptr self,
         time_out(self);
         return;
       }
-      // A 2xx answer was billed even when it is unusable: without usage in
-      // it, charge the reservation rather than nothing.
-      bool billed = out.http_status >= 200 && out.http_status < 300;
+      // A 2xx answer was billed even when it is unusable, and a request
+      // sent whole may have been processed although no answer came back:
+      // without usage, charge the reservation rather than nothing.
+      bool billed = (out.http_status >= 200 && out.http_status < 300) ||
+                    out.sent_unanswered;
       finish_attempt(self, std::move(out), billed);
     },
     [=](timeout_atom, uint64_t gen) {

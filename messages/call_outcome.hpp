@@ -74,6 +74,10 @@ struct call_outcome {
   // The provider looked down: a connection failure or a 5xx (what opens
   // its circuit: policy/circuit_breaker.hpp); a timeout is not.
   bool provider_down = false;
+  // No answer came back for a request that was sent whole (a connection
+  // that dropped, a timeout): the provider may have processed and billed
+  // it, so the attempt is charged its reservation.
+  bool sent_unanswered = false;
   // Set by the head's node gateway only (whatever a node says), from the
   // rate_keeper: the attempt failed while its model's circuit was open, or
   // the provider was down for it and for another task's call right before:
@@ -99,7 +103,7 @@ typename Inspector::result_type inspect(Inspector& f, call_outcome& x) {
            x.answer_error, x.response, x.limit_requests, x.limit_tokens,
            x.limit_wait_ms, x.provider_down, x.provider_fault,
            x.model_refused, x.cached_tokens, x.reasoning_tokens,
-           x.fingerprint);
+           x.fingerprint, x.sent_unanswered);
 }
 
 inline call_outcome make_failure(error_kind k, std::string error,

@@ -57,6 +57,8 @@ struct transfer {
   http_response resp;
   size_t max_bytes = 0;
   bool too_large = false;
+  size_t body_read = 0;     // bytes of req.body handed to libcurl
+  bool resend_refused = false;
   char errbuf[CURL_ERROR_SIZE] = {0};
 
   ~transfer() {
@@ -94,6 +96,26 @@ size_t on_body(char* buf, size_t size, size_t n, void* ud) {
   }
   t->resp.body.append(buf, len);
   return len;
+}
+
+// The body goes through a read callback rather than CURLOPT_POSTFIELDS so
+// that libcurl cannot send a request twice behind our back: when a reused
+// connection dies before any byte of the answer, libcurl sends the request
+// again on a fresh one, but with a read callback it must first rewind the
+// body through on_seek, which refuses. The attempt then fails where the
+// caller sees it (charged as a request the provider may have processed)
+// and is retried by bgagent's own policy.
+size_t on_read(char* buf, size_t size, size_t n, void* ud) {
+  auto* t = static_cast<transfer*>(ud);
+  size_t len = std::min(size * n, t->req.body.size() - t->body_read);
+  std::memcpy(buf, t->req.body.data() + t->body_read, len);
+  t->body_read += len;
+  return len;
+}
+
+int on_seek(void* ud, curl_off_t, int) {
+  static_cast<transfer*>(ud)->resend_refused = true;
+  return CURL_SEEKFUNC_CANTSEEK;
 }
 
 } // namespace
@@ -205,7 +227,10 @@ struct http_client::shard {
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
     curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->req.body.data());
+    curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+    curl_easy_setopt(e, CURLOPT_READDATA, t.get());
+    curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
+    curl_easy_setopt(e, CURLOPT_SEEKDATA, t.get());
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
                      static_cast<curl_off_t>(t->req.body.size()));
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -284,9 +309,13 @@ struct http_client::shard {
         r.complete = true;
       } else {
         r.timed_out = rc == CURLE_OPERATION_TIMEDOUT;
+        r.request_sent = t->body_read == t->req.body.size();
         if (t->too_large)
           r.error = "response larger than " +
                     std::to_string(t->max_bytes) + " bytes";
+        else if (t->resend_refused)
+          r.error = "the connection closed after the request was sent, "
+                    "before any answer";
         else
           r.error = t->errbuf[0] ? std::string(t->errbuf)
                                  : std::string(curl_easy_strerror(rc));

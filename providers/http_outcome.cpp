@@ -428,6 +428,7 @@ call_outcome interpret_response(const http_response& r,
     // No connection, or it dropped: the provider looks down. A timeout
     // may be one slow request: it says nothing of the others.
     out.provider_down = !r.timed_out;
+    out.sent_unanswered = r.request_sent;
     if (r.timed_out && c.timeout_seconds > 0) {
       char buf[64];
       std::snprintf(buf, sizeof(buf), " [BG_AGENT_TIMEOUT %g s]",

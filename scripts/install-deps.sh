@@ -7,7 +7,8 @@
 set -euo pipefail
 packages=(g++ cmake ninja-build pkg-config libcaf-dev libcurl4-openssl-dev
   nlohmann-json3-dev libspdlog-dev catch2 libsqlite3-dev libcli11-dev
-  libcpp-httplib-dev libssl-dev sqlite3 curl libvalijson-dev libyaml-cpp-dev)
+  libcpp-httplib-dev libssl-dev sqlite3 curl libvalijson-dev libyaml-cpp-dev
+  libgoogle-perftools-dev)
 if [ "${1:-}" = "--tests" ]; then
   packages+=(tmux chromium dpkg-dev prometheus)
 fi

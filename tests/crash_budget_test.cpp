@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/support/job.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/raw_http_server.hpp"
 #include "tests/temp_dir.hpp"
@@ -95,4 +96,71 @@ TEST_CASE("kill -9 of the head three times mid-flight: what the provider "
   auto charged = audit_events(dir.path("bgagent-audit.jsonl"),
                               "budget_charged");
   CHECK(charged.size() >= 32);
+}
+
+TEST_CASE("a connection that drops after the request was sent: the attempt "
+          "is charged its reservation and retried by bgagent, so what the "
+          "provider could bill stays within what is charged",
+          "[e2e][http][budget]") {
+  temp_dir dir;
+  std::mutex m;
+  uint64_t billed = 0; // every request the server read whole
+  int received = 0;
+  raw_http_server server([&](const raw_request& req) {
+    auto body = json::parse(req.body);
+    uint64_t prompt = 16;
+    for (auto& msg : body["messages"])
+      prompt += msg["content"].get<std::string>().size();
+    uint64_t completion = body["max_tokens"].get<uint64_t>();
+    std::lock_guard<std::mutex> lock(m);
+    billed += prompt + completion;
+    // The second request arrives on the kept-alive connection of the
+    // first: read (and billed), then the connection closes unanswered.
+    if (++received == 2)
+      return raw_reply{"", true};
+    return raw_reply{raw_http_server::response(
+      200, raw_http_server::completion(R"({"summary": "Done."})",
+                                       static_cast<int>(prompt),
+                                       static_cast<int>(completion)))};
+  });
+  std::string tasks;
+  for (int i = 1; i <= 3; ++i)
+    tasks += json{{"id", "d-" + std::to_string(i)},
+                  {"type", "summarize"},
+                  {"max_tokens", 40},
+                  {"input", "Dropped connection task " + std::to_string(i)}}
+               .dump() +
+             "\n";
+  write_file(dir.path("tasks.jsonl"), tasks);
+  env_map env{{"LLM_PROVIDER", "openai"},
+              {"LLM_BASE_URL", server.base_url()},
+              {"OPENAI_API_KEY", "sk-dropped"},
+              {"BG_AGENT_PRICE_PROMPT", "0"},
+              {"BG_AGENT_PRICE_COMPLETION", "0"},
+              {"BG_AGENT_RETRY_INITIAL", "0.05"},
+              {"BG_AGENT_TOKEN_BUDGET", "100000"},
+              {"BG_AGENT_COST_BUDGET", "100"}};
+  auto r = run_bgagent({"run", "--tasks", "tasks.jsonl", "--workers", "1"},
+                       dir.path(), env);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  std::lock_guard<std::mutex> lock(m);
+  // Three tasks, one dropped request made again by bgagent, not by libcurl
+  // behind its back: four requests, and the task counts two attempts.
+  CHECK(received == 4);
+  auto rows = results_by_id(dir.path());
+  CHECK(rows.at("d-1")["attempts"] == 1);
+  CHECK(rows.at("d-2")["attempts"] == 2);
+  CHECK(rows.at("d-3")["attempts"] == 1);
+  for (auto& [id, row] : rows)
+    CHECK(row["state"] == "completed");
+  auto charged = audit_events(dir.path("bgagent-audit.jsonl"),
+                              "budget_charged");
+  REQUIRE(charged.size() == 1);
+  CHECK(charged[0]["task_id"] == "d-2");
+  CHECK(charged[0]["attempt"] == 1);
+  CHECK(charged[0]["detail"].get<std::string>().find(
+          "dropped before its answer") != std::string::npos);
+  auto st = json::parse(run_bgagent({"status", "--json"}, dir.path()).out);
+  CHECK(st["budget"]["tokens_used"].get<uint64_t>() >= billed);
 }

@@ -107,6 +107,7 @@ TEST_CASE("a slow server hits the per-request timeout", "[http_client]") {
   REQUIRE(box.wait_for(1, 30));
   CHECK_FALSE(box.got[0].complete);
   CHECK(box.got[0].timed_out);
+  CHECK(box.got[0].request_sent); // the server may be working on it
 }
 
 TEST_CASE("a refused connection is reported, not thrown", "[http_client]") {
@@ -119,6 +120,43 @@ TEST_CASE("a refused connection is reported, not thrown", "[http_client]") {
   CHECK_FALSE(box.got[0].complete);
   CHECK(box.got[0].status == 0);
   CHECK_FALSE(box.got[0].error.empty());
+  CHECK_FALSE(box.got[0].request_sent); // nothing reached anyone
+}
+
+TEST_CASE("a request is sent at most once: a kept-alive connection that "
+          "dies before answering fails the request, libcurl does not send "
+          "it again",
+          "[http_client]") {
+  // The first request is answered and its connection kept; the second,
+  // on that reused connection, is read and the connection closed unanswered.
+  std::atomic<int> seen{0};
+  raw_http_server server([&](const raw_request&) {
+    if (++seen == 2)
+      return raw_reply{"", true};
+    return raw_reply{raw_http_server::response(200, "{}")};
+  });
+  inbox box;
+  http_client client;
+  client.submit(post(server.base_url()), box.cb());
+  REQUIRE(box.wait_for(1, 30));
+  REQUIRE(box.got[0].complete);
+  client.submit(post(server.base_url()), box.cb());
+  REQUIRE(box.wait_for(2, 30));
+  auto& dropped = box.got[1];
+  CHECK_FALSE(dropped.complete);
+  CHECK(dropped.status == 0);
+  CHECK(dropped.request_sent);
+  CHECK(dropped.error ==
+        "the connection closed after the request was sent, before any "
+        "answer");
+  // libcurl's own resend would have been a third request (it may open its
+  // fresh connection before it asks to rewind the body: no request on it).
+  CHECK(server.requests() == 2);
+  // The client goes on: the next request gets a fresh connection.
+  client.submit(post(server.base_url()), box.cb());
+  REQUIRE(box.wait_for(3, 30));
+  CHECK(box.got[2].complete);
+  CHECK(server.requests() == 3);
 }
 
 TEST_CASE("a truncated body is not a complete response", "[http_client]") {

@@ -227,6 +227,22 @@ TEST_CASE("transport failures are retryable and say what happened",
   CHECK(p.error_class() == error_kind::retryable);
   CHECK(p.http_status == 200); // the worker charges the reservation
   CHECK(p.error.find("remaining to read") != std::string::npos);
+
+  // A request sent whole with no answer may have been processed: charged.
+  http_response dropped;
+  dropped.request_sent = true;
+  dropped.error = "the connection closed after the request was sent, "
+                  "before any answer";
+  auto d = interpret_response(dropped, ctx());
+  CHECK(d.error_class() == error_kind::retryable);
+  CHECK(d.sent_unanswered);
+  CHECK(d.provider_down);
+  // Never connected: nothing to charge.
+  http_response refused;
+  refused.error = "Failed to connect to 127.0.0.1 port 9: Connection refused";
+  auto f = interpret_response(refused, ctx());
+  CHECK_FALSE(f.sent_unanswered);
+  CHECK(f.provider_down);
 }
 
 namespace {

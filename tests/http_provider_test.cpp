@@ -283,11 +283,9 @@ TEST_CASE("each HTTP error class leads to its outcome: retried with the "
     CHECK(n == 1);
   CHECK(audit_events(audit, "task_quarantined").size() == permanent.size() + 1);
 
-  // A connection dropped before any answer is a failed attempt, retried.
-  // Alone, on the run's first (fresh) connection: libcurl itself sends a
-  // request again, once, when a connection it *reused* dies before
-  // answering, and among 8 workers no test can say which connection a
-  // request gets (it failed 1 in ~30 runs so).
+  // A connection dropped before any answer is a failed attempt, retried
+  // (also on a reused connection, where libcurl would send it again by
+  // itself: crash_budget_test.cpp).
   temp_dir alone;
   write_tasks(alone.path("tasks.jsonl"),
               {task("r[disconnect-once]", "summarize",
