@@ -57,7 +57,7 @@ struct transfer {
   http_response resp;
   size_t max_bytes = 0;
   bool too_large = false;
-  size_t body_read = 0;     // bytes of req.body handed to libcurl
+  bool request_sent = false; // handed to a connection (on_prereq)
   bool resend_refused = false;
   char errbuf[CURL_ERROR_SIZE] = {0};
 
@@ -98,24 +98,20 @@ size_t on_body(char* buf, size_t size, size_t n, void* ud) {
   return len;
 }
 
-// The body goes through a read callback rather than CURLOPT_POSTFIELDS so
-// that libcurl cannot send a request twice behind our back: when a reused
-// connection dies before any byte of the answer, libcurl sends the request
-// again on a fresh one, but with a read callback it must first rewind the
-// body through on_seek, which refuses. The attempt then fails where the
-// caller sees it (charged as a request the provider may have processed)
-// and is retried by bgagent's own policy.
-size_t on_read(char* buf, size_t size, size_t n, void* ud) {
+// Called by libcurl once the request has a connection, right before it is
+// sent. A second call for the same transfer is libcurl about to send the
+// request again by itself: it does when a kept-alive connection it reused
+// dies before any byte of the answer. That resend is refused, so the
+// attempt fails where bgagent sees it (charged as a request the provider
+// may have processed) and is retried by bgagent's own policy.
+int on_prereq(void* ud, char*, char*, int, int) {
   auto* t = static_cast<transfer*>(ud);
-  size_t len = std::min(size * n, t->req.body.size() - t->body_read);
-  std::memcpy(buf, t->req.body.data() + t->body_read, len);
-  t->body_read += len;
-  return len;
-}
-
-int on_seek(void* ud, curl_off_t, int) {
-  static_cast<transfer*>(ud)->resend_refused = true;
-  return CURL_SEEKFUNC_CANTSEEK;
+  if (t->request_sent) {
+    t->resend_refused = true;
+    return CURL_PREREQFUNC_ABORT;
+  }
+  t->request_sent = true;
+  return CURL_PREREQFUNC_OK;
 }
 
 } // namespace
@@ -227,10 +223,7 @@ struct http_client::shard {
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
     curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
-    curl_easy_setopt(e, CURLOPT_READDATA, t.get());
-    curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
-    curl_easy_setopt(e, CURLOPT_SEEKDATA, t.get());
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->req.body.data());
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
                      static_cast<curl_off_t>(t->req.body.size()));
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -256,6 +249,8 @@ struct http_client::shard {
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
     curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, t.get());
     t->max_bytes = settings.max_response_bytes;
     if (curl_multi_add_handle(multi, e) != CURLM_OK) {
       t->resp.error = "could not start the request";
@@ -309,7 +304,8 @@ struct http_client::shard {
         r.complete = true;
       } else {
         r.timed_out = rc == CURLE_OPERATION_TIMEDOUT;
-        r.request_sent = t->body_read == t->req.body.size();
+        r.request_sent = t->request_sent;
+        r.resend_refused = t->resend_refused;
         if (t->too_large)
           r.error = "response larger than " +
                     std::to_string(t->max_bytes) + " bytes";

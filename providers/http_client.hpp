@@ -14,9 +14,10 @@
 // - Connections are kept alive and reused; HTTP/2 is negotiated over TLS
 //   when the server offers it (and multiplexed); TLS peers and host names
 //   are verified. Each request carries its own total and connect timeouts.
-// - A request is sent at most once: when a reused connection dies before
-//   any byte of the answer, the request fails (request_sent = true) rather
-//   than being sent again by libcurl.
+// - A request is sent at most once: where libcurl would send it again by
+//   itself (a reused connection that died before any byte of the answer,
+//   an HTTP/2 stream the server refused), the request fails instead, with
+//   request_sent and resend_refused set.
 // - The destructor abandons requests still in flight without calling their
 //   callbacks (the process is ending), then joins the thread.
 // - Thread-safe: any thread may submit and cancel.
@@ -48,9 +49,12 @@ struct http_response {
   std::string error;     // libcurl's description when !complete
   bool timed_out = false;
   bool cancelled = false;
-  // When !complete: the whole request was handed to the connection, so the
-  // server may have processed it (a dropped connection, a timeout).
+  // When !complete: the request was handed to a connection, so the server
+  // may have processed it (a dropped connection, a timeout).
   bool request_sent = false;
+  // libcurl was about to send the request again on a new connection, and
+  // was not let (the connection it had died, or its server refused it).
+  bool resend_refused = false;
   std::string http_version; // "1.1", "2", ...
 };
 

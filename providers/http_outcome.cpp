@@ -426,8 +426,10 @@ call_outcome interpret_response(const http_response& r,
       text += " (after HTTP " + std::to_string(r.status) + ", body " +
               std::to_string(r.body.size()) + " bytes)";
     // No connection, or it dropped: the provider looks down. A timeout
-    // may be one slow request: it says nothing of the others.
-    out.provider_down = !r.timed_out;
+    // may be one slow request, and a connection lost between two requests
+    // (resend refused) a server closing an idle one or refusing a stream:
+    // they say nothing of the others.
+    out.provider_down = !r.timed_out && !r.resend_refused;
     out.sent_unanswered = r.request_sent;
     if (r.timed_out && c.timeout_seconds > 0) {
       char buf[64];

@@ -146,6 +146,7 @@ TEST_CASE("a request is sent at most once: a kept-alive connection that "
   CHECK_FALSE(dropped.complete);
   CHECK(dropped.status == 0);
   CHECK(dropped.request_sent);
+  CHECK(dropped.resend_refused);
   CHECK(dropped.error ==
         "the connection closed after the request was sent, before any "
         "answer");

@@ -231,12 +231,19 @@ TEST_CASE("transport failures are retryable and say what happened",
   // A request sent whole with no answer may have been processed: charged.
   http_response dropped;
   dropped.request_sent = true;
-  dropped.error = "the connection closed after the request was sent, "
-                  "before any answer";
+  dropped.error = "Recv failure: Connection reset by peer";
   auto d = interpret_response(dropped, ctx());
   CHECK(d.error_class() == error_kind::retryable);
   CHECK(d.sent_unanswered);
   CHECK(d.provider_down);
+  // libcurl's own resend refused: charged too, but not a sign of an outage
+  // (an idle connection closed by its server, a refused HTTP/2 stream).
+  http_response resend = dropped;
+  resend.resend_refused = true;
+  auto rr = interpret_response(resend, ctx());
+  CHECK(rr.error_class() == error_kind::retryable);
+  CHECK(rr.sent_unanswered);
+  CHECK_FALSE(rr.provider_down);
   // Never connected: nothing to charge.
   http_response refused;
   refused.error = "Failed to connect to 127.0.0.1 port 9: Connection refused";

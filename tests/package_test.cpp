@@ -50,6 +50,10 @@ TEST_CASE("the .deb holds the binary, the systemd unit and the example "
     INFO(depends);
     CHECK(depends.find(lib) != std::string::npos);
   }
+#ifndef __SANITIZE_ADDRESS__
+  // The allocator bgagent is linked with (the sanitizers bring their own).
+  CHECK(depends.find("libtcmalloc-minimal4") != std::string::npos);
+#endif
   auto files = shell("dpkg-deb -c '" + deb + "'", dir.path());
   for (auto* path : {"./usr/bin/bgagent",
                      "./usr/lib/systemd/system/bgagent.service",
