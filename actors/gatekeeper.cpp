@@ -17,6 +17,7 @@
 #include "messages/cluster.hpp"
 #include "messages/events.hpp"
 #include "messages/gatekeeper_actor.hpp"
+#include "messages/wire_fingerprint.hpp"
 #include "messages/worker_context.hpp"
 #include "actors/head_handles.hpp"
 
@@ -35,11 +36,16 @@ struct failures {
 
 struct gatekeeper_state {
   gatekeeper_settings settings;
+  std::string wire; // wire_fingerprint() of this process
   head_handles handles; // never sent to a node
   std::unordered_map<std::string, failures> refused; // by peer host
   // The node gateways handed out: they end with the gatekeeper.
   std::shared_ptr<std::vector<node_gateway_actor>> gateways =
     std::make_shared<std::vector<node_gateway_actor>>();
+  // The admin endpoints handed out: they end with it too (an idle one would
+  // otherwise hold the head's exit for its 120 s).
+  std::shared_ptr<std::vector<caf::actor_addr>> admins =
+    std::make_shared<std::vector<caf::actor_addr>>();
   static inline const char* name = "gatekeeper";
 };
 
@@ -104,13 +110,17 @@ gatekeeper_actor::behavior_type gatekeeper(self_ptr self,
                                            head_handles handles) {
   self->state.settings = std::move(s);
   self->state.handles = std::move(handles);
+  self->state.wire = wire_fingerprint(self->system().config());
   // No exit message is obeyed: to a BASP peer an exit_msg is just bytes,
   // with any source it likes. Only `kill`, which CAF does not let an actor
   // refuse, ends the gatekeeper (the head sends it at the end of the run;
   // from anyone else the supervisor's watch raises a critical alert).
-  self->attach_functor([gws = self->state.gateways](const caf::error&) {
+  self->attach_functor([gws = self->state.gateways,
+                        admins = self->state.admins](const caf::error&) {
     for (auto& g : *gws)
       caf::anon_send_exit(g, caf::exit_reason::kill);
+    for (auto& a : *admins)
+      caf::anon_send_exit(a, caf::exit_reason::kill);
   });
   self->set_exit_handler([=](caf::exit_msg& em) {
     auto reason = to_string(em.reason);
@@ -134,7 +144,8 @@ gatekeeper_actor::behavior_type gatekeeper(self_ptr self,
     });
   return {
     [=](hello_atom, const std::string& role, const std::string& secret,
-        const std::string& node_name) -> caf::result<welcome> {
+        const std::string& node_name,
+        const std::string& wire) -> caf::result<welcome> {
       // Before make_response_promise, which takes the sender over.
       auto sender = self->current_sender();
       auto rp = self->make_response_promise<welcome>();
@@ -156,6 +167,16 @@ gatekeeper_actor::behavior_type gatekeeper(self_ptr self,
                      "BG_AGENT_SECRET_FILE)";
           refuse(self, address, node_name, "hello with a wrong secret");
           ++st.refused[peer_host(address)].bad_hellos;
+          rp.deliver(w);
+          return;
+        }
+        if (wire != st.wire) {
+          w.reason = "it runs bgagent " + st.wire + " and this node " +
+                     wire + ": their messages differ; run one release on "
+                            "every machine";
+          refuse(self, address, node_name,
+                 "hello from another release (" + wire + ", the head " +
+                   st.wire + ")");
           rp.deliver(w);
           return;
         }
@@ -184,6 +205,7 @@ gatekeeper_actor::behavior_type gatekeeper(self_ptr self,
           w.accepted = true;
           w.admin = spawn_admin_endpoint(self->system(), st.handles,
                                          sender->node(), address, node_name);
+          st.admins->push_back(w.admin.address());
         } else {
           w.reason = "unknown role \"" + role + "\"";
           refuse(self, address, node_name, "hello with an unknown role");

@@ -2,7 +2,8 @@
 // reaches the head's other actors from the network without passing it.
 //
 // Contract (messages/gatekeeper_actor.hpp):
-//   (hello_atom, string role, string secret, string node_name) -> welcome
+//   (hello_atom, string role, string secret, string node_name,
+//    string wire) -> welcome
 //       role "worker": accepted with a worker_context holding a new node
 //       gateway for that node alone (node_gateway.hpp), the only head actor
 //       the node can address; its workers join and run through it. No
@@ -10,7 +11,10 @@
 //       role "admin": accepted with a fresh admin endpoint that obeys only
 //       the node that said hello (see admin_endpoint.hpp).
 //   The secret is compared in constant time (SHA-256 of both, then
-//   CRYPTO_memcmp). A wrong secret, an unknown role, or any other message
+//   CRYPTO_memcmp). With the right secret, a node whose `wire`
+//   (messages/wire_fingerprint.hpp) is not the head's is refused: it would
+//   misread the head's messages. A wrong secret, another release, an
+//   unknown role, or any other message
 //   (caught by the default handler: commands without a hello, unexpected
 //   types) is refused, answered with a refusal or sec::unexpected_message,
 //   audited as `admin_refused` with the peer's address, and changes

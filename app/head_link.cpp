@@ -20,6 +20,7 @@
 #include "messages/atoms.hpp"
 #include "messages/cluster.hpp"
 #include "messages/gatekeeper_actor.hpp"
+#include "messages/wire_fingerprint.hpp"
 
 namespace bgagent {
 
@@ -179,7 +180,7 @@ welcome say_hello(caf::actor_system& sys, const config& c,
   std::string err;
   self
     ->request(*gk, std::chrono::seconds(30), hello_atom::value, role, secret,
-              node_name)
+              node_name, wire_fingerprint(sys.config()))
     .receive([&](welcome& x) { w = std::move(x); },
              [&](caf::error& e) { err = sys.render(e); });
   if (!err.empty())

@@ -17,8 +17,9 @@
 namespace bgagent {
 
 using gatekeeper_actor = caf::typed_actor<
-  // (role "worker" | "admin", cluster secret, node name)
-  caf::replies_to<hello_atom, std::string, std::string, std::string>::with<
-    welcome>>;
+  // (role "worker" | "admin", cluster secret, node name, the node's
+  // wire_fingerprint)
+  caf::replies_to<hello_atom, std::string, std::string, std::string,
+                  std::string>::with<welcome>>;
 
 } // namespace bgagent

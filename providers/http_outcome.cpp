@@ -425,11 +425,11 @@ call_outcome interpret_response(const http_response& r,
     if (r.status > 0)
       text += " (after HTTP " + std::to_string(r.status) + ", body " +
               std::to_string(r.body.size()) + " bytes)";
-    // No connection, or it dropped: the provider looks down. A timeout
-    // may be one slow request, and a connection lost between two requests
-    // (resend refused) a server closing an idle one or refusing a stream:
-    // they say nothing of the others.
-    out.provider_down = !r.timed_out && !r.resend_refused;
+    // No connection, or it dropped (also where libcurl's resend was
+    // refused: a server that drops requests is what an outage looks like):
+    // the provider looks down. A timeout may be one slow request: it says
+    // nothing of the others.
+    out.provider_down = !r.timed_out;
     out.sent_unanswered = r.request_sent;
     if (r.timed_out && c.timeout_seconds > 0) {
       char buf[64];

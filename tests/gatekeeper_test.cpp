@@ -17,6 +17,7 @@
 #include "messages/atoms.hpp"
 #include "messages/cluster.hpp"
 #include "messages/gatekeeper_actor.hpp"
+#include "messages/wire_fingerprint.hpp"
 #include "tests/support/cluster.hpp"
 #include "tests/support/process.hpp"
 #include "tests/temp_dir.hpp"
@@ -43,10 +44,14 @@ struct client {
     gk = caf::actor_cast<caf::actor>(*x);
   }
 
-  welcome hello(const std::string& role, const std::string& s) {
+  // `wire`: what the client says it speaks; empty: this build's.
+  welcome hello(const std::string& role, const std::string& s,
+                std::string wire = {}) {
+    if (wire.empty())
+      wire = wire_fingerprint(cfg);
     welcome w;
     self->request(gk, std::chrono::seconds(30), hello_atom::value, role, s,
-                  std::string("test-client"))
+                  std::string("test-client"), wire)
       .receive([&](welcome& x) { w = std::move(x); },
                [&](caf::error& e) { FAIL(sys.render(e)); });
     return w;
@@ -71,6 +76,59 @@ TEST_CASE("secrets are compared exactly", "[gatekeeper]") {
   CHECK_FALSE(secrets_match("abd", "abc"));
   CHECK_FALSE(secrets_match("abc", "abcd"));
   CHECK_FALSE(secrets_match("", ""));
+}
+
+TEST_CASE("the wire fingerprint is the same for one build and changes with "
+          "a message type",
+          "[gatekeeper]") {
+  system_config a, b;
+  auto wa = wire_fingerprint(a);
+  CHECK(wa == wire_fingerprint(b));
+  CHECK(wa.rfind(std::string(BGAGENT_VERSION) + "/", 0) == 0);
+  CHECK(wa.size() == std::string(BGAGENT_VERSION).size() + 1 + 16);
+  // A build that registers one more type (or a type with another field)
+  // speaks differently.
+  system_config c;
+  c.add_message_type<std::vector<int32_t>>("std::vector<int32_t>");
+  CHECK(wire_fingerprint(c) != wa);
+}
+
+TEST_CASE("a node of another release is refused with both releases named, "
+          "audited, and the head keeps running",
+          "[gatekeeper][e2e]") {
+  temp_dir dir;
+  write_task_file(dir.path("tasks.jsonl"), 3, "rel");
+  int port = free_port();
+  auto audit = dir.path("bgagent-audit.jsonl");
+  background_process head(head_args(port, "tasks.jsonl"), dir.path(),
+                          {{"BG_AGENT_SECRET", secret}}, "head");
+  REQUIRE(wait_for_output(head, "listening for worker", 30));
+  {
+    client c(port);
+    auto mine = wire_fingerprint(c.cfg);
+    for (auto* role : {"worker", "admin"}) {
+      auto w = c.hello(role, secret, "0.0.1/00000000deadbeef");
+      CHECK_FALSE(w.accepted);
+      CHECK_FALSE(w.ctx.gateway);
+      CHECK_FALSE(w.admin);
+      CHECK(w.reason == "it runs bgagent " + mine +
+                          " and this node 0.0.1/00000000deadbeef: their "
+                          "messages differ; run one release on every machine");
+    }
+    // The same client speaking this release is let in (and its idle
+    // admin endpoint does not hold the head's exit below).
+    CHECK(c.hello("admin", secret).accepted);
+  }
+  REQUIRE(wait_until(
+    [&] { return audit_events(audit, "admin_refused").size() == 2; }, 30));
+  for (auto& e : audit_events(audit, "admin_refused"))
+    CHECK(e["detail"].get<std::string>().find(
+            "hello from another release (0.0.1/00000000deadbeef") !=
+          std::string::npos);
+  CHECK(head.running());
+  head.signal(SIGTERM);
+  INFO(head.err());
+  CHECK(head.wait(30) == 128 + SIGTERM);
 }
 
 TEST_CASE("a wrong secret or a command without hello or an unexpected message "

@@ -20,6 +20,7 @@
 #include "messages/cluster.hpp"
 #include "messages/node_gateway_actor.hpp"
 #include "messages/gatekeeper_actor.hpp"
+#include "messages/wire_fingerprint.hpp"
 #include "messages/task.hpp"
 #include "tests/support/cluster.hpp"
 #include "tests/support/loopback_port.hpp"
@@ -87,7 +88,8 @@ TEST_CASE("a node with the secret cannot finish attempts it was not handed "
     welcome w;
     self
       ->request(*gk, std::chrono::seconds(10), hello_atom::value,
-                std::string("worker"), secret, std::string("evil"))
+                std::string("worker"), secret, std::string("evil"),
+                wire_fingerprint(cfg))
       .receive([&](welcome& x) { w = std::move(x); },
                [&](caf::error& e) { FAIL(sys.render(e)); });
     REQUIRE(w.accepted);
@@ -186,7 +188,7 @@ TEST_CASE("exit messages from the network: refused, or (kill) a critical "
     self
       ->request(*gk, std::chrono::seconds(10), hello_atom::value,
                 std::string("worker"), std::string("wrong"),
-                std::string("prober"))
+                std::string("prober"), wire_fingerprint(sys.config()))
       .receive([&](welcome& w) { answered = !w.accepted; },
                [&](caf::error&) {});
     CHECK(answered);

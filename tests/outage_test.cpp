@@ -94,8 +94,7 @@ TEST_CASE("a provider down for 20 s: the circuit opens, probes go one at a "
   // While down: 5 failures in a row open it, calls already in flight end,
   // then one probe every 0.5 s (about 40 in 20 s). Without it each task
   // makes up to 3 attempts: 36 failed, all quarantined. (Counted from the
-  // audit: curl sends a request again on a fresh connection when a reused
-  // one drops.)
+  // audit: each request the server dropped is an attempt of its own.)
   auto audit = dir.path("bgagent-audit.jsonl");
   auto failures = lines_with(audit, "\"task_failed\"").size();
   INFO("attempts failed: " << failures);

@@ -340,7 +340,8 @@ TEST_CASE("a certified peer without the secret probing every actor id after "
                           caf::make_message(hello_atom::value,
                                             std::string("worker"),
                                             std::string("not-the-secret"),
-                                            std::string("prober")));
+                                            std::string("prober"),
+                                            std::string("0.0.0/0")));
     REQUIRE(peer.write(out));
   }
   // Replies: from the actor itself when it exists; from nobody (actor id
