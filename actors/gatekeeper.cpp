@@ -1,5 +1,6 @@
 #include "actors/gatekeeper.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <vector>
@@ -171,11 +172,13 @@ gatekeeper_actor::behavior_type gatekeeper(self_ptr self,
           return;
         }
         if (wire != st.wire) {
+          // The peer's text is shown only in its expected shape.
+          std::string theirs = well_formed_wire(wire) ? wire : "(malformed)";
           w.reason = "it runs bgagent " + st.wire + " and this node " +
-                     wire + ": their messages differ; run one release on "
-                            "every machine";
+                     theirs + ": their messages differ; run one release on "
+                              "every machine";
           refuse(self, address, node_name,
-                 "hello from another release (" + wire + ", the head " +
+                 "hello from another release (" + theirs + ", the head " +
                    st.wire + ")");
           rp.deliver(w);
           return;
@@ -205,7 +208,16 @@ gatekeeper_actor::behavior_type gatekeeper(self_ptr self,
           w.accepted = true;
           w.admin = spawn_admin_endpoint(self->system(), st.handles,
                                          sender->node(), address, node_name);
-          st.admins->push_back(w.admin.address());
+          // Ended sessions leave: a long `serve` polled by an admin every
+          // minute keeps only the live ones.
+          auto& live = *st.admins;
+          live.erase(std::remove_if(live.begin(), live.end(),
+                                    [](const caf::actor_addr& a) {
+                                      return !caf::actor_cast<
+                                        caf::strong_actor_ptr>(a);
+                                    }),
+                     live.end());
+          live.push_back(w.admin.address());
         } else {
           w.reason = "unknown role \"" + role + "\"";
           refuse(self, address, node_name, "hello with an unknown role");

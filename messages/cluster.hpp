@@ -1,7 +1,8 @@
 // The gatekeeper's answer to a node's hello.
 //
 // Contract: a node says (hello_atom, string role, string secret, string
-// node_name) to the published gatekeeper; role is "worker" or "admin". The
+// node_name, string wire) to the published gatekeeper; role is "worker" or
+// "admin", wire its messages/wire_fingerprint. The
 // answer is a `welcome`: accepted with the handles for that role, or refused
 // with a one-line reason (the secret is never echoed).
 #pragma once

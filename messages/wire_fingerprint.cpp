@@ -1,11 +1,13 @@
 #include "messages/wire_fingerprint.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <cstdio>
 #include <vector>
 
 #include <caf/actor_system_config.hpp>
+#include <caf/binary_serializer.hpp>
 #include <caf/type_erased_value.hpp>
 
 namespace bgagent {
@@ -34,12 +36,41 @@ std::string wire_fingerprint(const caf::actor_system_config& cfg) {
   for (auto& name : names) {
     mix(h, name);
     auto value = cfg.value_factories_by_name.at(name)();
-    mix(h, value ? value->stringify() : std::string("?"));
+    if (!value) {
+      mix(h, "?");
+      continue;
+    }
+    // The bytes show each field's width (uint32 or uint64, float or
+    // double, an enum's underlying type); the text its default.
+    std::vector<char> bytes;
+    caf::binary_serializer sink{static_cast<caf::execution_unit*>(nullptr),
+                                bytes};
+    if (value->save(sink))
+      mix(h, "!");
+    mix(h, std::string(bytes.begin(), bytes.end()));
+    mix(h, value->stringify());
   }
   char hex[17];
   std::snprintf(hex, sizeof(hex), "%016llx",
                 static_cast<unsigned long long>(h));
   return std::string(BGAGENT_VERSION) + "/" + hex;
+}
+
+bool well_formed_wire(const std::string& wire) {
+  auto slash = wire.find('/');
+  if (wire.size() > 64 || slash == std::string::npos || slash == 0 ||
+      wire.size() - slash != 17)
+    return false;
+  for (size_t i = 0; i < wire.size(); ++i) {
+    auto c = static_cast<unsigned char>(wire[i]);
+    bool ok = i < slash    ? std::isalnum(c) || c == '.' || c == '-' ||
+                              c == '+' || c == '~'
+              : i == slash ? true
+                           : std::isxdigit(c) != 0;
+    if (!ok)
+      return false;
+  }
+  return true;
 }
 
 } // namespace bgagent

@@ -91,6 +91,12 @@ TEST_CASE("the wire fingerprint is the same for one build and changes with "
   system_config c;
   c.add_message_type<std::vector<int32_t>>("std::vector<int32_t>");
   CHECK(wire_fingerprint(c) != wa);
+  CHECK(well_formed_wire(wa));
+  CHECK(well_formed_wire("0.0.1/00000000deadbeef"));
+  CHECK_FALSE(well_formed_wire("0.5.0/xyz"));
+  CHECK_FALSE(well_formed_wire("0.5.0/00000000deadbeef\n"));
+  CHECK_FALSE(well_formed_wire(std::string(100, 'a') + "/00000000deadbeef"));
+  CHECK_FALSE(well_formed_wire("\x1b[31m/00000000deadbeef"));
 }
 
 TEST_CASE("a node of another release is refused with both releases named, "
@@ -291,4 +297,34 @@ TEST_CASE("with TLS certificates a node signed by the CA joins and a plain or "
   CHECK(head.wait(60) == 0);
   CHECK(count_events_by_task(dir.path("bgagent-audit.jsonl"), "task_completed")
           .size() == 10);
+}
+
+TEST_CASE("a node meeting a head of another release (a gatekeeper of "
+          "another interface) exits 6 saying so",
+          "[gatekeeper][e2e]") {
+  // The gatekeeper of the release before this one: a hello of 3 strings.
+  using old_gatekeeper = caf::typed_actor<caf::replies_to<
+    hello_atom, std::string, std::string, std::string>::with<welcome>>;
+  system_config cfg;
+  caf::actor_system sys{cfg};
+  auto old = sys.spawn([]() -> old_gatekeeper::behavior_type {
+    return {[](hello_atom, const std::string&, const std::string&,
+               const std::string&) { return welcome{}; }};
+  });
+  auto port = sys.middleman().publish(old, 0, "127.0.0.1");
+  REQUIRE(port);
+  temp_dir dir;
+  for (auto args : {std::vector<std::string>{"worker", "--connect",
+                                             loopback(*port), "--workers",
+                                             "1"},
+                    std::vector<std::string>{"admin", "--connect",
+                                             loopback(*port), "status"}}) {
+    auto r = run_bgagent(args, dir.path(), {{"BG_AGENT_SECRET", secret}});
+    INFO(r.err);
+    CHECK(r.exit_code == 6);
+    CHECK(r.err.find("the head at " + loopback(*port) +
+                     " runs another release of bgagent") !=
+          std::string::npos);
+  }
+  caf::anon_send_exit(old, caf::exit_reason::kill);
 }
