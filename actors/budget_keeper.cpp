@@ -255,7 +255,8 @@ void mark_passed_alarms(keeper_state& st) {
 // budget says: a batch task's worst case held again by a restarted head
 // (the provider has its request already).
 reservation reserve(self_ptr self, const std::string& task_id,
-                    uint64_t asked_tokens, double asked_cost, bool force) {
+                    uint64_t asked_tokens, double asked_cost, bool force,
+                    bool audit_grant) {
       roll_period(self);
       auto& st = self->state;
       auto& b = st.b;
@@ -307,7 +308,9 @@ reservation reserve(self_ptr self, const std::string& task_id,
       b.tokens_reserved += tokens; // fits under the limit: no overflow
       b.cost_reserved += cost;
       ++b.grants;
-      audit(self, make_event("budget_granted", task_id, -1,
+      // The caller's task_started says an ordinary grant.
+      if (audit_grant || force || st.factor > 1.0)
+        audit(self, make_event("budget_granted", task_id, -1,
                             (force ? "held again (its batch is at the "
                                      "provider): "
                                    : "reserved ") +
@@ -339,7 +342,7 @@ budget_keeper(self_ptr self, budget_settings s,
   return {
     [=](reserve_atom, const std::string& task_id, uint64_t asked_tokens,
         double asked_cost) {
-      return reserve(self, task_id, asked_tokens, asked_cost, false);
+      return reserve(self, task_id, asked_tokens, asked_cost, false, false);
     },
     [=](reserve_atom, const std::vector<std::string>& ids,
         const std::vector<uint64_t>& tokens, const std::vector<double>& costs,
@@ -348,7 +351,8 @@ budget_keeper(self_ptr self, budget_settings s,
       for (size_t i = 0; i < ids.size() && i < tokens.size() &&
                          i < costs.size();
            ++i) {
-        out.push_back(reserve(self, ids[i], tokens[i], costs[i], force));
+        out.push_back(
+          reserve(self, ids[i], tokens[i], costs[i], force, true));
         if (!out.back().granted)
           break; // what does not fit is not asked for: the batch is cut
       }

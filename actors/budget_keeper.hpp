@@ -25,8 +25,10 @@
 // has spent (reservations aside, so they come in that order) fire once each
 // (audit `budget_alarm` + an alert to the monitor, critical at 100 %). The
 // first denial by a budget raises one critical `budget_exhausted` alert
-// (spent so far and what the call needed). Every grant and denial is
-// audited.
+// (spent so far and what the call needed). Every denial is audited; a
+// grant is audited (`budget_granted`) for a batch, when held again, or when
+// scaled by `factor`: a task's ordinary grant is written in its
+// `task_started` by the gateway that asked (one audit line fewer per call).
 //
 // Usage over the reservation: when a commit's actual tokens (prompt +
 // completion) or cost exceed what that reservation held, the keeper still

@@ -347,9 +347,8 @@ TEST_CASE("serve: pause holds tasks until resume, a task's events, requeue "
     names.push_back(e["event"]);
   }
   CHECK(names == std::vector<std::string>{
-                   "task_submitted", "budget_granted", "task_started",
-                   "task_completed", "task_requeued", "budget_granted",
-                   "task_started", "task_completed"});
+                   "task_submitted", "task_started", "task_completed",
+                   "task_requeued", "task_started", "task_completed"});
   CHECK(svc.get("/v1/tasks/zz/events").status == 404);
   CHECK(svc.stop() == 143);
 
