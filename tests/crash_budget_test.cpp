@@ -23,6 +23,21 @@ using namespace bgagent;
 using namespace bgagent::testing;
 using json = nlohmann::json;
 
+namespace {
+
+// The worst case bgagent reserves for a request: one token per byte of the
+// prompts plus 16 of framing, and max_tokens. The servers below report it
+// as the call's usage, so what they could bill is known exactly.
+std::pair<uint64_t, uint64_t> worst_case(const raw_request& req) {
+  auto body = json::parse(req.body);
+  uint64_t prompt = 16;
+  for (auto& msg : body["messages"])
+    prompt += msg["content"].get<std::string>().size();
+  return {prompt, body["max_tokens"].get<uint64_t>()};
+}
+
+} // namespace
+
 TEST_CASE("kill -9 of the head three times mid-flight: what the provider "
           "received never exceeds the token budget",
           "[e2e][http][budget][crash]") {
@@ -31,13 +46,7 @@ TEST_CASE("kill -9 of the head three times mid-flight: what the provider "
   uint64_t billed = 0; // what the server could bill: its reported usage
   int received = 0;
   raw_http_server server([&](const raw_request& req) {
-    auto body = json::parse(req.body);
-    // The worst case bgagent reserves: one token per byte of the prompts
-    // plus 16 of framing, and max_tokens.
-    uint64_t prompt = 16;
-    for (auto& msg : body["messages"])
-      prompt += msg["content"].get<std::string>().size();
-    uint64_t completion = body["max_tokens"].get<uint64_t>();
+    auto [prompt, completion] = worst_case(req);
     {
       std::lock_guard<std::mutex> lock(m);
       billed += prompt + completion;
@@ -107,11 +116,7 @@ TEST_CASE("a connection that drops after the request was sent: the attempt "
   uint64_t billed = 0; // every request the server read whole
   int received = 0;
   raw_http_server server([&](const raw_request& req) {
-    auto body = json::parse(req.body);
-    uint64_t prompt = 16;
-    for (auto& msg : body["messages"])
-      prompt += msg["content"].get<std::string>().size();
-    uint64_t completion = body["max_tokens"].get<uint64_t>();
+    auto [prompt, completion] = worst_case(req);
     std::lock_guard<std::mutex> lock(m);
     billed += prompt + completion;
     // The second request arrives on the kept-alive connection of the

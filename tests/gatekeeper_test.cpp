@@ -69,6 +69,20 @@ struct client {
   }
 };
 
+// A head with `tasks` tasks listening (plain, loopback) for nodes.
+struct listening_head {
+  temp_dir dir;
+  int port = free_port();
+  std::string audit = dir.path("bgagent-audit.jsonl");
+  background_process head;
+  listening_head(int tasks, const std::string& prefix)
+    : head((write_task_file(dir.path("tasks.jsonl"), tasks, prefix),
+            head_args(port, "tasks.jsonl")),
+           dir.path(), {{"BG_AGENT_SECRET", secret}}, "head") {
+    REQUIRE(wait_for_output(head, "listening for worker", 30));
+  }
+};
+
 } // namespace
 
 TEST_CASE("secrets are compared exactly", "[gatekeeper]") {
@@ -102,13 +116,10 @@ TEST_CASE("the wire fingerprint is the same for one build and changes with "
 TEST_CASE("a node of another release is refused with both releases named, "
           "audited, and the head keeps running",
           "[gatekeeper][e2e]") {
-  temp_dir dir;
-  write_task_file(dir.path("tasks.jsonl"), 3, "rel");
-  int port = free_port();
-  auto audit = dir.path("bgagent-audit.jsonl");
-  background_process head(head_args(port, "tasks.jsonl"), dir.path(),
-                          {{"BG_AGENT_SECRET", secret}}, "head");
-  REQUIRE(wait_for_output(head, "listening for worker", 30));
+  listening_head h(3, "rel");
+  auto& audit = h.audit;
+  auto& head = h.head;
+  int port = h.port;
   {
     client c(port);
     auto mine = wire_fingerprint(c.cfg);
@@ -140,13 +151,11 @@ TEST_CASE("a node of another release is refused with both releases named, "
 TEST_CASE("a wrong secret or a command without hello or an unexpected message "
           "is refused and audited and changes nothing - the head keeps running",
           "[gatekeeper][e2e]") {
-  temp_dir dir;
-  write_task_file(dir.path("tasks.jsonl"), 5, "sec");
-  int port = free_port();
-  auto audit = dir.path("bgagent-audit.jsonl");
-  background_process head(head_args(port, "tasks.jsonl"), dir.path(),
-                          {{"BG_AGENT_SECRET", secret}}, "head");
-  REQUIRE(wait_for_output(head, "listening for worker", 30));
+  listening_head h(5, "sec");
+  auto& dir = h.dir;
+  auto& audit = h.audit;
+  auto& head = h.head;
+  int port = h.port;
   {
     client c(port);
     // Wrong secret: refused with a reason, no handle.
