@@ -162,8 +162,6 @@ welcome say_hello(caf::actor_system& sys, const config& c,
                     : sys.middleman().remote_actor<gatekeeper_actor>(
                         head.host, head.port);
   if (!gk) {
-    // CAF's rendering (system_error(cannot_connect_to_node, ...)) says
-    // nothing a user can act on; the usual cause is a head not running.
     // A head whose gatekeeper has another interface is of another release
     // (an older one may not even hear the hello that says so).
     if (gk.error() == caf::sec::unexpected_actor_messaging_interface)
@@ -172,6 +170,8 @@ welcome say_hello(caf::actor_system& sys, const config& c,
                          " runs another release of bgagent (its gatekeeper "
                          "speaks other messages): run one release on every "
                          "machine");
+    // CAF's rendering (system_error(cannot_connect_to_node, ...)) says
+    // nothing a user can act on; the usual cause is a head not running.
     std::string why =
       gk.error() == caf::sec::cannot_connect_to_node
         ? "nothing answers there (is `bgagent run --listen " + head.text() +
