@@ -314,8 +314,7 @@ reservation reserve(self_ptr self, const std::string& task_id,
                             (force ? "held again (its batch is at the "
                                      "provider): "
                                    : "reserved ") +
-                              std::to_string(tokens) + " tokens, $" +
-                              fmt_cost(cost) + scaling));
+                              tokens_and_cost(tokens, cost) + scaling));
       return r;
 }
 

@@ -239,13 +239,11 @@ void begin(self_ptr self, const task_worker_actor& worker, const std::string& id
       st.open[id].reservation = r.id;
       // The grant goes with the start (the keeper audits it itself only
       // when it scaled it up).
-      char held[96];
-      std::snprintf(held, sizeof(held), ", reserved %llu tokens, $%.6f",
-                    static_cast<unsigned long long>(tokens), cost);
       self->request(st.h.checkpointer, caf::infinite, running_atom::value,
                     id, attempt, r.id, tokens, cost,
                     event_for(self, "task_started", id, attempt,
-                              detail + held))
+                              detail + ", reserved " +
+                                tokens_and_cost(tokens, cost)))
         .then([=](bool marked) mutable {
           auto& st = self->state;
           if (!marked) {

@@ -12,6 +12,9 @@
 
 namespace bgagent {
 
+// "N tokens, $C" (cost to 6 decimals): how audit lines state an amount.
+std::string tokens_and_cost(uint64_t tokens, double cost);
+
 struct reservation {
   bool granted = false;
   uint64_t id = 0;

@@ -1,5 +1,7 @@
 #include "messages/message_types.hpp"
 
+#include <cstdio>
+
 #include <caf/actor_system_config.hpp>
 
 #include "messages/batch.hpp"
@@ -65,6 +67,13 @@ const char* to_string(batch_verdict v) {
 
 const char* to_string(severity s) {
   return s == severity::critical ? "critical" : "warning";
+}
+
+std::string tokens_and_cost(uint64_t tokens, double cost) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%llu tokens, $%.6f",
+                static_cast<unsigned long long>(tokens), cost);
+  return buf;
 }
 
 const char* to_string(error_kind k) {

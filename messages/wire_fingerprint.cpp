@@ -28,14 +28,16 @@ void mix(uint64_t& h, const std::string& s) {
 } // namespace
 
 std::string wire_fingerprint(const caf::actor_system_config& cfg) {
-  std::vector<std::string> names;
+  // Sorted by name: a hash map's order is not stable.
+  std::vector<const decltype(cfg.value_factories_by_name)::value_type*> types;
   for (auto& kv : cfg.value_factories_by_name)
-    names.push_back(kv.first);
-  std::sort(names.begin(), names.end()); // a hash map's order is not stable
+    types.push_back(&kv);
+  std::sort(types.begin(), types.end(),
+            [](auto* a, auto* b) { return a->first < b->first; });
   uint64_t h = 14695981039346656037ull;
-  for (auto& name : names) {
-    mix(h, name);
-    auto value = cfg.value_factories_by_name.at(name)();
+  for (auto* type : types) {
+    mix(h, type->first);
+    auto value = type->second();
     if (!value) {
       mix(h, "?");
       continue;

@@ -57,8 +57,6 @@ struct transfer {
   http_response resp;
   size_t max_bytes = 0;
   bool too_large = false;
-  bool request_sent = false; // handed to a connection (on_prereq)
-  bool resend_refused = false;
   char errbuf[CURL_ERROR_SIZE] = {0};
 
   ~transfer() {
@@ -105,12 +103,12 @@ size_t on_body(char* buf, size_t size, size_t n, void* ud) {
 // attempt fails where bgagent sees it (charged as a request the provider
 // may have processed) and is retried by bgagent's own policy.
 int on_prereq(void* ud, char*, char*, int, int) {
-  auto* t = static_cast<transfer*>(ud);
-  if (t->request_sent) {
-    t->resend_refused = true;
+  auto& r = static_cast<transfer*>(ud)->resp;
+  if (r.request_sent) {
+    r.resend_refused = true;
     return CURL_PREREQFUNC_ABORT;
   }
-  t->request_sent = true;
+  r.request_sent = true;
   return CURL_PREREQFUNC_OK;
 }
 
@@ -304,12 +302,10 @@ struct http_client::shard {
         r.complete = true;
       } else {
         r.timed_out = rc == CURLE_OPERATION_TIMEDOUT;
-        r.request_sent = t->request_sent;
-        r.resend_refused = t->resend_refused;
         if (t->too_large)
           r.error = "response larger than " +
                     std::to_string(t->max_bytes) + " bytes";
-        else if (t->resend_refused)
+        else if (r.resend_refused)
           r.error = "the connection closed after the request was sent, "
                     "before any answer";
         else

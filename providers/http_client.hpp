@@ -49,8 +49,8 @@ struct http_response {
   std::string error;     // libcurl's description when !complete
   bool timed_out = false;
   bool cancelled = false;
-  // When !complete: the request was handed to a connection, so the server
-  // may have processed it (a dropped connection, a timeout).
+  // The request was handed to a connection; when !complete, the server may
+  // have processed it (a dropped connection, a timeout).
   bool request_sent = false;
   // libcurl was about to send the request again on a new connection, and
   // was not let (the connection it had died, or its server refused it).

@@ -36,6 +36,21 @@ std::pair<uint64_t, uint64_t> worst_case(const raw_request& req) {
   return {prompt, body["max_tokens"].get<uint64_t>()};
 }
 
+// `n` summarize tasks PREFIX1..PREFIXn of at most 40 tokens each, their
+// inputs "TEXT i.".
+void write_summaries(const std::string& path, int n, const std::string& prefix,
+                     const std::string& text) {
+  std::string tasks;
+  for (int i = 1; i <= n; ++i)
+    tasks += json{{"id", prefix + std::to_string(i)},
+                  {"type", "summarize"},
+                  {"max_tokens", 40},
+                  {"input", text + " " + std::to_string(i) + "."}}
+               .dump() +
+             "\n";
+  write_file(path, tasks);
+}
+
 } // namespace
 
 TEST_CASE("kill -9 of the head three times mid-flight: what the provider "
@@ -59,15 +74,7 @@ TEST_CASE("kill -9 of the head three times mid-flight: what the provider "
                               static_cast<int>(completion))),
                      false, 3000};
   });
-  std::string tasks;
-  for (int i = 1; i <= 300; ++i)
-    tasks += json{{"id", "b-" + std::to_string(i)},
-                  {"type", "summarize"},
-                  {"max_tokens", 40},
-                  {"input", "Budget crash task " + std::to_string(i) + "."}}
-               .dump() +
-             "\n";
-  write_file(dir.path("tasks.jsonl"), tasks);
+  write_summaries(dir.path("tasks.jsonl"), 300, "b-", "Budget crash task");
   const uint64_t budget = 40000; // about 120 calls' worth
   env_map env{{"LLM_PROVIDER", "openai"},
               {"LLM_BASE_URL", server.base_url()},
@@ -128,15 +135,8 @@ TEST_CASE("a connection that drops after the request was sent: the attempt "
                                        static_cast<int>(prompt),
                                        static_cast<int>(completion)))};
   });
-  std::string tasks;
-  for (int i = 1; i <= 3; ++i)
-    tasks += json{{"id", "d-" + std::to_string(i)},
-                  {"type", "summarize"},
-                  {"max_tokens", 40},
-                  {"input", "Dropped connection task " + std::to_string(i)}}
-               .dump() +
-             "\n";
-  write_file(dir.path("tasks.jsonl"), tasks);
+  write_summaries(dir.path("tasks.jsonl"), 3, "d-",
+                  "Dropped connection task");
   env_map env{{"LLM_PROVIDER", "openai"},
               {"LLM_BASE_URL", server.base_url()},
               {"OPENAI_API_KEY", "sk-dropped"},

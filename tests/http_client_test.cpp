@@ -151,7 +151,8 @@ TEST_CASE("a request is sent at most once: a kept-alive connection that "
         "the connection closed after the request was sent, before any "
         "answer");
   // libcurl's own resend would have been a third request (it may open its
-  // fresh connection before it asks to rewind the body: no request on it).
+  // fresh connection before the pre-request callback refuses: no request
+  // on it).
   CHECK(server.requests() == 2);
   // The client goes on: the next request gets a fresh connection.
   client.submit(post(server.base_url()), box.cb());
