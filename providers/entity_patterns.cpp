@@ -1,22 +1,19 @@
 #include "providers/entity_patterns.hpp"
 
 #include <array>
-#include <cctype>
 #include <cstring>
+
+#include "providers/ascii.hpp"
 
 namespace bgagent {
 namespace {
 
 // Each matcher returns the length of the match that starts at `i`, or 0.
-using matcher = size_t (*)(const std::string&, size_t);
 
-bool is_digit(char c) { return std::isdigit(static_cast<unsigned char>(c)); }
-bool is_alpha(char c) { return std::isalpha(static_cast<unsigned char>(c)); }
-bool is_alnum(char c) { return std::isalnum(static_cast<unsigned char>(c)); }
-bool is_space(char c) { return std::isspace(static_cast<unsigned char>(c)); }
-
-// strchr() would match the terminating NUL, which may occur in input.
-bool one_of(char c, const char* chars) { return c != '\0' && std::strchr(chars, c); }
+using ascii::is_alnum;
+using ascii::is_alpha;
+using ascii::is_digit;
+using ascii::is_space;
 
 bool starts_with_at(const std::string& s, size_t i, const char* word) {
   size_t n = std::strlen(word);
@@ -30,7 +27,10 @@ size_t run_of(const std::string& s, size_t i, bool (*pred)(char)) {
   return j - i;
 }
 
-bool email_local(char c) { return is_alnum(c) || one_of(c, "._%+-"); }
+bool email_local(char c) {
+  return is_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' ||
+         c == '-';
+}
 bool email_domain(char c) { return is_alnum(c) || c == '.' || c == '-'; }
 
 size_t match_email(const std::string& s, size_t i) {
@@ -139,10 +139,12 @@ size_t match_date(const std::string& s, size_t i) {
       "January", "February", "March",     "April",   "May",      "June",
       "July",    "August",   "September", "October", "November", "December"};
   bool word_start = i == 0 || !is_alnum(s[i - 1]);
-  if (!word_start || !(is_digit(s[i]) || one_of(s[i], "JFMASOND")))
+  if (!word_start || !(is_digit(s[i]) || s[i] == 'J' || s[i] == 'F' ||
+                       s[i] == 'M' || s[i] == 'A' || s[i] == 'S' ||
+                       s[i] == 'O' || s[i] == 'N' || s[i] == 'D'))
     return 0;
   for (const char* m : months) {
-    if (!starts_with_at(s, i, m))
+    if (m[0] != s[i] || !starts_with_at(s, i, m))
       continue;
     size_t j = i + std::strlen(m);
     size_t gap = run_of(s, j, is_space);
@@ -168,29 +170,53 @@ size_t match_date(const std::string& s, size_t i) {
   return digits == 4 && century && word_end ? 4 : 0;
 }
 
+bool has_digit(const std::string& s) {
+  for (char c : s)
+    if (is_digit(c))
+      return true;
+  return false;
+}
+
+// One type's pass, left to right, blanking each match. `possible` says
+// whether the text can hold a match at all (every email has an '@', every
+// money amount, percentage and date a digit...): most texts skip most
+// passes.
+template <class Match>
+void pass(std::string& text, Match match, const char* type,
+          std::vector<pattern_entity>& found) {
+  for (size_t i = 0; i < text.size();) {
+    size_t n = match(text, i);
+    if (n == 0) {
+      ++i;
+      continue;
+    }
+    found.push_back({text.substr(i, n), type});
+    text.replace(i, n, n, ' ');
+    i += n;
+  }
+}
+
 }  // namespace
 
 std::vector<pattern_entity> extract_pattern_entities(std::string& text) {
-  static constexpr std::array<std::pair<matcher, const char*>, 5> kinds = {{
-      {match_email, "EMAIL"},
-      {match_url, "URL"},
-      {match_money, "MONEY"},
-      {match_percent, "PERCENT"},
-      {match_date, "DATE"},
-  }};
   std::vector<pattern_entity> found;
-  for (auto [match, type] : kinds) {
-    for (size_t i = 0; i < text.size();) {
-      size_t n = match(text, i);
-      if (n == 0) {
-        ++i;
-        continue;
-      }
-      found.push_back({text.substr(i, n), type});
-      text.replace(i, n, n, ' ');
-      i += n;
-    }
-  }
+  // Lambdas rather than function pointers: each pass's matcher inlined.
+  using text_ref = const std::string&;
+  if (text.find('@') != std::string::npos)
+    pass(text, [](text_ref s, size_t i) { return match_email(s, i); },
+         "EMAIL", found);
+  if (text.find("http") != std::string::npos)
+    pass(text, [](text_ref s, size_t i) { return match_url(s, i); }, "URL",
+         found);
+  if (has_digit(text))
+    pass(text, [](text_ref s, size_t i) { return match_money(s, i); },
+         "MONEY", found);
+  if (text.find('%') != std::string::npos)
+    pass(text, [](text_ref s, size_t i) { return match_percent(s, i); },
+         "PERCENT", found);
+  if (has_digit(text))
+    pass(text, [](text_ref s, size_t i) { return match_date(s, i); },
+         "DATE", found);
   return found;
 }
 

@@ -1,21 +1,20 @@
 #include "providers/offline_provider.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <map>
-#include <unordered_map>
-#include <unordered_set>
-#include <set>
 #include <sstream>
 #include <string_view>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
+#include "providers/ascii.hpp"
 #include "providers/entity_patterns.hpp"
 #include "messages/sha256.hpp"
 #include "messages/utf8.hpp"
 #include "providers/result_validation.hpp"
+#include "providers/word_set.hpp"
 #include "types/schema_instance.hpp"
 
 namespace bgagent {
@@ -25,11 +24,10 @@ using nlohmann::json;
 namespace {
 
 // The heuristics run once per task and are a large share of an offline
-// run's CPU: words are views into one lower-cased copy of the text and the
-// word lists are sets of views, so a task allocates a handful of times
+// run's CPU: words are views into one lower-cased copy of the text, the
+// word lists are flat sets of views (word_set.hpp) and character classes
+// come from a table (ascii.hpp), so a task allocates a handful of times
 // instead of once per word.
-
-using word_set = std::unordered_set<std::string_view>;
 
 bool word_char(unsigned char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
@@ -73,7 +71,7 @@ const word_set& stopwords() {
   return s;
 }
 
-bool is_space(char c) { return std::isspace(static_cast<unsigned char>(c)); }
+using ascii::is_space;
 
 // Each sentence as [begin, end) of `text`, trimmed: a sentence ends at '.',
 // '!' or '?' followed by a space (or the end), or at a newline.
@@ -113,10 +111,10 @@ json summarize(const std::string& text) {
   std::string low = lower(text);
   std::vector<std::string_view> ws;
   words_of(low, ws);
-  std::unordered_map<std::string_view, int> freq;
+  word_counts freq(ws.size());
   for (auto w : ws)
-    if (!stopwords().count(w))
-      ++freq[w];
+    if (!stopwords().contains(w))
+      freq.add(w);
   size_t best = 0;
   double best_score = -1;
   for (size_t i = 0; i < sents.size(); ++i) {
@@ -128,8 +126,7 @@ json summarize(const std::string& text) {
       continue;
     double score = 0;
     for (auto w : ws)
-      if (auto f = freq.find(w); f != freq.end())
-        score += f->second;
+      score += freq.count(w);
     score /= std::sqrt(static_cast<double>(ws.size()));
     if (score > best_score) {
       best_score = score;
@@ -187,15 +184,15 @@ json sentiment(const std::string& text) {
   words_of(low, ws);
   std::vector<bool> negator(ws.size());
   for (size_t i = 0; i < ws.size(); ++i)
-    negator[i] = negators.count(ws[i]) > 0;
+    negator[i] = negators.contains(ws[i]);
   for (size_t i = 0; i < ws.size(); ++i) {
     auto w = ws[i];
     bool negated = false;
     for (size_t k = 1; k <= 2 && k <= i; ++k)
       if (negator[i - k])
         negated = true;
-    bool p = positive_words().count(w) > 0;
-    bool n = negative_words().count(w) > 0 && !negator[i];
+    bool p = positive_words().contains(w);
+    bool n = negative_words().contains(w) && !negator[i];
     if (negated)
       std::swap(p, n);
     pos += p;
@@ -223,35 +220,40 @@ json sentiment(const std::string& text) {
 // `w` without trailing punctuation other than '.', and without leading
 // punctuation.
 std::string_view strip(std::string_view w) {
-  while (!w.empty() && std::ispunct(static_cast<unsigned char>(w.back())) &&
-         w.back() != '.')
+  while (!w.empty() && ascii::is_punct(w.back()) && w.back() != '.')
     w.remove_suffix(1);
-  while (!w.empty() && std::ispunct(static_cast<unsigned char>(w.front())))
+  while (!w.empty() && ascii::is_punct(w.front()))
     w.remove_prefix(1);
   return w;
 }
 
 bool is_cap(std::string_view w) {
-  return !w.empty() && std::isupper(static_cast<unsigned char>(w[0]));
+  return !w.empty() && ascii::is_upper(w[0]);
 }
 
-// Whether the lower-cased `w` is a stopword, without allocating for the
-// short words stopwords are.
-bool is_stopword(std::string_view w) {
+// Whether the lower-cased `w` is in `set`, without allocating for the
+// short words such sets hold.
+bool contains_lowered(const word_set& set, std::string_view w) {
   char buf[16];
   if (w.size() > sizeof(buf))
-    return false; // longer than any stopword
+    return false; // longer than any word of the sets it is used for
   for (size_t k = 0; k < w.size(); ++k)
     buf[k] = ascii_lower(w[k]);
-  return stopwords().count(std::string_view(buf, w.size())) > 0;
+  return set.contains(std::string_view(buf, w.size()));
 }
+
+bool is_stopword(std::string_view w) { return contains_lowered(stopwords(), w); }
 
 json entities(const std::string& text) {
   json out = json::array();
-  std::set<std::pair<std::string, std::string>> seen; // (type, text)
-  auto add = [&](const std::string& t, const std::string& type) {
-    if (seen.emplace(type, t).second)
-      out.push_back({{"text", t}, {"type", type}});
+  // (type, text) of the entities so far: a text names a handful.
+  std::vector<std::pair<std::string, std::string>> seen;
+  auto add = [&](const std::string& t, std::string_view type) {
+    for (auto& [ty, te] : seen)
+      if (ty == type && te == t)
+        return;
+    seen.emplace_back(type, t);
+    out.push_back({{"text", t}, {"type", type}});
   };
   std::string rest = text;
   for (auto& found : extract_pattern_entities(rest))
@@ -260,7 +262,7 @@ json entities(const std::string& text) {
     "Inc", "Inc.", "Corp", "Corporation", "Ltd", "LLC", "GmbH", "University",
     "Company", "Bank", "Institute", "Foundation", "Group", "Agency", "Labs",
     "Technologies", "Systems", "Association", "Council", "Ministry"};
-  static const std::unordered_set<std::string> places{
+  static const word_set places{
     "Paris", "London", "Berlin", "Tokyo", "New York", "San Francisco",
     "California", "Texas", "France", "Germany", "Japan", "China", "India",
     "Europe", "Asia", "Africa", "America", "United States", "Canada",
@@ -295,7 +297,7 @@ json entities(const std::string& text) {
       ++i;
       continue;
     }
-    bool title = person_titles.count(w) > 0;
+    bool title = person_titles.contains(w);
     size_t j = i;
     span.clear();
     bool org = false;
@@ -304,10 +306,10 @@ json entities(const std::string& text) {
       auto x = strip(raw);
       if (!is_cap(x) || (j > i && is_stopword(x)))
         break;
-      if (org_words.count(x))
+      if (org_words.contains(x))
         org = true;
       if (!(title && j == i)) {
-        if (x.size() > 1 && x.back() == '.' && !org_words.count(x))
+        if (x.size() > 1 && x.back() == '.' && !org_words.contains(x))
           x.remove_suffix(1);
         if (!span.empty())
           span += ' ';
@@ -322,13 +324,13 @@ json entities(const std::string& text) {
         }
     }
     if (!span.empty()) {
-      std::string type = "MISC";
-      bool prep = i > 0 && place_preps.count(lower(strip(toks[i - 1])));
+      std::string_view type = "MISC";
+      bool prep = i > 0 && contains_lowered(place_preps, strip(toks[i - 1]));
       if (title)
         type = "PERSON";
       else if (org)
         type = "ORGANIZATION";
-      else if (places.count(span) || prep)
+      else if (places.contains(span) || prep)
         type = "LOCATION";
       else if (span.find(' ') != std::string::npos)
         type = "PERSON";
