@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/head_handles.hpp"
+#include "actors/send_here.hpp"
 #include "messages/atoms.hpp"
 #include "messages/budget.hpp"
 #include "messages/call_outcome.hpp"
@@ -196,7 +197,7 @@ void begin(self_ptr self, const task_worker_actor& worker, const std::string& id
         }
         if (slot == 0) { // the run stops: this call does not go
           st.open.erase(id);
-          caf::send_as(worker, st.h.supervisor, skipped_atom::value, id,
+          send_as_here(self, worker, st.h.supervisor, skipped_atom::value, id,
                        attempt);
           rp.deliver(begin_answer::refused);
           return;
@@ -231,7 +232,7 @@ void begin(self_ptr self, const task_worker_actor& worker, const std::string& id
       if (!r.granted) {
         release_pace(self, st.open[id]);
         st.open.erase(id);
-        caf::send_as(worker, st.h.supervisor, denied_atom::value, id,
+        send_as_here(self, worker, st.h.supervisor, denied_atom::value, id,
                      attempt, r.reason);
         rp.deliver(begin_answer::refused);
         return;
@@ -251,7 +252,7 @@ void begin(self_ptr self, const task_worker_actor& worker, const std::string& id
             if (still_open()) {
               release_pace(self, st.open[id]);
               st.open.erase(id);
-              caf::send_as(worker, st.h.supervisor, skipped_atom::value, id,
+              send_as_here(self, worker, st.h.supervisor, skipped_atom::value, id,
                            attempt);
               rp.deliver(begin_answer::refused);
             }
@@ -292,7 +293,7 @@ void look_in_cache(self_ptr self, const task_worker_actor& worker,
             st.open.erase(i);
           if (st.h.counters)
             st.h.counters->cached();
-          caf::send_as(worker, st.h.supervisor, done_atom::value, id,
+          send_as_here(self, worker, st.h.supervisor, done_atom::value, id,
                        attempt);
           rp.deliver(begin_answer::cached);
           return;
@@ -327,7 +328,7 @@ void record_failure(self_ptr self, const task_worker_actor& worker,
                 event_for(self, "task_failed", id, attempt, detail),
                 out.raw_answer, out.answer_error)
     .then([=](bool) {
-      caf::send_as(worker, self->state.h.supervisor, failed_atom::value, id,
+      send_as_here(self, worker, self->state.h.supervisor, failed_atom::value, id,
                    attempt, out);
     });
 }
@@ -395,7 +396,7 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
                            fmt_usage(u)));
   if (out.ok) {
     // The worker may start its next attempt while this answer commits.
-    caf::send_as(worker, st.h.supervisor, freed_atom::value, id, attempt);
+    send_as_here(self, worker, st.h.supervisor, freed_atom::value, id, attempt);
     ++st.storing;
     auto reported = [self] {
       auto& st = self->state;
@@ -417,17 +418,17 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
       .then([=](bool committed) {
         auto& st = self->state;
         if (committed)
-          caf::send_as(worker, st.h.supervisor, done_atom::value, id,
+          send_as_here(self, worker, st.h.supervisor, done_atom::value, id,
                        attempt);
         else
-          caf::send_as(worker, st.h.supervisor, skipped_atom::value, id,
+          send_as_here(self, worker, st.h.supervisor, skipped_atom::value, id,
                        attempt);
         reported();
       },
       [=](caf::error&) {
         // The store did not answer (it failed): the supervisor stops
         // waiting for this attempt; the store decides at the next run.
-        caf::send_as(worker, self->state.h.supervisor, skipped_atom::value,
+        send_as_here(self, worker, self->state.h.supervisor, skipped_atom::value,
                      id, attempt);
         reported();
       });
@@ -496,7 +497,7 @@ node_gateway_actor::behavior_type node_gateway(self_ptr self, head_handles h,
       if (st.s.cache && t.temperature == 0)
         a.cacheable = std::make_shared<const task>(t);
       watch(self, worker.address());
-      caf::anon_send(worker, dispatch_atom::value, t, attempt);
+      anon_send_here(self, worker, dispatch_atom::value, t, attempt);
     },
     [=](begin_atom, const std::string& id, uint32_t attempt, uint64_t prompt,
         uint64_t completion, double cost, const std::string& detail,

@@ -1,0 +1,55 @@
+// caf::send_as() and caf::anon_send() as an actor's hot paths need them:
+// the message is enqueued from the execution context of `self` (the
+// scheduler thread running it), not from "nowhere". CAF 0.17's two
+// functions pass no context, so a receiver they wake goes to the
+// scheduler's shared queue and wakes another thread; enqueued from `self`'s
+// context it takes this thread's next slot (app/next_slot_scheduling.hpp)
+// and runs as soon as `self` is done, with no wake-up. Include only from
+// .cpp files: it pulls in CAF.
+//
+// Contract: send_as_here(self, src, dest, xs...) delivers what
+// caf::send_as(src, dest, xs...) delivers (sender `src`, normal priority);
+// anon_send_here(self, dest, xs...) what caf::anon_send(dest, xs...) does
+// (no sender). Both check at compile time that `dest` accepts the message.
+#pragma once
+
+#include <utility>
+
+#include <caf/actor_cast.hpp>
+#include <caf/message_id.hpp>
+#include <caf/send.hpp>
+
+namespace bgagent {
+
+namespace detail {
+
+template <class Dest, class... Ts>
+constexpr void check_accepts() {
+  using token = caf::detail::type_list<caf::detail::strip_and_convert_t<Ts>...>;
+  static_assert(caf::response_type_unbox<caf::signatures_of_t<Dest>,
+                                         token>::valid,
+                "receiver does not accept given message");
+}
+
+} // namespace detail
+
+template <class Self, class Source, class Dest, class... Ts>
+void send_as_here(Self* self, const Source& src, const Dest& dest,
+                  Ts&&... xs) {
+  detail::check_accepts<Dest, Ts...>();
+  if (dest)
+    caf::actor_cast<caf::abstract_actor*>(dest)->eq_impl(
+      caf::make_message_id(), caf::actor_cast<caf::strong_actor_ptr>(src),
+      self->context(), std::forward<Ts>(xs)...);
+}
+
+template <class Self, class Dest, class... Ts>
+void anon_send_here(Self* self, const Dest& dest, Ts&&... xs) {
+  detail::check_accepts<Dest, Ts...>();
+  if (dest)
+    caf::actor_cast<caf::abstract_actor*>(dest)->eq_impl(
+      caf::make_message_id(), nullptr, self->context(),
+      std::forward<Ts>(xs)...);
+}
+
+} // namespace bgagent
