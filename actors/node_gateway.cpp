@@ -480,7 +480,8 @@ node_gateway_actor::behavior_type node_gateway(self_ptr self, head_handles h,
   return {
     // From the supervisor only: hand an attempt to one of this node's
     // workers (anonymously: the worker never learns the supervisor).
-    [=](dispatch_atom, const task_worker_actor& worker, const task& t,
+    // (The task is moved on, not copied: the message is this handler's.)
+    [=](dispatch_atom, const task_worker_actor& worker, task& t,
         uint32_t attempt) {
       auto& st = self->state;
       if (self->current_sender() != caf::actor_cast<caf::strong_actor_ptr>(
@@ -497,7 +498,8 @@ node_gateway_actor::behavior_type node_gateway(self_ptr self, head_handles h,
       if (st.s.cache && t.temperature == 0)
         a.cacheable = std::make_shared<const task>(t);
       watch(self, worker.address());
-      anon_send_here(self, worker, dispatch_atom::value, t, attempt);
+      anon_send_here(self, worker, dispatch_atom::value, std::move(t),
+                     attempt);
     },
     [=](begin_atom, const std::string& id, uint32_t attempt, uint64_t prompt,
         uint64_t completion, double cost, const std::string& detail,

@@ -222,16 +222,17 @@ task_worker_actor::behavior_type task_worker(self_ptr self,
                      std::string{});
   });
   return {
-    [=](dispatch_atom, const task& t, uint32_t attempt) {
+    [=](dispatch_atom, task& t, uint32_t attempt) {
       auto& st = self->state;
       if (st.busy)
         return; // one attempt at a time; the supervisor never does this
       st.busy = true;
-      st.current = t;
+      st.current = std::move(t); // the message is ours: no copy
       st.attempt = attempt;
       ++st.generation;
-      st.chain = model_chain(t);
-      st.model_at = std::min<size_t>(t.model_index, st.chain.size() - 1);
+      st.chain = model_chain(st.current);
+      st.model_at =
+        std::min<size_t>(st.current.model_index, st.chain.size() - 1);
       start_ticking(self);
       begin_call(self);
     },
