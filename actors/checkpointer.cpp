@@ -312,6 +312,7 @@ behavior_type running_behavior(self_ptr self) {
       return grouped(self, [&] { return db_.mark_pending(id, attempt); });
     },
     [=, &db_](status_atom) { return db_.status(); },
+    [=, &db_](status_atom, run_atom) { return db_.run_status(); },
     [=, &db_](schedule_atom, const std::string& key) {
       return db_.schedule_fired(key);
     },

@@ -361,7 +361,8 @@ int run_command(const config& c, const run_options& o,
     !c.budget_period.empty() ? c.budget_period : o.serve ? "day" : "run");
   auto period_began = period_start(period, std::time(nullptr));
   // (Not for a calendar period: the stop may have been in an earlier one.)
-  auto last = ask<status_report>(self, checkpointer, status_atom::value);
+  auto last = ask<status_report>(self, checkpointer, status_atom::value,
+                                 run_atom::value);
   bool exhausted = last.run.state == "stopped_budget" &&
                    last.budget.tokens_limit == c.token_budget &&
                    last.budget.cost_limit == c.cost_budget &&

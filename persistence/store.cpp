@@ -1930,8 +1930,17 @@ uint64_t store::count_not_cancelled() {
 }
 
 status_report store::status() {
+  return status(true);
+}
+
+status_report store::run_status() {
+  return status(false);
+}
+
+status_report store::status(bool whole) {
   status_report rep;
-  rep.tasks = counts();
+  if (whole)
+    rep.tasks = counts();
   rep.open_batches = batches(true);
   stmt last(db_, "SELECT id, state, started_at, token_limit, cost_limit, "
                  "budget_period FROM runs ORDER BY id DESC LIMIT 1",
@@ -1950,7 +1959,9 @@ status_report store::status() {
   // A calendar period's spending is the ledger's since the period began
   // (now), whichever runs spent it.
   auto period = parse_budget_period(rep.budget_period);
-  if (rep.run.id != 0 && period && *period != budget_period::run)
+  if (!whole) {
+    // (no spending)
+  } else if (rep.run.id != 0 && period && *period != budget_period::run)
     ledger_totals_since(
       rfc3339_utc(bgagent::period_start(*period, std::time(nullptr))),
       rep.budget.tokens_used, rep.budget.cost_used);

@@ -280,6 +280,10 @@ public:
   // index counts instead of a scan of every row.
   uint64_t count_not_cancelled();
   status_report status();
+  // The same without the task counts (left at zero) and the ledger's
+  // spending: the last run, its limits and period, open circuits and
+  // batches, with no scan of every task.
+  status_report run_status();
   // In submit order; "" (and no ids) filters nothing; at most `limit`
   // records (-1: all), only those submitted after the task of seq
   // `after_seq` (task_record::seq; 0: from the first).
@@ -380,6 +384,7 @@ private:
   void open_read_only();
   bool writable_here() const;
   void open_read_write(open_mode mode, sync_mode sync);
+  status_report status(bool whole);
   void prepare_statements();
   // The time of the open transaction (RFC 3339, ms), read from the clock
   // once per transaction: every row and event it writes carries it.

@@ -120,6 +120,28 @@ TEST_CASE("open_run resumes an unfinished run with its spending", "[store]") {
   CHECK(db.open_run(1000, 1.0).id != first); // a finished run is not resumed
 }
 
+TEST_CASE("the run status is the last run, its limits and period, without "
+          "task counts or spending", "[store]") {
+  temp_dir dir;
+  store db(dir.path("a.db"), store::open_mode::create_if_missing);
+  db.submit({make_task("a", "k1"), make_task("b", "k2")});
+  auto run = db.open_run(1000, 2.5);
+  db.mark_running("a", 1);
+  db.record_usage(run.id, "a", 1, usage{100, 20, 0.01}, "offline", "m");
+  db.finish_run(run.id, "stopped_budget");
+  auto whole = db.status();
+  auto quick = db.run_status();
+  CHECK(quick.run.id == whole.run.id);
+  CHECK(quick.run.state == "stopped_budget");
+  CHECK(quick.budget.tokens_limit == 1000);
+  CHECK(quick.budget.cost_limit == Approx(2.5));
+  CHECK(quick.budget_period == "run");
+  CHECK(whole.tasks.total() == 2);
+  CHECK(whole.budget.tokens_used == 120);
+  CHECK(quick.tasks.total() == 0);
+  CHECK(quick.budget.tokens_used == 0);
+}
+
 TEST_CASE("a file that is not SQLite is refused without being changed",
           "[store]") {
   temp_dir dir;
