@@ -59,8 +59,9 @@
 //       keeper gets (commit_atom, reservation_id, that usage) after it
 //   (status_atom)                               -> status_report
 //   (status_atom, run_atom)                     -> status_report
-//       the last run, its limits and period only: no task counts and no
-//       spending (no scan of every task; what a run's start needs)
+//       the last run, its limits and budget period only (counts,
+//       spending, circuits and batches left empty: no scan of every task;
+//       what a run's start needs)
 //   (status_atom, tags_atom)                    -> vector<tag_totals>
 //   (status_atom, provider_atom)                -> vector<string>
 //       the providers whose answers completed tasks

@@ -51,8 +51,10 @@ public:
     explicit worker_data(caf::scheduler::abstract_coordinator*) {}
     worker_data(const worker_data&) {}
     // Set by the worker's thread before it runs its first job. CAF may
-    // call a worker's exec_later() from another thread (send_as() uses the
-    // sending actor's last worker): that job goes to the shared queue.
+    // call a worker's exec_later() from another thread (a response promise
+    // delivered, or cleanup run, outside the actor's own run: the context
+    // is then the worker that last ran it): that job goes to the shared
+    // queue.
     std::atomic<std::thread::id> owner{};
     caf::resumable* next = nullptr; // touched by the owner only
     int streak = 0;
@@ -106,6 +108,10 @@ public:
     c.cv.wait(guard, [&] { return !c.queue.empty(); });
     auto job = c.queue.front();
     c.queue.pop_front();
+    bool more = !c.queue.empty();
+    guard.unlock();
+    if (more) // (cheap insurance: a sleeping thread sees what is left)
+      c.cv.notify_one();
     return job;
   }
 
@@ -119,14 +125,21 @@ public:
     }
   }
 
+  // Outside the lock: cleaning a job up may enqueue another (a pending
+  // request bounced), which takes the lock.
   template <class Coordinator, class UnaryFunction>
   void foreach_central_resumable(Coordinator* self, UnaryFunction f) {
     auto& c = d(self);
-    std::unique_lock<std::mutex> guard(c.lock);
-    while (!c.queue.empty()) {
-      auto job = c.queue.front();
-      c.queue.pop_front();
-      f(job);
+    for (;;) {
+      std::deque<caf::resumable*> jobs;
+      {
+        std::unique_lock<std::mutex> guard(c.lock);
+        jobs.swap(c.queue);
+      }
+      if (jobs.empty())
+        return;
+      for (auto job : jobs)
+        f(job);
     }
   }
 

@@ -36,6 +36,7 @@ public:
     // thread instead of waking another per message, and idle threads sleep
     // rather than poll as work stealing's do. Measured with
     // bench/offline_throughput: +19 % tasks/s at 64 workers on 2 cores.
+    // (CAF's "scheduler.policy" setting is then not read.)
     load<caf::scheduler::coordinator<next_slot_scheduling>>();
     // One scheduler thread per core (CAF's default is at least 4): on two
     // cores, four threads plus the detached store and audit threads take

@@ -92,8 +92,8 @@ using checkpointer_actor = caf::typed_actor<
   caf::replies_to<end_submit_atom, bool>::with<submit_counts>,
   // -- commands (status, results, requeue, cancel) -------------------------
   caf::replies_to<status_atom>::with<status_report>,
-  // the last run, its limits, period, open circuits and batches; no task
-  // counts and no spending (no scan of every task)
+  // the last run, its limits and budget period only (counts, spending,
+  // circuits and batches left empty: no scan of every task)
   caf::replies_to<status_atom, run_atom>::with<status_report>,
   caf::replies_to<status_atom, tags_atom>::with<std::vector<tag_totals>>,
   caf::replies_to<status_atom, provider_atom>::with<std::vector<std::string>>,

@@ -1939,9 +1939,10 @@ status_report store::run_status() {
 
 status_report store::status(bool whole) {
   status_report rep;
-  if (whole)
+  if (whole) {
     rep.tasks = counts();
-  rep.open_batches = batches(true);
+    rep.open_batches = batches(true);
+  }
   stmt last(db_, "SELECT id, state, started_at, token_limit, cost_limit, "
                  "budget_period FROM runs ORDER BY id DESC LIMIT 1",
             path_);
@@ -1967,7 +1968,7 @@ status_report store::status(bool whole) {
       rep.budget.tokens_used, rep.budget.cost_used);
   else if (rep.run.id != 0)
     ledger_totals(rep.run.id, rep.budget.tokens_used, rep.budget.cost_used);
-  if (rep.run.state == "running") {
+  if (whole && rep.run.state == "running") {
     stmt c(db_, "SELECT substr(key, 9), value FROM meta WHERE key LIKE "
                 "'circuit %' ORDER BY key",
            path_);

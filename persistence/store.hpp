@@ -280,9 +280,9 @@ public:
   // index counts instead of a scan of every row.
   uint64_t count_not_cancelled();
   status_report status();
-  // The same without the task counts (left at zero) and the ledger's
-  // spending: the last run, its limits and period, open circuits and
-  // batches, with no scan of every task.
+  // The last run, its limits and budget period, and nothing else (task
+  // counts and spending zero, no circuits or batches): what a run's start
+  // needs, with no scan of every task.
   status_report run_status();
   // In submit order; "" (and no ids) filters nothing; at most `limit`
   // records (-1: all), only those submitted after the task of seq

@@ -103,9 +103,14 @@ TEST_CASE("at shutdown the slot and the queue are both handed over",
   f.policy.internal_enqueue(&f.worker, &f.jobs[6]);
   std::vector<int> seen;
   auto take = [&](caf::resumable* r) {
-    seen.push_back(static_cast<job*>(r)->id);
+    int id = static_cast<job*>(r)->id;
+    seen.push_back(id);
+    // Cleaning job 5 up enqueues another (a pending request bounced):
+    // no deadlock on the queue's lock, and that one is handed over too.
+    if (id == 5)
+      f.policy.central_enqueue(&f.coord, &f.jobs[7]);
   };
   f.policy.foreach_resumable(&f.worker, take);
   f.policy.foreach_central_resumable(&f.coord, take);
-  CHECK(seen == std::vector<int>{6, 5});
+  CHECK(seen == std::vector<int>{6, 5, 7});
 }
