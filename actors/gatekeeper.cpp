@@ -40,9 +40,11 @@ struct gatekeeper_state {
   std::string wire; // wire_fingerprint() of this process
   head_handles handles; // never sent to a node
   std::unordered_map<std::string, failures> refused; // by peer host
-  // The node gateways handed out: they end with the gatekeeper.
-  std::shared_ptr<std::vector<node_gateway_actor>> gateways =
-    std::make_shared<std::vector<node_gateway_actor>>();
+  // The node gateways handed out: they end with the gatekeeper. Weak, and
+  // the ended ones dropped at each hello: a long `serve` with nodes coming
+  // and going keeps only the live ones.
+  std::shared_ptr<std::vector<caf::actor_addr>> gateways =
+    std::make_shared<std::vector<caf::actor_addr>>();
   // The admin endpoints handed out: they end with it too (an idle one would
   // otherwise hold the head's exit for its 120 s).
   std::shared_ptr<std::vector<caf::actor_addr>> admins =
@@ -51,6 +53,18 @@ struct gatekeeper_state {
 };
 
 using self_ptr = gatekeeper_actor::stateful_pointer<gatekeeper_state>;
+
+// Drops the actors that ended (no one holds them any more) from `live`,
+// then adds `added`.
+void keep_live(std::vector<caf::actor_addr>& live, caf::actor_addr added) {
+  live.erase(std::remove_if(live.begin(), live.end(),
+                            [](const caf::actor_addr& a) {
+                              return !caf::actor_cast<caf::strong_actor_ptr>(
+                                a);
+                            }),
+             live.end());
+  live.push_back(std::move(added));
+}
 
 // Counts a refusal from `host` in its current window.
 failures& count_refusal(self_ptr self, const std::string& host) {
@@ -196,7 +210,7 @@ gatekeeper_actor::behavior_type gatekeeper(self_ptr self,
           gs.response_format = st.settings.response_format;
           gs.cache_known = st.settings.cache_known;
           w.ctx.gateway = spawn_node_gateway(self->system(), st.handles, gs);
-          st.gateways->push_back(w.ctx.gateway);
+          keep_live(*st.gateways, w.ctx.gateway.address());
           self->send(st.handles.supervisor, watch_atom::value,
                      caf::actor_cast<caf::actor>(w.ctx.gateway),
                      "the node gateway of " + node_name + " (" + address +
@@ -210,14 +224,7 @@ gatekeeper_actor::behavior_type gatekeeper(self_ptr self,
                                          sender->node(), address, node_name);
           // Ended sessions leave: a long `serve` polled by an admin every
           // minute keeps only the live ones.
-          auto& live = *st.admins;
-          live.erase(std::remove_if(live.begin(), live.end(),
-                                    [](const caf::actor_addr& a) {
-                                      return !caf::actor_cast<
-                                        caf::strong_actor_ptr>(a);
-                                    }),
-                     live.end());
-          live.push_back(w.admin.address());
+          keep_live(*st.admins, w.admin.address());
         } else {
           w.reason = "unknown role \"" + role + "\"";
           refuse(self, address, node_name, "hello with an unknown role");
