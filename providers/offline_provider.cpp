@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 #include <sstream>
 #include <string_view>
 #include <utility>
@@ -246,14 +247,12 @@ bool is_stopword(std::string_view w) { return contains_lowered(stopwords(), w); 
 
 json entities(const std::string& text) {
   json out = json::array();
-  // (type, text) of the entities so far: a text names a handful.
-  std::vector<std::pair<std::string, std::string>> seen;
+  // (type, text) of the entities so far: a set, not a list, since a long
+  // input may name thousands.
+  std::set<std::pair<std::string, std::string>> seen;
   auto add = [&](const std::string& t, std::string_view type) {
-    for (auto& [ty, te] : seen)
-      if (ty == type && te == t)
-        return;
-    seen.emplace_back(type, t);
-    out.push_back({{"text", t}, {"type", type}});
+    if (seen.emplace(std::string(type), t).second)
+      out.push_back({{"text", t}, {"type", type}});
   };
   std::string rest = text;
   for (auto& found : extract_pattern_entities(rest))
