@@ -197,8 +197,8 @@ void begin(self_ptr self, const task_worker_actor& worker, const std::string& id
         }
         if (slot == 0) { // the run stops: this call does not go
           st.open.erase(id);
-          send_as_here(self, worker, st.h.supervisor, skipped_atom::value, id,
-                       attempt);
+          send_as_here(self, worker, st.h.supervisor, skipped_atom::value,
+                       id, attempt);
           rp.deliver(begin_answer::refused);
           return;
         }
@@ -252,8 +252,8 @@ void begin(self_ptr self, const task_worker_actor& worker, const std::string& id
             if (still_open()) {
               release_pace(self, st.open[id]);
               st.open.erase(id);
-              send_as_here(self, worker, st.h.supervisor, skipped_atom::value, id,
-                           attempt);
+              send_as_here(self, worker, st.h.supervisor,
+                           skipped_atom::value, id, attempt);
               rp.deliver(begin_answer::refused);
             }
             return;
@@ -328,8 +328,8 @@ void record_failure(self_ptr self, const task_worker_actor& worker,
                 event_for(self, "task_failed", id, attempt, detail),
                 out.raw_answer, out.answer_error)
     .then([=](bool) {
-      send_as_here(self, worker, self->state.h.supervisor, failed_atom::value, id,
-                   attempt, out);
+      send_as_here(self, worker, self->state.h.supervisor,
+                   failed_atom::value, id, attempt, out);
     });
 }
 
@@ -396,7 +396,8 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
                            fmt_usage(u)));
   if (out.ok) {
     // The worker may start its next attempt while this answer commits.
-    send_as_here(self, worker, st.h.supervisor, freed_atom::value, id, attempt);
+    send_as_here(self, worker, st.h.supervisor, freed_atom::value, id,
+                 attempt);
     ++st.storing;
     auto reported = [self] {
       auto& st = self->state;
@@ -428,8 +429,8 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
       [=](caf::error&) {
         // The store did not answer (it failed): the supervisor stops
         // waiting for this attempt; the store decides at the next run.
-        send_as_here(self, worker, self->state.h.supervisor, skipped_atom::value,
-                     id, attempt);
+        send_as_here(self, worker, self->state.h.supervisor,
+                     skipped_atom::value, id, attempt);
         reported();
       });
     return;

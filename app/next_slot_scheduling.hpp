@@ -13,9 +13,9 @@
 //
 // Contract (CAF 0.17's scheduler policy concept):
 // - An actor woken by a message sent from a scheduler thread (an actor's
-//   send() on it) goes to that thread's slot; the actor that held the slot goes to the shared queue,
-//   where any thread may take it. The thread runs its slot next, without a
-//   lock or a wake-up.
+//   send() on it) goes to that thread's slot; the actor that held the slot
+//   goes to the shared queue, where any thread may take it. The thread runs
+//   its slot next, without a lock or a wake-up.
 // - Every other job (sent from outside the scheduler: a detached actor, a
 //   timer, the main thread; or an actor that yielded) goes to the shared
 //   queue, FIFO, and wakes one sleeping thread.

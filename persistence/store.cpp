@@ -1959,16 +1959,16 @@ status_report store::status(bool whole) {
   });
   // A calendar period's spending is the ledger's since the period began
   // (now), whichever runs spent it.
+  if (!whole)
+    return rep;
   auto period = parse_budget_period(rep.budget_period);
-  if (!whole) {
-    // (no spending)
-  } else if (rep.run.id != 0 && period && *period != budget_period::run)
+  if (rep.run.id != 0 && period && *period != budget_period::run)
     ledger_totals_since(
       rfc3339_utc(bgagent::period_start(*period, std::time(nullptr))),
       rep.budget.tokens_used, rep.budget.cost_used);
   else if (rep.run.id != 0)
     ledger_totals(rep.run.id, rep.budget.tokens_used, rep.budget.cost_used);
-  if (whole && rep.run.state == "running") {
+  if (rep.run.state == "running") {
     stmt c(db_, "SELECT substr(key, 9), value FROM meta WHERE key LIKE "
                 "'circuit %' ORDER BY key",
            path_);

@@ -8,12 +8,13 @@
 namespace bgagent {
 namespace {
 
-// Each matcher returns the length of the match that starts at `i`, or 0.
-
 using ascii::is_alnum;
 using ascii::is_alpha;
 using ascii::is_digit;
 using ascii::is_space;
+
+// Each matcher below returns the length of the match that starts at `i`,
+// or 0.
 
 bool starts_with_at(const std::string& s, size_t i, const char* word) {
   size_t n = std::strlen(word);
@@ -177,10 +178,7 @@ bool has_digit(const std::string& s) {
   return false;
 }
 
-// One type's pass, left to right, blanking each match. `possible` says
-// whether the text can hold a match at all (every email has an '@', every
-// money amount, percentage and date a digit...): most texts skip most
-// passes.
+// One type's pass, left to right, blanking each match.
 template <class Match>
 void pass(std::string& text, Match match, const char* type,
           std::vector<pattern_entity>& found) {
@@ -200,7 +198,9 @@ void pass(std::string& text, Match match, const char* type,
 
 std::vector<pattern_entity> extract_pattern_entities(std::string& text) {
   std::vector<pattern_entity> found;
-  // Lambdas rather than function pointers: each pass's matcher inlined.
+  // A pass runs only when the text can hold a match (every e-mail has an
+  // '@', every money amount and date a digit, ...): most texts skip most
+  // passes. Lambdas rather than function pointers: each matcher inlined.
   using text_ref = const std::string&;
   if (text.find('@') != std::string::npos)
     pass(text, [](text_ref s, size_t i) { return match_email(s, i); },
