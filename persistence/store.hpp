@@ -90,7 +90,7 @@ class store {
 public:
   enum class open_mode { create_if_missing, must_exist, read_only };
   enum class sync_mode { full, normal };
-  static constexpr int schema_version = 9;
+  static constexpr int schema_version = 10;
 
   store(const std::string& path, open_mode mode,
         sync_mode sync = sync_mode::full);
@@ -360,6 +360,7 @@ private:
   void store_types(const std::vector<type_definition>& defs);
   void store_builtin_types();
   void add_content_hashes();
+  void rekey_response_cache(); // migration to version 10
   struct statements;
   struct task_row;
   // retry_wait or quarantined, for mark_retry_wait / mark_quarantined.

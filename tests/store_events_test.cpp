@@ -5,6 +5,7 @@
 
 #include <sqlite3.h>
 
+#include "persistence/cache_filter.hpp"
 #include "persistence/store.hpp"
 #include "tests/support/job.hpp"
 #include "tests/support/unit_task.hpp"
@@ -89,20 +90,22 @@ TEST_CASE("store: version 1 is migrated in one transaction, and a newer or "
   CHECK(sql_int(v1, "SELECT COUNT(*) FROM events WHERE event = "
                     "'budget_charged'") == 0);
 
-  auto newer = dir.path("v10.db");
+  const auto next = std::to_string(store::schema_version + 1);
+  auto newer = dir.path("newer.db");
   exec_sql(newer, "PRAGMA journal_mode=WAL; CREATE TABLE meta(key TEXT "
                   "PRIMARY KEY, value TEXT NOT NULL); INSERT INTO meta "
-                  "VALUES('schema_version', '10');");
+                  "VALUES('schema_version', '" + next + "');");
   try {
     store db(newer, store::open_mode::must_exist);
-    FAIL("opened a store of schema version 10");
+    FAIL("opened a store of schema version " + next);
   } catch (const store_error& e) {
     CHECK(e.bad_input());
-    CHECK(std::string(e.what()).find("schema version 10") !=
+    CHECK(std::string(e.what()).find("schema version " + next) !=
           std::string::npos);
     CHECK(std::string(e.what()).find(newer) != std::string::npos);
   }
-  CHECK(sql_int(newer, "SELECT value FROM meta") == 10);
+  CHECK(sql_int(newer, "SELECT value FROM meta") ==
+        store::schema_version + 1);
 
   auto foreign = dir.path("notes.db");
   exec_sql(foreign, "CREATE TABLE notes(text TEXT);");
@@ -116,6 +119,79 @@ TEST_CASE("store: version 1 is migrated in one transaction, and a newer or "
   }
   CHECK(sql_int(foreign, "SELECT COUNT(*) FROM sqlite_master WHERE name = "
                          "'tasks'") == 0);
+}
+
+TEST_CASE("store: version 9's events, indexed by task id, are indexed by "
+          "task seq after the migration, and a task's events are found "
+          "through it",
+          "[store]") {
+  temp_dir dir;
+  auto path = dir.path("v9.db");
+  {
+    store db(path, store::open_mode::create_if_missing);
+    REQUIRE(db.submit({unit_task("a"), unit_task("b")}, "f.jsonl")
+              .error.empty());
+  }
+  // Back to version 9's shape: no task_seq, the index on task_id.
+  exec_sql(path, "DROP INDEX events_task_seq;"
+                 "ALTER TABLE events DROP COLUMN task_seq;"
+                 "CREATE INDEX events_task ON events(task_id) "
+                 "WHERE task_id IS NOT NULL;"
+                 "UPDATE meta SET value = '9' WHERE key = 'schema_version';");
+  store db(path, store::open_mode::must_exist);
+  CHECK(sql_int(path, "SELECT value FROM meta WHERE key = "
+                      "'schema_version'") == store::schema_version);
+  CHECK(sql_int(path, "SELECT COUNT(*) FROM sqlite_master WHERE name = "
+                      "'events_task'") == 0);
+  CHECK(sql_int(path, "SELECT COUNT(*) FROM events WHERE task_seq IS "
+                      "NULL AND task_id IS NOT NULL") == 0);
+  // Migrated events and new ones alike; another task's are not shown.
+  db.add_event(make_event("task_started", "b", 1, "new"));
+  db.add_event(make_event("alert", {}, -1, "no task"));
+  auto b = db.events_of("b", 10);
+  REQUIRE(b.size() == 2);
+  CHECK(b[0].event.event == "task_submitted");
+  CHECK(b[1].event.detail == "new");
+  CHECK(db.events_of("a", 10).size() == 1);
+  CHECK(db.events_of("nobody", 10).empty());
+}
+
+TEST_CASE("store: version 9's response cache, keyed by fingerprint text, "
+          "keeps its answers under version 10's integer keys, one per "
+          "fingerprint",
+          "[store][cache]") {
+  temp_dir dir;
+  auto path = dir.path("v9.db");
+  {
+    store db(path, store::open_mode::create_if_missing);
+    REQUIRE(db.submit({unit_task("b"), unit_task("c")}).error.empty());
+  }
+  exec_sql(path, "DROP TABLE response_cache;"
+                 "CREATE TABLE response_cache(fingerprint TEXT PRIMARY KEY, "
+                 "result TEXT NOT NULL, response TEXT, provider TEXT NOT "
+                 "NULL, model TEXT NOT NULL, created_at TEXT NOT NULL);"
+                 "INSERT INTO response_cache VALUES('fp-a', "
+                 "'{\"summary\":\"A\"}', NULL, 'openai', 'm', 't');"
+                 "DROP INDEX events_task_seq;"
+                 "ALTER TABLE events DROP COLUMN task_seq;"
+                 "UPDATE meta SET value = '9' WHERE key = 'schema_version';");
+  store db(path, store::open_mode::must_exist);
+  CHECK(sql_int(path, "SELECT COUNT(*) FROM response_cache WHERE key = 0") ==
+        0);
+  CHECK(db.response_cache_filter()->may_contain("fp-a"));
+  CHECK(db.complete_from_cache({"b"}, {"fp-a"}, {}) ==
+        std::vector<std::string>{"b"});
+  CHECK(db.results("", "", {"b"}).at(0).result == R"({"summary":"A"})");
+  // A new answer for the same request replaces the old one.
+  REQUIRE(db.mark_running("c", 1, held_reservation{}, audit_event{}));
+  call_outcome out;
+  out.ok = true;
+  out.result = R"({"summary":"B"})";
+  out.fingerprint = "fp-a";
+  REQUIRE(db.mark_completed("c", 1, out, usage{}, audit_event{}, 0));
+  CHECK(sql_int(path, "SELECT COUNT(*) FROM response_cache") == 1);
+  CHECK(sql_int(path, "SELECT COUNT(*) FROM response_cache WHERE result "
+                      "LIKE '%B%'") == 1);
 }
 
 TEST_CASE("store: events are numbered across connections, above the floor, "
