@@ -5,9 +5,12 @@
 // For each W (default 16, 256, 1000) it writes W * ROUNDS summarize tasks
 // into a fresh directory, runs the real `bgagent run --workers W` against
 // the server (provider openai, LLM_BASE_URL), and prints the achieved
-// throughput of the run phase against the ideal W/L, the peak number of
-// requests the server held at once, bgagent's peak RSS and its CPU time
-// per task (submit included).
+// throughput of the run phase against the ideal W/L, the steady rate (the
+// requests the server received per second between the first W and the
+// last W: without the first round, which opens W connections, and the
+// last; 3 rounds at least), the peak number of requests the server
+// held at once, bgagent's peak RSS and its CPU time per task (submit
+// included). The steady rate is measured by the built-in server only.
 //
 // The server is, by default, a minimal fixed-latency HTTP/1.1 server in
 // this program (one epoll thread, keep-alive, every answer exactly L after
@@ -40,6 +43,7 @@
 #include <cstring>
 #include <deque>
 #include <fcntl.h>
+#include <mutex>
 #include <filesystem>
 #include <fstream>
 #include <netinet/in.h>
@@ -104,7 +108,25 @@ public:
   int port() const { return port_; }
   uint64_t served() const { return served_.load(); }
   int peak_held() const { return peak_.load(); }
-  void reset_peak() { peak_ = 0; }
+  void reset_peak() {
+    peak_ = 0;
+    std::lock_guard<std::mutex> guard(arrivals_mutex_);
+    arrivals_.clear();
+  }
+  // Requests per second after the first `skip` and before the last `skip`
+  // (with skip = W: the rounds between the first, which opens W
+  // connections, and the last), from the arrival of request skip to that
+  // of request n - skip. 0 when there are fewer than 3 rounds.
+  double steady_rate(size_t skip) {
+    std::lock_guard<std::mutex> guard(arrivals_mutex_);
+    size_t n = arrivals_.size();
+    if (skip == 0 || n < 3 * skip)
+      return 0;
+    double span = std::chrono::duration<double>(arrivals_[n - skip] -
+                                                arrivals_[skip])
+                    .count();
+    return span > 0 ? (n - 2 * skip) / span : 0;
+  }
 
 private:
   struct conn {
@@ -157,8 +179,12 @@ private:
       if (c.in.size() < head + 4 + length)
         return;
       c.in.erase(0, head + 4 + length);
-      queue_.push_back({clock_type::now() + std::chrono::milliseconds(latency_),
-                        fd});
+      auto now = clock_type::now();
+      {
+        std::lock_guard<std::mutex> guard(arrivals_mutex_);
+        arrivals_.push_back(now);
+      }
+      queue_.push_back({now + std::chrono::milliseconds(latency_), fd});
       int held = static_cast<int>(queue_.size());
       if (held > peak_)
         peak_ = held;
@@ -235,6 +261,8 @@ private:
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> served_{0};
   std::atomic<int> peak_{0};
+  std::mutex arrivals_mutex_;
+  std::vector<clock_type::time_point> arrivals_; // each request's arrival
   std::deque<due> queue_; // answers in order: the latency is fixed
   std::unordered_map<int, conn> conns_;
   std::thread thread_;
@@ -332,10 +360,11 @@ int main(int argc, char** argv) {
                 "latency %d ms\n",
                 base_url.c_str(), latency_ms);
   }
-  std::printf("%-8s %6s %7s %9s %10s %10s %7s %9s %9s %8s %9s %-14s %5s\n",
+  std::printf("%-8s %6s %7s %9s %10s %10s %7s %8s %9s %9s %8s %9s %-14s "
+              "%5s\n",
               "variant", "W", "tasks", "run s", "tasks/s", "ideal W/L",
-              "% ideal", "peak held", "peak RSS", "CPU us/t", "busy us/t",
-              "busiest", "exit");
+              "% ideal", "steady %", "peak held", "peak RSS", "CPU us/t",
+              "busy us/t", "busiest", "exit");
   std::fflush(stdout);
   bgagent::bench::env_list env{
     {"LLM_PROVIDER", "openai"}, {"LLM_BASE_URL", base_url},
@@ -396,9 +425,11 @@ int main(int argc, char** argv) {
         secs = std::atof(out.c_str() + at + 5);
       double rate = secs > 0 ? n / secs : 0;
       double ideal = w * 1000.0 / latency_ms;
-      std::printf("%-8s %6d %7d %9.2f %10.1f %10.1f %6.1f%% %9d %6.1f MB "
-                  "%8.1f %9.1f %-14s %5d\n",
+      double steady = server ? server->steady_rate(static_cast<size_t>(w)) : 0;
+      std::printf("%-8s %6d %7d %9.2f %10.1f %10.1f %6.1f%% %7.1f%% %9d "
+                  "%6.1f MB %8.1f %9.1f %-14s %5d\n",
                   label.c_str(), w, n, secs, rate, ideal, 100.0 * rate / ideal,
+                  100.0 * steady / ideal,
                   server ? server->peak_held() : -1, r.peak_rss_mb,
                   r.cpu_seconds * 1e6 / n,
                   r.busiest_thread_cpu_seconds * 1e6 / n,
