@@ -337,8 +337,10 @@ public:
                                   const audit_event& each = {});
 
   // Audit events. add_event inserts one (in the open transaction, else in
-  // its own) with the next seq and the current time.
-  void add_event(const audit_event& ev);
+  // its own) with the next seq and the current time; `task_seq`, when the
+  // caller knows it, is the seq of the task the event names (0: looked up
+  // by the event's task_id).
+  void add_event(const audit_event& ev, int64_t task_seq = 0);
   // Committed events with seq > after_seq, in seq order, at most `limit`.
   std::vector<committed_event> events_after(uint64_t after_seq,
                                             uint32_t limit);

@@ -27,6 +27,23 @@ void exec_sql(const std::string& path, const std::string& sql) {
   REQUIRE(rc == SQLITE_OK);
 }
 
+// The details of SQLite's plan for `sql`, one line each.
+std::string query_plan(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  sqlite3_stmt* s = nullptr;
+  auto explain = "EXPLAIN QUERY PLAN " + sql;
+  REQUIRE(sqlite3_prepare_v2(db, explain.c_str(), -1, &s, nullptr) ==
+          SQLITE_OK);
+  std::string plan;
+  while (sqlite3_step(s) == SQLITE_ROW)
+    plan += std::string(reinterpret_cast<const char*>(
+              sqlite3_column_text(s, 3))) + "\n";
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+  return plan;
+}
+
 } // namespace
 
 TEST_CASE("store: a new store has the current schema version, an events "
@@ -134,6 +151,7 @@ TEST_CASE("store: version 9's events, indexed by task id, are indexed by "
   }
   // Back to version 9's shape: no task_seq, the index on task_id.
   exec_sql(path, "DROP INDEX events_task_seq;"
+                 "DROP TRIGGER events_task_seq_filled;"
                  "ALTER TABLE events DROP COLUMN task_seq;"
                  "CREATE INDEX events_task ON events(task_id) "
                  "WHERE task_id IS NOT NULL;"
@@ -154,6 +172,14 @@ TEST_CASE("store: version 9's events, indexed by task id, are indexed by "
   CHECK(b[1].event.detail == "new");
   CHECK(db.events_of("a", 10).size() == 1);
   CHECK(db.events_of("nobody", 10).empty());
+  CHECK(query_plan(path, "SELECT seq FROM events WHERE task_seq = (SELECT "
+                         "seq FROM tasks WHERE id = 'b') ORDER BY seq")
+          .find("INDEX events_task_seq") != std::string::npos);
+  // An older bgagent still running writes events without task_seq: the
+  // trigger fills it in.
+  exec_sql(path, "INSERT INTO events(seq, ts, event, task_id, attempt) "
+                 "VALUES(1000, 't', 'task_started', 'a', 1)");
+  CHECK(db.events_of("a", 10).size() == 2);
 }
 
 TEST_CASE("store: version 9's response cache, keyed by fingerprint text, "
@@ -173,7 +199,10 @@ TEST_CASE("store: version 9's response cache, keyed by fingerprint text, "
                  "INSERT INTO response_cache VALUES('fp-a', "
                  "'{\"summary\":\"A\"}', NULL, 'openai', 'm', 't');"
                  "DROP INDEX events_task_seq;"
+                 "DROP TRIGGER events_task_seq_filled;"
                  "ALTER TABLE events DROP COLUMN task_seq;"
+                 "CREATE INDEX events_task ON events(task_id) "
+                 "WHERE task_id IS NOT NULL;"
                  "UPDATE meta SET value = '9' WHERE key = 'schema_version';");
   store db(path, store::open_mode::must_exist);
   CHECK(sql_int(path, "SELECT COUNT(*) FROM response_cache WHERE key = 0") ==
@@ -192,6 +221,25 @@ TEST_CASE("store: version 9's response cache, keyed by fingerprint text, "
   CHECK(sql_int(path, "SELECT COUNT(*) FROM response_cache") == 1);
   CHECK(sql_int(path, "SELECT COUNT(*) FROM response_cache WHERE result "
                       "LIKE '%B%'") == 1);
+  CHECK(query_plan(path, "SELECT result FROM response_cache WHERE key = 1 "
+                         "AND fingerprint = 'x'")
+          .find("INDEX response_cache_key") != std::string::npos);
+  // A newer row under fp-a's key with another fingerprint (as a collision
+  // would make) is not fp-a's answer.
+  exec_sql(path, "INSERT INTO response_cache SELECT key, 'fp-other', "
+                 "'{\"summary\":\"X\"}', NULL, 'openai', 'm', 't' FROM "
+                 "response_cache WHERE fingerprint = 'fp-a'");
+  REQUIRE(db.submit({unit_task("d")}).error.empty());
+  CHECK(db.complete_from_cache({"d"}, {"fp-a"}, {}) ==
+        std::vector<std::string>{"d"});
+  CHECK(db.results("", "", {"d"}).at(0).result == R"({"summary":"B"})");
+  // An older bgagent still running caches its answers without a key: they
+  // are stored (not found by this one: a paid call, not a wrong answer).
+  exec_sql(path, "INSERT OR REPLACE INTO response_cache(fingerprint, "
+                 "result, response, provider, model, created_at) "
+                 "VALUES('fp-old', '{}', NULL, 'openai', 'm', 't')");
+  CHECK(sql_int(path, "SELECT COUNT(*) FROM response_cache WHERE key IS "
+                      "NULL") == 1);
 }
 
 TEST_CASE("store: events are numbered across connections, above the floor, "
