@@ -27,6 +27,15 @@ void exec_sql(const std::string& path, const std::string& sql) {
   REQUIRE(rc == SQLITE_OK);
 }
 
+// A version 10 store's events back to version 9's shape (no task_seq, the
+// index on task_id), and its version set to 9.
+const char* events_as_in_version_9 =
+  "DROP INDEX events_task_seq;"
+  "DROP TRIGGER events_task_seq_filled;"
+  "ALTER TABLE events DROP COLUMN task_seq;"
+  "CREATE INDEX events_task ON events(task_id) WHERE task_id IS NOT NULL;"
+  "UPDATE meta SET value = '9' WHERE key = 'schema_version';";
+
 // The details of SQLite's plan for `sql`, one line each.
 std::string query_plan(const std::string& path, const std::string& sql) {
   sqlite3* db = nullptr;
@@ -149,13 +158,7 @@ TEST_CASE("store: version 9's events, indexed by task id, are indexed by "
     REQUIRE(db.submit({unit_task("a"), unit_task("b")}, "f.jsonl")
               .error.empty());
   }
-  // Back to version 9's shape: no task_seq, the index on task_id.
-  exec_sql(path, "DROP INDEX events_task_seq;"
-                 "DROP TRIGGER events_task_seq_filled;"
-                 "ALTER TABLE events DROP COLUMN task_seq;"
-                 "CREATE INDEX events_task ON events(task_id) "
-                 "WHERE task_id IS NOT NULL;"
-                 "UPDATE meta SET value = '9' WHERE key = 'schema_version';");
+  exec_sql(path, events_as_in_version_9);
   store db(path, store::open_mode::must_exist);
   CHECK(sql_int(path, "SELECT value FROM meta WHERE key = "
                       "'schema_version'") == store::schema_version);
@@ -197,13 +200,8 @@ TEST_CASE("store: version 9's response cache, keyed by fingerprint text, "
                  "result TEXT NOT NULL, response TEXT, provider TEXT NOT "
                  "NULL, model TEXT NOT NULL, created_at TEXT NOT NULL);"
                  "INSERT INTO response_cache VALUES('fp-a', "
-                 "'{\"summary\":\"A\"}', NULL, 'openai', 'm', 't');"
-                 "DROP INDEX events_task_seq;"
-                 "DROP TRIGGER events_task_seq_filled;"
-                 "ALTER TABLE events DROP COLUMN task_seq;"
-                 "CREATE INDEX events_task ON events(task_id) "
-                 "WHERE task_id IS NOT NULL;"
-                 "UPDATE meta SET value = '9' WHERE key = 'schema_version';");
+                 "'{\"summary\":\"A\"}', NULL, 'openai', 'm', 't');" +
+                   std::string(events_as_in_version_9));
   store db(path, store::open_mode::must_exist);
   CHECK(sql_int(path, "SELECT COUNT(*) FROM response_cache WHERE key = 0") ==
         0);
