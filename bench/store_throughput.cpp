@@ -1,8 +1,8 @@
 // bgagent-bench-store: the store alone, without actors: how many tasks per
-// second SQLite takes through the statements of one attempt (marked
-// running with its task_started event, then completed with its ledger row
-// and task_completed event), in groups of G attempts per transaction as the
-// checkpointer groups what its mailbox holds. The checkpointer's rate in a
+// second SQLite takes through the statements of one attempt (fetched,
+// marked running with its task_started event, then completed with its
+// ledger row and task_completed event), in groups of G attempts per
+// transaction as the checkpointer groups what its mailbox holds. The checkpointer's rate in a
 // run cannot exceed this; the gap between the two is the actors' share.
 //
 // Usage: bgagent-bench-store [--tasks 100000] [--groups 16,64,256]
@@ -72,20 +72,30 @@ figures measure(size_t n, size_t group, store::sync_mode sync) {
   usage spent{120, 40, 0};
   auto wall0 = std::chrono::steady_clock::now();
   auto cpu0 = cpu_seconds();
-  // Each group: G attempts marked running in one transaction, then the same
-  // G completed in the next (a worker waits for its mark before its call).
+  // Each group: G tasks fetched as the supervisor fetches them, their
+  // attempts marked running in one transaction, then completed in the next
+  // (a worker waits for its mark before its call).
+  fetch_cursor cursor;
   for (size_t b = 0; b < n; b += group) {
     size_t e = std::min(n, b + group);
+    auto fetched = db.fetch_runnable(cursor, static_cast<uint32_t>(e - b));
+    if (fetched.size() != e - b) {
+      std::fprintf(stderr, "bgagent-bench-store: fetched %zu of %zu\n",
+                   fetched.size(), e - b);
+      std::exit(1);
+    }
+    cursor = fetch_cursor{fetched.back().priority, fetched.back().seq};
     db.begin();
     for (size_t i = b; i < e; ++i)
-      db.mark_running(tasks[i].id, 1, held_reservation{i + 1, 500, 0},
-                      make_event("task_started", tasks[i].id, 1, "bench"));
+      db.mark_running(fetched[i - b].id, 1, held_reservation{i + 1, 500, 0},
+                      make_event("task_started", fetched[i - b].id, 1,
+                                 "bench"));
     db.commit();
     db.take_committed_events();
     db.begin();
     for (size_t i = b; i < e; ++i)
-      db.mark_completed(tasks[i].id, 1, out, spent,
-                        make_event("task_completed", tasks[i].id, 1,
+      db.mark_completed(fetched[i - b].id, 1, out, spent,
+                        make_event("task_completed", fetched[i - b].id, 1,
                                    "prompt_tokens=120 completion_tokens=40"),
                         i + 1);
     db.commit();

@@ -291,9 +291,10 @@ UPDATE meta SET value = '9' WHERE key = 'schema_version';
 // (measured at 10,000 calls in flight: a third of the store thread's
 // time). Seqs of the tasks being run are close together, so new entries
 // share a few pages. An older bgagent still running when a newer one
-// migrates the store keeps working: the trigger gives its events their
-// task's seq, and the answers it caches have no key (a newer bgagent does
-// not find them: a paid call, never a wrong answer).
+// migrates the store keeps working: its events have no task_seq and are
+// found by their task_id (an index of those rows only, which the events
+// written here never enter), and the answers it caches have no key (a
+// newer bgagent does not find them: a paid call, never a wrong answer).
 const char* migrate_v9_v10 = R"SQL(
 ALTER TABLE events ADD COLUMN task_seq INTEGER;
 UPDATE events SET task_seq = (SELECT seq FROM tasks WHERE tasks.id =
@@ -301,12 +302,8 @@ UPDATE events SET task_seq = (SELECT seq FROM tasks WHERE tasks.id =
 DROP INDEX IF EXISTS events_task;
 CREATE INDEX IF NOT EXISTS events_task_seq ON events(task_seq)
   WHERE task_seq IS NOT NULL;
-CREATE TRIGGER IF NOT EXISTS events_task_seq_filled AFTER INSERT ON events
-  WHEN NEW.task_seq IS NULL AND NEW.task_id IS NOT NULL
-BEGIN
-  UPDATE events SET task_seq = (SELECT seq FROM tasks WHERE id =
-    NEW.task_id) WHERE seq = NEW.seq;
-END;
+CREATE INDEX IF NOT EXISTS events_task_unsequenced ON events(task_id)
+  WHERE task_seq IS NULL AND task_id IS NOT NULL;
 CREATE TABLE response_cache_v10(
   key INTEGER,
   fingerprint TEXT NOT NULL,
@@ -1033,7 +1030,8 @@ void store::add_event(const audit_event& ev, int64_t task_seq) {
     s.bind_null(7);
   else
     s.bind(7, ev.detail);
-  // Unknown (0): the task's seq is looked up by its id.
+  // Unknown (0): looked up by the task's id (cheap: the statements that
+  // go with an event have just read that part of the index).
   if (task_seq > 0 && !ev.task_id.empty())
     s.bind(8, task_seq);
   else
@@ -2130,10 +2128,16 @@ std::vector<task_record> store::results(const std::string& state_filter,
 
 std::vector<committed_event> store::events_of(const std::string& task_id,
                                               uint32_t limit) {
+  // By the task's seq, and by its id those an older bgagent wrote while
+  // this store was already at version 10 (no task_seq).
   stmt s(db_, "SELECT seq, ts, event, IFNULL(task_id, ''), "
               "IFNULL(attempt, -1), IFNULL(node, ''), IFNULL(detail, '') "
               "FROM events WHERE task_seq = (SELECT seq FROM tasks WHERE "
-              "id = ?1) ORDER BY seq LIMIT ?2",
+              "id = ?1) UNION ALL "
+              "SELECT seq, ts, event, IFNULL(task_id, ''), "
+              "IFNULL(attempt, -1), IFNULL(node, ''), IFNULL(detail, '') "
+              "FROM events WHERE task_seq IS NULL AND task_id = ?1 "
+              "ORDER BY 1 LIMIT ?2",
          path_);
   s.bind(1, task_id).bind(2, static_cast<int64_t>(limit));
   return with(s, path_, [&] { return event_rows(s); });
