@@ -43,9 +43,9 @@
 #include <cstring>
 #include <deque>
 #include <fcntl.h>
-#include <mutex>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>

@@ -2,8 +2,9 @@
 // second SQLite takes through the statements of one attempt (fetched,
 // marked running with its task_started event, then completed with its
 // ledger row and task_completed event), in groups of G attempts per
-// transaction as the checkpointer groups what its mailbox holds. The checkpointer's rate in a
-// run cannot exceed this; the gap between the two is the actors' share.
+// transaction as the checkpointer groups what its mailbox holds. The
+// checkpointer's rate in a run cannot exceed this; the gap between the two
+// is the actors' share.
 //
 // Usage: bgagent-bench-store [--tasks 100000] [--groups 16,64,256]
 //                            [--sync full,normal]

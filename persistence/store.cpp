@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "messages/fnv1a.hpp"
 #include "messages/json_codec.hpp"
 #include "policy/budget_period.hpp"
 #include "messages/sha256.hpp"
@@ -329,13 +330,10 @@ const char* response_cache_index =
   "CREATE INDEX IF NOT EXISTS response_cache_key ON response_cache(key)";
 
 // A fingerprint's key in the response cache: FNV-1a, stable across builds
-// (it is stored), as a signed 64-bit integer (SQLite's).
+// (it is stored), as a signed 64-bit integer (SQLite's). A collision only
+// costs a look: lookups match the fingerprint too.
 int64_t cache_key(const std::string& fingerprint) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : fingerprint) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
+  uint64_t h = fnv1a(fingerprint);
   int64_t key;
   std::memcpy(&key, &h, sizeof(key));
   return key;

@@ -16,16 +16,9 @@
 #include <string_view>
 #include <vector>
 
-namespace bgagent {
+#include "messages/fnv1a.hpp"
 
-inline uint64_t fnv1a(std::string_view w) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : w) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
+namespace bgagent {
 
 // The smallest power of two at least twice `n` (and at least 16): the
 // table stays at most half full.

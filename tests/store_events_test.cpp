@@ -27,14 +27,27 @@ void exec_sql(const std::string& path, const std::string& sql) {
   REQUIRE(rc == SQLITE_OK);
 }
 
-// A version 10 store's events back to version 9's shape (no task_seq, the
-// index on task_id), and its version set to 9.
-const char* events_as_in_version_9 =
-  "DROP INDEX events_task_seq;"
-  "DROP INDEX events_task_unsequenced;"
-  "ALTER TABLE events DROP COLUMN task_seq;"
-  "CREATE INDEX events_task ON events(task_id) WHERE task_id IS NOT NULL;"
-  "UPDATE meta SET value = '9' WHERE key = 'schema_version';";
+// A store of version 9's shape at `path` holding `tasks` (submitted from
+// a file, so with their task_submitted events): its events without
+// task_seq and indexed by task_id, its response cache (empty) keyed by the
+// fingerprint's text.
+void version_9_store(const std::string& path, const std::vector<task>& tasks) {
+  {
+    store db(path, store::open_mode::create_if_missing);
+    REQUIRE(db.submit(tasks, "f.jsonl").error.empty());
+  }
+  exec_sql(path,
+           "DROP INDEX events_task_seq;"
+           "DROP INDEX events_task_unsequenced;"
+           "ALTER TABLE events DROP COLUMN task_seq;"
+           "CREATE INDEX events_task ON events(task_id) WHERE task_id IS "
+           "NOT NULL;"
+           "DROP TABLE response_cache;"
+           "CREATE TABLE response_cache(fingerprint TEXT PRIMARY KEY, "
+           "result TEXT NOT NULL, response TEXT, provider TEXT NOT NULL, "
+           "model TEXT NOT NULL, created_at TEXT NOT NULL);"
+           "UPDATE meta SET value = '9' WHERE key = 'schema_version';");
+}
 
 // The details of SQLite's plan for `sql`, one line each.
 std::string query_plan(const std::string& path, const std::string& sql) {
@@ -153,12 +166,7 @@ TEST_CASE("store: version 9's events, indexed by task id, are indexed by "
           "[store]") {
   temp_dir dir;
   auto path = dir.path("v9.db");
-  {
-    store db(path, store::open_mode::create_if_missing);
-    REQUIRE(db.submit({unit_task("a"), unit_task("b")}, "f.jsonl")
-              .error.empty());
-  }
-  exec_sql(path, events_as_in_version_9);
+  version_9_store(path, {unit_task("a"), unit_task("b")});
   store db(path, store::open_mode::must_exist);
   CHECK(sql_int(path, "SELECT value FROM meta WHERE key = "
                       "'schema_version'") == store::schema_version);
@@ -209,17 +217,9 @@ TEST_CASE("store: version 9's response cache, keyed by fingerprint text, "
           "[store][cache]") {
   temp_dir dir;
   auto path = dir.path("v9.db");
-  {
-    store db(path, store::open_mode::create_if_missing);
-    REQUIRE(db.submit({unit_task("b"), unit_task("c")}).error.empty());
-  }
-  exec_sql(path, "DROP TABLE response_cache;"
-                 "CREATE TABLE response_cache(fingerprint TEXT PRIMARY KEY, "
-                 "result TEXT NOT NULL, response TEXT, provider TEXT NOT "
-                 "NULL, model TEXT NOT NULL, created_at TEXT NOT NULL);"
-                 "INSERT INTO response_cache VALUES('fp-a', "
-                 "'{\"summary\":\"A\"}', NULL, 'openai', 'm', 't');" +
-                   std::string(events_as_in_version_9));
+  version_9_store(path, {unit_task("b"), unit_task("c")});
+  exec_sql(path, "INSERT INTO response_cache VALUES('fp-a', "
+                 "'{\"summary\":\"A\"}', NULL, 'openai', 'm', 't');");
   store db(path, store::open_mode::must_exist);
   CHECK(sql_int(path, "SELECT COUNT(*) FROM response_cache WHERE key = 0") ==
         0);
