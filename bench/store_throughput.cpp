@@ -6,14 +6,25 @@
 // checkpointer's rate in a run cannot exceed this; the gap between the two
 // is the actors' share.
 //
+// With --shards S (one or more counts), the tasks are split over S store
+// files, each worked by its own thread as above: what a store sharded over
+// S writers would reach on this machine's cores and disk (every shard
+// commits and syncs on its own). "busiest us/t" is the CPU time of the
+// busiest of those threads per task of the whole run; its ceiling is the
+// rate that thread alone would allow with a core of its own.
+//
 // Usage: bgagent-bench-store [--tasks 100000] [--groups 16,64,256]
-//                            [--sync full,normal]
+//                            [--sync full,normal] [--shards 1[,2,4]]
 // Prints figures; never passes or fails on time.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
+#include <ctime>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -41,18 +52,24 @@ double cpu_seconds() {
   return static_cast<double>(std::clock()) / CLOCKS_PER_SEC;
 }
 
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + ts.tv_nsec / 1e9;
+}
+
 struct figures {
   double tasks_per_s = 0;
   double cpu_us_per_task = 0;
+  double busiest_us_per_task = 0; // per task of the whole run
 };
 
-figures measure(size_t n, size_t group, store::sync_mode sync) {
-  temp_dir dir;
-  store db(dir.path("bench.db"), store::open_mode::create_if_missing, sync);
+// n generated tasks (ids from `prefix`), submitted to `db`.
+void submit_generated(store& db, size_t n, const std::string& prefix) {
   std::vector<task> tasks;
   tasks.reserve(n);
   std::stringstream lines;
-  bench::write_generated_tasks(lines, n);
+  bench::write_generated_tasks(lines, n, prefix);
   for (std::string line; std::getline(lines, line);) {
     auto j = nlohmann::json::parse(line);
     task t;
@@ -63,6 +80,12 @@ figures measure(size_t n, size_t group, store::sync_mode sync) {
     tasks.push_back(std::move(t));
   }
   db.submit(tasks);
+}
+
+// Works the n tasks of `db` as the checkpointer does, G attempts per
+// transaction; returns this thread's CPU seconds.
+double work_through(store& db, size_t n, size_t group) {
+  auto cpu0 = thread_cpu_seconds();
   db.open_run(0, 0);
   call_outcome out;
   out.ok = true;
@@ -71,8 +94,6 @@ figures measure(size_t n, size_t group, store::sync_mode sync) {
   out.provider = "offline";
   out.model = "offline";
   usage spent{120, 40, 0};
-  auto wall0 = std::chrono::steady_clock::now();
-  auto cpu0 = cpu_seconds();
   // Each group: G tasks fetched as the supervisor fetches them, their
   // attempts marked running in one transaction, then completed in the next
   // (a worker waits for its mark before its call).
@@ -103,18 +124,49 @@ figures measure(size_t n, size_t group, store::sync_mode sync) {
     db.take_committed_events();
     db.take_settlements();
   }
+  return thread_cpu_seconds() - cpu0;
+}
+
+figures measure(size_t n, size_t group, store::sync_mode sync,
+                size_t shards) {
+  temp_dir dir;
+  std::vector<std::unique_ptr<store>> dbs;
+  std::vector<size_t> sizes;
+  for (size_t s = 0; s < shards; ++s) {
+    dbs.push_back(std::make_unique<store>(
+      dir.path("bench-" + std::to_string(s) + ".db"),
+      store::open_mode::create_if_missing, sync));
+    sizes.push_back(n / shards + (s < n % shards ? 1 : 0));
+    submit_generated(*dbs.back(), sizes.back(),
+                     "shard" + std::to_string(s));
+  }
+  std::vector<double> busy(shards, 0);
+  auto wall0 = std::chrono::steady_clock::now();
+  auto cpu0 = cpu_seconds();
+  if (shards == 1) {
+    busy[0] = work_through(*dbs[0], sizes[0], group);
+  } else {
+    std::vector<std::thread> threads;
+    for (size_t s = 0; s < shards; ++s)
+      threads.emplace_back([&, s] {
+        busy[s] = work_through(*dbs[s], sizes[s], group);
+      });
+    for (auto& t : threads)
+      t.join();
+  }
   double wall = std::chrono::duration<double>(
                   std::chrono::steady_clock::now() - wall0)
                   .count();
   double cpu = cpu_seconds() - cpu0;
-  return {n / wall, cpu * 1e6 / n};
+  double busiest = *std::max_element(busy.begin(), busy.end());
+  return {n / wall, cpu * 1e6 / n, busiest * 1e6 / n};
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
   size_t n = 100000;
-  std::string groups = "16,64,256", syncs = "full,normal";
+  std::string groups = "16,64,256", syncs = "full,normal", shard_counts = "1";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--tasks")
@@ -123,9 +175,12 @@ int main(int argc, char** argv) {
       groups = argv[i + 1];
     else if (a == "--sync")
       syncs = argv[i + 1];
+    else if (a == "--shards")
+      shard_counts = argv[i + 1];
     else {
       std::fprintf(stderr, "usage: bgagent-bench-store [--tasks N] "
-                           "[--groups G,...] [--sync full,normal]\n");
+                           "[--groups G,...] [--sync full,normal] "
+                           "[--shards S,...]\n");
       return 2;
     }
   }
@@ -135,18 +190,23 @@ int main(int argc, char** argv) {
   }
   std::printf("bgagent store alone: %zu attempts (running, then completed)\n",
               n);
-  std::printf("%-7s %6s | %10s %10s %10s\n", "sync", "group", "tasks/s",
-              "CPU us/t", "ceiling/s");
+  std::printf("%-7s %6s %6s | %10s %10s %11s %10s\n", "sync", "group",
+              "shards", "tasks/s", "CPU us/t", "busiest us/t", "ceiling/s");
   for (auto& sync : split(syncs))
-    for (auto& g : split(groups)) {
-      size_t group = std::strtoull(g.c_str(), nullptr, 10);
-      if (group == 0)
-        group = 1;
-      auto f = measure(n, group, sync == "normal" ? store::sync_mode::normal
-                                                  : store::sync_mode::full);
-      std::printf("%-7s %6zu | %10.0f %10.1f %10.0f\n", sync.c_str(), group,
-                  f.tasks_per_s, f.cpu_us_per_task,
-                  1e6 / f.cpu_us_per_task);
-    }
+    for (auto& g : split(groups))
+      for (auto& sh : split(shard_counts)) {
+        size_t group = std::max<size_t>(1, std::strtoull(g.c_str(), nullptr,
+                                                         10));
+        size_t shards = std::max<size_t>(
+          1, std::min<size_t>(n, std::strtoull(sh.c_str(), nullptr, 10)));
+        auto f = measure(n, group,
+                         sync == "normal" ? store::sync_mode::normal
+                                          : store::sync_mode::full,
+                         shards);
+        std::printf("%-7s %6zu %6zu | %10.0f %10.1f %11.1f %10.0f\n",
+                    sync.c_str(), group, shards, f.tasks_per_s,
+                    f.cpu_us_per_task, f.busiest_us_per_task,
+                    1e6 / f.busiest_us_per_task);
+      }
   return 0;
 }
