@@ -1,6 +1,7 @@
 #include "messages/utf8.hpp"
 
 #include <cstdint>
+#include <cstring>
 
 namespace bgagent {
 
@@ -50,10 +51,24 @@ bool scan(std::string_view s, size_t i, size_t& len) {
 } // namespace
 
 bool valid_utf8(std::string_view s) {
-  size_t len = 0;
-  for (size_t i = 0; i < s.size(); i += len)
+  size_t i = 0, len = 0;
+  const size_t n = s.size();
+  while (i < n) {
+    // Most text is ASCII: skip it eight bytes at a time (a byte below 0x80
+    // is always a whole character).
+    while (n - i >= 8) {
+      uint64_t word;
+      std::memcpy(&word, s.data() + i, 8);
+      if (word & 0x8080808080808080ULL)
+        break;
+      i += 8;
+    }
+    if (i == n)
+      break;
     if (!scan(s, i, len))
       return false;
+    i += len;
+  }
   return true;
 }
 

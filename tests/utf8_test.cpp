@@ -2,8 +2,13 @@
 // characters.
 #include <catch2/catch.hpp>
 
+#include <random>
 #include <string>
+#include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "messages/json_codec.hpp"
 #include "messages/utf8.hpp"
 
 using namespace bgagent;
@@ -37,6 +42,60 @@ TEST_CASE("valid_utf8 accepts well-formed text and refuses the rest",
   CHECK_FALSE(valid_utf8("\xF5\x80\x80\x80"));
   CHECK_FALSE(valid_utf8("\xFF"));
   CHECK_FALSE(valid_utf8("ok " + cuo.substr(0, 2) + " ok"));
+}
+
+// Text built from pieces of known validity: ASCII runs of every length
+// (valid_utf8 skips ASCII eight bytes at a time), characters of 2-4 bytes,
+// and at most one ill-formed piece, placed before, inside or after a run.
+TEST_CASE("valid_utf8 finds an ill-formed piece wherever it falls",
+          "[utf8]") {
+  const std::vector<std::string> good = {e_acute, cuo, wu, grin, "\x7F",
+                                         std::string(1, '\0')};
+  const std::vector<std::string> bad = {
+    "\x80", "\xC0\xAF", "\xED\xA0\x80", "\xF5", "\xFF", "\xE2\x82",
+    "\xF4\x90\x80\x80", grin.substr(0, 3), "\xC3"};
+  std::mt19937 rng(12);
+  for (int round = 0; round < 4000; ++round) {
+    std::string text;
+    bool ill_formed = false;
+    int pieces = static_cast<int>(rng() % 6);
+    int bad_at = round % 2 ? static_cast<int>(rng() % (pieces + 1)) : -1;
+    for (int p = 0; p <= pieces; ++p) {
+      if (p == bad_at) {
+        text += bad[rng() % bad.size()];
+        ill_formed = true;
+      }
+      text += std::string(rng() % 19, "abcdefgh"[rng() % 8]);
+      if (rng() % 2)
+        text += good[rng() % good.size()];
+    }
+    // A truncated sequence at the end stays ill-formed; one followed by
+    // ASCII too. Continuation bytes never follow a bad piece here.
+    INFO("round " << round);
+    CHECK(valid_utf8(text) == !ill_formed);
+  }
+}
+
+// append_json_string writes what nlohmann::json writes for well-formed
+// text, and the same for the text repaired when it is not.
+TEST_CASE("append_json_string escapes as nlohmann::json does", "[utf8]") {
+  std::mt19937 rng(7);
+  const std::string alphabet = std::string("ab \"\\/\b\f\n\r\t\x01\x1F\x7F") +
+                               std::string(1, '\0');
+  for (int round = 0; round < 3000; ++round) {
+    std::string text;
+    for (int n = static_cast<int>(rng() % 40); n > 0; --n) {
+      auto k = rng() % (alphabet.size() + 3);
+      text += k < alphabet.size() ? std::string(1, alphabet[k])
+              : k == alphabet.size() ? cuo
+              : k == alphabet.size() + 1 ? grin
+                                         : std::string("\xC3");
+    }
+    std::string out = "prefix:";
+    append_json_string(out, text);
+    INFO("round " << round);
+    CHECK(out == "prefix:" + nlohmann::json(sanitize_utf8(text)).dump());
+  }
 }
 
 TEST_CASE("sanitize_utf8 replaces each ill-formed part with U+FFFD",
