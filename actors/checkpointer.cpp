@@ -1,5 +1,7 @@
 #include "actors/checkpointer.hpp"
 
+#include "actors/store_reader.hpp"
+
 #include <pthread.h>
 #include <functional>
 #include <vector>
@@ -29,6 +31,7 @@ struct checkpointer_state {
   auditor_actor auditor;      // gets the committed events
   budget_keeper_actor keeper; // gets the settled reservations
   bool synced = false; // the auditor told us the log's last seq
+  store_reader_actor reader; // null: this actor reads itself
   static inline const char* name = "checkpointer";
 };
 
@@ -93,6 +96,18 @@ void commit_group(self_ptr self) {
 void commit_open_group(self_ptr self) {
   if (self->state.flush_scheduled)
     commit_group(self);
+}
+
+// A read that scans: delegated to the reader when there is one, once what
+// was asked for before it is committed; else `local()` here.
+template <class Local, class... Ts>
+auto read(self_ptr self, Local local, Ts... xs)
+  -> caf::result<decltype(local())> {
+  auto& st = self->state;
+  if (!st.reader)
+    return local();
+  commit_open_group(self);
+  return self->delegate(st.reader, xs...);
 }
 
 std::vector<committed_event> catch_up(self_ptr self, uint64_t after,
@@ -311,7 +326,9 @@ behavior_type running_behavior(self_ptr self) {
     [=, &db_](give_back_atom, const std::string& id, uint32_t attempt) {
       return grouped(self, [&] { return db_.mark_pending(id, attempt); });
     },
-    [=, &db_](status_atom) { return db_.status(); },
+    [=, &db_](status_atom a) {
+      return read(self, [&] { return db_.status(); }, a);
+    },
     [=, &db_](status_atom, run_atom) { return db_.run_status(); },
     [=, &db_](schedule_atom, const std::string& key) {
       return db_.schedule_fired(key);
@@ -326,18 +343,26 @@ behavior_type running_behavior(self_ptr self) {
       open_group(self);
       db_.set_circuit(key, since);
     },
-    [=, &db_](status_atom, tags_atom) { return db_.totals_by_tag(); },
-    [=, &db_](status_atom, total_atom) { return db_.count_not_cancelled(); },
-    [=, &db_](status_atom, models_atom) { return db_.runnable_models(); },
-    [=, &db_](status_atom, provider_atom) {
-      return db_.completed_providers();
+    [=, &db_](status_atom a, tags_atom b) {
+      return read(self, [&] { return db_.totals_by_tag(); }, a, b);
     },
-    [=, &db_](results_atom, const std::string& state) {
-      return db_.results(state);
+    [=, &db_](status_atom a, total_atom b) {
+      return read(self, [&] { return db_.count_not_cancelled(); }, a, b);
     },
-    [=, &db_](results_atom, const std::string& state, const std::string& tag,
+    [=, &db_](status_atom a, models_atom b) {
+      return read(self, [&] { return db_.runnable_models(); }, a, b);
+    },
+    [=, &db_](status_atom a, provider_atom b) {
+      return read(self, [&] { return db_.completed_providers(); }, a, b);
+    },
+    [=, &db_](results_atom a, const std::string& state) {
+      return read(self, [&] { return db_.results(state); }, a, state);
+    },
+    [=, &db_](results_atom a, const std::string& state, const std::string& tag,
               const std::vector<std::string>& ids, int64_t limit) {
-      return db_.results(state, tag, ids, limit);
+      return read(
+        self, [&] { return db_.results(state, tag, ids, limit); }, a, state,
+        tag, ids, limit);
     },
     [=, &db_](requeue_atom, const std::vector<std::string>& ids, bool all,
               const audit_event& each) {
@@ -364,10 +389,15 @@ behavior_type running_behavior(self_ptr self) {
 }
 
 behavior_type checkpointer(self_ptr self, std::shared_ptr<store> db,
-                           auditor_actor auditor) {
+                           auditor_actor auditor,
+                           store_reader_actor reader) {
   // Its own thread (detached): named for top, perf and the benches.
   pthread_setname_np(pthread_self(), "bg.checkpoint");
   self->state.db = std::move(db);
+  if (reader) {
+    self->state.reader = reader;
+    self->link_to(reader);
+  }
   self->set_exception_handler(
     [](caf::scheduled_actor*, std::exception_ptr& ep) -> caf::error {
       try {
@@ -416,16 +446,20 @@ checkpointer_actor spawn_checkpointer(caf::actor_system& sys,
                                       std::unique_ptr<store> db) {
   return sys.spawn<caf::detached>(checkpointer,
                                   std::shared_ptr<store>(std::move(db)),
-                                  auditor_actor{});
+                                  auditor_actor{}, store_reader_actor{});
 }
 
 checkpointer_actor spawn_checkpointer(caf::actor_system& sys,
                                       std::unique_ptr<store> db,
-                                      const auditor_actor& auditor) {
+                                      const auditor_actor& auditor,
+                                      std::unique_ptr<store> reader) {
+  store_reader_actor reads;
+  if (reader)
+    reads = spawn_store_reader(sys, std::move(reader));
   // Detached: SQLite blocks (commits, a busy store) on this actor's own
   // thread, never on one of the scheduler's.
   auto cp = sys.spawn<caf::detached>(
-    checkpointer, std::shared_ptr<store>(std::move(db)), auditor);
+    checkpointer, std::shared_ptr<store>(std::move(db)), auditor, reads);
   // From the caller's thread, before it returns: an event the caller sends
   // the auditor after this is already behind the pairing in its mailbox.
   if (auditor)

@@ -109,8 +109,16 @@
 // log's last seq, below which no event may be numbered. (A test may stand
 // in for the auditor by sending that request itself.)
 //
+// With a reader (spawn_checkpointer's fourth argument: a second connection
+// to the same file), the reads that scan many rows (fetch, status but the
+// run's, results) are delegated to a store reader on its own thread
+// (actors/store_reader.hpp), after the open group is committed: a read sees
+// every change asked for before it, and the thread that commits attempts
+// never scans. Without one (the short-lived commands), it reads itself.
+//
 // A storage error kills the checkpointer with the error logged: the run
 // then ends with exit code 1 rather than continuing without a checkpoint.
+// The reader is linked to it: either ending ends the other.
 #pragma once
 
 #include <memory>
@@ -128,6 +136,7 @@ checkpointer_actor spawn_checkpointer(caf::actor_system& sys,
                                       std::unique_ptr<store> db);
 checkpointer_actor spawn_checkpointer(caf::actor_system& sys,
                                       std::unique_ptr<store> db,
-                                      const auditor_actor& auditor);
+                                      const auditor_actor& auditor,
+                                      std::unique_ptr<store> reader = {});
 
 } // namespace bgagent

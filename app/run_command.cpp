@@ -286,7 +286,13 @@ int run_command(const config& c, const run_options& o,
   auto cache_known = use_cache ? db->response_cache_filter() : nullptr;
   // Every audit event is committed to the store before the auditor writes
   // it; the checkpointer and the auditor are paired for that.
-  auto checkpointer = spawn_checkpointer(sys, std::move(db), auditor);
+  // The scans (the queue's next tasks, counts, results) on a connection
+  // of their own: the thread that commits attempts never waits for them.
+  auto reader = std::make_unique<store>(
+    c.db_path, store::open_mode::must_exist,
+    c.db_sync_full ? store::sync_mode::full : store::sync_mode::normal);
+  auto checkpointer = spawn_checkpointer(sys, std::move(db), auditor,
+                                         std::move(reader));
   caf::scoped_actor self{sys};
   // The cluster edge (gatekeeper, and with it the node gateways) obeys
   // no exit message but `kill`; the others end on user_shutdown.

@@ -1,0 +1,30 @@
+// The store reader: a second SQLite connection, on its own thread, for the
+// checkpointer's reads that scan many rows (the queue's next tasks, task
+// counts, results). In WAL mode a reader never blocks the writer nor waits
+// for it, so a status asked for during a run (a /metrics scrape, the run's
+// start and end) no longer holds the one thread that commits attempts.
+//
+// Contract (messages/store_reader_actor.hpp): each request is answered from
+// what was committed when it is read; the checkpointer commits its open
+// group before it delegates one. A store error ends the reader with that
+// error (the checkpointer, linked to it, ends too, as when its own read
+// fails).
+#pragma once
+
+#include <memory>
+
+#include "messages/store_reader_actor.hpp"
+
+namespace caf {
+class actor_system;
+}
+
+namespace bgagent {
+
+class store;
+
+// `db`: a connection of its own to the checkpointer's store file.
+store_reader_actor spawn_store_reader(caf::actor_system& sys,
+                                      std::unique_ptr<store> db);
+
+} // namespace bgagent

@@ -1,0 +1,150 @@
+// The checkpointer with a store reader: its scans (status, results, counts)
+// are answered on the reader's own connection, after the open group is
+// committed, and a reader that fails takes the checkpointer with it.
+#include <catch2/catch.hpp>
+
+#include <sqlite3.h>
+
+#include "actors/checkpointer.hpp"
+#include "messages/events.hpp"
+#include "messages/run.hpp"
+#include "messages/task.hpp"
+#include "persistence/store.hpp"
+#include "tests/actors/actor_test_support.hpp"
+#include "tests/support/unit_task.hpp"
+#include "tests/temp_dir.hpp"
+
+using namespace bgagent;
+using namespace bgagent::testing;
+
+namespace {
+
+void sql(const std::string& path, const char* statement) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  char* err = nullptr;
+  int rc = sqlite3_exec(db, statement, nullptr, nullptr, &err);
+  INFO((err ? err : ""));
+  sqlite3_free(err);
+  sqlite3_close(db);
+  REQUIRE(rc == SQLITE_OK);
+}
+
+// A checkpointer whose reader has a connection to `reader_path`; the test
+// plays the auditor's start-up.
+struct reader_env : actor_env {
+  temp_dir dir;
+  std::string db = dir.path("unit.db");
+  checkpointer_actor cp;
+
+  explicit reader_env(const std::string& reader_path = {}) {
+    auto writer = std::make_unique<store>(db,
+                                          store::open_mode::create_if_missing);
+    // Another file's store, made first when the reader reads that one.
+    if (!reader_path.empty())
+      store(reader_path, store::open_mode::create_if_missing);
+    auto reader = std::make_unique<store>(
+      reader_path.empty() ? db : reader_path, store::open_mode::must_exist);
+    recorder_ptr audit = std::make_shared<recorder>();
+    audit_probe = spawn_probe(sys, audit);
+    cp = spawn_checkpointer(sys, std::move(writer), audit_probe,
+                            std::move(reader));
+    REQUIRE(ask_for<std::vector<committed_event>>(
+      self, cp, catch_up_atom::value, uint64_t{0}, uint32_t{1000}));
+  }
+  ~reader_env() { exit_all(self, cp, audit_probe); }
+  probe_handle audit_probe;
+
+  void submit(const std::vector<std::string>& ids) {
+    std::vector<task> ts;
+    for (auto& id : ids)
+      ts.push_back(unit_task(id));
+    REQUIRE(ask_for<submit_report>(self, cp, submit_atom::value, ts));
+    REQUIRE(ask_for<run_info>(self, cp, open_run_atom::value,
+                              uint64_t{100000}, 10.0));
+  }
+  state_counts counts() {
+    auto rep = ask_for<status_report>(self, cp, status_atom::value);
+    REQUIRE(rep);
+    return rep->tasks;
+  }
+};
+
+} // namespace
+
+TEST_CASE("checkpointer with a reader: status, results and counts come from "
+          "the reader's connection", "[unit][checkpointer][reader]") {
+  // The reader reads another file: what it answers can only be that file's.
+  temp_dir other;
+  std::string other_db = other.path("other.db");
+  {
+    store seed(other_db, store::open_mode::create_if_missing);
+    seed.submit({unit_task("o1"), unit_task("o2"), unit_task("o3")});
+  }
+  reader_env e(other_db);
+  e.submit({"a"});
+  auto c = e.counts();
+  CHECK(c.pending == 3);
+  CHECK(c.total() == 3);
+  auto total = ask_for<uint64_t>(e.self, e.cp, status_atom::value,
+                                 total_atom::value);
+  REQUIRE(total);
+  CHECK(*total == 3);
+  auto rows = ask_for<std::vector<task_record>>(e.self, e.cp,
+                                                results_atom::value,
+                                                std::string("pending"));
+  REQUIRE(rows);
+  REQUIRE(rows->size() == 3);
+  CHECK(rows->front().id == "o1");
+  // The queue is still read by the writer: its own file's task.
+  auto next = ask_for<std::vector<task>>(e.self, e.cp, fetch_atom::value,
+                                         int64_t{0}, int64_t{0},
+                                         uint32_t{10});
+  REQUIRE(next);
+  REQUIRE(next->size() == 1);
+  CHECK(next->front().id == "a");
+}
+
+TEST_CASE("checkpointer with a reader: a read sees every change asked for "
+          "before it, though its group had not committed",
+          "[unit][checkpointer][reader]") {
+  reader_env e;
+  e.submit({"a", "b"});
+  // The running mark is not awaited: the status asked right after it is
+  // answered by the reader only once the mark's group has committed.
+  e.self->send(e.cp, running_atom::value, std::string("a"), uint32_t{1},
+               uint64_t{1}, uint64_t{100}, 0.5,
+               make_event("task_started", "a", 1, ""));
+  auto c = e.counts();
+  CHECK(c.running == 1);
+  CHECK(c.pending == 1);
+  bool marked = false;
+  e.self->receive([&](bool ok) { marked = ok; },
+                  caf::after(std::chrono::seconds(30)) >> [] {});
+  CHECK(marked);
+  auto running = ask_for<std::vector<task_record>>(e.self, e.cp,
+                                                   results_atom::value,
+                                                   std::string("running"));
+  REQUIRE(running);
+  REQUIRE(running->size() == 1);
+  CHECK(running->front().id == "a");
+}
+
+TEST_CASE("checkpointer with a reader: a read the reader cannot answer ends "
+          "the reader and the checkpointer, with the store's error",
+          "[unit][checkpointer][reader]") {
+  temp_dir other;
+  std::string other_db = other.path("other.db");
+  reader_env e(other_db);
+  e.self->monitor(e.cp);
+  // The reader's file loses its tasks table under it.
+  sql(other_db, "DROP TABLE tasks");
+  auto rep = ask_for<status_report>(e.self, e.cp, status_atom::value);
+  CHECK_FALSE(rep);
+  std::string reason;
+  e.self->receive(
+    [&](caf::down_msg& dm) { reason = to_string(dm.reason); },
+    caf::after(std::chrono::seconds(30)) >> [] {});
+  CHECK(reason.find("no such table: tasks") != std::string::npos);
+  CHECK(reason.find(other_db) != std::string::npos);
+}
