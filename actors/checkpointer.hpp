@@ -1,4 +1,4 @@
-// The checkpointer: the sole owner of the SQLite store, and the audit
+// The checkpointer: the sole writer of the SQLite store, and the audit
 // outbox (every audit event is committed to the store's `events` table
 // before the auditor writes it to the log).
 //

@@ -4,8 +4,10 @@
 //
 // Contract:
 // - Only the checkpointer actor (and short-lived CLI commands that spawn one)
-//   owns a `store`; nothing else touches SQLite.
-// - Schema version 7 (`meta.schema_version`). A store of versions 1-6 is
+//   writes through a `store`; besides, a run's store reader
+//   (actors/store_reader.hpp) and the HTTP API's threads read through
+//   connections of their own.
+// - Schema version 10 (`meta.schema_version`). A store of versions 1-9 is
 //   migrated in place on first open, in one transaction; a newer version than this
 //   binary knows is refused (store_error with bad_input: exit 2), unchanged.
 // - open_mode::read_only opens an existing store to read it, also where
