@@ -4,7 +4,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <sstream>
 #include <stdexcept>
@@ -67,9 +66,18 @@ void sample_threads(pid_t pid, std::map<long, thread_cpu>& seen) {
   while (auto* e = readdir(d)) {
     if (e->d_name[0] == '.')
       continue;
-    std::ifstream in(dir + "/" + e->d_name + "/stat");
-    std::string text((std::istreambuf_iterator<char>(in)),
-                     std::istreambuf_iterator<char>());
+    // read(2), not a stream: a thread that ends while it is read fails the
+    // read with ESRCH, which libstdc++'s filebuf throws.
+    std::string text;
+    int fd = ::open((dir + "/" + e->d_name + "/stat").c_str(), O_RDONLY);
+    if (fd < 0)
+      continue;
+    char buf[1024];
+    ssize_t got = ::read(fd, buf, sizeof(buf));
+    ::close(fd);
+    if (got <= 0)
+      continue;
+    text.assign(buf, static_cast<size_t>(got));
     // "tid (comm) state ..." : comm may hold spaces, so parse after ')'.
     auto open = text.find('(');
     auto close = text.rfind(')');
