@@ -150,19 +150,20 @@ behavior_type running_behavior(self_ptr self) {
     // The hot paths first: CAF tries the handlers in order.
     [=, &db_](running_atom, const std::string& id, uint32_t attempt,
               uint64_t reservation_id, uint64_t tokens, double cost,
-              const audit_event& started) {
+              const audit_event& started, int64_t seq) {
       return grouped(self, [&] {
         return db_.mark_running(id, attempt,
                                 held_reservation{reservation_id, tokens, cost},
-                                started);
+                                started, seq);
       });
     },
     [=, &db_](complete_atom, const std::string& id, uint32_t attempt,
               const call_outcome& out, const usage& u,
-              const audit_event& completed, uint64_t reservation) {
+              const audit_event& completed, uint64_t reservation,
+              int64_t seq) {
       return grouped(self, [&] {
         return db_.mark_completed(id, attempt, out, u, completed,
-                                  reservation);
+                                  reservation, seq);
       });
     },
     [=, &db_](usage_atom, const std::string& id, uint32_t attempt,

@@ -29,12 +29,14 @@
 //       runnable tasks after that cursor, in run order (priority
 //       descending, then seq), with their requests resolved (store.hpp)
 //   (running_atom, string id, uint32 attempt, uint64 reservation_id,
-//    uint64 reserved_tokens, double reserved_cost, audit_event started)
+//    uint64 reserved_tokens, double reserved_cost, audit_event started,
+//    int64 seq (the task's, found by it, its id still checked; 0: by id))
 //                                               -> bool   (false: skip it,
 //       nothing written) marks running with the reservation stored and
 //       inserts `started`, one transaction
 //   (complete_atom, string id, uint32 attempt, call_outcome, usage,
-//    audit_event completed, uint64 reservation_id (0: look it up))
+//    audit_event completed, uint64 reservation_id (0: look it up),
+//    int64 seq (as for running))
 //                                               -> bool   (false: stale)
 //       completes, ledgers the usage, clears the reservation, inserts
 //       `completed`, one transaction; after the commit the budget keeper

@@ -28,6 +28,7 @@ namespace {
 struct open_attempt {
   caf::actor_addr worker;
   uint32_t attempt = 0;
+  int64_t seq = 0;          // the task's in the store: its marks find it by it
   bool begun = false;       // the worker asked to begin it
   uint64_t reservation = 0; // 0 while the keeper has not answered
   uint64_t worst_prompt = 0;     // estimated prompt tokens
@@ -244,7 +245,8 @@ void begin(self_ptr self, const task_worker_actor& worker, const std::string& id
                     id, attempt, r.id, tokens, cost,
                     event_for(self, "task_started", id, attempt,
                               detail + ", reserved " +
-                                tokens_and_cost(tokens, cost)))
+                                tokens_and_cost(tokens, cost)),
+                    st.open[id].seq)
         .then([=](bool marked) mutable {
           auto& st = self->state;
           if (!marked) {
@@ -415,7 +417,7 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
                   attempt, kept, u,
                   event_for(self, "task_completed", id, attempt,
                             fmt_usage(u)),
-                  a.reservation)
+                  a.reservation, a.seq)
       .then([=](bool committed) {
         auto& st = self->state;
         if (committed)
@@ -495,6 +497,7 @@ node_gateway_actor::behavior_type node_gateway(self_ptr self, head_handles h,
       a = open_attempt{};
       a.worker = worker.address();
       a.attempt = attempt;
+      a.seq = t.seq;
       a.models = model_chain(t);
       if (st.s.cache && t.temperature == 0)
         a.cacheable = std::make_shared<const task>(t);

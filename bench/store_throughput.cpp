@@ -111,7 +111,8 @@ double work_through(store& db, size_t n, size_t group) {
     for (size_t i = b; i < e; ++i)
       db.mark_running(fetched[i - b].id, 1, held_reservation{i + 1, 500, 0},
                       make_event("task_started", fetched[i - b].id, 1,
-                                 "bench"));
+                                 "bench"),
+                      fetched[i - b].seq);
     db.commit();
     db.take_committed_events();
     db.begin();
@@ -119,7 +120,7 @@ double work_through(store& db, size_t n, size_t group) {
       db.mark_completed(fetched[i - b].id, 1, out, spent,
                         make_event("task_completed", fetched[i - b].id, 1,
                                    "prompt_tokens=120 completion_tokens=40"),
-                        i + 1);
+                        i + 1, fetched[i - b].seq);
     db.commit();
     db.take_committed_events();
     db.take_settlements();

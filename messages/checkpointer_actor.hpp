@@ -26,12 +26,13 @@ namespace bgagent {
 using checkpointer_actor = caf::typed_actor<
   // -- an attempt (node gateways) --------------------------------------
   // (id, attempt, reservation id, reserved tokens, reserved dollars,
-  //  task_started): false = skip it, nothing written
+  //  task_started, the task's seq or 0): false = skip it, nothing written
   caf::replies_to<running_atom, std::string, uint32_t, uint64_t, uint64_t,
-                  double, audit_event>::with<bool>,
-  // (id, attempt, outcome, usage, task_completed, reservation id or 0)
+                  double, audit_event, int64_t>::with<bool>,
+  // (id, attempt, outcome, usage, task_completed, reservation id or 0,
+  //  the task's seq or 0)
   caf::replies_to<complete_atom, std::string, uint32_t, call_outcome, usage,
-                  audit_event, uint64_t>::with<bool>,
+                  audit_event, uint64_t, int64_t>::with<bool>,
   // (id, attempt, usage, provider, model, task_failed, raw answer,
   //  answer error): a failed attempt's usage
   caf::replies_to<usage_atom, std::string, uint32_t, usage, std::string,

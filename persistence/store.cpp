@@ -467,7 +467,7 @@ struct store::submission {
 };
 
 struct store::statements {
-  stmt by_key, by_id, replace, insert_task, fetch_same, fetch_lower, row, raw_answer, running_free, running, completed, settle,
+  stmt by_key, by_id, replace, insert_task, fetch_same, fetch_lower, row, raw_answer, running_free, running_free_at, running, completed, completed_at, settle,
     retry_wait,
     quarantined, pending, ledger, task_usage, insert_event, max_event,
     events_after, cache_put, cache_drop, cache_get, cache_complete;
@@ -721,6 +721,14 @@ void store::prepare_statements() {
        "batch_id = NULL WHERE id = ?1 AND state IN ('pending', 'retry_wait', 'running') "
        "AND attempts < ?2 AND NOT (state = 'running' AND "
        "(reserved_tokens > 0 OR reserved_cost > 0))");
+  // The same, found by the task's seq (a rowid lookup, no index), the id
+  // still checked.
+  prep(st_->running_free_at,
+       "UPDATE tasks SET state = 'running', attempts = ?2, updated_at = ?3, "
+       "reservation_id = ?4, reserved_tokens = ?5, reserved_cost = ?6, "
+       "batch_id = NULL WHERE seq = ?7 AND id = ?1 AND state IN ('pending', "
+       "'retry_wait', 'running') AND attempts < ?2 AND NOT (state = "
+       "'running' AND (reserved_tokens > 0 OR reserved_cost > 0))");
   prep(st_->running,
        "UPDATE tasks SET state = 'running', attempts = ?2, updated_at = ?3, "
        "reservation_id = ?4, reserved_tokens = ?5, reserved_cost = ?6, "
@@ -737,6 +745,17 @@ void store::prepare_statements() {
        "reasoning_tokens = ?13, cached = 0 "
        "WHERE id = ?1 AND state = 'running' AND attempts = ?2 AND "
        "(?11 = 0 OR reservation_id = ?11)");
+  prep(st_->completed_at,
+       "UPDATE tasks SET state = 'completed', result = ?3, error = NULL, "
+       "raw_answer = NULL, answer_error = NULL, response = NULLIF(?10, ''), "
+       "provider = ?4, model = ?5, updated_at = ?6, "
+       "prompt_tokens = prompt_tokens + ?7, "
+       "completion_tokens = completion_tokens + ?8, "
+       "cost_usd = cost_usd + ?9, reservation_id = 0, "
+       "reserved_tokens = 0, reserved_cost = 0, cached_tokens = ?12, "
+       "reasoning_tokens = ?13, cached = 0 "
+       "WHERE seq = ?14 AND id = ?1 AND state = 'running' AND attempts = ?2 "
+       "AND (?11 = 0 OR reservation_id = ?11)");
   prep(st_->settle,
        "UPDATE tasks SET reservation_id = 0, reserved_tokens = 0, "
        "reserved_cost = 0, updated_at = ?3 "
@@ -1714,27 +1733,34 @@ void store::settle_stale(const std::string& id, uint32_t attempt,
 
 bool store::mark_running(const std::string& id, uint32_t attempt,
                          const held_reservation& r,
-                         const audit_event& started) {
+                         const audit_event& started, int64_t seq) {
   auto_tx tx(*this);
   const auto& ts = tx_time();
-  auto update = [&](stmt& s) {
+  auto update = [&](stmt& s, bool at_seq) {
     s.bind(1, id).bind(2, static_cast<int64_t>(attempt)).bind(3, ts);
     s.bind(4, static_cast<int64_t>(r.id));
     s.bind(5, static_cast<int64_t>(r.tokens)).bind(6, r.cost);
+    if (at_seq)
+      s.bind(7, seq);
     with(s, path_, [&] { return s.step(); });
     return sqlite3_changes(db_) == 1;
   };
-  // The common case: no reservation held by an earlier attempt.
-  if (!update(st_->running_free)) {
+  // The common case: no reservation held by an earlier attempt. A seq
+  // that names another task (a caller's mistake) finds nothing here and
+  // the task by its id below.
+  bool done = seq > 0 ? update(st_->running_free_at, true)
+                      : update(st_->running_free, false);
+  if (!done) {
     task_row row;
-    if (!read_row(id, row) || !update(st_->running))
+    if (!read_row(id, row) || !update(st_->running, false))
       return false;
+    seq = 0; // not verified: the event finds its task by id
     // A running attempt superseded by this one: its call was abandoned.
     charge_abandoned(row, "superseded by attempt " + std::to_string(attempt),
                      true);
   }
   if (!started.event.empty())
-    add_event(started);
+    add_event(started, seq);
   tx.commit();
   return true;
 }
@@ -1742,10 +1768,15 @@ bool store::mark_running(const std::string& id, uint32_t attempt,
 bool store::mark_completed(const std::string& id, uint32_t attempt,
                            const call_outcome& out, const usage& spent,
                            const audit_event& completed,
-                           uint64_t reservation) {
+                           uint64_t reservation, int64_t seq) {
   auto_tx tx(*this);
-  auto& s = st_->completed;
   auto update = [&](uint64_t held) {
+    // By seq (a rowid lookup) when the caller knows it; the id is checked
+    // either way, so a seq of another task matches nothing.
+    bool at_seq = seq > 0;
+    auto& s = at_seq ? st_->completed_at : st_->completed;
+    if (at_seq)
+      s.bind(14, seq);
     s.bind(1, id).bind(2, static_cast<int64_t>(attempt)).bind(3, out.result);
     s.bind(4, out.provider).bind(5, out.model).bind(6, tx_time());
     s.bind(7, static_cast<int64_t>(spent.prompt_tokens));
@@ -1774,6 +1805,7 @@ bool store::mark_completed(const std::string& id, uint32_t attempt,
       return false;
     }
     held = row.held.id;
+    seq = 0; // by id now: a seq of another task must not hide this one
     if (!update(0))
       return false;
   }
@@ -1802,7 +1834,7 @@ bool store::mark_completed(const std::string& id, uint32_t attempt,
       cache_filter_->add(out.fingerprint);
   }
   if (!completed.event.empty())
-    add_event(completed);
+    add_event(completed, seq);
   tx.commit();
   return true;
 }

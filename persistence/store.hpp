@@ -185,18 +185,21 @@ public:
   //
   // Running: stores the reservation (none: a call that reserves nothing).
   // A running attempt this one supersedes has its reservation charged.
+  // `seq`: the task's (task::seq), when the caller knows it: found by it
+  // (its id still checked) instead of through the id's index; 0: by id.
   bool mark_running(const std::string& id, uint32_t attempt,
                     const held_reservation& r = {},
-                    const audit_event& started = {});
+                    const audit_event& started = {}, int64_t seq = 0);
   // Completion needs the exact running attempt. Stores the result, adds
   // `spent` to the task and the ledger, settles the reservation. A stale
   // attempt (false) still had its call billed: see settle_stale().
   // `reservation`: the one the caller believes the attempt holds (0:
   // unknown); when the store agrees, the row is not read first.
+  // `seq` as for mark_running.
   bool mark_completed(const std::string& id, uint32_t attempt,
                       const call_outcome& out, const usage& spent,
                       const audit_event& completed,
-                      uint64_t reservation = 0);
+                      uint64_t reservation = 0, int64_t seq = 0);
   // A failed attempt of the exact running attempt: the ledger row (none for
   // zero usage), the reservation settled, the event; the task stays
   // `running` until the supervisor decides (retry, quarantine, pending).

@@ -348,3 +348,66 @@ TEST_CASE("store: a reservation stored with the running mark is charged "
   CHECK(rows[2].prompt_tokens == 300); // the task carries its charge
   CHECK(run.id == 1);
 }
+
+// The marks of an attempt may name the task by its seq (task::seq, as the
+// queue fetched it): found without the id's index, the id still checked.
+TEST_CASE("store: marks found by a task's seq, and a seq of another task "
+          "changes nothing but the task the id names",
+          "[store][events]") {
+  temp_dir dir;
+  auto path = dir.path("a.db");
+  store db(path, store::open_mode::create_if_missing);
+  REQUIRE(db.submit({unit_task("a"), unit_task("b")}, "f.jsonl")
+            .error.empty());
+  db.open_run(100000, 10.0);
+  auto fetched = db.fetch_runnable(fetch_cursor{}, 10);
+  REQUIRE(fetched.size() == 2);
+  REQUIRE(fetched[0].id == "a");
+  int64_t seq_a = fetched[0].seq, seq_b = fetched[1].seq;
+  REQUIRE(seq_a != seq_b);
+  call_outcome out;
+  out.ok = true;
+  out.result = "{}";
+  out.provider = "p";
+  out.model = "m";
+  auto names = [&](const std::string& id) {
+    std::vector<std::string> out;
+    for (auto& e : db.events_of(id, 100))
+      out.push_back(e.event.event);
+    return out;
+  };
+  auto in_state = [&](const std::string& id, const std::string& st) {
+    return sql_int(path, "SELECT COUNT(*) FROM tasks WHERE id = '" + id +
+                           "' AND state = '" + st + "'") == 1;
+  };
+  SECTION("its own seq") {
+    CHECK(db.mark_running("a", 1, held_reservation{5, 100, 0.5},
+                          make_event("task_started", "a", 1), seq_a));
+    CHECK(db.mark_completed("a", 1, out, usage{60, 20, 0.1},
+                            make_event("task_completed", "a", 1), 5, seq_a));
+    CHECK(in_state("a", "completed"));
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM events WHERE task_id = 'a' "
+                        "AND task_seq = " + std::to_string(seq_a)) == 3);
+  }
+  SECTION("another task's seq") {
+    CHECK(db.mark_running("a", 1, held_reservation{5, 100, 0.5},
+                          make_event("task_started", "a", 1), seq_b));
+    CHECK(in_state("a", "running"));
+    CHECK(in_state("b", "pending"));
+    CHECK(db.mark_completed("a", 1, out, usage{60, 20, 0.1},
+                            make_event("task_completed", "a", 1), 5, seq_b));
+    CHECK(in_state("a", "completed"));
+    CHECK(in_state("b", "pending"));
+    // Each event under the task it names, never under the seq given.
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM events WHERE task_seq = " +
+                          std::to_string(seq_b)) == 1);
+  }
+  // Either way: a's events are a's, b has only its submission.
+  CHECK(names("a") == std::vector<std::string>{"task_submitted",
+                                               "task_started",
+                                               "task_completed"});
+  CHECK(names("b") == std::vector<std::string>{"task_submitted"});
+  // A stale attempt is stale by seq as by id.
+  CHECK_FALSE(db.mark_completed("a", 1, out, usage{}, {}, 0, seq_a));
+  CHECK(db.take_settlements().size() == 1);
+}

@@ -83,7 +83,8 @@ struct checkpointer_env : actor_env {
   bool running(const std::string& id, uint32_t attempt, uint64_t res,
                uint64_t tokens, double cost) {
     auto r = ask_for<bool>(self, cp, running_atom::value, id, attempt, res,
-                           tokens, cost, ev("task_started", id, attempt));
+                           tokens, cost, ev("task_started", id, attempt),
+                           int64_t{0});
     REQUIRE(r);
     return *r;
   }
@@ -192,14 +193,17 @@ TEST_CASE("checkpointer: transitions are fenced by attempt",
   // Attempt 1 was superseded: it cannot complete.
   CHECK_FALSE(*ask_for<bool>(e.self, e.cp, complete_atom::value,
                              std::string("a"), uint32_t{1}, success(), u,
-                             ev("task_completed", "a", 1), uint64_t{0}));
+                             ev("task_completed", "a", 1), uint64_t{0},
+                             int64_t{0}));
   CHECK(*ask_for<bool>(e.self, e.cp, complete_atom::value, std::string("a"),
                        uint32_t{2}, success(), u,
-                       ev("task_completed", "a", 2), uint64_t{0}));
+                       ev("task_completed", "a", 2), uint64_t{0},
+                       int64_t{0}));
   // Never twice.
   CHECK_FALSE(*ask_for<bool>(e.self, e.cp, complete_atom::value,
                              std::string("a"), uint32_t{2}, success(), u,
-                             ev("task_completed", "a", 2), uint64_t{0}));
+                             ev("task_completed", "a", 2), uint64_t{0},
+                       int64_t{0}));
   CHECK_FALSE(e.running("a", 3, 0, 0, 0.0));
   CHECK(e.events("task_completed", "a") == 1);
   CHECK(e.events("task_started", "a") == 2);
@@ -273,7 +277,7 @@ TEST_CASE("checkpointer: a write is answered only once it is committed",
   // connection (so it is committed, not just in an open transaction).
   for (auto& t : ts)
     e.self->send(e.cp, running_atom::value, t.id, uint32_t{1}, uint64_t{0},
-                 uint64_t{0}, 0.0, ev("task_started", t.id, 1));
+                 uint64_t{0}, 0.0, ev("task_started", t.id, 1), int64_t{0});
   int replies = 0, durable = 0;
   for (int i = 0; i < 100; ++i)
     e.self->receive(
@@ -293,7 +297,8 @@ TEST_CASE("checkpointer: a write is answered only once it is committed",
   // and its event is in the store by then.
   for (auto& t : ts)
     e.self->send(e.cp, complete_atom::value, t.id, uint32_t{1}, success(),
-                 usage{10, 5, 0.0}, ev("task_completed", t.id, 1), uint64_t{0});
+                 usage{10, 5, 0.0}, ev("task_completed", t.id, 1), uint64_t{0},
+                 int64_t{0});
   int seen = 0;
   bool all_durable = true;
   for (int i = 0; i < 100; ++i)
@@ -337,7 +342,8 @@ TEST_CASE("checkpointer: a reservation is stored with the running mark and "
   usage u{120, 30, 0.02};
   CHECK(*ask_for<bool>(e.self, e.cp, complete_atom::value, std::string("a"),
                        uint32_t{1}, success(), u,
-                       ev("task_completed", "a", 1, "done"), uint64_t{0}));
+                       ev("task_completed", "a", 1, "done"), uint64_t{0},
+                       int64_t{0}));
   CHECK(e.reserved("a") == 0);
   CHECK(sql_int(e.db, "SELECT reservation_id FROM tasks WHERE id = 'a'") == 0);
   CHECK(e.ledger("task_id = 'a'") == 150);
@@ -459,7 +465,8 @@ TEST_CASE("checkpointer: an abandoned call is charged at its reservation "
   CHECK_FALSE(*ask_for<bool>(e.self, e.cp, complete_atom::value,
                              std::string("s"), uint32_t{1}, success(),
                              usage{30, 10, 0.01},
-                             ev("task_completed", "s", 1), uint64_t{0}));
+                             ev("task_completed", "s", 1), uint64_t{0},
+                             int64_t{0}));
   CHECK(e.ledger("task_id = 's'") == 50);
   CHECK(e.events("task_completed", "s") == 0);
   CHECK(e.events("budget_charged", "s") == 2);
@@ -492,17 +499,17 @@ TEST_CASE("checkpointer: a resumed run charges the reservations of the calls "
                               uint64_t{1000}, 1.0));
     CHECK(*ask_for<bool>(e.self, cp, running_atom::value, std::string("a"),
                          uint32_t{1}, uint64_t{1}, uint64_t{300}, 0.25,
-                         ev("task_started", "a", 1)));
+                         ev("task_started", "a", 1), int64_t{0}));
     CHECK(*ask_for<bool>(e.self, cp, usage_atom::value, std::string("a"),
                          uint32_t{1}, usage{40, 2, 0.5}, std::string("unit"),
                          std::string("m"), ev("task_failed", "a", 1),
                        no_answer, no_answer));
     CHECK(*ask_for<bool>(e.self, cp, running_atom::value, std::string("a"),
                          uint32_t{2}, uint64_t{2}, uint64_t{200}, 0.125,
-                         ev("task_started", "a", 2)));
+                         ev("task_started", "a", 2), int64_t{0}));
     CHECK(*ask_for<bool>(e.self, cp, running_atom::value, std::string("b"),
                          uint32_t{1}, uint64_t{3}, uint64_t{100}, 0.0625,
-                         ev("task_started", "b", 1)));
+                         ev("task_started", "b", 1), int64_t{0}));
     e.self->send_exit(cp, caf::exit_reason::kill); // like a crash
   }
   actor_env e;

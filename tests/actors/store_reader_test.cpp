@@ -114,7 +114,7 @@ TEST_CASE("checkpointer with a reader: a read sees every change asked for "
   // answered by the reader only once the mark's group has committed.
   e.self->send(e.cp, running_atom::value, std::string("a"), uint32_t{1},
                uint64_t{1}, uint64_t{100}, 0.5,
-               make_event("task_started", "a", 1, ""));
+               make_event("task_started", "a", 1, ""), int64_t{0});
   auto c = e.counts();
   CHECK(c.running == 1);
   CHECK(c.pending == 1);

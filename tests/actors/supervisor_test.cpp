@@ -148,13 +148,14 @@ struct stand_in_node {
   // running, then completed (else the run's last look finds it pending).
   void store_completed(const std::string& id) {
     REQUIRE(ask_for<bool>(e.self, e.cp, running_atom::value, id, uint32_t{1},
-                          uint64_t{0}, uint64_t{0}, 0.0, audit_event{}));
+                          uint64_t{0}, uint64_t{0}, 0.0, audit_event{},
+                          int64_t{0}));
     call_outcome out;
     out.ok = true;
     out.result = R"({"summary":"s."})";
     REQUIRE(ask_for<bool>(e.self, e.cp, complete_atom::value, id,
                           uint32_t{1}, out, usage{}, audit_event{},
-                          uint64_t{0}));
+                          uint64_t{0}, int64_t{0}));
   }
 
   // The worker's report, as its gateway sends it (as the worker).
