@@ -19,6 +19,7 @@
 #include "messages/call_outcome.hpp"
 #include "messages/events.hpp"
 #include "messages/run.hpp"
+#include "messages/store_reader_actor.hpp"
 #include "messages/task.hpp"
 
 namespace bgagent {
@@ -38,10 +39,7 @@ using checkpointer_actor = caf::typed_actor<
   caf::replies_to<usage_atom, std::string, uint32_t, usage, std::string,
                   std::string, audit_event, std::string,
                   std::string>::with<bool>,
-  // -- the queue (supervisor) ------------------------------------------
-  // (after priority, after seq, limit)
-  caf::replies_to<fetch_atom, int64_t, int64_t, uint32_t>::with<
-    std::vector<task>>,
+  // -- the queue (supervisor; its fetch: store_reader_actor.hpp) ---------
   // (id, attempt, error, event, the attempt counts against no retry)
   caf::replies_to<retry_atom, std::string, uint32_t, std::string,
                   audit_event, bool>::with<bool>,
@@ -91,21 +89,10 @@ using checkpointer_actor = caf::typed_actor<
                   std::vector<type_definition>,
                   std::vector<std::string>>::with<submit_report>,
   caf::replies_to<end_submit_atom, bool>::with<submit_counts>,
-  // -- commands (status, results, requeue, cancel) -------------------------
-  caf::replies_to<status_atom>::with<status_report>,
+  // -- commands (the run's status, requeue, cancel) -----------------------
   // the last run, its limits and budget period only (counts, spending,
   // circuits and batches left empty: no scan of every task)
   caf::replies_to<status_atom, run_atom>::with<status_report>,
-  caf::replies_to<status_atom, tags_atom>::with<std::vector<tag_totals>>,
-  caf::replies_to<status_atom, provider_atom>::with<std::vector<std::string>>,
-  caf::replies_to<status_atom, total_atom>::with<uint64_t>,
-  caf::replies_to<status_atom, models_atom>::with<std::vector<std::string>>,
-  // (state)
-  caf::replies_to<results_atom, std::string>::with<std::vector<task_record>>,
-  // (state, tag, ids, limit)
-  caf::replies_to<results_atom, std::string, std::string,
-                  std::vector<std::string>, int64_t>::with<
-    std::vector<task_record>>,
   // (ids, all quarantined, event for each)
   caf::replies_to<requeue_atom, std::vector<std::string>, bool,
                   audit_event>::with<std::vector<std::string>>,
@@ -130,6 +117,10 @@ using checkpointer_actor = caf::typed_actor<
   caf::reacts_to<circuit_atom, std::string, std::string>,
   // (schedule) -> its last firing, "" if none; (schedule, firing) stored
   caf::replies_to<schedule_atom, std::string>::with<std::string>,
-  caf::replies_to<schedule_atom, std::string, std::string>::with<bool>>;
+  caf::replies_to<schedule_atom, std::string, std::string>::with<bool>>::
+  // the queue's fetch, status, counts and results: messages/
+  // store_reader_actor.hpp (a run's checkpointer delegates all but the
+  // fetch to its reader)
+  extend_with<store_reader_actor>;
 
 } // namespace bgagent

@@ -715,47 +715,37 @@ void store::prepare_statements() {
        "response = NULLIF(?3, ''), provider = ?4, model = ?5, error = NULL, "
        "raw_answer = NULL, answer_error = NULL, cached = 1, updated_at = ?6 "
        "WHERE id = ?1 AND state IN ('pending', 'retry_wait')");
-  prep(st_->running_free,
-       "UPDATE tasks SET state = 'running', attempts = ?2, updated_at = ?3, "
-       "reservation_id = ?4, reserved_tokens = ?5, reserved_cost = ?6, "
-       "batch_id = NULL WHERE id = ?1 AND state IN ('pending', 'retry_wait', 'running') "
-       "AND attempts < ?2 AND NOT (state = 'running' AND "
-       "(reserved_tokens > 0 OR reserved_cost > 0))");
-  // The same, found by the task's seq (a rowid lookup, no index), the id
-  // still checked.
+  // The running and completed marks, each found by id or, when the caller
+  // knows it, by the task's seq (a rowid lookup, no index; the id still
+  // checked).
+  const std::string mark_running =
+    "UPDATE tasks SET state = 'running', attempts = ?2, updated_at = ?3, "
+    "reservation_id = ?4, reserved_tokens = ?5, reserved_cost = ?6, "
+    "batch_id = NULL WHERE ";
+  const std::string may_run = "id = ?1 AND state IN ('pending', "
+                              "'retry_wait', 'running') AND attempts < ?2";
+  const std::string holds_nothing =
+    " AND NOT (state = 'running' AND (reserved_tokens > 0 OR "
+    "reserved_cost > 0))";
+  prep(st_->running_free, (mark_running + may_run + holds_nothing).c_str());
   prep(st_->running_free_at,
-       "UPDATE tasks SET state = 'running', attempts = ?2, updated_at = ?3, "
-       "reservation_id = ?4, reserved_tokens = ?5, reserved_cost = ?6, "
-       "batch_id = NULL WHERE seq = ?7 AND id = ?1 AND state IN ('pending', "
-       "'retry_wait', 'running') AND attempts < ?2 AND NOT (state = "
-       "'running' AND (reserved_tokens > 0 OR reserved_cost > 0))");
-  prep(st_->running,
-       "UPDATE tasks SET state = 'running', attempts = ?2, updated_at = ?3, "
-       "reservation_id = ?4, reserved_tokens = ?5, reserved_cost = ?6, "
-       "batch_id = NULL WHERE id = ?1 AND state IN ('pending', 'retry_wait', 'running') "
-       "AND attempts < ?2");
-  prep(st_->completed,
-       "UPDATE tasks SET state = 'completed', result = ?3, error = NULL, "
-       "raw_answer = NULL, answer_error = NULL, response = NULLIF(?10, ''), "
-       "provider = ?4, model = ?5, updated_at = ?6, "
-       "prompt_tokens = prompt_tokens + ?7, "
-       "completion_tokens = completion_tokens + ?8, "
-       "cost_usd = cost_usd + ?9, reservation_id = 0, "
-       "reserved_tokens = 0, reserved_cost = 0, cached_tokens = ?12, "
-       "reasoning_tokens = ?13, cached = 0 "
-       "WHERE id = ?1 AND state = 'running' AND attempts = ?2 AND "
-       "(?11 = 0 OR reservation_id = ?11)");
+       (mark_running + "seq = ?7 AND " + may_run + holds_nothing).c_str());
+  prep(st_->running, (mark_running + may_run).c_str());
+  const std::string mark_completed =
+    "UPDATE tasks SET state = 'completed', result = ?3, error = NULL, "
+    "raw_answer = NULL, answer_error = NULL, response = NULLIF(?10, ''), "
+    "provider = ?4, model = ?5, updated_at = ?6, "
+    "prompt_tokens = prompt_tokens + ?7, "
+    "completion_tokens = completion_tokens + ?8, "
+    "cost_usd = cost_usd + ?9, reservation_id = 0, "
+    "reserved_tokens = 0, reserved_cost = 0, cached_tokens = ?12, "
+    "reasoning_tokens = ?13, cached = 0 WHERE ";
+  const std::string the_attempt = "id = ?1 AND state = 'running' AND "
+                                  "attempts = ?2 AND (?11 = 0 OR "
+                                  "reservation_id = ?11)";
+  prep(st_->completed, (mark_completed + the_attempt).c_str());
   prep(st_->completed_at,
-       "UPDATE tasks SET state = 'completed', result = ?3, error = NULL, "
-       "raw_answer = NULL, answer_error = NULL, response = NULLIF(?10, ''), "
-       "provider = ?4, model = ?5, updated_at = ?6, "
-       "prompt_tokens = prompt_tokens + ?7, "
-       "completion_tokens = completion_tokens + ?8, "
-       "cost_usd = cost_usd + ?9, reservation_id = 0, "
-       "reserved_tokens = 0, reserved_cost = 0, cached_tokens = ?12, "
-       "reasoning_tokens = ?13, cached = 0 "
-       "WHERE seq = ?14 AND id = ?1 AND state = 'running' AND attempts = ?2 "
-       "AND (?11 = 0 OR reservation_id = ?11)");
+       (mark_completed + "seq = ?14 AND " + the_attempt).c_str());
   prep(st_->settle,
        "UPDATE tasks SET reservation_id = 0, reserved_tokens = 0, "
        "reserved_cost = 0, updated_at = ?3 "
