@@ -112,8 +112,8 @@
 // in for the auditor by sending that request itself.)
 //
 // With a reader (spawn_checkpointer's fourth argument: a second connection
-// to the same file), the reads that scan many rows (fetch, status but the
-// run's, results) are delegated to a store reader on its own thread
+// to the same file), the reads that scan every task (status but the run's,
+// counts, results) are delegated to a store reader on its own thread
 // (actors/store_reader.hpp), after the open group is committed: a read sees
 // every change asked for before it, and the thread that commits attempts
 // never scans. Without one (the short-lived commands), it reads itself.

@@ -34,11 +34,6 @@ store_reader_actor::behavior_type store_reader(self_ptr self,
     });
   auto& db_ = *self->state.db;
   return {
-    [&db_](fetch_atom, int64_t after_priority, int64_t after_seq,
-           uint32_t limit) {
-      return db_.fetch_runnable(fetch_cursor{after_priority, after_seq},
-                                limit);
-    },
     [&db_](status_atom) { return db_.status(); },
     [&db_](status_atom, tags_atom) { return db_.totals_by_tag(); },
     [&db_](status_atom, provider_atom) { return db_.completed_providers(); },

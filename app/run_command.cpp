@@ -291,6 +291,12 @@ int run_command(const config& c, const run_options& o,
   auto reader = std::make_unique<store>(
     c.db_path, store::open_mode::must_exist,
     c.db_sync_full ? store::sync_mode::full : store::sync_mode::normal);
+  // As patient as the writer: a read kept waiting must not end the run.
+  reader->wait_for_lock([path = c.db_path](double seconds) {
+    spdlog::warn("a read of {} has waited {:.0f} s for another process's "
+                 "lock; it goes on waiting",
+                 path, seconds);
+  });
   auto checkpointer = spawn_checkpointer(sys, std::move(db), auditor,
                                          std::move(reader));
   caf::scoped_actor self{sys};

@@ -1,7 +1,7 @@
 // The store reader's typed interface: the checkpointer's reads that scan
-// many rows, with the same messages and replies (messages/
-// checkpointer_actor.hpp), so the checkpointer can delegate them as they
-// came.
+// every task (status, counts, results), with the same messages and replies
+// (messages/checkpointer_actor.hpp extends this), so the checkpointer can
+// delegate them as they came.
 //
 // Contract: only the checkpointer holds this handle; it commits its open
 // group before it delegates, so a read sees every change asked for before
@@ -22,9 +22,6 @@
 namespace bgagent {
 
 using store_reader_actor = caf::typed_actor<
-  // (after priority, after seq, limit)
-  caf::replies_to<fetch_atom, int64_t, int64_t, uint32_t>::with<
-    std::vector<task>>,
   caf::replies_to<status_atom>::with<status_report>,
   caf::replies_to<status_atom, tags_atom>::with<std::vector<tag_totals>>,
   caf::replies_to<status_atom, provider_atom>::with<std::vector<std::string>>,

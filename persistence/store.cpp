@@ -2054,6 +2054,24 @@ status_report store::run_status() {
 }
 
 status_report store::status(bool whole) {
+  // Its reads in one snapshot: on a reader's connection (actors/
+  // store_reader.hpp) the writer may commit between two statements, and
+  // the counts, the spending and the run must agree. (Within a caller's
+  // transaction they share it already.)
+  if (in_tx_ || read_only_)
+    return status_reads(whole);
+  exec("BEGIN");
+  try {
+    auto rep = status_reads(whole);
+    exec("COMMIT");
+    return rep;
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+status_report store::status_reads(bool whole) {
   status_report rep;
   if (whole) {
     rep.tasks = counts();

@@ -393,6 +393,7 @@ private:
   bool writable_here() const;
   void open_read_write(open_mode mode, sync_mode sync);
   status_report status(bool whole);
+  status_report status_reads(bool whole); // status() within one snapshot
   void prepare_statements();
   // The time of the open transaction (RFC 3339, ms), read from the clock
   // once per transaction: every row and event it writes carries it.
