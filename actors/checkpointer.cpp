@@ -32,6 +32,9 @@ struct checkpointer_state {
   budget_keeper_actor keeper; // gets the settled reservations
   bool synced = false; // the auditor told us the log's last seq
   store_reader_actor reader; // null: this actor reads itself
+  // Status requests waiting for the open group's commit: one scan of the
+  // reader answers them all (a /metrics flood costs one scan per group).
+  std::vector<caf::typed_response_promise<status_report>> status_waiting;
   static inline const char* name = "checkpointer";
 };
 
@@ -99,15 +102,51 @@ void commit_open_group(self_ptr self) {
 }
 
 // A read that scans: delegated to the reader when there is one, once what
-// was asked for before it is committed; else `local()` here.
+// was asked for before it is committed; else `local()` here. A read never
+// commits a group early (a flood of reads would split group commits into
+// one per read): while a group is open, it waits for that group's commit,
+// which is already queued behind the mailbox.
 template <class Local, class... Ts>
 auto read(self_ptr self, Local local, Ts... xs)
   -> caf::result<decltype(local())> {
   auto& st = self->state;
   if (!st.reader)
     return local();
-  commit_open_group(self);
-  return self->delegate(st.reader, xs...);
+  if (!st.flush_scheduled)
+    return self->delegate(st.reader, xs...);
+  auto rp = self->make_response_promise<decltype(local())>();
+  st.after_commit.emplace_back([self, rp, xs...]() mutable {
+    rp.delegate(self->state.reader, xs...);
+  });
+  return rp;
+}
+
+// The status (every count, the budget, the run): as read(), and requests
+// that wait for one commit share one scan.
+caf::result<status_report> read_status(self_ptr self) {
+  auto& st = self->state;
+  if (!st.reader)
+    return st.db->status();
+  if (!st.flush_scheduled)
+    return self->delegate(st.reader, status_atom::value);
+  auto rp = self->make_response_promise<status_report>();
+  st.status_waiting.push_back(rp);
+  if (st.status_waiting.size() == 1)
+    st.after_commit.emplace_back([self] {
+      auto waiting = std::move(self->state.status_waiting);
+      self->state.status_waiting.clear();
+      self->request(self->state.reader, caf::infinite, status_atom::value)
+        .then(
+          [waiting](const status_report& rep) mutable {
+            for (auto& w : waiting)
+              w.deliver(rep);
+          },
+          [waiting](caf::error& err) mutable {
+            for (auto& w : waiting)
+              w.deliver(err);
+          });
+    });
+  return rp;
 }
 
 std::vector<committed_event> catch_up(self_ptr self, uint64_t after,
@@ -327,9 +366,7 @@ behavior_type running_behavior(self_ptr self) {
     [=, &db_](give_back_atom, const std::string& id, uint32_t attempt) {
       return grouped(self, [&] { return db_.mark_pending(id, attempt); });
     },
-    [=, &db_](status_atom a) {
-      return read(self, [&] { return db_.status(); }, a);
-    },
+    [=](status_atom) { return read_status(self); },
     [=, &db_](status_atom, run_atom) { return db_.run_status(); },
     [=, &db_](schedule_atom, const std::string& key) {
       return db_.schedule_fired(key);

@@ -114,7 +114,9 @@
 // With a reader (spawn_checkpointer's fourth argument: a second connection
 // to the same file), the reads that scan every task (status but the run's,
 // counts, results) are delegated to a store reader on its own thread
-// (actors/store_reader.hpp), after the open group is committed: a read sees
+// (actors/store_reader.hpp) once the open group has committed (a read
+// waits for that commit, never forces it, so reads never split a group;
+// status requests waiting for one commit share one scan): a read sees
 // every change asked for before it, and the thread that commits attempts
 // never scans. Without one (the short-lived commands), it reads itself.
 //

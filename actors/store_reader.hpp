@@ -5,8 +5,8 @@
 // start and end) no longer holds the one thread that commits attempts.
 //
 // Contract (messages/store_reader_actor.hpp): each request is answered from
-// what was committed when it is read; the checkpointer commits its open
-// group before it delegates one. A store error ends the reader with that
+// what was committed when it is read; the checkpointer delegates one once
+// its open group has committed. A store error ends the reader with that
 // error (the checkpointer, linked to it, ends too, as when its own read
 // fails).
 #pragma once

@@ -3,6 +3,8 @@
 // committed, and a reader that fails takes the checkpointer with it.
 #include <catch2/catch.hpp>
 
+#include <fstream>
+
 #include <sqlite3.h>
 
 #include "actors/checkpointer.hpp"
@@ -147,4 +149,56 @@ TEST_CASE("checkpointer with a reader: a read the reader cannot answer ends "
     caf::after(std::chrono::seconds(30)) >> [] {});
   CHECK(reason.find("no such table: tasks") != std::string::npos);
   CHECK(reason.find(other_db) != std::string::npos);
+}
+
+TEST_CASE("checkpointer with a reader: reads asked while a group is open "
+          "wait for its commit and never split it",
+          "[unit][checkpointer][reader]") {
+  reader_env e;
+  const int n = 40;
+  std::vector<std::string> ids;
+  for (int i = 0; i < n; ++i)
+    ids.push_back("t" + std::to_string(i));
+  e.submit(ids);
+  auto wal_frames = [&] {
+    std::ifstream wal(e.db + "-wal", std::ios::binary | std::ios::ate);
+    auto size = static_cast<long long>(wal.tellg());
+    return size <= 32 ? 0 : (size - 32) / (4096 + 24);
+  };
+  // Another connection holds the write lock, so the checkpointer's first
+  // mark waits in BEGIN IMMEDIATE and every message below is in its
+  // mailbox when the group opens: the group's commit is queued behind all
+  // of them, whatever the threads' timing.
+  sqlite3* blocker = nullptr;
+  REQUIRE(sqlite3_open(e.db.c_str(), &blocker) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(blocker, "BEGIN IMMEDIATE", nullptr, nullptr,
+                       nullptr) == SQLITE_OK);
+  auto before = wal_frames();
+  for (int i = 0; i < n; ++i) {
+    e.self->send(e.cp, running_atom::value, ids[i], uint32_t{1},
+                 uint64_t(i + 1), uint64_t{10}, 0.01,
+                 make_event("task_started", ids[i], 1, ""), int64_t{0});
+    e.self->send(e.cp, status_atom::value);
+  }
+  REQUIRE(sqlite3_exec(blocker, "COMMIT", nullptr, nullptr, nullptr) ==
+          SQLITE_OK);
+  sqlite3_close(blocker);
+  int marked = 0;
+  std::vector<uint64_t> running_seen;
+  for (int i = 0; i < 2 * n; ++i)
+    e.self->receive(
+      [&](bool ok) { marked += ok ? 1 : 0; },
+      [&](const status_report& rep) {
+        running_seen.push_back(rep.tasks.running);
+      },
+      caf::after(std::chrono::seconds(30)) >> [] { FAIL("no answer"); });
+  CHECK(marked == n);
+  REQUIRE(running_seen.size() == static_cast<size_t>(n));
+  // Each read sees every mark asked for before it: the group commits them
+  // all before any read is answered.
+  for (auto r : running_seen)
+    CHECK(r == static_cast<uint64_t>(n));
+  // One commit of a few pages, where a commit per read wrote at least one
+  // frame (the task's page) for each of the 40 marks.
+  CHECK(wal_frames() - before < 20);
 }
