@@ -32,9 +32,11 @@ struct checkpointer_state {
   budget_keeper_actor keeper; // gets the settled reservations
   bool synced = false; // the auditor told us the log's last seq
   store_reader_actor reader; // null: this actor reads itself
-  // Status requests waiting for the open group's commit: one scan of the
-  // reader answers them all (a /metrics flood costs one scan per group).
-  std::vector<caf::typed_response_promise<status_report>> status_waiting;
+  // Status requests not yet sent to the reader: they wait for the open
+  // group's commit and for the scan in flight, then one scan answers them
+  // all (a /metrics flood costs at most one scan at a time).
+  std::vector<caf::typed_response_promise<status_report>> status_next;
+  bool status_in_flight = false;
   static inline const char* name = "checkpointer";
 };
 
@@ -84,6 +86,8 @@ void publish(self_ptr self) {
     caf::anon_send(st.keeper, commit_atom::value, std::move(settled));
 }
 
+void send_status_scan(self_ptr self);
+
 void commit_group(self_ptr self) {
   auto& st = self->state;
   st.flush_scheduled = false;
@@ -93,6 +97,7 @@ void commit_group(self_ptr self) {
   st.after_commit.clear();
   for (auto& r : replies)
     r();
+  send_status_scan(self);
 }
 
 // Before an operation that needs a transaction of its own.
@@ -121,31 +126,43 @@ auto read(self_ptr self, Local local, Ts... xs)
   return rp;
 }
 
-// The status (every count, the budget, the run): as read(), and requests
-// that wait for one commit share one scan.
+// Sends the waiting status requests to the reader as one scan, unless a
+// group is open (its commit calls this again) or a scan is in flight (its
+// answer does). Each scan is sent after its requests arrived and after
+// what was asked before them committed, so it sees all of that.
+void send_status_scan(self_ptr self) {
+  auto& st = self->state;
+  if (!st.reader || st.status_in_flight || st.flush_scheduled ||
+      st.status_next.empty())
+    return;
+  auto waiting = std::move(st.status_next);
+  st.status_next.clear();
+  st.status_in_flight = true;
+  self->request(st.reader, caf::infinite, status_atom::value)
+    .then(
+      [self, waiting](const status_report& rep) mutable {
+        for (auto& w : waiting)
+          w.deliver(rep);
+        self->state.status_in_flight = false;
+        send_status_scan(self);
+      },
+      [self, waiting](caf::error& err) mutable {
+        for (auto& w : waiting)
+          w.deliver(err);
+        self->state.status_in_flight = false;
+        send_status_scan(self);
+      });
+}
+
+// The status (every count, the budget, the run): as read(), but requests
+// that arrive together share one scan, and at most one is in flight.
 caf::result<status_report> read_status(self_ptr self) {
   auto& st = self->state;
   if (!st.reader)
     return st.db->status();
-  if (!st.flush_scheduled)
-    return self->delegate(st.reader, status_atom::value);
   auto rp = self->make_response_promise<status_report>();
-  st.status_waiting.push_back(rp);
-  if (st.status_waiting.size() == 1)
-    st.after_commit.emplace_back([self] {
-      auto waiting = std::move(self->state.status_waiting);
-      self->state.status_waiting.clear();
-      self->request(self->state.reader, caf::infinite, status_atom::value)
-        .then(
-          [waiting](const status_report& rep) mutable {
-            for (auto& w : waiting)
-              w.deliver(rep);
-          },
-          [waiting](caf::error& err) mutable {
-            for (auto& w : waiting)
-              w.deliver(err);
-          });
-    });
+  st.status_next.push_back(rp);
+  send_status_scan(self);
   return rp;
 }
 

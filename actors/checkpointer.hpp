@@ -116,7 +116,8 @@
 // counts, results) are delegated to a store reader on its own thread
 // (actors/store_reader.hpp) once the open group has committed (a read
 // waits for that commit, never forces it, so reads never split a group;
-// status requests waiting for one commit share one scan): a read sees
+// status requests that arrive together share one scan, at most one in
+// flight): a read sees
 // every change asked for before it, and the thread that commits attempts
 // never scans. Without one (the short-lived commands), it reads itself.
 //

@@ -202,3 +202,38 @@ TEST_CASE("checkpointer with a reader: reads asked while a group is open "
   // frame (the task's page) for each of the 40 marks.
   CHECK(wal_frames() - before < 20);
 }
+
+TEST_CASE("checkpointer with a reader: status requests that arrive together "
+          "share scans, and each sees what was asked before it",
+          "[unit][checkpointer][reader]") {
+  reader_env e;
+  e.submit({"a", "b"});
+  // A flood of status requests (as /metrics scrapes) with a running mark in
+  // its middle: every request after the mark sees it, though the requests
+  // before it may be answered by the same scans.
+  const int half = 100;
+  for (int i = 0; i < half; ++i)
+    e.self->send(e.cp, status_atom::value);
+  e.self->send(e.cp, running_atom::value, std::string("a"), uint32_t{1},
+               uint64_t{1}, uint64_t{100}, 0.5,
+               make_event("task_started", "a", 1, ""), int64_t{0});
+  for (int i = 0; i < half; ++i)
+    e.self->send(e.cp, status_atom::value);
+  bool marked = false;
+  std::vector<state_counts> seen; // in the order the requests were sent
+  for (int i = 0; i < 2 * half + 1; ++i)
+    e.self->receive(
+      [&](bool ok) { marked = ok; },
+      [&](const status_report& rep) { seen.push_back(rep.tasks); },
+      caf::after(std::chrono::seconds(30)) >> [] { FAIL("no answer"); });
+  CHECK(marked);
+  REQUIRE(seen.size() == static_cast<size_t>(2 * half));
+  for (int i = 0; i < 2 * half; ++i) {
+    INFO("request " << i);
+    CHECK(seen[i].total() == 2);
+    if (i >= half) {
+      CHECK(seen[i].running == 1);
+      CHECK(seen[i].pending == 1);
+    }
+  }
+}
