@@ -7,25 +7,11 @@
 
 #include "app/errors.hpp"
 #include "app/prometheus.hpp"
+#include "app/recent_value.hpp"
 #include "messages/atoms.hpp"
 #include "messages/run.hpp"
 
 namespace bgagent {
-
-bool scrape_metrics(caf::actor_system& sys, const monitor_actor& monitor,
-                    const checkpointer_actor& checkpointer, std::string& out) {
-  caf::scoped_actor self{sys};
-  status_report rep;
-  std::string err;
-  self->request(checkpointer, std::chrono::seconds(10), status_atom::value)
-    .receive([&](status_report& x) { rep = std::move(x); },
-             [&](caf::error& e) { err = sys.render(e); });
-  if (!err.empty()) {
-    out = "metrics unavailable: " + err;
-    return false;
-  }
-  return scrape_metrics(sys, monitor, rep, out);
-}
 
 bool scrape_metrics(caf::actor_system& sys, const monitor_actor& monitor,
                     const status_report& counts, std::string& out) {
@@ -47,10 +33,32 @@ metrics_server::metrics_server(caf::actor_system& sys, monitor_actor monitor,
                                checkpointer_actor checkpointer,
                                const std::string& host, uint16_t port)
   : server_(std::make_unique<httplib::Server>()) {
-  server_->Get("/metrics", [&sys, monitor, checkpointer](
+  // The store's counts are a scan of every task: scrapes within a second
+  // share one (this port asks no token, so anyone may flood it).
+  auto counts = std::make_shared<recent_value<status_report>>(
+    std::chrono::seconds(1));
+  server_->Get("/metrics", [&sys, monitor, checkpointer, counts](
                              const httplib::Request&, httplib::Response& res) {
     std::string text;
-    if (!scrape_metrics(sys, monitor, checkpointer, text)) {
+    bool ok = false;
+    try {
+      auto rep = counts->get([&] {
+        caf::scoped_actor self{sys};
+        status_report x;
+        std::string err;
+        self->request(checkpointer, std::chrono::seconds(10),
+                      status_atom::value)
+          .receive([&](status_report& r) { x = std::move(r); },
+                   [&](caf::error& e) { err = sys.render(e); });
+        if (!err.empty())
+          throw std::runtime_error(err);
+        return x;
+      });
+      ok = scrape_metrics(sys, monitor, rep, text);
+    } catch (const std::exception& e) {
+      text = std::string("metrics unavailable: ") + e.what();
+    }
+    if (!ok) {
       res.status = 503;
       res.set_content(text + "\n", "text/plain");
       return;

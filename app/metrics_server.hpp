@@ -3,7 +3,10 @@
 //
 // Contract: each scrape asks the monitor (metrics_atom) and the
 // checkpointer (status_atom) by message, with a timeout, from a scoped
-// actor on the HTTP thread; no state is shared with any actor. The
+// actor on the HTTP thread; no state is shared with any actor. The store's
+// counts (a scan of every task) are read at most once a second: scrapes
+// within that second share them (app/recent_value.hpp), so a flood of
+// scrapes on this unauthenticated port costs the run one scan a second. The
 // constructor binds the port or throws usage_error naming the address; the
 // destructor stops the server and joins its thread.
 #pragma once
@@ -23,12 +26,9 @@ class Server;
 
 namespace bgagent {
 
-// One scrape: the Prometheus text, or false and why in `out` (the monitor
-// or the checkpointer did not answer within 10 s). Call from a thread of
-// one's own (it blocks), never from an actor.
-bool scrape_metrics(caf::actor_system& sys, const monitor_actor& monitor,
-                    const checkpointer_actor& checkpointer, std::string& out);
-// The same with the store's counts read by the caller (its own connection).
+// One scrape with the store's counts read by the caller: the Prometheus
+// text, or false and why in `out` (the monitor did not answer within
+// 10 s). Call from a thread of one's own (it blocks), never from an actor.
 bool scrape_metrics(caf::actor_system& sys, const monitor_actor& monitor,
                     const status_report& counts, std::string& out);
 

@@ -1,0 +1,49 @@
+// A value read at most once per max_age, however many threads ask: the
+// unauthenticated `--metrics` endpoint's store counts, so that a flood of
+// scrapes costs the run one scan of the store per max_age, not one each.
+//
+// Contract: get(fetch) returns the last value fetched if it is younger than
+// max_age (measured by `now`), else calls fetch() and keeps its value.
+// Callers that arrive while a fetch is running wait for it and share its
+// value (one fetch at a time). A fetch that throws keeps nothing: the
+// exception goes to its caller, and the next caller fetches again.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <optional>
+
+namespace bgagent {
+
+template <class T>
+class recent_value {
+public:
+  using clock = std::chrono::steady_clock;
+
+  explicit recent_value(clock::duration max_age,
+                        std::function<clock::time_point()> now = clock::now)
+    : max_age_(max_age), now_(std::move(now)) {}
+
+  template <class Fetch>
+  T get(Fetch fetch) {
+    std::lock_guard<std::mutex> guard(mtx_);
+    auto t = now_();
+    if (value_ && t - fetched_at_ < max_age_)
+      return *value_;
+    value_.reset();
+    T fresh = fetch();
+    value_ = fresh;
+    fetched_at_ = t;
+    return fresh;
+  }
+
+private:
+  clock::duration max_age_;
+  std::function<clock::time_point()> now_;
+  std::mutex mtx_; // held through a fetch: concurrent callers share it
+  std::optional<T> value_;
+  clock::time_point fetched_at_;
+};
+
+} // namespace bgagent
