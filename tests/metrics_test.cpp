@@ -10,6 +10,9 @@
 #include <unistd.h>
 #include <map>
 #include <sstream>
+#include <atomic>
+#include <thread>
+#include <vector>
 
 #include <httplib.h>
 
@@ -169,4 +172,70 @@ TEST_CASE("run --metrics on an address in use fails with one line",
   // Nothing was changed: the task was not even submitted.
   CHECK(!std::ifstream(dir.path("bgagent.db")));
   close(fd);
+}
+
+TEST_CASE("run --metrics flooded by scrapers: the run completes every task "
+          "and every scrape is answered with figures that only grow",
+          "[metrics][e2e]") {
+  temp_dir dir;
+  const int n = 60;
+  write_task_file(dir.path("tasks.jsonl"), n, "flood");
+  int mport = free_port();
+  // 60 calls of 100 ms on 4 workers: the run lasts ~1.5 s of scraping.
+  background_process run({testbin_binary(), "run", "--tasks", "tasks.jsonl",
+                          "--workers", "4", "--metrics", loopback(mport)},
+                         dir.path(),
+                         {{"LLM_PROVIDER", "scripted"},
+                          {"BG_AGENT_TEST_DELAY_MS", "100"}},
+                         "run");
+  REQUIRE(wait_until([&] { return !scrape(mport).empty(); }, 30));
+  // Six scrapers, unpaced, until the run ends (an attacker on the port,
+  // which asks no token).
+  std::atomic<bool> stop{false};
+  std::atomic<int> answered{0}, failed{0}, shrank{0};
+  std::vector<std::thread> scrapers;
+  for (int k = 0; k < 6; ++k)
+    scrapers.emplace_back([&] {
+      httplib::Client cli("127.0.0.1", mport);
+      cli.set_read_timeout(30, 0);
+      double last = -1;
+      while (!stop.load()) {
+        auto res = cli.Get("/metrics");
+        if (!res)
+          break; // the run has ended and closed the port
+        if (res->status != 200) {
+          ++failed;
+          continue;
+        }
+        ++answered;
+        std::istringstream in(res->body);
+        double done = -1;
+        for (std::string line; std::getline(in, line);)
+          if (line.rfind("bgagent_tasks{state=\"completed\"} ", 0) == 0)
+            done = std::stod(line.substr(line.rfind(' ') + 1));
+        if (done < 0 || done > n)
+          ++failed;
+        else if (done < last)
+          ++shrank;
+        last = std::max(last, done);
+      }
+    });
+  int code = run.wait(120);
+  stop = true;
+  for (auto& t : scrapers)
+    t.join();
+  INFO(run.err());
+  CHECK(code == 0);
+  CHECK(answered.load() > 6);
+  CHECK(failed.load() == 0);
+  CHECK(shrank.load() == 0);
+  // Each task completed once, none lost.
+  auto completed = count_events_by_task(dir.path("bgagent-audit.jsonl"),
+                                        "task_completed");
+  CHECK(completed.size() == static_cast<size_t>(n));
+  for (auto& kv : completed)
+    CHECK(kv.second == 1);
+  auto status = run_bgagent({"status", "--json"}, dir.path());
+  CHECK(status.out.find("\"completed\":" + std::to_string(n)) !=
+        std::string::npos);
 }
