@@ -22,12 +22,28 @@ namespace bgagent {
 
 namespace {
 
+// A reply held back until the open group commits: `deliver` then, or
+// `fail` if this actor ends first (its requester gets an error, never
+// silence).
+struct held_reply {
+  std::function<void()> deliver;
+  std::function<void(const caf::error&)> fail;
+};
+
+// A promise's two ends as a held_reply: the value at the commit, or the
+// error.
+template <class T>
+held_reply hold(caf::typed_response_promise<T> rp, T value) {
+  return {[rp, value]() mutable { rp.deliver(std::move(value)); },
+          [rp](const caf::error& err) mutable { rp.deliver(err); }};
+}
+
 struct checkpointer_state {
   std::shared_ptr<store> db;
   int64_t run_id = 0;
   bool flush_scheduled = false;
   // Replies held back until the open transaction commits.
-  std::vector<std::function<void()>> after_commit;
+  std::vector<held_reply> after_commit;
   auditor_actor auditor;      // gets the committed events
   budget_keeper_actor keeper; // gets the settled reservations
   bool synced = false; // the auditor told us the log's last seq
@@ -36,8 +52,20 @@ struct checkpointer_state {
   // group's commit and for the scan in flight, then one scan answers them
   // all (a /metrics flood costs at most one scan at a time).
   std::vector<caf::typed_response_promise<status_report>> status_next;
-  bool status_in_flight = false;
+  // The requests of the scan in flight (empty: none in flight).
+  std::vector<caf::typed_response_promise<status_report>> status_asked;
   static inline const char* name = "checkpointer";
+
+  // Run by on_exit, while this actor can still send: whatever is still
+  // held gets an error (a requester without a timeout would wait forever).
+  ~checkpointer_state() {
+    auto down = caf::make_error(caf::sec::request_receiver_down);
+    for (auto& r : after_commit)
+      r.fail(down);
+    for (auto* batch : {&status_next, &status_asked})
+      for (auto& rp : *batch)
+        rp.deliver(down);
+  }
 };
 
 using self_ptr = checkpointer_actor::stateful_pointer<checkpointer_state>;
@@ -68,9 +96,7 @@ auto grouped(self_ptr self, F op) {
   auto& st = self->state;
   open_group(self);
   auto rp = self->make_response_promise<decltype(op())>();
-  auto value = op();
-  st.after_commit.emplace_back(
-    [rp, value]() mutable { rp.deliver(std::move(value)); });
+  st.after_commit.push_back(hold(rp, op()));
   return rp;
 }
 
@@ -96,7 +122,7 @@ void commit_group(self_ptr self) {
   auto replies = std::move(st.after_commit);
   st.after_commit.clear();
   for (auto& r : replies)
-    r();
+    r.deliver();
   send_status_scan(self);
 }
 
@@ -120,9 +146,9 @@ auto read(self_ptr self, Local local, Ts... xs)
   if (!st.flush_scheduled)
     return self->delegate(st.reader, xs...);
   auto rp = self->make_response_promise<decltype(local())>();
-  st.after_commit.emplace_back([self, rp, xs...]() mutable {
-    rp.delegate(self->state.reader, xs...);
-  });
+  st.after_commit.push_back(
+    {[self, rp, xs...]() mutable { rp.delegate(self->state.reader, xs...); },
+     [rp](const caf::error& err) mutable { rp.deliver(err); }});
   return rp;
 }
 
@@ -132,26 +158,23 @@ auto read(self_ptr self, Local local, Ts... xs)
 // what was asked before them committed, so it sees all of that.
 void send_status_scan(self_ptr self) {
   auto& st = self->state;
-  if (!st.reader || st.status_in_flight || st.flush_scheduled ||
+  if (!st.reader || !st.status_asked.empty() || st.flush_scheduled ||
       st.status_next.empty())
     return;
-  auto waiting = std::move(st.status_next);
+  st.status_asked = std::move(st.status_next);
   st.status_next.clear();
-  st.status_in_flight = true;
+  // The answer goes to every request of the batch (held in the state, so
+  // an actor that ends first answers them with an error).
+  auto answer = [self](auto&& x) {
+    auto asked = std::move(self->state.status_asked);
+    self->state.status_asked.clear();
+    for (auto& rp : asked)
+      rp.deliver(x);
+    send_status_scan(self);
+  };
   self->request(st.reader, caf::infinite, status_atom::value)
-    .then(
-      [self, waiting](const status_report& rep) mutable {
-        for (auto& w : waiting)
-          w.deliver(rep);
-        self->state.status_in_flight = false;
-        send_status_scan(self);
-      },
-      [self, waiting](caf::error& err) mutable {
-        for (auto& w : waiting)
-          w.deliver(err);
-        self->state.status_in_flight = false;
-        send_status_scan(self);
-      });
+    .then([answer](const status_report& rep) { answer(rep); },
+          [answer](caf::error& err) { answer(err); });
 }
 
 // The status (every count, the budget, the run): as read(), but requests
@@ -260,8 +283,7 @@ behavior_type running_behavior(self_ptr self) {
       if (done.empty())
         return done;
       auto rp = self->make_response_promise<std::vector<std::string>>();
-      self->state.after_commit.emplace_back(
-        [rp, done]() mutable { rp.deliver(std::move(done)); });
+      self->state.after_commit.push_back(hold(rp, std::move(done)));
       return rp;
     },
     [=, &db_](batch_atom, const batch_row& row,

@@ -5,11 +5,15 @@
 // Contract: get(fetch) returns the last value fetched if it is younger than
 // max_age (measured by `now`), else calls fetch() and keeps its value.
 // Callers that arrive while a fetch is running wait for it and share its
-// value (one fetch at a time). A fetch that throws keeps nothing: the
-// exception goes to its caller, and the next caller fetches again.
+// value (one fetch at a time). A fetch that throws is shared the same way:
+// its exception goes to its caller and to every caller until max_age after
+// it failed (those waiting for it included, so a store that does not
+// answer costs one wait, not one per waiting caller); then the next caller
+// fetches again.
 #pragma once
 
 #include <chrono>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -29,13 +33,24 @@ public:
   T get(Fetch fetch) {
     std::lock_guard<std::mutex> guard(mtx_);
     auto t = now_();
-    if (value_ && t - fetched_at_ < max_age_)
-      return *value_;
+    if (t - fetched_at_ < max_age_) {
+      if (value_)
+        return *value_;
+      if (failure_)
+        std::rethrow_exception(failure_);
+    }
     value_.reset();
-    T fresh = fetch();
-    value_ = fresh;
-    fetched_at_ = t;
-    return fresh;
+    failure_ = nullptr;
+    try {
+      T fresh = fetch();
+      value_ = fresh;
+      fetched_at_ = t; // its age counts from the start of its read
+      return fresh;
+    } catch (...) {
+      failure_ = std::current_exception();
+      fetched_at_ = now_(); // from its end: those who waited share it
+      throw;
+    }
   }
 
 private:
@@ -43,6 +58,7 @@ private:
   std::function<clock::time_point()> now_;
   std::mutex mtx_; // held through a fetch: concurrent callers share it
   std::optional<T> value_;
+  std::exception_ptr failure_;
   clock::time_point fetched_at_;
 };
 

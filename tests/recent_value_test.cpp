@@ -39,18 +39,28 @@ TEST_CASE("recent_value: fetched once per max_age, again after it",
   CHECK(fetches == 2);
 }
 
-TEST_CASE("recent_value: a fetch that throws keeps nothing",
+TEST_CASE("recent_value: a fetch that throws is shared for max_age after "
+          "it failed, then fetched again",
           "[unit][metrics]") {
   manual_clock c;
   recent_value<int> v(1s, c.fn());
   CHECK(v.get([] { return 1; }) == 1);
   c.t += 2s;
-  CHECK_THROWS_AS(v.get([]() -> int { throw std::runtime_error("down"); }),
-                  std::runtime_error);
-  // The stale value is not served after a failed read: fetched again.
   int fetches = 0;
-  CHECK(v.get([&] { return ++fetches + 1; }) == 2);
+  auto failing = [&]() -> int {
+    ++fetches;
+    c.t += 10s; // a read that waited for its timeout
+    throw std::runtime_error("down");
+  };
+  CHECK_THROWS_WITH(v.get(failing), "down");
+  // A caller that waited for that read gets its failure without a read of
+  // its own (nor the stale value).
+  c.t += 500ms;
+  CHECK_THROWS_WITH(v.get(failing), "down");
   CHECK(fetches == 1);
+  c.t += 500ms;
+  CHECK(v.get([&] { return ++fetches * 10; }) == 20);
+  CHECK(fetches == 2);
 }
 
 TEST_CASE("recent_value: callers that arrive during a fetch share it",

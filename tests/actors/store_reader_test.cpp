@@ -237,3 +237,44 @@ TEST_CASE("checkpointer with a reader: status requests that arrive together "
     }
   }
 }
+
+TEST_CASE("checkpointer with a reader: replies held for a commit get an "
+          "error, not silence, when the checkpointer ends first",
+          "[unit][checkpointer][reader]") {
+  reader_env e;
+  e.submit({"a", "b"});
+  // The write lock is held elsewhere, so everything below is in the
+  // mailbox when the mark opens its group; the group's commit is then
+  // queued behind the exit message.
+  sqlite3* blocker = nullptr;
+  REQUIRE(sqlite3_open(e.db.c_str(), &blocker) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(blocker, "BEGIN IMMEDIATE", nullptr, nullptr,
+                       nullptr) == SQLITE_OK);
+  auto within = std::chrono::seconds(20);
+  auto mark = e.self->request(e.cp, within, running_atom::value,
+                              std::string("a"), uint32_t{1}, uint64_t{1},
+                              uint64_t{100}, 0.5,
+                              make_event("task_started", "a", 1, ""),
+                              int64_t{0});
+  auto status = e.self->request(e.cp, within, status_atom::value);
+  auto results = e.self->request(e.cp, within, results_atom::value,
+                                 std::string("running"));
+  e.self->send_exit(e.cp, caf::exit_reason::user_shutdown);
+  REQUIRE(sqlite3_exec(blocker, "COMMIT", nullptr, nullptr, nullptr) ==
+          SQLITE_OK);
+  sqlite3_close(blocker);
+  // Each gets the checkpointer's end as its answer at once (a requester
+  // without a timeout would otherwise wait forever): not a timeout.
+  std::vector<caf::error> errs;
+  auto got_error = [&](caf::error& err) { errs.push_back(err); };
+  mark.receive([&](bool) { FAIL("the mark was answered as committed"); },
+               got_error);
+  status.receive([&](status_report&) { FAIL("the status was answered"); },
+                 got_error);
+  results.receive(
+    [&](std::vector<task_record>&) { FAIL("the results were answered"); },
+    got_error);
+  REQUIRE(errs.size() == 3);
+  for (auto& err : errs)
+    CHECK(err == caf::sec::request_receiver_down);
+}
