@@ -117,13 +117,16 @@
 // (actors/store_reader.hpp) once the open group has committed (a read
 // waits for that commit, never forces it, so reads never split a group;
 // status requests that arrive together share one scan, at most one in
-// flight): a read sees
-// every change asked for before it, and the thread that commits attempts
-// never scans. Without one (the short-lived commands), it reads itself.
+// flight): a read sees every change asked for before it, and the thread
+// that commits attempts never scans. Without one (the short-lived
+// commands), it reads itself.
 //
 // A storage error kills the checkpointer with the error logged: the run
 // then ends with exit code 1 rather than continuing without a checkpoint.
-// The reader is linked to it: either ending ends the other.
+// The reader is linked to it: either ending ends the other. Whatever it
+// still holds when it ends (replies waiting for a commit, status requests
+// waiting for a scan) is answered with sec::request_receiver_down, never
+// left unanswered.
 #pragma once
 
 #include <memory>
