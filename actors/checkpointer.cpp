@@ -95,8 +95,11 @@ template <class F>
 auto grouped(self_ptr self, F op) {
   auto& st = self->state;
   open_group(self);
+  // The value first: if op() throws, no promise holds the request, and the
+  // actor's failure answers it.
+  auto value = op();
   auto rp = self->make_response_promise<decltype(op())>();
-  st.after_commit.push_back(hold(rp, op()));
+  st.after_commit.push_back(hold(rp, std::move(value)));
   return rp;
 }
 

@@ -278,3 +278,28 @@ TEST_CASE("checkpointer with a reader: replies held for a commit get an "
   for (auto& err : errs)
     CHECK(err == caf::sec::request_receiver_down);
 }
+
+TEST_CASE("checkpointer: a grouped write the store refuses answers its "
+          "requester with the error, and ends the checkpointer",
+          "[unit][checkpointer][reader]") {
+  reader_env e;
+  e.submit({"a"});
+  e.self->monitor(e.cp);
+  // The writer's events table disappears under it: the mark's event
+  // cannot be stored.
+  sql(e.db, "DROP TABLE events");
+  caf::error got;
+  e.self
+    ->request(e.cp, std::chrono::seconds(20), running_atom::value,
+              std::string("a"), uint32_t{1}, uint64_t{1}, uint64_t{100}, 0.5,
+              make_event("task_started", "a", 1, ""), int64_t{0})
+    .receive([&](bool) { FAIL("the mark was answered as stored"); },
+             [&](caf::error& err) { got = err; });
+  REQUIRE(got);
+  CHECK(got != caf::sec::request_timeout);
+  std::string reason;
+  e.self->receive(
+    [&](caf::down_msg& dm) { reason = to_string(dm.reason); },
+    caf::after(std::chrono::seconds(30)) >> [] {});
+  CHECK(reason.find("events") != std::string::npos);
+}
