@@ -22,20 +22,21 @@ namespace bgagent {
 
 namespace {
 
-// A reply held back until the open group commits: `deliver` then, or
-// `fail` if this actor ends first (its requester gets an error, never
-// silence).
-struct held_reply {
-  std::function<void()> deliver;
-  std::function<void(const caf::error&)> fail;
-};
+// A reply held back until the open group commits: called with nullptr
+// then, or with an error if this actor ends first (its requester gets an
+// error, never silence). One closure per reply: two of them per attempt on
+// the busiest thread.
+using held_reply = std::function<void(const caf::error*)>;
 
-// A promise's two ends as a held_reply: the value at the commit, or the
-// error.
+// A promise held with its value: the value at the commit, else the error.
 template <class T>
 held_reply hold(caf::typed_response_promise<T> rp, T value) {
-  return {[rp, value]() mutable { rp.deliver(std::move(value)); },
-          [rp](const caf::error& err) mutable { rp.deliver(err); }};
+  return [rp, value](const caf::error* err) mutable {
+    if (err)
+      rp.deliver(*err);
+    else
+      rp.deliver(std::move(value));
+  };
 }
 
 struct checkpointer_state {
@@ -61,7 +62,7 @@ struct checkpointer_state {
   ~checkpointer_state() {
     auto down = caf::make_error(caf::sec::request_receiver_down);
     for (auto& r : after_commit)
-      r.fail(down);
+      r(&down);
     for (auto* batch : {&status_next, &status_asked})
       for (auto& rp : *batch)
         rp.deliver(down);
@@ -125,7 +126,7 @@ void commit_group(self_ptr self) {
   auto replies = std::move(st.after_commit);
   st.after_commit.clear();
   for (auto& r : replies)
-    r.deliver();
+    r(nullptr);
   send_status_scan(self);
 }
 
@@ -150,8 +151,12 @@ auto read(self_ptr self, Local local, Ts... xs)
     return self->delegate(st.reader, xs...);
   auto rp = self->make_response_promise<decltype(local())>();
   st.after_commit.push_back(
-    {[self, rp, xs...]() mutable { rp.delegate(self->state.reader, xs...); },
-     [rp](const caf::error& err) mutable { rp.deliver(err); }});
+    [self, rp, xs...](const caf::error* err) mutable {
+      if (err)
+        rp.deliver(*err);
+      else
+        rp.delegate(self->state.reader, xs...);
+    });
   return rp;
 }
 

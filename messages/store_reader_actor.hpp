@@ -3,9 +3,9 @@
 // (messages/checkpointer_actor.hpp extends this), so the checkpointer can
 // delegate them as they came.
 //
-// Contract: only the checkpointer holds this handle; it commits its open
-// group before it delegates, so a read sees every change asked for before
-// it.
+// Contract: only the checkpointer holds this handle; it delegates a read
+// once its open group has committed, so a read sees every change asked for
+// before it.
 #pragma once
 
 #include <cstdint>
