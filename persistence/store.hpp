@@ -7,7 +7,7 @@
 //   writes through a `store`; besides, a run's store reader
 //   (actors/store_reader.hpp) and the HTTP API's threads read through
 //   connections of their own.
-// - Schema version 10 (`meta.schema_version`). A store of versions 1-9 is
+// - Schema version 11 (`meta.schema_version`). A store of versions 1-10 is
 //   migrated in place on first open, in one transaction; a newer version than this
 //   binary knows is refused (store_error with bad_input: exit 2), unchanged.
 // - open_mode::read_only opens an existing store to read it, also where
@@ -36,6 +36,11 @@
 //   at its worst case: a ledger row and a `budget_charged` event. Either way
 //   a settlement (reservation id, usage) is queued for the budget keeper,
 //   except at open_run, whose charges are part of the totals it returns.
+// - Spending totals (a run's, a budget period's since an hour's start) are
+//   the ledger's sums per run and per UTC hour plus the ledger rows after
+//   `meta.ledger_summed_through`; each commit that wrote ledger rows folds
+//   them into the sums (a row another writer added is folded too, never
+//   twice). The ledger itself has no index but its rowid.
 // - Errors throw store_error with one line naming the database file.
 #pragma once
 
@@ -92,7 +97,7 @@ class store {
 public:
   enum class open_mode { create_if_missing, must_exist, read_only };
   enum class sync_mode { full, normal };
-  static constexpr int schema_version = 10;
+  static constexpr int schema_version = 11;
 
   store(const std::string& path, open_mode mode,
         sync_mode sync = sync_mode::full);
@@ -416,6 +421,16 @@ private:
   bool read_only_ = false;
   sqlite3* db_ = nullptr;
   bool in_tx_ = false;
+  // The ledger rows this transaction wrote (ids first..last) and their
+  // sums by run and by hour (in prompt_tokens: all tokens): its commit
+  // folds them into the ledger's sums first (version 11).
+  bool ledger_written_ = false;
+  int64_t ledger_first_ = 0, ledger_last_ = 0, ledger_rows_ = 0;
+  std::map<int64_t, usage> tx_run_sums_;
+  std::map<std::string, usage> tx_hour_sums_;
+  void note_ledger_row(int64_t run_id, const usage& u);
+  void clear_ledger_rows();
+  void fold_ledger();
   int64_t run_id_ = 0;
   uint64_t event_floor_ = 0;
   uint64_t next_event_seq_ = 0; // 0: not known in this transaction
