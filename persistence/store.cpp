@@ -73,6 +73,9 @@ public:
     sqlite3_clear_bindings(s_);
   }
   int64_t i64(int col) { return sqlite3_column_int64(s_, col); }
+  bool is_null(int col) {
+    return sqlite3_column_type(s_, col) == SQLITE_NULL;
+  }
   double dbl(int col) { return sqlite3_column_double(s_, col); }
   std::string text(int col) {
     auto p = sqlite3_column_text(s_, col);
@@ -830,8 +833,9 @@ void store::prepare_statements() {
        "usage_ledger WHERE " BGAGENT_LEDGER_TAIL " GROUP BY 1 "
        "ON CONFLICT(hour) DO UPDATE SET tokens = tokens + excluded.tokens, "
        "cost = cost + excluded.cost");
-  prep(st_->read_mark, "SELECT CAST(value AS INTEGER) FROM meta WHERE key "
-                       "= 'ledger_summed_through'");
+  prep(st_->read_mark, "SELECT (SELECT CAST(value AS INTEGER) FROM meta "
+                       "WHERE key = 'ledger_summed_through'), (SELECT "
+                       "COALESCE(MAX(id), 0) FROM usage_ledger)");
   prep(st_->add_run_sum,
        "INSERT INTO ledger_runs(run_id, tokens, cost) VALUES(?1, ?2, ?3) "
        "ON CONFLICT(run_id) DO UPDATE SET tokens = tokens + excluded.tokens, "
@@ -1022,7 +1026,8 @@ void store::begin() {
   tx_charged_.clear();
 }
 
-void store::note_ledger_row(int64_t run_id, const usage& u) {
+void store::note_ledger_row(int64_t run_id, const usage& u,
+                            const std::string& ts) {
   auto id = static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
   if (!ledger_written_)
     ledger_first_ = id;
@@ -1034,7 +1039,7 @@ void store::note_ledger_row(int64_t run_id, const usage& u) {
     sum.cost_usd += u.cost_usd;
   };
   add(tx_run_sums_[run_id]);
-  add(tx_hour_sums_[tx_time().substr(0, 13)]);
+  add(tx_hour_sums_[ts.substr(0, 13)]);
 }
 
 void store::clear_ledger_rows() {
@@ -1045,40 +1050,51 @@ void store::clear_ledger_rows() {
 }
 
 void store::fold_ledger() {
-  // The usual case: this transaction's rows follow the mark, none between
-  // (nothing else wrote the ledger since the last fold): its sums, kept as
-  // it wrote them, are added. Otherwise the rows after the mark are summed
-  // by SQL, whoever wrote them.
-  int64_t mark = -1;
+  // Taken first: a fold that fails part-way is never added again (its
+  // rows stay after the mark, counted by every total until a fold).
+  auto runs = std::move(tx_run_sums_);
+  auto hours = std::move(tx_hour_sums_);
+  auto first = ledger_first_, last = ledger_last_, rows = ledger_rows_;
+  clear_ledger_rows();
+  // SQLite rolls a transaction back by itself on some errors (a full
+  // disk): the rows noted are gone, so no sum of them may be added.
+  if (sqlite3_get_autocommit(db_))
+    fail("the transaction was rolled back before its commit");
+  // The usual case: this transaction's rows follow the mark and are the
+  // ledger's last (nothing else wrote the ledger since the last fold): its
+  // sums, kept as it wrote them, are added. Otherwise the rows after the
+  // mark are summed by SQL, whoever wrote them.
+  int64_t mark = -1, max_id = -1;
   auto& rm = st_->read_mark;
   with(rm, path_, [&] {
-    if (rm.step())
-      mark = rm.i64(0);
+    if (rm.step()) {
+      mark = rm.is_null(0) ? -1 : rm.i64(0);
+      max_id = rm.i64(1);
+    }
     return 0;
   });
-  bool ours_only = mark >= 0 && ledger_first_ == mark + 1 &&
-                   ledger_last_ - ledger_first_ + 1 == ledger_rows_;
+  bool ours_only = mark >= 0 && first == mark + 1 && last == max_id &&
+                   last - first + 1 == rows;
   if (ours_only) {
-    for (auto& [run, sum] : tx_run_sums_) {
+    for (auto& [run, sum] : runs) {
       auto& a = st_->add_run_sum;
       a.bind(1, run).bind(2, static_cast<int64_t>(sum.prompt_tokens));
       a.bind(3, sum.cost_usd);
       with(a, path_, [&] { return a.step(); });
     }
-    for (auto& [hour, sum] : tx_hour_sums_) {
+    for (auto& [hour, sum] : hours) {
       auto& a = st_->add_hour_sum;
       a.bind(1, hour).bind(2, static_cast<int64_t>(sum.prompt_tokens));
       a.bind(3, sum.cost_usd);
       with(a, path_, [&] { return a.step(); });
     }
     auto& m = st_->set_mark;
-    m.bind(1, std::to_string(ledger_last_));
+    m.bind(1, std::to_string(last));
     with(m, path_, [&] { return m.step(); });
   } else {
     for (auto* f : {&st_->fold_runs, &st_->fold_hours, &st_->fold_mark})
       with(*f, path_, [&] { return f->step(); });
   }
-  clear_ledger_rows();
 }
 
 void store::commit() {
@@ -1967,9 +1983,10 @@ bool store::mark_completed(const std::string& id, uint32_t attempt,
   l.bind(4, static_cast<int64_t>(spent.prompt_tokens));
   l.bind(5, static_cast<int64_t>(spent.completion_tokens));
   l.bind(6, spent.cost_usd).bind(7, out.provider).bind(8, out.model);
-  l.bind(9, tx_time());
+  const auto& ts = tx_time();
+  l.bind(9, ts);
   with(l, path_, [&] { return l.step(); });
-  note_ledger_row(run_id_, spent);
+  note_ledger_row(run_id_, spent, ts);
   if (held != 0)
     tx_settlements_.push_back(settlement{held, spent});
   if (!out.fingerprint.empty() && out.ok) {
@@ -2174,9 +2191,12 @@ void store::record_usage(int64_t run_id, const std::string& task_id,
   l.bind(1, run_id).bind(2, task_id).bind(3, static_cast<int64_t>(attempt));
   l.bind(4, static_cast<int64_t>(u.prompt_tokens));
   l.bind(5, static_cast<int64_t>(u.completion_tokens));
-  l.bind(6, u.cost_usd).bind(7, provider).bind(8, model).bind(9, tx_time());
+  // One reading of the clock for the row and its hour's sum (outside a
+  // transaction each tx_time() reads it again).
+  const auto ts = tx_time();
+  l.bind(6, u.cost_usd).bind(7, provider).bind(8, model).bind(9, ts);
   with(l, path_, [&] { return l.step(); });
-  note_ledger_row(run_id, u);
+  note_ledger_row(run_id, u, ts);
   auto& t = st_->task_usage;
   t.bind(1, task_id).bind(2, static_cast<int64_t>(u.prompt_tokens));
   t.bind(3, static_cast<int64_t>(u.completion_tokens)).bind(4, u.cost_usd);

@@ -428,7 +428,7 @@ private:
   int64_t ledger_first_ = 0, ledger_last_ = 0, ledger_rows_ = 0;
   std::map<int64_t, usage> tx_run_sums_;
   std::map<std::string, usage> tx_hour_sums_;
-  void note_ledger_row(int64_t run_id, const usage& u);
+  void note_ledger_row(int64_t run_id, const usage& u, const std::string& ts);
   void clear_ledger_rows();
   void fold_ledger();
   int64_t run_id_ = 0;

@@ -4,8 +4,6 @@
 // the rows not yet folded, whoever wrote them.
 #include <catch2/catch.hpp>
 
-#include <sqlite3.h>
-
 #include "persistence/store.hpp"
 #include "tests/support/job.hpp"
 #include "tests/support/unit_task.hpp"
@@ -15,17 +13,6 @@ using namespace bgagent;
 using namespace bgagent::testing;
 
 namespace {
-
-void exec_sql(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-  char* err = nullptr;
-  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
-  INFO((err ? err : ""));
-  sqlite3_free(err);
-  sqlite3_close(db);
-  REQUIRE(rc == SQLITE_OK);
-}
 
 // A ledger row as any writer (an older bgagent) would insert it.
 std::string ledger_row(int run, int tokens, double cost,
@@ -57,16 +44,16 @@ TEST_CASE("ledger sums: version 10's ledger is summed per run and per hour "
     db.open_run(0, 0);
   }
   // Version 10's shape: the ledger indexed by run and by time, no sums.
-  exec_sql(path,
-           "DROP TABLE ledger_runs; DROP TABLE ledger_hours;"
-           "DELETE FROM meta WHERE key = 'ledger_summed_through';"
-           "CREATE INDEX usage_ledger_run ON usage_ledger(run_id);"
-           "CREATE INDEX usage_ledger_ts ON usage_ledger(ts);"
-           "UPDATE meta SET value = '10' WHERE key = 'schema_version';" +
-             ledger_row(1, 100, 0.25, "2026-01-01T10:15:00.000Z") +
-             ledger_row(1, 20, 0.5, "2026-01-01T11:00:00.000Z") +
-             ledger_row(2, 3, 0.125, "2026-01-01T11:59:59.999Z") +
-             ledger_row(1, 4000, 1.0, "2026-01-02T00:00:00.000Z"));
+  REQUIRE(sql_exec(
+    path, "DROP TABLE ledger_runs; DROP TABLE ledger_hours;"
+          "DELETE FROM meta WHERE key = 'ledger_summed_through';"
+          "CREATE INDEX usage_ledger_run ON usage_ledger(run_id);"
+          "CREATE INDEX usage_ledger_ts ON usage_ledger(ts);"
+          "UPDATE meta SET value = '10' WHERE key = 'schema_version';" +
+            ledger_row(1, 100, 0.25, "2026-01-01T10:15:00.000Z") +
+            ledger_row(1, 20, 0.5, "2026-01-01T11:00:00.000Z") +
+            ledger_row(2, 3, 0.125, "2026-01-01T11:59:59.999Z") +
+            ledger_row(1, 4000, 1.0, "2026-01-02T00:00:00.000Z")));
   store db(path, store::open_mode::must_exist);
   CHECK(sql_int(path, "SELECT value FROM meta WHERE key = "
                       "'schema_version'") == store::schema_version);
@@ -120,8 +107,8 @@ TEST_CASE("ledger sums: a commit folds the rows it wrote once, a rolled back "
   CHECK(tokens_of_run() == 17);
   CHECK(spent(db, "run", "").first == 17);
   // An older bgagent's row, after the mark: counted at once ...
-  exec_sql(path, ledger_row(static_cast<int>(info.id), 200, 2.0,
-                            "2026-01-01T10:00:00.000Z"));
+  REQUIRE(sql_exec(path, ledger_row(static_cast<int>(info.id), 200, 2.0,
+                                    "2026-01-01T10:00:00.000Z")));
   auto before_fold = spent(db, "run", "");
   CHECK(before_fold.first == 217);
   CHECK(before_fold.second == Approx(2.75));
@@ -141,4 +128,29 @@ TEST_CASE("ledger sums: a commit folds the rows it wrote once, a rolled back "
   CHECK(sql_int(path, "SELECT SUM(tokens) FROM ledger_hours") == 220);
   CHECK(sql_int(path, "SELECT tokens FROM ledger_hours WHERE hour = "
                       "'2026-01-01T10'") == 200);
+}
+
+TEST_CASE("ledger sums: a row noted but gone by the commit is not summed, "
+          "and the next row is counted",
+          "[store][ledger]") {
+  temp_dir dir;
+  auto path = dir.path("l.db");
+  store db(path, store::open_mode::create_if_missing);
+  auto info = db.open_run(0, 0);
+  // The row disappears inside the transaction that wrote it (as when
+  // SQLite drops what a failed statement wrote).
+  REQUIRE(sql_exec(path, "CREATE TRIGGER vanish AFTER INSERT ON "
+                         "usage_ledger WHEN new.prompt_tokens = 100 BEGIN "
+                         "DELETE FROM usage_ledger WHERE id = new.id; END;"));
+  db.begin();
+  db.record_usage(info.id, "a", 1, usage{100, 0, 1.0}, "p", "m");
+  db.commit();
+  CHECK(spent(db, "run", "").first == 0);
+  REQUIRE(sql_exec(path, "DROP TRIGGER vanish"));
+  db.begin();
+  db.record_usage(info.id, "a", 2, usage{7, 0, 0.5}, "p", "m");
+  db.commit();
+  auto total = spent(db, "run", "");
+  CHECK(total.first == 7);
+  CHECK(total.second == Approx(0.5));
 }
