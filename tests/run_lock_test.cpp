@@ -14,7 +14,11 @@ TEST_CASE("a second run on the same database is refused", "[e2e][lock]") {
   write_tasks(dir.path("tasks.jsonl"), make_tasks(12));
   env_map env{{"LLM_PROVIDER", "scripted"},
               {"BG_AGENT_WORKERS", "2"},
-              {"BG_AGENT_TEST_DELAY_MS", "200"}};
+              // 9 s of calls: the first run is still going when the second
+              // has started, also on a loaded machine (at 200 ms a call it
+              // once ended first, and the second was refused for mixing
+              // providers instead).
+              {"BG_AGENT_TEST_DELAY_MS", "1500"}};
   auto audit = dir.path("bgagent-audit.jsonl");
   background_process first({testbin_binary(), "run", "--tasks",
                             "tasks.jsonl"},
