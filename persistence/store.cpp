@@ -1029,21 +1029,19 @@ void store::begin() {
 void store::note_ledger_row(int64_t run_id, const usage& u,
                             const std::string& ts) {
   auto id = static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
-  if (!ledger_written_)
+  if (ledger_rows_ == 0)
     ledger_first_ = id;
-  ledger_written_ = true;
   ledger_last_ = id;
   ++ledger_rows_;
-  auto add = [&](usage& sum) {
-    sum.prompt_tokens += u.total_tokens();
-    sum.cost_usd += u.cost_usd;
+  auto add = [&](ledger_sum& sum) {
+    sum.tokens += u.total_tokens();
+    sum.cost += u.cost_usd;
   };
   add(tx_run_sums_[run_id]);
   add(tx_hour_sums_[ts.substr(0, 13)]);
 }
 
 void store::clear_ledger_rows() {
-  ledger_written_ = false;
   ledger_rows_ = 0;
   tx_run_sums_.clear();
   tx_hour_sums_.clear();
@@ -1076,18 +1074,15 @@ void store::fold_ledger() {
   bool ours_only = mark >= 0 && first == mark + 1 && last == max_id &&
                    last - first + 1 == rows;
   if (ours_only) {
-    for (auto& [run, sum] : runs) {
-      auto& a = st_->add_run_sum;
-      a.bind(1, run).bind(2, static_cast<int64_t>(sum.prompt_tokens));
-      a.bind(3, sum.cost_usd);
-      with(a, path_, [&] { return a.step(); });
-    }
-    for (auto& [hour, sum] : hours) {
-      auto& a = st_->add_hour_sum;
-      a.bind(1, hour).bind(2, static_cast<int64_t>(sum.prompt_tokens));
-      a.bind(3, sum.cost_usd);
-      with(a, path_, [&] { return a.step(); });
-    }
+    auto add = [&](stmt& a, const auto& sums) {
+      for (auto& [key, sum] : sums) {
+        a.bind(1, key).bind(2, static_cast<int64_t>(sum.tokens));
+        a.bind(3, sum.cost);
+        with(a, path_, [&] { return a.step(); });
+      }
+    };
+    add(st_->add_run_sum, runs);
+    add(st_->add_hour_sum, hours);
     auto& m = st_->set_mark;
     m.bind(1, std::to_string(last));
     with(m, path_, [&] { return m.step(); });
@@ -1098,7 +1093,7 @@ void store::fold_ledger() {
 }
 
 void store::commit() {
-  if (ledger_written_)
+  if (ledger_rows_ > 0)
     fold_ledger();
   exec("COMMIT");
   in_tx_ = false;

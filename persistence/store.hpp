@@ -421,13 +421,16 @@ private:
   bool read_only_ = false;
   sqlite3* db_ = nullptr;
   bool in_tx_ = false;
-  // The ledger rows this transaction wrote (ids first..last) and their
-  // sums by run and by hour (in prompt_tokens: all tokens): its commit
-  // folds them into the ledger's sums first (version 11).
-  bool ledger_written_ = false;
+  // The ledger rows this transaction wrote (ids first..last; none while
+  // ledger_rows_ is 0) and their sums by run and by hour: its commit folds
+  // them into the ledger's sums first (version 11).
+  struct ledger_sum {
+    uint64_t tokens = 0;
+    double cost = 0;
+  };
   int64_t ledger_first_ = 0, ledger_last_ = 0, ledger_rows_ = 0;
-  std::map<int64_t, usage> tx_run_sums_;
-  std::map<std::string, usage> tx_hour_sums_;
+  std::map<int64_t, ledger_sum> tx_run_sums_;
+  std::map<std::string, ledger_sum> tx_hour_sums_;
   void note_ledger_row(int64_t run_id, const usage& u, const std::string& ts);
   void clear_ledger_rows();
   void fold_ledger();
