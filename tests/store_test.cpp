@@ -9,6 +9,7 @@
 
 #include "messages/sha256.hpp"
 #include "persistence/store.hpp"
+#include "tests/support/job.hpp"
 #include "tests/support/unit_task.hpp"
 #include "tests/temp_dir.hpp"
 
@@ -302,4 +303,38 @@ TEST_CASE("content_hash is the SHA-256 of the task's content as nlohmann "
     INFO("input: " << t.input);
     CHECK(store::content_hash(t) == reference(t));
   }
+}
+
+TEST_CASE("a new store has 8 KiB pages, and a store made with 4 KiB pages "
+          "(an earlier release's) keeps them and works as before",
+          "[store]") {
+  temp_dir dir;
+  auto fresh = dir.path("new.db");
+  { store db(fresh, store::open_mode::create_if_missing); }
+  CHECK(testing::sql_int(fresh, "PRAGMA page_size") == 8192);
+
+  // The earlier release's file: the same schema in 4 KiB pages.
+  auto old = dir.path("old.db");
+  {
+    store db(old, store::open_mode::create_if_missing);
+    db.submit({make_task("a", "k1")});
+  }
+  REQUIRE(testing::sql_exec(old, "PRAGMA journal_mode=DELETE; "
+                                 "PRAGMA page_size=4096; VACUUM; "
+                                 "PRAGMA journal_mode=WAL;"));
+  REQUIRE(testing::sql_int(old, "PRAGMA page_size") == 4096);
+  {
+    store db(old, store::open_mode::must_exist);
+    db.submit({make_task("b", "k2")});
+    REQUIRE(db.mark_running("a", 1));
+    call_outcome out;
+    out.ok = true;
+    out.result = "{\"summary\":\"x\"}";
+    CHECK(db.mark_completed("a", 1, out, usage{}, audit_event{}));
+    CHECK(db.counts().completed == 1);
+    CHECK(db.counts().pending == 1);
+  }
+  CHECK(testing::sql_int(old, "PRAGMA page_size") == 4096);
+  CHECK(testing::sql_int(old, "SELECT COUNT(*) FROM pragma_integrity_check "
+                             "WHERE integrity_check != 'ok'") == 0);
 }
