@@ -115,11 +115,14 @@ measured_run wait_child(const running_child& child) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   measured_run out;
-  for (auto& kv : threads)
+  for (auto& kv : threads) {
     if (kv.second.seconds > out.busiest_thread_cpu_seconds) {
       out.busiest_thread_cpu_seconds = kv.second.seconds;
       out.busiest_thread = kv.second.name;
     }
+    out.cpu_by_thread_name[kv.second.name] += kv.second.seconds;
+    ++out.thread_counts[kv.second.name];
+  }
   out.wall_seconds = std::chrono::duration<double>(
                          std::chrono::steady_clock::now() - child.started)
                          .count();

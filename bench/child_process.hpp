@@ -6,13 +6,15 @@
 // wall time since its start and the child's own rusage: user and system CPU
 // and peak resident set size, and the CPU time of its busiest thread
 // (sampled from /proc/PID/task/*/stat every 20 ms while it runs: the
-// serial path that caps the rate whatever the number of cores).
+// serial path that caps the rate whatever the number of cores), and every
+// thread's CPU time summed by thread name (where the rest of it went).
 // run_measured() is the two in a row. Nothing is
 // shared with the child, so the figures are those of the real binary a user
 // runs.
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,6 +32,10 @@ struct measured_run {
   double peak_rss_mb = 0;
   double busiest_thread_cpu_seconds = 0;
   std::string busiest_thread; // its name (comm), e.g. "caf.multiplexer"
+  // CPU seconds by thread name; "caf.multiplexer" sums CAF's scheduler
+  // threads, whose count is in thread_counts.
+  std::map<std::string, double> cpu_by_thread_name;
+  std::map<std::string, int> thread_counts;
 };
 
 struct running_child {

@@ -26,7 +26,9 @@
 //
 // Each row also prints the CPU time of the run's busiest thread per task
 // ("busy us/t") and the rate that thread alone would allow ("ceiling/s" =
-// 1,000,000 / busy us/t): the serial path's limit, whatever the cores.
+// 1,000,000 / busy us/t): the serial path's limit, whatever the cores;
+// under it, the run's CPU per task by thread name (the checkpointer, CAF's
+// scheduler threads, the auditor, the store reader...).
 // --celery runs ../shared/peers/celery_bench.py (Celery 5 + Redis, Debian's
 // /usr/bin/python3) on each size and prints its end-to-end rate beside
 // bgagent's overall (submit + run) rate.
@@ -193,6 +195,32 @@ double celery_rate(const std::string& script, size_t n) {
 }
 
 // The row with the median run rate.
+// Under a row: the run's CPU per task by thread name, largest first (the
+// threads that used at least 1 % of it), e.g.
+//   threads us/t: bg.checkpoint 31.2, caf.multiplexer x2 28.4, ...
+void print_thread_shares(const measured_run& run, size_t tasks) {
+  std::vector<std::pair<double, std::string>> by_cpu;
+  double total = 0;
+  for (auto& kv : run.cpu_by_thread_name) {
+    by_cpu.emplace_back(kv.second, kv.first);
+    total += kv.second;
+  }
+  std::sort(by_cpu.rbegin(), by_cpu.rend());
+  std::printf("    threads us/t:");
+  const char* sep = " ";
+  for (auto& [seconds, name] : by_cpu) {
+    if (seconds < total * 0.01)
+      continue;
+    int count = run.thread_counts.at(name);
+    std::printf("%s%s", sep, name.c_str());
+    if (count > 1)
+      std::printf(" x%d", count);
+    std::printf(" %.1f", seconds * 1e6 / tasks);
+    sep = ", ";
+  }
+  std::printf("\n");
+}
+
 row median(std::vector<row> rs) {
   std::sort(rs.begin(), rs.end(), [](const row& a, const row& b) {
     return a.run.wall_seconds < b.run.wall_seconds;
@@ -298,6 +326,7 @@ int main(int argc, char** argv) {
                     busy_us > 0 ? 1e6 / busy_us : 0.0,
                     n / (r.submit.wall_seconds + r.run.wall_seconds),
                     rate / first_rate);
+        print_thread_shares(r.run, n);
         std::fflush(stdout);
       }
       if (!celery.empty() && w == workers.front()) {
