@@ -216,6 +216,8 @@ TEST_CASE("a version-1 store is migrated in place (to 2, then 3) and its "
   auto after = status_json(dir.path(), env);
   CHECK(after["run"]["id"] == 1); // the v1 run, resumed and finished
   CHECK(after["run"]["state"] == "finished");
+  // Made in 4 KiB pages, it keeps them (only a new store gets 8 KiB).
+  CHECK(sql_int(db, "PRAGMA page_size") == 4096);
 
   auto audit = dir.path("bgagent-audit.jsonl");
   auto completed = count_by_task(audit, "task_completed");
@@ -277,6 +279,8 @@ TEST_CASE("kill -9 again and again: every task completed once, every "
   REQUIRE(sub.exit_code == 0);
 
   auto db = dir.path("bgagent.db");
+  // A store the binary made: 8 KiB pages, the crashes below land in them.
+  CHECK(sql_int(db, "PRAGMA page_size") == 8192);
   auto audit = dir.path("bgagent-audit.jsonl");
   std::mt19937 rng(std::random_device{}());
   std::uniform_int_distribution<int> ms(300, 1500);
