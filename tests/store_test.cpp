@@ -22,6 +22,14 @@ task make_task(const std::string& id, const std::string& key) {
   return unit_task(id, key);
 }
 
+// A successful call's outcome with a one-line summary.
+call_outcome summary_answer() {
+  call_outcome out;
+  out.ok = true;
+  out.result = "{\"summary\":\"x\"}";
+  return out;
+}
+
 } // namespace
 
 TEST_CASE("submitting the same key twice inserts it once", "[store]") {
@@ -86,9 +94,7 @@ TEST_CASE("completion is fenced by attempt", "[store]") {
   db.submit({make_task("a", "k1")});
   REQUIRE(db.mark_running("a", 1));
   REQUIRE(db.mark_running("a", 2)); // re-dispatched: attempt 1 is stale
-  call_outcome out;
-  out.ok = true;
-  out.result = "{\"summary\":\"x\"}";
+  auto out = summary_answer();
   CHECK_FALSE(db.mark_completed("a", 1, out, usage{}, audit_event{}));
   CHECK(db.mark_completed("a", 2, out, usage{}, audit_event{}));
   // never twice
@@ -327,9 +333,7 @@ TEST_CASE("a new store has 8 KiB pages, and a store made with 4 KiB pages "
     store db(old, store::open_mode::must_exist);
     db.submit({make_task("b", "k2")});
     REQUIRE(db.mark_running("a", 1));
-    call_outcome out;
-    out.ok = true;
-    out.result = "{\"summary\":\"x\"}";
+    auto out = summary_answer();
     CHECK(db.mark_completed("a", 1, out, usage{}, audit_event{}));
     CHECK(db.counts().completed == 1);
     CHECK(db.counts().pending == 1);
