@@ -120,8 +120,9 @@ measured_run wait_child(const running_child& child) {
       out.busiest_thread_cpu_seconds = kv.second.seconds;
       out.busiest_thread = kv.second.name;
     }
-    out.cpu_by_thread_name[kv.second.name] += kv.second.seconds;
-    ++out.thread_counts[kv.second.name];
+    auto& group = out.cpu_by_thread_name[kv.second.name];
+    group.cpu_seconds += kv.second.seconds;
+    ++group.threads;
   }
   out.wall_seconds = std::chrono::duration<double>(
                          std::chrono::steady_clock::now() - child.started)

@@ -32,10 +32,13 @@ struct measured_run {
   double peak_rss_mb = 0;
   double busiest_thread_cpu_seconds = 0;
   std::string busiest_thread; // its name (comm), e.g. "caf.multiplexer"
-  // CPU seconds by thread name; "caf.multiplexer" sums CAF's scheduler
-  // threads, whose count is in thread_counts.
-  std::map<std::string, double> cpu_by_thread_name;
-  std::map<std::string, int> thread_counts;
+  // CPU seconds by thread name, summed over the threads of that name
+  // ("caf.multiplexer": CAF's scheduler threads).
+  struct thread_group {
+    double cpu_seconds = 0;
+    int threads = 0;
+  };
+  std::map<std::string, thread_group> cpu_by_thread_name;
 };
 
 struct running_child {

@@ -194,16 +194,15 @@ double celery_rate(const std::string& script, size_t n) {
   return std::strtod(text.c_str() + at + 11, nullptr);
 }
 
-// The row with the median run rate.
 // Under a row: the run's CPU per task by thread name, largest first (the
 // threads that used at least 1 % of it), e.g.
 //   threads us/t: bg.checkpoint 31.2, caf.multiplexer x2 28.4, ...
 void print_thread_shares(const measured_run& run, size_t tasks) {
   std::vector<std::pair<double, std::string>> by_cpu;
   double total = 0;
-  for (auto& kv : run.cpu_by_thread_name) {
-    by_cpu.emplace_back(kv.second, kv.first);
-    total += kv.second;
+  for (auto& [name, group] : run.cpu_by_thread_name) {
+    by_cpu.emplace_back(group.cpu_seconds, name);
+    total += group.cpu_seconds;
   }
   std::sort(by_cpu.rbegin(), by_cpu.rend());
   std::printf("    threads us/t:");
@@ -211,7 +210,7 @@ void print_thread_shares(const measured_run& run, size_t tasks) {
   for (auto& [seconds, name] : by_cpu) {
     if (seconds < total * 0.01)
       continue;
-    int count = run.thread_counts.at(name);
+    int count = run.cpu_by_thread_name.at(name).threads;
     std::printf("%s%s", sep, name.c_str());
     if (count > 1)
       std::printf(" x%d", count);
@@ -221,6 +220,7 @@ void print_thread_shares(const measured_run& run, size_t tasks) {
   std::printf("\n");
 }
 
+// The row with the median run rate.
 row median(std::vector<row> rs) {
   std::sort(rs.begin(), rs.end(), [](const row& a, const row& b) {
     return a.run.wall_seconds < b.run.wall_seconds;
