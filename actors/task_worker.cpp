@@ -101,28 +101,6 @@ void finish_attempt(self_ptr self, call_outcome out, bool charge_reservation) {
   st.busy = false;
 }
 
-void start_call(self_ptr self) {
-  auto& st = self->state;
-  st.in_call = true;
-  st.call_started = clock_type::now();
-  auto gen = ++st.generation;
-  auto me = caf::actor_cast<task_worker_actor>(self);
-  auto answered = std::make_shared<std::atomic<bool>>(false);
-  // May throw: that is the crash path the supervisor handles.
-  st.call_id = st.prov->start(st.req, [me, gen, answered](call_outcome out) {
-    answered->store(true);
-    caf::anon_send(me, provider_atom::value, gen, std::move(out));
-  });
-  // A provider that answered inside start() (offline) needs no timer; the
-  // clock thread is the costliest part of a short call.
-  if (answered->load())
-    return;
-  self->delayed_send(self,
-                     std::chrono::milliseconds(static_cast<int64_t>(
-                       st.settings.timeout_seconds * 1000)),
-                     timeout_atom::value, gen);
-}
-
 // The attempt ran past BG_AGENT_TIMEOUT: it fails as retryable.
 void time_out(self_ptr self) {
   auto& st = self->state;
@@ -136,6 +114,64 @@ void time_out(self_ptr self) {
   out.model = st.req.model.empty() ? st.prov->model() : st.req.model;
   // The request was sent: the provider may bill it; assume the worst.
   finish_attempt(self, std::move(out), true);
+}
+
+// The provider's answer to the attempt in its call.
+void take_answer(self_ptr self, call_outcome out) {
+  auto& st = self->state;
+  // A provider that blocked in start() (against its contract) answered
+  // before any timer could fire: past the deadline it is a timeout all the
+  // same.
+  if (clock_type::now() - st.call_started >
+      std::chrono::duration<double>(st.settings.timeout_seconds)) {
+    time_out(self);
+    return;
+  }
+  // A 2xx answer was billed even when it is unusable, and a request sent
+  // whole may have been processed although no answer came back: without
+  // usage, charge the reservation rather than nothing.
+  bool billed = (out.http_status >= 200 && out.http_status < 300) ||
+                out.sent_unanswered;
+  finish_attempt(self, std::move(out), billed);
+}
+
+// A provider's answer that may come inside start() (offline) or later from
+// another thread: taken inside start() it is handled at once, without a
+// message to itself (one message fewer per attempt).
+struct answer_slot {
+  enum : int { in_start, answered_inside, start_returned };
+  std::atomic<int> state{in_start};
+  call_outcome out; // written before `answered_inside`, read after it
+};
+
+void start_call(self_ptr self) {
+  auto& st = self->state;
+  st.in_call = true;
+  st.call_started = clock_type::now();
+  auto gen = ++st.generation;
+  auto me = caf::actor_cast<task_worker_actor>(self);
+  auto slot = std::make_shared<answer_slot>();
+  // May throw: that is the crash path the supervisor handles.
+  st.call_id = st.prov->start(st.req, [me, gen, slot](call_outcome out) {
+    slot->out = std::move(out);
+    int expected = answer_slot::in_start;
+    if (slot->state.compare_exchange_strong(expected,
+                                            answer_slot::answered_inside))
+      return;
+    caf::anon_send(me, provider_atom::value, gen, std::move(slot->out));
+  });
+  int expected = answer_slot::in_start;
+  if (!slot->state.compare_exchange_strong(expected,
+                                           answer_slot::start_returned)) {
+    // Answered inside start(): no timer either (the clock thread is the
+    // costliest part of a short call).
+    take_answer(self, std::move(slot->out));
+    return;
+  }
+  self->delayed_send(self,
+                     std::chrono::milliseconds(static_cast<int64_t>(
+                       st.settings.timeout_seconds * 1000)),
+                     timeout_atom::value, gen);
 }
 
 // Asks the gateway to begin the attempt on the model it is at; told to
@@ -240,20 +276,7 @@ task_worker_actor::behavior_type task_worker(self_ptr self,
       auto& st = self->state;
       if (gen != st.generation || !st.in_call)
         return; // the attempt timed out already
-      // A provider that blocked in start() (against its contract) answered
-      // before any timer could fire: past the deadline it is a timeout all
-      // the same.
-      if (clock_type::now() - st.call_started >
-          std::chrono::duration<double>(st.settings.timeout_seconds)) {
-        time_out(self);
-        return;
-      }
-      // A 2xx answer was billed even when it is unusable, and a request
-      // sent whole may have been processed although no answer came back:
-      // without usage, charge the reservation rather than nothing.
-      bool billed = (out.http_status >= 200 && out.http_status < 300) ||
-                    out.sent_unanswered;
-      finish_attempt(self, std::move(out), billed);
+      take_answer(self, std::move(out));
     },
     [=](timeout_atom, uint64_t gen) {
       auto& st = self->state;
