@@ -14,6 +14,8 @@
 #include "messages/budget.hpp"
 #include "messages/call_outcome.hpp"
 #include "messages/events.hpp"
+#include "messages/mark_answer.hpp"
+#include "messages/node_gateway_actor.hpp"
 #include "messages/run.hpp"
 #include "messages/task.hpp"
 #include "persistence/store.hpp"
@@ -45,6 +47,9 @@ struct checkpointer_state {
   bool flush_scheduled = false;
   // Replies held back until the open transaction commits.
   std::vector<held_reply> after_commit;
+  // The open group's answers to marks, by the gateway that asked: one
+  // message to each at the commit (a group holds dozens to hundreds).
+  std::vector<std::pair<node_gateway_actor, std::vector<mark_answer>>> marks;
   auditor_actor auditor;      // gets the committed events
   budget_keeper_actor keeper; // gets the settled reservations
   bool synced = false; // the auditor told us the log's last seq
@@ -104,6 +109,25 @@ auto grouped(self_ptr self, F op) {
   return rp;
 }
 
+// Runs a mark inside the group transaction; its answer goes to the
+// sending gateway with the group's others once that transaction commits.
+template <class F>
+void grouped_mark(self_ptr self, mark_answer answer, F op) {
+  auto& st = self->state;
+  open_group(self);
+  answer.written = op();
+  auto gateway = caf::actor_cast<node_gateway_actor>(self->current_sender());
+  if (!gateway)
+    return; // anonymous: no one to tell
+  for (auto& [to, answers] : st.marks)
+    if (to == gateway) {
+      answers.push_back(std::move(answer));
+      return;
+    }
+  st.marks.emplace_back(std::move(gateway),
+                        std::vector<mark_answer>{std::move(answer)});
+}
+
 // What the last commit(s) made final: the events to the auditor (one
 // message, seq order), the settled reservations to the budget keeper.
 void publish(self_ptr self) {
@@ -127,6 +151,10 @@ void commit_group(self_ptr self) {
   st.after_commit.clear();
   for (auto& r : replies)
     r(nullptr);
+  auto marks = std::move(st.marks);
+  st.marks.clear();
+  for (auto& [gateway, answers] : marks)
+    self->send(gateway, marks_atom::value, std::move(answers));
   send_status_scan(self);
 }
 
@@ -238,20 +266,23 @@ behavior_type running_behavior(self_ptr self) {
     [=, &db_](running_atom, const std::string& id, uint32_t attempt,
               uint64_t reservation_id, uint64_t tokens, double cost,
               const audit_event& started, int64_t seq) {
-      return grouped(self, [&] {
-        return db_.mark_running(id, attempt,
-                                held_reservation{reservation_id, tokens, cost},
-                                started, seq);
-      });
+      grouped_mark(self, mark_answer{id, attempt, false, false, reservation_id},
+                   [&] {
+                     return db_.mark_running(
+                       id, attempt,
+                       held_reservation{reservation_id, tokens, cost},
+                       started, seq);
+                   });
     },
     [=, &db_](complete_atom, const std::string& id, uint32_t attempt,
               const call_outcome& out, const usage& u,
               const audit_event& completed, uint64_t reservation,
               int64_t seq) {
-      return grouped(self, [&] {
-        return db_.mark_completed(id, attempt, out, u, completed,
-                                  reservation, seq);
-      });
+      grouped_mark(self, mark_answer{id, attempt, true, false, reservation},
+                   [&] {
+                     return db_.mark_completed(id, attempt, out, u, completed,
+                                               reservation, seq);
+                   });
     },
     [=, &db_](usage_atom, const std::string& id, uint32_t attempt,
               const usage& u, const std::string& provider,

@@ -31,19 +31,24 @@
 //   (running_atom, string id, uint32 attempt, uint64 reservation_id,
 //    uint64 reserved_tokens, double reserved_cost, audit_event started,
 //    int64 seq (the task's, found by it, its id still checked; 0: by id))
-//                                               -> bool   (false: skip it,
-//       nothing written) marks running with the reservation stored and
-//       inserts `started`, one transaction
+//                                               -> marks (below; written
+//       false: skip it, nothing written) marks running with the
+//       reservation stored and inserts `started`, one transaction
 //   (complete_atom, string id, uint32 attempt, call_outcome, usage,
 //    audit_event completed, uint64 reservation_id (0: look it up),
 //    int64 seq (as for running))
-//                                               -> bool   (false: stale)
+//                                               -> marks (written false:
+//                                                  stale)
 //       completes, ledgers the usage, clears the reservation, inserts
 //       `completed`, one transaction; after the commit the budget keeper
 //       gets (commit_atom, reservation_id, usage). Stale: nothing of the
 //       task changes, but the call was billed: its usage is charged
 //       (budget_charged), beyond what was charged when the attempt was
 //       abandoned
+//   marks: running and complete are answered, once their group commit is
+//       durable, by one (marks_atom, vector<mark_answer>) to each sender
+//       with all its answers of that commit (messages/mark_answer.hpp);
+//       if this actor ends first, none comes (the supervisor ends the run)
 //   (usage_atom, string id, uint32 attempt, usage, string provider,
 //    string model, audit_event failed, string raw_answer,
 //    string answer_error)                       -> bool   (false: stale)

@@ -13,6 +13,7 @@
 #include "messages/budget.hpp"
 #include "messages/call_outcome.hpp"
 #include "messages/events.hpp"
+#include "messages/mark_answer.hpp"
 #include "messages/node_gateway_actor.hpp"
 #include "messages/task.hpp"
 #include "messages/utf8.hpp"
@@ -36,6 +37,9 @@ struct open_attempt {
   double worst_cost = 0;
   uint64_t worst_tokens() const { return worst_prompt + worst_completion; }
   bool in_call = false; // marked running: the call may be under way
+  // The worker's begin, answered once the store's running mark is durable
+  // (its answer comes with the others of its commit: running_marked()).
+  caf::typed_response_promise<int32_t> begin_answered;
   std::string rate_key;   // "provider/model" the rate_keeper paced it as
   uint64_t rate_slot = 0; // its slot there (0: not paced)
   // The task's models (model_chain; "" the node's MODEL), and the begins
@@ -238,36 +242,60 @@ void begin(self_ptr self, const task_worker_actor& worker, const std::string& id
         rp.deliver(begin_answer::refused);
         return;
       }
-      st.open[id].reservation = r.id;
+      auto& a = st.open[id];
+      a.reservation = r.id;
+      a.begin_answered = rp;
       // The grant goes with the start (the keeper audits it itself only
-      // when it scaled it up).
-      self->request(st.h.checkpointer, caf::infinite, running_atom::value,
-                    id, attempt, r.id, tokens, cost,
-                    event_for(self, "task_started", id, attempt,
-                              detail + ", reserved " +
-                                tokens_and_cost(tokens, cost)),
-                    st.open[id].seq)
-        .then([=](bool marked) mutable {
-          auto& st = self->state;
-          if (!marked) {
-            caf::anon_send(st.h.budget_keeper, release_atom::value, r.id);
-            if (still_open()) {
-              release_pace(self, st.open[id]);
-              st.open.erase(id);
-              send_as_here(self, worker, st.h.supervisor,
-                           skipped_atom::value, id, attempt);
-              rp.deliver(begin_answer::refused);
-            }
-            return;
-          }
-          if (!still_open())
-            return; // died after the mark: the store charges it later
-          st.open[id].in_call = true;
-          if (st.h.counters)
-            st.h.counters->call_started();
-          rp.deliver(begin_answer::go);
-        });
+      // when it scaled it up). The store's answer: running_marked().
+      self->send(st.h.checkpointer, running_atom::value, id, attempt, r.id,
+                 tokens, cost,
+                 event_for(self, "task_started", id, attempt,
+                           detail + ", reserved " +
+                             tokens_and_cost(tokens, cost)),
+                 a.seq);
     });
+}
+
+// The store's answer to a running mark: the call may go, or (nothing
+// written: the attempt was superseded) the reservation is released and the
+// supervisor told.
+void running_marked(self_ptr self, const mark_answer& m) {
+  auto& st = self->state;
+  auto i = st.open.find(m.id);
+  bool open = i != st.open.end() && i->second.attempt == m.attempt &&
+              i->second.reservation == m.reservation && !i->second.in_call;
+  if (!m.written) {
+    caf::anon_send(st.h.budget_keeper, release_atom::value, m.reservation);
+    if (open) {
+      auto a = std::move(i->second);
+      st.open.erase(i);
+      release_pace(self, a);
+      send_as_here(self, caf::actor_cast<task_worker_actor>(a.worker),
+                   st.h.supervisor, skipped_atom::value, m.id, m.attempt);
+      a.begin_answered.deliver(begin_answer::refused);
+    }
+    return;
+  }
+  if (!open)
+    return; // its worker died after the mark: the store charges it later
+  auto& a = i->second;
+  a.in_call = true;
+  if (st.h.counters)
+    st.h.counters->call_started();
+  a.begin_answered.deliver(begin_answer::go);
+}
+
+// The store's answers to completions of one commit: the supervisor is
+// told, in one message, which are done (written) and which skipped (stale,
+// nothing written). It settles each by id and attempt, as `freed` put it
+// among those being stored.
+void completions_stored(self_ptr self, std::vector<mark_answer> stored) {
+  auto& st = self->state;
+  auto n = static_cast<uint32_t>(stored.size());
+  self->send(st.h.supervisor, done_atom::value, std::move(stored));
+  st.storing = n < st.storing ? st.storing - n : 0;
+  if (st.storing == 0 && st.node_lost)
+    self->quit();
 }
 
 // A begin whose request may have a cached answer: looked up first; found,
@@ -401,11 +429,6 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
     send_as_here(self, worker, st.h.supervisor, freed_atom::value, id,
                  attempt);
     ++st.storing;
-    auto reported = [self] {
-      auto& st = self->state;
-      if (--st.storing == 0 && st.node_lost)
-        self->quit();
-    };
     auto kept = out;
     kept.fingerprint = a.fingerprint; // set here only, never by a node
     // Known at once, not when the store gets to it: an equal request
@@ -413,28 +436,10 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
     // paying for a second call.
     if (!a.fingerprint.empty() && st.s.cache_known)
       st.s.cache_known->add(a.fingerprint);
-    self->request(st.h.checkpointer, caf::infinite, complete_atom::value, id,
-                  attempt, kept, u,
-                  event_for(self, "task_completed", id, attempt,
-                            fmt_usage(u)),
-                  a.reservation, a.seq)
-      .then([=](bool committed) {
-        auto& st = self->state;
-        if (committed)
-          send_as_here(self, worker, st.h.supervisor, done_atom::value, id,
-                       attempt);
-        else
-          send_as_here(self, worker, st.h.supervisor, skipped_atom::value, id,
-                       attempt);
-        reported();
-      },
-      [=](caf::error&) {
-        // The store did not answer (it failed): the supervisor stops
-        // waiting for this attempt; the store decides at the next run.
-        send_as_here(self, worker, self->state.h.supervisor,
-                     skipped_atom::value, id, attempt);
-        reported();
-      });
+    // The store's answer: completions_stored().
+    self->send(st.h.checkpointer, complete_atom::value, id, attempt, kept, u,
+               event_for(self, "task_completed", id, attempt, fmt_usage(u)),
+               a.reservation, a.seq);
     return;
   }
   if (!ask_circuit)
@@ -561,6 +566,22 @@ node_gateway_actor::behavior_type node_gateway(self_ptr self, head_handles h,
         return;
       }
       finish(self, worker, id, attempt, out, charge_reservation, latency);
+    },
+    [=](marks_atom, std::vector<mark_answer>& answers) {
+      auto& st = self->state;
+      if (self->current_sender() != caf::actor_cast<caf::strong_actor_ptr>(
+                                      st.h.checkpointer)) {
+        refuse(self, "store answers not from the store");
+        return;
+      }
+      std::vector<mark_answer> stored;
+      for (auto& m : answers)
+        if (m.completion)
+          stored.push_back(std::move(m));
+        else
+          running_marked(self, m);
+      if (!stored.empty())
+        completions_stored(self, std::move(stored));
     },
     [=](heartbeat_atom, const std::string& name, bool busy,
         const std::string& task_id) {

@@ -17,6 +17,7 @@
 #include "messages/atoms.hpp"
 #include "messages/call_outcome.hpp"
 #include "messages/events.hpp"
+#include "messages/mark_answer.hpp"
 #include "messages/outcome_kind.hpp"
 #include "messages/run.hpp"
 #include "messages/supervisor_actor.hpp"
@@ -674,23 +675,53 @@ cancel_tasks(self_ptr self, const std::vector<std::string>& ids,
 
 // -- handlers shared by several phases ---------------------------------------
 
+// An attempt completed (its answer committed): false for a stale report.
+bool completed(self_ptr self, const std::string& id, uint32_t attempt) {
+  auto& st = self->state;
+  if (!attempt_reported(self, id, attempt))
+    return false;
+  st.held.erase(id);
+  st.rate_limited.erase(id);
+  ++st.summary.completed;
+  if (st.failure_streak) {
+    // Ends the monitor's count of consecutive failures, in order.
+    st.failure_streak = false;
+    self->send(st.h.monitor, outcome_atom::value, outcome_kind::completed,
+               id);
+  } else {
+    st.h.counters->completed();
+  }
+  return true;
+}
+
+// An attempt that ended with nothing stored: false for a stale report.
+bool skipped(self_ptr self, const std::string& id, uint32_t attempt) {
+  if (!attempt_reported(self, id, attempt))
+    return false;
+  self->state.held.erase(id);
+  return true;
+}
+
 // An attempt's end, sent by the worker's gateway as the worker.
 auto on_done(self_ptr self) {
   return [=](done_atom, const std::string& id, uint32_t attempt) {
-    auto& st = self->state;
-    if (!attempt_reported(self, id, attempt))
+    if (!completed(self, id, attempt))
       return;
-    st.held.erase(id);
-    st.rate_limited.erase(id);
-    ++st.summary.completed;
-    if (st.failure_streak) {
-      // Ends the monitor's count of consecutive failures, in order.
-      st.failure_streak = false;
-      self->send(st.h.monitor, outcome_atom::value, outcome_kind::completed,
-                 id);
-    } else {
-      st.h.counters->completed();
-    }
+    dispatch(self);
+    maybe_finish(self);
+  };
+}
+
+// A gateway's answers from one commit of the store, for attempts it freed:
+// one message, one dispatch, for all of them.
+auto on_stored(self_ptr self) {
+  return [=](done_atom, const std::vector<mark_answer>& answers) {
+    bool any = false;
+    for (auto& m : answers)
+      any |= m.written ? completed(self, m.id, m.attempt)
+                       : skipped(self, m.id, m.attempt);
+    if (!any)
+      return;
     dispatch(self);
     maybe_finish(self);
   };
@@ -782,9 +813,8 @@ void look_at_budget(self_ptr self) {
 
 auto on_skipped(self_ptr self) {
   return [=](skipped_atom, const std::string& id, uint32_t attempt) {
-    if (!attempt_reported(self, id, attempt))
+    if (!skipped(self, id, attempt))
       return;
-    self->state.held.erase(id);
     dispatch(self);
     maybe_finish(self);
   };
@@ -959,8 +989,9 @@ void arm_poll_timer(self_ptr self) {
 // good); a stop reason moves it to draining.
 behavior_type running(self_ptr self) {
   return {
-    on_done(self), on_failed(self), on_denied(self), on_skipped(self),
-    on_freed(self), on_pause(self), on_resume(self), on_drain(self), on_signal(self),
+    on_done(self), on_stored(self), on_failed(self), on_denied(self),
+    on_skipped(self), on_freed(self), on_pause(self), on_resume(self),
+    on_drain(self), on_signal(self),
     on_shutdown(self), on_cancel(self), on_workers(self), on_watch(self),
     on_tick(self), already_running(),
     [=](poll_atom) { poll(self); },
@@ -1036,8 +1067,9 @@ behavior_type running(self_ptr self) {
 // wait ends stays retry_wait in the store (resumable).
 behavior_type draining(self_ptr self) {
   return {
-    on_done(self), on_failed(self), on_denied(self), on_skipped(self),
-    on_freed(self), on_pause(self), on_resume(self), on_drain(self), on_signal(self),
+    on_done(self), on_stored(self), on_failed(self), on_denied(self),
+    on_skipped(self), on_freed(self), on_pause(self), on_resume(self),
+    on_drain(self), on_signal(self),
     on_shutdown(self), on_cancel(self), on_workers(self), on_watch(self),
     on_tick(self), already_running(), refuse_join(),
     [](poll_atom) {},
@@ -1061,6 +1093,7 @@ template <class NodesWaited>
 behavior_type ended(self_ptr self, NodesWaited on_nodes_waited) {
   return {
     [](done_atom, const std::string&, uint32_t) {},
+    [](done_atom, const std::vector<mark_answer>&) {},
     [](failed_atom, const std::string&, uint32_t, const call_outcome&) {},
     [](denied_atom, const std::string&, uint32_t, const std::string&) {},
     [](skipped_atom, const std::string&, uint32_t) {},

@@ -18,6 +18,8 @@ using open_run_atom = caf::atom_constant<caf::atom("openrun")>;
 using finish_run_atom = caf::atom_constant<caf::atom("finishrun")>;
 using fetch_atom = caf::atom_constant<caf::atom("fetch")>;
 using running_atom = caf::atom_constant<caf::atom("running")>;
+// the checkpointer's answers to a gateway's marks, one message a commit
+using marks_atom = caf::atom_constant<caf::atom("marks")>;
 using complete_atom = caf::atom_constant<caf::atom("complete")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using quarantine_atom = caf::atom_constant<caf::atom("quarantin")>;

@@ -26,14 +26,18 @@ namespace bgagent {
 
 using checkpointer_actor = caf::typed_actor<
   // -- an attempt (node gateways) --------------------------------------
+  // Marks are not answered one by one: once their commit is durable, the
+  // sender gets (marks_atom, std::vector<mark_answer>) with every answer of
+  // that commit (messages/mark_answer.hpp; written false = skip it,
+  // nothing written).
   // (id, attempt, reservation id, reserved tokens, reserved dollars,
-  //  task_started, the task's seq or 0): false = skip it, nothing written
-  caf::replies_to<running_atom, std::string, uint32_t, uint64_t, uint64_t,
-                  double, audit_event, int64_t>::with<bool>,
+  //  task_started, the task's seq or 0)
+  caf::reacts_to<running_atom, std::string, uint32_t, uint64_t, uint64_t,
+                 double, audit_event, int64_t>,
   // (id, attempt, outcome, usage, task_completed, reservation id or 0,
   //  the task's seq or 0)
-  caf::replies_to<complete_atom, std::string, uint32_t, call_outcome, usage,
-                  audit_event, uint64_t, int64_t>::with<bool>,
+  caf::reacts_to<complete_atom, std::string, uint32_t, call_outcome, usage,
+                 audit_event, uint64_t, int64_t>,
   // (id, attempt, usage, provider, model, task_failed, raw answer,
   //  answer error): a failed attempt's usage
   caf::replies_to<usage_atom, std::string, uint32_t, usage, std::string,

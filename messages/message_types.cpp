@@ -9,6 +9,7 @@
 #include "messages/call_outcome.hpp"
 #include "messages/cluster.hpp"
 #include "messages/events.hpp"
+#include "messages/mark_answer.hpp"
 #include "messages/outcome_kind.hpp"
 #include "messages/task_worker_actor.hpp"
 #include "messages/run.hpp"
@@ -110,6 +111,9 @@ void add_message_types(caf::actor_system_config& cfg) {
     "std::vector<bgagent::reservation>");
   cfg.add_message_type<std::vector<double>>("std::vector<double>");
   cfg.add_message_type<usage>("bgagent::usage");
+  cfg.add_message_type<mark_answer>("bgagent::mark_answer");
+  cfg.add_message_type<std::vector<mark_answer>>(
+    "std::vector<bgagent::mark_answer>");
   cfg.add_message_type<settlement>("bgagent::settlement");
   cfg.add_message_type<std::vector<settlement>>(
     "std::vector<bgagent::settlement>");

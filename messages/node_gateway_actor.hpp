@@ -14,6 +14,7 @@
 
 #include "messages/atoms.hpp"
 #include "messages/call_outcome.hpp"
+#include "messages/mark_answer.hpp"
 #include "messages/task.hpp"
 #include "messages/task_worker_actor.hpp"
 
@@ -40,6 +41,9 @@ using node_gateway_actor = caf::typed_actor<
   // from a worker: (id, attempt, outcome, charge the reservation, latency)
   caf::reacts_to<finish_atom, std::string, uint32_t, call_outcome, bool,
                  double>,
+  // from the checkpointer only: its answers to this gateway's running and
+  // completed marks, once their commit is durable (messages/mark_answer.hpp)
+  caf::reacts_to<marks_atom, std::vector<mark_answer>>,
   // from a worker: (worker name, busy, task id)
   caf::reacts_to<heartbeat_atom, std::string, bool, std::string>,
   // from a remote node: (its workers, their names)

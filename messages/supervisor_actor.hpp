@@ -17,6 +17,7 @@
 #include "messages/atoms.hpp"
 #include "messages/call_outcome.hpp"
 #include "messages/events.hpp"
+#include "messages/mark_answer.hpp"
 #include "messages/run.hpp"
 #include "messages/task_worker_actor.hpp"
 
@@ -34,6 +35,9 @@ using supervisor_actor = caf::typed_actor<
   // the call ended with an answer the store is committing: the worker is
   // free now, and done or skipped for the attempt follows
   caf::reacts_to<freed_atom, std::string, uint32_t>,
+  // from a gateway: the store's answers to its completions of one commit,
+  // each done (written) or skipped (stale) for an attempt it freed
+  caf::reacts_to<done_atom, std::vector<mark_answer>>,
   // -- commands (admin, signals) --------------------------------------------
   caf::replies_to<pause_atom>::with<bool>,
   caf::replies_to<resume_atom>::with<bool>,

@@ -1,5 +1,6 @@
 // A node that knows the secret but lies: results for attempts it was never
-// handed are refused, and the usage it reports is bounded by what the head
+// handed are refused, so are answers it forges in the store's name, and
+// the usage it reports is bounded by what the head
 // reserved for the attempt (a critical usage_over_reservation alert).
 //
 // The node is a real CAF node in this test process: it says hello to a real
@@ -18,6 +19,7 @@
 #include "messages/atoms.hpp"
 #include "messages/call_outcome.hpp"
 #include "messages/cluster.hpp"
+#include "messages/mark_answer.hpp"
 #include "messages/node_gateway_actor.hpp"
 #include "messages/gatekeeper_actor.hpp"
 #include "messages/wire_fingerprint.hpp"
@@ -111,6 +113,13 @@ TEST_CASE("a node with the secret cannot finish attempts it was not handed "
     forged.result = R"({"summary":"forged early"})";
     self->send(gateway, finish_atom::value, std::string("lie-2"),
                uint32_t{1}, forged, false, 0.01);
+    // Nor can it speak for the store: answers to marks, as the head's
+    // checkpointer sends them (a completion stored, a call that may go),
+    // are refused from anyone else.
+    self->send(gateway, marks_atom::value,
+               std::vector<mark_answer>{
+                 mark_answer{"lie-1", 1, true, true, 0},
+                 mark_answer{"lie-2", 1, false, true, 1}});
 
     // Now join one lying worker and let the head hand it the tasks.
     auto worker = sys.spawn(liar, gateway, finished);
@@ -136,6 +145,12 @@ TEST_CASE("a node with the secret cannot finish attempts it was not handed "
                     "that this gateway did not hand to that worker") !=
                   std::string::npos;
   CHECK(not_handed == 2); // the early begin and the early result
+  int forged_store = 0;
+  for (auto& j : refused)
+    forged_store += j["detail"].get<std::string>().find(
+                      "store answers not from the store") !=
+                    std::string::npos;
+  CHECK(forged_store == 1);
   // Each task cost what the head reserved for it (200 tokens), never the
   // million the node claimed.
   auto r = run_bgagent({"results", "--json"}, dir.path());

@@ -21,6 +21,7 @@
 
 #include "messages/atoms.hpp"
 #include "messages/events.hpp"
+#include "messages/mark_answer.hpp"
 #include "messages/message_types.hpp"
 
 namespace bgagent::testing {
@@ -208,6 +209,37 @@ std::optional<T> ask_for(caf::scoped_actor& self, const Handle& dest,
                 std::forward<Ts>(xs)...)
     .receive([&](T& x) { result = std::move(x); }, [&](caf::error&) {});
   return result;
+}
+
+// The store's answers to marks (running, complete) sent by the scoped
+// actor, as the checkpointer sends them once their commit is durable (one
+// message a commit): at least `n` answers, in order; fewer if none came
+// for a minute.
+inline std::vector<mark_answer> mark_answers(caf::scoped_actor& self,
+                                             size_t n) {
+  std::vector<mark_answer> got;
+  bool waiting = true;
+  while (waiting && got.size() < n)
+    self->receive(
+      [&](marks_atom, std::vector<mark_answer>& answers) {
+        for (auto& m : answers)
+          got.push_back(std::move(m));
+      },
+      caf::after(std::chrono::seconds(60)) >> [&] { waiting = false; });
+  return got;
+}
+
+// Sends a mark (running_atom or complete_atom and its fields) to the
+// checkpointer and waits for its answer: whether it was written, nullopt
+// when none came.
+template <class Handle, class... Ts>
+std::optional<bool> mark(caf::scoped_actor& self, const Handle& cp,
+                         Ts&&... xs) {
+  self->send(handle_of(cp), std::forward<Ts>(xs)...);
+  auto got = mark_answers(self, 1);
+  if (got.size() != 1)
+    return std::nullopt;
+  return got.front().written;
 }
 
 } // namespace bgagent::testing

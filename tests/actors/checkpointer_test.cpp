@@ -82,7 +82,7 @@ struct checkpointer_env : actor_env {
   }
   bool running(const std::string& id, uint32_t attempt, uint64_t res,
                uint64_t tokens, double cost) {
-    auto r = ask_for<bool>(self, cp, running_atom::value, id, attempt, res,
+    auto r = mark(self, cp, running_atom::value, id, attempt, res,
                            tokens, cost, ev("task_started", id, attempt),
                            int64_t{0});
     REQUIRE(r);
@@ -191,16 +191,16 @@ TEST_CASE("checkpointer: transitions are fenced by attempt",
   CHECK(e.running("a", 1, 0, 0, 0.0));
   CHECK(e.running("a", 2, 0, 0, 0.0));
   // Attempt 1 was superseded: it cannot complete.
-  CHECK_FALSE(*ask_for<bool>(e.self, e.cp, complete_atom::value,
+  CHECK_FALSE(*mark(e.self, e.cp, complete_atom::value,
                              std::string("a"), uint32_t{1}, success(), u,
                              ev("task_completed", "a", 1), uint64_t{0},
                              int64_t{0}));
-  CHECK(*ask_for<bool>(e.self, e.cp, complete_atom::value, std::string("a"),
+  CHECK(*mark(e.self, e.cp, complete_atom::value, std::string("a"),
                        uint32_t{2}, success(), u,
                        ev("task_completed", "a", 2), uint64_t{0},
                        int64_t{0}));
   // Never twice.
-  CHECK_FALSE(*ask_for<bool>(e.self, e.cp, complete_atom::value,
+  CHECK_FALSE(*mark(e.self, e.cp, complete_atom::value,
                              std::string("a"), uint32_t{2}, success(), u,
                              ev("task_completed", "a", 2), uint64_t{0},
                        int64_t{0}));
@@ -273,23 +273,44 @@ TEST_CASE("checkpointer: a write is answered only once it is committed",
   REQUIRE(ask_for<submit_report>(e.self, e.cp, submit_atom::value, ts));
   REQUIRE(ask_for<run_info>(e.self, e.cp, open_run_atom::value,
                             uint64_t{100000}, 1.0));
-  // A burst of writes: each reply must find its change visible to another
+  // A burst of writes, answered a commit at a time (fewer than 100
+  // messages): each answer must find its change visible to another
   // connection (so it is committed, not just in an open transaction).
   for (auto& t : ts)
     e.self->send(e.cp, running_atom::value, t.id, uint32_t{1}, uint64_t{0},
                  uint64_t{0}, 0.0, ev("task_started", t.id, 1), int64_t{0});
-  int replies = 0, durable = 0;
-  for (int i = 0; i < 100; ++i)
-    e.self->receive(
-      [&](bool ok) {
-        ++replies;
-        if (ok && sql_int(e.db, "SELECT COUNT(*) FROM tasks WHERE state = "
-                                "'running'") > i)
-          ++durable;
-      },
-      caf::after(std::chrono::seconds(60)) >> [] {});
-  CHECK(replies == 100);
-  CHECK(durable == 100);
+  // Takes the answers to `n` marks, checking at each message that its
+  // answers are written and visible there (`visible`: rows and events
+  // now in the store).
+  auto take = [&](size_t n, auto visible) {
+    std::vector<std::string> answered;
+    bool durable = true;
+    int messages = 0;
+    bool waiting = true;
+    while (waiting && answered.size() < n)
+      e.self->receive(
+        [&](marks_atom, std::vector<mark_answer>& answers) {
+          ++messages;
+          for (auto& m : answers) {
+            answered.push_back(m.id);
+            durable = durable && m.written;
+          }
+          durable = durable && visible() >= static_cast<int64_t>(
+                                              answered.size());
+        },
+        caf::after(std::chrono::seconds(60)) >> [&] { waiting = false; });
+    CHECK(answered.size() == n);
+    CHECK(durable);
+    CHECK(messages <= static_cast<int>(n));
+    // Each mark answered once, the order of the requests kept.
+    std::vector<std::string> asked;
+    for (auto& t : ts)
+      asked.push_back(t.id);
+    CHECK(answered == asked);
+  };
+  take(100, [&] {
+    return sql_int(e.db, "SELECT COUNT(*) FROM tasks WHERE state = 'running'");
+  });
   CHECK(sql_int(e.db, "SELECT COUNT(*) FROM tasks WHERE state = 'running'") ==
         100);
 
@@ -299,22 +320,12 @@ TEST_CASE("checkpointer: a write is answered only once it is committed",
     e.self->send(e.cp, complete_atom::value, t.id, uint32_t{1}, success(),
                  usage{10, 5, 0.0}, ev("task_completed", t.id, 1), uint64_t{0},
                  int64_t{0});
-  int seen = 0;
-  bool all_durable = true;
-  for (int i = 0; i < 100; ++i)
-    e.self->receive(
-      [&](bool ok) {
-        ++seen;
-        auto n = sql_int(e.db,
-                         "SELECT COUNT(*) FROM tasks WHERE state = 'completed'");
-        auto m = sql_int(e.db, "SELECT COUNT(*) FROM events WHERE event = "
-                               "'task_completed'");
-        if (!ok || n <= i || m <= i)
-          all_durable = false;
-      },
-      caf::after(std::chrono::seconds(60)) >> [] {});
-  CHECK(seen == 100);
-  CHECK(all_durable);
+  take(100, [&] {
+    return std::min(
+      sql_int(e.db, "SELECT COUNT(*) FROM tasks WHERE state = 'completed'"),
+      sql_int(e.db, "SELECT COUNT(*) FROM events WHERE event = "
+                    "'task_completed'"));
+  });
   // Events reach the auditor only after their commit, in seq order.
   REQUIRE(e.wait_pushed("task_completed", 100));
   auto all = e.pushed();
@@ -340,7 +351,7 @@ TEST_CASE("checkpointer: a reservation is stored with the running mark and "
   CHECK(sql_int(e.db, "SELECT reservation_id FROM tasks WHERE id = 'b'") == 8);
 
   usage u{120, 30, 0.02};
-  CHECK(*ask_for<bool>(e.self, e.cp, complete_atom::value, std::string("a"),
+  CHECK(*mark(e.self, e.cp, complete_atom::value, std::string("a"),
                        uint32_t{1}, success(), u,
                        ev("task_completed", "a", 1, "done"), uint64_t{0},
                        int64_t{0}));
@@ -462,7 +473,7 @@ TEST_CASE("checkpointer: an abandoned call is charged at its reservation "
 
   // A late result of an abandoned attempt: covered by what was charged,
   // nothing more (and no second commit to the keeper).
-  CHECK_FALSE(*ask_for<bool>(e.self, e.cp, complete_atom::value,
+  CHECK_FALSE(*mark(e.self, e.cp, complete_atom::value,
                              std::string("s"), uint32_t{1}, success(),
                              usage{30, 10, 0.01},
                              ev("task_completed", "s", 1), uint64_t{0},
@@ -497,17 +508,17 @@ TEST_CASE("checkpointer: a resumed run charges the reservations of the calls "
                                                      unit_task("c")}));
     REQUIRE(ask_for<run_info>(e.self, cp, open_run_atom::value,
                               uint64_t{1000}, 1.0));
-    CHECK(*ask_for<bool>(e.self, cp, running_atom::value, std::string("a"),
+    CHECK(*mark(e.self, cp, running_atom::value, std::string("a"),
                          uint32_t{1}, uint64_t{1}, uint64_t{300}, 0.25,
                          ev("task_started", "a", 1), int64_t{0}));
     CHECK(*ask_for<bool>(e.self, cp, usage_atom::value, std::string("a"),
                          uint32_t{1}, usage{40, 2, 0.5}, std::string("unit"),
                          std::string("m"), ev("task_failed", "a", 1),
                        no_answer, no_answer));
-    CHECK(*ask_for<bool>(e.self, cp, running_atom::value, std::string("a"),
+    CHECK(*mark(e.self, cp, running_atom::value, std::string("a"),
                          uint32_t{2}, uint64_t{2}, uint64_t{200}, 0.125,
                          ev("task_started", "a", 2), int64_t{0}));
-    CHECK(*ask_for<bool>(e.self, cp, running_atom::value, std::string("b"),
+    CHECK(*mark(e.self, cp, running_atom::value, std::string("b"),
                          uint32_t{1}, uint64_t{3}, uint64_t{100}, 0.0625,
                          ev("task_started", "b", 1), int64_t{0}));
     e.self->send_exit(cp, caf::exit_reason::kill); // like a crash

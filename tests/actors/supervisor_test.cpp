@@ -147,13 +147,13 @@ struct stand_in_node {
   // What a gateway stores before it reports done: the attempt marked
   // running, then completed (else the run's last look finds it pending).
   void store_completed(const std::string& id) {
-    REQUIRE(ask_for<bool>(e.self, e.cp, running_atom::value, id, uint32_t{1},
+    REQUIRE(mark(e.self, e.cp, running_atom::value, id, uint32_t{1},
                           uint64_t{0}, uint64_t{0}, 0.0, audit_event{},
                           int64_t{0}));
     call_outcome out;
     out.ok = true;
     out.result = R"({"summary":"s."})";
-    REQUIRE(ask_for<bool>(e.self, e.cp, complete_atom::value, id,
+    REQUIRE(mark(e.self, e.cp, complete_atom::value, id,
                           uint32_t{1}, out, usage{}, audit_event{},
                           uint64_t{0}, int64_t{0}));
   }
@@ -348,6 +348,44 @@ TEST_CASE("supervisor: a freed worker takes the next task while its answer "
   node.report(done_atom::value, "t3");
   caf::anon_send_exit(node.dummy, caf::exit_reason::user_shutdown);
   CHECK(node.summary().completed == 2); // t1 and t3, each once
+}
+
+TEST_CASE("supervisor: a gateway's answers of one commit come in one "
+          "message: each freed attempt settled once, done or skipped",
+          "[unit][supervisor]") {
+  std::vector<task> tasks{scripted_task("t1"), scripted_task("t2"),
+                          scripted_task("t3")};
+  supervisor_env e(tasks, with_workers(0));
+  e.self->send(e.sup, run_atom::value);
+  stand_in_node node(e, e.self); // the test is the node's gateway
+  REQUIRE(node.next_dispatch(e.self) == "t1");
+  node.store_completed("t1");
+  node.report(freed_atom::value, "t1");
+  REQUIRE(node.next_dispatch(e.self) == "t2");
+  node.store_completed("t2");
+  node.report(freed_atom::value, "t2");
+  REQUIRE(node.next_dispatch(e.self) == "t3");
+  // One commit's answers, as the gateway sends them (as itself): t1 done,
+  // t2 stale (nothing written), and t1 again (a stale repeat).
+  e.self->send(e.sup, done_atom::value,
+               std::vector<mark_answer>{
+                 mark_answer{"t1", 1, true, true, 0},
+                 mark_answer{"t2", 1, true, false, 0},
+                 mark_answer{"t1", 1, true, true, 0}});
+  // Neither touched the worker, busy with t3.
+  auto listed = node.workers();
+  REQUIRE(listed.size() == 1);
+  CHECK(listed[0] == "node-a node-a/worker-1 busy t3");
+  node.store_completed("t3");
+  node.report(freed_atom::value, "t3");
+  // An answer for an attempt that was never freed settles nothing.
+  e.self->send(e.sup, done_atom::value,
+               std::vector<mark_answer>{mark_answer{"t9", 1, true, true, 0},
+                                        mark_answer{"t3", 1, true, true, 0}});
+  caf::anon_send_exit(node.dummy, caf::exit_reason::user_shutdown);
+  auto s = node.summary();
+  CHECK(s.completed == 2); // t1 and t3, each once; t2 skipped
+  CHECK(s.exit_code == 0);
 }
 
 TEST_CASE("supervisor: while paused, a worker that finishes takes nothing, "
