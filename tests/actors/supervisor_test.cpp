@@ -158,6 +158,12 @@ struct stand_in_node {
                           uint64_t{0}, int64_t{0}));
   }
 
+  // An answer stored and its worker freed, as a gateway does at a finish.
+  void stored_and_freed(const std::string& id) {
+    store_completed(id);
+    report(freed_atom::value, id);
+  }
+
   // The worker's report, as its gateway sends it (as the worker).
   template <class Atom>
   void report(Atom atom, const std::string& id) {
@@ -182,6 +188,16 @@ struct stand_in_node {
                       [] { FAIL("no run summary"); });
     return s;
   }
+};
+
+// Tasks t1, t2, t3 (run in that order) on the only worker, a stand-in
+// node's whose gateway is the test.
+struct three_tasks_one_node {
+  supervisor_env e{std::vector<task>{scripted_task("t1"), scripted_task("t2"),
+                                     scripted_task("t3")},
+                   with_workers(0)};
+  bool started = (e.self->send(e.sup, run_atom::value), true); // then joins
+  stand_in_node node{e, e.self};
 };
 
 } // namespace
@@ -316,11 +332,9 @@ TEST_CASE("supervisor: a drain lets calls in flight finish and picks the exit "
 TEST_CASE("supervisor: a freed worker takes the next task while its answer "
           "is stored, done counts once, a stale report idles nothing",
           "[unit][supervisor]") {
-  std::vector<task> tasks{scripted_task("t1"), scripted_task("t2"),
-                          scripted_task("t3")};
-  supervisor_env e(tasks, with_workers(0));
-  e.self->send(e.sup, run_atom::value);
-  stand_in_node node(e, e.self); // the test is the node's gateway
+  three_tasks_one_node run;
+  auto& e = run.e;
+  auto& node = run.node;
   // Run order: t1, t2, t3, each to the only worker.
   REQUIRE(node.next_dispatch(e.self) == "t1");
   node.store_completed("t1");
@@ -353,17 +367,13 @@ TEST_CASE("supervisor: a freed worker takes the next task while its answer "
 TEST_CASE("supervisor: a gateway's answers of one commit come in one "
           "message: each freed attempt settled once, done or skipped",
           "[unit][supervisor]") {
-  std::vector<task> tasks{scripted_task("t1"), scripted_task("t2"),
-                          scripted_task("t3")};
-  supervisor_env e(tasks, with_workers(0));
-  e.self->send(e.sup, run_atom::value);
-  stand_in_node node(e, e.self); // the test is the node's gateway
+  three_tasks_one_node run;
+  auto& e = run.e;
+  auto& node = run.node;
   REQUIRE(node.next_dispatch(e.self) == "t1");
-  node.store_completed("t1");
-  node.report(freed_atom::value, "t1");
+  node.stored_and_freed("t1");
   REQUIRE(node.next_dispatch(e.self) == "t2");
-  node.store_completed("t2");
-  node.report(freed_atom::value, "t2");
+  node.stored_and_freed("t2");
   REQUIRE(node.next_dispatch(e.self) == "t3");
   // One commit's answers, as the gateway sends them (as itself): t1 done,
   // t2 stale (nothing written), and t1 again (a stale repeat).
@@ -376,8 +386,7 @@ TEST_CASE("supervisor: a gateway's answers of one commit come in one "
   auto listed = node.workers();
   REQUIRE(listed.size() == 1);
   CHECK(listed[0] == "node-a node-a/worker-1 busy t3");
-  node.store_completed("t3");
-  node.report(freed_atom::value, "t3");
+  node.stored_and_freed("t3");
   // An answer for an attempt that was never freed settles nothing.
   e.self->send(e.sup, done_atom::value,
                std::vector<mark_answer>{mark_answer{"t9", 1, true, true, 0},
@@ -392,11 +401,9 @@ TEST_CASE("supervisor: while paused, a worker that finishes takes nothing, "
           "a queued task cancelled meanwhile never runs, and resume dispatches "
           "again",
           "[unit][supervisor]") {
-  std::vector<task> tasks{scripted_task("t1"), scripted_task("t2"),
-                          scripted_task("t3")};
-  supervisor_env e(tasks, with_workers(0));
-  e.self->send(e.sup, run_atom::value);
-  stand_in_node node(e, e.self);
+  three_tasks_one_node run;
+  auto& e = run.e;
+  auto& node = run.node;
   REQUIRE(node.next_dispatch(e.self) == "t1"); // t2, t3 queued
   REQUIRE(ask_for<bool>(e.self, e.sup, pause_atom::value));
   auto cancelled = ask_for<std::vector<std::string>>(
