@@ -18,6 +18,7 @@
 #include "messages/budget.hpp"
 #include "messages/call_outcome.hpp"
 #include "messages/events.hpp"
+#include "messages/mark_answer.hpp"
 #include "messages/run.hpp"
 #include "messages/task.hpp"
 #include "messages/worker_context.hpp"
@@ -166,9 +167,15 @@ TEST_CASE("task_worker: a successful attempt reserves, runs, commits, reports",
   // The worker was freed when its answer went to the store, before done.
   REQUIRE(e.sup->with_atom<freed_atom>().size() == 1);
   CHECK(e.sup->with_atom<freed_atom>()[0].get_as<std::string>(1) == "w1");
+  // Done comes with the other completions of its commit, in one message.
   auto done = e.sup->with_atom<done_atom>()[0];
-  CHECK(done.get_as<std::string>(1) == "w1");
-  CHECK(done.get_as<uint32_t>(2) == 1);
+  REQUIRE(done.match_elements<done_atom, std::vector<mark_answer>>());
+  auto& answers = done.get_as<std::vector<mark_answer>>(1);
+  REQUIRE(answers.size() == 1);
+  CHECK(answers[0].id == "w1");
+  CHECK(answers[0].attempt == 1);
+  CHECK(answers[0].completion);
+  CHECK(answers[0].written);
   // Durable before it was reported.
   CHECK(e.state() == "completed");
   auto b = e.budget();
