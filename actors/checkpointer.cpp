@@ -26,8 +26,8 @@ namespace {
 
 // A reply held back until the open group commits: called with nullptr
 // then, or with an error if this actor ends first (its requester gets an
-// error, never silence). One closure per reply: two of them per attempt on
-// the busiest thread.
+// error, never silence). One closure per reply; an attempt's marks are not
+// held this way but answered per commit (grouped_mark).
 using held_reply = std::function<void(const caf::error*)>;
 
 // A promise held with its value: the value at the commit, else the error.
