@@ -12,8 +12,8 @@
 // worst case is the dearest); asks its gateway to begin the attempt (pace,
 // reserve + mark running, one request); told to fall back (the model is
 // down), it asks again with the next model; if told to go, starts the provider call without blocking (the outcome comes
-// back as a message) and enforces the per-attempt timeout with a delayed
-// message; then hands the outcome to the gateway (finish, one-way), which
+// back as a message) and enforces the per-attempt timeout (one timer
+// pending at most per worker, on the actor system's clock); then hands the outcome to the gateway (finish, one-way), which
 // stores it and tells the supervisor. While busy it beats to the gateway
 // every heartbeat interval. A provider that throws kills the worker: the
 // supervisor sees the down message, restarts a worker and counts the

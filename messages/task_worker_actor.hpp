@@ -21,8 +21,9 @@ using task_worker_actor = caf::typed_actor<
   caf::reacts_to<dispatch_atom, task, uint32_t>,
   // (call generation, outcome): the provider's answer
   caf::reacts_to<provider_atom, uint64_t, call_outcome>,
-  // (call generation): the attempt's deadline
-  caf::reacts_to<timeout_atom, uint64_t>,
+  // its deadline timer: one pending at most, whatever the calls (a call
+  // that outlives its deadline times out; an early one is re-armed)
+  caf::reacts_to<timeout_atom>,
   // its heartbeat timer
   caf::reacts_to<tick_atom>>;
 

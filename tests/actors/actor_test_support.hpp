@@ -31,6 +31,17 @@ public:
   unit_config() { bgagent::add_message_types(*this); }
 };
 
+// An actor system on CAF's test coordinator: messages run when the test
+// says so (sched.run()) and time is simulated (sched.advance_time()), so
+// timers are tested to the tick, with no waiting in real time.
+class sim_config : public caf::actor_system_config {
+public:
+  sim_config() {
+    bgagent::add_message_types(*this);
+    set("scheduler.policy", caf::atom("testing"));
+  }
+};
+
 // One actor system per test, plus a scoped actor to send requests from.
 struct actor_env {
   unit_config cfg;

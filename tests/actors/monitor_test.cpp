@@ -58,16 +58,8 @@ struct monitor_env : actor_env {
 
 namespace {
 
-// The monitor on CAF's test coordinator: messages run when the test says
-// so and time is simulated, so the dead man's switch is tested to the
-// tick, with no waiting in real time.
-class sim_config : public caf::actor_system_config {
-public:
-  sim_config() {
-    bgagent::add_message_types(*this);
-    set("scheduler.policy", caf::atom("testing"));
-  }
-};
+// The monitor on CAF's test coordinator (sim_config): the dead man's
+// switch is tested to the tick.
 
 struct sim_monitor {
   temp_dir dir;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <thread>
 
+#include <caf/scheduler/test_coordinator.hpp>
 #include <nlohmann/json.hpp>
 
 #include "actors/auditor.hpp"
@@ -19,6 +20,7 @@
 #include "messages/call_outcome.hpp"
 #include "messages/events.hpp"
 #include "messages/mark_answer.hpp"
+#include "messages/node_gateway_actor.hpp"
 #include "messages/run.hpp"
 #include "messages/task.hpp"
 #include "messages/worker_context.hpp"
@@ -302,4 +304,135 @@ TEST_CASE("task_worker: a provider that throws kills the worker, and its "
   CHECK(e.budget().tokens_used == held);
   auto charged = e.first_event("budget_charged");
   CHECK(charged["task_id"] == "w1");
+}
+
+namespace {
+
+// Answers a call only when the test says so.
+class held_provider : public provider {
+public:
+  held_provider() : provider(model_price{1000, 2000}) {}
+  std::string name() const override { return "unit"; }
+  std::string model() const override { return "unit-model"; }
+  uint64_t start(const llm_request&, completion done) override {
+    calls.push_back(std::move(done));
+    return calls.size();
+  }
+  void answer(size_t call) {
+    call_outcome out;
+    out.ok = true;
+    out.result = "{\"summary\":\"ok\"}";
+    out.prompt_tokens = 10;
+    out.completion_tokens = 5;
+    out.usage_reported = true;
+    out.http_status = 200;
+    calls.at(call)(out);
+  }
+  std::vector<completion> calls;
+};
+
+// The worker's half of a gateway: every begin may go; finishes are kept.
+struct finished_call {
+  std::string id;
+  call_outcome out;
+};
+
+node_gateway_actor::behavior_type
+go_gateway(node_gateway_actor::pointer,
+           std::shared_ptr<std::vector<finished_call>> finished) {
+  return {
+    [](dispatch_atom, const task_worker_actor&, task&, uint32_t) {},
+    [](begin_atom, const std::string&, uint32_t, uint64_t, uint64_t, double,
+       const std::string&, bool) { return begin_answer::go; },
+    [finished](finish_atom, const std::string& id, uint32_t,
+               const call_outcome& out, bool, double) {
+      finished->push_back(finished_call{id, out});
+    },
+    [](marks_atom, std::vector<mark_answer>&) {},
+    [](heartbeat_atom, const std::string&, bool, const std::string&) {},
+    [](join_atom, const std::vector<task_worker_actor>&,
+       const std::vector<std::string>&) { return false; },
+  };
+}
+
+// One worker on simulated time, with a 10 s BG_AGENT_TIMEOUT.
+struct sim_worker {
+  sim_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scheduler::test_coordinator& sched =
+    dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
+  std::shared_ptr<held_provider> prov = std::make_shared<held_provider>();
+  std::shared_ptr<std::vector<finished_call>> finished =
+    std::make_shared<std::vector<finished_call>>();
+  node_gateway_actor gateway = sys.spawn(go_gateway, finished);
+  task_worker_actor worker;
+  sim_worker() {
+    worker_settings ws;
+    ws.name = "head/worker-1";
+    ws.timeout_seconds = 10;
+    ws.heartbeat_seconds = 1000; // its tick: one more timer, far away
+    worker = spawn_task_worker(sys, worker_context{gateway}, prov, ws);
+    sched.run();
+  }
+  ~sim_worker() {
+    caf::anon_send_exit(worker, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(gateway, caf::exit_reason::user_shutdown);
+    sched.run();
+  }
+  void dispatch(const std::string& id) {
+    task t;
+    t.id = id;
+    t.type = "summarize";
+    t.input = "One sentence to summarise.";
+    t.max_tokens = 64;
+    caf::anon_send(worker, dispatch_atom::value, t, uint32_t{1});
+    sched.run();
+  }
+  void advance(std::chrono::milliseconds d) {
+    sched.advance_time(d);
+    sched.run();
+  }
+  size_t timers() const { return sched.clock().schedule().size(); }
+};
+
+} // namespace
+
+TEST_CASE("task_worker: a thousand calls leave one deadline timer pending, "
+          "and each call still times out at its own deadline",
+          "[unit][task_worker]") {
+  using std::chrono::milliseconds;
+  sim_worker e;
+  // Back to back, 1 s each: the calls span 100 timeouts' worth of time.
+  for (size_t i = 0; i < 1000; ++i) {
+    e.dispatch("c" + std::to_string(i));
+    REQUIRE(e.prov->calls.size() == i + 1);
+    // The heartbeat tick and one deadline timer; a timer per call would
+    // leave the last ten calls' timers here.
+    REQUIRE(e.timers() == 2);
+    e.advance(milliseconds(1000));
+    e.prov->answer(i);
+    e.sched.run();
+    REQUIRE(e.finished->size() == i + 1);
+    REQUIRE(e.finished->back().out.ok);
+  }
+  // A call that never answers, started between two firings of the timer:
+  // it fails 10 s after it started, not when the earlier timer was due.
+  e.advance(milliseconds(500));
+  e.dispatch("slow");
+  // A stray timeout message (no deadline reached) changes nothing.
+  caf::anon_send(e.worker, timeout_atom::value);
+  e.sched.run();
+  e.advance(milliseconds(9999));
+  CHECK(e.finished->size() == 1000);
+  e.advance(milliseconds(1));
+  REQUIRE(e.finished->size() == 1001);
+  CHECK(e.finished->back().id == "slow");
+  CHECK(e.finished->back().out.error ==
+        "timed out after 10 s (BG_AGENT_TIMEOUT)");
+  // Its answer, after the timeout, is dropped; no timer is left for it.
+  e.prov->answer(1000);
+  e.sched.run();
+  e.advance(milliseconds(20000));
+  CHECK(e.finished->size() == 1001);
+  CHECK(e.timers() == 1); // the heartbeat tick alone
 }
