@@ -306,10 +306,15 @@ behavior_type running_behavior(self_ptr self) {
       if (self->state.flush_scheduled)
         commit_group(self);
     },
-    [=, &db_](fetch_atom, int64_t after_priority, int64_t after_seq,
-              uint32_t limit) {
-      return db_.fetch_runnable(fetch_cursor{after_priority, after_seq},
-                                limit);
+    [=, &db_](fetch_atom a, int64_t after_priority, int64_t after_seq,
+              uint32_t limit) -> caf::result<std::vector<task>> {
+      return read(
+        self,
+        [&] {
+          return db_.fetch_runnable(fetch_cursor{after_priority, after_seq},
+                                    limit);
+        },
+        a, after_priority, after_seq, limit);
     },
     [=, &db_](cached_atom, const std::vector<std::string>& ids,
               const std::vector<std::string>& fingerprints,

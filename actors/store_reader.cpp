@@ -39,6 +39,11 @@ store_reader_actor::behavior_type store_reader(self_ptr self,
     [&db_](status_atom, provider_atom) { return db_.completed_providers(); },
     [&db_](status_atom, total_atom) { return db_.count_not_cancelled(); },
     [&db_](status_atom, models_atom) { return db_.runnable_models(); },
+    [&db_](fetch_atom, int64_t after_priority, int64_t after_seq,
+           uint32_t limit) {
+      return db_.fetch_runnable(fetch_cursor{after_priority, after_seq},
+                                limit);
+    },
     [&db_](results_atom, const std::string& state) {
       return db_.results(state);
     },

@@ -1,9 +1,9 @@
 // The store reader: a second SQLite connection, on its own thread, for the
-// checkpointer's reads that scan every task (status, counts, results; the
-// queue's fetch stays on the writer, whose cache is warm). In WAL mode a
-// reader never blocks the writer nor waits for it, so a status asked for
-// during a run (a /metrics scrape, the run's start and end) no longer
-// holds the one thread that commits attempts.
+// checkpointer's reads: the queue's fetch, and the scans of every task
+// (status, counts, results). In WAL mode a reader never blocks the writer
+// nor waits for it, so neither a status asked for during a run (a /metrics
+// scrape, the run's start and end) nor the fetch of the next tasks holds
+// the one thread that commits attempts.
 //
 // Contract (messages/store_reader_actor.hpp): each request is answered from
 // what was committed when it is read; the checkpointer delegates one once

@@ -43,10 +43,7 @@ using checkpointer_actor = caf::typed_actor<
   caf::replies_to<usage_atom, std::string, uint32_t, usage, std::string,
                   std::string, audit_event, std::string,
                   std::string>::with<bool>,
-  // -- the queue (supervisor) ------------------------------------------
-  // (after priority, after seq, limit)
-  caf::replies_to<fetch_atom, int64_t, int64_t, uint32_t>::with<
-    std::vector<task>>,
+  // -- the queue (supervisor): fetch, with the reads below ------------
   // (id, attempt, error, event, the attempt counts against no retry)
   caf::replies_to<retry_atom, std::string, uint32_t, std::string,
                   audit_event, bool>::with<bool>,
@@ -125,8 +122,9 @@ using checkpointer_actor = caf::typed_actor<
   // (schedule) -> its last firing, "" if none; (schedule, firing) stored
   caf::replies_to<schedule_atom, std::string>::with<std::string>,
   caf::replies_to<schedule_atom, std::string, std::string>::with<bool>>::
-  // status, counts and results: messages/store_reader_actor.hpp (a run's
-  // checkpointer delegates them to its reader)
+  // the queue's fetch, status, counts and results:
+  // messages/store_reader_actor.hpp (a run's checkpointer delegates them to
+  // its reader)
   extend_with<store_reader_actor>;
 
 } // namespace bgagent

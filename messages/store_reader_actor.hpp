@@ -27,6 +27,9 @@ using store_reader_actor = caf::typed_actor<
   caf::replies_to<status_atom, provider_atom>::with<std::vector<std::string>>,
   caf::replies_to<status_atom, total_atom>::with<uint64_t>,
   caf::replies_to<status_atom, models_atom>::with<std::vector<std::string>>,
+  // (after priority, after seq, limit): runnable tasks, as the checkpointer's
+  caf::replies_to<fetch_atom, int64_t, int64_t, uint32_t>::with<
+    std::vector<task>>,
   // (state)
   caf::replies_to<results_atom, std::string>::with<std::vector<task_record>>,
   // (state, tag, ids, limit)

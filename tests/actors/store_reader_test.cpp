@@ -1,5 +1,5 @@
-// The checkpointer with a store reader: its scans (status, results, counts)
-// are answered on the reader's own connection, after the open group is
+// The checkpointer with a store reader: its reads (the queue's fetch,
+// status, results, counts) are answered on the reader's own connection, after the open group is
 // committed, and a reader that fails takes the checkpointer with it.
 #include <catch2/catch.hpp>
 
@@ -98,13 +98,17 @@ TEST_CASE("checkpointer with a reader: status, results and counts come from "
   REQUIRE(rows);
   REQUIRE(rows->size() == 3);
   CHECK(rows->front().id == "o1");
-  // The queue is still read by the writer: its own file's task.
+  // The queue too: the other file's tasks, in run order, with their
+  // requests resolved (their type's prompt).
   auto next = ask_for<std::vector<task>>(e.self, e.cp, fetch_atom::value,
                                          int64_t{0}, int64_t{0},
                                          uint32_t{10});
   REQUIRE(next);
-  REQUIRE(next->size() == 1);
-  CHECK(next->front().id == "a");
+  REQUIRE(next->size() == 3);
+  CHECK(next->at(0).id == "o1");
+  CHECK(next->at(1).id == "o2");
+  CHECK(next->at(2).id == "o3");
+  CHECK_FALSE(next->at(0).prompt.empty());
 }
 
 TEST_CASE("checkpointer with a reader: a read sees every change asked for "
@@ -112,11 +116,19 @@ TEST_CASE("checkpointer with a reader: a read sees every change asked for "
           "[unit][checkpointer][reader]") {
   reader_env e;
   e.submit({"a", "b"});
-  // The running mark is not awaited: the status asked right after it is
-  // answered by the reader only once the mark's group has committed.
+  // The running mark is not awaited: the fetch and the status asked right
+  // after it are answered by the reader only once the mark's group has
+  // committed.
   e.self->send(e.cp, running_atom::value, std::string("a"), uint32_t{1},
                uint64_t{1}, uint64_t{100}, 0.5,
                make_event("task_started", "a", 1, ""), int64_t{0});
+  // So is the queue's fetch: the task marked running is not runnable.
+  auto next = ask_for<std::vector<task>>(e.self, e.cp, fetch_atom::value,
+                                         int64_t{0}, int64_t{0},
+                                         uint32_t{10});
+  REQUIRE(next);
+  REQUIRE(next->size() == 1);
+  CHECK(next->front().id == "b");
   auto c = e.counts();
   CHECK(c.running == 1);
   CHECK(c.pending == 1);
