@@ -422,11 +422,18 @@ struct http_client::shard {
 
   void submit(std::unique_ptr<transfer> t) {
     ++pending;
+    bool first;
     {
       std::lock_guard<std::mutex> lock(mtx);
+      first = incoming.empty();
       incoming.push_back(std::move(t));
     }
-    wake();
+    // Only the first request of a batch wakes the thread: it takes every
+    // request queued by then at once, and the queue was emptied (under the
+    // lock) after any wake it has not yet consumed. At thousands of calls a
+    // second that is thousands of eventfd writes and loop turns fewer.
+    if (first)
+      wake();
   }
 
   void cancel(uint64_t id) {
