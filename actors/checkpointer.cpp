@@ -308,6 +308,11 @@ behavior_type running_behavior(self_ptr self) {
     },
     [=, &db_](fetch_atom a, int64_t after_priority, int64_t after_seq,
               uint32_t limit) -> caf::result<std::vector<task>> {
+      // While a status scan holds the reader (a count of millions of tasks
+      // can outlast the queue), the writer reads it, in its open group.
+      if (!self->state.status_asked.empty())
+        return db_.fetch_runnable(fetch_cursor{after_priority, after_seq},
+                                  limit);
       return read(
         self,
         [&] {

@@ -78,6 +78,8 @@ struct supervisor_state {
   bool failure_streak = false;
   std::deque<task> queue;
   std::unordered_set<std::string> held; // queued, in flight or waiting
+  // Let go of while a fetch was out: not taken from that fetch (let_go()).
+  std::unordered_set<std::string> let_go_while_fetching;
   std::unordered_map<std::string, task> waiting; // retry timers running
   fetch_cursor cursor; // run order: priority, then seq
   bool fetching = false;
@@ -133,8 +135,8 @@ void deliver_summary(self_ptr self) {
 }
 
 // Tasks asked of the store at once: a few per worker, but at most 8,192,
-// so one fetch never holds the store thread long (40,000 tasks took it
-// ~50 ms at 10,000 workers, with every worker's answer waiting behind).
+// so one fetch never holds the store's reader long (40,000 tasks took
+// ~50 ms at 10,000 workers).
 uint32_t fetch_batch(const supervisor_state& st) {
   return std::clamp<uint32_t>(st.settings.workers * 4, 1024, 8192);
 }
@@ -197,6 +199,17 @@ void stop(self_ptr self, run_stop why) {
   maybe_finish(self);
 }
 
+// A task no longer held (done, quarantined, cancelled, given back). The
+// store reader answers fetches, from a snapshot that may predate what let
+// the task go: a fetch out meanwhile could bring back a task completed
+// since as pending, dispatched again only for the store to refuse it. So
+// its id is noted, and that fetch's answer leaves it out.
+void let_go(supervisor_state& st, const std::string& id) {
+  st.held.erase(id);
+  if (st.fetching)
+    st.let_go_while_fetching.insert(id);
+}
+
 void fetch(self_ptr self) {
   auto& st = self->state;
   if (st.fetching || st.exhausted || stopping(st) || st.parked_full)
@@ -208,9 +221,11 @@ void fetch(self_ptr self) {
     .then([=](std::vector<task>& tasks) {
       auto& st = self->state;
       st.fetching = false;
+      auto gone = std::move(st.let_go_while_fetching);
+      st.let_go_while_fetching.clear();
       for (auto& t : tasks) {
         st.cursor = fetch_cursor{t.priority, t.seq}; // they come in order
-        if (st.held.insert(t.id).second)
+        if (!gone.count(t.id) && st.held.insert(t.id).second)
           st.queue.push_back(std::move(t));
       }
       if (tasks.size() < batch)
@@ -270,7 +285,7 @@ bool park(supervisor_state& st, task& t) {
   }
   if (st.parked_count >= max_parked) {
     // Left in the store (pending or retry_wait): fetched again later.
-    st.held.erase(t.id);
+    let_go(st, t.id);
     st.parked_full = true;
     return true;
   }
@@ -371,7 +386,7 @@ void quarantine(self_ptr self, const task& t, uint32_t attempt,
         st.quarantine_errors.emplace(std::move(key), 1);
       self->send(st.h.monitor, outcome_atom::value, outcome_kind::quarantined,
                  t.id);
-      st.held.erase(t.id);
+      let_go(st, t.id);
       maybe_finish(self);
     });
 }
@@ -463,7 +478,7 @@ void attempt_failed(self_ptr self, const task& t, uint32_t attempt,
                     t.id, attempt)
         .then([=](bool) {
           --self->state.outstanding;
-          self->state.held.erase(t.id);
+          let_go(self->state, t.id);
           maybe_finish(self);
         });
       stop(self, run_stop{stop_reason::out_of_credits});
@@ -656,7 +671,7 @@ cancel_tasks(self_ptr self, const std::vector<std::string>& ids,
                      st.queue.end());
       for (auto& id : done) {
         st.waiting.erase(id);
-        st.held.erase(id);
+        let_go(st, id);
       }
       for (auto& [key, waiting] : st.parked) {
         auto before = waiting.size();
@@ -680,7 +695,7 @@ bool completed(self_ptr self, const std::string& id, uint32_t attempt) {
   auto& st = self->state;
   if (!attempt_reported(self, id, attempt))
     return false;
-  st.held.erase(id);
+  let_go(st, id);
   st.rate_limited.erase(id);
   ++st.summary.completed;
   if (st.failure_streak) {
@@ -698,7 +713,7 @@ bool completed(self_ptr self, const std::string& id, uint32_t attempt) {
 bool skipped(self_ptr self, const std::string& id, uint32_t attempt) {
   if (!attempt_reported(self, id, attempt))
     return false;
-  self->state.held.erase(id);
+  let_go(self->state, id);
   return true;
 }
 
@@ -769,7 +784,7 @@ auto on_denied(self_ptr self) {
       return;
     }
     // Still pending in the store: it waits for a run with more budget.
-    st.held.erase(t.id);
+    let_go(st, t.id);
     if (!stopping(st))
       spdlog::warn("budget exhausted: {}", reason);
     stop(self, run_stop{stop_reason::budget});
@@ -881,7 +896,7 @@ auto on_shutdown(self_ptr self) {
                     t.id, slot.attempt)
         .then([=](bool) {
           --self->state.outstanding;
-          self->state.held.erase(t.id);
+          let_go(self->state, t.id);
           maybe_finish(self);
         });
     }
@@ -1078,7 +1093,7 @@ behavior_type draining(self_ptr self) {
       auto& st = self->state;
       if (st.waiting.erase(id) == 0)
         return;
-      st.held.erase(id);
+      let_go(st, id);
       maybe_finish(self);
     },
     [](nodes_waited_atom) {},
@@ -1205,7 +1220,7 @@ behavior_type supervisor(self_ptr self, supervisor_settings s, run_handles h,
       // Answers that gateway was storing will not be reported: the store
       // has them or not, and the run's end does not wait for them.
       for (auto& id : st.pool.drop_storing_of(dm.source))
-        st.held.erase(id);
+        let_go(st, id);
       maybe_finish(self);
       if (dm.reason == caf::exit_reason::normal || finished(st))
         return;

@@ -188,8 +188,8 @@ void start_call(self_ptr self) {
                                     clock_type::duration>(
                                     std::chrono::duration<double>(
                                       st.settings.timeout_seconds));
-  // A timer still pending (for an earlier call, due sooner) re-arms itself
-  // for this deadline when it fires.
+  // A timer still pending (armed for an earlier call) re-arms itself for
+  // this deadline when it fires before it.
   if (!st.timer_pending)
     arm_deadline_timer(self, st.deadline - st.call_started);
 }

@@ -1625,6 +1625,24 @@ void store::set_limits(int64_t run_id, uint64_t token_limit,
 
 std::vector<task> store::fetch_runnable(const fetch_cursor& after,
                                         uint32_t limit) {
+  // Its two reads in one snapshot, as status(): on a reader's connection
+  // the writer may commit between them, and a task made runnable at the
+  // cursor's priority in between would be skipped until the cursor resets.
+  if (in_tx_ || read_only_)
+    return fetch_reads(after, limit);
+  exec("BEGIN");
+  try {
+    auto out = fetch_reads(after, limit);
+    exec("COMMIT");
+    return out;
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+std::vector<task> store::fetch_reads(const fetch_cursor& after,
+                                     uint32_t limit) {
   std::vector<task> out;
   auto& same = st_->fetch_same;
   same.bind(1, after.priority).bind(2, after.seq);

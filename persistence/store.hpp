@@ -399,6 +399,8 @@ private:
   void open_read_write(open_mode mode, sync_mode sync);
   status_report status(bool whole);
   status_report status_reads(bool whole); // status() within one snapshot
+  // fetch_runnable() within one snapshot
+  std::vector<task> fetch_reads(const fetch_cursor& after, uint32_t limit);
   void prepare_statements();
   // The time of the open transaction (RFC 3339, ms), read from the clock
   // once per transaction: every row and event it writes carries it.

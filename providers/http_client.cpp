@@ -326,6 +326,9 @@ struct http_client::shard {
       std::vector<std::unique_ptr<transfer>> fresh;
       std::vector<uint64_t> gone;
       {
+        // After the eventfd was read (below, or at the start): submit()
+        // wakes only for the first request of a batch, so this order
+        // must stay.
         std::lock_guard<std::mutex> lock(mtx);
         if (stopping)
           break;
@@ -428,10 +431,11 @@ struct http_client::shard {
       first = incoming.empty();
       incoming.push_back(std::move(t));
     }
-    // Only the first request of a batch wakes the thread: it takes every
-    // request queued by then at once, and the queue was emptied (under the
-    // lock) after any wake it has not yet consumed. At thousands of calls a
-    // second that is thousands of eventfd writes and loop turns fewer.
+    // Only the first request of a batch wakes the thread (at thousands of
+    // calls a second, thousands of eventfd writes and loop turns fewer).
+    // None waits unwoken: the loop reads the eventfd before its next swap
+    // of the queue, so a request pushed onto a non-empty queue is taken by
+    // the swap that the first one's wake leads to.
     if (first)
       wake();
   }

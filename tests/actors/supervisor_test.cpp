@@ -4,6 +4,7 @@
 // standing in for a node's gateway: freed workers, pause, a gateway's end.
 #include <catch2/catch.hpp>
 
+#include <functional>
 #include <thread>
 
 #include "actors/auditor.hpp"
@@ -17,6 +18,7 @@
 #include "tests/actors/actor_test_support.hpp"
 #include "tests/doubles/scripted_provider.hpp"
 #include "tests/support/job.hpp"
+#include "tests/support/process.hpp"
 #include "tests/temp_dir.hpp"
 
 using namespace bgagent;
@@ -48,8 +50,12 @@ struct supervisor_env : actor_env {
   budget_keeper_actor keeper;
   supervisor_actor sup;
 
+  // `before_store`: what the supervisor is given as its checkpointer (a
+  // stand-in in front of cp), else cp itself.
   supervisor_env(const std::vector<task>& tasks, supervisor_settings ss,
-                 uint64_t token_limit = 1000000) {
+                 uint64_t token_limit = 1000000,
+                 std::function<checkpointer_actor(checkpointer_actor)>
+                   before_store = {}) {
     REQUIRE(ask_for<submit_report>(self, cp, submit_atom::value, tasks));
     REQUIRE(ask_for<run_info>(self, cp, open_run_atom::value, token_limit,
                               1.0));
@@ -67,12 +73,16 @@ struct supervisor_env : actor_env {
     ss.retry_initial_seconds = 0.01;
     ss.retry_cap_seconds = 0.05;
     ss.heartbeat_seconds = 0.2;
-    sup = spawn_supervisor(sys, ss,
-                           run_handles{cp, keeper, aud, mon, counters, {}},
-                           make_scripted_provider(ps));
+    store_for_sup = before_store ? before_store(cp) : cp;
+    sup = spawn_supervisor(
+      sys, ss, run_handles{store_for_sup, keeper, aud, mon, counters, {}},
+      make_scripted_provider(ps));
   }
+  checkpointer_actor store_for_sup;
   ~supervisor_env() {
     exit_all(self, sup, keeper, mon, cp, aud);
+    if (store_for_sup != cp)
+      exit_all(self, store_for_sup);
   }
   run_summary run() {
     auto s = ask_for<run_summary>(self, sup, run_atom::value);
@@ -458,4 +468,107 @@ TEST_CASE("supervisor: when a node's gateway ends, the answers it was "
   CHECK(s.completed == 0); // never reported done
   CHECK(s.store.completed == 1); // but stored
   CHECK(s.exit_code == 0);
+}
+
+namespace {
+
+// In front of the checkpointer: passes every message on, but holds the
+// answer to the second fetch, read at once, until the test releases it
+// (as a store reader's answer read before a commit can arrive after it).
+struct fetch_holder_state {
+  int fetches = 0;
+  caf::typed_response_promise<std::vector<task>> held;
+  std::vector<task> answer;
+  bool read = false;
+};
+
+caf::behavior fetch_holder(caf::stateful_actor<fetch_holder_state>* self,
+                           checkpointer_actor cp) {
+  auto store = caf::actor_cast<caf::actor>(cp);
+  self->set_default_handler(
+    [self, store](caf::scheduled_actor*,
+                  caf::message_view& x) -> caf::result<caf::message> {
+      auto msg = x.move_content_to_message();
+      if (self->current_message_id().is_request())
+        return self->delegate(store, std::move(msg));
+      self->send(store, std::move(msg));
+      return caf::message{};
+    });
+  return {
+    [self, cp](fetch_atom a, int64_t priority, int64_t seq, uint32_t n)
+      -> caf::result<std::vector<task>> {
+      if (++self->state.fetches != 2)
+        return self->delegate(cp, a, priority, seq, n);
+      self->state.held = self->make_response_promise<std::vector<task>>();
+      self->request(cp, caf::infinite, a, priority, seq, n)
+        .then([self](std::vector<task>& ts) {
+          self->state.answer = std::move(ts);
+          self->state.read = true;
+        });
+      return self->state.held;
+    },
+    // -> whether the second fetch was read (then its answer is sent)
+    [self](release_atom) {
+      if (!self->state.read)
+        return false;
+      self->state.held.deliver(std::move(self->state.answer));
+      return true;
+    },
+    // -> the ids of the held answer (none until it is read)
+    [self](fetch_atom) {
+      std::vector<std::string> ids;
+      for (auto& t : self->state.answer)
+        ids.push_back(t.id);
+      return ids;
+    },
+  };
+}
+
+} // namespace
+
+TEST_CASE("supervisor: a fetch read before a task completed and answered "
+          "after does not bring that task back",
+          "[unit][supervisor]") {
+  auto ss = with_workers(0);
+  ss.follow = true; // polls the store again while t1 runs
+  ss.poll_interval_seconds = 0.02;
+  caf::actor holder;
+  supervisor_env e{std::vector<task>{scripted_task("t1")}, ss, 1000000,
+                   [&](checkpointer_actor cp) {
+                     holder = e.sys.spawn(fetch_holder, cp);
+                     return caf::actor_cast<checkpointer_actor>(holder);
+                   }};
+  e.self->send(e.sup, run_atom::value);
+  stand_in_node node{e, e.self};
+  REQUIRE(node.next_dispatch(e.self) == "t1");
+  // The next poll's fetch is read while t1 is still pending in the store
+  // (its running mark not yet stored): its answer holds t1.
+  std::vector<std::string> ids;
+  REQUIRE(wait_until(
+    [&] {
+      auto got = ask_for<std::vector<std::string>>(e.self, holder,
+                                                   fetch_atom::value);
+      if (!got || got->empty())
+        return false;
+      ids = *got;
+      return true;
+    },
+    30));
+  REQUIRE(ids == std::vector<std::string>{"t1"});
+  // t1 completes, and the supervisor hears of it, before that answer.
+  node.stored_and_freed("t1");
+  e.self->send(e.sup, done_atom::value,
+               std::vector<mark_answer>{mark_answer{"t1", 1, true, true, 0}});
+  auto listed = node.workers(); // after the done: handled in order
+  REQUIRE(listed.size() == 1);
+  CHECK(listed[0] == "node-a node-a/worker-1 idle");
+  REQUIRE(ask_for<bool>(e.self, holder, release_atom::value) ==
+          std::optional<bool>(true));
+  // Handled before this request (sent after the answer): t1 was not taken
+  // from it, so the only worker is still idle, not busy with t1 again.
+  listed = node.workers();
+  REQUIRE(listed.size() == 1);
+  CHECK(listed[0] == "node-a node-a/worker-1 idle");
+  CHECK(e.records()["t1"].state == "completed");
+  caf::anon_send_exit(node.dummy, caf::exit_reason::user_shutdown);
 }
