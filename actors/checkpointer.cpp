@@ -308,18 +308,15 @@ behavior_type running_behavior(self_ptr self) {
     },
     [=, &db_](fetch_atom a, int64_t after_priority, int64_t after_seq,
               uint32_t limit) -> caf::result<std::vector<task>> {
+      auto here = [&] {
+        return db_.fetch_runnable(fetch_cursor{after_priority, after_seq},
+                                  limit);
+      };
       // While a status scan holds the reader (a count of millions of tasks
       // can outlast the queue), the writer reads it, in its open group.
       if (!self->state.status_asked.empty())
-        return db_.fetch_runnable(fetch_cursor{after_priority, after_seq},
-                                  limit);
-      return read(
-        self,
-        [&] {
-          return db_.fetch_runnable(fetch_cursor{after_priority, after_seq},
-                                    limit);
-        },
-        a, after_priority, after_seq, limit);
+        return here();
+      return read(self, here, a, after_priority, after_seq, limit);
     },
     [=, &db_](cached_atom, const std::vector<std::string>& ids,
               const std::vector<std::string>& fingerprints,

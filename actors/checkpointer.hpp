@@ -118,9 +118,9 @@
 //
 // With a reader (spawn_checkpointer's fourth argument: a second connection
 // to the same file), the queue's fetch (read by the writer itself while a
-// status scan holds the reader) and the reads that scan every task
-// (status but the run's, counts, results) are delegated to a store reader on its own thread
-// (actors/store_reader.hpp) once the open group has committed (a read
+// status scan holds the reader) and the reads that scan every task (status
+// but the run's, counts, results) are delegated to a store reader on its
+// own thread (actors/store_reader.hpp) once the open group has committed (a read
 // waits for that commit, never forces it, so reads never split a group;
 // status requests that arrive together share one scan, at most one in
 // flight): a read sees every change asked for before it, and the thread

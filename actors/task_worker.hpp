@@ -11,10 +11,11 @@
 // OpenRouter the rest of the task's models go as its `models` and the
 // worst case is the dearest); asks its gateway to begin the attempt (pace,
 // reserve + mark running, one request); told to fall back (the model is
-// down), it asks again with the next model; if told to go, starts the provider call without blocking (the outcome comes
-// back as a message) and enforces the per-attempt timeout (one timer
-// pending at most per worker, on the actor system's clock); then hands the outcome to the gateway (finish, one-way), which
-// stores it and tells the supervisor. While busy it beats to the gateway
+// down), it asks again with the next model; if told to go, starts the
+// provider call without blocking (the outcome comes back as a message) and
+// enforces the per-attempt timeout (one timer pending at most per worker,
+// on the actor system's clock); then hands the outcome to the gateway
+// (finish, one-way), which stores it and tells the supervisor. While busy it beats to the gateway
 // every heartbeat interval. A provider that throws kills the worker: the
 // supervisor sees the down message, restarts a worker and counts the
 // attempt; the gateway ends the call in flight.

@@ -1623,22 +1623,26 @@ void store::set_limits(int64_t run_id, uint64_t token_limit,
   with(upd, path_, [&] { return upd.step(); });
 }
 
-std::vector<task> store::fetch_runnable(const fetch_cursor& after,
-                                        uint32_t limit) {
-  // Its two reads in one snapshot, as status(): on a reader's connection
-  // the writer may commit between them, and a task made runnable at the
-  // cursor's priority in between would be skipped until the cursor resets.
+template <class Reads>
+auto store::in_one_snapshot(Reads reads) -> decltype(reads()) {
   if (in_tx_ || read_only_)
-    return fetch_reads(after, limit);
+    return reads();
   exec("BEGIN");
   try {
-    auto out = fetch_reads(after, limit);
+    auto out = reads();
     exec("COMMIT");
     return out;
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
+}
+
+std::vector<task> store::fetch_runnable(const fetch_cursor& after,
+                                        uint32_t limit) {
+  // Its two reads agree: else a task made runnable at the cursor's
+  // priority between them would be skipped until the cursor resets.
+  return in_one_snapshot([&] { return fetch_reads(after, limit); });
 }
 
 std::vector<task> store::fetch_reads(const fetch_cursor& after,
@@ -2261,21 +2265,8 @@ status_report store::run_status() {
 }
 
 status_report store::status(bool whole) {
-  // Its reads in one snapshot: on a reader's connection (actors/
-  // store_reader.hpp) the writer may commit between two statements, and
-  // the counts, the spending and the run must agree. (Within a caller's
-  // transaction they share it already.)
-  if (in_tx_ || read_only_)
-    return status_reads(whole);
-  exec("BEGIN");
-  try {
-    auto rep = status_reads(whole);
-    exec("COMMIT");
-    return rep;
-  } catch (...) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    throw;
-  }
+  // The counts, the spending and the run must agree.
+  return in_one_snapshot([&] { return status_reads(whole); });
 }
 
 status_report store::status_reads(bool whole) {

@@ -398,9 +398,13 @@ private:
   bool writable_here() const;
   void open_read_write(open_mode mode, sync_mode sync);
   status_report status(bool whole);
-  status_report status_reads(bool whole); // status() within one snapshot
-  // fetch_runnable() within one snapshot
+  status_report status_reads(bool whole);
   std::vector<task> fetch_reads(const fetch_cursor& after, uint32_t limit);
+  // Runs `reads` in one snapshot: on a reader's connection the writer may
+  // commit between two statements (within a caller's transaction they
+  // share it already).
+  template <class Reads>
+  auto in_one_snapshot(Reads reads) -> decltype(reads());
   void prepare_statements();
   // The time of the open transaction (RFC 3339, ms), read from the clock
   // once per transaction: every row and event it writes carries it.
