@@ -84,6 +84,9 @@ public:
 
   // Requests submitted and not yet called back.
   size_t in_flight() const;
+  // Turns of the client threads' event loops so far: a client with nothing
+  // to do waits without turning (for tests and diagnostics).
+  uint64_t loop_turns() const;
 
 private:
   struct shard;

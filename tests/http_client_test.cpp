@@ -4,6 +4,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -70,6 +71,43 @@ TEST_CASE("sequential requests reuse one kept-alive connection",
     CHECK(r.headers["x-echo"] == "yes");
   }
   CHECK(server.connections() == 1);
+  CHECK(client.in_flight() == 0);
+}
+
+TEST_CASE("a kept-alive connection its server closes while idle is "
+          "dropped once, and the next request gets a new one",
+          "[http_client]") {
+  // Each answer is followed by the server closing the connection, so each
+  // idle connection's next event is that close, on a socket libcurl no
+  // longer watches (the client keeps it registered between requests).
+  raw_http_server server([](const raw_request& req) {
+    return raw_reply{raw_http_server::response(200, req.body), true};
+  });
+  inbox box;
+  http_client client;
+  client.submit(post(server.base_url(), 5), box.cb());
+  REQUIRE(box.wait_for(1, 30));
+  REQUIRE(box.got[0].complete);
+  // The close is seen and dropped: the loop does not turn on it again
+  // (level-triggered, it would turn thousands of times in this wait).
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  auto turns = client.loop_turns();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  CHECK(client.loop_turns() - turns <= 2);
+  // Each next request finds its connection dead and opens another; the
+  // new socket often gets the closed one's number, and must be watched
+  // afresh (a 5 s timeout would fail a request it was not).
+  for (int i = 1; i < 20; ++i) {
+    client.submit(post(server.base_url(), 5), box.cb());
+    REQUIRE(box.wait_for(static_cast<size_t>(i + 1), 30));
+  }
+  for (auto& r : box.got) {
+    CHECK(r.complete);
+    CHECK(r.status == 200);
+    CHECK(r.body == R"({"hello": "world"})");
+  }
+  CHECK(server.connections() == 20);
+  CHECK(server.requests() == 20);
   CHECK(client.in_flight() == 0);
 }
 
