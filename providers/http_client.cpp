@@ -239,6 +239,9 @@ struct http_client::shard {
     --pending;
     if (t->easy && spare.size() < static_cast<size_t>(settings.max_connections)) {
       curl_easy_reset(t->easy); // no option of this transfer outlives it
+      // Reset turns signals back on: a spare's cleanup at exit would then
+      // save and restore SIGPIPE's handler, three system calls a handle.
+      curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
       spare.push_back(t->easy);
       t->easy = nullptr;
     }
