@@ -140,82 +140,30 @@ struct http_client::shard {
   // that allocation was the shard thread's largest cost.
   std::vector<CURL*> spare;
 
-  // What the epoll set holds for each descriptor, by descriptor. A
-  // connection libcurl stops watching stays registered for EPOLLIN when
-  // that is what it had (an idle kept-alive connection is quiet), so a
-  // request on a reused connection costs no epoll_ctl at all, where an ADD
-  // and a DEL per request were a third of this thread's system calls.
-  // libcurl closes its sockets through on_close(), which forgets them (the
-  // kernel drops a closed descriptor from the set by itself), so a number
-  // reused for a new socket is never taken for the old one.
-  struct registration {
-    uint32_t events = 0;  // registered with epoll; 0: not in the set
-    bool watched = false; // libcurl asked for these events
-  };
-  std::vector<registration> fds;
   std::atomic<uint64_t> turns{0}; // loop turns, for tests
 
-  registration& reg(curl_socket_t s) {
-    auto i = static_cast<size_t>(s);
-    if (i >= fds.size())
-      fds.resize(std::max(i + 1, fds.size() * 2));
-    return fds[i];
-  }
-
-  void set_events(curl_socket_t s, registration& r, uint32_t events) {
-    if (r.events == events)
-      return;
-    epoll_event ev{};
-    ev.data.fd = s;
-    ev.events = events;
-    int op = events == 0     ? EPOLL_CTL_DEL
-             : r.events == 0 ? EPOLL_CTL_ADD
-                             : EPOLL_CTL_MOD;
-    if (epoll_ctl(epfd, op, s, &ev) != 0 && op != EPOLL_CTL_DEL) {
-      // Not where the table said (dropped or added behind our back).
-      op = op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-      if (epoll_ctl(epfd, op, s, &ev) != 0)
-        spdlog::warn("http client: epoll_ctl failed: {}", std::strerror(errno));
-    }
-    r.events = events;
-  }
-
   static int on_socket(CURL*, curl_socket_t s, int what, void* userp,
-                       void*) {
+                       void* socketp) {
     auto* self = static_cast<shard*>(userp);
-    auto& r = self->reg(s);
     if (what == CURL_POLL_REMOVE) {
-      r.watched = false;
-      // Kept when it waits for input only (an idle connection's next event
-      // is its server closing it: stray(), once); a writable socket would
-      // wake the loop at every turn.
-      if (r.events != EPOLLIN)
-        self->set_events(s, r, 0);
+      epoll_ctl(self->epfd, EPOLL_CTL_DEL, s, nullptr);
+      curl_multi_assign(self->multi, s, nullptr);
       return 0;
     }
-    r.watched = true;
-    self->set_events(s, r,
-                     ((what & CURL_POLL_IN) ? EPOLLIN : 0u) |
-                       ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u));
+    epoll_event ev{};
+    ev.data.fd = s;
+    ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) |
+                ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
+    int op = socketp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(self->epfd, op, s, &ev) != 0) {
+      // The descriptor was reused or dropped behind our back: try the other.
+      op = op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+      if (epoll_ctl(self->epfd, op, s, &ev) != 0)
+        spdlog::warn("http client: epoll_ctl failed: {}", std::strerror(errno));
+    }
+    if (!socketp)
+      curl_multi_assign(self->multi, s, self);
     return 0;
-  }
-
-  // An event on a socket libcurl no longer watches (an idle connection
-  // closed by its server): out of the set, or level-triggered epoll would
-  // report it at every turn. libcurl finds the connection dead when it
-  // next looks at it.
-  bool stray(int fd) {
-    auto& r = reg(fd);
-    if (r.watched)
-      return false;
-    set_events(fd, r, 0);
-    return true;
-  }
-
-  static int on_close(void* userp, curl_socket_t s) {
-    auto* self = static_cast<shard*>(userp);
-    self->reg(s) = registration{}; // the kernel drops it from the set
-    return ::close(s);
   }
 
   static int on_timer(CURLM*, long timeout_ms, void* userp) {
@@ -306,8 +254,6 @@ struct http_client::shard {
     curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
     curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
     curl_easy_setopt(e, CURLOPT_PREREQDATA, t.get());
-    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, &shard::on_close);
-    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, this);
     t->max_bytes = settings.max_response_bytes;
     if (curl_multi_add_handle(multi, e) != CURLM_OK) {
       t->resp.error = "could not start the request";
@@ -419,8 +365,6 @@ struct http_client::shard {
           (void)r;
           continue;
         }
-        if (stray(fd))
-          continue;
         int flags = 0;
         if (events[k].events & EPOLLIN)
           flags |= CURL_CSELECT_IN;
