@@ -84,8 +84,9 @@ public:
 
   // Requests submitted and not yet called back.
   size_t in_flight() const;
-  // Turns of the client threads' event loops so far: a client with nothing
-  // to do waits without turning (for tests and diagnostics).
+  // Turns of the client threads' event loops so far (for tests and
+  // diagnostics): a client with nothing to do turns about once a second
+  // per thread, when its wait times out, or sooner for libcurl's timers.
   uint64_t loop_turns() const;
 
 private:
