@@ -202,8 +202,7 @@ void begin(self_ptr self, const task_worker_actor& worker, const std::string& id
         }
         if (slot == 0) { // the run stops: this call does not go
           st.open.erase(id);
-          send_as_here(self, worker, st.h.supervisor, skipped_atom::value,
-                       id, attempt);
+          self->send(st.h.supervisor, skipped_atom::value, id, attempt);
           rp.deliver(begin_answer::refused);
           return;
         }
@@ -237,8 +236,8 @@ void begin(self_ptr self, const task_worker_actor& worker, const std::string& id
       if (!r.granted) {
         release_pace(self, st.open[id]);
         st.open.erase(id);
-        send_as_here(self, worker, st.h.supervisor, denied_atom::value, id,
-                     attempt, r.reason);
+        self->send(st.h.supervisor, denied_atom::value, id, attempt,
+                   r.reason);
         rp.deliver(begin_answer::refused);
         return;
       }
@@ -270,8 +269,7 @@ void running_marked(self_ptr self, const mark_answer& m) {
       auto a = std::move(i->second);
       st.open.erase(i);
       release_pace(self, a);
-      send_as_here(self, caf::actor_cast<task_worker_actor>(a.worker),
-                   st.h.supervisor, skipped_atom::value, m.id, m.attempt);
+      self->send(st.h.supervisor, skipped_atom::value, m.id, m.attempt);
       a.begin_answered.deliver(begin_answer::refused);
     }
     return;
@@ -323,8 +321,7 @@ void look_in_cache(self_ptr self, const task_worker_actor& worker,
             st.open.erase(i);
           if (st.h.counters)
             st.h.counters->cached();
-          send_as_here(self, worker, st.h.supervisor, done_atom::value, id,
-                       attempt);
+          self->send(st.h.supervisor, done_atom::value, id, attempt);
           rp.deliver(begin_answer::cached);
           return;
         }
@@ -343,10 +340,9 @@ void look_in_cache(self_ptr self, const task_worker_actor& worker,
 }
 
 // A failed attempt: its usage and task_failed to the store, then the
-// failure to the supervisor (as the worker). Whether it was the provider's
-// fault is the rate_keeper's word (`provider_fault`), never a node's.
-void record_failure(self_ptr self, const task_worker_actor& worker,
-                    const std::string& id, uint32_t attempt,
+// failure to the supervisor. Whether it was the provider's fault is the
+// rate_keeper's word (`provider_fault`), never a node's.
+void record_failure(self_ptr self, const std::string& id, uint32_t attempt,
                     call_outcome out, const usage& u, bool provider_fault) {
   auto& st = self->state;
   out.provider_fault = provider_fault;
@@ -358,8 +354,8 @@ void record_failure(self_ptr self, const task_worker_actor& worker,
                 event_for(self, "task_failed", id, attempt, detail),
                 out.raw_answer, out.answer_error)
     .then([=](bool) {
-      send_as_here(self, worker, self->state.h.supervisor,
-                   failed_atom::value, id, attempt, out);
+      self->send(self->state.h.supervisor, failed_atom::value, id, attempt,
+                 out);
     });
 }
 
@@ -405,10 +401,10 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
                     got_answer)
         .then(
           [=](bool open) {
-            record_failure(self, worker, id, attempt, out, u, open);
+            record_failure(self, id, attempt, out, u, open);
           },
           [=](caf::error&) {
-            record_failure(self, worker, id, attempt, out, u, false);
+            record_failure(self, id, attempt, out, u, false);
           });
     }
     // A Retry-After holds every call to this provider, not only this task.
@@ -426,8 +422,7 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
                            fmt_usage(u)));
   if (out.ok) {
     // The worker may start its next attempt while this answer commits.
-    send_as_here(self, worker, st.h.supervisor, freed_atom::value, id,
-                 attempt);
+    self->send(st.h.supervisor, freed_atom::value, id, attempt);
     ++st.storing;
     auto kept = out;
     kept.fingerprint = a.fingerprint; // set here only, never by a node
@@ -443,7 +438,7 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
     return;
   }
   if (!ask_circuit)
-    record_failure(self, worker, id, attempt, out, u, false);
+    record_failure(self, id, attempt, out, u, false);
 }
 
 node_gateway_actor::behavior_type node_gateway(self_ptr self, head_handles h,

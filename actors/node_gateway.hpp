@@ -33,7 +33,8 @@
 //       the reservation (critical `usage_over_reservation` alert when
 //       over). A success is stored (complete) and a failure's usage
 //       recorded, each with its audit event in the same transaction; only
-//       then is the supervisor told done / skipped / failed as the worker.
+//       then is the supervisor told done / skipped / failed (each report
+//       is sent by the gateway as itself, naming the task and attempt).
 //       A success frees the worker at once (freed_atom, before its
 //       complete is sent): it takes its next attempt while the answer
 //       commits, and done or skipped follows. A lost node's gateway stays

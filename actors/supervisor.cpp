@@ -345,11 +345,21 @@ void dispatch(self_ptr self) {
     fetch(self);
 }
 
-// The worker that sent the current message (a gateway sends as it).
-caf::actor_addr sender_key(self_ptr self) {
+// Who sent the current message (a gateway reports as itself).
+caf::actor_addr sender_addr(self_ptr self) {
   return self->current_sender()
            ? caf::actor_cast<caf::actor_addr>(self->current_sender())
            : caf::actor_addr{};
+}
+
+// The worker busy with exactly this attempt, when the current message comes
+// from that worker's gateway: {key, slot}, or {nullptr, nullptr} (a stale
+// report, or one from another actor).
+auto reported_slot(self_ptr self, const std::string& id, uint32_t attempt) {
+  auto held = self->state.pool.holding(id, attempt);
+  if (held.second && held.second->gateway.address() != sender_addr(self))
+    held = {nullptr, nullptr};
+  return held;
 }
 
 // An attempt's done or skipped: settles its stored answer, or idles the
@@ -357,10 +367,10 @@ caf::actor_addr sender_key(self_ptr self) {
 bool attempt_reported(self_ptr self, const std::string& id,
                       uint32_t attempt) {
   auto& pool = self->state.pool;
-  if (pool.settle(id, attempt))
+  if (pool.settle(id, attempt, sender_addr(self)))
     return true;
-  auto key = sender_key(self);
-  return pool.busy_with(key, id, attempt) && pool.release(key);
+  auto held = reported_slot(self, id, attempt);
+  return held.first && pool.release(*held.first);
 }
 
 void quarantine(self_ptr self, const task& t, uint32_t attempt,
@@ -717,7 +727,7 @@ bool skipped(self_ptr self, const std::string& id, uint32_t attempt) {
   return true;
 }
 
-// An attempt's end, sent by the worker's gateway as the worker.
+// An attempt's end (a cache hit), sent by the worker's gateway.
 auto on_done(self_ptr self) {
   return [=](done_atom, const std::string& id, uint32_t attempt) {
     if (!completed(self, id, attempt))
@@ -745,13 +755,11 @@ auto on_stored(self_ptr self) {
 auto on_failed(self_ptr self) {
   return [=](failed_atom, const std::string& id, uint32_t attempt,
              const call_outcome& out) {
-    auto& pool = self->state.pool;
-    auto key = sender_key(self);
-    auto* slot = pool.busy_with(key, id, attempt);
-    if (!slot)
-      return; // stale: not the attempt it holds
-    auto t = slot->current;
-    pool.release(key);
+    auto held = reported_slot(self, id, attempt);
+    if (!held.first)
+      return; // stale: not an attempt that gateway's worker holds
+    auto t = held.second->current;
+    self->state.pool.release(*held.first);
     attempt_failed(self, t, attempt, out);
     dispatch(self);
     maybe_finish(self);
@@ -762,12 +770,11 @@ auto on_denied(self_ptr self) {
   return [=](denied_atom, const std::string& id, uint32_t attempt,
              const std::string& reason) {
     auto& st = self->state;
-    auto key = sender_key(self);
-    auto* slot = st.pool.busy_with(key, id, attempt);
-    if (!slot)
-      return; // stale: not the attempt it holds
-    auto t = slot->current;
-    st.pool.release(key);
+    auto held = reported_slot(self, id, attempt);
+    if (!held.first)
+      return; // stale: not an attempt that gateway's worker holds
+    auto t = held.second->current;
+    st.pool.release(*held.first);
     if (st.settings.stay_on_budget && !stopping(st)) {
       // Still pending in the store; first in line once there is room.
       st.queue.push_front(std::move(t));
@@ -839,10 +846,12 @@ auto on_skipped(self_ptr self) {
 // the store commits (two commits per attempt would otherwise idle it).
 auto on_freed(self_ptr self) {
   return [=](freed_atom, const std::string& id, uint32_t attempt) {
-    auto& pool = self->state.pool;
-    auto key = sender_key(self);
-    auto* slot = pool.busy_with(key, id, attempt);
-    if (!slot || !pool.freed(key, id, attempt, slot->gateway.address()))
+    auto held = reported_slot(self, id, attempt);
+    if (!held.first)
+      return; // stale: not an attempt that gateway's worker holds
+    auto key = *held.first; // freed() idles the worker: a copy
+    if (!self->state.pool.freed(key, id, attempt,
+                                held.second->gateway.address()))
       return;
     dispatch(self);
   };

@@ -4,11 +4,12 @@
 //
 // Contract (messages/supervisor_actor.hpp):
 //   (run_atom)        -> run_summary, answered when the run ends
-//   from workers (sent as them by their node's gateway): done_atom /
+//   from a worker's gateway, about that worker's attempt: done_atom /
 //   failed_atom / denied_atom / skipped_atom / freed_atom (see
 //   node_gateway.hpp). freed makes the worker idle while its answer is
 //   stored (the run does not end before its done or skipped); a report
-//   for an attempt the worker no longer holds idles nothing.
+//   for an attempt no worker holds, or from a gateway other than the
+//   holding worker's, idles nothing.
 // It spawns the head's own node gateway for its local workers, and sends
 // to workers anonymously (dispatch, exit), so that no remote node ever
 // holds the supervisor's handle.

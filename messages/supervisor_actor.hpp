@@ -26,7 +26,7 @@ namespace bgagent {
 using supervisor_actor = caf::typed_actor<
   // answered when the run ends
   caf::replies_to<run_atom>::with<run_summary>,
-  // -- an attempt's end, as the worker: (id, attempt, ...) ----------------
+  // -- an attempt's end, from the gateway of the worker holding it -------
   caf::reacts_to<done_atom, std::string, uint32_t>,
   caf::reacts_to<failed_atom, std::string, uint32_t, call_outcome>,
   // (id, attempt, why the budget said no)

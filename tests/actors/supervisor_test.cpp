@@ -116,10 +116,12 @@ supervisor_settings with_workers(uint32_t n, uint32_t max_retries = 2) {
 // then receives what the supervisor dispatches to that worker.
 struct stand_in_node {
   supervisor_env& e;
+  caf::scoped_actor& gateway;
   caf::actor dummy;
   task_worker_actor worker;
 
-  stand_in_node(supervisor_env& env, caf::scoped_actor& gateway) : e(env) {
+  stand_in_node(supervisor_env& env, caf::scoped_actor& gw)
+    : e(env), gateway(gw) {
     // (An argument: CAF 0.17 dereferences a null tuple when a function
     // actor takes none, which UBSan reports.)
     dummy = e.sys.spawn(
@@ -174,10 +176,10 @@ struct stand_in_node {
     report(freed_atom::value, id);
   }
 
-  // The worker's report, as its gateway sends it (as the worker).
+  // The worker's report, as its gateway sends it (as itself).
   template <class Atom>
   void report(Atom atom, const std::string& id) {
-    caf::send_as(worker, e.sup, atom, id, uint32_t{1});
+    gateway->send(e.sup, atom, id, uint32_t{1});
   }
 
   std::vector<std::string> workers() {
@@ -372,6 +374,83 @@ TEST_CASE("supervisor: a freed worker takes the next task while its answer "
   node.report(done_atom::value, "t3");
   caf::anon_send_exit(node.dummy, caf::exit_reason::user_shutdown);
   CHECK(node.summary().completed == 2); // t1 and t3, each once
+}
+
+TEST_CASE("supervisor: an attempt's reports count only from the gateway of "
+          "the worker holding it, not from the worker or any other actor",
+          "[unit][supervisor]") {
+  three_tasks_one_node run;
+  auto& e = run.e;
+  auto& node = run.node;
+  REQUIRE(node.next_dispatch(e.self) == "t1");
+  node.store_completed("t1");
+  caf::scoped_actor stranger{e.sys};
+  call_outcome failed = make_failure(error_kind::permanent, "forged");
+  // Each shape of report, from another actor, and as the worker itself.
+  for (int as_worker = 0; as_worker < 2; ++as_worker) {
+    auto send = [&](auto... xs) {
+      if (as_worker)
+        caf::send_as(node.worker, e.sup, xs...);
+      else
+        stranger->send(e.sup, xs...);
+    };
+    send(freed_atom::value, std::string("t1"), uint32_t{1});
+    send(failed_atom::value, std::string("t1"), uint32_t{1}, failed);
+    send(denied_atom::value, std::string("t1"), uint32_t{1},
+         std::string("forged"));
+    send(skipped_atom::value, std::string("t1"), uint32_t{1});
+    send(done_atom::value, std::string("t1"), uint32_t{1});
+    send(done_atom::value,
+         std::vector<mark_answer>{mark_answer{"t1", 1, true, true, 0}});
+  }
+  // Handled in order before this request: none of them idled the worker.
+  auto listed = node.workers();
+  REQUIRE(listed.size() == 1);
+  CHECK(listed[0] == "node-a node-a/worker-1 busy t1");
+  node.report(freed_atom::value, "t1");
+  REQUIRE(node.next_dispatch(e.self) == "t2");
+  node.report(done_atom::value, "t1");
+  node.stored_and_freed("t2");
+  REQUIRE(node.next_dispatch(e.self) == "t3");
+  node.report(done_atom::value, "t2");
+  node.stored_and_freed("t3");
+  node.report(done_atom::value, "t3");
+  caf::anon_send_exit(node.dummy, caf::exit_reason::user_shutdown);
+  auto s = node.summary();
+  CHECK(s.completed == 3); // each once
+  CHECK(s.quarantined == 0); // the forged permanent failure was ignored
+  CHECK(s.exit_code == 0);
+}
+
+TEST_CASE("supervisor: an answer being stored is settled only by the "
+          "gateway storing it",
+          "[unit][supervisor]") {
+  std::vector<task> tasks{scripted_task("t1")};
+  supervisor_env e(tasks, with_workers(0));
+  e.self->send(e.sup, run_atom::value);
+  caf::scoped_actor stranger{e.sys};
+  {
+    caf::scoped_actor gateway{e.sys};
+    stand_in_node node(e, gateway);
+    e.self->send(e.sup, watch_atom::value,
+                 caf::actor_cast<caf::actor>(gateway),
+                 std::string("node-a's gateway"));
+    REQUIRE(node.next_dispatch(gateway) == "t1");
+    node.stored_and_freed("t1");
+    // Another actor's done for it, in both shapes: not counted.
+    stranger->send(e.sup, done_atom::value,
+                   std::vector<mark_answer>{
+                     mark_answer{"t1", 1, true, true, 0}});
+    stranger->send(e.sup, done_atom::value, std::string("t1"), uint32_t{1});
+    auto listed = node.workers(); // after both: handled in order
+    REQUIRE(listed.size() == 1);
+    CHECK(listed[0] == "node-a node-a/worker-1 idle");
+    caf::anon_send_exit(node.dummy, caf::exit_reason::user_shutdown);
+  } // the gateway ends without reporting t1's answer
+  auto s = stand_in_node::summary_of(e);
+  CHECK(s.completed == 0); // had the stranger's done counted: 1
+  CHECK(s.store.completed == 1);
+  CHECK(s.exit_code == 0);
 }
 
 TEST_CASE("supervisor: a gateway's answers of one commit come in one "
