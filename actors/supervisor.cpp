@@ -99,7 +99,8 @@ struct supervisor_state {
   restart_window restarts{0, 0};
   uint32_t next_worker = 0;
   std::unordered_map<std::string, std::string> node_addresses; // joined nodes
-  node_gateway_actor local_gateway; // the head's half of local attempts
+  // The head's half of local attempts (supervisor_settings::local_gateways).
+  std::vector<node_gateway_actor> local_gateways;
   // Cluster-edge actors (gatekeeper, remote gateways) watched for failure.
   std::unordered_map<caf::actor_addr, std::string> edges;
   run_summary summary;
@@ -166,9 +167,12 @@ void report_workers(self_ptr self) {
 
 void spawn_local_worker(self_ptr self) {
   auto& st = self->state;
-  worker_context ctx{st.local_gateway};
+  auto n = ++st.next_worker;
+  const auto& gateway =
+    st.local_gateways[(n - 1) % st.local_gateways.size()];
+  worker_context ctx{gateway};
   worker_settings ws;
-  ws.name = st.settings.node + "/worker-" + std::to_string(++st.next_worker);
+  ws.name = st.settings.node + "/worker-" + std::to_string(n);
   ws.node = st.settings.node;
   ws.timeout_seconds = st.settings.timeout_seconds;
   ws.heartbeat_seconds = st.settings.heartbeat_seconds;
@@ -177,7 +181,7 @@ void spawn_local_worker(self_ptr self) {
   self->monitor(w);
   worker_slot slot;
   slot.handle = w;
-  slot.gateway = st.local_gateway;
+  slot.gateway = gateway;
   slot.name = ws.name;
   slot.node = ws.node;
   slot.alive = ws.alive;
@@ -1193,21 +1197,33 @@ behavior_type supervisor(self_ptr self, supervisor_settings s, run_handles h,
   gs.cache = st.settings.cache;
   gs.response_format = st.settings.response_format;
   gs.cache_known = st.settings.cache_known;
-  st.local_gateway = spawn_node_gateway(
-    self->system(),
-    head_handles{caf::actor_cast<supervisor_actor>(self), st.h.budget_keeper,
-                 st.h.checkpointer, st.h.auditor, st.h.monitor,
-                 st.h.counters, st.h.rate_keeper, {}},
-    gs);
-  // The gateway refuses exit messages; it ends with the supervisor.
-  self->attach_functor([gw = st.local_gateway](const caf::error&) {
-    caf::anon_send_exit(gw, caf::exit_reason::kill);
+  auto gateways = st.settings.local_gateways;
+  if (gateways == 0)
+    gateways = std::clamp<uint32_t>(
+      static_cast<uint32_t>(self->system().scheduler().num_workers()), 1,
+      std::max<uint32_t>(st.settings.workers, 1));
+  for (uint32_t k = 0; k < gateways; ++k) {
+    st.local_gateways.push_back(spawn_node_gateway(
+      self->system(),
+      head_handles{caf::actor_cast<supervisor_actor>(self),
+                   st.h.budget_keeper, st.h.checkpointer, st.h.auditor,
+                   st.h.monitor, st.h.counters, st.h.rate_keeper, {}},
+      gs));
+    spdlog::debug("local gateway {} actor id {}", k + 1,
+                  st.local_gateways.back().id());
+  }
+  // The gateways refuse exit messages; they end with the supervisor.
+  self->attach_functor([gws = st.local_gateways](const caf::error&) {
+    for (auto& gw : gws)
+      caf::anon_send_exit(gw, caf::exit_reason::kill);
   });
-  spdlog::debug("local gateway actor id {}", st.local_gateway.id());
   std::vector<caf::actor_addr> internal{
     st.h.checkpointer.address(), st.h.budget_keeper.address(),
-    st.h.auditor.address(), st.h.monitor.address(),
-    st.local_gateway.address()};
+    st.h.auditor.address(), st.h.monitor.address()};
+  for (auto& gw : st.local_gateways) {
+    internal.push_back(gw.address());
+    self->monitor(gw);
+  }
   if (st.h.rate_keeper) {
     internal.push_back(st.h.rate_keeper.address());
     self->monitor(st.h.rate_keeper);
@@ -1219,7 +1235,6 @@ behavior_type supervisor(self_ptr self, supervisor_settings s, run_handles h,
   self->monitor(st.h.budget_keeper);
   self->monitor(st.h.auditor);
   self->monitor(st.h.monitor);
-  self->monitor(st.local_gateway);
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
     if (auto e = st.edges.find(dm.source); e != st.edges.end()) {

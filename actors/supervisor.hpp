@@ -94,6 +94,11 @@ class cache_filter;
 
 struct supervisor_settings {
   uint32_t workers = 4;
+  // The head's own node gateways, among which its local workers are
+  // spread round-robin (worker N on gateway (N-1) % G), so the head's half
+  // of local attempts runs on several scheduler threads at once. 0: one
+  // per scheduler thread, at most one per worker.
+  uint32_t local_gateways = 0;
   uint32_t max_retries = 3;
   double retry_initial_seconds = 1;
   double retry_factor = 2;

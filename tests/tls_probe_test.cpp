@@ -279,9 +279,13 @@ std::map<std::string, uint64_t> actor_ids_in_log(const std::string& log) {
     if (gw != std::string::npos && node != std::string::npos && node < gw)
       ids[line.substr(node + 5, gw - node - 5) + " gateway"] =
         std::stoull(line.substr(gw + 19));
-    auto local = line.find("local gateway actor id ");
-    if (local != std::string::npos)
-      ids["local gateway"] = std::stoull(line.substr(local + 23));
+    // "local gateway K actor id N", one line per local gateway
+    auto local = line.find("local gateway ");
+    auto local_id = line.find(" actor id ", local);
+    if (local != std::string::npos && local_id != std::string::npos)
+      ids["local gateway " +
+          line.substr(local + 14, local_id - local - 14)] =
+        std::stoull(line.substr(local_id + 10));
   }
   return ids;
 }
@@ -377,6 +381,7 @@ TEST_CASE("a certified peer without the secret probing every actor id after "
   INFO(h.head->err());
   REQUIRE(ids.count("supervisor") == 1);
   REQUIRE(ids.count("node-a gateway") == 1);
+  REQUIRE(ids.count("local gateway 1") == 1); // and one per scheduler thread
   std::string reachable;
   for (auto& kv : answered_by)
     reachable += " " + std::to_string(kv.first);

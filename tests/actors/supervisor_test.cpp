@@ -223,7 +223,13 @@ TEST_CASE("supervisor: dispatches everything, retries, quarantines, restarts",
   tasks.push_back(scripted_task("bad", "[fail]"));
   tasks.push_back(scripted_task("refused", "[permanent]"));
   tasks.push_back(scripted_task("boom", "[crash]"));
-  supervisor_env e(tasks, with_workers(3, 2));
+  // One local gateway for the three workers, or three (one each), or two
+  // (one of them with two workers): the same run.
+  auto gateways = GENERATE(1u, 2u, 3u);
+  INFO("local gateways: " << gateways);
+  auto settings = with_workers(3, 2);
+  settings.local_gateways = gateways;
+  supervisor_env e(tasks, settings);
   auto s = e.run();
   CHECK(s.exit_code == 0);
   CHECK(s.stop_reason.empty());
