@@ -71,7 +71,6 @@ struct gateway_state {
   gateway_settings s;
   std::unordered_map<std::string, open_attempt> open; // by task id
   std::unordered_set<caf::actor_addr> watched;
-  std::unordered_set<caf::actor_addr> gone; // died before their answer
   // Answers sent to the store whose done/skipped the supervisor still
   // waits for: a lost node's gateway stays until they are reported.
   uint32_t storing = 0;
@@ -202,7 +201,7 @@ void begin(self_ptr self, const task_worker_actor& worker, const std::string& id
         }
         if (slot == 0) { // the run stops: this call does not go
           st.open.erase(id);
-          self->send(st.h.supervisor, skipped_atom::value, id, attempt);
+          self->send(st.h.supervisor, skipped_atom::value, addr, id, attempt);
           rp.deliver(begin_answer::refused);
           return;
         }
@@ -236,7 +235,7 @@ void begin(self_ptr self, const task_worker_actor& worker, const std::string& id
       if (!r.granted) {
         release_pace(self, st.open[id]);
         st.open.erase(id);
-        self->send(st.h.supervisor, denied_atom::value, id, attempt,
+        self->send(st.h.supervisor, denied_atom::value, addr, id, attempt,
                    r.reason);
         rp.deliver(begin_answer::refused);
         return;
@@ -269,7 +268,8 @@ void running_marked(self_ptr self, const mark_answer& m) {
       auto a = std::move(i->second);
       st.open.erase(i);
       release_pace(self, a);
-      self->send(st.h.supervisor, skipped_atom::value, m.id, m.attempt);
+      self->send(st.h.supervisor, skipped_atom::value, a.worker, m.id,
+                 m.attempt);
       a.begin_answered.deliver(begin_answer::refused);
     }
     return;
@@ -321,7 +321,7 @@ void look_in_cache(self_ptr self, const task_worker_actor& worker,
             st.open.erase(i);
           if (st.h.counters)
             st.h.counters->cached();
-          self->send(st.h.supervisor, done_atom::value, id, attempt);
+          self->send(st.h.supervisor, done_atom::value, addr, id, attempt);
           rp.deliver(begin_answer::cached);
           return;
         }
@@ -340,9 +340,10 @@ void look_in_cache(self_ptr self, const task_worker_actor& worker,
 }
 
 // A failed attempt: its usage and task_failed to the store, then the
-// failure to the supervisor. Whether it was the provider's fault is the
+// failure to the supervisor, naming the worker. Whether it was the provider's fault is the
 // rate_keeper's word (`provider_fault`), never a node's.
-void record_failure(self_ptr self, const std::string& id, uint32_t attempt,
+void record_failure(self_ptr self, const caf::actor_addr& worker,
+                    const std::string& id, uint32_t attempt,
                     call_outcome out, const usage& u, bool provider_fault) {
   auto& st = self->state;
   out.provider_fault = provider_fault;
@@ -354,8 +355,8 @@ void record_failure(self_ptr self, const std::string& id, uint32_t attempt,
                 event_for(self, "task_failed", id, attempt, detail),
                 out.raw_answer, out.answer_error)
     .then([=](bool) {
-      self->send(self->state.h.supervisor, failed_atom::value, id, attempt,
-                 out);
+      self->send(self->state.h.supervisor, failed_atom::value, worker, id,
+                 attempt, out);
     });
 }
 
@@ -401,10 +402,10 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
                     got_answer)
         .then(
           [=](bool open) {
-            record_failure(self, id, attempt, out, u, open);
+            record_failure(self, worker.address(), id, attempt, out, u, open);
           },
           [=](caf::error&) {
-            record_failure(self, id, attempt, out, u, false);
+            record_failure(self, worker.address(), id, attempt, out, u, false);
           });
     }
     // A Retry-After holds every call to this provider, not only this task.
@@ -422,7 +423,8 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
                            fmt_usage(u)));
   if (out.ok) {
     // The worker may start its next attempt while this answer commits.
-    self->send(st.h.supervisor, freed_atom::value, id, attempt);
+    self->send(st.h.supervisor, freed_atom::value, worker.address(), id,
+               attempt);
     ++st.storing;
     auto kept = out;
     kept.fingerprint = a.fingerprint; // set here only, never by a node
@@ -438,7 +440,7 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
     return;
   }
   if (!ask_circuit)
-    record_failure(self, id, attempt, out, u, false);
+    record_failure(self, worker.address(), id, attempt, out, u, false);
 }
 
 node_gateway_actor::behavior_type node_gateway(self_ptr self, head_handles h,

@@ -356,25 +356,30 @@ caf::actor_addr sender_addr(self_ptr self) {
            : caf::actor_addr{};
 }
 
-// The worker busy with exactly this attempt, when the current message comes
-// from that worker's gateway: {key, slot}, or {nullptr, nullptr} (a stale
-// report, or one from another actor).
-auto reported_slot(self_ptr self, const std::string& id, uint32_t attempt) {
-  auto held = self->state.pool.holding(id, attempt);
-  if (held.second && held.second->gateway.address() != sender_addr(self))
-    held = {nullptr, nullptr};
-  return held;
+// The slot of `worker` if it is busy with exactly this attempt and the
+// current message comes from its gateway; else null (a stale report, or
+// one from any other actor).
+worker_slot* reported_slot(self_ptr self, const caf::actor_addr& worker,
+                           const std::string& id, uint32_t attempt) {
+  auto from = sender_addr(self);
+  if (!worker || !from) // (a null address must not reach the pool's hash)
+    return nullptr;
+  auto* slot = self->state.pool.busy_with(worker, id, attempt);
+  if (!slot || slot->gateway.address() != from)
+    return nullptr;
+  return slot;
 }
 
-// An attempt's done or skipped: settles its stored answer, or idles the
-// worker still busy with it; false for a stale report (nothing to do).
-bool attempt_reported(self_ptr self, const std::string& id,
-                      uint32_t attempt) {
+// An attempt's done or skipped: settles its stored answer (reported by the
+// gateway storing it), or idles `worker` still busy with it (null for a
+// commit's answers, which only settle); false for a stale report.
+bool attempt_reported(self_ptr self, const caf::actor_addr& worker,
+                      const std::string& id, uint32_t attempt) {
   auto& pool = self->state.pool;
-  if (pool.settle(id, attempt, sender_addr(self)))
+  auto from = sender_addr(self);
+  if (from && pool.settle(id, attempt, from))
     return true;
-  auto held = reported_slot(self, id, attempt);
-  return held.first && pool.release(*held.first);
+  return reported_slot(self, worker, id, attempt) && pool.release(worker);
 }
 
 void quarantine(self_ptr self, const task& t, uint32_t attempt,
@@ -705,9 +710,10 @@ cancel_tasks(self_ptr self, const std::vector<std::string>& ids,
 // -- handlers shared by several phases ---------------------------------------
 
 // An attempt completed (its answer committed): false for a stale report.
-bool completed(self_ptr self, const std::string& id, uint32_t attempt) {
+bool completed(self_ptr self, const caf::actor_addr& worker,
+               const std::string& id, uint32_t attempt) {
   auto& st = self->state;
-  if (!attempt_reported(self, id, attempt))
+  if (!attempt_reported(self, worker, id, attempt))
     return false;
   let_go(st, id);
   st.rate_limited.erase(id);
@@ -724,8 +730,9 @@ bool completed(self_ptr self, const std::string& id, uint32_t attempt) {
 }
 
 // An attempt that ended with nothing stored: false for a stale report.
-bool skipped(self_ptr self, const std::string& id, uint32_t attempt) {
-  if (!attempt_reported(self, id, attempt))
+bool skipped(self_ptr self, const caf::actor_addr& worker,
+             const std::string& id, uint32_t attempt) {
+  if (!attempt_reported(self, worker, id, attempt))
     return false;
   let_go(self->state, id);
   return true;
@@ -733,8 +740,9 @@ bool skipped(self_ptr self, const std::string& id, uint32_t attempt) {
 
 // An attempt's end (a cache hit), sent by the worker's gateway.
 auto on_done(self_ptr self) {
-  return [=](done_atom, const std::string& id, uint32_t attempt) {
-    if (!completed(self, id, attempt))
+  return [=](done_atom, const caf::actor_addr& worker, const std::string& id,
+             uint32_t attempt) {
+    if (!completed(self, worker, id, attempt))
       return;
     dispatch(self);
     maybe_finish(self);
@@ -747,8 +755,8 @@ auto on_stored(self_ptr self) {
   return [=](done_atom, const std::vector<mark_answer>& answers) {
     bool any = false;
     for (auto& m : answers)
-      any |= m.written ? completed(self, m.id, m.attempt)
-                       : skipped(self, m.id, m.attempt);
+      any |= m.written ? completed(self, {}, m.id, m.attempt)
+                       : skipped(self, {}, m.id, m.attempt);
     if (!any)
       return;
     dispatch(self);
@@ -757,13 +765,14 @@ auto on_stored(self_ptr self) {
 }
 
 auto on_failed(self_ptr self) {
-  return [=](failed_atom, const std::string& id, uint32_t attempt,
+  return [=](failed_atom, const caf::actor_addr& worker,
+             const std::string& id, uint32_t attempt,
              const call_outcome& out) {
-    auto held = reported_slot(self, id, attempt);
-    if (!held.first)
-      return; // stale: not an attempt that gateway's worker holds
-    auto t = held.second->current;
-    self->state.pool.release(*held.first);
+    auto* slot = reported_slot(self, worker, id, attempt);
+    if (!slot)
+      return; // stale: not the attempt it holds
+    auto t = slot->current;
+    self->state.pool.release(worker);
     attempt_failed(self, t, attempt, out);
     dispatch(self);
     maybe_finish(self);
@@ -771,14 +780,15 @@ auto on_failed(self_ptr self) {
 }
 
 auto on_denied(self_ptr self) {
-  return [=](denied_atom, const std::string& id, uint32_t attempt,
+  return [=](denied_atom, const caf::actor_addr& worker,
+             const std::string& id, uint32_t attempt,
              const std::string& reason) {
     auto& st = self->state;
-    auto held = reported_slot(self, id, attempt);
-    if (!held.first)
-      return; // stale: not an attempt that gateway's worker holds
-    auto t = held.second->current;
-    st.pool.release(*held.first);
+    auto* slot = reported_slot(self, worker, id, attempt);
+    if (!slot)
+      return; // stale: not the attempt it holds
+    auto t = slot->current;
+    st.pool.release(worker);
     if (st.settings.stay_on_budget && !stopping(st)) {
       // Still pending in the store; first in line once there is room.
       st.queue.push_front(std::move(t));
@@ -838,8 +848,9 @@ void look_at_budget(self_ptr self) {
 }
 
 auto on_skipped(self_ptr self) {
-  return [=](skipped_atom, const std::string& id, uint32_t attempt) {
-    if (!skipped(self, id, attempt))
+  return [=](skipped_atom, const caf::actor_addr& worker,
+             const std::string& id, uint32_t attempt) {
+    if (!skipped(self, worker, id, attempt))
       return;
     dispatch(self);
     maybe_finish(self);
@@ -849,14 +860,12 @@ auto on_skipped(self_ptr self) {
 // An answer is being stored: its worker takes the next attempt now, while
 // the store commits (two commits per attempt would otherwise idle it).
 auto on_freed(self_ptr self) {
-  return [=](freed_atom, const std::string& id, uint32_t attempt) {
-    auto held = reported_slot(self, id, attempt);
-    if (!held.first)
-      return; // stale: not an attempt that gateway's worker holds
-    auto key = *held.first; // freed() idles the worker: a copy
-    if (!self->state.pool.freed(key, id, attempt,
-                                held.second->gateway.address()))
-      return;
+  return [=](freed_atom, const caf::actor_addr& worker,
+             const std::string& id, uint32_t attempt) {
+    auto* slot = reported_slot(self, worker, id, attempt);
+    if (!slot || !self->state.pool.freed(worker, id, attempt,
+                                         slot->gateway.address()))
+      return; // stale: not the attempt it holds
     dispatch(self);
   };
 }
@@ -1120,12 +1129,14 @@ behavior_type draining(self_ptr self) {
 template <class NodesWaited>
 behavior_type ended(self_ptr self, NodesWaited on_nodes_waited) {
   return {
-    [](done_atom, const std::string&, uint32_t) {},
+    [](done_atom, const caf::actor_addr&, const std::string&, uint32_t) {},
     [](done_atom, const std::vector<mark_answer>&) {},
-    [](failed_atom, const std::string&, uint32_t, const call_outcome&) {},
-    [](denied_atom, const std::string&, uint32_t, const std::string&) {},
-    [](skipped_atom, const std::string&, uint32_t) {},
-    [](freed_atom, const std::string&, uint32_t) {},
+    [](failed_atom, const caf::actor_addr&, const std::string&, uint32_t,
+       const call_outcome&) {},
+    [](denied_atom, const caf::actor_addr&, const std::string&, uint32_t,
+       const std::string&) {},
+    [](skipped_atom, const caf::actor_addr&, const std::string&, uint32_t) {},
+    [](freed_atom, const caf::actor_addr&, const std::string&, uint32_t) {},
     on_pause(self), on_resume(self), on_drain(self), on_signal(self),
     on_shutdown(self), on_cancel(self), on_workers(self), on_watch(self),
     already_running(), refuse_join(),

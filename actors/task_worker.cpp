@@ -198,7 +198,7 @@ task_worker_actor::behavior_type task_worker(self_ptr self,
     },
     [=](provider_atom, uint64_t gen, call_outcome& out) {
       auto& st = self->state;
-      if (gen != st.core->generation() || !st.core->in_call())
+      if (!st.core->answers(gen))
         return; // the attempt timed out already
       finish_attempt(self, st.core->take_answer(std::move(out),
                                                 self->clock().now()));

@@ -21,6 +21,9 @@
 //   for the caller to handle). An answer the provider gives inside
 //   start() is returned; any later one is handed to `later` with the
 //   call's generation, from whatever thread the provider answers on.
+// - answers(gen) tells whether an answer handed to `later` with `gen` is
+//   for the call in flight (false: a call that already ended, timed out
+//   or was superseded; drop it).
 // - take_answer(out, now) ends the call with the provider's answer: past
 //   the deadline it is a timeout all the same (a provider that blocked in
 //   start()); a 2xx answer, or a request sent whole and unanswered, may
@@ -79,6 +82,7 @@ public:
     in_call_ = false;
   }
 
+  bool answers(uint64_t gen) const { return in_call_ && gen == generation_; }
   bool busy() const { return busy_; }
   bool in_call() const { return in_call_; }
   uint64_t generation() const { return generation_; }

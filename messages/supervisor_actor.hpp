@@ -26,15 +26,18 @@ namespace bgagent {
 using supervisor_actor = caf::typed_actor<
   // answered when the run ends
   caf::replies_to<run_atom>::with<run_summary>,
-  // -- an attempt's end, from the gateway of the worker holding it -------
-  caf::reacts_to<done_atom, std::string, uint32_t>,
-  caf::reacts_to<failed_atom, std::string, uint32_t, call_outcome>,
-  // (id, attempt, why the budget said no)
-  caf::reacts_to<denied_atom, std::string, uint32_t, std::string>,
-  caf::reacts_to<skipped_atom, std::string, uint32_t>,
+  // -- an attempt's end, from the gateway of the worker it was handed to:
+  // (that worker, id, attempt, ...) -------------------------------------
+  caf::reacts_to<done_atom, caf::actor_addr, std::string, uint32_t>,
+  caf::reacts_to<failed_atom, caf::actor_addr, std::string, uint32_t,
+                 call_outcome>,
+  // (worker, id, attempt, why the budget said no)
+  caf::reacts_to<denied_atom, caf::actor_addr, std::string, uint32_t,
+                 std::string>,
+  caf::reacts_to<skipped_atom, caf::actor_addr, std::string, uint32_t>,
   // the call ended with an answer the store is committing: the worker is
   // free now, and done or skipped for the attempt follows
-  caf::reacts_to<freed_atom, std::string, uint32_t>,
+  caf::reacts_to<freed_atom, caf::actor_addr, std::string, uint32_t>,
   // from a gateway: the store's answers to its completions of one commit,
   // each done (written) or skipped (stale) for an attempt it freed
   caf::reacts_to<done_atom, std::vector<mark_answer>>,

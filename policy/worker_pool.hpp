@@ -9,8 +9,7 @@
 // - release() idles a busy worker and refuses (false) one that is idle
 //   already: a stale report can never free a worker twice.
 // - busy_with(key, id, attempt) finds the worker only while it holds that
-//   exact attempt; holding(id, attempt) finds which worker that is (O(1)),
-//   for reports that come from its gateway rather than from the worker.
+//   exact attempt.
 // - freed(): the worker's answer is being stored; the worker is idled and
 //   the attempt is kept in `storing` (with the key of the gateway storing
 //   it) until settle() with the same attempt from that gateway, or until
@@ -125,7 +124,6 @@ public:
     s.attempt = t.attempts + 1;
     s.dispatched = now;
     s.current = std::move(t);
-    holder_[s.current.id] = i->first;
     return &*i;
   }
 
@@ -137,8 +135,6 @@ public:
     s->busy = false;
     --busy_;
     idle_.push_back(key);
-    // Last: `key` may be holding()'s own entry, which this erases.
-    forget_holder(s->current.id, key);
     return true;
   }
 
@@ -148,18 +144,6 @@ public:
     if (!s || !s->busy || s->current.id != id || s->attempt != attempt)
       return nullptr;
     return s;
-  }
-
-  // The worker busy with exactly this attempt: its key and slot, or
-  // {nullptr, nullptr}.
-  std::pair<const Key*, slot*> holding(const std::string& id,
-                                       uint32_t attempt) {
-    auto h = holder_.find(id);
-    if (h == holder_.end())
-      return {nullptr, nullptr};
-    auto* s = busy_with(h->second, id, attempt);
-    return s ? std::pair<const Key*, slot*>{&h->second, s}
-             : std::pair<const Key*, slot*>{nullptr, nullptr};
   }
 
   // The worker's answer for its attempt is being stored by `gateway`: the
@@ -208,10 +192,8 @@ public:
       return std::nullopt;
     slot s = std::move(i->second);
     slots_.erase(i);
-    if (s.busy) {
+    if (s.busy)
       --busy_;
-      forget_holder(s.current.id, key);
-    }
     else if (++removed_idle_ > 64 && removed_idle_ * 2 > idle_.size())
       drop_removed_idle(); // else its entry is skipped by assign()
     return s;
@@ -277,15 +259,6 @@ private:
   }
   uint32_t busy_ = 0;     // slots with busy set, kept in step
   std::unordered_map<std::string, stored_attempt> storing_;
-  // The busy worker of each task id (holding()); kept by assign(),
-  // release() and remove().
-  std::unordered_map<std::string, Key> holder_;
-
-  void forget_holder(const std::string& id, const Key& key) {
-    auto h = holder_.find(id);
-    if (h != holder_.end() && h->second == key)
-      holder_.erase(h);
-  }
 };
 
 } // namespace bgagent

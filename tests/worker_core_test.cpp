@@ -181,9 +181,10 @@ TEST_CASE("worker_core: a later answer goes to `later` with its call's "
   auto first_call = std::move(p->pending);
   first_call(answer(200));
   REQUIRE(gens == std::vector<uint64_t>{call_gen});
+  CHECK(core.answers(call_gen));
+  CHECK_FALSE(core.answers(gen_at_take)); // the begin's, not the call's
 
-  // The call times out; the next attempt's call has another generation,
-  // so the first call's answer, if it came now, would not match.
+  // The call times out: its answer, had it come now, no longer answers.
   auto e = core.time_out(t0 + secs(10.5));
   CHECK(e.out.error == "timed out after 10 s (BG_AGENT_TIMEOUT)");
   CHECK(e.out.error_class() == error_kind::retryable);
@@ -191,12 +192,22 @@ TEST_CASE("worker_core: a later answer goes to `later` with its call's "
   CHECK(e.out.model == "cheap");
   CHECK(e.charge_reservation);
   CHECK(p->cancelled == std::vector<uint64_t>{1});
+  CHECK_FALSE(core.answers(call_gen));
+  // Nor in the next attempt's call, which has a generation of its own.
   core.take(make_task(), 2);
   core.begin();
+  CHECK_FALSE(core.answers(call_gen));
   core.start(t0 + secs(11), [&](uint64_t g, call_outcome) {
     gens.push_back(g);
   });
-  CHECK(core.generation() != call_gen);
+  CHECK_FALSE(core.answers(call_gen));
+  CHECK(core.answers(core.generation()));
+  p->pending(answer(200));
+  REQUIRE(gens.size() == 2);
+  CHECK(gens[1] == core.generation());
+  // Once its answer is taken, the call is over: a repeat is dropped.
+  core.take_answer(answer(200), t0 + secs(12));
+  CHECK_FALSE(core.answers(gens[1]));
 }
 
 TEST_CASE("worker_core: an answer after the deadline is a timeout, and the "

@@ -120,7 +120,8 @@ struct stand_in_node {
   caf::actor dummy;
   task_worker_actor worker;
 
-  stand_in_node(supervisor_env& env, caf::scoped_actor& gw)
+  stand_in_node(supervisor_env& env, caf::scoped_actor& gw,
+                const std::string& name = "node-a")
     : e(env), gateway(gw) {
     // (An argument: CAF 0.17 dereferences a null tuple when a function
     // actor takes none, which UBSan reports.)
@@ -133,10 +134,10 @@ struct stand_in_node {
     worker = caf::actor_cast<task_worker_actor>(dummy);
     bool joined = false;
     gateway
-      ->request(e.sup, caf::infinite, join_atom::value, std::string("node-a"),
+      ->request(e.sup, caf::infinite, join_atom::value, name,
                 std::string("127.0.0.1:1"),
                 std::vector<task_worker_actor>{worker},
-                std::vector<std::string>{"node-a/worker-1"})
+                std::vector<std::string>{name + "/worker-1"})
       .receive([&](bool ok) { joined = ok; },
                [](caf::error& err) { FAIL(to_string(err)); });
     REQUIRE(joined);
@@ -176,10 +177,11 @@ struct stand_in_node {
     report(freed_atom::value, id);
   }
 
-  // The worker's report, as its gateway sends it (as itself).
+  // The worker's report, as its gateway sends it (as itself, naming the
+  // worker).
   template <class Atom>
   void report(Atom atom, const std::string& id) {
-    gateway->send(e.sup, atom, id, uint32_t{1});
+    gateway->send(e.sup, atom, worker.address(), id, uint32_t{1});
   }
 
   std::vector<std::string> workers() {
@@ -383,48 +385,63 @@ TEST_CASE("supervisor: a freed worker takes the next task while its answer "
 }
 
 TEST_CASE("supervisor: an attempt's reports count only from the gateway of "
-          "the worker holding it, not from the worker or any other actor",
+          "the worker holding it, not from the worker, another gateway or "
+          "any other actor",
           "[unit][supervisor]") {
   three_tasks_one_node run;
   auto& e = run.e;
   auto& node = run.node;
   REQUIRE(node.next_dispatch(e.self) == "t1");
+  // A second node joins and takes t2 through its own gateway.
+  caf::scoped_actor gateway_b{e.sys};
+  stand_in_node node_b{e, gateway_b, "node-b"};
+  REQUIRE(node_b.next_dispatch(gateway_b) == "t2");
   node.store_completed("t1");
-  caf::scoped_actor stranger{e.sys};
+  node_b.store_completed("t2");
   call_outcome failed = make_failure(error_kind::permanent, "forged");
-  // Each shape of report, from another actor, and as the worker itself.
-  for (int as_worker = 0; as_worker < 2; ++as_worker) {
+  caf::scoped_actor stranger{e.sys};
+  // Each shape of report naming node-a's worker and its attempt, from an
+  // actor that is no gateway, from node-b's gateway, and from the worker
+  // itself; and node-a's gateway naming node-b's worker and its attempt,
+  // or no worker.
+  caf::actor_addr w = node.worker.address();
+  for (int from = 0; from < 4; ++from) {
+    auto worker = from == 3 ? node_b.worker.address() : w;
+    auto id = std::string(from == 3 ? "t2" : "t1");
     auto send = [&](auto... xs) {
-      if (as_worker)
+      if (from == 0)
+        stranger->send(e.sup, xs...);
+      else if (from == 1)
+        gateway_b->send(e.sup, xs...);
+      else if (from == 2)
         caf::send_as(node.worker, e.sup, xs...);
       else
-        stranger->send(e.sup, xs...);
+        e.self->send(e.sup, xs...); // node-a's gateway
     };
-    send(freed_atom::value, std::string("t1"), uint32_t{1});
-    send(failed_atom::value, std::string("t1"), uint32_t{1}, failed);
-    send(denied_atom::value, std::string("t1"), uint32_t{1},
-         std::string("forged"));
-    send(skipped_atom::value, std::string("t1"), uint32_t{1});
-    send(done_atom::value, std::string("t1"), uint32_t{1});
-    send(done_atom::value,
-         std::vector<mark_answer>{mark_answer{"t1", 1, true, true, 0}});
+    send(freed_atom::value, worker, id, uint32_t{1});
+    send(failed_atom::value, worker, id, uint32_t{1}, failed);
+    send(denied_atom::value, worker, id, uint32_t{1}, std::string("forged"));
+    send(skipped_atom::value, worker, id, uint32_t{1});
+    send(done_atom::value, worker, id, uint32_t{1});
+    send(failed_atom::value, caf::actor_addr{}, id, uint32_t{1}, failed);
   }
-  // Handled in order before this request: none of them idled the worker.
+  // Handled in order before this request: none of them idled a worker.
   auto listed = node.workers();
-  REQUIRE(listed.size() == 1);
+  REQUIRE(listed.size() == 2);
   CHECK(listed[0] == "node-a node-a/worker-1 busy t1");
+  CHECK(listed[1] == "node-b node-b/worker-1 busy t2");
+  // The real reports count: t3 goes to node-a once t1 is freed.
   node.report(freed_atom::value, "t1");
-  REQUIRE(node.next_dispatch(e.self) == "t2");
-  node.report(done_atom::value, "t1");
-  node.stored_and_freed("t2");
   REQUIRE(node.next_dispatch(e.self) == "t3");
-  node.report(done_atom::value, "t2");
+  node.report(done_atom::value, "t1");
+  node_b.report(done_atom::value, "t2");
   node.stored_and_freed("t3");
   node.report(done_atom::value, "t3");
   caf::anon_send_exit(node.dummy, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(node_b.dummy, caf::exit_reason::user_shutdown);
   auto s = node.summary();
   CHECK(s.completed == 3); // each once
-  CHECK(s.quarantined == 0); // the forged permanent failure was ignored
+  CHECK(s.quarantined == 0); // no forged permanent failure counted
   CHECK(s.exit_code == 0);
 }
 
@@ -447,7 +464,8 @@ TEST_CASE("supervisor: an answer being stored is settled only by the "
     stranger->send(e.sup, done_atom::value,
                    std::vector<mark_answer>{
                      mark_answer{"t1", 1, true, true, 0}});
-    stranger->send(e.sup, done_atom::value, std::string("t1"), uint32_t{1});
+    stranger->send(e.sup, done_atom::value, node.worker.address(),
+                   std::string("t1"), uint32_t{1});
     auto listed = node.workers(); // after both: handled in order
     REQUIRE(listed.size() == 1);
     CHECK(listed[0] == "node-a node-a/worker-1 idle");

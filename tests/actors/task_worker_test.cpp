@@ -168,7 +168,10 @@ TEST_CASE("task_worker: a successful attempt reserves, runs, commits, reports",
   REQUIRE(e.sup->wait_atom<done_atom>());
   // The worker was freed when its answer went to the store, before done.
   REQUIRE(e.sup->with_atom<freed_atom>().size() == 1);
-  CHECK(e.sup->with_atom<freed_atom>()[0].get_as<std::string>(1) == "w1");
+  // Each report names the worker the attempt was handed to.
+  auto freed = e.sup->with_atom<freed_atom>()[0];
+  CHECK(freed.get_as<caf::actor_addr>(1) == e.worker.address());
+  CHECK(freed.get_as<std::string>(2) == "w1");
   // Done comes with the other completions of its commit, in one message.
   auto done = e.sup->with_atom<done_atom>()[0];
   REQUIRE(done.match_elements<done_atom, std::vector<mark_answer>>());
@@ -226,9 +229,10 @@ TEST_CASE("task_worker: a failed call is reported, not stored as done",
   e.dispatch();
   REQUIRE(e.sup->wait_atom<failed_atom>());
   auto f = e.sup->with_atom<failed_atom>()[0];
-  CHECK(f.get_as<std::string>(1) == "w1");
-  CHECK(f.get_as<uint32_t>(2) == 1);
-  auto& out = f.get_as<call_outcome>(3);
+  CHECK(f.get_as<caf::actor_addr>(1) == e.worker.address());
+  CHECK(f.get_as<std::string>(2) == "w1");
+  CHECK(f.get_as<uint32_t>(3) == 1);
+  auto& out = f.get_as<call_outcome>(4);
   CHECK_FALSE(out.ok);
   CHECK(out.error_class() == error_kind::retryable);
   CHECK(out.http_status == 503);
@@ -249,8 +253,9 @@ TEST_CASE("task_worker: a budget denial leaves the task pending",
   e.dispatch();
   REQUIRE(e.sup->wait_atom<denied_atom>());
   auto d = e.sup->with_atom<denied_atom>()[0];
-  CHECK(d.get_as<std::string>(1) == "w1");
-  CHECK(d.get_as<std::string>(3).find("token budget") != std::string::npos);
+  CHECK(d.get_as<caf::actor_addr>(1) == e.worker.address());
+  CHECK(d.get_as<std::string>(2) == "w1");
+  CHECK(d.get_as<std::string>(4).find("token budget") != std::string::npos);
   CHECK(e.state() == "pending"); // never marked running
   CHECK(e.budget().tokens_used == 0);
   auto names = e.audit_names();
@@ -263,7 +268,7 @@ TEST_CASE("task_worker: an attempt that does not answer in time fails as a "
   worker_env e(mode::never, 100000, 0.2);
   e.dispatch();
   REQUIRE(e.sup->wait_atom<failed_atom>());
-  auto& out = e.sup->with_atom<failed_atom>()[0].get_as<call_outcome>(3);
+  auto& out = e.sup->with_atom<failed_atom>()[0].get_as<call_outcome>(4);
   CHECK(out.error == "timed out after 0.2 s (BG_AGENT_TIMEOUT)");
   CHECK(out.error_class() == error_kind::retryable);
   auto b = e.budget();
