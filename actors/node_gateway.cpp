@@ -333,7 +333,9 @@ void look_in_cache(self_ptr self, const task_worker_actor& worker,
       [=](caf::error&) mutable {
         // The store did not answer: the call goes as if nothing were
         // cached (at worst it is paid once more).
-        if (self->state.open.count(id))
+        auto i = self->state.open.find(id);
+        if (i != self->state.open.end() && i->second.worker == addr &&
+            i->second.attempt == attempt)
           begin(self, worker, id, attempt, prompt, completion, cost, detail,
                 may_fall_back, rp);
       });

@@ -1,5 +1,6 @@
 // The node gateway: the head's half of every attempt, for the workers of one
-// node. The head has one for its local workers and one per remote node
+// node. The head has several for its local workers (one per scheduler
+// thread by default, each with its share of them) and one per remote node
 // (spawned by the gatekeeper after that node's hello); it is the only head
 // actor a remote node can address.
 //
@@ -34,7 +35,8 @@
 //       over). A success is stored (complete) and a failure's usage
 //       recorded, each with its audit event in the same transaction; only
 //       then is the supervisor told done / skipped / failed (each report
-//       is sent by the gateway as itself, naming the task and attempt).
+//       is sent by the gateway as itself, naming the worker, the task and the
+//       attempt).
 //       A success frees the worker at once (freed_atom, before its
 //       complete is sent): it takes its next attempt while the answer
 //       commits, and done or skipped follows. A lost node's gateway stays

@@ -165,11 +165,14 @@ void report_workers(self_ptr self) {
              static_cast<uint64_t>(nodes.size()));
 }
 
-void spawn_local_worker(self_ptr self) {
+// A new local worker: worker N on gateway (N-1) % G at the start; a
+// replacement on the gateway of the worker it replaces (`on`), so the
+// spread stays even whatever dies.
+void spawn_local_worker(self_ptr self, const node_gateway_actor* on = nullptr) {
   auto& st = self->state;
   auto n = ++st.next_worker;
-  const auto& gateway =
-    st.local_gateways[(n - 1) % st.local_gateways.size()];
+  const auto gateway =
+    on ? *on : st.local_gateways[(n - 1) % st.local_gateways.size()];
   worker_context ctx{gateway};
   worker_settings ws;
   ws.name = st.settings.node + "/worker-" + std::to_string(n);
@@ -578,7 +581,7 @@ void worker_lost(self_ptr self, worker_slot slot, const std::string& why,
     stop(self, run_stop{stop_reason::restart_intensity});
   }
   if (!slot.remote)
-    spawn_local_worker(self); // a remote node replaces its own workers
+    spawn_local_worker(self, &slot.gateway); // a node replaces its own
   else
     report_workers(self);
   if (slot.busy)

@@ -8,11 +8,12 @@
 //   failed_atom / denied_atom / skipped_atom / freed_atom (see
 //   node_gateway.hpp). freed makes the worker idle while its answer is
 //   stored (the run does not end before its done or skipped); a report
-//   for an attempt no worker holds, or from a gateway other than the
-//   holding worker's, idles nothing.
-// It spawns the head's own node gateway for its local workers, and sends
-// to workers anonymously (dispatch, exit), so that no remote node ever
-// holds the supervisor's handle.
+//   naming a worker that does not hold exactly that attempt, or not sent
+//   by that worker's gateway, idles nothing.
+// It spawns the head's own node gateways for its local workers (one per
+// scheduler thread by default: supervisor_settings::local_gateways), and
+// sends to workers anonymously (dispatch, exit), so that no remote node
+// ever holds the supervisor's handle.
 //   (pause_atom) (resume_atom) (drain_atom)   -> bool   admin and signals:
 //       pause stops dispatching; drain lets in-flight calls finish, starts
 //       nothing new and ends the run with a resumable state

@@ -2,8 +2,9 @@
 //
 // Contract: the only handle to the supervisor is this type, so the
 // compiler checks every message sent to it; it never leaves the head.
-// done / failed / denied / skipped / freed come from a node gateway sent as the
-// worker concerned (the supervisor knows workers by address).
+// done / failed / denied / skipped / freed come from a node gateway (as
+// itself), naming first the worker concerned (the supervisor knows workers
+// by address and takes the report only from that worker's gateway).
 #pragma once
 
 #include <cstdint>

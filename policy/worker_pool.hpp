@@ -18,7 +18,8 @@
 // - busy(), idle(), storing() and remove() are O(1); nothing here scans all
 //   workers except the listing helpers.
 // Pure: no actor system, no clock of its own (times come from the caller),
-// so it is tested as a plain unit; Key must be hashable.
+// so it is tested as a plain unit; Key must be hashable (and a key passed
+// in must be a real one: CAF's null actor_addr cannot be hashed).
 #pragma once
 
 #include <algorithm>

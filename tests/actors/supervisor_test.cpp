@@ -445,6 +445,80 @@ TEST_CASE("supervisor: an attempt's reports count only from the gateway of "
   CHECK(s.exit_code == 0);
 }
 
+TEST_CASE("supervisor: a late report about a worker that died is not "
+          "credited to the sibling that took the same attempt through the "
+          "same gateway",
+          "[unit][supervisor]") {
+  supervisor_env e(std::vector<task>{scripted_task("t1")}, with_workers(0));
+  e.self->send(e.sup, run_atom::value);
+  // One node, two workers, one gateway (e.self).
+  auto spawn_dummy = [&] {
+    return e.sys.spawn(
+      [](caf::event_based_actor* a, int) {
+        a->set_default_handler(caf::drop);
+        return caf::behavior{[](int) {}};
+      },
+      0);
+  };
+  caf::actor d1 = spawn_dummy(), d2 = spawn_dummy();
+  auto w1 = caf::actor_cast<task_worker_actor>(d1);
+  auto w2 = caf::actor_cast<task_worker_actor>(d2);
+  REQUIRE(ask_for<bool>(e.self, e.sup, join_atom::value,
+                        std::string("node-a"), std::string("127.0.0.1:1"),
+                        std::vector<task_worker_actor>{w1, w2},
+                        std::vector<std::string>{"node-a/worker-1",
+                                                 "node-a/worker-2"}) ==
+          std::optional<bool>(true));
+  auto next_dispatch = [&](uint32_t want_attempt) {
+    task_worker_actor to;
+    e.self->receive(
+      [&](dispatch_atom, const task_worker_actor& w, const task& t,
+          uint32_t attempt) {
+        CHECK(t.id == "t1");
+        CHECK(attempt == want_attempt);
+        to = w;
+      },
+      caf::after(std::chrono::seconds(30)) >> [] { FAIL("no dispatch"); });
+    return to;
+  };
+  auto first = next_dispatch(1);
+  REQUIRE((first == w1 || first == w2));
+  auto second = first == w1 ? w2 : w1;
+  // The first worker leaves with its node's shutdown: t1 goes back, with
+  // the same attempt number, to its sibling through the same gateway.
+  caf::anon_send_exit(first == w1 ? d1 : d2, caf::exit_reason::user_shutdown);
+  REQUIRE(next_dispatch(1) == second);
+  // A report the gateway had sent about the first worker arrives now.
+  e.self->send(e.sup, failed_atom::value, first.address(), std::string("t1"),
+               uint32_t{1}, make_failure(error_kind::permanent, "late"));
+  e.self->send(e.sup, freed_atom::value, first.address(), std::string("t1"),
+               uint32_t{1});
+  auto listed = ask_for<std::vector<std::string>>(e.self, e.sup,
+                                                  workers_atom::value);
+  REQUIRE(listed);
+  REQUIRE(listed->size() == 1);
+  CHECK(listed->front().find(" busy t1") != std::string::npos);
+  // The sibling's own reports end it.
+  REQUIRE(mark(e.self, e.cp, running_atom::value, std::string("t1"),
+               uint32_t{1}, uint64_t{0}, uint64_t{0}, 0.0, audit_event{},
+               int64_t{0}));
+  call_outcome out;
+  out.ok = true;
+  out.result = R"({"summary":"s."})";
+  REQUIRE(mark(e.self, e.cp, complete_atom::value, std::string("t1"),
+               uint32_t{1}, out, usage{}, audit_event{}, uint64_t{0},
+               int64_t{0}));
+  e.self->send(e.sup, freed_atom::value, second.address(), std::string("t1"),
+               uint32_t{1});
+  e.self->send(e.sup, done_atom::value,
+               std::vector<mark_answer>{mark_answer{"t1", 1, true, true, 0}});
+  caf::anon_send_exit(first == w1 ? d2 : d1, caf::exit_reason::user_shutdown);
+  auto s = stand_in_node::summary_of(e);
+  CHECK(s.completed == 1);
+  CHECK(s.quarantined == 0); // the late permanent failure was not counted
+  CHECK(s.exit_code == 0);
+}
+
 TEST_CASE("supervisor: an answer being stored is settled only by the "
           "gateway storing it",
           "[unit][supervisor]") {

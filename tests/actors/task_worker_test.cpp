@@ -220,6 +220,8 @@ TEST_CASE("task_worker: a successful attempt reserves, runs, commits, reports",
   // makes the store refuse a completed task: skipped).
   e.dispatch(2);
   REQUIRE(e.sup->wait_atom<skipped_atom>());
+  CHECK(e.sup->with_atom<skipped_atom>()[0].get_as<caf::actor_addr>(1) ==
+        e.worker.address());
   CHECK(e.budget().tokens_reserved == 0);
 }
 
