@@ -342,8 +342,9 @@ void look_in_cache(self_ptr self, const task_worker_actor& worker,
 }
 
 // A failed attempt: its usage and task_failed to the store, then the
-// failure to the supervisor, naming the worker. Whether it was the provider's fault is the
-// rate_keeper's word (`provider_fault`), never a node's.
+// failure to the supervisor, naming the worker. Whether it was the
+// provider's fault is the rate_keeper's word (`provider_fault`), never a
+// node's.
 void record_failure(self_ptr self, const caf::actor_addr& worker,
                     const std::string& id, uint32_t attempt,
                     call_outcome out, const usage& u, bool provider_fault) {

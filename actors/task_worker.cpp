@@ -1,7 +1,5 @@
 #include "actors/task_worker.hpp"
 
-#include "actors/worker_core.hpp"
-
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -9,12 +7,12 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/worker_core.hpp"
 #include "messages/atoms.hpp"
 #include "messages/call_outcome.hpp"
 #include "messages/node_gateway_actor.hpp"
 #include "messages/task.hpp"
 #include "messages/task_worker_actor.hpp"
-#include "messages/utf8.hpp"
 #include "messages/worker_context.hpp"
 
 namespace bgagent {

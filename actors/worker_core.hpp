@@ -90,7 +90,6 @@ public:
   const task& current() const { return current_; }
   uint32_t attempt() const { return attempt_; }
   const llm_request& request() const { return req_; }
-  const provider& prov() const { return *prov_; }
 
 private:
   ended end_call(call_outcome out, bool charge_reservation,
