@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <csignal>
 #include <ctime>
@@ -716,6 +717,116 @@ TEST_CASE("the request carries the type's schema as response_format unless "
         "Your previous answer did not satisfy the required JSON Schema: at "
         "/queue: not a string. Answer again with only the corrected JSON "
         "value, nothing else.");
+}
+
+namespace bgagent {
+// From types/openai_batch.hpp, whose `task` would clash with this file's.
+std::string repair_instruction(const std::string& error);
+} // namespace bgagent
+
+namespace {
+
+// What the body was before it was written field by field: a json tree,
+// dumped. A cached answer's fingerprint hashes these bytes, so the fast
+// writer must produce exactly them.
+std::string body_as_tree(const std::string& model, const llm_request& req,
+                         bool response_format) {
+  json messages = json::array();
+  if (!req.system.empty())
+    messages.push_back({{"role", "system"}, {"content", req.system}});
+  messages.push_back({{"role", "user"}, {"content", req.prompt}});
+  if (!req.repair_answer.empty()) {
+    messages.push_back({{"role", "assistant"}, {"content", req.repair_answer}});
+    messages.push_back(
+      {{"role", "user"}, {"content", repair_instruction(req.repair_error)}});
+  }
+  json body{{"model", model},
+            {"messages", std::move(messages)},
+            {"temperature", req.temperature},
+            {"max_tokens", req.max_tokens},
+            {"stream", false}};
+  if (!req.fallback_models.empty()) {
+    json models = json::array({model});
+    for (auto& m : req.fallback_models)
+      models.push_back(m);
+    body["models"] = std::move(models);
+  }
+  auto schema = json::parse(req.schema, nullptr, false);
+  if (response_format && !req.schema.empty() && schema.is_object()) {
+    std::string name;
+    for (char c : req.type)
+      if (name.size() < 64)
+        name += std::isalnum(static_cast<unsigned char>(c)) || c == '-' ||
+                    c == '_'
+                  ? c
+                  : '_';
+    body["response_format"] = {
+      {"type", "json_schema"},
+      {"json_schema",
+       {{"name", name.empty() ? "result" : name},
+        {"schema", schema},
+        {"strict", false}}}};
+  }
+  return body.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+} // namespace
+
+TEST_CASE("the request body is byte for byte the json tree's dump, for "
+          "every shape of request",
+          "[http]") {
+  llm_request req;
+  req.task_id = "t1";
+  req.type = "route ticket/\xc3\xa9";
+  req.max_tokens = 4096;
+  req.system = "Route it.\n\tQuote \"this\" \\ and \x01\x1f\x7f.";
+  req.prompt = "Ticket: caf\xc3\xa9 \xf0\x9f\x98\x80 late\r\b\f";
+  req.schema = R"({"type":"object","required":["queue"],)"
+               R"("properties":{"queue":{"type":"string","enum":["a\u00e9"]}}})";
+  auto same = [&](const std::string& model, bool response_format) {
+    INFO("model " << model << ", response_format " << response_format
+                  << ", temperature " << req.temperature);
+    CHECK(http_provider::request_body(model, req, response_format) ==
+          body_as_tree(model, req, response_format));
+  };
+  for (double t : {0.0, 0.7, 1.0, 1e-7, 123456789.25})
+    for (bool rf : {true, false}) {
+      req.temperature = t;
+      same("m", rf);
+      same("openai/gpt-4o-mini \"x\"", rf);
+    }
+  req.system.clear();
+  same("m", true);
+  req.fallback_models = {"b/one", "c/\xc3\xa9"};
+  same("a/zero", true);
+  req.repair_answer = "{\"queue\": 7}\n";
+  req.repair_error = "at /queue: not a \"string\"";
+  same("a/zero", true);
+  req.schema = "[1, 2]"; // not an object: no response_format
+  same("m", true);
+  req.schema = "{not json";
+  same("m", true);
+  req.schema.clear();
+  req.type.clear();
+  same("m", true);
+  // Ill-formed UTF-8 in any text: nlohmann's replacement, as before.
+  req.prompt = "bad \xc3 and \xff\xfe end";
+  same("m", true);
+  req.prompt = "fine";
+  req.repair_answer = "\xe2\x82";
+  same("m", true);
+  req.repair_answer.clear();
+  req.fallback_models = {"\x80"};
+  same("m", true);
+  // A schema seen many times (the per-thread memo) and after its bound.
+  req.fallback_models.clear();
+  for (int i = 0; i < 70; ++i) {
+    req.schema = R"({"type":"object","maxProperties":)" + std::to_string(i) +
+                 "}";
+    same("m", true);
+  }
+  req.schema = R"({"type":"object","maxProperties":3})";
+  same("m", true);
 }
 
 TEST_CASE("a chat task's body is sent as it is, with model and max_tokens "
