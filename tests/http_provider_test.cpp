@@ -9,6 +9,7 @@
 #include <csignal>
 #include <ctime>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <set>
@@ -818,6 +819,28 @@ TEST_CASE("the request body is byte for byte the json tree's dump, for "
   req.repair_answer.clear();
   req.fallback_models = {"\x80"};
   same("m", true);
+  // Nested keys out of order, escapes, floats and non-ASCII in the schema;
+  // odd numbers; empty texts; ill-formed UTF-8 in the model, the system
+  // prompt and the repair error.
+  req.schema = R"({"z":{"b":1.5e3,"a":[true,null,"\u00e9\n\"x\""]},)"
+               R"("type":"object","A":-0.0})";
+  req.max_tokens = 0;
+  req.prompt.clear();
+  same("", true);
+  req.max_tokens = 4294967295u;
+  for (double t : {-0.0, std::numeric_limits<double>::quiet_NaN(),
+                   std::numeric_limits<double>::infinity()}) {
+    req.temperature = t;
+    same("m", true);
+  }
+  req.system = "sys \xc0\xaf";
+  same("m", true);
+  req.system = "sys";
+  same("m\xed\xa0\x80", true);
+  req.repair_answer = "{}";
+  req.repair_error = "at /x: \xf5 bad";
+  same("m", true);
+  req.repair_answer.clear();
   // A schema seen many times (the per-thread memo) and after its bound.
   req.fallback_models.clear();
   for (int i = 0; i < 70; ++i) {
