@@ -57,10 +57,6 @@ std::string schema_name(const std::string& type) {
   return out.empty() ? "result" : out;
 }
 
-} // namespace
-
-namespace {
-
 // The body as a json tree, dumped: for a request whose text is not valid
 // UTF-8 (nlohmann's replacement of ill-formed bytes is the rule there).
 std::string request_body_tree(const std::string& model,
