@@ -6,33 +6,36 @@
 // checkpointer's rate in a run cannot exceed this; the gap between the two
 // is the actors' share.
 //
-// With --shards S (one or more counts), the tasks are split over S store
-// files, each worked by its own thread as above: what a store sharded over
-// S writers would reach on this machine's cores and disk (every shard
-// commits and syncs on its own). "busiest us/t" is the CPU time of the
-// busiest of those threads per task of the whole run; its ceiling is the
-// rate that thread alone would allow with a core of its own.
+// With --shards S (one or more counts), a second table: the store side of a
+// run over S store files (bench/store_pipeline.hpp): a reader and a writer
+// per file, the supervisor's merged fetch, one event clock and the
+// auditor's merged, strictly increasing audit log, each on its own thread,
+// with at most --window tasks in flight (default 1024). "busiest us/t" is
+// the CPU time of the busiest of those threads per task of the whole run,
+// and its ceiling the rate that thread alone would allow with a core of its
+// own: what sharding the store could reach before actors are counted.
 //
 // Usage: bgagent-bench-store [--tasks 100000] [--groups 16,64,256]
-//                            [--sync full,normal] [--shards 1[,2,4]]
+//                            [--sync full,normal] [--shards 1,2,4,8]
+//                            [--window 1024]
 // Prints figures; never passes or fails on time.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <memory>
 #include <ctime>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "bench/store_pipeline.hpp"
 #include "bench/task_generator.hpp"
 #include "messages/call_outcome.hpp"
 #include "messages/events.hpp"
 #include "messages/task.hpp"
+#include "persistence/shard_map.hpp"
 #include "persistence/store.hpp"
 #include "tests/temp_dir.hpp"
 
@@ -128,46 +131,25 @@ double work_through(store& db, size_t n, size_t group) {
   return thread_cpu_seconds() - cpu0;
 }
 
-figures measure(size_t n, size_t group, store::sync_mode sync,
-                size_t shards) {
+figures measure(size_t n, size_t group, store::sync_mode sync) {
   temp_dir dir;
-  std::vector<std::unique_ptr<store>> dbs;
-  std::vector<size_t> sizes;
-  for (size_t s = 0; s < shards; ++s) {
-    dbs.push_back(std::make_unique<store>(
-      dir.path("bench-" + std::to_string(s) + ".db"),
-      store::open_mode::create_if_missing, sync));
-    sizes.push_back(n / shards + (s < n % shards ? 1 : 0));
-    submit_generated(*dbs.back(), sizes.back(),
-                     "shard" + std::to_string(s));
-  }
-  std::vector<double> busy(shards, 0);
+  store db(dir.path("bench.db"), store::open_mode::create_if_missing, sync);
+  submit_generated(db, n, "gen");
   auto wall0 = std::chrono::steady_clock::now();
   auto cpu0 = cpu_seconds();
-  if (shards == 1) {
-    busy[0] = work_through(*dbs[0], sizes[0], group);
-  } else {
-    std::vector<std::thread> threads;
-    for (size_t s = 0; s < shards; ++s)
-      threads.emplace_back([&, s] {
-        busy[s] = work_through(*dbs[s], sizes[s], group);
-      });
-    for (auto& t : threads)
-      t.join();
-  }
+  double busy = work_through(db, n, group);
   double wall = std::chrono::duration<double>(
                   std::chrono::steady_clock::now() - wall0)
                   .count();
   double cpu = cpu_seconds() - cpu0;
-  double busiest = *std::max_element(busy.begin(), busy.end());
-  return {n / wall, cpu * 1e6 / n, busiest * 1e6 / n};
+  return {n / wall, cpu * 1e6 / n, busy * 1e6 / n};
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
-  size_t n = 100000;
-  std::string groups = "16,64,256", syncs = "full,normal", shard_counts = "1";
+  size_t n = 100000, window = 1024;
+  std::string groups = "16,64,256", syncs = "full,normal", shard_counts;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--tasks")
@@ -178,36 +160,65 @@ int main(int argc, char** argv) {
       syncs = argv[i + 1];
     else if (a == "--shards")
       shard_counts = argv[i + 1];
+    else if (a == "--window")
+      window = std::strtoull(argv[i + 1], nullptr, 10);
     else {
       std::fprintf(stderr, "usage: bgagent-bench-store [--tasks N] "
                            "[--groups G,...] [--sync full,normal] "
-                           "[--shards S,...]\n");
+                           "[--shards S,...] [--window W]\n");
       return 2;
     }
   }
-  if (n == 0) {
-    std::fprintf(stderr, "bgagent-bench-store: --tasks must be positive\n");
+  if (n == 0 || window == 0) {
+    std::fprintf(stderr,
+                 "bgagent-bench-store: --tasks and --window must be positive\n");
     return 2;
   }
+  auto sync_of = [](const std::string& name) {
+    return name == "normal" ? store::sync_mode::normal : store::sync_mode::full;
+  };
   std::printf("bgagent store alone: %zu attempts (running, then completed)\n",
               n);
-  std::printf("%-7s %6s %6s | %10s %10s %11s %10s\n", "sync", "group",
-              "shards", "tasks/s", "CPU us/t", "busiest us/t", "ceiling/s");
+  std::printf("%-7s %6s | %10s %10s %11s %10s\n", "sync", "group", "tasks/s",
+              "CPU us/t", "busiest us/t", "ceiling/s");
+  for (auto& sync : split(syncs))
+    for (auto& g : split(groups)) {
+      size_t group =
+        std::max<size_t>(1, std::strtoull(g.c_str(), nullptr, 10));
+      auto f = measure(n, group, sync_of(sync));
+      std::printf("%-7s %6zu | %10.0f %10.1f %11.1f %10.0f\n", sync.c_str(),
+                  group, f.tasks_per_s, f.cpu_us_per_task,
+                  f.busiest_us_per_task, 1e6 / f.busiest_us_per_task);
+    }
+  if (shard_counts.empty())
+    return 0;
+  std::printf("\nstore side of a run over S files (readers, merged fetch, "
+              "writers, one event clock, merged audit log), window %zu\n",
+              window);
+  std::printf("%-7s %6s %6s | %10s %10s %11s %-15s %10s\n", "sync", "group",
+              "shards", "tasks/s", "CPU us/t", "busiest us/t", "(thread)",
+              "ceiling/s");
   for (auto& sync : split(syncs))
     for (auto& g : split(groups))
       for (auto& sh : split(shard_counts)) {
-        size_t group = std::max<size_t>(1, std::strtoull(g.c_str(), nullptr,
-                                                         10));
+        size_t group =
+          std::max<size_t>(1, std::strtoull(g.c_str(), nullptr, 10));
         size_t shards = std::max<size_t>(
-          1, std::min<size_t>(n, std::strtoull(sh.c_str(), nullptr, 10)));
-        auto f = measure(n, group,
-                         sync == "normal" ? store::sync_mode::normal
-                                          : store::sync_mode::full,
-                         shards);
-        std::printf("%-7s %6zu %6zu | %10.0f %10.1f %11.1f %10.0f\n",
+          1, std::min<size_t>(max_store_shards,
+                              std::strtoull(sh.c_str(), nullptr, 10)));
+        auto f = bench::run_store_pipeline(n, group, sync_of(sync), shards,
+                                           window);
+        std::printf("%-7s %6zu %6zu | %10.0f %10.1f %11.1f %-15s %10.0f\n",
                     sync.c_str(), group, shards, f.tasks_per_s,
                     f.cpu_us_per_task, f.busiest_us_per_task,
-                    1e6 / f.busiest_us_per_task);
+                    f.busiest.c_str(), 1e6 / f.busiest_us_per_task);
+        // The next busiest: where the ceiling goes once that one is split.
+        std::printf("    threads us/t:");
+        for (size_t i = 0; i < f.threads_us_per_task.size() && i < 4; ++i)
+          std::printf("%s %s %.1f", i ? "," : "",
+                      f.threads_us_per_task[i].first.c_str(),
+                      f.threads_us_per_task[i].second);
+        std::printf("\n");
       }
   return 0;
 }

@@ -19,6 +19,7 @@
 #include "messages/sha256.hpp"
 #include "messages/utf8.hpp"
 #include "persistence/cache_filter.hpp"
+#include "persistence/event_clock.hpp"
 #include "types/openai_batch.hpp"
 #include "types/prompt_template.hpp"
 #include "types/type_registry.hpp"
@@ -1165,7 +1166,9 @@ private:
 
 void store::add_event(const audit_event& ev, int64_t task_seq) {
   auto_tx tx(*this);
-  if (next_event_seq_ == 0) {
+  if (event_clock_) {
+    next_event_seq_ = event_clock_->take();
+  } else if (next_event_seq_ == 0) {
     auto& m = st_->max_event;
     uint64_t max = with(m, path_, [&] {
       return m.step() ? static_cast<uint64_t>(m.i64(0)) : uint64_t{0};
@@ -1237,7 +1240,15 @@ std::vector<committed_event> store::events_after(uint64_t after_seq,
   return with(s, path_, [&] { return event_rows(s); });
 }
 
+void store::use_event_clock(std::shared_ptr<event_clock> clock) {
+  event_clock_ = std::move(clock);
+  if (event_clock_)
+    event_clock_->raise(std::max(last_event_seq(), event_floor_));
+}
+
 void store::raise_event_floor(uint64_t seq) {
+  if (event_clock_)
+    event_clock_->raise(seq);
   event_floor_ = std::max(event_floor_, seq);
   if (next_event_seq_ != 0)
     next_event_seq_ = std::max(next_event_seq_, seq + 1);

@@ -66,6 +66,7 @@ struct sqlite3;
 namespace bgagent {
 
 class cache_filter;
+class event_clock;
 
 class store_error : public std::runtime_error {
 public:
@@ -358,6 +359,11 @@ public:
   // may hold seqs that never were in this table: written by version 1).
   void raise_event_floor(uint64_t seq);
   uint64_t last_event_seq();
+  // The files of a sharded store number their events from one clock
+  // (persistence/event_clock.hpp): with one, an event's seq is taken from
+  // it, not the table's max + 1, and raise_event_floor raises it too.
+  // Without one (a store of one file, the default), nothing changes.
+  void use_event_clock(std::shared_ptr<event_clock> clock);
 
   // What committed since the last call: events in seq order (of a huge
   // transaction only its last ones: read the rest with events_after), and
@@ -443,6 +449,7 @@ private:
   int64_t run_id_ = 0;
   uint64_t event_floor_ = 0;
   uint64_t next_event_seq_ = 0; // 0: not known in this transaction
+  std::shared_ptr<event_clock> event_clock_;
   std::vector<committed_event> tx_events_, committed_events_;
   std::vector<settlement> tx_settlements_, committed_settlements_;
   // Attempts whose reservation was charged as abandoned (task id + "#" +

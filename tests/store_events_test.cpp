@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 
 #include "persistence/cache_filter.hpp"
+#include "persistence/event_clock.hpp"
 #include "persistence/store.hpp"
 #include "tests/support/job.hpp"
 #include "tests/support/unit_task.hpp"
@@ -256,6 +257,46 @@ TEST_CASE("store: version 9's response cache, keyed by fingerprint text, "
                  "VALUES('fp-old', '{}', NULL, 'openai', 'm', 't')");
   CHECK(sql_int(path, "SELECT COUNT(*) FROM response_cache WHERE key IS "
                       "NULL") == 1);
+}
+
+TEST_CASE("store: two files sharing an event clock number their events "
+          "from it, above what either file holds", "[store][shard]") {
+  temp_dir dir;
+  store a(dir.path("a.db"), store::open_mode::create_if_missing);
+  store b(dir.path("b.db"), store::open_mode::create_if_missing);
+  // File a already holds events up to seq 3; file b holds none.
+  for (int i = 0; i < 3; ++i)
+    a.add_event(make_event("alert", {}, -1, "before"));
+  a.take_committed_events();
+  auto clock = std::make_shared<event_clock>();
+  a.use_event_clock(clock);
+  b.use_event_clock(clock);
+  CHECK(clock->next() == 4);
+  a.add_event(make_event("alert", {}, -1, "a1"));
+  b.add_event(make_event("alert", {}, -1, "b1"));
+  a.begin();
+  a.add_event(make_event("alert", {}, -1, "a2"));
+  a.add_event(make_event("alert", {}, -1, "a3"));
+  a.commit();
+  // A rolled-back seq is a hole, never given again.
+  b.begin();
+  b.add_event(make_event("alert", {}, -1, "lost"));
+  b.rollback();
+  b.add_event(make_event("alert", {}, -1, "b2"));
+  auto in_a = a.take_committed_events();
+  auto in_b = b.take_committed_events();
+  REQUIRE(in_a.size() == 3);
+  REQUIRE(in_b.size() == 2);
+  CHECK(in_a[0].seq == 4);
+  CHECK(in_b[0].seq == 5);
+  CHECK(in_a[1].seq == 6);
+  CHECK(in_a[2].seq == 7);
+  CHECK(in_b[1].seq == 9); // 8 was rolled back
+  CHECK(b.events_after(0, 10).size() == 2);
+  // A floor raised through either file raises the shared clock.
+  b.raise_event_floor(100);
+  a.add_event(make_event("alert", {}, -1, "a4"));
+  CHECK(a.take_committed_events()[0].seq == 101);
 }
 
 TEST_CASE("store: events are numbered across connections, above the floor, "
