@@ -27,6 +27,7 @@
 #include "policy/restart_window.hpp"
 #include "policy/retry_policy.hpp"
 #include "policy/run_end.hpp"
+#include "policy/shard_merge.hpp"
 #include "policy/worker_pool.hpp"
 #include "persistence/store.hpp"
 
@@ -78,12 +79,13 @@ struct supervisor_state {
   bool failure_streak = false;
   std::deque<task> queue;
   std::unordered_set<std::string> held; // queued, in flight or waiting
-  // Let go of while a fetch was out: not taken from that fetch (let_go()).
-  std::unordered_set<std::string> let_go_while_fetching;
   std::unordered_map<std::string, task> waiting; // retry timers running
-  fetch_cursor cursor; // run order: priority, then seq
-  bool fetching = false;
-  bool exhausted = false;
+  // Run order (priority, then seq) over the store's feeds: one per store
+  // file, so one today (docs/plans/sharded-store.md). It keeps each feed's
+  // cursor, whether it is exhausted, and the ids let go while a fetch was
+  // out (let_go()).
+  shard_merge<task> feeds{1};
+  uint32_t fetches_out = 0; // answers not yet back, stale ones included
   bool rescanned = false; // final look for tasks added during the run
   uint32_t outstanding = 0; // store writes not yet acknowledged
   bool paused = false;
@@ -213,33 +215,43 @@ void stop(self_ptr self, run_stop why) {
 // its id is noted, and that fetch's answer leaves it out.
 void let_go(supervisor_state& st, const std::string& id) {
   st.held.erase(id);
-  if (st.fetching)
-    st.let_go_while_fetching.insert(id);
+  st.feeds.let_go(id);
+}
+
+// Whether a fetch is out (its answer may still bring tasks).
+bool fetching(const supervisor_state& st) {
+  return st.fetches_out > 0;
+}
+
+// Every feed starts again from the top: tasks were put back behind the
+// cursors. An answer asked for before this is ignored when it comes.
+void rescan(supervisor_state& st) {
+  st.feeds.reset();
 }
 
 void fetch(self_ptr self) {
   auto& st = self->state;
-  if (st.fetching || st.exhausted || stopping(st) || st.parked_full)
+  if (stopping(st) || st.parked_full)
     return;
-  st.fetching = true;
-  auto batch = fetch_batch(st);
-  self->request(st.h.checkpointer, caf::infinite, fetch_atom::value,
-                st.cursor.priority, st.cursor.seq, batch)
-    .then([=](std::vector<task>& tasks) {
-      auto& st = self->state;
-      st.fetching = false;
-      auto gone = std::move(st.let_go_while_fetching);
-      st.let_go_while_fetching.clear();
-      for (auto& t : tasks) {
-        st.cursor = fetch_cursor{t.priority, t.seq}; // they come in order
-        if (!gone.count(t.id) && st.held.insert(t.id).second)
-          st.queue.push_back(std::move(t));
-      }
-      if (tasks.size() < batch)
-        st.exhausted = true;
-      dispatch(self);
-      maybe_finish(self);
-    });
+  for (auto k : st.feeds.to_fetch()) {
+    auto ticket = st.feeds.fetching(k);
+    auto after = st.feeds.cursor(k);
+    auto batch = fetch_batch(st);
+    ++st.fetches_out;
+    self->request(st.h.checkpointer, caf::infinite, fetch_atom::value,
+                  after.priority, after.seq, batch)
+      .then([=](std::vector<task>& tasks) {
+        auto& st = self->state;
+        --st.fetches_out;
+        bool exhausted = tasks.size() < batch;
+        st.feeds.fetched(k, ticket, std::move(tasks), exhausted);
+        while (auto t = st.feeds.next())
+          if (st.held.insert(t->id).second)
+            st.queue.push_back(std::move(*t));
+        dispatch(self);
+        maybe_finish(self);
+      });
+  }
 }
 
 // The rate_keeper's key for the model an attempt of `t` starts at.
@@ -326,8 +338,7 @@ void unpark(self_ptr self, const std::string& key) {
   }
   if (st.parked_full) {
     st.parked_full = false;
-    st.exhausted = false;
-    st.cursor = fetch_cursor{};
+    rescan(st);
   }
 }
 
@@ -648,7 +659,7 @@ void finish(self_ptr self) {
 
 void maybe_finish(self_ptr self) {
   auto& st = self->state;
-  if (st.phase == phase::starting || finished(st) || st.fetching ||
+  if (st.phase == phase::starting || finished(st) || fetching(st) ||
       st.outstanding > 0)
     return;
   if (st.pool.busy() > 0 || st.pool.storing() > 0)
@@ -658,7 +669,7 @@ void maybe_finish(self_ptr self) {
     return;
   }
   if (!st.queue.empty() || !st.waiting.empty() || !st.parked.empty() ||
-      st.parked_full || !st.exhausted)
+      st.parked_full || !st.feeds.drained())
     return;
   if (st.settings.follow)
     return; // the poll timer looks again
@@ -666,8 +677,7 @@ void maybe_finish(self_ptr self) {
     // Tasks submitted or requeued by another process during the run sit
     // behind the cursor: look once more from the start.
     st.rescanned = true;
-    st.exhausted = false;
-    st.cursor = fetch_cursor{};
+    rescan(st);
     fetch(self);
     return;
   }
@@ -1008,9 +1018,8 @@ auto refuse_join() {
 void poll(self_ptr self) {
   auto& st = self->state;
   look_at_budget(self);
-  if (!st.fetching && st.queue.empty()) {
-    st.exhausted = false;
-    st.cursor = fetch_cursor{};
+  if (!fetching(st) && st.queue.empty()) {
+    rescan(st);
     fetch(self);
   }
 }

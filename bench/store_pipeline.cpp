@@ -209,8 +209,10 @@ pipeline_figures run_store_pipeline(size_t n, size_t group,
       bool closed = false;
       uint64_t reservation = 0;
       while (!closed) {
-        auto batch = to_writer[k].take(group, std::chrono::milliseconds(1),
-                                       closed);
+        // At most 4,096 a group: a store without a clock keeps only the
+        // last 4,096 events of a transaction in memory.
+        auto batch = to_writer[k].take(std::min<size_t>(group, 4096),
+                                       std::chrono::milliseconds(5), closed);
         if (batch.empty()) {
           // Idle: a fresh floor, so the auditor is not held back by it.
           to_auditor.push(audit_report{k, {}, floor_now()});

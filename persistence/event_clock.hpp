@@ -7,8 +7,10 @@
 // - take() returns a seq greater than every seq it returned before and
 //   every seq passed to raise();
 // - next() is a floor: every later take() returns at least next(). A writer
-//   that reads next() while it has no transaction open vouches that it will
-//   write no event below it (what the auditor's merge waits on);
+//   that has handed over every event it committed, and has no transaction
+//   open, vouches with next() that the auditor has every event of its below
+//   that floor: it sends its events and the floor it read after them in one
+//   message (what the auditor's merge waits on);
 // - raise(seq) makes every later take() return more than seq (the events
 //   already in the files and the audit log, at open).
 // A seq taken by a transaction that rolls back is never written: a hole,

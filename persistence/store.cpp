@@ -1205,7 +1205,9 @@ void store::add_event(const audit_event& ev, int64_t task_seq) {
   // A huge transaction (a submission of 100,000 tasks) keeps only its last
   // events in memory: whoever writes them from take_committed_events()
   // sees the gap before them and reads the rest from the table.
-  if (tx_events_.size() >= max_events_in_memory)
+  // With a shared clock the rest would look like other files' seqs
+  // (policy/event_merge.hpp), so they are kept whole.
+  if (tx_events_.size() >= max_events_in_memory && !event_clock_)
     tx_events_.clear();
   tx_events_.push_back(std::move(ce));
   tx.commit();

@@ -361,8 +361,10 @@ public:
   uint64_t last_event_seq();
   // The files of a sharded store number their events from one clock
   // (persistence/event_clock.hpp): with one, an event's seq is taken from
-  // it, not the table's max + 1, and raise_event_floor raises it too.
-  // Without one (a store of one file, the default), nothing changes.
+  // it, not the table's max + 1, and raise_event_floor raises it too; a
+  // transaction's events are then handed over whole, however many (see
+  // take_committed_events). Without one (a store of one file, the
+  // default), nothing changes.
   void use_event_clock(std::shared_ptr<event_clock> clock);
 
   // What committed since the last call: events in seq order (of a huge

@@ -55,6 +55,9 @@ std::vector<committed_event> event_merge::take_ready() {
     size_t k = heads.top().second;
     heads.pop();
     auto& q = shards_[k].events;
+    if (q.front().seq <= last_written_)
+      ++breaches_;
+    last_written_ = std::max(last_written_, q.front().seq);
     out.push_back(std::move(q.front()));
     q.pop_front();
     if (!q.empty() && q.front().seq < w)

@@ -1,7 +1,11 @@
 // The auditor's order over a sharded store (docs/plans/sharded-store.md
 // §2c): each shard's writer sends the events it committed, in seq order,
-// with a floor it vouches for (it will commit no event below it: the
-// event_clock's next(), read with no transaction open). The audit log must
+// with a floor it vouches for: every event of its below the floor is in
+// this message or an earlier one (the event_clock's next(), read after it
+// took these events from the store and with no transaction open). A
+// writer's events must be whole: a transaction's events trimmed in memory
+// would look like other shards' seqs (store::use_event_clock keeps them
+// whole). The audit log must
 // be strictly increasing in seq, so an event is written only once no shard
 // can still send one below it: below the watermark, the least floor.
 //
@@ -16,6 +20,10 @@
 // - holding_back() names the shards whose floor alone keeps the first
 //   waiting event back (an idle shard's floor is old): the ones to ask for a
 //   newer floor.
+// - Two shards sending one seq (a writer without the clock) breach the
+//   contract where add() cannot see it: take_ready() still returns both
+//   (an event is never dropped) and breaches() counts them for the caller
+//   to report.
 // Pure: no actor system, no clock, no files.
 #pragma once
 
@@ -40,6 +48,7 @@ public:
   uint64_t watermark() const;
   std::vector<size_t> holding_back() const;
   size_t waiting() const { return waiting_; }
+  size_t breaches() const { return breaches_; }
   uint64_t floor_of(size_t shard) const { return shards_[shard].floor; }
 
 private:
@@ -50,6 +59,8 @@ private:
   };
   std::vector<shard_queue> shards_;
   size_t waiting_ = 0;
+  size_t breaches_ = 0;
+  uint64_t last_written_ = 0;
 };
 
 } // namespace bgagent

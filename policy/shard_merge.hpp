@@ -17,8 +17,11 @@
 //   are dropped), less those let go while it was out. A short answer
 //   (`exhausted`) ends that feed until reset(). An answer whose ticket
 //   predates a reset() is ignored.
+// - let_go(id): the task is no longer to be run (completed, cancelled): it
+//   is dropped if buffered and left out of any answer now out.
 // - reset() starts every feed again from the top (tasks were put back
-//   behind the cursors) and forgets what is buffered.
+//   behind the cursors) and forgets what is buffered. Feeds then bring
+//   again tasks the caller already holds: it must skip those itself.
 // T has `int64_t priority`, `int64_t seq` and `std::string id` (a task).
 // Pure: no actor system, no clock.
 #pragma once
@@ -46,7 +49,8 @@ template <class T>
 class shard_merge {
 public:
   explicit shard_merge(size_t feeds, size_t low_water = 1)
-    : feeds_(feeds == 0 ? 1 : feeds), low_water_(low_water) {}
+    : feeds_(feeds == 0 ? 1 : feeds),
+      low_water_(low_water == 0 ? 1 : low_water) {}
 
   size_t feeds() const { return feeds_.size(); }
 
@@ -79,7 +83,7 @@ public:
       if (!runs_before(f.cursor.priority, f.cursor.seq, t.priority, t.seq))
         continue; // not after the cursor: not this answer's to give
       f.cursor = fetch_cursor{t.priority, t.seq};
-      if (!gone.count(t.id))
+      if (!gone.count(t.id) && buffered_ids_.insert(t.id).second)
         f.items.push_back(std::move(t));
     }
     if (exhausted)
@@ -88,9 +92,17 @@ public:
   }
 
   void let_go(const std::string& id) {
-    for (auto& f : feeds_)
+    bool buffered = buffered_ids_.erase(id) > 0; // rare: most are taken
+    for (auto& f : feeds_) {
       if (f.fetching)
         f.let_go.insert(id);
+      if (buffered)
+        for (auto i = f.items.begin(); i != f.items.end(); ++i)
+          if (i->id == id) {
+            f.items.erase(i);
+            break;
+          }
+    }
   }
 
   std::optional<T> next() {
@@ -113,6 +125,7 @@ public:
           runs_before(f.cursor.priority, f.cursor.seq, head.priority,
                       head.seq))
         return std::nullopt; // it may yet bring one that goes first
+    buffered_ids_.erase(head.id);
     std::optional<T> out(std::move(head));
     feeds_[best].items.pop_front();
     return out;
@@ -134,6 +147,7 @@ public:
 
   void reset() {
     ++generation_;
+    buffered_ids_.clear();
     for (auto& f : feeds_)
       f = feed{};
   }
@@ -147,6 +161,7 @@ private:
     std::unordered_set<std::string> let_go; // while a fetch is out
   };
   std::vector<feed> feeds_;
+  std::unordered_set<std::string> buffered_ids_; // in some feed's items
   size_t low_water_;
   uint64_t generation_ = 0;
 };

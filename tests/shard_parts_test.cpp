@@ -25,8 +25,10 @@ struct item {
   std::string id;
 };
 
+// A task at (priority, seq), with the id "priority/seq".
 item it(int64_t priority, int64_t seq) {
-  return item{priority, seq, "t" + std::to_string(seq)};
+  return item{priority, seq,
+              std::to_string(priority) + "/" + std::to_string(seq)};
 }
 
 committed_event ev(uint64_t seq) {
@@ -60,17 +62,17 @@ std::vector<std::string> drain(shard_merge<item>& m) {
 
 } // namespace
 
-TEST_CASE("shard_of is FNV-1a of the id modulo the shard count, fixed for good",
-          "[shard]") {
+TEST_CASE("shard_of is the id's mixed FNV-1a modulo the shard count, fixed "
+          "for good", "[shard]") {
   // Stored tasks are found by these values: they must never change.
   CHECK(fnv1a("gen-000001") == 8520032460624259579ull);
-  CHECK(shard_of("gen-000001", 4) == 3);
-  CHECK(shard_of("gen-000001", 64) == 59);
-  CHECK(shard_of("t-0123456789abcdef", 8) == 2);
-  CHECK(shard_of("t-0123456789abcdef", 64) == 58);
-  CHECK(shard_of("task-1", 8) == 6);
-  CHECK(shard_of("", 8) == 5);
-  CHECK(shard_of("\xc3\xa9", 64) == 1); // é: bytes, not characters
+  CHECK(shard_of("gen-000001", 4) == 1);
+  CHECK(shard_of("gen-000001", 64) == 37);
+  CHECK(shard_of("t-0123456789abcdef", 8) == 5);
+  CHECK(shard_of("t-0123456789abcdef", 64) == 61);
+  CHECK(shard_of("task-1", 8) == 7);
+  CHECK(shard_of("", 8) == 6);
+  CHECK(shard_of("\xc3\xa9", 64) == 59); // é: bytes, not characters
   // One file: everything is in the main file.
   CHECK(shard_of("gen-000001", 1) == 0);
   CHECK(shard_of("gen-000001", 0) == 0);
@@ -83,6 +85,23 @@ TEST_CASE("shard_of is FNV-1a of the id modulo the shard count, fixed for good",
   for (int n : per) {
     CHECK(n > 7600);
     CHECK(n < 8400);
+  }
+  // Ids whose bytes differ only in their high bits, or only in order: FNV-1a
+  // alone modulo 2, 4 or 8 would put each family in one shard.
+  for (uint32_t shards : {2u, 4u, 8u}) {
+    INFO(shards << " shards");
+    std::set<uint32_t> doubled, cased, anagrams;
+    for (char d = '1'; d <= '9'; ++d)
+      doubled.insert(shard_of(std::string("task-") + d + d, shards));
+    for (auto id : {"alpha", "Alpha", "ALPHA", "aLpHa", "alphA", "ALpha",
+                    "alPHA", "AlPhA", "alpHa", "aLPHA"})
+      cased.insert(shard_of(id, shards));
+    for (auto id : {"abcde", "edcba", "badce", "cabed", "ecdab", "dbcae",
+                    "acebd", "bdeac", "ceabd", "eabdc"})
+      anagrams.insert(shard_of(id, shards));
+    CHECK(doubled.size() > 1);
+    CHECK(cased.size() > 1);
+    CHECK(anagrams.size() > 1);
   }
 }
 
@@ -169,18 +188,29 @@ TEST_CASE("a feed whose cursor is past the head does not hold it back",
   CHECK(m.to_fetch() == std::vector<size_t>{1});
 }
 
-TEST_CASE("tasks let go while a fetch is out are left out of its answer; "
-          "a reset ignores answers asked before it", "[shard]") {
+TEST_CASE("tasks let go are dropped from the feeds, and a reset ignores "
+          "answers asked before it", "[shard]") {
   shard_merge<item> m(2);
   auto a = m.fetching(0);
   auto b = m.fetching(1);
-  m.let_go("t2"); // completed while both fetches were out
+  m.let_go("0/2"); // completed while both fetches were out
   CHECK(m.fetched(0, a, {it(0, 1), it(0, 2)}, true));
   CHECK(m.fetched(1, b, {it(0, 3)}, true));
   CHECK(drain(m) == std::vector<std::string>{"0/1", "0/3"});
   CHECK(m.drained());
   // A let-go with no fetch out touches no later answer.
-  m.let_go("t4");
+  m.let_go("0/4");
+  m.reset();
+  {
+    auto x = m.fetching(0), y = m.fetching(1);
+    CHECK(m.fetched(0, x, {it(0, 4), it(0, 5)}, true));
+    CHECK(m.fetched(1, y, {}, true));
+    CHECK(m.buffered() == 2);
+    // A buffered task let go (cancelled before it was taken) is dropped.
+    m.let_go("0/5");
+    CHECK(m.buffered() == 1);
+    CHECK(drain(m) == std::vector<std::string>{"0/4"});
+  }
   m.reset();
   CHECK(m.cursor(0).seq == 0);
   auto stale = m.fetching(0);
@@ -197,6 +227,9 @@ TEST_CASE("tasks let go while a fetch is out are left out of its answer; "
   CHECK(m.fetched(0, c, {it(0, 5), it(0, 5), it(0, 4), it(0, 6)}, true));
   CHECK(m.fetched(1, d, {}, true));
   CHECK(drain(m) == std::vector<std::string>{"0/5", "0/6"});
+  // A low water of 0 still fetches an empty feed.
+  shard_merge<item> zero(1, 0);
+  CHECK(zero.to_fetch() == std::vector<size_t>{0});
 }
 
 TEST_CASE("merged feeds of random shards give one file's order", "[shard]") {
@@ -293,13 +326,24 @@ TEST_CASE("the audit merge refuses a writer's events out of its contract",
   CHECK(m.floor_of(0) == 20);
   CHECK(m.add(1, {}, 30));
   CHECK(seqs_of(m.take_ready()) == std::vector<uint64_t>{12});
+  CHECK(m.breaches() == 0);
+  // Two shards sending one seq (a writer numbering without the clock): both
+  // are written, never dropped, and the breach is counted.
+  CHECK(m.add(0, evs({21, 31}), 40));
+  CHECK(m.add(1, evs({31}), 40));
+  auto out = seqs_of(m.take_ready());
+  CHECK(out == std::vector<uint64_t>{21, 31, 31});
+  CHECK(m.breaches() == 1);
 }
 
 TEST_CASE("the audit merge of four writers on one clock is strictly "
           "increasing and complete", "[shard]") {
-  // Four writers take seqs from one clock in transactions of 1-5 events;
-  // one in five rolls back. Their reports reach the merge interleaved in a
-  // random order (each writer's own in order, as CAF keeps one sender's).
+  // Four writers take seqs from one clock into open transactions of their
+  // own, interleaved: one writer reads its floor while another still holds
+  // lower seqs uncommitted. A commit hands over its events with the floor
+  // read after them; one transaction in five rolls back. The reports reach
+  // the merge in a random interleaving (each writer's own in order, as CAF
+  // keeps one sender's).
   std::mt19937 rng(11);
   event_clock clock;
   const size_t writers = 4;
@@ -309,23 +353,42 @@ TEST_CASE("the audit merge of four writers on one clock is strictly "
     uint64_t floor;
   };
   std::vector<std::deque<report>> pending(writers);
+  std::vector<std::vector<committed_event>> open(writers);
   std::set<uint64_t> committed;
-  for (int tx = 0; tx < 4000; ++tx) {
+  for (int step = 0; step < 20000; ++step) {
     size_t k = rng() % writers;
-    std::vector<committed_event> group;
-    for (size_t n = 1 + rng() % 5; n > 0; --n)
-      group.push_back(ev(clock.take()));
-    if (rng() % 5 == 0)
-      group.clear(); // rolled back: its seqs are holes
-    for (auto& e : group)
+    switch (rng() % 4) {
+    case 0:
+    case 1: // an event in k's open transaction
+      open[k].push_back(ev(clock.take()));
+      break;
+    case 2: // k commits (an empty commit is an idle floor)
+      for (auto& e : open[k])
+        committed.insert(e.seq);
+      pending[k].push_back(report{std::move(open[k]), clock.next()});
+      open[k].clear();
+      break;
+    default: // k rolls back, once in a while: its seqs are holes
+      if (rng() % 5 == 0)
+        open[k].clear();
+    }
+    // Deliver one report now and then, from a random writer.
+    if (rng() % 2 == 0) {
+      size_t j = rng() % writers;
+      if (!pending[j].empty()) {
+        auto r = std::move(pending[j].front());
+        pending[j].pop_front();
+        REQUIRE(m.add(j, std::move(r.events), r.floor));
+      }
+    }
+  }
+  for (size_t k = 0; k < writers; ++k) { // the last commits
+    for (auto& e : open[k])
       committed.insert(e.seq);
-    pending[k].push_back(report{std::move(group), clock.next()});
+    pending[k].push_back(report{std::move(open[k]), clock.next()});
   }
   std::vector<uint64_t> written;
-  auto deliver = [&](size_t k) {
-    auto r = std::move(pending[k].front());
-    pending[k].pop_front();
-    REQUIRE(m.add(k, std::move(r.events), r.floor));
+  auto take = [&] {
     for (auto& e : m.take_ready())
       written.push_back(e.seq);
   };
@@ -336,17 +399,20 @@ TEST_CASE("the audit merge of four writers on one clock is strictly "
         ready.push_back(k);
     if (ready.empty())
       break;
-    deliver(ready[rng() % ready.size()]);
+    size_t k = ready[rng() % ready.size()];
+    auto r = std::move(pending[k].front());
+    pending[k].pop_front();
+    REQUIRE(m.add(k, std::move(r.events), r.floor));
+    take();
   }
   // The writers holding the watermark back answer pings with the clock's
-  // floor, until nothing waits.
-  for (int ping = 0; ping < 10 && m.waiting() > 0; ++ping) {
-    for (auto k : m.holding_back())
-      REQUIRE(m.add(k, {}, clock.next()));
-    for (auto& e : m.take_ready())
-      written.push_back(e.seq);
-  }
+  // floor: one round clears every event waiting.
+  for (auto k : m.holding_back())
+    REQUIRE(m.add(k, {}, clock.next()));
+  take();
   CHECK(m.waiting() == 0);
+  CHECK(m.breaches() == 0);
+  CHECK(written.size() > 5000);
   CHECK(std::adjacent_find(written.begin(), written.end(),
                            std::greater_equal<uint64_t>()) == written.end());
   CHECK(std::set<uint64_t>(written.begin(), written.end()) == committed);

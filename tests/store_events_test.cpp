@@ -297,6 +297,30 @@ TEST_CASE("store: two files sharing an event clock number their events "
   b.raise_event_floor(100);
   a.add_event(make_event("alert", {}, -1, "a4"));
   CHECK(a.take_committed_events()[0].seq == 101);
+
+  // A file attached later that holds higher seqs raises the clock, and so
+  // does a floor raised before the clock was attached.
+  store c(dir.path("c.db"), store::open_mode::create_if_missing);
+  c.raise_event_floor(500);
+  c.add_event(make_event("alert", {}, -1, "c0"));
+  CHECK(c.take_committed_events()[0].seq == 501);
+  store d(dir.path("d.db"), store::open_mode::create_if_missing);
+  d.raise_event_floor(900);
+  c.use_event_clock(clock);
+  CHECK(clock->next() == 502);
+  d.use_event_clock(clock);
+  CHECK(clock->next() == 901);
+
+  // A transaction of more events than are kept in memory without a clock
+  // is handed over whole: the rest would look like other files' seqs.
+  a.begin();
+  for (int i = 0; i < 5000; ++i)
+    a.add_event(make_event("alert", {}, -1, "many"));
+  a.commit();
+  auto many = a.take_committed_events();
+  REQUIRE(many.size() == 5000);
+  CHECK(many.front().seq == 901);
+  CHECK(many.back().seq == 5900);
 }
 
 TEST_CASE("store: events are numbered across connections, above the floor, "
