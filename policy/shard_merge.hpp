@@ -83,8 +83,11 @@ public:
       if (!runs_before(f.cursor.priority, f.cursor.seq, t.priority, t.seq))
         continue; // not after the cursor: not this answer's to give
       f.cursor = fetch_cursor{t.priority, t.seq};
-      if (!gone.count(t.id) && buffered_ids_.insert(t.id).second)
-        f.items.push_back(std::move(t));
+      if (gone.count(t.id))
+        continue;
+      if (feeds_.size() > 1 && !buffered_ids_.insert(t.id).second)
+        continue; // already buffered: an id has one place
+      f.items.push_back(std::move(t));
     }
     if (exhausted)
       f.exhausted = true;
@@ -92,7 +95,11 @@ public:
   }
 
   void let_go(const std::string& id) {
-    bool buffered = buffered_ids_.erase(id) > 0; // rare: most are taken
+    // Rare: a task let go is most often one already taken. One feed is
+    // searched only when it holds any (its caller takes all it can at
+    // each answer); several keep an index.
+    bool buffered = feeds_.size() == 1 ? !feeds_[0].items.empty()
+                                       : buffered_ids_.erase(id) > 0;
     for (auto& f : feeds_) {
       if (f.fetching)
         f.let_go.insert(id);
@@ -125,7 +132,8 @@ public:
           runs_before(f.cursor.priority, f.cursor.seq, head.priority,
                       head.seq))
         return std::nullopt; // it may yet bring one that goes first
-    buffered_ids_.erase(head.id);
+    if (feeds_.size() > 1)
+      buffered_ids_.erase(head.id);
     std::optional<T> out(std::move(head));
     feeds_[best].items.pop_front();
     return out;
@@ -161,7 +169,8 @@ private:
     std::unordered_set<std::string> let_go; // while a fetch is out
   };
   std::vector<feed> feeds_;
-  std::unordered_set<std::string> buffered_ids_; // in some feed's items
+  // The ids in some feed's items, kept with more than one feed.
+  std::unordered_set<std::string> buffered_ids_;
   size_t low_water_;
   uint64_t generation_ = 0;
 };

@@ -227,6 +227,13 @@ TEST_CASE("tasks let go are dropped from the feeds, and a reset ignores "
   CHECK(m.fetched(0, c, {it(0, 5), it(0, 5), it(0, 4), it(0, 6)}, true));
   CHECK(m.fetched(1, d, {}, true));
   CHECK(drain(m) == std::vector<std::string>{"0/5", "0/6"});
+  // One feed keeps no index: a buffered task let go is found all the same.
+  shard_merge<item> one(1);
+  auto o = one.fetching(0);
+  CHECK(one.fetched(0, o, {it(0, 1), it(0, 2), it(0, 3)}, true));
+  one.let_go("0/2");
+  one.let_go("0/9"); // not buffered: nothing happens
+  CHECK(drain(one) == std::vector<std::string>{"0/1", "0/3"});
   // A low water of 0 still fetches an empty feed.
   shard_merge<item> zero(1, 0);
   CHECK(zero.to_fetch() == std::vector<size_t>{0});
