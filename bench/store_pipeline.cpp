@@ -11,11 +11,8 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <sstream>
 #include <thread>
 #include <variant>
-
-#include <nlohmann/json.hpp>
 
 #include "bench/task_generator.hpp"
 #include "messages/json_codec.hpp"
@@ -109,17 +106,9 @@ struct audit_report {
 // n generated tasks, each submitted to its file.
 void submit_by_shard(std::vector<std::unique_ptr<store>>& files, size_t n) {
   std::vector<std::vector<task>> parts(files.size());
-  std::stringstream lines;
-  write_generated_tasks(lines, n, "gen");
-  for (std::string line; std::getline(lines, line);) {
-    auto j = nlohmann::json::parse(line);
-    task t;
-    t.id = j["id"];
-    t.type = j["type"];
-    t.input = j["input"];
-    t.idempotency_key = t.id;
-    parts[shard_of(t.id, static_cast<uint32_t>(files.size()))].push_back(
-      std::move(t));
+  for (auto& t : generated_tasks(n, "gen")) {
+    auto k = shard_of(t.id, static_cast<uint32_t>(files.size()));
+    parts[k].push_back(std::move(t));
   }
   for (size_t k = 0; k < files.size(); ++k)
     files[k]->submit(parts[k]);

@@ -28,8 +28,6 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "bench/store_pipeline.hpp"
 #include "bench/task_generator.hpp"
 #include "messages/call_outcome.hpp"
@@ -69,20 +67,7 @@ struct figures {
 
 // n generated tasks (ids from `prefix`), submitted to `db`.
 void submit_generated(store& db, size_t n, const std::string& prefix) {
-  std::vector<task> tasks;
-  tasks.reserve(n);
-  std::stringstream lines;
-  bench::write_generated_tasks(lines, n, prefix);
-  for (std::string line; std::getline(lines, line);) {
-    auto j = nlohmann::json::parse(line);
-    task t;
-    t.id = j["id"];
-    t.type = j["type"];
-    t.input = j["input"];
-    t.idempotency_key = t.id;
-    tasks.push_back(std::move(t));
-  }
-  db.submit(tasks);
+  db.submit(bench::generated_tasks(n, prefix));
 }
 
 // Works the n tasks of `db` as the checkpointer does, G attempts per

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <fstream>
+#include <sstream>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
@@ -67,6 +68,24 @@ void write_generated_tasks_file(const std::string& path, std::size_t count,
   write_generated_tasks(out, count, id_prefix);
   out.flush();
   if (!out) throw std::runtime_error(path + ": write failed");
+}
+
+std::vector<task> generated_tasks(std::size_t count,
+                                  const std::string& id_prefix) {
+  std::vector<task> out;
+  out.reserve(count);
+  std::stringstream lines;
+  write_generated_tasks(lines, count, id_prefix);
+  for (std::string line; std::getline(lines, line);) {
+    auto j = nlohmann::json::parse(line);
+    task t;
+    t.id = j["id"];
+    t.type = j["type"];
+    t.input = j["input"];
+    t.idempotency_key = t.id;
+    out.push_back(std::move(t));
+  }
+  return out;
 }
 
 }  // namespace bgagent::bench

@@ -10,6 +10,9 @@
 #include <cstddef>
 #include <ostream>
 #include <string>
+#include <vector>
+
+#include "messages/task.hpp"
 
 namespace bgagent::bench {
 
@@ -20,5 +23,10 @@ void write_generated_tasks(std::ostream& out, std::size_t count,
 // Writes the same to `path`; throws std::runtime_error naming the path on failure.
 void write_generated_tasks_file(const std::string& path, std::size_t count,
                                 const std::string& id_prefix = "gen");
+
+// The same tasks as submitted by `bgagent submit` (id, type, input, the id
+// as idempotency key), for benches that fill a store without the CLI.
+std::vector<task> generated_tasks(std::size_t count,
+                                  const std::string& id_prefix = "gen");
 
 }  // namespace bgagent::bench
