@@ -223,12 +223,6 @@ bool fetching(const supervisor_state& st) {
   return st.fetches_out > 0;
 }
 
-// Every feed starts again from the top: tasks were put back behind the
-// cursors. An answer asked for before this is ignored when it comes.
-void rescan(supervisor_state& st) {
-  st.feeds.reset();
-}
-
 void fetch(self_ptr self) {
   auto& st = self->state;
   if (stopping(st) || st.parked_full)
@@ -338,7 +332,7 @@ void unpark(self_ptr self, const std::string& key) {
   }
   if (st.parked_full) {
     st.parked_full = false;
-    rescan(st);
+    st.feeds.reset(); // from the top: tasks went back behind the cursor
   }
 }
 
@@ -677,7 +671,7 @@ void maybe_finish(self_ptr self) {
     // Tasks submitted or requeued by another process during the run sit
     // behind the cursor: look once more from the start.
     st.rescanned = true;
-    rescan(st);
+    st.feeds.reset();
     fetch(self);
     return;
   }
@@ -1019,7 +1013,7 @@ void poll(self_ptr self) {
   auto& st = self->state;
   look_at_budget(self);
   if (!fetching(st) && st.queue.empty()) {
-    rescan(st);
+    st.feeds.reset();
     fetch(self);
   }
 }

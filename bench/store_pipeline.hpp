@@ -27,12 +27,8 @@ namespace bgagent::bench {
 struct pipeline_figures {
   double tasks_per_s = 0;
   double cpu_us_per_task = 0;
-  // The busiest thread, its name and CPU per task of the whole run.
-  std::string busiest;
-  double busiest_us_per_task = 0;
-  // Every thread's CPU per task, busiest first.
+  // Every thread's name and CPU per task of the whole run, busiest first.
   std::vector<std::pair<std::string, double>> threads_us_per_task;
-  size_t audit_lines = 0; // written, strictly increasing (checked)
 };
 
 pipeline_figures run_store_pipeline(size_t tasks, size_t group,

@@ -8,8 +8,9 @@
 // stored task is found by it, so it must never change. The mix matters:
 // FNV-1a modulo 2^b depends only on the low b bits of each byte, so without
 // it S = 2 would be the parity of the ids' bytes ("task-11" and "task-22"
-// together) and ids differing in letter case would share a shard. S = 1 (and 0) puts everything in shard 0, the main file
-// itself. shard_file(db, 0) is `db`; shard k > 0 is `db` + ".shard" + k.
+// together) and ids differing in letter case would share a shard. S = 1
+// (and 0) puts everything in shard 0, the main file itself.
+// shard_file(db, 0) is `db`; shard k > 0 is `db` + ".shard" + k.
 #pragma once
 
 #include <cstdint>

@@ -25,8 +25,6 @@ bool event_merge::add(size_t shard, std::vector<committed_event> events,
       return false;
     prev = e.seq;
   }
-  if (!events.empty() && floor <= prev)
-    return false;
   s.last = prev;
   s.floor = std::max(s.floor, floor);
   waiting_ += events.size();

@@ -52,8 +52,6 @@ public:
     : feeds_(feeds == 0 ? 1 : feeds),
       low_water_(low_water == 0 ? 1 : low_water) {}
 
-  size_t feeds() const { return feeds_.size(); }
-
   std::vector<size_t> to_fetch() const {
     std::vector<size_t> out;
     for (size_t k = 0; k < feeds_.size(); ++k) {
