@@ -27,11 +27,11 @@ struct endpoint_state {
   static inline const char* name = "admin_endpoint";
 };
 
-using self_ptr = admin_endpoint_actor::stateful_pointer<endpoint_state>;
+using endpoint_ptr = admin_endpoint_actor::stateful_pointer<endpoint_state>;
 
 // True when the current message comes from the admin node; otherwise the
 // message is audited as refused.
-bool allowed(self_ptr self, const std::string& command) {
+bool allowed(endpoint_ptr self, const std::string& command) {
   auto& st = self->state;
   auto sender = self->current_sender();
   if (sender && sender->node() == st.admin_node) {
@@ -60,7 +60,7 @@ bool allowed(self_ptr self, const std::string& command) {
 // the responder's handle would travel to the admin node and make `dest`
 // addressable from the network.
 template <class Reply, class Dest, class... Ts>
-caf::typed_response_promise<Reply> forward(self_ptr self, const Dest& dest,
+caf::typed_response_promise<Reply> forward(endpoint_ptr self, const Dest& dest,
                                            Ts... xs) {
   auto rp = self->make_response_promise<Reply>();
   self->request(dest, caf::infinite, xs...)
@@ -77,7 +77,7 @@ std::string join_ids(const std::vector<std::string>& ids) {
 }
 
 admin_endpoint_actor::behavior_type
-admin_endpoint(self_ptr self, head_handles h, caf::node_id admin_node,
+admin_endpoint(endpoint_ptr self, head_handles h, caf::node_id admin_node,
                std::string address, std::string admin_name) {
   auto& st = self->state;
   st.h = std::move(h);

@@ -41,19 +41,19 @@ struct auditor_state {
   static inline const char* name = "auditor";
 };
 
-using self_ptr = auditor_actor::stateful_pointer<auditor_state>;
+using auditor_ptr = auditor_actor::stateful_pointer<auditor_state>;
 
-void schedule_flush(self_ptr self) {
+void schedule_flush(auditor_ptr self) {
   if (!self->state.flush_scheduled) {
     self->state.flush_scheduled = true;
     self->send(self, write_pending_atom::value);
   }
 }
 
-void catch_up(self_ptr self, uint64_t after);
+void catch_up(auditor_ptr self, uint64_t after);
 
 // Hands the events received so far to the checkpointer, in one message.
-void forward(self_ptr self) {
+void forward(auditor_ptr self) {
   auto& st = self->state;
   if (st.outgoing.empty() || !st.checkpointer)
     return;
@@ -96,7 +96,7 @@ void add_pending(auditor_state& st, std::vector<committed_event>& events) {
                    st.pending.end());
 }
 
-void answer_waiting(self_ptr self) {
+void answer_waiting(auditor_ptr self) {
   auto& st = self->state;
   if (!st.pending.empty() || st.catching_up)
     return;
@@ -108,7 +108,7 @@ void answer_waiting(self_ptr self) {
 
 // Writes the pending events that continue the file without a gap, in one
 // write under the file's lock; asks the store for what a gap hides.
-void write_pending(self_ptr self) {
+void write_pending(auditor_ptr self) {
   auto& st = self->state;
   uint64_t file_last = 0;
   bool gap = false;
@@ -140,7 +140,7 @@ void write_pending(self_ptr self) {
   answer_waiting(self);
 }
 
-void catch_up(self_ptr self, uint64_t after) {
+void catch_up(auditor_ptr self, uint64_t after) {
   auto& st = self->state;
   if (!st.checkpointer)
     return;
@@ -170,7 +170,7 @@ void catch_up(self_ptr self, uint64_t after) {
       });
 }
 
-auditor_actor::behavior_type auditor(self_ptr self,
+auditor_actor::behavior_type auditor(auditor_ptr self,
                                      std::shared_ptr<jsonl_writer> log) {
   pthread_setname_np(pthread_self(), "bg.auditor"); // its own thread
   self->state.log = std::move(log);

@@ -51,12 +51,12 @@ struct keeper_state {
   static inline const char* name = "budget_keeper";
 };
 
-using self_ptr = budget_keeper_actor::stateful_pointer<keeper_state>;
+using keeper_ptr = budget_keeper_actor::stateful_pointer<keeper_state>;
 
 // Straight to the checkpointer's transaction when there is one: a grant is
 // then numbered before the `running` mark the worker sends after it (CAF
 // keeps one sender's order; the grant is enqueued before the reply).
-void audit(self_ptr self, audit_event ev) {
+void audit(keeper_ptr self, audit_event ev) {
   auto& st = self->state;
   if (st.checkpointer)
     self->send(st.checkpointer, audit_atom::value, std::move(ev));
@@ -99,7 +99,7 @@ double sane_cost(double x, double fallback) {
   return std::isfinite(x) && x >= 0 ? x : fallback;
 }
 
-void raise_alarm(self_ptr self, const std::string& what, int level,
+void raise_alarm(keeper_ptr self, const std::string& what, int level,
                  const std::string& figures) {
   static const char* pct[3] = {"50%", "80%", "100%"};
   auto msg = what + " budget " + pct[level] + " used (" + figures + ")";
@@ -111,7 +111,7 @@ void raise_alarm(self_ptr self, const std::string& what, int level,
 
 // Alarms count what was spent, never what is reserved: the levels then come
 // in order as spending grows.
-void check_alarms(self_ptr self) {
+void check_alarms(keeper_ptr self) {
   auto& st = self->state;
   auto& b = st.b;
   for (int i = 0; i < 3; ++i) {
@@ -150,7 +150,7 @@ bool release(keeper_state& st, uint64_t id) {
 // A call used more than its reservation held: the estimate was wrong (or
 // the provider billed more than max_tokens allows). Critical alert, audit,
 // and later reservations scale up by the ratio (never down, at most x10).
-void over_reservation(self_ptr self, const held& h, uint64_t tokens,
+void over_reservation(keeper_ptr self, const held& h, uint64_t tokens,
                       double cost, bool tokens_over, bool cost_over) {
   auto& st = self->state;
   double ratio = 1.0;
@@ -181,13 +181,13 @@ void over_reservation(self_ptr self, const held& h, uint64_t tokens,
              alert{severity::critical, "usage_over_reservation", msg, h.task_id});
 }
 
-void publish(self_ptr self) {
+void publish(keeper_ptr self) {
   self->send(self->state.monitor, budget_atom::value, self->state.b);
 }
 
 // Ends reservation `id` with its actual usage `u`; false (nothing counted)
 // when the id is unknown or already settled, so nothing counts twice.
-bool settle(self_ptr self, uint64_t id, const usage& u) {
+bool settle(keeper_ptr self, uint64_t id, const usage& u) {
   auto& st = self->state;
   auto i = st.reservations.find(id);
   if (i == st.reservations.end())
@@ -213,7 +213,7 @@ int64_t now_seconds(const keeper_state& st) {
 
 // A calendar period that has ended: its spending is history, the new
 // one's starts at 0 (reservations held go on).
-void roll_period(self_ptr self) {
+void roll_period(keeper_ptr self) {
   auto& st = self->state;
   if (st.period == budget_period::run)
     return;
@@ -254,7 +254,7 @@ void mark_passed_alarms(keeper_state& st) {
 // One reservation (see the header); `force` grants it whatever the
 // budget says: a batch task's worst case held again by a restarted head
 // (the provider has its request already).
-reservation reserve(self_ptr self, const std::string& task_id,
+reservation reserve(keeper_ptr self, const std::string& task_id,
                     uint64_t asked_tokens, double asked_cost, bool force,
                     bool audit_grant) {
       roll_period(self);
@@ -319,7 +319,7 @@ reservation reserve(self_ptr self, const std::string& task_id,
 }
 
 budget_keeper_actor::behavior_type
-budget_keeper(self_ptr self, budget_settings s,
+budget_keeper(keeper_ptr self, budget_settings s,
               checkpointer_actor checkpointer, auditor_actor auditor,
               monitor_actor monitor) {
   auto& st = self->state;

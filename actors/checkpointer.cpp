@@ -74,7 +74,8 @@ struct checkpointer_state {
   }
 };
 
-using self_ptr = checkpointer_actor::stateful_pointer<checkpointer_state>;
+using checkpointer_ptr =
+  checkpointer_actor::stateful_pointer<checkpointer_state>;
 using behavior_type = checkpointer_actor::behavior_type;
 
 // A state that handles a part of the interface, everything else waiting in
@@ -86,7 +87,7 @@ behavior_type partial(caf::behavior b) {
 
 // Opens the group transaction unless one is open, and queues its commit
 // behind everything already in the mailbox.
-void open_group(self_ptr self) {
+void open_group(checkpointer_ptr self) {
   auto& st = self->state;
   if (!st.flush_scheduled) {
     st.db->begin();
@@ -98,7 +99,7 @@ void open_group(self_ptr self) {
 // Runs `op` inside the group transaction and answers with its value once
 // that transaction has committed.
 template <class F>
-auto grouped(self_ptr self, F op) {
+auto grouped(checkpointer_ptr self, F op) {
   auto& st = self->state;
   open_group(self);
   // The value first: if op() throws, no promise holds the request, and the
@@ -112,7 +113,7 @@ auto grouped(self_ptr self, F op) {
 // Runs a mark inside the group transaction; its answer goes to the
 // sending gateway with the group's others once that transaction commits.
 template <class F>
-void grouped_mark(self_ptr self, mark_answer answer, F op) {
+void grouped_mark(checkpointer_ptr self, mark_answer answer, F op) {
   auto& st = self->state;
   open_group(self);
   answer.written = op();
@@ -130,7 +131,7 @@ void grouped_mark(self_ptr self, mark_answer answer, F op) {
 
 // What the last commit(s) made final: the events to the auditor (one
 // message, seq order), the settled reservations to the budget keeper.
-void publish(self_ptr self) {
+void publish(checkpointer_ptr self) {
   auto& st = self->state;
   auto events = st.db->take_committed_events();
   if (!events.empty() && st.auditor)
@@ -140,9 +141,9 @@ void publish(self_ptr self) {
     caf::anon_send(st.keeper, commit_atom::value, std::move(settled));
 }
 
-void send_status_scan(self_ptr self);
+void send_status_scan(checkpointer_ptr self);
 
-void commit_group(self_ptr self) {
+void commit_group(checkpointer_ptr self) {
   auto& st = self->state;
   st.flush_scheduled = false;
   st.db->commit();
@@ -159,7 +160,7 @@ void commit_group(self_ptr self) {
 }
 
 // Before an operation that needs a transaction of its own.
-void commit_open_group(self_ptr self) {
+void commit_open_group(checkpointer_ptr self) {
   if (self->state.flush_scheduled)
     commit_group(self);
 }
@@ -170,7 +171,7 @@ void commit_open_group(self_ptr self) {
 // one per read): while a group is open, it waits for that group's commit,
 // which is already queued behind the mailbox.
 template <class Local, class... Ts>
-auto read(self_ptr self, Local local, Ts... xs)
+auto read(checkpointer_ptr self, Local local, Ts... xs)
   -> caf::result<decltype(local())> {
   auto& st = self->state;
   if (!st.reader)
@@ -192,7 +193,7 @@ auto read(self_ptr self, Local local, Ts... xs)
 // group is open (its commit calls this again) or a scan is in flight (its
 // answer does). Each scan is sent after its requests arrived and after
 // what was asked before them committed, so it sees all of that.
-void send_status_scan(self_ptr self) {
+void send_status_scan(checkpointer_ptr self) {
   auto& st = self->state;
   if (!st.reader || !st.status_asked.empty() || st.flush_scheduled ||
       st.status_next.empty())
@@ -215,7 +216,7 @@ void send_status_scan(self_ptr self) {
 
 // The status (every count, the budget, the run): as read(), but requests
 // that arrive together share one scan, and at most one is in flight.
-caf::result<status_report> read_status(self_ptr self) {
+caf::result<status_report> read_status(checkpointer_ptr self) {
   auto& st = self->state;
   if (!st.reader)
     return st.db->status();
@@ -225,7 +226,7 @@ caf::result<status_report> read_status(self_ptr self) {
   return rp;
 }
 
-std::vector<committed_event> catch_up(self_ptr self, uint64_t after,
+std::vector<committed_event> catch_up(checkpointer_ptr self, uint64_t after,
                                       uint32_t limit) {
   auto& st = self->state;
   // Only committed events leave the store.
@@ -241,7 +242,7 @@ store::on_conflict conflict_policy(const std::string& name) {
 }
 
 // While a streamed submission is open: its transaction is the only one.
-behavior_type submitting_behavior(self_ptr self) {
+behavior_type submitting_behavior(checkpointer_ptr self) {
   auto& db_ = *self->state.db;
   return partial({
     [=, &db_](submit_part_atom, const std::vector<task>& tasks,
@@ -259,7 +260,7 @@ behavior_type submitting_behavior(self_ptr self) {
   });
 }
 
-behavior_type running_behavior(self_ptr self) {
+behavior_type running_behavior(checkpointer_ptr self) {
   auto& db_ = *self->state.db;
   return {
     // The hot paths first: CAF tries the handlers in order.
@@ -511,7 +512,7 @@ behavior_type running_behavior(self_ptr self) {
   };
 }
 
-behavior_type checkpointer(self_ptr self, std::shared_ptr<store> db,
+behavior_type checkpointer(checkpointer_ptr self, std::shared_ptr<store> db,
                            auditor_actor auditor,
                            store_reader_actor reader) {
   // Its own thread (detached): named for top, perf and the benches.

@@ -52,7 +52,7 @@ struct gatekeeper_state {
   static inline const char* name = "gatekeeper";
 };
 
-using self_ptr = gatekeeper_actor::stateful_pointer<gatekeeper_state>;
+using gatekeeper_ptr = gatekeeper_actor::stateful_pointer<gatekeeper_state>;
 
 // Drops the actors that ended (no one holds them any more) from `live`,
 // then adds `added`.
@@ -67,7 +67,7 @@ void keep_live(std::vector<caf::actor_addr>& live, caf::actor_addr added) {
 }
 
 // Counts a refusal from `host` in its current window.
-failures& count_refusal(self_ptr self, const std::string& host) {
+failures& count_refusal(gatekeeper_ptr self, const std::string& host) {
   auto& st = self->state;
   auto now = clock_type::now();
   auto& f = st.refused[host];
@@ -83,7 +83,7 @@ failures& count_refusal(self_ptr self, const std::string& host) {
   return f;
 }
 
-bool is_limited(self_ptr self, const std::string& host) {
+bool is_limited(gatekeeper_ptr self, const std::string& host) {
   auto& st = self->state;
   auto i = st.refused.find(host);
   if (i == st.refused.end())
@@ -94,7 +94,7 @@ bool is_limited(self_ptr self, const std::string& host) {
          clock_type::now() - i->second.window_start <= window;
 }
 
-void refuse(self_ptr self, const std::string& address,
+void refuse(gatekeeper_ptr self, const std::string& address,
             const std::string& node_name, const std::string& why) {
   auto& f = count_refusal(self, peer_host(address));
   bool over = f.count > self->state.settings.max_failures;
@@ -120,7 +120,7 @@ std::string describe(const caf::message_view& x) {
   return out;
 }
 
-gatekeeper_actor::behavior_type gatekeeper(self_ptr self,
+gatekeeper_actor::behavior_type gatekeeper(gatekeeper_ptr self,
                                            gatekeeper_settings s,
                                            head_handles handles) {
   self->state.settings = std::move(s);
@@ -149,7 +149,7 @@ gatekeeper_actor::behavior_type gatekeeper(self_ptr self,
   self->set_default_handler(
     [](caf::scheduled_actor* ptr, caf::message_view& x)
       -> caf::result<caf::message> {
-      auto* me = static_cast<self_ptr>(ptr);
+      auto* me = static_cast<gatekeeper_ptr>(ptr);
       auto what = describe(x);
       resolve_peer(me, me->current_sender(),
                    [=](const std::string& address) {

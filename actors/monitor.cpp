@@ -43,7 +43,7 @@ struct monitor_state {
   static inline const char* name = "monitor";
 };
 
-using self_ptr = monitor_actor::stateful_pointer<monitor_state>;
+using monitor_ptr = monitor_actor::stateful_pointer<monitor_state>;
 
 // Posts each alert's JSON to the webhook URL. Detached: it may block on the
 // network without holding a scheduler thread.
@@ -77,7 +77,7 @@ caf::behavior webhook_poster(caf::event_based_actor*, std::string url) {
   };
 }
 
-void raise(self_ptr self, const alert& a) {
+void raise(monitor_ptr self, const alert& a) {
   auto& st = self->state;
   ++st.m.alerts;
   if (a.level == severity::critical)
@@ -99,7 +99,7 @@ void raise(self_ptr self, const alert& a) {
     caf::anon_send(st.webhook, line); // untyped: its own helper
 }
 
-void check_deadman(self_ptr self) {
+void check_deadman(monitor_ptr self) {
   auto& st = self->state;
   // The actor system's clock: simulated under CAF's test coordinator.
   auto now = self->clock().now();
@@ -125,7 +125,7 @@ void check_deadman(self_ptr self) {
   }
 }
 
-monitor_actor::behavior_type monitor(self_ptr self, monitor_settings s,
+monitor_actor::behavior_type monitor(monitor_ptr self, monitor_settings s,
                                      std::shared_ptr<jsonl_writer> alerts,
                                      auditor_actor auditor) {
   auto& st = self->state;

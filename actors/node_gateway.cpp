@@ -78,7 +78,7 @@ struct gateway_state {
   static inline const char* name = "node_gateway";
 };
 
-using self_ptr = node_gateway_actor::stateful_pointer<gateway_state>;
+using gateway_ptr = node_gateway_actor::stateful_pointer<gateway_state>;
 
 std::string fmt_usage(const usage& u) {
   char buf[96];
@@ -90,14 +90,14 @@ std::string fmt_usage(const usage& u) {
   return buf;
 }
 
-audit_event event_for(self_ptr self, const std::string& event,
+audit_event event_for(gateway_ptr self, const std::string& event,
                       const std::string& id, uint32_t attempt,
                       const std::string& detail) {
   return make_event(event, id, static_cast<int32_t>(attempt), detail,
                     self->state.s.node);
 }
 
-void raise(self_ptr self, severity level, const char* kind,
+void raise(gateway_ptr self, severity level, const char* kind,
            const std::string& msg, const std::string& task_id) {
   spdlog::warn("{}: {}", kind, msg);
   self->send(self->state.h.monitor, alert_atom::value,
@@ -105,7 +105,7 @@ void raise(self_ptr self, severity level, const char* kind,
 }
 
 // A message this gateway will not act on: audited, never acted on.
-void refuse(self_ptr self, const std::string& why) {
+void refuse(gateway_ptr self, const std::string& why) {
   auto& st = self->state;
   spdlog::warn("node gateway {}: refused {}", st.s.node, why);
   self->send(st.h.auditor,
@@ -118,7 +118,7 @@ void refuse(self_ptr self, const std::string& why) {
 // What the attempt is charged: the provider's figures when it reported
 // believable ones, else the whole reservation (the call was billed, or may
 // have been, and the truth is unknown).
-usage charge_for(self_ptr self, const std::string& id, const open_attempt& a,
+usage charge_for(gateway_ptr self, const std::string& id, const open_attempt& a,
                  const call_outcome& out, bool charge_reservation) {
   usage worst{a.worst_prompt, a.worst_completion, a.worst_cost};
   if (out.usage_invalid) {
@@ -148,12 +148,12 @@ usage charge_for(self_ptr self, const std::string& id, const open_attempt& a,
   return usage{};
 }
 
-void call_ended(self_ptr self, double latency) {
+void call_ended(gateway_ptr self, double latency) {
   if (auto& c = self->state.h.counters)
     c->call_ended(latency);
 }
 
-void watch(self_ptr self, const caf::actor_addr& worker) {
+void watch(gateway_ptr self, const caf::actor_addr& worker) {
   if (worker && self->state.watched.insert(worker).second)
     self->monitor(worker);
 }
@@ -161,16 +161,16 @@ void watch(self_ptr self, const caf::actor_addr& worker) {
 // An attempt paced but ended without an answer (denied, skipped, its
 // worker gone): no longer in flight for the rate_keeper. Its request stays
 // counted; its tokens too when the call may have been sent.
-void release_pace(self_ptr self, const open_attempt& a) {
+void release_pace(gateway_ptr self, const open_attempt& a) {
   if (a.rate_slot != 0 && self->state.h.rate_keeper)
     self->send(self->state.h.rate_keeper, refund_atom::value, a.rate_key,
                a.rate_slot, a.in_call ? a.worst_tokens() : uint64_t{0});
 }
 
-void begin(self_ptr self, const task_worker_actor& worker, const std::string& id,
-           uint32_t attempt, uint64_t prompt, uint64_t completion,
-           double cost, const std::string& detail, bool may_fall_back,
-           caf::typed_response_promise<int32_t> rp) {
+void begin(gateway_ptr self, const task_worker_actor& worker,
+           const std::string& id, uint32_t attempt, uint64_t prompt,
+           uint64_t completion, double cost, const std::string& detail,
+           bool may_fall_back, caf::typed_response_promise<int32_t> rp) {
   auto& st = self->state;
   auto addr = worker.address();
   auto& a = st.open[id];
@@ -257,7 +257,7 @@ void begin(self_ptr self, const task_worker_actor& worker, const std::string& id
 // The store's answer to a running mark: the call may go, or (nothing
 // written: the attempt was superseded) the reservation is released and the
 // supervisor told.
-void running_marked(self_ptr self, const mark_answer& m) {
+void running_marked(gateway_ptr self, const mark_answer& m) {
   auto& st = self->state;
   auto i = st.open.find(m.id);
   bool open = i != st.open.end() && i->second.attempt == m.attempt &&
@@ -287,7 +287,7 @@ void running_marked(self_ptr self, const mark_answer& m) {
 // told, in one message, which are done (written) and which skipped (stale,
 // nothing written). It settles each by id and attempt, as `freed` put it
 // among those being stored.
-void completions_stored(self_ptr self, std::vector<mark_answer> stored) {
+void completions_stored(gateway_ptr self, std::vector<mark_answer> stored) {
   auto& st = self->state;
   auto n = static_cast<uint32_t>(stored.size());
   self->send(st.h.supervisor, done_atom::value, std::move(stored));
@@ -299,7 +299,7 @@ void completions_stored(self_ptr self, std::vector<mark_answer> stored) {
 // A begin whose request may have a cached answer: looked up first; found,
 // the store completes the task from it and the worker is told so (no
 // call, no reservation); not found, the begin goes on.
-void look_in_cache(self_ptr self, const task_worker_actor& worker,
+void look_in_cache(gateway_ptr self, const task_worker_actor& worker,
                    const std::string& id, uint32_t attempt, uint64_t prompt,
                    uint64_t completion, double cost, const std::string& detail,
                    bool may_fall_back,
@@ -345,7 +345,7 @@ void look_in_cache(self_ptr self, const task_worker_actor& worker,
 // failure to the supervisor, naming the worker. Whether it was the
 // provider's fault is the rate_keeper's word (`provider_fault`), never a
 // node's.
-void record_failure(self_ptr self, const caf::actor_addr& worker,
+void record_failure(gateway_ptr self, const caf::actor_addr& worker,
                     const std::string& id, uint32_t attempt,
                     call_outcome out, const usage& u, bool provider_fault) {
   auto& st = self->state;
@@ -363,8 +363,8 @@ void record_failure(self_ptr self, const caf::actor_addr& worker,
     });
 }
 
-void finish(self_ptr self, const task_worker_actor& worker, const std::string& id,
-            uint32_t attempt, const call_outcome& out,
+void finish(gateway_ptr self, const task_worker_actor& worker,
+            const std::string& id, uint32_t attempt, const call_outcome& out,
             bool charge_reservation, double latency) {
   auto& st = self->state;
   auto i = st.open.find(id);
@@ -446,7 +446,7 @@ void finish(self_ptr self, const task_worker_actor& worker, const std::string& i
     record_failure(self, worker.address(), id, attempt, out, u, false);
 }
 
-node_gateway_actor::behavior_type node_gateway(self_ptr self, head_handles h,
+node_gateway_actor::behavior_type node_gateway(gateway_ptr self, head_handles h,
                                                gateway_settings s) {
   self->state.h = std::move(h);
   self->state.s = std::move(s);

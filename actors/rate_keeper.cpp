@@ -33,7 +33,7 @@ constexpr int64_t max_hold_ms = 600 * 1000;
 constexpr size_t max_keys = 1000;
 
 // A per-minute limit over `window` seconds, never above it, at least 1.
-uint64_t scaled(uint64_t per_minute, double window) {
+uint64_t limit_over_window(uint64_t per_minute, double window) {
   if (per_minute == 0)
     return 0;
   per_minute = std::min<uint64_t>(per_minute, 1000000000000ULL);
@@ -48,8 +48,8 @@ std::chrono::nanoseconds seconds(double x) {
 
 struct key_state {
   explicit key_state(const rate_settings& s)
-    : window(scaled(s.rpm, s.window_seconds), scaled(s.tpm, s.window_seconds),
-             s.window_seconds, std::min(0.5, s.window_seconds / 10)),
+    : window(limit_over_window(s.rpm, s.window_seconds),
+             limit_over_window(s.tpm, s.window_seconds), s.window_seconds, std::min(0.5, s.window_seconds / 10)),
       circuit(s.circuit_threshold, seconds(s.probe_seconds)),
       learning(s.rpm == 0 && s.tpm == 0 && s.slow_start) {}
   rate_window window;
@@ -81,9 +81,9 @@ struct rate_keeper_state {
   static inline const char* name = "rate_keeper";
 };
 
-using self_ptr = rate_keeper_actor::stateful_pointer<rate_keeper_state>;
+using rate_keeper_ptr = rate_keeper_actor::stateful_pointer<rate_keeper_state>;
 
-key_state& key_of(self_ptr self, const std::string& asked) {
+key_state& key_of(rate_keeper_ptr self, const std::string& asked) {
   auto& keys = self->state.keys;
   auto i = keys.find(asked);
   if (i != keys.end())
@@ -150,7 +150,7 @@ uint64_t admit(key_state& k, clock_type::time_point now, uint64_t tokens,
   return slot;
 }
 
-void count_waiting(self_ptr self, int64_t delta) {
+void count_waiting(rate_keeper_ptr self, int64_t delta) {
   auto& st = self->state;
   st.waiting += delta;
   if (st.links.counters)
@@ -159,7 +159,7 @@ void count_waiting(self_ptr self, int64_t delta) {
 
 // The counters' view of the circuits: how many are open, since when the
 // oldest.
-void count_circuits(self_ptr self) {
+void count_circuits(rate_keeper_ptr self) {
   auto& st = self->state;
   if (!st.links.counters)
     return;
@@ -174,7 +174,7 @@ void count_circuits(self_ptr self) {
                                                  : oldest);
 }
 
-void tell(self_ptr self, severity level, const char* kind,
+void tell(rate_keeper_ptr self, severity level, const char* kind,
           const std::string& msg) {
   auto& st = self->state;
   if (st.links.monitor)
@@ -184,14 +184,14 @@ void tell(self_ptr self, severity level, const char* kind,
     spdlog::warn("{}: {}", kind, msg);
 }
 
-void audit(self_ptr self, const char* event, const std::string& detail) {
+void audit(rate_keeper_ptr self, const char* event, const std::string& detail) {
   if (self->state.links.auditor)
     self->send(self->state.links.auditor,
                make_event(event, {}, -1, detail));
 }
 
 // What an answer did to the key's circuit: told to people and the store.
-void circuit_changed(self_ptr self, const std::string& key, key_state& k,
+void circuit_changed(rate_keeper_ptr self, const std::string& key, key_state& k,
                      circuit_breaker::change c, const std::string& error) {
   auto& st = self->state;
   if (c == circuit_breaker::change::none)
@@ -235,7 +235,7 @@ void circuit_changed(self_ptr self, const std::string& key, key_state& k,
 }
 
 // A circuit open past BG_AGENT_OUTAGE_MAX: the supervisor stops the run.
-void check_outage(self_ptr self, const std::string& key, key_state& k) {
+void check_outage(rate_keeper_ptr self, const std::string& key, key_state& k) {
   auto& st = self->state;
   if (!k.circuit.is_open() || k.outage_told)
     return;
@@ -251,7 +251,7 @@ void check_outage(self_ptr self, const std::string& key, key_state& k) {
 
 // Lets go the calls at the head of `key`'s queue that fit now, and sets a
 // wake for when the next one will.
-void drain(self_ptr self, const std::string& key) {
+void drain(rate_keeper_ptr self, const std::string& key) {
   auto& st = self->state;
   auto& k = key_of(self, key);
   if (k.circuit.wait(clock_type::now()).count() > 0) {
@@ -297,12 +297,12 @@ void learn(const rate_settings& s, key_state& k, int64_t limit_requests,
   if (limit_requests > 0 || limit_tokens > 0) {
     // The headers' limits, where the user set none.
     auto rpm = s.rpm == 0 && limit_requests > 0
-                 ? scaled(static_cast<uint64_t>(limit_requests),
-                          s.window_seconds)
+                 ? limit_over_window(static_cast<uint64_t>(limit_requests),
+                                     s.window_seconds)
                  : w.rpm();
     auto tpm = s.tpm == 0 && limit_tokens > 0
-                 ? scaled(static_cast<uint64_t>(limit_tokens),
-                          s.window_seconds)
+                 ? limit_over_window(static_cast<uint64_t>(limit_tokens),
+                                     s.window_seconds)
                  : w.tpm();
     w.set_limits(rpm, tpm);
     k.told = true;
@@ -321,7 +321,7 @@ void learn(const rate_settings& s, key_state& k, int64_t limit_requests,
 
 // A call's answer for the circuit: opened, closed or neither. `task`: the
 // task it was for ("" unknown).
-bool answered(self_ptr self, const std::string& key, key_state& k,
+bool answered(rate_keeper_ptr self, const std::string& key, key_state& k,
               uint64_t slot, bool down, const std::string& error,
               const std::string& task = {}) {
   bool probe = slot != 0 && slot == k.probe_slot;
@@ -348,8 +348,8 @@ void unanswered(key_state& k, uint64_t slot) {
 
 } // namespace
 
-rate_keeper_actor::behavior_type rate_keeper(self_ptr self, rate_settings s,
-                                             rate_keeper_links links) {
+rate_keeper_actor::behavior_type
+rate_keeper(rate_keeper_ptr self, rate_settings s, rate_keeper_links links) {
   self->state.s = s;
   self->state.links = std::move(links);
   return {

@@ -16,9 +16,9 @@ struct store_reader_state {
   static inline const char* name = "store_reader";
 };
 
-using self_ptr = store_reader_actor::stateful_pointer<store_reader_state>;
+using reader_ptr = store_reader_actor::stateful_pointer<store_reader_state>;
 
-store_reader_actor::behavior_type store_reader(self_ptr self,
+store_reader_actor::behavior_type store_reader(reader_ptr self,
                                                std::shared_ptr<store> db) {
   // Its own thread (detached): named for top, perf and the benches.
   pthread_setname_np(pthread_self(), "bg.reader");

@@ -112,14 +112,14 @@ struct supervisor_state {
   static inline const char* name = "supervisor";
 };
 
-using self_ptr = supervisor_actor::stateful_pointer<supervisor_state>;
+using supervisor_ptr = supervisor_actor::stateful_pointer<supervisor_state>;
 using behavior_type = supervisor_actor::behavior_type;
 
-void dispatch(self_ptr self);
-void maybe_finish(self_ptr self);
-behavior_type draining(self_ptr self);
-behavior_type finishing(self_ptr self);
-behavior_type awaiting_nodes(self_ptr self);
+void dispatch(supervisor_ptr self);
+void maybe_finish(supervisor_ptr self);
+behavior_type draining(supervisor_ptr self);
+behavior_type finishing(supervisor_ptr self);
+behavior_type awaiting_nodes(supervisor_ptr self);
 
 // Draining or later: nothing new starts.
 bool stopping(const supervisor_state& st) {
@@ -131,7 +131,7 @@ bool finished(const supervisor_state& st) {
   return st.phase >= phase::finishing;
 }
 
-void deliver_summary(self_ptr self) {
+void deliver_summary(supervisor_ptr self) {
   auto& st = self->state;
   st.phase = phase::over;
   st.rp.deliver(st.summary);
@@ -150,14 +150,14 @@ size_t refill_below(const supervisor_state& st) {
   return std::max<size_t>(fetch_batch(st) / 2, st.settings.workers);
 }
 
-void audit(self_ptr self, const std::string& event, const std::string& id,
+void audit(supervisor_ptr self, const std::string& event, const std::string& id,
            int32_t attempt, const std::string& detail,
            const std::string& node = {}) {
   self->send(self->state.h.auditor, make_event(event, id, attempt, detail,
                                                node));
 }
 
-void report_workers(self_ptr self) {
+void report_workers(supervisor_ptr self) {
   auto& st = self->state;
   std::unordered_set<std::string> nodes;
   for (auto& kv : st.pool)
@@ -170,7 +170,8 @@ void report_workers(self_ptr self) {
 // A new local worker: worker N on gateway (N-1) % G at the start; a
 // replacement on the gateway of the worker it replaces (`on`), so the
 // spread stays even whatever dies.
-void spawn_local_worker(self_ptr self, const node_gateway_actor* on = nullptr) {
+void spawn_local_worker(supervisor_ptr self,
+                        const node_gateway_actor* on = nullptr) {
   auto& st = self->state;
   auto n = ++st.next_worker;
   const auto gateway =
@@ -193,7 +194,7 @@ void spawn_local_worker(self_ptr self, const node_gateway_actor* on = nullptr) {
   st.pool.add(w.address(), std::move(slot));
 }
 
-void stop(self_ptr self, run_stop why) {
+void stop(supervisor_ptr self, run_stop why) {
   auto& st = self->state;
   if (st.phase == phase::running) {
     st.phase = phase::draining;
@@ -223,7 +224,7 @@ bool fetching(const supervisor_state& st) {
   return st.fetches_out > 0;
 }
 
-void fetch(self_ptr self) {
+void fetch(supervisor_ptr self) {
   auto& st = self->state;
   if (stopping(st) || st.parked_full)
     return;
@@ -322,7 +323,7 @@ void release_probes(supervisor_state& st) {
 
 // Every task parked for `key` goes back to the queue (its circuit closed),
 // and what was left in the store is fetched again.
-void unpark(self_ptr self, const std::string& key) {
+void unpark(supervisor_ptr self, const std::string& key) {
   auto& st = self->state;
   if (auto i = st.parked.find(key); i != st.parked.end()) {
     for (auto t = i->second.rbegin(); t != i->second.rend(); ++t)
@@ -336,7 +337,7 @@ void unpark(self_ptr self, const std::string& key) {
   }
 }
 
-void dispatch(self_ptr self) {
+void dispatch(supervisor_ptr self) {
   auto& st = self->state;
   if (!st.parked.empty() && !stopping(st))
     release_probes(st);
@@ -358,7 +359,7 @@ void dispatch(self_ptr self) {
 }
 
 // Who sent the current message (a gateway reports as itself).
-caf::actor_addr sender_addr(self_ptr self) {
+caf::actor_addr sender_addr(supervisor_ptr self) {
   return self->current_sender()
            ? caf::actor_cast<caf::actor_addr>(self->current_sender())
            : caf::actor_addr{};
@@ -367,7 +368,7 @@ caf::actor_addr sender_addr(self_ptr self) {
 // The slot of `worker` if it is busy with exactly this attempt and the
 // current message comes from its gateway; else null (a stale report, or
 // one from any other actor).
-worker_slot* reported_slot(self_ptr self, const caf::actor_addr& worker,
+worker_slot* reported_slot(supervisor_ptr self, const caf::actor_addr& worker,
                            const std::string& id, uint32_t attempt) {
   auto from = sender_addr(self);
   if (!worker || !from) // (a null address must not reach the pool's hash)
@@ -381,7 +382,7 @@ worker_slot* reported_slot(self_ptr self, const caf::actor_addr& worker,
 // An attempt's done or skipped: settles its stored answer (reported by the
 // gateway storing it), or idles `worker` still busy with it (null for a
 // commit's answers, which only settle); false for a stale report.
-bool attempt_reported(self_ptr self, const caf::actor_addr& worker,
+bool attempt_reported(supervisor_ptr self, const caf::actor_addr& worker,
                       const std::string& id, uint32_t attempt) {
   auto& pool = self->state.pool;
   auto from = sender_addr(self);
@@ -390,7 +391,7 @@ bool attempt_reported(self_ptr self, const caf::actor_addr& worker,
   return reported_slot(self, worker, id, attempt) && pool.release(worker);
 }
 
-void quarantine(self_ptr self, const task& t, uint32_t attempt,
+void quarantine(supervisor_ptr self, const task& t, uint32_t attempt,
                 const std::string& error) {
   auto& st = self->state;
   ++st.outstanding;
@@ -418,7 +419,7 @@ void quarantine(self_ptr self, const task& t, uint32_t attempt,
     });
 }
 
-void schedule_retry(self_ptr self, task t, uint32_t attempt,
+void schedule_retry(supervisor_ptr self, task t, uint32_t attempt,
                     const call_outcome& out, const retry_decision& d,
                     bool not_counted) {
   auto& st = self->state;
@@ -465,7 +466,7 @@ void schedule_retry(self_ptr self, task t, uint32_t attempt,
 
 // One attempt of `t` failed: the retry policy decides between retry,
 // quarantine and stopping the run.
-void attempt_failed(self_ptr self, const task& t, uint32_t attempt,
+void attempt_failed(supervisor_ptr self, const task& t, uint32_t attempt,
                     const call_outcome& out) {
   auto& st = self->state;
   // A failure that is the provider's being down was told once already
@@ -531,7 +532,7 @@ void attempt_failed(self_ptr self, const task& t, uint32_t attempt,
 // A worker is gone mid-task (crashed, hung, or its node was lost).
 // `crashed`: the worker itself failed (counts the attempt); otherwise its
 // node was lost or left (the attempt is given back).
-void worker_lost(self_ptr self, worker_slot slot, const std::string& why,
+void worker_lost(supervisor_ptr self, worker_slot slot, const std::string& why,
                  bool crashed = true) {
   auto& st = self->state;
   if (slot.remote) {
@@ -595,7 +596,7 @@ void worker_lost(self_ptr self, worker_slot slot, const std::string& why,
   dispatch(self);
 }
 
-void finish(self_ptr self) {
+void finish(supervisor_ptr self) {
   auto& st = self->state;
   st.phase = phase::finishing;
   self->become(finishing(self));
@@ -651,7 +652,7 @@ void finish(self_ptr self) {
       });
 }
 
-void maybe_finish(self_ptr self) {
+void maybe_finish(supervisor_ptr self) {
   auto& st = self->state;
   if (st.phase == phase::starting || finished(st) || fetching(st) ||
       st.outstanding > 0)
@@ -681,7 +682,7 @@ void maybe_finish(self_ptr self) {
 // Cancels pending / retry_wait / quarantined tasks and forgets them here;
 // `each` (when named) is committed with each cancellation.
 caf::typed_response_promise<std::vector<std::string>>
-cancel_tasks(self_ptr self, const std::vector<std::string>& ids,
+cancel_tasks(supervisor_ptr self, const std::vector<std::string>& ids,
              const audit_event& each) {
   auto& st = self->state;
   auto rp = self->make_response_promise<std::vector<std::string>>();
@@ -717,7 +718,7 @@ cancel_tasks(self_ptr self, const std::vector<std::string>& ids,
 // -- handlers shared by several phases ---------------------------------------
 
 // An attempt completed (its answer committed): false for a stale report.
-bool completed(self_ptr self, const caf::actor_addr& worker,
+bool completed(supervisor_ptr self, const caf::actor_addr& worker,
                const std::string& id, uint32_t attempt) {
   auto& st = self->state;
   if (!attempt_reported(self, worker, id, attempt))
@@ -737,7 +738,7 @@ bool completed(self_ptr self, const caf::actor_addr& worker,
 }
 
 // An attempt that ended with nothing stored: false for a stale report.
-bool skipped(self_ptr self, const caf::actor_addr& worker,
+bool skipped(supervisor_ptr self, const caf::actor_addr& worker,
              const std::string& id, uint32_t attempt) {
   if (!attempt_reported(self, worker, id, attempt))
     return false;
@@ -746,7 +747,7 @@ bool skipped(self_ptr self, const caf::actor_addr& worker,
 }
 
 // An attempt's end (a cache hit), sent by the worker's gateway.
-auto on_done(self_ptr self) {
+auto on_done(supervisor_ptr self) {
   return [=](done_atom, const caf::actor_addr& worker, const std::string& id,
              uint32_t attempt) {
     if (!completed(self, worker, id, attempt))
@@ -758,7 +759,7 @@ auto on_done(self_ptr self) {
 
 // A gateway's answers from one commit of the store, for attempts it freed:
 // one message, one dispatch, for all of them.
-auto on_stored(self_ptr self) {
+auto on_stored(supervisor_ptr self) {
   return [=](done_atom, const std::vector<mark_answer>& answers) {
     bool any = false;
     for (auto& m : answers)
@@ -771,7 +772,7 @@ auto on_stored(self_ptr self) {
   };
 }
 
-auto on_failed(self_ptr self) {
+auto on_failed(supervisor_ptr self) {
   return [=](failed_atom, const caf::actor_addr& worker,
              const std::string& id, uint32_t attempt,
              const call_outcome& out) {
@@ -786,7 +787,7 @@ auto on_failed(self_ptr self) {
   };
 }
 
-auto on_denied(self_ptr self) {
+auto on_denied(supervisor_ptr self) {
   return [=](denied_atom, const caf::actor_addr& worker,
              const std::string& id, uint32_t attempt,
              const std::string& reason) {
@@ -821,7 +822,7 @@ auto on_denied(self_ptr self) {
 
 // stay_on_budget: dispatching resumes once the keeper's figures show more
 // room than at the last denial.
-void look_at_budget(self_ptr self) {
+void look_at_budget(supervisor_ptr self) {
   auto& st = self->state;
   if (!st.budget_wait || st.budget_asking)
     return;
@@ -854,7 +855,7 @@ void look_at_budget(self_ptr self) {
     });
 }
 
-auto on_skipped(self_ptr self) {
+auto on_skipped(supervisor_ptr self) {
   return [=](skipped_atom, const caf::actor_addr& worker,
              const std::string& id, uint32_t attempt) {
     if (!skipped(self, worker, id, attempt))
@@ -866,7 +867,7 @@ auto on_skipped(self_ptr self) {
 
 // An answer is being stored: its worker takes the next attempt now, while
 // the store commits (two commits per attempt would otherwise idle it).
-auto on_freed(self_ptr self) {
+auto on_freed(supervisor_ptr self) {
   return [=](freed_atom, const caf::actor_addr& worker,
              const std::string& id, uint32_t attempt) {
     auto* slot = reported_slot(self, worker, id, attempt);
@@ -877,7 +878,7 @@ auto on_freed(self_ptr self) {
   };
 }
 
-auto on_pause(self_ptr self) {
+auto on_pause(supervisor_ptr self) {
   return [=](pause_atom) {
     self->state.paused = true;
     self->send(self->state.h.monitor, pause_atom::value, true);
@@ -885,7 +886,7 @@ auto on_pause(self_ptr self) {
   };
 }
 
-auto on_resume(self_ptr self) {
+auto on_resume(supervisor_ptr self) {
   return [=](resume_atom) {
     self->state.paused = false;
     if (!self->state.budget_wait)
@@ -895,14 +896,14 @@ auto on_resume(self_ptr self) {
   };
 }
 
-auto on_drain(self_ptr self) {
+auto on_drain(supervisor_ptr self) {
   return [=](drain_atom) {
     stop(self, run_stop{stop_reason::drain});
     return true;
   };
 }
 
-auto on_signal(self_ptr self) {
+auto on_signal(supervisor_ptr self) {
   return [=](drain_atom, int32_t signal) {
     stop(self, run_stop{stop_reason::signal, signal});
     return true;
@@ -911,7 +912,7 @@ auto on_signal(self_ptr self) {
 
 // Stop at once: calls in flight are abandoned and their tasks go back to
 // pending (the attempt is not counted); nodes are told to leave.
-auto on_shutdown(self_ptr self) {
+auto on_shutdown(supervisor_ptr self) {
   return [=](shutdown_atom) {
     auto& st = self->state;
     auto busy = st.pool.keys_where([](auto& s) { return s.busy; });
@@ -935,12 +936,12 @@ auto on_shutdown(self_ptr self) {
 }
 
 // `each` (task_cancelled) is committed with each cancellation.
-auto on_cancel(self_ptr self) {
+auto on_cancel(supervisor_ptr self) {
   return [=](cancel_atom, const std::vector<std::string>& ids,
              const audit_event& each) { return cancel_tasks(self, ids, each); };
 }
 
-auto on_workers(self_ptr self) {
+auto on_workers(supervisor_ptr self) {
   return [=](workers_atom) {
     std::vector<std::string> out;
     for (auto& kv : self->state.pool)
@@ -952,7 +953,7 @@ auto on_workers(self_ptr self) {
   };
 }
 
-auto on_watch(self_ptr self) {
+auto on_watch(supervisor_ptr self) {
   return [=](watch_atom, const caf::actor& edge, const std::string& what) {
     if (!edge)
       return;
@@ -966,7 +967,7 @@ auto on_watch(self_ptr self) {
 // replaced. One that beats is not hung, however long its attempt waits on
 // the store (another process's large submit holds the write lock, or the
 // store catches up after it).
-auto on_tick(self_ptr self) {
+auto on_tick(supervisor_ptr self) {
   return [=](tick_atom) {
     auto& st = self->state;
     self->send(st.h.monitor, heartbeat_atom::value,
@@ -1009,7 +1010,7 @@ auto refuse_join() {
 
 // Looks for tasks submitted or requeued since (and, waiting for budget,
 // whether there is room again).
-void poll(self_ptr self) {
+void poll(supervisor_ptr self) {
   auto& st = self->state;
   look_at_budget(self);
   if (!fetching(st) && st.queue.empty()) {
@@ -1019,7 +1020,7 @@ void poll(self_ptr self) {
 }
 
 // Following: the next poll in BG_AGENT_POLL_INTERVAL.
-void arm_poll_timer(self_ptr self) {
+void arm_poll_timer(supervisor_ptr self) {
   auto& st = self->state;
   if (st.settings.follow)
     self->delayed_send(self,
@@ -1030,7 +1031,7 @@ void arm_poll_timer(self_ptr self) {
 
 // Fetching and dispatching until the queue is drained (or, following, for
 // good); a stop reason moves it to draining.
-behavior_type running(self_ptr self) {
+behavior_type running(supervisor_ptr self) {
   return {
     on_done(self), on_stored(self), on_failed(self), on_denied(self),
     on_skipped(self), on_freed(self), on_pause(self), on_resume(self),
@@ -1108,7 +1109,7 @@ behavior_type running(self_ptr self) {
 
 // Stopping: calls in flight finish, nothing new starts; a task whose retry
 // wait ends stays retry_wait in the store (resumable).
-behavior_type draining(self_ptr self) {
+behavior_type draining(supervisor_ptr self) {
   return {
     on_done(self), on_stored(self), on_failed(self), on_denied(self),
     on_skipped(self), on_freed(self), on_pause(self), on_resume(self),
@@ -1133,7 +1134,7 @@ behavior_type draining(self_ptr self) {
 // The handlers of a run whose work is over: commands are answered, nothing
 // moves any more. `on_nodes_waited` is what the 3 s timer does.
 template <class NodesWaited>
-behavior_type ended(self_ptr self, NodesWaited on_nodes_waited) {
+behavior_type ended(supervisor_ptr self, NodesWaited on_nodes_waited) {
   return {
     [](done_atom, const caf::actor_addr&, const std::string&, uint32_t) {},
     [](done_atom, const std::vector<mark_answer>&) {},
@@ -1157,7 +1158,7 @@ behavior_type ended(self_ptr self, NodesWaited on_nodes_waited) {
 }
 
 // Nothing in flight: the store's counts for the summary are on their way.
-behavior_type finishing(self_ptr self) {
+behavior_type finishing(supervisor_ptr self) {
   return ended(self, [](nodes_waited_atom) {});
 }
 
@@ -1165,7 +1166,7 @@ behavior_type finishing(self_ptr self) {
 // waits (at most 3 s) until every one is gone: a head that exited at once
 // could close the connection before the word reached the nodes, which
 // would then take the end of the run for a lost head.
-behavior_type awaiting_nodes(self_ptr self) {
+behavior_type awaiting_nodes(supervisor_ptr self) {
   return ended(self, [=](nodes_waited_atom) { // slow to leave
     if (self->state.phase == phase::awaiting_nodes)
       deliver_summary(self);
@@ -1173,7 +1174,7 @@ behavior_type awaiting_nodes(self_ptr self) {
 }
 
 // Spawned: nothing happens until (run_atom); anything else waits for it.
-behavior_type starting(self_ptr self) {
+behavior_type starting(supervisor_ptr self) {
   self->set_default_handler(caf::skip);
   return behavior_type{
     behavior_type::unsafe_init{},
@@ -1195,8 +1196,8 @@ behavior_type starting(self_ptr self) {
     }};
 }
 
-behavior_type supervisor(self_ptr self, supervisor_settings s, run_handles h,
-                         provider_ptr p) {
+behavior_type supervisor(supervisor_ptr self, supervisor_settings s,
+                         run_handles h, provider_ptr p) {
   auto& st = self->state;
   st.settings = std::move(s);
   st.retries = retry_policy{retry_settings{

@@ -41,9 +41,9 @@ struct worker_state {
   static inline const char* name = "task_worker";
 };
 
-using self_ptr = task_worker_actor::stateful_pointer<worker_state>;
+using worker_ptr = task_worker_actor::stateful_pointer<worker_state>;
 
-void beat(self_ptr self) {
+void beat(worker_ptr self) {
   auto& st = self->state;
   bool busy = st.core->busy();
   if (st.settings.alive && busy)
@@ -57,7 +57,7 @@ void beat(self_ptr self) {
   st.guard->beating = busy;
 }
 
-void start_ticking(self_ptr self) {
+void start_ticking(worker_ptr self) {
   auto& st = self->state;
   if (!st.guard->beating)
     beat(self);
@@ -80,7 +80,7 @@ void mark_call_over(worker_state& st) {
 
 // Hands the ended call to the gateway, which charges, stores and reports
 // it (finish, one-way).
-void finish_attempt(self_ptr self, worker_core::ended e) {
+void finish_attempt(worker_ptr self, worker_core::ended e) {
   auto& st = self->state;
   mark_call_over(st); // before the report, which the supervisor answers
   self->send(st.ctx.gateway, finish_atom::value, st.core->current().id,
@@ -88,7 +88,7 @@ void finish_attempt(self_ptr self, worker_core::ended e) {
              e.latency);
 }
 
-void arm_deadline_timer(self_ptr self, clock_type::duration after) {
+void arm_deadline_timer(worker_ptr self, clock_type::duration after) {
   self->state.timer_pending = true;
   // Rounded up: a timer that fires a little early would only re-arm.
   self->delayed_send(self,
@@ -96,7 +96,7 @@ void arm_deadline_timer(self_ptr self, clock_type::duration after) {
                      timeout_atom::value);
 }
 
-void start_call(self_ptr self) {
+void start_call(worker_ptr self) {
   auto& st = self->state;
   auto now = self->clock().now();
   auto me = caf::actor_cast<task_worker_actor>(self);
@@ -120,7 +120,7 @@ void start_call(self_ptr self) {
 
 // Asks the gateway to begin the attempt on the model it is at; told to
 // fall back (that model is down), it asks again with the next one.
-void begin_call(self_ptr self) {
+void begin_call(worker_ptr self) {
   auto& st = self->state;
   auto f = st.core->begin();
   auto gen = st.core->generation();
@@ -153,7 +153,7 @@ void begin_call(self_ptr self) {
       });
 }
 
-task_worker_actor::behavior_type task_worker(self_ptr self,
+task_worker_actor::behavior_type task_worker(worker_ptr self,
                                              worker_context ctx,
                                              provider_ptr p,
                                              worker_settings s) {
@@ -165,7 +165,7 @@ task_worker_actor::behavior_type task_worker(self_ptr self,
   // with the message as the reason the supervisor sees.
   self->set_exception_handler(
     [](caf::scheduled_actor* a, std::exception_ptr& ep) -> caf::error {
-      auto* me = static_cast<self_ptr>(a);
+      auto* me = static_cast<worker_ptr>(a);
       std::string what = "unknown exception";
       try {
         std::rethrow_exception(ep);

@@ -13,6 +13,7 @@
 #include "app/dotenv.hpp"
 #include "app/errors.hpp"
 #include "app/suggest.hpp"
+#include "messages/trim.hpp"
 #include "policy/budget_period.hpp"
 
 namespace bgagent {
@@ -39,13 +40,6 @@ const std::vector<std::string> known_names = {
   "BG_AGENT_API_TOKEN", "BG_AGENT_HTTP_MAX_BODY", "BG_AGENT_BUDGET_PERIOD",
   "BG_AGENT_MODE", "BG_AGENT_BATCH_MAX_REQUESTS", "BG_AGENT_BATCH_MAX_BYTES",
   "BG_AGENT_BATCH_POLL", "BG_AGENT_BATCH_DISCOUNT", "BG_AGENT_BATCH_RETRY"};
-
-std::string trim(const std::string& s) {
-  auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos)
-    return {};
-  return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
-}
 
 std::string label(const config_sources& src, const std::string& name) {
   auto& v = src.values.at(name);

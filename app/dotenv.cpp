@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "app/errors.hpp"
+#include "messages/trim.hpp"
 
 namespace bgagent {
 
@@ -12,13 +13,6 @@ namespace {
 bool name_char(char c, bool first) {
   return c == '_' || std::isalpha(static_cast<unsigned char>(c)) ||
          (!first && std::isdigit(static_cast<unsigned char>(c)));
-}
-
-std::string trim(const std::string& s) {
-  auto b = s.find_first_not_of(" \t\r");
-  if (b == std::string::npos)
-    return {};
-  return s.substr(b, s.find_last_not_of(" \t\r") - b + 1);
 }
 
 } // namespace

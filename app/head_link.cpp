@@ -20,18 +20,12 @@
 #include "messages/atoms.hpp"
 #include "messages/cluster.hpp"
 #include "messages/gatekeeper_actor.hpp"
+#include "messages/trim.hpp"
 #include "messages/wire_fingerprint.hpp"
 
 namespace bgagent {
 
 namespace {
-
-std::string trim(const std::string& s) {
-  auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos)
-    return {};
-  return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
-}
 
 std::string read_secret_file(const std::string& path, const char* what) {
   std::ifstream in(path, std::ios::binary);

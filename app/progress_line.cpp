@@ -20,7 +20,7 @@ std::string dollars(double x, int decimals) {
   return buf;
 }
 
-struct part {
+struct line_part {
   std::string text;
   int keep; // higher survives longer when the line is too wide
 };
@@ -42,7 +42,7 @@ std::string format_progress(const metrics_snapshot& m,
 
   char r[32];
   std::snprintf(r, sizeof(r), "%.1f tasks/s", rate);
-  std::vector<part> parts{
+  std::vector<line_part> parts{
     {grouped(done) + "/" + grouped(total) + " done", 9},
     {grouped(quarantined) + " quarantined", quarantined > 0 ? 7 : 2},
     {r, 5},
@@ -85,7 +85,7 @@ std::string format_progress(const metrics_snapshot& m,
   // Leave out the least useful part until the line fits.
   while (line.size() > width) {
     auto least = std::min_element(parts.begin(), parts.end(),
-                                  [](const part& a, const part& b) {
+                                  [](const line_part& a, const line_part& b) {
                                     auto ka = a.keep < 0 ? 1000 : a.keep;
                                     auto kb = b.keep < 0 ? 1000 : b.keep;
                                     return ka < kb;

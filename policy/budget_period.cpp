@@ -3,6 +3,8 @@
 #include <ctime>
 #include <limits>
 
+#include "policy/utc_time.hpp"
+
 namespace bgagent {
 
 std::optional<budget_period> parse_budget_period(std::string_view text) {
@@ -26,17 +28,6 @@ const char* to_string(budget_period p) {
   }
   return "run";
 }
-
-namespace {
-
-std::tm utc(int64_t t) {
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  return tm;
-}
-
-} // namespace
 
 int64_t period_start(budget_period p, int64_t t) {
   switch (p) {

@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "policy/utc_time.hpp"
+
 namespace bgagent {
 
 namespace {
@@ -106,13 +108,6 @@ int64_t parse_duration(const std::string& text) {
     throw std::invalid_argument("@every duration \"" + text +
                                 "\": must be from 1 s to 366 days");
   return total;
-}
-
-std::tm utc(int64_t t) {
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  return tm;
 }
 
 constexpr int64_t day_seconds = 86400;

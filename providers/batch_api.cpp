@@ -20,7 +20,7 @@ struct sink {
   bool over = false;
 };
 
-size_t on_body(char* p, size_t size, size_t n, void* user) {
+size_t to_sink(char* p, size_t size, size_t n, void* user) {
   auto& s = *static_cast<sink*>(user);
   size_t len = size * n;
   if (s.data.size() + len > s.cap) {
@@ -143,7 +143,7 @@ batch_api::reply batch_api::send(const std::string& what,
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(e, CURLOPT_USERAGENT, "bgagent/1.0");
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, to_sink);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, &out);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
   if (!file_name.empty()) {

@@ -18,10 +18,10 @@ using namespace bgagent::testing;
 
 namespace {
 
-const std::string secret = "admin-test-secret";
+const std::string admin_secret = "admin-test-secret";
 
 run_result admin(int port, std::vector<std::string> args,
-                 const std::string& dir, env_map env = with_secret(secret)) {
+                 const std::string& dir, env_map env = with_secret(admin_secret)) {
   std::vector<std::string> a{"admin", "--connect", loopback(port)};
   a.insert(a.end(), args.begin(), args.end());
   return run_bgagent(a, dir, env, 60);
@@ -41,10 +41,10 @@ TEST_CASE("admin pause stops dispatching and resume continues - status shows "
   int port = free_port();
   auto audit = dir.path("bgagent-audit.jsonl");
   background_process head(head_args(port, "tasks.jsonl"), dir.path(),
-                          with_secret(secret), "head");
+                          with_secret(admin_secret), "head");
   REQUIRE(wait_for_output(head, "listening for worker", 30));
   background_process node(node_args(port, "node-a"), dir.path(),
-                          scripted_node_env(secret, 200), "node");
+                          scripted_node_env(admin_secret, 200), "node");
   REQUIRE(wait_until([&] { return count(audit, "task_completed") >= 2; }, 60));
   auto p = admin(port, {"pause"}, dir.path());
   INFO(p.err << head.err());
@@ -94,7 +94,7 @@ TEST_CASE("admin set-budget takes effect on a running head", "[admin][e2e]") {
   int port = free_port();
   auto audit = dir.path("bgagent-audit.jsonl");
   background_process head(head_args(port, "tasks.jsonl"), dir.path(),
-                          with_secret(secret), "head");
+                          with_secret(admin_secret), "head");
   REQUIRE(wait_for_output(head, "listening for worker", 30));
   auto r = admin(port, {"set-budget", "--tokens", "1000", "--cost", "0.5"},
                  dir.path());
@@ -102,7 +102,7 @@ TEST_CASE("admin set-budget takes effect on a running head", "[admin][e2e]") {
   REQUIRE(r.exit_code == 0);
   CHECK(r.out.find("1,000 tokens") != std::string::npos);
   background_process node(node_args(port, "node-a"), dir.path(),
-                          scripted_node_env(secret, 10), "node");
+                          scripted_node_env(admin_secret, 10), "node");
   CHECK(head.wait(90) == 3);
   auto j = nlohmann::json::parse(
     run_bgagent({"status", "--json"}, dir.path()).out);
@@ -136,7 +136,7 @@ TEST_CASE("admin requeue --quarantined brings quarantined tasks back - cancel "
   background_process head({testbin_binary(), "run", "--tasks", "tasks.jsonl",
                            "--workers", "1", "--follow", "--insecure-listen", loopback(port)},
                           dir.path(),
-                          with_secret(secret, {{"LLM_PROVIDER", "scripted"},
+                          with_secret(admin_secret, {{"LLM_PROVIDER", "scripted"},
                                        {"BG_AGENT_MAX_RETRIES", "0"},
                                        {"BG_AGENT_POLL_INTERVAL", "0.3"}}),
                           "head");
@@ -189,10 +189,10 @@ TEST_CASE("admin shutdown stops the head at once - in-flight tasks go back to "
   int port = free_port();
   auto audit = dir.path("bgagent-audit.jsonl");
   background_process head(head_args(port, "tasks.jsonl"), dir.path(),
-                          with_secret(secret), "head");
+                          with_secret(admin_secret), "head");
   REQUIRE(wait_for_output(head, "listening for worker", 30));
   background_process node(node_args(port, "node-a"), dir.path(),
-                          scripted_node_env(secret, 3000), "node");
+                          scripted_node_env(admin_secret, 3000), "node");
   REQUIRE(wait_until([&] { return count(audit, "task_started") >= 2; }, 60));
   REQUIRE(admin(port, {"shutdown"}, dir.path()).exit_code == 0);
   INFO(head.err() << node.err());
@@ -213,7 +213,7 @@ TEST_CASE("admin with a wrong secret or no head: one line and a distinct exit "
   int port = free_port();
   auto audit = dir.path("bgagent-audit.jsonl");
   background_process head(head_args(port, "tasks.jsonl"), dir.path(),
-                          with_secret(secret), "head");
+                          with_secret(admin_secret), "head");
   REQUIRE(wait_for_output(head, "listening for worker", 30));
   auto wrong = admin(port, {"pause"}, dir.path(),
                      {{"BG_AGENT_SECRET", "not-the-secret"}});
@@ -243,14 +243,14 @@ TEST_CASE("admin set-budget with one flag keeps the other budget and says so "
   auto audit = dir.path("bgagent-audit.jsonl");
   background_process head(head_args(port, "tasks.jsonl",
                                     {"--cost-budget", "3"}),
-                          dir.path(), with_secret(secret), "head");
+                          dir.path(), with_secret(admin_secret), "head");
   REQUIRE(wait_for_output(head, "listening for worker", 30));
   auto none = admin(port, {"set-budget"}, dir.path());
   CHECK(none.exit_code == 2);
   CHECK(none.err == "bgagent: admin set-budget: give --tokens N, --cost USD "
                     "or both\n");
   background_process node(node_args(port, "node-a"), dir.path(),
-                          scripted_node_env(secret, 100), "node");
+                          scripted_node_env(admin_secret, 100), "node");
   REQUIRE(wait_until([&] { return count(audit, "task_completed") >= 5; }, 60));
   auto r = admin(port, {"set-budget", "--tokens", "10"}, dir.path());
   INFO(r.err << head.err());

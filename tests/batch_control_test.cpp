@@ -22,7 +22,7 @@ using json = nlohmann::json;
 
 namespace {
 
-env_map batch_env(const batch_server& server) {
+env_map no_retry_batch_env(const batch_server& server) {
   auto env = server.env();
   env["BG_AGENT_MAX_RETRIES"] = "0";
   return env;
@@ -47,7 +47,7 @@ TEST_CASE("admin cancel-batch: the provider is asked, the requests left "
   server.hang = true; // in progress until cancelled
   write_tasks(dir.path("tasks.jsonl"), make_tasks(6));
   const std::string secret = "batch-admin-secret";
-  auto env = with_secret(secret, batch_env(server));
+  auto env = with_secret(secret, no_retry_batch_env(server));
   env["BG_AGENT_MODE"] = "batch";
   int port = free_port();
   background_process head({bgagent_binary(), "run", "--tasks", "tasks.jsonl",
@@ -92,7 +92,7 @@ TEST_CASE("serve collects a detached batch: GET /v1/batches lists it, "
   batch_server server;
   server.hang = true;
   write_tasks(dir.path("tasks.jsonl"), make_tasks(4));
-  auto env = batch_env(server);
+  auto env = no_retry_batch_env(server);
   env["BG_AGENT_MODE"] = "batch";
   auto r = run_bgagent({"run", "--tasks", "tasks.jsonl", "--detach"},
                        dir.path(), env);
@@ -100,7 +100,7 @@ TEST_CASE("serve collects a detached batch: GET /v1/batches lists it, "
   REQUIRE(r.exit_code == 0);
   auto id = only_batch(dir.path(), env)["id"].get<std::string>();
 
-  auto live = batch_env(server);
+  auto live = no_retry_batch_env(server);
   live["BG_AGENT_API_TOKEN"] = "a-token-long-enough-1234";
   live["BG_AGENT_POLL_INTERVAL"] = "1";
   int port = free_port();

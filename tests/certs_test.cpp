@@ -26,7 +26,7 @@ using namespace bgagent::testing;
 
 namespace {
 
-const std::string secret = "certs-test-secret";
+const std::string certs_secret = "certs-test-secret";
 
 struct x509_deleter {
   void operator()(X509* p) const { X509_free(p); }
@@ -384,10 +384,10 @@ TEST_CASE("a head and a worker node with certificates from certs init run a "
                            "--listen", loopback(port), "--tasks",
                            "tasks.jsonl"},
                           dir.path(),
-                          tls("head", with_secret(secret)), "head");
+                          tls("head", with_secret(certs_secret)), "head");
   REQUIRE(wait_for_output(head, "with TLS", 30));
   background_process node(node_args(port, "node-a"), dir.path(),
-                          tls("node-a", scripted_node_env(secret, 0)),
+                          tls("node-a", scripted_node_env(certs_secret, 0)),
                           "node-a");
   INFO(head.err() << node.err());
   REQUIRE(head.wait(60) == 0);

@@ -21,7 +21,7 @@ using namespace bgagent::testing;
 
 namespace {
 
-const std::string secret = "cluster-test-secret";
+const std::string cluster_secret = "cluster-test-secret";
 
 // Every task in the store, by state.
 std::map<std::string, std::string> states(const std::string& dir) {
@@ -51,12 +51,12 @@ TEST_CASE("a head and two worker nodes complete every task once and share "
   write_task_file(dir.path("tasks.jsonl"), 40, "job");
   int port = free_port();
   background_process head(head_args(port, "tasks.jsonl"), dir.path(),
-                          with_secret(secret), "head");
+                          with_secret(cluster_secret), "head");
   REQUIRE(wait_for_output(head, "listening for worker", 30));
   background_process a(node_args(port, "node-a"), dir.path(),
-                       scripted_node_env(secret, 50), "node-a");
+                       scripted_node_env(cluster_secret, 50), "node-a");
   background_process b(node_args(port, "node-b"), dir.path(),
-                       scripted_node_env(secret, 50), "node-b");
+                       scripted_node_env(cluster_secret, 50), "node-b");
   INFO(head.err() << a.err() << b.err());
   REQUIRE(head.wait(90) == 0);
   CHECK(a.wait(30) == 0);
@@ -85,13 +85,13 @@ TEST_CASE("a tight budget holds across worker nodes", "[cluster][e2e]") {
   write_task_file(dir.path("tasks.jsonl"), 60, "budget");
   int port = free_port();
   background_process head(head_args(port, "tasks.jsonl"), dir.path(),
-                          with_secret(secret, {{"BG_AGENT_TOKEN_BUDGET", "2500"}}),
+                          with_secret(cluster_secret, {{"BG_AGENT_TOKEN_BUDGET", "2500"}}),
                           "head");
   REQUIRE(wait_for_output(head, "listening for worker", 30));
   background_process a(node_args(port, "node-a", 3), dir.path(),
-                       scripted_node_env(secret, 20), "node-a");
+                       scripted_node_env(cluster_secret, 20), "node-a");
   background_process b(node_args(port, "node-b", 3), dir.path(),
-                       scripted_node_env(secret, 20), "node-b");
+                       scripted_node_env(cluster_secret, 20), "node-b");
   INFO(head.err());
   REQUIRE(head.wait(90) == 3); // stopped by the budget, resumable
   a.wait(30);
@@ -116,13 +116,13 @@ TEST_CASE("kill -9 of a worker node: its tasks finish on the other node with "
   // --follow keeps the head up after the work is done, to look at it.
   auto args = head_args(port, "tasks.jsonl");
   args.push_back("--follow");
-  background_process head(args, dir.path(), with_secret(secret), "head");
+  background_process head(args, dir.path(), with_secret(cluster_secret), "head");
   REQUIRE(wait_for_output(head, "listening for worker", 30));
   background_process a(node_args(port, "node-a"), dir.path(),
-                       scripted_node_env(secret, 300), "node-a");
+                       scripted_node_env(cluster_secret, 300), "node-a");
   REQUIRE(wait_for_output(a, "joined the head", 30));
   background_process b(node_args(port, "node-b"), dir.path(),
-                       scripted_node_env(secret, 300), "node-b");
+                       scripted_node_env(cluster_secret, 300), "node-b");
   REQUIRE(wait_until([&] { return completed_on(audit, "node-a") >= 2; }, 60));
   a.signal(SIGKILL);
   INFO(head.err() << b.err());
@@ -133,7 +133,7 @@ TEST_CASE("kill -9 of a worker node: its tasks finish on the other node with "
   auto admin = [&](const std::string& cmd) {
     return run_bgagent({"admin", "--connect",
                         loopback(port), cmd},
-                       dir.path(), with_secret(secret));
+                       dir.path(), with_secret(cluster_secret));
   };
   nlohmann::json j;
   REQUIRE(wait_until(
@@ -141,7 +141,7 @@ TEST_CASE("kill -9 of a worker node: its tasks finish on the other node with "
       auto r = run_bgagent({"admin", "--connect",
                             loopback(port), "status",
                             "--json"},
-                           dir.path(), with_secret(secret));
+                           dir.path(), with_secret(cluster_secret));
       j = nlohmann::json::parse(r.out);
       return j["in_flight"] == 0;
     },
@@ -178,12 +178,12 @@ TEST_CASE("kill -9 of the head: a restarted head resumes from its checkpoint "
   auto audit = dir.path("bgagent-audit.jsonl");
   auto rejoin = env_map{{"BG_AGENT_REJOIN_TIMEOUT", "60"}};
   auto head = std::make_unique<background_process>(
-    head_args(port, "tasks.jsonl"), dir.path(), with_secret(secret), "head1");
+    head_args(port, "tasks.jsonl"), dir.path(), with_secret(cluster_secret), "head1");
   REQUIRE(wait_for_output(*head, "listening for worker", 30));
   background_process a(node_args(port, "node-a"), dir.path(),
-                       scripted_node_env(secret, 200, rejoin), "node-a");
+                       scripted_node_env(cluster_secret, 200, rejoin), "node-a");
   background_process b(node_args(port, "node-b"), dir.path(),
-                       scripted_node_env(secret, 200, rejoin), "node-b");
+                       scripted_node_env(cluster_secret, 200, rejoin), "node-b");
   REQUIRE(wait_until(
     [&] { return audit_events(audit, "task_completed").size() >= 6; }, 60));
   head->signal(SIGKILL);
@@ -192,7 +192,7 @@ TEST_CASE("kill -9 of the head: a restarted head resumes from its checkpoint "
   // Same database, same port, same task file (submitting it again is a
   // no-op): the run resumes.
   background_process head2(head_args(port, "tasks.jsonl"), dir.path(),
-                           with_secret(secret), "head2");
+                           with_secret(cluster_secret), "head2");
   INFO(head2.err() << a.err() << b.err());
   REQUIRE(head2.wait(120) == 0);
   CHECK(a.wait(30) == 0);
@@ -215,10 +215,10 @@ TEST_CASE("a worker node without a rejoin window stops with one line when the "
   write_task_file(dir.path("tasks.jsonl"), 30, "lost");
   int port = free_port();
   background_process head(head_args(port, "tasks.jsonl"), dir.path(),
-                          with_secret(secret), "head");
+                          with_secret(cluster_secret), "head");
   REQUIRE(wait_for_output(head, "listening for worker", 30));
   background_process a(node_args(port, "node-a"), dir.path(),
-                       scripted_node_env(secret, 300), "node-a");
+                       scripted_node_env(cluster_secret, 300), "node-a");
   REQUIRE(wait_for_output(a, "joined the head", 30));
   head.signal(SIGKILL);
   CHECK(a.wait(60) == 5);
@@ -232,12 +232,12 @@ TEST_CASE("a worker node that cannot reach the head exits 5 with one line",
   int port = free_port();
   auto r = run_testbin({"worker", "--connect",
                         loopback(port)},
-                       dir.path(), scripted_node_env(secret, 0));
+                       dir.path(), scripted_node_env(cluster_secret, 0));
   CHECK(r.exit_code == 5);
   CHECK(r.err.find("cannot reach the head at 127.0.0.1:" +
                    std::to_string(port)) != std::string::npos);
   auto bad = run_testbin({"worker", "--connect", "127.0.0.1:notaport"},
-                         dir.path(), scripted_node_env(secret, 0));
+                         dir.path(), scripted_node_env(cluster_secret, 0));
   CHECK(bad.exit_code == 2);
   CHECK(bad.err.find("--connect 127.0.0.1:notaport") != std::string::npos);
 }
@@ -253,10 +253,10 @@ TEST_CASE("heartbeats cross the wire: a stalled worker on a node trips the "
   auto fast = env_map{{"BG_AGENT_DEADMAN_SECONDS", "1.5"},
                       {"BG_AGENT_HEARTBEAT_SECONDS", "0.3"}};
   background_process head(head_args(port, "tasks.jsonl"), dir.path(),
-                          with_secret(secret, fast), "head");
+                          with_secret(cluster_secret, fast), "head");
   REQUIRE(wait_for_output(head, "listening for worker", 30));
   background_process a(node_args(port, "node-a", 1), dir.path(),
-                       scripted_node_env(secret, 0, fast), "node-a");
+                       scripted_node_env(cluster_secret, 0, fast), "node-a");
   auto alerts = dir.path("bgagent-alerts.jsonl");
   REQUIRE(wait_until(
     [&] {
@@ -290,7 +290,7 @@ TEST_CASE("listening without TLS, insecure-listen off loopback or on a "
   auto port = std::to_string(ntohs(a.sin_port));
   auto r = run_bgagent({"run", "--tasks", "tasks.jsonl", "--insecure-listen",
                         "127.0.0.1:" + port},
-                       dir.path(), with_secret(secret));
+                       dir.path(), with_secret(cluster_secret));
   close(fd);
   CHECK(r.exit_code == 2);
   CHECK(r.err == "bgagent: --insecure-listen 127.0.0.1:" + port +
@@ -298,7 +298,7 @@ TEST_CASE("listening without TLS, insecure-listen off loopback or on a "
   // Without certificates, --listen refuses and says how to make them.
   auto plain = run_bgagent({"run", "--tasks", "tasks.jsonl", "--listen",
                             "127.0.0.1:7420"},
-                           dir.path(), with_secret(secret));
+                           dir.path(), with_secret(cluster_secret));
   CHECK(plain.exit_code == 2);
   CHECK(plain.err.rfind("bgagent: --listen 127.0.0.1:7420: remote nodes need "
                         "mutual TLS: set BG_AGENT_TLS_CERT, BG_AGENT_TLS_KEY "
@@ -310,7 +310,7 @@ TEST_CASE("listening without TLS, insecure-listen off loopback or on a "
   for (auto host : {"192.0.2.1:7420", "0.0.0.0:7420", "[::]:7420"}) {
     auto open = run_bgagent({"run", "--tasks", "tasks.jsonl",
                              "--insecure-listen", host},
-                            dir.path(), with_secret(secret));
+                            dir.path(), with_secret(cluster_secret));
     INFO(host);
     CHECK(open.exit_code == 2);
     CHECK(open.err == std::string("bgagent: --insecure-listen ") + host +
@@ -331,12 +331,12 @@ TEST_CASE("a worker node with --stay waits for a head, joins two runs one "
   auto args = node_args(port, "node-s");
   args.push_back("--stay");
   // Started before any head: it waits instead of exiting 5.
-  background_process node(args, dir.path(), scripted_node_env(secret, 20),
+  background_process node(args, dir.path(), scripted_node_env(cluster_secret, 20),
                           "node-s");
   REQUIRE(wait_for_output(node, "waits for a head at " + loopback(port), 30));
   for (auto* file : {"first.jsonl", "second.jsonl"}) {
     INFO(file);
-    auto r = run(head_args(port, file), dir.path(), with_secret(secret), 120);
+    auto r = run(head_args(port, file), dir.path(), with_secret(cluster_secret), 120);
     INFO(r.err << node.out() << node.err());
     REQUIRE(r.exit_code == 0);
     CHECK(node.running());

@@ -70,19 +70,6 @@ CREATE INDEX IF NOT EXISTS usage_ledger_run ON usage_ledger(run_id);
 INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '1');
 )SQL";
 
-void exec_sql(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-  char* err = nullptr;
-  // As bgagent made it: in WAL mode.
-  int rc = sqlite3_exec(db, ("PRAGMA journal_mode=WAL;\n" + sql).c_str(),
-                        nullptr, nullptr, &err);
-  INFO((err ? err : ""));
-  sqlite3_free(err);
-  sqlite3_close(db);
-  REQUIRE(rc == SQLITE_OK);
-}
-
 std::string sql_text(const std::string& path, const std::string& sql) {
   sqlite3* db = nullptr;
   std::string out;
@@ -155,7 +142,8 @@ TEST_CASE("a version-1 store is migrated in place (to 2, then 3) and its "
           "prompt_tokens, completion_tokens, cost_usd, provider, model, ts) "
           "VALUES(1, 'c1', 1, 40, 8, 0, 'offline', 'offline', "
           "'2026-01-01T00:00:00.000Z');\n";
-  exec_sql(db, rows);
+  // As bgagent made it: in WAL mode.
+  exec_sql(db, "PRAGMA journal_mode=WAL;\n" + rows);
   // Version 1's audit log: its auditor numbered lines itself, up to 40.
   std::string log;
   for (int i = 1; i <= 40; ++i)
@@ -244,7 +232,7 @@ TEST_CASE("a store from a newer bgagent is refused and left alone",
           "[e2e][durability]") {
   temp_dir dir;
   auto db = dir.path("bgagent.db");
-  exec_sql(db, std::string(schema_v1) +
+  exec_sql(db, "PRAGMA journal_mode=WAL;\n" + std::string(schema_v1) +
                  "UPDATE meta SET value = '" + newer_version + "' WHERE key = "
                  "'schema_version';\n" +
                  v1_task(1, "a", "pending", 0));

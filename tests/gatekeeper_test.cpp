@@ -27,7 +27,7 @@ using namespace bgagent::testing;
 
 namespace {
 
-const std::string secret = "gatekeeper-test-secret";
+const std::string gatekeeper_secret = "gatekeeper-test-secret";
 
 // A client node in this process.
 struct client {
@@ -78,7 +78,7 @@ struct listening_head {
   listening_head(int tasks, const std::string& prefix)
     : head((write_task_file(dir.path("tasks.jsonl"), tasks, prefix),
             head_args(port, "tasks.jsonl")),
-           dir.path(), {{"BG_AGENT_SECRET", secret}}, "head") {
+           dir.path(), {{"BG_AGENT_SECRET", gatekeeper_secret}}, "head") {
     REQUIRE(wait_for_output(head, "listening for worker", 30));
   }
 };
@@ -124,7 +124,7 @@ TEST_CASE("a node of another release is refused with both releases named, "
     client c(port);
     auto mine = wire_fingerprint(c.cfg);
     for (auto* role : {"worker", "admin"}) {
-      auto w = c.hello(role, secret, "0.0.1/00000000deadbeef");
+      auto w = c.hello(role, gatekeeper_secret, "0.0.1/00000000deadbeef");
       CHECK_FALSE(w.accepted);
       CHECK_FALSE(w.ctx.gateway);
       CHECK_FALSE(w.admin);
@@ -134,7 +134,7 @@ TEST_CASE("a node of another release is refused with both releases named, "
     }
     // The same client speaking this release is let in (and its idle
     // admin endpoint does not hold the head's exit below).
-    CHECK(c.hello("admin", secret).accepted);
+    CHECK(c.hello("admin", gatekeeper_secret).accepted);
   }
   REQUIRE(wait_until(
     [&] { return audit_events(audit, "admin_refused").size() == 2; }, 30));
@@ -173,7 +173,7 @@ TEST_CASE("a wrong secret or a command without hello or an unexpected message "
     CHECK(c.refused(c.gk, std::string("let me in"), 42).find(
             "unexpected_message") != std::string::npos);
     // A hello with a wrong shape is just as unexpected.
-    CHECK(c.refused(c.gk, hello_atom::value, secret).find(
+    CHECK(c.refused(c.gk, hello_atom::value, gatekeeper_secret).find(
             "unexpected_message") != std::string::npos);
     // An anonymous message (no sender to answer) is dropped and audited.
     caf::anon_send(c.gk, drain_atom::value);
@@ -202,7 +202,7 @@ TEST_CASE("a wrong secret or a command without hello or an unexpected message "
   CHECK(head.running());
   CHECK(audit_events(audit, "admin_command").empty());
   auto st = run_bgagent({"admin", "--connect", loopback(port), "status", "--json"},
-                        dir.path(), {{"BG_AGENT_SECRET", secret}});
+                        dir.path(), {{"BG_AGENT_SECRET", gatekeeper_secret}});
   REQUIRE(st.exit_code == 0);
   auto j = nlohmann::json::parse(st.out);
   CHECK(j["paused"] == false);
@@ -210,7 +210,7 @@ TEST_CASE("a wrong secret or a command without hello or an unexpected message "
   // And it still serves the right secret.
   {
     client c(port);
-    auto w = c.hello("admin", secret);
+    auto w = c.hello("admin", gatekeeper_secret);
     REQUIRE(w.accepted);
     CHECK(c.refused(w.admin, pause_atom::value) == "answered");
     CHECK(c.refused(w.admin, resume_atom::value) == "answered");
@@ -225,13 +225,13 @@ TEST_CASE("refusals are rate-limited per host", "[gatekeeper][e2e]") {
   int port = free_port();
   auto audit = dir.path("bgagent-audit.jsonl");
   background_process head(head_args(port, "tasks.jsonl"), dir.path(),
-                          {{"BG_AGENT_SECRET", secret}}, "head");
+                          {{"BG_AGENT_SECRET", gatekeeper_secret}}, "head");
   REQUIRE(wait_for_output(head, "listening for worker", 30));
   client c(port);
   for (int i = 0; i < 9; ++i)
     CHECK_FALSE(c.hello("admin", "guess-" + std::to_string(i)).accepted);
   // Now even the right secret is refused from this host for a while.
-  auto w = c.hello("admin", secret);
+  auto w = c.hello("admin", gatekeeper_secret);
   CHECK_FALSE(w.accepted);
   CHECK(w.reason.find("too many refused hellos") != std::string::npos);
   // 5 refusals audited in full, then one line saying the host is limited.
@@ -287,7 +287,7 @@ TEST_CASE("with TLS certificates a node signed by the CA joins and a plain or "
   make_cert("cluster");
   make_cert("rogue");
   auto tls = [&](const std::string& name) {
-    return env_map{{"BG_AGENT_SECRET", secret},
+    return env_map{{"BG_AGENT_SECRET", gatekeeper_secret},
                    {"BG_AGENT_TLS_CERT", dir.path(name + "-cert.pem")},
                    {"BG_AGENT_TLS_KEY", dir.path(name + "-key.pem")},
                    {"BG_AGENT_TLS_CA", dir.path("cluster-cert.pem")}};
@@ -299,7 +299,7 @@ TEST_CASE("with TLS certificates a node signed by the CA joins and a plain or "
   background_process head(args, dir.path(), tls("cluster"), "head");
   REQUIRE(wait_for_output(head, "with TLS", 30));
   auto plain = run_bgagent({"admin", "--connect", loopback(port), "status"},
-                           dir.path(), {{"BG_AGENT_SECRET", secret}});
+                           dir.path(), {{"BG_AGENT_SECRET", gatekeeper_secret}});
   CHECK(plain.exit_code == 5);
   auto rogue = run_bgagent({"admin", "--connect", loopback(port), "status"},
                            dir.path(), tls("rogue"));
@@ -338,7 +338,7 @@ TEST_CASE("a node meeting a head of another release (a gatekeeper of "
                                              "1"},
                     std::vector<std::string>{"admin", "--connect",
                                              loopback(*port), "status"}}) {
-    auto r = run_bgagent(args, dir.path(), {{"BG_AGENT_SECRET", secret}});
+    auto r = run_bgagent(args, dir.path(), {{"BG_AGENT_SECRET", gatekeeper_secret}});
     INFO(r.err);
     CHECK(r.exit_code == 6);
     CHECK(r.err.find("the head at " + loopback(*port) +

@@ -34,7 +34,7 @@ using namespace bgagent::testing;
 
 namespace {
 
-const std::string secret = "hostile-test-secret";
+const std::string hostile_secret = "hostile-test-secret";
 
 // Begins each attempt it is handed with a worst case of 200 tokens, then
 // reports a million.
@@ -76,7 +76,7 @@ TEST_CASE("a node with the secret cannot finish attempts it was not handed "
   write_task_file(dir.path("tasks.jsonl"), 3, "lie");
   int port = free_port();
   background_process head(head_args(port, "tasks.jsonl"), dir.path(),
-                          with_secret(secret), "head");
+                          with_secret(hostile_secret), "head");
   REQUIRE(wait_for_output(head, "listening for worker", 30));
 
   auto finished = std::make_shared<std::atomic<int>>(0);
@@ -90,7 +90,7 @@ TEST_CASE("a node with the secret cannot finish attempts it was not handed "
     welcome w;
     self
       ->request(*gk, std::chrono::seconds(10), hello_atom::value,
-                std::string("worker"), secret, std::string("evil"),
+                std::string("worker"), hostile_secret, std::string("evil"),
                 wire_fingerprint(cfg))
       .receive([&](welcome& x) { w = std::move(x); },
                [&](caf::error& e) { FAIL(sys.render(e)); });
@@ -186,7 +186,7 @@ TEST_CASE("exit messages from the network: refused, or (kill) a critical "
   auto args = head_args(port, "tasks.jsonl");
   args[0] = testbin_binary();
   args[3] = "2"; // --workers 2
-  background_process head(args, dir.path(), scripted_node_env(secret, 300),
+  background_process head(args, dir.path(), scripted_node_env(hostile_secret, 300),
                           "head");
   REQUIRE(wait_for_output(head, "listening for worker", 30));
   {

@@ -18,6 +18,7 @@
 #include "providers/http_provider.hpp"
 #include "types/type_registry.hpp"
 #include "tests/support/aimock.hpp"
+#include "tests/support/job.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/raw_http_server.hpp"
 #include "tests/temp_dir.hpp"
@@ -30,32 +31,9 @@ namespace {
 
 const std::string test_key = "sk-or-v1-TESTSECRET-0123456789abcdef";
 
-void write_tasks(const std::string& path, const std::vector<json>& tasks) {
-  std::string s;
-  for (auto& t : tasks)
-    s += t.dump() + "\n";
-  write_file(path, s);
-}
-
 json task(const std::string& id, const std::string& type,
           const std::string& input) {
   return {{"id", id}, {"type", type}, {"input", input}};
-}
-
-std::map<std::string, json> results_by_id(const std::string& dir) {
-  auto r = run_bgagent({"results", "--json"}, dir);
-  std::map<std::string, json> out;
-  std::istringstream in(r.out);
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) {
-      auto j = json::parse(line);
-      out[j["id"].get<std::string>()] = j;
-    }
-  return out;
-}
-
-json status_json(const std::string& dir) {
-  return json::parse(run_bgagent({"status", "--json"}, dir).out);
 }
 
 // The journal entries whose user message contains `marker`.
@@ -88,14 +66,6 @@ int peak_in_flight(const std::string& audit) {
       --now;
   }
   return peak;
-}
-
-std::map<std::string, int> count_by_task(const std::string& audit,
-                                         const std::string& event) {
-  std::map<std::string, int> n;
-  for (auto& e : audit_events(audit, event))
-    ++n[e["task_id"].get<std::string>()];
-  return n;
 }
 
 } // namespace

@@ -17,17 +17,6 @@ using namespace bgagent::testing;
 
 namespace {
 
-void exec_sql(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-  char* err = nullptr;
-  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
-  INFO((err ? err : ""));
-  sqlite3_free(err);
-  sqlite3_close(db);
-  REQUIRE(rc == SQLITE_OK);
-}
-
 // A store of version 9's shape at `path` holding `tasks` (submitted from
 // a file, so with their task_submitted events): its events without
 // task_seq and indexed by task_id, its response cache (empty) keyed by the

@@ -39,7 +39,7 @@ using namespace bgagent::testing;
 
 namespace {
 
-const std::string secret = "tls-probe-secret";
+const std::string probe_secret = "tls-probe-secret";
 
 // A head with 0 workers listening with TLS on 127.0.0.1: its tasks stay
 // pending until a node joins, so it keeps running through the probes.
@@ -61,7 +61,7 @@ struct tls_head {
                                "--listen", loopback(port), "--tasks",
                                "tasks.jsonl"},
       dir.path(),
-      tls("head", with_secret(secret, std::move(head_env))), "head");
+      tls("head", with_secret(probe_secret, std::move(head_env))), "head");
     REQUIRE(wait_for_output(*head, "with TLS", 30));
   }
 
@@ -81,7 +81,7 @@ struct tls_head {
   void finish_with_a_legitimate_node() {
     REQUIRE(head->running());
     background_process node(node_args(port, "node-a"), dir.path(),
-                            tls("node-a", scripted_node_env(secret, 0)),
+                            tls("node-a", scripted_node_env(probe_secret, 0)),
                             "node-a");
     check_finished(node);
   }
@@ -300,7 +300,7 @@ TEST_CASE("a certified peer without the secret probing every actor id after "
                                            {"BG_AGENT_LOG_LEVEL", "debug"}});
   // A legitimate node, slow enough that the run is under way while probed.
   background_process node(node_args(h.port, "node-a", 2), h.dir.path(),
-                          h.tls("node-a", scripted_node_env(secret, 100)),
+                          h.tls("node-a", scripted_node_env(probe_secret, 100)),
                           "node-a");
   REQUIRE(wait_for_output(node, "joined the head", 30));
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -112,6 +113,20 @@ inline std::vector<std::string> lines_of(const std::string& text) {
     if (!line.empty())
       out.push_back(line);
   return out;
+}
+
+// Runs `sql` on the database at `path` (creating it) and requires that it
+// succeeded, showing SQLite's message when not: how tests build fixtures
+// such as a store of an older schema.
+inline void exec_sql(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  char* err = nullptr;
+  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+  INFO((err ? err : ""));
+  sqlite3_free(err);
+  sqlite3_close(db);
+  REQUIRE(rc == SQLITE_OK);
 }
 
 // Runs `sql` on the database (as a user with sqlite3 would); whether it
