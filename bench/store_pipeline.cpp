@@ -17,6 +17,7 @@
 #include "persistence/event_clock.hpp"
 #include "persistence/jsonl_writer.hpp"
 #include "persistence/shard_map.hpp"
+#include "persistence/store_set.hpp"
 #include "policy/event_merge.hpp"
 #include "policy/shard_merge.hpp"
 #include "tests/temp_dir.hpp"
@@ -101,17 +102,6 @@ struct audit_report {
   uint64_t floor;
 };
 
-// n generated tasks, each submitted to its file.
-void submit_by_shard(std::vector<std::unique_ptr<store>>& files, size_t n) {
-  std::vector<std::vector<task>> parts(files.size());
-  for (auto& t : generated_tasks(n, "gen")) {
-    auto k = shard_of(t.id, static_cast<uint32_t>(files.size()));
-    parts[k].push_back(std::move(t));
-  }
-  for (size_t k = 0; k < files.size(); ++k)
-    files[k]->submit(parts[k]);
-}
-
 } // namespace
 
 pipeline_figures run_store_pipeline(size_t n, size_t group,
@@ -120,15 +110,19 @@ pipeline_figures run_store_pipeline(size_t n, size_t group,
   temp_dir dir;
   auto db = dir.path("bench.db");
   auto clock = std::make_shared<event_clock>();
-  std::vector<std::unique_ptr<store>> writers_db, readers_db;
+  // The files of one store, its tasks numbered across them.
+  store_set set(db, store::open_mode::create_if_missing,
+                static_cast<uint32_t>(shards), sync);
+  std::vector<store*> writers_db;
   for (size_t k = 0; k < shards; ++k) {
-    writers_db.push_back(std::make_unique<store>(
-      shard_file(db, static_cast<uint32_t>(k)),
-      store::open_mode::create_if_missing, sync));
+    writers_db.push_back(&set.at(static_cast<uint32_t>(k)));
     if (shards > 1)
       writers_db.back()->use_event_clock(clock);
   }
-  submit_by_shard(writers_db, n);
+  if (auto why = set.submit_per_file(generated_tasks(n, "gen"), "");
+      !why.empty())
+    fail("submit: " + why);
+  std::vector<std::unique_ptr<store>> readers_db;
   for (auto& w : writers_db) {
     w->open_run(0, 0);
     w->take_committed_events(); // the submit's: written before the run

@@ -730,13 +730,14 @@ void store::prepare_statements() {
        "priority = ?10, tags = NULLIF(?11, ''), "
        "fallback_models = NULLIF(?12, '') WHERE seq = ?1");
   // OR IGNORE: a key or id stored already is not an error but the rarer
-  // case, looked up after the insert changed nothing.
+  // case, looked up after the insert changed nothing. A seq of 0 (NULL)
+  // is the next free one.
   prep(st_->insert_task,
-       "INSERT OR IGNORE INTO tasks(id, type, input, idempotency_key, max_tokens, "
-       "created_at, updated_at, vars, req_model, type_fingerprint, "
-       "content_hash, priority, tags, fallback_models) VALUES(?1, ?2, ?3, "
-       "?4, ?5, ?6, ?6, NULLIF(?7, ''), NULLIF(?8, ''), ?9, ?10, ?11, "
-       "NULLIF(?12, ''), NULLIF(?13, ''))");
+       "INSERT OR IGNORE INTO tasks(seq, id, type, input, idempotency_key, "
+       "max_tokens, created_at, updated_at, vars, req_model, "
+       "type_fingerprint, content_hash, priority, tags, fallback_models) "
+       "VALUES(NULLIF(?14, 0), ?1, ?2, ?3, ?4, ?5, ?6, ?6, NULLIF(?7, ''), "
+       "NULLIF(?8, ''), ?9, ?10, ?11, NULLIF(?12, ''), NULLIF(?13, ''))");
   // Two seeks of the tasks_order index: the rest of the cursor's
   // priority, then the lower ones.
   prep(st_->fetch_same, "SELECT " BGAGENT_TASK_COLUMNS " FROM tasks "
@@ -1288,7 +1289,8 @@ void store::begin_submission(const std::string& source,
 
 submit_report store::submit_part(const std::vector<task>& tasks,
                                  const std::vector<type_definition>& types,
-                                 const std::vector<std::string>& hashes) {
+                                 const std::vector<std::string>& hashes,
+                                 const std::vector<int64_t>& seqs) {
   submit_report rep;
   if (!sub_ || sub_->refused) {
     rep.error = sub_ ? sub_->error : "no submission in progress";
@@ -1311,7 +1313,7 @@ submit_report store::submit_part(const std::vector<task>& tasks,
   for (size_t i = 0; i < tasks.size(); ++i)
     if (!submit_one(tasks[i],
                     i < hashes.size() ? hashes[i] : content_hash(tasks[i]),
-                    rep))
+                    i < seqs.size() ? seqs[i] : 0, rep))
       break;
   return rep;
 }
@@ -1340,7 +1342,7 @@ submit_counts store::end_submission(bool keep) {
   return sub->counts;
 }
 
-bool store::submit_one(const task& t, const std::string& hash,
+bool store::submit_one(const task& t, const std::string& hash, int64_t seq,
                        submit_report& rep) {
   auto& sub = *sub_;
   auto index = sub.next_index++;
@@ -1387,7 +1389,7 @@ bool store::submit_one(const task& t, const std::string& hash,
   s.bind(5, static_cast<int64_t>(t.max_tokens)).bind(6, sub.ts);
   s.bind(7, vars_json(t.vars)).bind(8, t.model).bind(9, fingerprint_of(t));
   s.bind(10, hash).bind(11, t.priority).bind(12, tags_json(t.tags));
-  s.bind(13, tags_json(t.fallback_models));
+  s.bind(13, tags_json(t.fallback_models)).bind(14, seq);
   with(s, path_, [&] { return s.step(); });
   if (sqlite3_changes(db_) == 1) {
     ++sub.counts.inserted;
@@ -2448,15 +2450,23 @@ void store::set_circuit(const std::string& key, const std::string& since) {
 }
 
 std::string store::schedule_fired(const std::string& key) {
-  stmt s(db_, "SELECT value FROM meta WHERE key = ?1", path_);
-  s.bind(1, "schedule " + key);
-  return with(s, path_, [&] { return s.step() ? s.text(0) : std::string(); });
+  return meta_value("schedule " + key);
 }
 
 void store::set_schedule_fired(const std::string& key, const std::string& at) {
+  set_meta_value("schedule " + key, at);
+}
+
+std::string store::meta_value(const std::string& key) {
+  stmt s(db_, "SELECT value FROM meta WHERE key = ?1", path_);
+  s.bind(1, key);
+  return with(s, path_, [&] { return s.step() ? s.text(0) : std::string(); });
+}
+
+void store::set_meta_value(const std::string& key, const std::string& value) {
   auto_tx tx(*this);
   stmt s(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)", path_);
-  s.bind(1, "schedule " + key).bind(2, at);
+  s.bind(1, key).bind(2, value);
   with(s, path_, [&] { return s.step(); });
   tx.commit();
 }

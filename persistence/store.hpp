@@ -150,10 +150,13 @@ public:
   // end_submission(false) rolls it back (a fault found later in the file).
   void begin_submission(const std::string& source, on_conflict conflict);
   // `hashes`: each task's content_hash(), when the caller computed them
-  // (on its own thread); else they are computed here.
+  // (on its own thread); else they are computed here. `seqs`: each new
+  // task's seq, when the caller numbers tasks across the files of a store
+  // (persistence/store_set.hpp); else (or 0) the next free one.
   submit_report submit_part(const std::vector<task>& tasks,
                             const std::vector<type_definition>& types,
-                            const std::vector<std::string>& hashes = {});
+                            const std::vector<std::string>& hashes = {},
+                            const std::vector<int64_t>& seqs = {});
   submit_counts end_submission(bool keep = true);
 
   // SHA-256 of what a task asks for: its type's fingerprint, model,
@@ -320,6 +323,11 @@ public:
   // `meta` under "schedule <key>".
   std::string schedule_fired(const std::string& key);
   void set_schedule_fired(const std::string& key, const std::string& at);
+  // A row of `meta` ("" when absent), and setting one (in the open
+  // transaction, else in its own): what a store file says of itself, such
+  // as its place in a set of files (persistence/store_set.hpp).
+  std::string meta_value(const std::string& key);
+  void set_meta_value(const std::string& key, const std::string& value);
   // Per type name: the average completion tokens of its completed tasks
   // (those that reported any), and how many.
   std::map<std::string, std::pair<double, uint64_t>> answer_lengths();
@@ -425,7 +433,7 @@ private:
   std::unique_ptr<submission> sub_;
   // One task of a submission; false (rolled back, report.error set) when
   // it is refused. `ids`: the report that keeps ids, else only counts.
-  bool submit_one(const task& t, const std::string& hash,
+  bool submit_one(const task& t, const std::string& hash, int64_t seq,
                   submit_report& rep);
   // wait_for_lock(): the one wait in progress.
   std::function<void(double)> lock_waiting_;

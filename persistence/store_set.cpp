@@ -1,0 +1,271 @@
+#include "persistence/store_set.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <random>
+
+#include "persistence/shard_map.hpp"
+
+namespace bgagent {
+
+namespace {
+
+// 128 random bits as hex: tells one store's files from another's.
+std::string new_store_id() {
+  std::random_device rd;
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < 8; ++i) {
+    auto v = rd();
+    out += hex[(v >> 12) & 15];
+    out += hex[(v >> 8) & 15];
+    out += hex[(v >> 4) & 15];
+    out += hex[v & 15];
+  }
+  return out;
+}
+
+// A meta row that must be a count in 1..max_store_shards.
+uint32_t parse_count(const std::string& value, const std::string& file,
+                     const char* key, uint32_t least) {
+  uint64_t n = 0;
+  bool ok = !value.empty() && value.size() <= 3 &&
+            std::all_of(value.begin(), value.end(),
+                        [](char c) { return c >= '0' && c <= '9'; });
+  if (ok)
+    n = std::stoull(value);
+  if (!ok || n < least || n > max_store_shards)
+    throw store_error("database " + file + ": its " + key + " \"" + value +
+                        "\" is not a number from " + std::to_string(least) +
+                        " to " +
+                        std::to_string(max_store_shards),
+                      true);
+  return static_cast<uint32_t>(n);
+}
+
+std::string count_words(uint32_t n) {
+  return std::to_string(n) + (n == 1 ? " file" : " files");
+}
+
+} // namespace
+
+store_set::store_set(const std::string& db, store::open_mode mode,
+                     uint32_t shards, store::sync_mode sync) {
+  if (shards > max_store_shards)
+    throw store_error("database " + db + ": " + std::to_string(shards) +
+                        " shards asked for; a store has 1 to " +
+                        std::to_string(max_store_shards),
+                      true);
+  files_.push_back(std::make_unique<store>(db, mode, sync));
+  auto& m = main();
+  auto stored_text = m.meta_value("shard_count");
+  uint32_t stored =
+    stored_text.empty() ? 1 : parse_count(stored_text, db, "shard_count", 1);
+  if (shards == 0)
+    shards = stored;
+  if (stored_text.empty() && shards > 1) {
+    // One file so far: a new store, or a creation cut short before main's
+    // rows; either way it holds no task yet.
+    if (mode == store::open_mode::read_only || m.counts().total() != 0)
+      throw store_error("database " + db + " is a store of 1 file; " +
+                          std::to_string(shards) +
+                          " were asked for: a store's number of files is "
+                          "fixed when it is created",
+                        true);
+    create_shards(db, shards, sync);
+    return;
+  }
+  if (shards != stored)
+    throw store_error("database " + db + " is a store of " +
+                        count_words(stored) + "; " +
+                        count_words(shards) +
+                        " were asked for: a store's number of files is "
+                        "fixed when it is created",
+                      true);
+  if (stored > 1)
+    open_shards(db, stored, mode, sync);
+}
+
+store_set::~store_set() = default;
+
+void store_set::create_shards(const std::string& db, uint32_t shards,
+                              store::sync_mode sync) {
+  store_id_ = new_store_id();
+  for (uint32_t k = 1; k < shards; ++k) {
+    auto path = shard_file(db, k);
+    auto file = std::make_unique<store>(
+      path, store::open_mode::create_if_missing, sync);
+    // Left by a creation cut short, it is empty; anything else is not
+    // ours to overwrite.
+    if (file->counts().total() != 0)
+      throw store_error("database " + path + " holds tasks, but " + db +
+                          " does not name it as one of its files: move it "
+                          "away",
+                        true);
+    file->begin();
+    file->set_meta_value("store_id", store_id_);
+    file->set_meta_value("shard_index", std::to_string(k));
+    file->set_meta_value("shard_count", std::to_string(shards));
+    file->commit();
+    files_.push_back(std::move(file));
+  }
+  // The commit that makes the set.
+  auto& m = main();
+  m.begin();
+  m.set_meta_value("store_id", store_id_);
+  m.set_meta_value("shard_index", "0");
+  m.set_meta_value("task_seq_next", "1");
+  m.set_meta_value("shard_count", std::to_string(shards));
+  m.commit();
+}
+
+void store_set::open_shards(const std::string& db, uint32_t shards,
+                            store::open_mode mode, store::sync_mode sync) {
+  store_id_ = main().meta_value("store_id");
+  if (store_id_.empty())
+    throw store_error("database " + db + " names " + count_words(shards) +
+                        " but has no store_id",
+                      true);
+  check_identity(main(), 0, shards);
+  auto shard_mode = mode == store::open_mode::read_only
+                      ? store::open_mode::read_only
+                      : store::open_mode::must_exist;
+  for (uint32_t k = 1; k < shards; ++k) {
+    auto path = shard_file(db, k);
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec))
+      throw store_error("database " + path + " is missing: " + db +
+                          " is a store of " + count_words(shards),
+                        true);
+    auto file = std::make_unique<store>(path, shard_mode, sync);
+    check_identity(*file, k, shards);
+    files_.push_back(std::move(file));
+  }
+}
+
+void store_set::check_identity(store& file, uint32_t k, uint32_t shards) {
+  const auto& path = file.path();
+  auto id = file.meta_value("store_id");
+  if (id != store_id_)
+    throw store_error("database " + path + " belongs to another store (its "
+                        "store_id " +
+                        (id.empty() ? std::string("is missing")
+                                    : "\"" + id + "\"") +
+                        ", " + main().path() + "'s \"" + store_id_ + "\")",
+                      true);
+  auto index_text = file.meta_value("shard_index");
+  auto index = index_text.empty() ? max_store_shards + 1
+                                  : parse_count(index_text, path,
+                                                "shard_index", 0);
+  if (index != k)
+    throw store_error("database " + path + " is not file " +
+                        std::to_string(k) + " of its store (its shard_index "
+                        "is \"" + index_text + "\")",
+                      true);
+  auto count_text = file.meta_value("shard_count");
+  if (count_text != std::to_string(shards))
+    throw store_error("database " + path + " says its store has \"" +
+                        count_text + "\" files; " + main().path() +
+                        " says " + std::to_string(shards),
+                      true);
+}
+
+store& store_set::of(const std::string& id) {
+  return *files_[shard_of(id, size())];
+}
+
+int64_t store_set::take_seqs(uint32_t n) {
+  if (size() == 1)
+    return 0;
+  auto& m = main();
+  bool own = !m.in_transaction();
+  if (own)
+    m.begin();
+  auto text = m.meta_value("task_seq_next");
+  int64_t first = text.empty() ? 1 : std::stoll(text);
+  m.set_meta_value("task_seq_next", std::to_string(first + n));
+  if (own)
+    m.commit();
+  return first;
+}
+
+std::string store_set::submit_per_file(const std::vector<task>& tasks,
+                                       const std::string& source) {
+  auto first = take_seqs(static_cast<uint32_t>(tasks.size()));
+  std::vector<std::vector<task>> slices(size());
+  std::vector<std::vector<int64_t>> seqs(size());
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    auto k = shard_of(tasks[i].id, size());
+    slices[k].push_back(tasks[i]);
+    seqs[k].push_back(first == 0 ? 0 : first + static_cast<int64_t>(i));
+  }
+  for (uint32_t k = 0; k < size(); ++k) {
+    if (slices[k].empty())
+      continue;
+    auto& f = at(k);
+    f.begin_submission(source, store::on_conflict::error);
+    auto rep = f.submit_part(slices[k], {}, {}, seqs[k]);
+    auto end = f.end_submission();
+    if (!rep.error.empty())
+      return rep.error;
+    if (!end.error.empty())
+      return end.error;
+  }
+  return {};
+}
+
+state_counts store_set::counts() {
+  state_counts sum;
+  for (auto& f : files_) {
+    auto c = f->counts();
+    sum.pending += c.pending;
+    sum.running += c.running;
+    sum.retry_wait += c.retry_wait;
+    sum.completed += c.completed;
+    sum.quarantined += c.quarantined;
+    sum.cancelled += c.cancelled;
+  }
+  return sum;
+}
+
+uint64_t store_set::count_not_cancelled() {
+  uint64_t n = 0;
+  for (auto& f : files_)
+    n += f->count_not_cancelled();
+  return n;
+}
+
+std::vector<task_record> store_set::results(const std::string& state_filter,
+                                            const std::string& tag,
+                                            const std::vector<std::string>& ids,
+                                            int64_t limit, int64_t after_seq,
+                                            bool newest_first) {
+  if (size() == 1)
+    return main().results(state_filter, tag, ids, limit, after_seq,
+                          newest_first);
+  // Each file's first `limit` after the bound hold the merge's first
+  // `limit`.
+  std::vector<task_record> all;
+  for (auto& f : files_) {
+    auto part =
+      f->results(state_filter, tag, ids, limit, after_seq, newest_first);
+    all.insert(all.end(), std::make_move_iterator(part.begin()),
+               std::make_move_iterator(part.end()));
+  }
+  std::sort(all.begin(), all.end(),
+            [newest_first](const task_record& a, const task_record& b) {
+              return newest_first ? a.seq > b.seq : a.seq < b.seq;
+            });
+  if (limit >= 0 && all.size() > static_cast<size_t>(limit))
+    all.resize(static_cast<size_t>(limit));
+  return all;
+}
+
+bool store_set::has_task(const std::string& id, const std::string& key) {
+  for (auto& f : files_)
+    if (f->has_task(id, key))
+      return true;
+  return false;
+}
+
+} // namespace bgagent

@@ -1,0 +1,94 @@
+// A store of one file or of several (docs/plans/sharded-store.md). The main
+// file `db` is shard 0; a store of S > 1 files also has db.shard1 ..
+// db.shard{S-1} (persistence/shard_map.hpp), and a task lives in file
+// shard_of(id, S) with everything written about it.
+//
+// Contract:
+// - S is fixed when the store is created. Main's meta row `shard_count`
+//   says it; a store without one has one file and is exactly a `store`.
+// - Every file of a store of S > 1 carries the same random `store_id`, its
+//   `shard_index` and `shard_count` in its meta. Opening refuses, with
+//   store_error(bad_input) naming the file and nothing changed: a missing
+//   file, a file of another store, a wrong index or count, a count asked
+//   for that differs from the stored one, a count outside 1..64.
+// - Creating writes the shard files first and main's rows last, in one
+//   transaction: that commit makes the set. A creation cut short leaves a
+//   main without `shard_count` and without tasks, which the next creation
+//   takes up again; a leftover shard file holding tasks is refused, never
+//   overwritten.
+// - Tasks are numbered across the files: take_seqs() hands out blocks of
+//   main's `task_seq_next`, so (priority, seq) orders every task of the
+//   set as one file would. Putting tasks into several files all or nothing
+//   is the submission protocol's job (plan, section 2a), not this class's.
+// - Reads that span files (counts, results, has_task) read each file in
+//   its own snapshot: consistent within a file, not across files.
+// - Not thread-safe; errors throw store_error naming the file.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "persistence/store.hpp"
+
+namespace bgagent {
+
+class store_set {
+public:
+  // Opens the store at `db`. `shards` 0 takes what the store says (1 for a
+  // new one); N > 0 creates a store of N files, or checks that the
+  // existing one has N.
+  store_set(const std::string& db, store::open_mode mode, uint32_t shards = 0,
+            store::sync_mode sync = store::sync_mode::full);
+  ~store_set();
+  store_set(const store_set&) = delete;
+  store_set& operator=(const store_set&) = delete;
+
+  uint32_t size() const { return static_cast<uint32_t>(files_.size()); }
+  // Shard 0, the main file: runs, batches, prices, circuits, schedules.
+  store& main() { return *files_.front(); }
+  store& at(uint32_t k) { return *files_.at(k); }
+  // The file that holds (or would hold) task `id`.
+  store& of(const std::string& id);
+  // "" for a store of one file.
+  const std::string& store_id() const { return store_id_; }
+
+  // The first of `n` seqs no task of the set has had, for tasks about to be
+  // put into the files (store::submit_part's `seqs`), in one small
+  // transaction on main. 0 for a store of one file: its tasks take the
+  // next free seq themselves.
+  int64_t take_seqs(uint32_t n);
+  // Puts `tasks` into their files, numbered by take_seqs(), as one
+  // submission a file: all or nothing within a file, not across files
+  // (that is the submission protocol's, plan section 2a). For tests and
+  // benches until then. Returns the first refusal's error ("" when none).
+  std::string submit_per_file(const std::vector<task>& tasks,
+                              const std::string& source);
+
+  // Sums over the files.
+  state_counts counts();
+  uint64_t count_not_cancelled();
+  // store::results over every file, merged by seq; `limit` and `after_seq`
+  // apply to the merge as they would to one file.
+  std::vector<task_record> results(const std::string& state_filter,
+                                   const std::string& tag = {},
+                                   const std::vector<std::string>& ids = {},
+                                   int64_t limit = -1, int64_t after_seq = 0,
+                                   bool newest_first = false);
+  // Whether any file holds a task with this id or idempotency key (a key
+  // the user chose may live in another file than its id).
+  bool has_task(const std::string& id, const std::string& key);
+
+private:
+  void create_shards(const std::string& db, uint32_t shards,
+                     store::sync_mode sync);
+  void open_shards(const std::string& db, uint32_t shards,
+                   store::open_mode mode, store::sync_mode sync);
+  void check_identity(store& file, uint32_t k, uint32_t shards);
+
+  std::vector<std::unique_ptr<store>> files_;
+  std::string store_id_;
+};
+
+} // namespace bgagent
