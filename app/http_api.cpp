@@ -119,13 +119,10 @@ json budget_json(const budget_snapshot& b) {
               {"cost_reserved", b.cost_reserved}};
 }
 
-} // namespace
-
 // Audit lines of refused requests: at most `per_window` a minute, the
 // others counted into the next line written (a scanner cannot fill the
-// audit log). Not in the anonymous namespace: http_api::impl, which has
-// external linkage, holds one.
-class http_refusal_log {
+// audit log).
+class refusal_log {
 public:
   // The detail to audit, or "" when this one is only counted.
   std::string admit(const std::string& detail) {
@@ -156,6 +153,8 @@ private:
   uint64_t suppressed_ = 0;
 };
 
+} // namespace
+
 struct http_api::impl {
   caf::actor_system& sys;
   head_handles h;
@@ -163,7 +162,7 @@ struct http_api::impl {
   http_api_settings s;
   httplib::Server server;
   std::thread thread;
-  http_refusal_log refusals;
+  refusal_log refusals;
 
   impl(caf::actor_system& sys, const head_handles& h, const type_registry& t,
        http_api_settings settings)
