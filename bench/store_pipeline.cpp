@@ -129,7 +129,8 @@ pipeline_figures run_store_pipeline(size_t n, size_t group,
   }
   for (size_t k = 0; k < shards; ++k)
     readers_db.push_back(std::make_unique<store>(
-      shard_file(db, static_cast<uint32_t>(k)), store::open_mode::read_only));
+      shard_file(db, static_cast<uint32_t>(k)), store::open_mode::read_only,
+      sync, store::membership::in_set));
   // Where every file stands: each writer vouches for what follows.
   uint64_t start_floor = 1;
   for (auto& w : writers_db)

@@ -628,7 +628,8 @@ void store::open_read_only() {
   throw store_error("cannot read database " + path_ + ": " + msg, true);
 }
 
-store::store(const std::string& path, open_mode mode, sync_mode sync)
+store::store(const std::string& path, open_mode mode, sync_mode sync,
+             membership member)
   : path_(path) {
   // Read-only where it has to be: a user who can write the store opens it
   // as usual (SQLite then removes its -shm and -wal when done, and an
@@ -643,6 +644,16 @@ store::store(const std::string& path, open_mode mode, sync_mode sync)
   }
   try {
     open_schema();
+    if (member == membership::alone) {
+      auto shards = meta_value("shard_count");
+      if (!shards.empty() && shards != "1")
+        throw store_error("database " + path_ + " is one file of a store "
+                            "of several (shard_count " +
+                            utf8_clip(one_line(shards), 8) +
+                            "), which this command cannot open; nothing "
+                            "was changed",
+                          true);
+    }
     prepare_statements();
   } catch (...) {
     st_.reset();
@@ -1400,7 +1411,10 @@ bool store::submit_one(const task& t, const std::string& hash, int64_t seq,
     return true;
   }
   if (!look(st_->by_key, t.idempotency_key) && !look(st_->by_id, t.id))
-    return refuse("task " + t.id + ": could not be stored");
+    return refuse("task " + t.id + (seq != 0 ? ": its seq " +
+                                                 std::to_string(seq) +
+                                                 " is another task's"
+                                           : ": could not be stored"));
   if (row.hash == hash) {
     ++sub.counts.duplicates;
     if (sub.keep_ids)

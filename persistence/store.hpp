@@ -41,6 +41,9 @@
 //   `meta.ledger_summed_through`; each commit that wrote ledger rows folds
 //   them into the sums (a row another writer added is folded too, never
 //   twice). The ledger itself has no index but its rowid.
+// - A file of a store of several files (persistence/store_set.hpp) is
+//   opened only as a member of its set: alone, it would hide the other
+//   files' tasks and number tasks the set numbers.
 // - Errors throw store_error with one line naming the database file.
 #pragma once
 
@@ -100,8 +103,13 @@ public:
   enum class sync_mode { full, normal };
   static constexpr int schema_version = 11;
 
+  // Whether the file may be one of a store of several files: only
+  // persistence/store_set opens those (a file whose meta says its store
+  // has more than one is refused otherwise, bad_input, nothing changed).
+  enum class membership { alone, in_set };
   store(const std::string& path, open_mode mode,
-        sync_mode sync = sync_mode::full);
+        sync_mode sync = sync_mode::full,
+        membership member = membership::alone);
   ~store();
   store(const store&) = delete;
   store& operator=(const store&) = delete;

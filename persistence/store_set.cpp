@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <filesystem>
 #include <random>
+#include <stdexcept>
 
+#include "messages/utf8.hpp"
 #include "persistence/shard_map.hpp"
 
 namespace bgagent {
@@ -25,7 +27,23 @@ std::string new_store_id() {
   return out;
 }
 
-// A meta row that must be a count in 1..max_store_shards.
+// A value read from a file, shown in one line of bounded length.
+std::string shown(const std::string& value) {
+  return "\"" + utf8_clip(one_line(value), 40) + "\"";
+}
+
+// A store file with the -wal and -shm SQLite keeps beside it.
+void remove_store_files(const std::string& path) {
+  std::error_code ec;
+  for (auto suffix : {"", "-wal", "-shm", "-journal"})
+    std::filesystem::remove(path + suffix, ec);
+}
+
+std::string count_words(uint32_t n) {
+  return std::to_string(n) + (n == 1 ? " file" : " files");
+}
+
+// A meta row that must be a number in least..max_store_shards.
 uint32_t parse_count(const std::string& value, const std::string& file,
                      const char* key, uint32_t least) {
   uint64_t n = 0;
@@ -35,16 +53,12 @@ uint32_t parse_count(const std::string& value, const std::string& file,
   if (ok)
     n = std::stoull(value);
   if (!ok || n < least || n > max_store_shards)
-    throw store_error("database " + file + ": its " + key + " \"" + value +
-                        "\" is not a number from " + std::to_string(least) +
-                        " to " +
+    throw store_error("database " + file + ": its " + key + " " +
+                        shown(value) + " is not a number from " +
+                        std::to_string(least) + " to " +
                         std::to_string(max_store_shards),
                       true);
   return static_cast<uint32_t>(n);
-}
-
-std::string count_words(uint32_t n) {
-  return std::to_string(n) + (n == 1 ? " file" : " files");
 }
 
 } // namespace
@@ -56,7 +70,10 @@ store_set::store_set(const std::string& db, store::open_mode mode,
                         " shards asked for; a store has 1 to " +
                         std::to_string(max_store_shards),
                       true);
-  files_.push_back(std::make_unique<store>(db, mode, sync));
+  std::error_code ec;
+  bool main_existed = std::filesystem::exists(db, ec);
+  files_.push_back(
+    std::make_unique<store>(db, mode, sync, store::membership::in_set));
   auto& m = main();
   auto stored_text = m.meta_value("shard_count");
   uint32_t stored =
@@ -72,7 +89,7 @@ store_set::store_set(const std::string& db, store::open_mode mode,
                           " were asked for: a store's number of files is "
                           "fixed when it is created",
                         true);
-    create_shards(db, shards, sync);
+    create_shards(db, shards, sync, main_existed);
     return;
   }
   if (shards != stored)
@@ -89,34 +106,60 @@ store_set::store_set(const std::string& db, store::open_mode mode,
 store_set::~store_set() = default;
 
 void store_set::create_shards(const std::string& db, uint32_t shards,
-                              store::sync_mode sync) {
-  store_id_ = new_store_id();
-  for (uint32_t k = 1; k < shards; ++k) {
-    auto path = shard_file(db, k);
-    auto file = std::make_unique<store>(
-      path, store::open_mode::create_if_missing, sync);
-    // Left by a creation cut short, it is empty; anything else is not
-    // ours to overwrite.
-    if (file->counts().total() != 0)
-      throw store_error("database " + path + " holds tasks, but " + db +
-                          " does not name it as one of its files: move it "
-                          "away",
-                        true);
-    file->begin();
-    file->set_meta_value("store_id", store_id_);
-    file->set_meta_value("shard_index", std::to_string(k));
-    file->set_meta_value("shard_count", std::to_string(shards));
-    file->commit();
-    files_.push_back(std::move(file));
-  }
-  // The commit that makes the set.
+                              store::sync_mode sync, bool main_existed) {
   auto& m = main();
+  // Main's write lock first, held to the end: a second creation, or a
+  // task put into main meanwhile, waits for it or fails; it never
+  // interleaves. Looked at again under the lock.
   m.begin();
-  m.set_meta_value("store_id", store_id_);
-  m.set_meta_value("shard_index", "0");
-  m.set_meta_value("task_seq_next", "1");
-  m.set_meta_value("shard_count", std::to_string(shards));
-  m.commit();
+  std::vector<std::string> created; // files this call made, removed on failure
+  try {
+    if (!m.meta_value("shard_count").empty() || m.counts().total() != 0)
+      throw store_error("database " + db + " was changed by another process "
+                          "while its files were created",
+                        true);
+    store_id_ = new_store_id();
+    for (uint32_t k = 1; k < shards; ++k) {
+      auto path = shard_file(db, k);
+      std::error_code ec;
+      if (!std::filesystem::exists(path, ec))
+        created.push_back(path);
+      auto file = std::make_unique<store>(
+        path, store::open_mode::create_if_missing, sync,
+        store::membership::in_set);
+      // Left by a creation cut short, it is empty; anything else is not
+      // ours to overwrite.
+      if (file->counts().total() != 0)
+        throw store_error("database " + path + " holds tasks, but " + db +
+                            " does not name it as one of its files: move "
+                            "it away",
+                          true);
+      file->begin();
+      file->set_meta_value("store_id", store_id_);
+      file->set_meta_value("shard_index", std::to_string(k));
+      file->set_meta_value("shard_count", std::to_string(shards));
+      file->commit();
+      files_.push_back(std::move(file));
+    }
+    // The commit that makes the set.
+    m.set_meta_value("store_id", store_id_);
+    m.set_meta_value("shard_index", "0");
+    m.set_meta_value("task_seq_next", "1");
+    m.set_meta_value("shard_count", std::to_string(shards));
+    m.commit();
+  } catch (...) {
+    if (m.in_transaction())
+      m.rollback();
+    // What this call made goes again; a leftover it took up stays, empty.
+    files_.resize(1);
+    if (!main_existed)
+      files_.clear();
+    for (auto& path : created)
+      remove_store_files(path);
+    if (!main_existed)
+      remove_store_files(db);
+    throw;
+  }
 }
 
 void store_set::open_shards(const std::string& db, uint32_t shards,
@@ -137,7 +180,8 @@ void store_set::open_shards(const std::string& db, uint32_t shards,
       throw store_error("database " + path + " is missing: " + db +
                           " is a store of " + count_words(shards),
                         true);
-    auto file = std::make_unique<store>(path, shard_mode, sync);
+    auto file = std::make_unique<store>(path, shard_mode, sync,
+                                        store::membership::in_set);
     check_identity(*file, k, shards);
     files_.push_back(std::move(file));
   }
@@ -149,9 +193,9 @@ void store_set::check_identity(store& file, uint32_t k, uint32_t shards) {
   if (id != store_id_)
     throw store_error("database " + path + " belongs to another store (its "
                         "store_id " +
-                        (id.empty() ? std::string("is missing")
-                                    : "\"" + id + "\"") +
-                        ", " + main().path() + "'s \"" + store_id_ + "\")",
+                        (id.empty() ? std::string("is missing") : shown(id)) +
+                        ", " + main().path() + "'s " + shown(store_id_) +
+                        ")",
                       true);
   auto index_text = file.meta_value("shard_index");
   auto index = index_text.empty() ? max_store_shards + 1
@@ -160,12 +204,12 @@ void store_set::check_identity(store& file, uint32_t k, uint32_t shards) {
   if (index != k)
     throw store_error("database " + path + " is not file " +
                         std::to_string(k) + " of its store (its shard_index "
-                        "is \"" + index_text + "\")",
+                        "is " + shown(index_text) + ")",
                       true);
   auto count_text = file.meta_value("shard_count");
   if (count_text != std::to_string(shards))
-    throw store_error("database " + path + " says its store has \"" +
-                        count_text + "\" files; " + main().path() +
+    throw store_error("database " + path + " says its store has " +
+                        shown(count_text) + " files; " + main().path() +
                         " says " + std::to_string(shards),
                       true);
 }
@@ -178,15 +222,30 @@ int64_t store_set::take_seqs(uint32_t n) {
   if (size() == 1)
     return 0;
   auto& m = main();
-  bool own = !m.in_transaction();
-  if (own)
-    m.begin();
-  auto text = m.meta_value("task_seq_next");
-  int64_t first = text.empty() ? 1 : std::stoll(text);
-  m.set_meta_value("task_seq_next", std::to_string(first + n));
-  if (own)
+  // Its own commit: seqs handed out must stay taken even if the caller's
+  // transaction on main rolled back after other files used them.
+  if (m.in_transaction())
+    throw std::logic_error("store_set::take_seqs inside a transaction on " +
+                           m.path());
+  m.begin();
+  try {
+    auto text = m.meta_value("task_seq_next");
+    bool ok = !text.empty() && text.size() <= 18 &&
+              std::all_of(text.begin(), text.end(),
+                          [](char c) { return c >= '0' && c <= '9'; });
+    if (!ok)
+      throw store_error("database " + m.path() + ": its task_seq_next " +
+                          shown(text) + " is not a number",
+                        true);
+    int64_t first = std::stoll(text);
+    m.set_meta_value("task_seq_next", std::to_string(first + n));
     m.commit();
-  return first;
+    return first;
+  } catch (...) {
+    if (m.in_transaction())
+      m.rollback();
+    throw;
+  }
 }
 
 std::string store_set::submit_per_file(const std::vector<task>& tasks,
@@ -204,7 +263,13 @@ std::string store_set::submit_per_file(const std::vector<task>& tasks,
       continue;
     auto& f = at(k);
     f.begin_submission(source, store::on_conflict::error);
-    auto rep = f.submit_part(slices[k], {}, {}, seqs[k]);
+    submit_report rep;
+    try {
+      rep = f.submit_part(slices[k], {}, {}, seqs[k]);
+    } catch (...) {
+      f.end_submission(false); // rolled back, the write lock let go
+      throw;
+    }
     auto end = f.end_submission();
     if (!rep.error.empty())
       return rep.error;

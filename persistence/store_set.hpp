@@ -12,10 +12,15 @@
 //   file, a file of another store, a wrong index or count, a count asked
 //   for that differs from the stored one, a count outside 1..64.
 // - Creating writes the shard files first and main's rows last, in one
-//   transaction: that commit makes the set. A creation cut short leaves a
-//   main without `shard_count` and without tasks, which the next creation
-//   takes up again; a leftover shard file holding tasks is refused, never
-//   overwritten.
+//   transaction, main's write lock held from the start (a concurrent
+//   creation or submit waits or fails, never interleaves): that commit
+//   makes the set. A creation cut short leaves a main without
+//   `shard_count` and without tasks, which the next creation takes up
+//   again; a leftover shard file holding tasks is refused, never
+//   overwritten, and the files the refused call made are removed.
+// - Known limit: a file is opened (which may switch it to WAL or migrate
+//   its schema) before its identity is checked; a refusal leaves its rows
+//   unchanged, not its bytes.
 // - Tasks are numbered across the files: take_seqs() hands out blocks of
 //   main's `task_seq_next`, so (priority, seq) orders every task of the
 //   set as one file would. Putting tasks into several files all or nothing
@@ -55,9 +60,9 @@ public:
   const std::string& store_id() const { return store_id_; }
 
   // The first of `n` seqs no task of the set has had, for tasks about to be
-  // put into the files (store::submit_part's `seqs`), in one small
-  // transaction on main. 0 for a store of one file: its tasks take the
-  // next free seq themselves.
+  // put into the files (store::submit_part's `seqs`), in a small
+  // transaction of its own on main (std::logic_error inside one). 0 for a
+  // store of one file: its tasks take the next free seq themselves.
   int64_t take_seqs(uint32_t n);
   // Puts `tasks` into their files, numbered by take_seqs(), as one
   // submission a file: all or nothing within a file, not across files
@@ -82,7 +87,7 @@ public:
 
 private:
   void create_shards(const std::string& db, uint32_t shards,
-                     store::sync_mode sync);
+                     store::sync_mode sync, bool main_existed);
   void open_shards(const std::string& db, uint32_t shards,
                    store::open_mode mode, store::sync_mode sync);
   void check_identity(store& file, uint32_t k, uint32_t shards);

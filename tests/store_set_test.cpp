@@ -165,7 +165,8 @@ TEST_CASE("a missing, foreign, misplaced or miscounted file of a store is "
   }
   SECTION("with another count") {
     {
-      store f(db + ".shard2", open_mode::must_exist);
+      store f(db + ".shard2", open_mode::must_exist, store::sync_mode::full,
+              store::membership::in_set);
       f.set_meta_value("shard_count", "4");
     }
     CHECK(reopen() == "database " + db + ".shard2 says its store has \"4\" "
@@ -173,11 +174,13 @@ TEST_CASE("a missing, foreign, misplaced or miscounted file of a store is "
   }
   SECTION("a main file whose count is not a number") {
     {
-      store f(db, open_mode::must_exist);
-      f.set_meta_value("shard_count", "3x");
+      store f(db, open_mode::must_exist, store::sync_mode::full,
+              store::membership::in_set);
+      f.set_meta_value("shard_count", "3x\nsecond line");
     }
-    CHECK(reopen() == "database " + db + ": its shard_count \"3x\" is not "
-                                         "a number from 1 to 64");
+    CHECK(reopen() == "database " + db + ": its shard_count \"3x second "
+                                         "line\" is not a number from 1 to "
+                                         "64");
   }
 }
 
@@ -197,18 +200,74 @@ TEST_CASE("a creation cut short is taken up again, and a leftover file "
 
   auto fresh = dir.path("fresh.db");
   {
-    store stray(fresh + ".shard1", open_mode::create_if_missing);
+    store stray(fresh + ".shard2", open_mode::create_if_missing);
     REQUIRE(stray.submit({unit_task("keep-me")}).error.empty());
   }
-  auto before = file_bytes(fresh + ".shard1");
+  auto before = file_bytes(fresh + ".shard2");
   auto why =
-    refusal([&] { store_set s(fresh, open_mode::create_if_missing, 2); });
-  CHECK(why == "database " + fresh + ".shard1 holds tasks, but " + fresh +
+    refusal([&] { store_set s(fresh, open_mode::create_if_missing, 3); });
+  CHECK(why == "database " + fresh + ".shard2 holds tasks, but " + fresh +
                  " does not name it as one of its files: move it away");
-  CHECK(file_bytes(fresh + ".shard1") == before);
-  // Main was not made a store of 2 files.
-  store_set one(fresh, open_mode::must_exist);
-  CHECK(one.size() == 1);
+  CHECK(file_bytes(fresh + ".shard2") == before);
+  // What the refused call made is gone: the main file and shard 1.
+  namespace fs = std::filesystem;
+  CHECK_FALSE(fs::exists(fresh));
+  CHECK_FALSE(fs::exists(fresh + "-wal"));
+  CHECK_FALSE(fs::exists(fresh + ".shard1"));
+  CHECK(fs::exists(fresh + ".shard2"));
+}
+
+TEST_CASE("a file of a store of several opens only as one of its set, and seqs "
+          "are taken in a transaction of their own and never handed out "
+          "twice",
+          "[store][shard]") {
+  temp_dir dir;
+  auto db = dir.path("bgagent.db");
+  { store_set set(db, open_mode::create_if_missing, 4); }
+  for (auto path : {db, db + ".shard3"}) {
+    auto why = refusal([&] { store s(path, open_mode::must_exist); });
+    CHECK(why == "database " + path + " is one file of a store of several "
+                                      "(shard_count 4), which this command "
+                                      "cannot open; nothing was changed");
+    why = refusal([&] { store s(path, open_mode::read_only); });
+    CHECK_FALSE(why.empty());
+  }
+
+  store_set set(db, open_mode::must_exist);
+  CHECK(set.take_seqs(3) == 1);
+  set.main().begin();
+  CHECK_THROWS_AS(set.take_seqs(1), std::logic_error);
+  set.main().rollback();
+  CHECK(set.take_seqs(1) == 4);
+
+  // A seq already used is refused, naming the task, not silently dropped.
+  auto f = shard_of("first", 4);
+  std::string second;
+  for (int i = 0; second.empty(); ++i)
+    if (shard_of("second" + std::to_string(i), 4) == f)
+      second = "second" + std::to_string(i);
+  set.at(f).begin_submission("test", store::on_conflict::error);
+  REQUIRE(set.at(f).submit_part({unit_task("first")}, {}, {}, {7}).error ==
+          "");
+  auto rep = set.at(f).submit_part({unit_task(second)}, {}, {}, {7});
+  CHECK(rep.error == "task " + second + ": its seq 7 is another task's");
+  CHECK_FALSE(set.at(f).in_transaction());
+  set.at(f).end_submission();
+  CHECK_FALSE(set.has_task("first", ""));
+
+  // A number main cannot read: an error naming it, and no transaction
+  // left open behind it.
+  set.main().set_meta_value("task_seq_next", "12z");
+  try {
+    set.take_seqs(1);
+    FAIL("no error");
+  } catch (const store_error& e) {
+    CHECK(std::string(e.what()) ==
+          "database " + db + ": its task_seq_next \"12z\" is not a number");
+  }
+  CHECK_FALSE(set.main().in_transaction());
+  set.main().set_meta_value("task_seq_next", "100");
+  CHECK(set.take_seqs(1) == 100);
 }
 
 TEST_CASE("reads across 4 files equal one file's reads of the same tasks",
