@@ -28,7 +28,7 @@ std::string new_store_id() {
 }
 
 // A value read from a file, shown in one line of bounded length.
-std::string shown(const std::string& value) {
+std::string shown_value(const std::string& value) {
   return "\"" + utf8_clip(one_line(value), 40) + "\"";
 }
 
@@ -54,7 +54,7 @@ uint32_t parse_count(const std::string& value, const std::string& file,
     n = std::stoull(value);
   if (!ok || n < least || n > max_store_shards)
     throw store_error("database " + file + ": its " + key + " " +
-                        shown(value) + " is not a number from " +
+                        shown_value(value) + " is not a number from " +
                         std::to_string(least) + " to " +
                         std::to_string(max_store_shards),
                       true);
@@ -193,8 +193,8 @@ void store_set::check_identity(store& file, uint32_t k, uint32_t shards) {
   if (id != store_id_)
     throw store_error("database " + path + " belongs to another store (its "
                         "store_id " +
-                        (id.empty() ? std::string("is missing") : shown(id)) +
-                        ", " + main().path() + "'s " + shown(store_id_) +
+                        (id.empty() ? std::string("is missing") : shown_value(id)) +
+                        ", " + main().path() + "'s " + shown_value(store_id_) +
                         ")",
                       true);
   auto index_text = file.meta_value("shard_index");
@@ -204,12 +204,12 @@ void store_set::check_identity(store& file, uint32_t k, uint32_t shards) {
   if (index != k)
     throw store_error("database " + path + " is not file " +
                         std::to_string(k) + " of its store (its shard_index "
-                        "is " + shown(index_text) + ")",
+                        "is " + shown_value(index_text) + ")",
                       true);
   auto count_text = file.meta_value("shard_count");
   if (count_text != std::to_string(shards))
     throw store_error("database " + path + " says its store has " +
-                        shown(count_text) + " files; " + main().path() +
+                        shown_value(count_text) + " files; " + main().path() +
                         " says " + std::to_string(shards),
                       true);
 }
@@ -235,7 +235,7 @@ int64_t store_set::take_seqs(uint32_t n) {
                           [](char c) { return c >= '0' && c <= '9'; });
     if (!ok)
       throw store_error("database " + m.path() + ": its task_seq_next " +
-                          shown(text) + " is not a number",
+                          shown_value(text) + " is not a number",
                         true);
     int64_t first = std::stoll(text);
     m.set_meta_value("task_seq_next", std::to_string(first + n));

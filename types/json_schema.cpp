@@ -1,7 +1,7 @@
 #include "types/json_schema.hpp"
 
-// Without it valijson prints and calls abort() on a schema it cannot use.
-#define VALIJSON_USE_EXCEPTIONS 1
+// VALIJSON_USE_EXCEPTIONS is set for the whole engine (CMakeLists.txt):
+// without it valijson prints and calls abort() on a schema it cannot use.
 
 #include <algorithm>
 #include <memory>
