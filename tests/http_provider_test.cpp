@@ -249,9 +249,14 @@ TEST_CASE("each HTTP error class leads to its outcome: retried with the "
   CHECK(requests_for(journal, "[500-always]").size() ==
         forever["attempts"].get<size_t>());
 
-  // Nothing lost, nothing completed twice.
+  // Nothing lost, nothing completed twice: one task_completed for each
+  // task completed (the retried ones), and no other.
   CHECK(rows.size() == tasks.size());
-  for (auto& [id, n] : count_by_task(audit, "task_completed"))
+  auto completed = count_by_task(audit, "task_completed");
+  CHECK(completed.size() == retried.size());
+  for (auto& m : retried)
+    CHECK(completed["r" + m] == 1);
+  for (auto& [id, n] : completed)
     CHECK(n == 1);
   CHECK(audit_events(audit, "task_quarantined").size() == permanent.size() + 1);
 
@@ -619,7 +624,9 @@ TEST_CASE("kill -9 while calls are in flight, then a restart: every task "
     auto i = id.substr(1);
     CHECK(requests_for(journal, "#" + i + "#").size() == 1);
   }
-  for (auto& [id, c] : count_by_task(audit, "task_completed"))
+  auto completed = count_by_task(audit, "task_completed");
+  CHECK(completed.size() == static_cast<size_t>(n));
+  for (auto& [id, c] : completed)
     CHECK(c == 1);
   CHECK(audit_events(audit, "task_interrupted").size() ==
         static_cast<size_t>(running));
