@@ -39,6 +39,13 @@ void remove_store_files(const std::string& path) {
     std::filesystem::remove(path + suffix, ec);
 }
 
+// Whether `text` is 1 to `max_len` decimal digits (a number read from meta).
+bool all_digits(const std::string& text, size_t max_len) {
+  return !text.empty() && text.size() <= max_len &&
+         std::all_of(text.begin(), text.end(),
+                     [](char c) { return c >= '0' && c <= '9'; });
+}
+
 std::string count_words(uint32_t n) {
   return std::to_string(n) + (n == 1 ? " file" : " files");
 }
@@ -47,9 +54,7 @@ std::string count_words(uint32_t n) {
 uint32_t parse_count(const std::string& value, const std::string& file,
                      const char* key, uint32_t least) {
   uint64_t n = 0;
-  bool ok = !value.empty() && value.size() <= 3 &&
-            std::all_of(value.begin(), value.end(),
-                        [](char c) { return c >= '0' && c <= '9'; });
+  bool ok = all_digits(value, 3);
   if (ok)
     n = std::stoull(value);
   if (!ok || n < least || n > max_store_shards)
@@ -193,9 +198,10 @@ void store_set::check_identity(store& file, uint32_t k, uint32_t shards) {
   if (id != store_id_)
     throw store_error("database " + path + " belongs to another store (its "
                         "store_id " +
-                        (id.empty() ? std::string("is missing") : shown_value(id)) +
-                        ", " + main().path() + "'s " + shown_value(store_id_) +
-                        ")",
+                        (id.empty() ? std::string("is missing")
+                                    : shown_value(id)) +
+                        ", " + main().path() + "'s " +
+                        shown_value(store_id_) + ")",
                       true);
   auto index_text = file.meta_value("shard_index");
   auto index = index_text.empty() ? max_store_shards + 1
@@ -230,10 +236,7 @@ int64_t store_set::take_seqs(uint32_t n) {
   m.begin();
   try {
     auto text = m.meta_value("task_seq_next");
-    bool ok = !text.empty() && text.size() <= 18 &&
-              std::all_of(text.begin(), text.end(),
-                          [](char c) { return c >= '0' && c <= '9'; });
-    if (!ok)
+    if (!all_digits(text, 18))
       throw store_error("database " + m.path() + ": its task_seq_next " +
                           shown_value(text) + " is not a number",
                         true);
