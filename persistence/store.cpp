@@ -355,6 +355,34 @@ DROP INDEX IF EXISTS usage_ledger_ts;
 UPDATE meta SET value = '11' WHERE key = 'schema_version';
 )SQL";
 
+// Version 12: submissions that span the files of a store
+// (persistence/store_set.hpp). Main records each one; every file holds
+// its staged rows (state 'staged', or a task held for replacement: its
+// staged_by set, its state kept) and what publishing them will do.
+const char* migrate_v11_v12 = R"SQL(
+ALTER TABLE tasks ADD COLUMN staged_by INTEGER;
+CREATE INDEX IF NOT EXISTS tasks_staged ON tasks(staged_by)
+  WHERE staged_by IS NOT NULL;
+CREATE TABLE IF NOT EXISTS staged_outcomes(
+  id INTEGER PRIMARY KEY,
+  submission INTEGER NOT NULL,
+  task_seq INTEGER NOT NULL,
+  task_id TEXT NOT NULL,
+  event TEXT NOT NULL,
+  detail TEXT NOT NULL,
+  replacement TEXT);
+CREATE INDEX IF NOT EXISTS staged_outcomes_submission
+  ON staged_outcomes(submission, id);
+CREATE TABLE IF NOT EXISTS submissions(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  source TEXT NOT NULL,
+  state TEXT NOT NULL,
+  owner_pid INTEGER NOT NULL,
+  owner_start TEXT NOT NULL,
+  started_at TEXT NOT NULL);
+UPDATE meta SET value = '12' WHERE key = 'schema_version';
+)SQL";
+
 // The ledger rows not yet in the sums.
 #define BGAGENT_LEDGER_TAIL                                                   \
   "id > COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = "       \
@@ -504,6 +532,10 @@ struct store::submission {
   submit_counts counts;
   std::set<std::string> stored_types; // fingerprints stored by it
   std::string ts;
+  // Staged (store_set's submission across files): the submission's id in
+  // main. Its parts commit one by one as staged rows; its events wait in
+  // staged_outcomes until publish_staged().
+  int64_t staged_by = 0;
 };
 
 struct store::statements {
@@ -727,10 +759,11 @@ void store::prepare_statements() {
     s.~stmt();
     new (&s) stmt(db_, sql, path_);
   };
-  prep(st_->by_key, "SELECT seq, id, content_hash, state FROM tasks WHERE "
+  prep(st_->by_key, "SELECT seq, id, content_hash, state, "
+                    "IFNULL(staged_by, 0) FROM tasks WHERE "
                     "idempotency_key = ?1");
-  prep(st_->by_id, "SELECT seq, id, content_hash, state FROM tasks WHERE "
-                   "id = ?1");
+  prep(st_->by_id, "SELECT seq, id, content_hash, state, "
+                   "IFNULL(staged_by, 0) FROM tasks WHERE id = ?1");
   prep(st_->replace,
        "UPDATE tasks SET type = ?2, input = ?3, max_tokens = ?4, "
        "vars = NULLIF(?5, ''), req_model = NULLIF(?6, ''), "
@@ -746,18 +779,21 @@ void store::prepare_statements() {
   prep(st_->insert_task,
        "INSERT OR IGNORE INTO tasks(seq, id, type, input, idempotency_key, "
        "max_tokens, created_at, updated_at, vars, req_model, "
-       "type_fingerprint, content_hash, priority, tags, fallback_models) "
+       "type_fingerprint, content_hash, priority, tags, fallback_models, "
+       "staged_by, state) "
        "VALUES(NULLIF(?14, 0), ?1, ?2, ?3, ?4, ?5, ?6, ?6, NULLIF(?7, ''), "
-       "NULLIF(?8, ''), ?9, ?10, ?11, NULLIF(?12, ''), NULLIF(?13, ''))");
+       "NULLIF(?8, ''), ?9, ?10, ?11, NULLIF(?12, ''), NULLIF(?13, ''), "
+       "NULLIF(?15, 0), IIF(?15 = 0, 'pending', 'staged'))");
   // Two seeks of the tasks_order index: the rest of the cursor's
   // priority, then the lower ones.
+  // A task held by a submission still open (staged_by) waits for it.
   prep(st_->fetch_same, "SELECT " BGAGENT_TASK_COLUMNS " FROM tasks "
                         "WHERE state IN ('pending', 'retry_wait') AND "
-                        "priority = ?1 AND seq > ?2 ORDER BY priority "
+                        "staged_by IS NULL AND priority = ?1 AND seq > ?2 ORDER BY priority "
                         "DESC, seq LIMIT ?3");
   prep(st_->fetch_lower, "SELECT " BGAGENT_TASK_COLUMNS " FROM tasks "
                          "WHERE state IN ('pending', 'retry_wait') AND "
-                         "priority < ?1 ORDER BY priority DESC, seq "
+                         "staged_by IS NULL AND priority < ?1 ORDER BY priority DESC, seq "
                          "LIMIT ?2");
   prep(st_->raw_answer,
        "UPDATE tasks SET raw_answer = ?2, answer_error = ?3 WHERE id = ?1");
@@ -777,7 +813,8 @@ void store::prepare_statements() {
        "UPDATE tasks SET state = 'completed', result = ?2, "
        "response = NULLIF(?3, ''), provider = ?4, model = ?5, error = NULL, "
        "raw_answer = NULL, answer_error = NULL, cached = 1, updated_at = ?6 "
-       "WHERE id = ?1 AND state IN ('pending', 'retry_wait')");
+       "WHERE id = ?1 AND state IN ('pending', 'retry_wait') AND "
+       "staged_by IS NULL");
   // The running and completed marks, each found by id or, when the caller
   // knows it, by the task's seq (a rowid lookup, no index; the id still
   // checked).
@@ -786,7 +823,8 @@ void store::prepare_statements() {
     "reservation_id = ?4, reserved_tokens = ?5, reserved_cost = ?6, "
     "batch_id = NULL WHERE ";
   const std::string may_run = "id = ?1 AND state IN ('pending', "
-                              "'retry_wait', 'running') AND attempts < ?2";
+                              "'retry_wait', 'running') AND attempts < ?2 "
+                              "AND staged_by IS NULL";
   const std::string holds_nothing =
     " AND NOT (state = 'running' AND (reserved_tokens > 0 OR "
     "reserved_cost > 0))";
@@ -962,7 +1000,7 @@ void store::open_schema() {
     exec(schema_v2);
   } else if (v == 1) {
     exec(migrate_v1_v2);
-  } else if (v < 2 || v > 10) {
+  } else if (v < 2 || v > 11) {
     rollback();
     throw refuse(v);
   }
@@ -989,7 +1027,9 @@ void store::open_schema() {
     rekey_response_cache();
     exec(response_cache_index);
   }
-  exec(migrate_v10_v11);
+  if (v < 11)
+    exec(migrate_v10_v11);
+  exec(migrate_v11_v12);
   commit();
 }
 
@@ -1298,6 +1338,19 @@ void store::begin_submission(const std::string& source,
   sub_->ts = tx_time();
 }
 
+void store::begin_staged_submission(int64_t submission_id,
+                                    const std::string& source,
+                                    on_conflict conflict) {
+  if (in_tx_)
+    throw std::logic_error("a staged submission commits its own parts: "
+                           "begin it outside a transaction");
+  sub_ = std::make_unique<submission>();
+  sub_->source = source;
+  sub_->conflict = conflict;
+  sub_->own_tx = true;
+  sub_->staged_by = submission_id;
+}
+
 submit_report store::submit_part(const std::vector<task>& tasks,
                                  const std::vector<type_definition>& types,
                                  const std::vector<std::string>& hashes,
@@ -1308,6 +1361,11 @@ submit_report store::submit_part(const std::vector<task>& tasks,
     return rep;
   }
   auto& sub = *sub_;
+  // A staged submission commits each part on its own.
+  if (sub.staged_by != 0) {
+    begin();
+    sub.ts = tx_time();
+  }
   // The definitions given, and those of the built-in types named by tasks
   // without a fingerprint (this release's built-ins may be newer than the
   // store's).
@@ -1326,6 +1384,8 @@ submit_report store::submit_part(const std::vector<task>& tasks,
                     i < hashes.size() ? hashes[i] : content_hash(tasks[i]),
                     i < seqs.size() ? seqs[i] : 0, rep))
       break;
+  if (sub.staged_by != 0 && !sub.refused)
+    commit();
   return rep;
 }
 
@@ -1341,16 +1401,154 @@ submit_counts store::end_submission(bool keep) {
     return out;
   }
   if (!keep) {
-    if (sub->own_tx)
+    if (sub->own_tx && in_tx_)
       rollback();
     for (auto& fp : sub->stored_types)
       types_.erase(fp);
     out.error = "abandoned";
     return out;
   }
-  if (sub->own_tx)
+  if (sub->own_tx && sub->staged_by == 0)
     commit();
   return sub->counts;
+}
+
+void store::stage_outcome(int64_t task_seq, const std::string& task_id,
+                          const char* event, const std::string& detail,
+                          const std::string& replacement) {
+  stmt s(db_, "INSERT INTO staged_outcomes(submission, task_seq, task_id, "
+              "event, detail, replacement) VALUES(?1, ?2, ?3, ?4, ?5, "
+              "NULLIF(?6, ''))",
+         path_);
+  s.bind(1, sub_->staged_by).bind(2, task_seq).bind(3, task_id);
+  s.bind(4, std::string(event)).bind(5, detail).bind(6, replacement);
+  with(s, path_, [&] { return s.step(); });
+}
+
+std::string store::staged_hash(int64_t task_seq) {
+  stmt s(db_, "SELECT json_extract(replacement, '$.hash') FROM "
+              "staged_outcomes WHERE submission = ?1 AND task_seq = ?2 AND "
+              "replacement IS NOT NULL ORDER BY id DESC LIMIT 1",
+         path_);
+  s.bind(1, sub_->staged_by).bind(2, task_seq);
+  return with(s, path_, [&] { return s.step() ? s.text(0) : std::string(); });
+}
+
+void store::publish_staged(int64_t submission, const std::string& source) {
+  auto_tx tx(*this);
+  stmt outcomes(db_, "SELECT task_seq, task_id, event, detail, "
+                     "IFNULL(replacement, '') FROM staged_outcomes WHERE "
+                     "submission = ?1 ORDER BY id",
+                path_);
+  outcomes.bind(1, submission);
+  struct outcome {
+    int64_t seq;
+    std::string id, event, detail, replacement;
+  };
+  auto all = with(outcomes, path_, [&] {
+    std::vector<outcome> out;
+    while (outcomes.step())
+      out.push_back({outcomes.i64(0), outcomes.text(1), outcomes.text(2),
+                     outcomes.text(3), outcomes.text(4)});
+    return out;
+  });
+  for (auto& o : all) {
+    if (!o.replacement.empty()) {
+      auto c = nlohmann::json::parse(o.replacement);
+      auto& r = st_->replace;
+      r.bind(1, o.seq).bind(2, c.at("type").get<std::string>());
+      r.bind(3, c.at("input").get<std::string>());
+      r.bind(4, c.at("max_tokens").get<int64_t>());
+      r.bind(5, c.at("vars").get<std::string>());
+      r.bind(6, c.at("model").get<std::string>());
+      r.bind(7, c.at("fingerprint").get<std::string>());
+      r.bind(8, c.at("hash").get<std::string>()).bind(9, tx_time());
+      r.bind(10, c.at("priority").get<int64_t>());
+      r.bind(11, c.at("tags").get<std::string>());
+      r.bind(12, c.at("fallback_models").get<std::string>());
+      with(r, path_, [&] { return r.step(); });
+    }
+    if (!source.empty())
+      add_event(make_event(o.event, o.id, -1, o.detail), o.seq);
+  }
+  stmt pending(db_, "UPDATE tasks SET state = 'pending', staged_by = NULL "
+                    "WHERE staged_by = ?1 AND state = 'staged'",
+               path_);
+  stmt release(db_, "UPDATE tasks SET staged_by = NULL WHERE staged_by = ?1",
+               path_);
+  stmt forget(db_, "DELETE FROM staged_outcomes WHERE submission = ?1",
+              path_);
+  for (auto* q : {&pending, &release, &forget}) {
+    q->bind(1, submission);
+    with(*q, path_, [&] { return q->step(); });
+  }
+  tx.commit();
+}
+
+void store::drop_staged(int64_t submission) {
+  auto_tx tx(*this);
+  stmt staged(db_, "DELETE FROM tasks WHERE staged_by = ?1 AND "
+                   "state = 'staged'",
+              path_);
+  stmt release(db_, "UPDATE tasks SET staged_by = NULL WHERE staged_by = ?1",
+               path_);
+  stmt forget(db_, "DELETE FROM staged_outcomes WHERE submission = ?1",
+              path_);
+  for (auto* q : {&staged, &release, &forget}) {
+    q->bind(1, submission);
+    with(*q, path_, [&] { return q->step(); });
+  }
+  tx.commit();
+}
+
+int64_t store::open_submission(const std::string& source, int64_t owner_pid,
+                               const std::string& owner_start) {
+  auto_tx tx(*this);
+  stmt s(db_, "INSERT INTO submissions(source, state, owner_pid, "
+              "owner_start, started_at) VALUES(?1, 'open', ?2, ?3, ?4)",
+         path_);
+  s.bind(1, source).bind(2, owner_pid).bind(3, owner_start);
+  s.bind(4, tx_time());
+  with(s, path_, [&] { return s.step(); });
+  auto id = sqlite3_last_insert_rowid(db_);
+  tx.commit();
+  return id;
+}
+
+void store::commit_submission(int64_t id) {
+  auto_tx tx(*this);
+  stmt s(db_, "UPDATE submissions SET state = 'committed' WHERE id = ?1 "
+              "AND state = 'open'",
+         path_);
+  s.bind(1, id);
+  with(s, path_, [&] { return s.step(); });
+  if (sqlite3_changes(db_) != 1)
+    throw store_error("database " + path_ + ": submission " +
+                        std::to_string(id) + " is no longer open (a "
+                        "recovery took it as abandoned); nothing of it "
+                        "was kept",
+                      false);
+  tx.commit();
+}
+
+void store::forget_submission(int64_t id) {
+  auto_tx tx(*this);
+  stmt s(db_, "DELETE FROM submissions WHERE id = ?1", path_);
+  s.bind(1, id);
+  with(s, path_, [&] { return s.step(); });
+  tx.commit();
+}
+
+std::vector<store::submission_record> store::submissions() {
+  stmt s(db_, "SELECT id, source, state, owner_pid, owner_start FROM "
+              "submissions ORDER BY id",
+         path_);
+  return with(s, path_, [&] {
+    std::vector<submission_record> out;
+    while (s.step())
+      out.push_back({s.i64(0), s.text(1), s.text(2), s.i64(3), s.text(4)});
+    return out;
+  });
 }
 
 bool store::submit_one(const task& t, const std::string& hash, int64_t seq,
@@ -1371,9 +1569,13 @@ bool store::submit_one(const task& t, const std::string& hash, int64_t seq,
     sub.error = std::move(why);
     return false;
   };
+  // Staged, an event (and a replacement's content) waits for publishing.
   auto event = [&](const char* name, const std::string& id,
-                   const std::string& detail, int64_t seq) {
-    if (!sub.source.empty())
+                   const std::string& detail, int64_t seq,
+                   const std::string& replacement = {}) {
+    if (sub.staged_by != 0)
+      stage_outcome(seq, id, name, detail, replacement);
+    else if (!sub.source.empty())
       add_event(make_event(name, id, -1, detail), seq);
   };
   if (!find_type(fingerprint_of(t)))
@@ -1385,13 +1587,14 @@ bool store::submit_one(const task& t, const std::string& hash, int64_t seq,
   struct found_row {
     int64_t seq = 0;
     std::string id, hash, state;
+    int64_t staged_by = 0;
   } row;
   auto look = [&](stmt& q, const std::string& value) {
     q.bind(1, value);
     return with(q, path_, [&] {
       if (!q.step())
         return false;
-      row = found_row{q.i64(0), q.text(1), q.text(2), q.text(3)};
+      row = found_row{q.i64(0), q.text(1), q.text(2), q.text(3), q.i64(4)};
       return true;
     });
   };
@@ -1401,6 +1604,7 @@ bool store::submit_one(const task& t, const std::string& hash, int64_t seq,
   s.bind(7, vars_json(t.vars)).bind(8, t.model).bind(9, fingerprint_of(t));
   s.bind(10, hash).bind(11, t.priority).bind(12, tags_json(t.tags));
   s.bind(13, tags_json(t.fallback_models)).bind(14, seq);
+  s.bind(15, sub.staged_by);
   with(s, path_, [&] { return s.step(); });
   if (sqlite3_changes(db_) == 1) {
     ++sub.counts.inserted;
@@ -1415,6 +1619,15 @@ bool store::submit_one(const task& t, const std::string& hash, int64_t seq,
                                                  std::to_string(seq) +
                                                  " is another task's"
                                            : ": could not be stored"));
+  if (row.staged_by != 0 && row.staged_by != sub.staged_by)
+    return refuse("task " + row.id + " is being submitted by another "
+                  "submission (" + std::to_string(row.staged_by) +
+                  ") that has not ended");
+  // Held by this submission: the content it will have is its last staged
+  // replacement's.
+  if (row.staged_by != 0)
+    if (auto staged = staged_hash(row.seq); !staged.empty())
+      row.hash = staged;
   if (row.hash == hash) {
     ++sub.counts.duplicates;
     if (sub.keep_ids)
@@ -1444,6 +1657,27 @@ bool store::submit_one(const task& t, const std::string& hash, int64_t seq,
   if (row.state == task_state::running)
     return refuse("task " + row.id + " is running: it can be replaced once "
                                      "it is not");
+  if (sub.staged_by != 0) {
+    // Held as it is (no run takes it) until the submission is published.
+    stmt hold(db_, "UPDATE tasks SET staged_by = ?2 WHERE seq = ?1", path_);
+    hold.bind(1, row.seq).bind(2, sub.staged_by);
+    with(hold, path_, [&] { return hold.step(); });
+    ++sub.counts.replaced;
+    if (sub.keep_ids)
+      rep.replaced.push_back(row.id);
+    nlohmann::json content = {
+      {"type", t.type}, {"input", t.input},
+      {"max_tokens", t.max_tokens}, {"vars", vars_json(t.vars)},
+      {"model", t.model}, {"fingerprint", fingerprint_of(t)},
+      {"hash", hash}, {"priority", t.priority},
+      {"tags", tags_json(t.tags)},
+      {"fallback_models", tags_json(t.fallback_models)}};
+    event("task_replaced", row.id,
+          "submitted again with other content from " + sub.source +
+            ": replaced, to run again",
+          row.seq, content.dump());
+    return true;
+  }
   auto& r = st_->replace;
   r.bind(1, row.seq).bind(2, t.type).bind(3, t.input);
   r.bind(4, static_cast<int64_t>(t.max_tokens)).bind(5, vars_json(t.vars));
@@ -2277,7 +2511,8 @@ uint64_t store::count_not_cancelled() {
   // One statement, one snapshot. COUNT(*) reads the smallest index; the
   // cancelled come from theirs.
   stmt s(db_, "SELECT (SELECT COUNT(*) FROM tasks) - (SELECT COUNT(*) FROM "
-              "tasks WHERE state = 'cancelled')",
+              "tasks WHERE state = 'cancelled') - (SELECT COUNT(*) FROM "
+              "tasks WHERE staged_by IS NOT NULL AND state = 'staged')",
          path_);
   return with(s, path_, [&] {
     return s.step() ? static_cast<uint64_t>(std::max<int64_t>(0, s.i64(0)))
@@ -2351,7 +2586,8 @@ std::vector<task_record> store::results(const std::string& state_filter,
                     "prompt_tokens, completion_tokens, cost_usd, provider, "
                     "model, updated_at, priority, IFNULL(tags, ''), "
                     "IFNULL(raw_answer, ''), IFNULL(response, ''), seq, "
-                    "cached_tokens, reasoning_tokens, cached FROM tasks WHERE (?1 = '' OR state = ?1) AND (?2 = '' "
+                    "cached_tokens, reasoning_tokens, cached FROM tasks WHERE "
+                    "state != 'staged' AND (?1 = '' OR state = ?1) AND (?2 = '' "
                     "OR EXISTS (SELECT 1 FROM json_each(tasks.tags) WHERE "
                     "json_each.value = ?2)) AND (?3 = '' OR id IN (SELECT "
                     "value FROM json_each(?3))) AND ";
@@ -2499,7 +2735,8 @@ std::map<std::string, std::pair<double, uint64_t>> store::answer_lengths() {
 }
 
 bool store::has_task(const std::string& id, const std::string& key) {
-  stmt s(db_, "SELECT 1 FROM tasks WHERE id = ?1 OR idempotency_key = ?2",
+  stmt s(db_, "SELECT 1 FROM tasks WHERE (id = ?1 OR idempotency_key = ?2) "
+              "AND state != 'staged'",
          path_);
   s.bind(1, id).bind(2, key);
   return with(s, path_, [&] { return s.step(); });

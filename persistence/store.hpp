@@ -7,7 +7,7 @@
 //   writes through a `store`; besides, a run's store reader
 //   (actors/store_reader.hpp) and the HTTP API's threads read through
 //   connections of their own.
-// - Schema version 11 (`meta.schema_version`). A store of versions 1-10 is
+// - Schema version 12 (`meta.schema_version`). A store of versions 1-11 is
 //   migrated in place on first open, in one transaction; a newer version than this
 //   binary knows is refused (store_error with bad_input: exit 2), unchanged.
 // - open_mode::read_only opens an existing store to read it, also where
@@ -101,7 +101,7 @@ class store {
 public:
   enum class open_mode { create_if_missing, must_exist, read_only };
   enum class sync_mode { full, normal };
-  static constexpr int schema_version = 11;
+  static constexpr int schema_version = 12;
 
   // Whether the file may be one of a store of several files: only
   // persistence/store_set opens those (a file whose meta says its store
@@ -166,6 +166,35 @@ public:
                             const std::vector<std::string>& hashes = {},
                             const std::vector<int64_t>& seqs = {});
   submit_counts end_submission(bool keep = true);
+
+  // One file's share of a submission across the files of a store
+  // (persistence/store_set.hpp), `submission` being its id in main. Each
+  // part commits on its own (begin it outside a transaction): new tasks as
+  // 'staged' rows, a task it replaces held as it is (staged_by), the
+  // events they will get kept aside. Runs, counts, results and has_task
+  // see none of it until publish_staged(); drop_staged() undoes it. Both
+  // are one transaction and safe to redo. A task staged by another
+  // submission still open refuses this part.
+  void begin_staged_submission(int64_t submission, const std::string& source,
+                               on_conflict conflict);
+  void publish_staged(int64_t submission, const std::string& source);
+  void drop_staged(int64_t submission);
+
+  // Main's record of those submissions: opened ('open'), committed (the
+  // commit point: from then on it is published, by recovery if need be;
+  // store_error once a recovery took it as abandoned), forgotten once
+  // every file published or dropped it.
+  struct submission_record {
+    int64_t id = 0;
+    std::string source, state;
+    int64_t owner_pid = 0;
+    std::string owner_start;
+  };
+  int64_t open_submission(const std::string& source, int64_t owner_pid,
+                          const std::string& owner_start);
+  void commit_submission(int64_t id);
+  void forget_submission(int64_t id);
+  std::vector<submission_record> submissions();
 
   // SHA-256 of what a task asks for: its type's fingerprint, model,
   // max_tokens, input and vars.
@@ -443,6 +472,12 @@ private:
   // it is refused. `ids`: the report that keeps ids, else only counts.
   bool submit_one(const task& t, const std::string& hash, int64_t seq,
                   submit_report& rep);
+  // A staged submission's event (and replacement) kept for publishing, and
+  // the content hash its last replacement of a task gives (or "").
+  void stage_outcome(int64_t task_seq, const std::string& task_id,
+                     const char* event, const std::string& detail,
+                     const std::string& replacement);
+  std::string staged_hash(int64_t task_seq);
   // wait_for_lock(): the one wait in progress.
   std::function<void(double)> lock_waiting_;
   std::chrono::steady_clock::time_point wait_started_;

@@ -5,7 +5,11 @@
 #include <random>
 #include <stdexcept>
 
+#include <unistd.h>
+
 #include "messages/utf8.hpp"
+#include "persistence/event_clock.hpp"
+#include "persistence/process_identity.hpp"
 #include "persistence/shard_map.hpp"
 
 namespace bgagent {
@@ -95,6 +99,7 @@ store_set::store_set(const std::string& db, store::open_mode mode,
                           "fixed when it is created",
                         true);
     create_shards(db, shards, sync, main_existed);
+    share_event_clock();
     return;
   }
   if (shards != stored)
@@ -104,11 +109,184 @@ store_set::store_set(const std::string& db, store::open_mode mode,
                         " were asked for: a store's number of files is "
                         "fixed when it is created",
                       true);
-  if (stored > 1)
+  if (stored > 1) {
     open_shards(db, stored, mode, sync);
+    share_event_clock();
+    if (mode != store::open_mode::read_only)
+      recover_submissions();
+  }
 }
 
-store_set::~store_set() = default;
+struct store_set::submission {
+  int64_t id = 0; // in main's submissions
+  std::string source;
+  int64_t next_index = 0;     // the next task's, from the first one
+  std::vector<int64_t> given; // tasks given to each file so far
+  std::string error;          // refused: every later call says so
+};
+
+store_set::~store_set() {
+  if (sub_ && sub_->id != 0 && sub_->error.empty()) {
+    try {
+      drop_submission();
+    } catch (...) {
+      // Left open: the next open after this process ends drops it.
+    }
+  }
+}
+
+void store_set::share_event_clock() {
+  auto clock = std::make_shared<event_clock>();
+  for (auto& f : files_)
+    f->use_event_clock(clock);
+}
+
+void store_set::recover_submissions() {
+  for (auto& r : main().submissions()) {
+    if (process_alive(r.owner_pid, r.owner_start)) {
+      ++recovered_.left_to_owner;
+      continue;
+    }
+    if (r.state == "committed") {
+      for (auto& f : files_)
+        f->publish_staged(r.id, r.source);
+      ++recovered_.published;
+    } else {
+      for (auto& f : files_)
+        f->drop_staged(r.id);
+      ++recovered_.dropped;
+    }
+    main().forget_submission(r.id);
+  }
+}
+
+void store_set::begin_submission(const std::string& source,
+                                 store::on_conflict conflict) {
+  if (sub_)
+    throw std::logic_error("store_set: a submission is in progress already");
+  sub_ = std::make_unique<submission>();
+  sub_->source = source;
+  if (size() == 1) {
+    main().begin_submission(source, conflict);
+    return;
+  }
+  auto pid = static_cast<int64_t>(::getpid());
+  sub_->id = main().open_submission(source, pid, process_start_time(pid));
+  sub_->given.assign(size(), 0);
+  for (auto& f : files_)
+    f->begin_staged_submission(sub_->id, source, conflict);
+}
+
+// Every file's staged share goes, then main's record: an open submission
+// is never published, so the order only matters to a crash, which the
+// next open finishes the same way.
+void store_set::drop_submission() {
+  auto id = sub_->id;
+  for (auto& f : files_) {
+    f->end_submission(false);
+    f->drop_staged(id);
+  }
+  main().forget_submission(id);
+}
+
+submit_report store_set::submit_part(const std::vector<task>& tasks,
+                                     const std::vector<type_definition>&
+                                       types) {
+  if (!sub_) {
+    submit_report rep;
+    rep.error = "no submission in progress";
+    return rep;
+  }
+  if (size() == 1)
+    return main().submit_part(tasks, types);
+  auto& sub = *sub_;
+  submit_report out;
+  if (!sub.error.empty()) {
+    out.error = sub.error;
+    return out;
+  }
+  try {
+    auto first = take_seqs(static_cast<uint32_t>(tasks.size()));
+    std::vector<std::vector<task>> slices(size());
+    std::vector<std::vector<int64_t>> seqs(size()), origin(size());
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      auto k = shard_of(tasks[i].id, size());
+      slices[k].push_back(tasks[i]);
+      seqs[k].push_back(first + static_cast<int64_t>(i));
+      origin[k].push_back(static_cast<int64_t>(i));
+    }
+    for (uint32_t k = 0; k < size(); ++k) {
+      if (slices[k].empty())
+        continue;
+      auto rep = at(k).submit_part(slices[k], types, {}, seqs[k]);
+      if (!rep.error.empty()) {
+        // The first task at fault in submission order names the refusal.
+        auto local = rep.failed_index - sub.given[k];
+        auto index = local >= 0 && local < static_cast<int64_t>(
+                                              origin[k].size())
+                       ? sub.next_index + origin[k][local]
+                       : -1;
+        if (out.error.empty() || (index >= 0 && index < out.failed_index)) {
+          out.error = rep.error;
+          out.failed_index = index;
+        }
+        continue;
+      }
+      sub.given[k] += static_cast<int64_t>(slices[k].size());
+    }
+  } catch (...) {
+    sub.error = "the submission failed and was dropped";
+    drop_submission();
+    throw;
+  }
+  if (!out.error.empty()) {
+    sub.error = out.error;
+    drop_submission();
+    return out;
+  }
+  sub.next_index += static_cast<int64_t>(tasks.size());
+  step("staged");
+  return out;
+}
+
+submit_counts store_set::end_submission(bool keep) {
+  submit_counts out;
+  if (!sub_) {
+    out.error = "no submission in progress";
+    return out;
+  }
+  auto sub = std::move(sub_);
+  if (size() == 1)
+    return main().end_submission(keep);
+  if (!sub->error.empty()) {
+    out.error = sub->error;
+    return out;
+  }
+  if (!keep) {
+    sub_ = std::move(sub);
+    drop_submission();
+    sub_.reset();
+    out.error = "abandoned";
+    return out;
+  }
+  for (auto& f : files_) {
+    auto c = f->end_submission();
+    out.inserted += c.inserted;
+    out.duplicates += c.duplicates;
+    out.replaced += c.replaced;
+    out.conflicts_skipped += c.conflicts_skipped;
+  }
+  // The commit point: from here on the submission is kept, whatever
+  // happens to this process.
+  main().commit_submission(sub->id);
+  step("committed");
+  for (auto& f : files_) {
+    f->publish_staged(sub->id, sub->source);
+    step("published");
+  }
+  main().forget_submission(sub->id);
+  return out;
+}
 
 void store_set::create_shards(const std::string& db, uint32_t shards,
                               store::sync_mode sync, bool main_existed) {

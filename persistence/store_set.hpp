@@ -23,14 +23,24 @@
 //   unchanged, not its bytes.
 // - Tasks are numbered across the files: take_seqs() hands out blocks of
 //   main's `task_seq_next`, so (priority, seq) orders every task of the
-//   set as one file would. Putting tasks into several files all or nothing
-//   is the submission protocol's job (plan, section 2a), not this class's.
+//   set as one file would.
+// - A submission into several files is all or nothing (plan, section 2a):
+//   main records it, its parts are staged in the files (invisible to runs
+//   and reads), main's mark 'committed' is the commit point, then each
+//   file publishes its share. Opening the set (not read-only) finishes
+//   what a crash left: a committed submission is published, an open one
+//   dropped, once its owner process is gone. Not built yet: free keys (a
+//   user's key not derived from the task's id, or the id from it) are
+//   checked against the task's own file only (main's task_keys, plan 2a).
+// - With several files, the files share one event clock (seqs unique
+//   across files); several processes writing at once (plan step 4) do not.
 // - Reads that span files (counts, results, has_task) read each file in
 //   its own snapshot: consistent within a file, not across files.
 // - Not thread-safe; errors throw store_error naming the file.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -71,6 +81,26 @@ public:
   std::string submit_per_file(const std::vector<task>& tasks,
                               const std::string& source);
 
+  // A submission into the set (see the contract above). With one file it
+  // is that file's (store::begin_submission: one transaction). A refusal
+  // (report.error; failed_index counts from the submission's first task)
+  // or an exception drops what was staged at once; end_submission(false)
+  // does too.
+  void begin_submission(const std::string& source,
+                        store::on_conflict conflict);
+  submit_report submit_part(const std::vector<task>& tasks,
+                            const std::vector<type_definition>& types = {});
+  submit_counts end_submission(bool keep = true);
+  // What opening the set finished of earlier submissions.
+  struct recovery {
+    uint32_t published = 0, dropped = 0, left_to_owner = 0;
+  };
+  const recovery& recovered() const { return recovered_; }
+  // Tests only: called at "staged" (after each part), "committed" (the
+  // commit point) and "published" (after each file), so a test can kill
+  // the process exactly there.
+  std::function<void(const char* step)> on_step;
+
   // Sums over the files.
   state_counts counts();
   uint64_t count_not_cancelled();
@@ -91,6 +121,16 @@ private:
   void open_shards(const std::string& db, uint32_t shards,
                    store::open_mode mode, store::sync_mode sync);
   void check_identity(store& file, uint32_t k, uint32_t shards);
+  void share_event_clock();
+  void recover_submissions();
+  void drop_submission();
+  void step(const char* name) {
+    if (on_step)
+      on_step(name);
+  }
+  struct submission;
+  std::unique_ptr<submission> sub_;
+  recovery recovered_;
 
   std::vector<std::unique_ptr<store>> files_;
   std::string store_id_;

@@ -8,6 +8,7 @@
 #include "tests/support/job.hpp"
 #include "tests/support/unit_task.hpp"
 #include "tests/temp_dir.hpp"
+#include "tests/support/older_schema.hpp"
 
 using namespace bgagent;
 using namespace bgagent::testing;
@@ -45,7 +46,8 @@ TEST_CASE("ledger sums: version 10's ledger is summed per run and per hour "
   }
   // Version 10's shape: the ledger indexed by run and by time, no sums.
   REQUIRE(sql_exec(
-    path, "DROP TABLE ledger_runs; DROP TABLE ledger_hours;"
+    path, std::string(undo_v12_sql) +
+          "DROP TABLE ledger_runs; DROP TABLE ledger_hours;"
           "DELETE FROM meta WHERE key = 'ledger_summed_through';"
           "CREATE INDEX usage_ledger_run ON usage_ledger(run_id);"
           "CREATE INDEX usage_ledger_ts ON usage_ledger(ts);"

@@ -11,6 +11,7 @@
 #include "tests/support/job.hpp"
 #include "tests/support/unit_task.hpp"
 #include "tests/temp_dir.hpp"
+#include "tests/support/older_schema.hpp"
 
 using namespace bgagent;
 using namespace bgagent::testing;
@@ -27,6 +28,7 @@ void version_9_store(const std::string& path, const std::vector<task>& tasks) {
     REQUIRE(db.submit(tasks, "f.jsonl").error.empty());
   }
   exec_sql(path,
+           std::string(undo_v12_sql) +
            "DROP INDEX events_task_seq;"
            "DROP INDEX events_task_unsequenced;"
            "ALTER TABLE events DROP COLUMN task_seq;"
