@@ -27,6 +27,18 @@ std::vector<std::string> stat_fields(int64_t pid) {
   return out;
 }
 
+// This boot's id: a pid and start tick seen before a reboot name another
+// process after it.
+const std::string& boot_id() {
+  static const std::string id = [] {
+    std::ifstream in("/proc/sys/kernel/random/boot_id");
+    std::string line;
+    std::getline(in, line);
+    return line;
+  }();
+  return id;
+}
+
 } // namespace
 
 std::string process_start_time(int64_t pid) {
@@ -34,7 +46,7 @@ std::string process_start_time(int64_t pid) {
   // Field 22 (starttime) is the 20th after the name; field 3 the state.
   if (f.size() < 20 || f[0] == "Z" || f[0] == "X")
     return {};
-  return f[19];
+  return boot_id() + ":" + f[19];
 }
 
 bool process_alive(int64_t pid, const std::string& start) {

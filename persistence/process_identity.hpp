@@ -3,8 +3,10 @@
 // handed to another process since is not taken for the owner.
 //
 // Contract (Linux /proc):
-// - process_start_time(pid) is the process's start time in clock ticks
-//   since boot, as text; "" when no such process exists.
+// - process_start_time(pid) is the boot's id and the process's start time
+//   in clock ticks since boot, as text; "" when no such process exists.
+// - Limit: a process in another pid namespace (another container sharing
+//   the files) is not seen, so it counts as gone.
 // - process_alive(pid, start) is true only while that very process runs
 //   (a zombie counts as gone).
 #pragma once

@@ -544,7 +544,7 @@ struct store::statements {
     quarantined, pending, ledger, task_usage, insert_event, max_event,
     events_after, cache_put, cache_drop, cache_get, cache_complete,
     fold_runs, fold_hours, fold_mark, read_mark, add_run_sum, add_hour_sum,
-    set_mark;
+    set_mark, stage_outcome;
 };
 
 // A task row's columns (state, attempts, reservation_id, reserved_tokens,
@@ -759,6 +759,9 @@ void store::prepare_statements() {
     s.~stmt();
     new (&s) stmt(db_, sql, path_);
   };
+  prep(st_->stage_outcome,
+       "INSERT INTO staged_outcomes(submission, task_seq, task_id, event, "
+       "detail, replacement) VALUES(?1, ?2, ?3, ?4, ?5, NULLIF(?6, ''))");
   prep(st_->by_key, "SELECT seq, id, content_hash, state, "
                     "IFNULL(staged_by, 0) FROM tasks WHERE "
                     "idempotency_key = ?1");
@@ -783,7 +786,7 @@ void store::prepare_statements() {
        "staged_by, state) "
        "VALUES(NULLIF(?14, 0), ?1, ?2, ?3, ?4, ?5, ?6, ?6, NULLIF(?7, ''), "
        "NULLIF(?8, ''), ?9, ?10, ?11, NULLIF(?12, ''), NULLIF(?13, ''), "
-       "NULLIF(?15, 0), IIF(?15 = 0, 'pending', 'staged'))");
+       "NULLIF(?15, 0), CASE WHEN ?15 = 0 THEN 'pending' ELSE 'staged' END)");
   // Two seeks of the tasks_order index: the rest of the cursor's
   // priority, then the lower ones.
   // A task held by a submission still open (staged_by) waits for it.
@@ -1083,6 +1086,7 @@ void store::begin() {
   in_tx_ = true;
   tx_time_.clear();
   next_event_seq_ = 0;
+  clock_checked_in_tx_ = false;
   tx_events_.clear();
   tx_settlements_.clear();
   tx_charged_.clear();
@@ -1161,6 +1165,7 @@ void store::commit() {
   in_tx_ = false;
   tx_time_.clear();
   next_event_seq_ = 0;
+  clock_checked_in_tx_ = false;
   if (committed_events_.empty())
     committed_events_.swap(tx_events_);
   else
@@ -1180,6 +1185,7 @@ void store::rollback() {
     in_tx_ = false;
     clear_ledger_rows();
     next_event_seq_ = 0;
+    clock_checked_in_tx_ = false;
     tx_events_.clear();
     tx_settlements_.clear();
     tx_charged_.clear();
@@ -1219,6 +1225,14 @@ private:
 void store::add_event(const audit_event& ev, int64_t task_seq) {
   auto_tx tx(*this);
   if (event_clock_) {
+    // Another process may have numbered events in this file since the
+    // clock was raised: never below the file's last, read once a
+    // transaction (one rowid lookup). Unique across files for one process
+    // at a time only (plan step 4: the clock's lock).
+    if (!clock_checked_in_tx_) {
+      event_clock_->raise(last_event_seq());
+      clock_checked_in_tx_ = true;
+    }
     next_event_seq_ = event_clock_->take();
   } else if (next_event_seq_ == 0) {
     auto& m = st_->max_event;
@@ -1416,10 +1430,7 @@ submit_counts store::end_submission(bool keep) {
 void store::stage_outcome(int64_t task_seq, const std::string& task_id,
                           const char* event, const std::string& detail,
                           const std::string& replacement) {
-  stmt s(db_, "INSERT INTO staged_outcomes(submission, task_seq, task_id, "
-              "event, detail, replacement) VALUES(?1, ?2, ?3, ?4, ?5, "
-              "NULLIF(?6, ''))",
-         path_);
+  auto& s = st_->stage_outcome;
   s.bind(1, sub_->staged_by).bind(2, task_seq).bind(3, task_id);
   s.bind(4, std::string(event)).bind(5, detail).bind(6, replacement);
   with(s, path_, [&] { return s.step(); });
@@ -1436,41 +1447,53 @@ std::string store::staged_hash(int64_t task_seq) {
 
 void store::publish_staged(int64_t submission, const std::string& source) {
   auto_tx tx(*this);
+  // First task_submitted for each task it put in (in seq order, as one
+  // file's submission numbers them), then its other outcomes in the order
+  // it met them: an outcome about a task it put in comes after that
+  // task's task_submitted.
+  if (!source.empty()) {
+    stmt added(db_, "SELECT seq, id FROM tasks WHERE staged_by = ?1 AND "
+                    "state = 'staged' ORDER BY seq",
+               path_);
+    added.bind(1, submission);
+    with(added, path_, [&] {
+      while (added.step())
+        add_event(make_event("task_submitted", added.text(1), -1, source),
+                  added.i64(0));
+      return 0;
+    });
+  }
   stmt outcomes(db_, "SELECT task_seq, task_id, event, detail, "
                      "IFNULL(replacement, '') FROM staged_outcomes WHERE "
                      "submission = ?1 ORDER BY id",
                 path_);
   outcomes.bind(1, submission);
-  struct outcome {
-    int64_t seq;
-    std::string id, event, detail, replacement;
-  };
-  auto all = with(outcomes, path_, [&] {
-    std::vector<outcome> out;
-    while (outcomes.step())
-      out.push_back({outcomes.i64(0), outcomes.text(1), outcomes.text(2),
-                     outcomes.text(3), outcomes.text(4)});
-    return out;
-  });
-  for (auto& o : all) {
-    if (!o.replacement.empty()) {
-      auto c = nlohmann::json::parse(o.replacement);
-      auto& r = st_->replace;
-      r.bind(1, o.seq).bind(2, c.at("type").get<std::string>());
-      r.bind(3, c.at("input").get<std::string>());
-      r.bind(4, c.at("max_tokens").get<int64_t>());
-      r.bind(5, c.at("vars").get<std::string>());
-      r.bind(6, c.at("model").get<std::string>());
-      r.bind(7, c.at("fingerprint").get<std::string>());
-      r.bind(8, c.at("hash").get<std::string>()).bind(9, tx_time());
-      r.bind(10, c.at("priority").get<int64_t>());
-      r.bind(11, c.at("tags").get<std::string>());
-      r.bind(12, c.at("fallback_models").get<std::string>());
-      with(r, path_, [&] { return r.step(); });
+  with(outcomes, path_, [&] {
+    while (outcomes.step()) {
+      auto seq = outcomes.i64(0);
+      auto replacement = outcomes.text(4);
+      if (!replacement.empty()) {
+        auto c = nlohmann::json::parse(replacement);
+        auto& r = st_->replace;
+        r.bind(1, seq).bind(2, c.at("type").get<std::string>());
+        r.bind(3, c.at("input").get<std::string>());
+        r.bind(4, c.at("max_tokens").get<int64_t>());
+        r.bind(5, c.at("vars").get<std::string>());
+        r.bind(6, c.at("model").get<std::string>());
+        r.bind(7, c.at("fingerprint").get<std::string>());
+        r.bind(8, c.at("hash").get<std::string>()).bind(9, tx_time());
+        r.bind(10, c.at("priority").get<int64_t>());
+        r.bind(11, c.at("tags").get<std::string>());
+        r.bind(12, c.at("fallback_models").get<std::string>());
+        with(r, path_, [&] { return r.step(); });
+      }
+      if (!source.empty())
+        add_event(make_event(outcomes.text(2), outcomes.text(1), -1,
+                             outcomes.text(3)),
+                  seq);
     }
-    if (!source.empty())
-      add_event(make_event(o.event, o.id, -1, o.detail), o.seq);
-  }
+    return 0;
+  });
   stmt pending(db_, "UPDATE tasks SET state = 'pending', staged_by = NULL "
                     "WHERE staged_by = ?1 AND state = 'staged'",
                path_);
@@ -1529,6 +1552,37 @@ void store::commit_submission(int64_t id) {
                         "was kept",
                       false);
   tx.commit();
+}
+
+bool store::claim_submission(int64_t id, const std::string& from,
+                             const std::string& to) {
+  auto_tx tx(*this);
+  stmt s(db_, "UPDATE submissions SET state = ?3 WHERE id = ?1 AND "
+              "state = ?2",
+         path_);
+  s.bind(1, id).bind(2, from).bind(3, to);
+  with(s, path_, [&] { return s.step(); });
+  bool claimed = sqlite3_changes(db_) == 1;
+  tx.commit();
+  return claimed;
+}
+
+std::string store::submission_state(int64_t id) {
+  stmt s(db_, "SELECT state FROM submissions WHERE id = ?1", path_);
+  s.bind(1, id);
+  return with(s, path_, [&] { return s.step() ? s.text(0) : std::string(); });
+}
+
+std::vector<int64_t> store::staged_submissions() {
+  stmt s(db_, "SELECT staged_by FROM tasks WHERE staged_by IS NOT NULL "
+              "UNION SELECT submission FROM staged_outcomes",
+         path_);
+  return with(s, path_, [&] {
+    std::vector<int64_t> out;
+    while (s.step())
+      out.push_back(s.i64(0));
+    return out;
+  });
 }
 
 void store::forget_submission(int64_t id) {
@@ -1610,8 +1664,10 @@ bool store::submit_one(const task& t, const std::string& hash, int64_t seq,
     ++sub.counts.inserted;
     if (sub.keep_ids)
       rep.inserted.push_back(t.id);
-    event("task_submitted", t.id, sub.source,
-          sqlite3_last_insert_rowid(db_));
+    // Staged, its task_submitted comes from its row at publishing.
+    if (sub.staged_by == 0)
+      event("task_submitted", t.id, sub.source,
+            sqlite3_last_insert_rowid(db_));
     return true;
   }
   if (!look(st_->by_key, t.idempotency_key) && !look(st_->by_id, t.id))
@@ -2774,7 +2830,8 @@ std::vector<tag_totals> store::totals_by_tag() {
   stmt s(db_, "SELECT json_each.value, state, COUNT(*), "
               "SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_usd) "
               "FROM tasks, json_each(tasks.tags) WHERE tasks.tags IS NOT "
-              "NULL GROUP BY json_each.value, state ORDER BY json_each.value",
+              "NULL AND state != 'staged' GROUP BY json_each.value, state "
+              "ORDER BY json_each.value",
          path_);
   return with(s, path_, [&] {
     std::vector<tag_totals> out;
@@ -2812,9 +2869,10 @@ std::vector<std::string> store::requeue(const std::vector<std::string>& ids,
     "UPDATE tasks SET state = 'pending', attempts = 0, free_attempts = 0, "
     "result = NULL, error = NULL, raw_answer = NULL, answer_error = NULL, "
     "response = NULL, cached = 0, "
-    "updated_at = ?1 WHERE state = ?2";
+    "updated_at = ?1 WHERE state = ?2 AND staged_by IS NULL";
   if (all) {
-    stmt sel(db_, "SELECT id FROM tasks WHERE state = ?1 ORDER BY seq",
+    stmt sel(db_, "SELECT id FROM tasks WHERE state = ?1 AND staged_by IS "
+                  "NULL ORDER BY seq",
              path_);
     sel.bind(1, from_state);
     with(sel, path_, [&] {
@@ -2832,7 +2890,8 @@ std::vector<std::string> store::requeue(const std::vector<std::string>& ids,
         unique.push_back(id);
     if (all_or_nothing) {
       // Those that can be requeued; if that is not all, nothing changes.
-      stmt sel(db_, "SELECT 1 FROM tasks WHERE id = ?1 AND state = ?2",
+      stmt sel(db_, "SELECT 1 FROM tasks WHERE id = ?1 AND state = ?2 AND "
+                    "staged_by IS NULL",
                path_);
       std::vector<std::string> can;
       for (auto& id : unique) {
@@ -2869,7 +2928,7 @@ std::vector<std::string> store::cancel(const std::vector<std::string>& ids,
   std::vector<std::string> done;
   stmt upd(db_, "UPDATE tasks SET state = 'cancelled', updated_at = ?2 WHERE "
                 "id = ?1 AND state IN ('pending', 'retry_wait', "
-                "'quarantined')",
+                "'quarantined') AND staged_by IS NULL",
            path_);
   auto ts = now_rfc3339();
   for (auto& id : ids) {

@@ -25,7 +25,9 @@
 //   complete or fail an attempt that was superseded.
 // - Audit events (`events` table) get their `seq` here, strictly increasing
 //   across processes (max + 1 under the write lock, and never at or below
-//   the floor raised by raise_event_floor), and are inserted in the same
+//   the floor raised by raise_event_floor; with a shared event clock, the
+//   clock's next, never below the file's last: unique across the files of
+//   one writing process), and are inserted in the same
 //   transaction as the state change they describe. Events and reservation
 //   settlements become visible through take_committed() only once their
 //   transaction has committed.
@@ -193,8 +195,15 @@ public:
   int64_t open_submission(const std::string& source, int64_t owner_pid,
                           const std::string& owner_start);
   void commit_submission(int64_t id);
+  // Moves it from state `from` to `to` (recovery's claim before it acts);
+  // false when it was not in `from`.
+  bool claim_submission(int64_t id, const std::string& from,
+                        const std::string& to);
+  std::string submission_state(int64_t id); // "" once forgotten
   void forget_submission(int64_t id);
   std::vector<submission_record> submissions();
+  // The submissions this file holds staged rows or outcomes of.
+  std::vector<int64_t> staged_submissions();
 
   // SHA-256 of what a task asks for: its type's fingerprint, model,
   // max_tokens, input and vars.
@@ -502,6 +511,7 @@ private:
   int64_t run_id_ = 0;
   uint64_t event_floor_ = 0;
   uint64_t next_event_seq_ = 0; // 0: not known in this transaction
+  bool clock_checked_in_tx_ = false; // the clock raised to this file's last
   std::shared_ptr<event_clock> event_clock_;
   std::vector<committed_event> tx_events_, committed_events_;
   std::vector<settlement> tx_settlements_, committed_settlements_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <random>
+#include <set>
 #include <stdexcept>
 
 #include <unistd.h>
@@ -119,6 +120,7 @@ store_set::store_set(const std::string& db, store::open_mode mode,
 
 struct store_set::submission {
   int64_t id = 0; // in main's submissions
+  bool dropped = false;
   std::string source;
   int64_t next_index = 0;     // the next task's, from the first one
   std::vector<int64_t> given; // tasks given to each file so far
@@ -126,7 +128,7 @@ struct store_set::submission {
 };
 
 store_set::~store_set() {
-  if (sub_ && sub_->id != 0 && sub_->error.empty()) {
+  if (sub_ && sub_->id != 0 && !sub_->dropped) {
     try {
       drop_submission();
     } catch (...) {
@@ -136,27 +138,63 @@ store_set::~store_set() {
 }
 
 void store_set::share_event_clock() {
-  auto clock = std::make_shared<event_clock>();
+  clock_ = std::make_shared<event_clock>();
   for (auto& f : files_)
-    f->use_event_clock(clock);
+    f->use_event_clock(clock_);
+}
+
+void store_set::catch_up_event_clock() {
+  if (clock_)
+    for (auto& f : files_)
+      clock_->raise(f->last_event_seq());
 }
 
 void store_set::recover_submissions() {
+  catch_up_event_clock();
+  auto publish = [&](int64_t id, const std::string& source) {
+    for (auto& f : files_)
+      f->publish_staged(id, source);
+    main().forget_submission(id);
+    ++recovered_.published;
+  };
+  auto drop = [&](int64_t id) {
+    for (auto& f : files_)
+      f->drop_staged(id);
+    main().forget_submission(id);
+    ++recovered_.dropped;
+  };
   for (auto& r : main().submissions()) {
-    if (process_alive(r.owner_pid, r.owner_start)) {
-      ++recovered_.left_to_owner;
-      continue;
-    }
+    // Committed: kept, whoever publishes it (publishing twice is harmless).
     if (r.state == "committed") {
-      for (auto& f : files_)
-        f->publish_staged(r.id, r.source);
-      ++recovered_.published;
-    } else {
-      for (auto& f : files_)
-        f->drop_staged(r.id);
-      ++recovered_.dropped;
+      publish(r.id, r.source);
+    } else if (r.state == "dropping") {
+      drop(r.id); // a recovery cut short
+    } else if (process_alive(r.owner_pid, r.owner_start)) {
+      ++recovered_.left_to_owner;
+    } else if (main().claim_submission(r.id, "open", "dropping")) {
+      // Claimed first: its owner can no longer commit it.
+      drop(r.id);
+    } else if (main().submission_state(r.id) == "committed") {
+      publish(r.id, r.source);
     }
-    main().forget_submission(r.id);
+  }
+  // Staged rows no record names (a part staged after a recovery dropped
+  // its submission): main records a submission before any file stages it
+  // and forgets it only once every file is done, so these are leftovers.
+  // The files are read first: a submission that ends meanwhile leaves
+  // nothing staged, and dropping it again changes nothing.
+  for (auto& f : files_) {
+    auto staged = f->staged_submissions();
+    if (staged.empty())
+      continue;
+    std::set<int64_t> known;
+    for (auto& r : main().submissions())
+      known.insert(r.id);
+    for (auto id : staged)
+      if (!known.count(id)) {
+        f->drop_staged(id);
+        ++recovered_.orphans_dropped;
+      }
   }
 }
 
@@ -170,6 +208,8 @@ void store_set::begin_submission(const std::string& source,
     main().begin_submission(source, conflict);
     return;
   }
+  // Another opener may have numbered events in any file since.
+  catch_up_event_clock();
   auto pid = static_cast<int64_t>(::getpid());
   sub_->id = main().open_submission(source, pid, process_start_time(pid));
   sub_->given.assign(size(), 0);
@@ -187,6 +227,7 @@ void store_set::drop_submission() {
     f->drop_staged(id);
   }
   main().forget_submission(id);
+  sub_->dropped = true;
 }
 
 submit_report store_set::submit_part(const std::vector<task>& tasks,
@@ -206,6 +247,15 @@ submit_report store_set::submit_part(const std::vector<task>& tasks,
     return out;
   }
   try {
+    if (main().submission_state(sub.id) != "open") {
+      // A recovery took its owner for gone and dropped it.
+      sub.error = "submission " + std::to_string(sub.id) + " into " +
+                  main().path() + " was dropped by a recovery meanwhile; "
+                  "nothing of it was kept";
+      drop_submission();
+      out.error = sub.error;
+      return out;
+    }
     auto first = take_seqs(static_cast<uint32_t>(tasks.size()));
     std::vector<std::vector<task>> slices(size());
     std::vector<std::vector<int64_t>> seqs(size()), origin(size());
@@ -255,31 +305,41 @@ submit_counts store_set::end_submission(bool keep) {
     out.error = "no submission in progress";
     return out;
   }
-  auto sub = std::move(sub_);
-  if (size() == 1)
-    return main().end_submission(keep);
-  if (!sub->error.empty()) {
-    out.error = sub->error;
-    return out;
-  }
-  if (!keep) {
-    sub_ = std::move(sub);
-    drop_submission();
+  if (size() == 1) {
     sub_.reset();
-    out.error = "abandoned";
+    return main().end_submission(keep);
+  }
+  if (!sub_->error.empty() || !keep) {
+    out.error = sub_->error.empty() ? "abandoned" : sub_->error;
+    if (!sub_->dropped)
+      drop_submission();
+    sub_.reset();
     return out;
   }
-  for (auto& f : files_) {
-    auto c = f->end_submission();
-    out.inserted += c.inserted;
-    out.duplicates += c.duplicates;
-    out.replaced += c.replaced;
-    out.conflicts_skipped += c.conflicts_skipped;
+  try {
+    for (auto& f : files_) {
+      auto c = f->end_submission();
+      out.inserted += c.inserted;
+      out.duplicates += c.duplicates;
+      out.replaced += c.replaced;
+      out.conflicts_skipped += c.conflicts_skipped;
+    }
+    // The commit point: from here on the submission is kept, whatever
+    // happens to this process (refused once a recovery dropped it).
+    main().commit_submission(sub_->id);
+  } catch (...) {
+    try {
+      drop_submission();
+    } catch (...) {
+      // Left for the next open once this process is gone.
+    }
+    sub_.reset();
+    throw;
   }
-  // The commit point: from here on the submission is kept, whatever
-  // happens to this process.
-  main().commit_submission(sub->id);
+  auto sub = std::move(sub_);
   step("committed");
+  // An error from here on leaves it committed: the next open of the set
+  // publishes it.
   for (auto& f : files_) {
     f->publish_staged(sub->id, sub->source);
     step("published");
@@ -427,37 +487,6 @@ int64_t store_set::take_seqs(uint32_t n) {
       m.rollback();
     throw;
   }
-}
-
-std::string store_set::submit_per_file(const std::vector<task>& tasks,
-                                       const std::string& source) {
-  auto first = take_seqs(static_cast<uint32_t>(tasks.size()));
-  std::vector<std::vector<task>> slices(size());
-  std::vector<std::vector<int64_t>> seqs(size());
-  for (size_t i = 0; i < tasks.size(); ++i) {
-    auto k = shard_of(tasks[i].id, size());
-    slices[k].push_back(tasks[i]);
-    seqs[k].push_back(first == 0 ? 0 : first + static_cast<int64_t>(i));
-  }
-  for (uint32_t k = 0; k < size(); ++k) {
-    if (slices[k].empty())
-      continue;
-    auto& f = at(k);
-    f.begin_submission(source, store::on_conflict::error);
-    submit_report rep;
-    try {
-      rep = f.submit_part(slices[k], {}, {}, seqs[k]);
-    } catch (...) {
-      f.end_submission(false); // rolled back, the write lock let go
-      throw;
-    }
-    auto end = f.end_submission();
-    if (!rep.error.empty())
-      return rep.error;
-    if (!end.error.empty())
-      return end.error;
-  }
-  return {};
 }
 
 state_counts store_set::counts() {

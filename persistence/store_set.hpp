@@ -28,12 +28,19 @@
 //   main records it, its parts are staged in the files (invisible to runs
 //   and reads), main's mark 'committed' is the commit point, then each
 //   file publishes its share. Opening the set (not read-only) finishes
-//   what a crash left: a committed submission is published, an open one
-//   dropped, once its owner process is gone. Not built yet: free keys (a
+//   what a crash or an error left: a committed submission is published
+//   (by whoever opens; publishing twice changes nothing), an open one is
+//   claimed and dropped once its owner process is gone (pid, start time
+//   and boot; an owner in another pid namespace looks gone: the limit),
+//   and staged rows no record names are dropped. A part or a commit after
+//   such a claim is refused. Not built yet: free keys (a
 //   user's key not derived from the task's id, or the id from it) are
 //   checked against the task's own file only (main's task_keys, plan 2a).
-// - With several files, the files share one event clock (seqs unique
-//   across files); several processes writing at once (plan step 4) do not.
+// - With several files, the files share one event clock, caught up with
+//   every file's last event at each submission: seqs are unique across
+//   files for writers that take turns. Several processes writing at once
+//   are plan step 4 (the clock's lock); until then each file's own seqs
+//   stay unique, not the store's.
 // - Reads that span files (counts, results, has_task) read each file in
 //   its own snapshot: consistent within a file, not across files.
 // - Not thread-safe; errors throw store_error naming the file.
@@ -48,6 +55,8 @@
 #include "persistence/store.hpp"
 
 namespace bgagent {
+
+class event_clock;
 
 class store_set {
 public:
@@ -74,13 +83,6 @@ public:
   // transaction of its own on main (std::logic_error inside one). 0 for a
   // store of one file: its tasks take the next free seq themselves.
   int64_t take_seqs(uint32_t n);
-  // Puts `tasks` into their files, numbered by take_seqs(), as one
-  // submission a file: all or nothing within a file, not across files
-  // (that is the submission protocol's, plan section 2a). For tests and
-  // benches until then. Returns the first refusal's error ("" when none).
-  std::string submit_per_file(const std::vector<task>& tasks,
-                              const std::string& source);
-
   // A submission into the set (see the contract above). With one file it
   // is that file's (store::begin_submission: one transaction). A refusal
   // (report.error; failed_index counts from the submission's first task)
@@ -94,6 +96,7 @@ public:
   // What opening the set finished of earlier submissions.
   struct recovery {
     uint32_t published = 0, dropped = 0, left_to_owner = 0;
+    uint32_t orphans_dropped = 0; // staged shares no record named
   };
   const recovery& recovered() const { return recovered_; }
   // Tests only: called at "staged" (after each part), "committed" (the
@@ -122,6 +125,10 @@ private:
                    store::open_mode mode, store::sync_mode sync);
   void check_identity(store& file, uint32_t k, uint32_t shards);
   void share_event_clock();
+  // Raises the clock past every file's last event (at each submission:
+  // openers that write in turn never number two events alike).
+  void catch_up_event_clock();
+  std::shared_ptr<event_clock> clock_; // with several files
   void recover_submissions();
   void drop_submission();
   void step(const char* name) {

@@ -41,7 +41,9 @@ std::vector<task> sharded_tasks(int n) {
 }
 
 void put_into(store_set& set, const std::vector<task>& tasks) {
-  REQUIRE(set.submit_per_file(tasks, "test") == "");
+  set.begin_submission("test", store::on_conflict::error);
+  REQUIRE(set.submit_part(tasks).error == "");
+  REQUIRE(set.end_submission().error == "");
 }
 
 std::vector<std::string> ids_of(const std::vector<task_record>& rows) {
@@ -340,16 +342,17 @@ TEST_CASE("reads across 4 files equal one file's reads of the same tasks",
   for (size_t i = 0; i < paged.size(); ++i)
     CHECK(paged[i] == "s" + std::to_string(i + 1));
 
-  // A file refuses its slice whole, naming the task.
+  // A refusal names the task, and nothing of the submission stays in any
+  // file (tests/store_submission_test.cpp has the rest).
   auto changed = unit_task("s42");
   changed.input = "other text";
-  auto why = set.submit_per_file({unit_task("s301"), changed}, "test");
-  CHECK(why.rfind("task s42 was submitted before with other content", 0) ==
-        0);
-  // Not across files (the submission protocol's job): files are written in
-  // index order, and the one that refused ends it.
-  CHECK(set.has_task("s301", "") ==
-        (shard_of("s301", 4) < shard_of("s42", 4)));
+  set.begin_submission("test", store::on_conflict::error);
+  auto rep = set.submit_part({unit_task("s301"), changed});
+  CHECK(rep.error.rfind("task s42 was submitted before with other content",
+                        0) == 0);
+  CHECK(rep.failed_index == 1);
+  CHECK(set.end_submission().error == rep.error);
+  CHECK_FALSE(set.has_task("s301", ""));
 
   // has_task finds an id in its file, and a key the user chose in another.
   CHECK(set.has_task("s17", ""));

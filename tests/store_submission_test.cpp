@@ -283,3 +283,171 @@ TEST_CASE("a version-11 store is migrated to 12 with its tasks unchanged",
   CHECK(sql_int(db, "SELECT COUNT(*) FROM submissions") == 0);
   CHECK(task_rows(db) == rows_before);
 }
+
+TEST_CASE("a kill -9 of a submission that replaces and repeats a task "
+          "leaves the replacement whole or not at all",
+          "[store][shard][submission][crash]") {
+  struct point {
+    const char* step;
+    int nth;
+    bool kept;
+  };
+  for (auto p : {point{"staged", 2, false}, point{"committed", 1, true},
+                 point{"published", 1, true}}) {
+    DYNAMIC_SECTION("killed at " << p.step << " #" << p.nth) {
+      temp_dir dir;
+      auto db = dir.path("bgagent.db");
+      {
+        store_set create(db, open_mode::create_if_missing, 4);
+        submit_whole(create, tasks_from(1, 20));
+      }
+      auto newer = unit_task("s3");
+      newer.input = "the new text of s3";
+      pid_t child = ::fork();
+      REQUIRE(child >= 0);
+      if (child == 0) {
+        try {
+          store_set set(db, open_mode::must_exist);
+          int seen = 0;
+          set.on_step = [&](const char* step) {
+            if (std::strcmp(step, p.step) == 0 && ++seen == p.nth)
+              ::raise(SIGKILL);
+          };
+          set.begin_submission("again.jsonl", on_conflict::replace);
+          auto first = tasks_from(21, 100);
+          first.push_back(newer);
+          set.submit_part(first);
+          auto second = tasks_from(101, 150);
+          second.push_back(newer); // the same again: a duplicate
+          set.submit_part(second);
+          set.end_submission();
+        } catch (...) {
+        }
+        ::_exit(3);
+      }
+      int status = 0;
+      REQUIRE(::waitpid(child, &status, 0) == child);
+      REQUIRE(WIFSIGNALED(status));
+      store_set set(db, open_mode::must_exist);
+      auto s3 = shard_file(db, shard_of("s3", 4));
+      CHECK(set.counts().pending == (p.kept ? 150u : 20u));
+      CHECK(sql_int(s3, "SELECT COUNT(*) FROM tasks WHERE id = 's3' AND "
+                        "input = '" +
+                          std::string(p.kept ? "the new text of s3"
+                                             : "text of s3") +
+                          "' AND state = 'pending'") == 1);
+      CHECK(summed(db, 4, "SELECT COUNT(*) FROM events WHERE task_id = 's3' "
+                          "AND event = 'task_replaced'") == (p.kept ? 1 : 0));
+      CHECK(summed(db, 4, "SELECT COUNT(*) FROM events WHERE task_id = 's3' "
+                          "AND event = 'task_duplicate'") == (p.kept ? 1 : 0));
+      check_submitted_once(db, 4, p.kept ? 150 : 20);
+      check_no_leftovers(db, 4);
+      bool fetched = false;
+      for (auto& t : set.of("s3").fetch_runnable({}, 1000))
+        fetched = fetched || t.id == "s3";
+      CHECK(fetched);
+    }
+  }
+}
+
+TEST_CASE("a task held by a submission is let go as it was when the "
+          "submission is refused or abandoned, and cannot be cancelled "
+          "while held",
+          "[store][shard][submission]") {
+  temp_dir dir;
+  auto db = dir.path("bgagent.db");
+  store_set set(db, open_mode::create_if_missing, 3);
+  submit_whole(set, tasks_from(1, 20));
+  auto& file = set.of("s3");
+  auto newer = unit_task("s3");
+  newer.input = "the new text of s3";
+  auto held = [&] {
+    return sql_int(file.path(), "SELECT COUNT(*) FROM tasks WHERE id = "
+                                "'s3' AND staged_by IS NOT NULL");
+  };
+  SECTION("abandoned") {
+    set.begin_submission("again.jsonl", on_conflict::replace);
+    REQUIRE(set.submit_part({newer}).error == "");
+    CHECK(held() == 1);
+    CHECK(file.cancel({"s3"}, {}).empty());
+    CHECK(set.end_submission(false).error == "abandoned");
+  }
+  SECTION("refused") {
+    set.begin_submission("again.jsonl", on_conflict::replace);
+    REQUIRE(set.submit_part({newer}).error == "");
+    auto odd = unit_task("s99");
+    odd.type = "no_such_type";
+    CHECK(contains(set.submit_part({odd}).error, "no_such_type"));
+  }
+  SECTION("the set closed with the submission open") {
+    store_set other(db, open_mode::must_exist);
+    other.begin_submission("again.jsonl", on_conflict::replace);
+    REQUIRE(other.submit_part({newer}).error == "");
+    CHECK(held() == 1);
+  }
+  CHECK(held() == 0);
+  CHECK(sql_int(file.path(), "SELECT COUNT(*) FROM tasks WHERE id = 's3' "
+                             "AND input = 'text of s3'") == 1);
+  CHECK(file.mark_running("s3", 1));
+  CHECK(set.counts().total() == 20);
+  check_submitted_once(db, 3, 20);
+  check_no_leftovers(db, 3);
+}
+
+TEST_CASE("a submission a recovery claimed is refused to its owner, and "
+          "staged rows no record names are dropped at open",
+          "[store][shard][submission]") {
+  temp_dir dir;
+  auto db = dir.path("bgagent.db");
+  store_set owner(db, open_mode::create_if_missing, 2);
+  owner.begin_submission("a.jsonl", on_conflict::error);
+  REQUIRE(owner.submit_part(tasks_from(1, 10)).error == "");
+  {
+    // What a recovery that took the owner for gone does first.
+    store_set other(db, open_mode::must_exist);
+    auto open = other.main().submissions();
+    REQUIRE(open.size() == 1);
+    REQUIRE(other.main().claim_submission(open[0].id, "open", "dropping"));
+  }
+  auto rep = owner.submit_part(tasks_from(11, 20));
+  CHECK(contains(rep.error, "was dropped by a recovery meanwhile"));
+  CHECK(owner.end_submission().error == rep.error);
+  CHECK(owner.counts().total() == 0);
+  check_no_leftovers(db, 2);
+
+  // A commit after the claim is refused too, and nothing is kept.
+  owner.begin_submission("b.jsonl", on_conflict::error);
+  REQUIRE(owner.submit_part(tasks_from(1, 10)).error == "");
+  auto id = owner.main().submissions().at(0).id;
+  REQUIRE(owner.main().claim_submission(id, "open", "dropping"));
+  CHECK_THROWS_AS(owner.end_submission(), store_error);
+  CHECK(owner.counts().total() == 0);
+  check_no_leftovers(db, 2);
+
+  // Rows staged for a submission main no longer knows.
+  exec_sql(shard_file(db, 1),
+           "INSERT INTO tasks(seq, id, type, input, idempotency_key, "
+           "max_tokens, created_at, updated_at, type_fingerprint, "
+           "content_hash, staged_by, state) VALUES(9000, 'lost', "
+           "'summarize', 'x', 'key-lost', 0, '', '', '', '', 999, 'staged');"
+           "INSERT INTO staged_outcomes(submission, task_seq, task_id, event, "
+           "detail) VALUES(999, 9000, 'lost', 'task_duplicate', '');");
+  store_set reopened(db, open_mode::must_exist);
+  CHECK(reopened.recovered().orphans_dropped == 1);
+  check_no_leftovers(db, 2);
+  CHECK(summed(db, 2, "SELECT COUNT(*) FROM tasks") == 0);
+}
+
+TEST_CASE("two openers of a store of several files, each submitting in "
+          "turn, never number two events alike",
+          "[store][shard][submission]") {
+  temp_dir dir;
+  auto db = dir.path("bgagent.db");
+  store_set first(db, open_mode::create_if_missing, 2);
+  store_set second(db, open_mode::must_exist); // its clock starts here
+  submit_whole(first, tasks_from(1, 30));
+  submit_whole(second, tasks_from(31, 60));
+  submit_whole(first, tasks_from(61, 90));
+  CHECK(first.counts().pending == 90);
+  check_submitted_once(db, 2, 90);
+}
