@@ -26,7 +26,7 @@ namespace bgagent::bench {
 
 struct pipeline_figures {
   // The submission of the tasks (store_set's protocol across the files,
-  // parts of 2,048, with task_submitted events), on one thread.
+  // parts of 2,048, with task_submitted events; a thread a file).
   double submit_per_s = 0;
   double submit_cpu_us_per_task = 0;
   double tasks_per_s = 0;

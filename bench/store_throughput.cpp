@@ -15,7 +15,8 @@
 // and its ceiling the rate that thread alone would allow with a core of its
 // own: what sharding the store could reach before actors are counted.
 // Each row first times the submission of the tasks (store_set's protocol
-// across the files, in parts of 2,048, on one thread: "submit/s").
+// across the files, in parts of 2,048, each file's slice on a thread of its
+// own: "submit/s", with the CPU of all its threads per task).
 //
 // Usage: bgagent-bench-store [--tasks 100000] [--groups 16,64,256]
 //                            [--sync full,normal] [--shards 1,2,4,8]

@@ -5,6 +5,7 @@
 #include <random>
 #include <set>
 #include <stdexcept>
+#include <thread>
 
 #include <unistd.h>
 
@@ -69,6 +70,31 @@ uint32_t parse_count(const std::string& value, const std::string& file,
                         std::to_string(max_store_shards),
                       true);
   return static_cast<uint32_t>(n);
+}
+
+// Runs `work(k)` for each file index in `ks`, each on a thread of its own
+// (the first on the caller's), and rethrows the first exception once all
+// have ended.
+template <class Work>
+void on_each_file(const std::vector<uint32_t>& ks, Work work) {
+  std::vector<std::exception_ptr> errors(ks.size());
+  auto run = [&](size_t i) {
+    try {
+      work(ks[i]);
+    } catch (...) {
+      errors[i] = std::current_exception();
+    }
+  };
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < ks.size(); ++i)
+    threads.emplace_back(run, i);
+  if (!ks.empty())
+    run(0);
+  for (auto& t : threads)
+    t.join();
+  for (auto& e : errors)
+    if (e)
+      std::rethrow_exception(e);
 }
 
 } // namespace
@@ -265,10 +291,18 @@ submit_report store_set::submit_part(const std::vector<task>& tasks,
       seqs[k].push_back(first + static_cast<int64_t>(i));
       origin[k].push_back(static_cast<int64_t>(i));
     }
-    for (uint32_t k = 0; k < size(); ++k) {
-      if (slices[k].empty())
-        continue;
-      auto rep = at(k).submit_part(slices[k], types, {}, seqs[k]);
+    // Each file's slice on a thread of its own (the files share nothing
+    // but the event clock, which is atomic).
+    std::vector<submit_report> reps(size());
+    std::vector<uint32_t> busy;
+    for (uint32_t k = 0; k < size(); ++k)
+      if (!slices[k].empty())
+        busy.push_back(k);
+    on_each_file(busy, [&](uint32_t k) {
+      reps[k] = at(k).submit_part(slices[k], types, {}, seqs[k]);
+    });
+    for (auto k : busy) {
+      auto& rep = reps[k];
       if (!rep.error.empty()) {
         // The first task at fault in submission order names the refusal.
         auto local = rep.failed_index - sub.given[k];
@@ -340,10 +374,13 @@ submit_counts store_set::end_submission(bool keep) {
   step("committed");
   // An error from here on leaves it committed: the next open of the set
   // publishes it.
-  for (auto& f : files_) {
-    f->publish_staged(sub->id, sub->source);
+  std::vector<uint32_t> all(size());
+  for (uint32_t k = 0; k < size(); ++k)
+    all[k] = k;
+  on_each_file(all, [&](uint32_t k) {
+    at(k).publish_staged(sub->id, sub->source);
     step("published");
-  }
+  });
   main().forget_submission(sub->id);
   return out;
 }

@@ -27,7 +27,8 @@
 // - A submission into several files is all or nothing (plan, section 2a):
 //   main records it, its parts are staged in the files (invisible to runs
 //   and reads), main's mark 'committed' is the commit point, then each
-//   file publishes its share. Opening the set (not read-only) finishes
+//   file publishes its share. Each file's slice of a part, and each
+//   file's publishing, runs on a thread of its own. Opening the set (not read-only) finishes
 //   what a crash or an error left: a committed submission is published
 //   (by whoever opens; publishing twice changes nothing), an open one is
 //   claimed and dropped once its owner process is gone (pid, start time
@@ -100,8 +101,8 @@ public:
   };
   const recovery& recovered() const { return recovered_; }
   // Tests only: called at "staged" (after each part), "committed" (the
-  // commit point) and "published" (after each file), so a test can kill
-  // the process exactly there.
+  // commit point) and "published" (after each file, on the thread that
+  // published it), so a test can kill the process exactly there.
   std::function<void(const char* step)> on_step;
 
   // Sums over the files.

@@ -6,6 +6,7 @@
 // version-11 store to 12.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <csignal>
 #include <cstring>
 #include <set>
@@ -227,7 +228,7 @@ TEST_CASE("a kill -9 at each step of a submission across files leaves all "
         // The child dies exactly at the step: nothing after it runs.
         try {
           store_set set(db, open_mode::must_exist);
-          int seen = 0;
+          std::atomic<int> seen{0};
           set.on_step = [&](const char* step) {
             if (std::strcmp(step, p.step) == 0 && ++seen == p.nth)
               ::raise(SIGKILL);
@@ -308,7 +309,7 @@ TEST_CASE("a kill -9 of a submission that replaces and repeats a task "
       if (child == 0) {
         try {
           store_set set(db, open_mode::must_exist);
-          int seen = 0;
+          std::atomic<int> seen{0};
           set.on_step = [&](const char* step) {
             if (std::strcmp(step, p.step) == 0 && ++seen == p.nth)
               ::raise(SIGKILL);
