@@ -1778,6 +1778,88 @@ run_info store::open_run(uint64_t token_limit, double cost_limit) {
   return open_run(token_limit, cost_limit, "run", "");
 }
 
+// Tasks left `running` were interrupted by a crash: their calls were
+// abandoned (charged at their reservations: the provider may have billed
+// them), and they go back to pending, their attempt already counted.
+// `not_in_open_batch`: SQL that keeps the members of open provider batches
+// out, ?2 being `open_batches` (a JSON array) where it names them.
+std::vector<std::string> store::requeue_interrupted(
+  const std::string& ts, const std::string& not_in_open_batch,
+  const std::string& open_batches) {
+  std::vector<std::string> interrupted;
+  std::vector<task_row> rows;
+  stmt sel(db_, ("SELECT id, state, attempts, reservation_id, "
+                 "reserved_tokens, reserved_cost, IFNULL(provider, ''), "
+                 "IFNULL(model, '') FROM tasks WHERE state = 'running' "
+                 "AND " + not_in_open_batch + " ORDER BY seq")
+                  .c_str(),
+           path_);
+  if (!open_batches.empty())
+    sel.bind(2, open_batches);
+  with(sel, path_, [&] {
+    while (sel.step()) {
+      task_row r;
+      r.id = sel.text(0);
+      read_row_columns(sel, r);
+      rows.push_back(std::move(r));
+    }
+    return 0;
+  });
+  for (auto& r : rows) {
+    charge_abandoned(r, "the process stopped with the call in flight",
+                     false);
+    add_event(make_event("task_interrupted", r.id,
+                         static_cast<int32_t>(r.attempts),
+                         "was running when an earlier process stopped; "
+                         "back to pending"));
+    interrupted.push_back(r.id);
+  }
+  stmt upd(db_, ("UPDATE tasks SET state = 'pending', updated_at = ?1, "
+                 "reservation_id = 0, reserved_tokens = 0, "
+                 "reserved_cost = 0 WHERE state = 'running' AND " +
+                 not_in_open_batch)
+                  .c_str(),
+           path_);
+  upd.bind(1, ts);
+  if (!open_batches.empty())
+    upd.bind(2, open_batches);
+  with(upd, path_, [&] { return upd.step(); });
+  return interrupted;
+}
+
+std::vector<std::string> store::open_batch_ids() {
+  stmt s(db_, "SELECT id FROM batches WHERE state NOT IN ('completed', "
+              "'failed', 'expired', 'cancelled') ORDER BY id",
+         path_);
+  return with(s, path_, [&] {
+    std::vector<std::string> out;
+    while (s.step())
+      out.push_back(s.text(0));
+    return out;
+  });
+}
+
+run_info store::open_run_shard(int64_t run_id,
+                               const std::vector<std::string>& open_batches,
+                               const std::string& period,
+                               const std::string& period_start) {
+  auto_tx tx(*this);
+  run_info info;
+  info.id = run_id;
+  run_id_ = run_id;
+  info.interrupted = requeue_interrupted(
+    now_rfc3339(),
+    "(batch_id IS NULL OR batch_id NOT IN (SELECT value FROM "
+    "json_each(?2)))",
+    nlohmann::json(open_batches).dump());
+  if (period == "run")
+    ledger_totals(run_id, info.tokens_used, info.cost_used);
+  else
+    ledger_totals_since(period_start, info.tokens_used, info.cost_used);
+  tx.commit();
+  return info;
+}
+
 run_info store::open_run(uint64_t token_limit, double cost_limit,
                          const std::string& period,
                          const std::string& period_start) {
@@ -1815,42 +1897,7 @@ run_info store::open_run(uint64_t token_limit, double cost_limit,
   }
   run_id_ = info.id;
   info.state = "running";
-  // Tasks left `running` were interrupted by a crash: their calls were
-  // abandoned (charged at their reservations: the provider may have billed
-  // them), and they go back to pending, their attempt already counted.
-  {
-    std::vector<task_row> rows;
-    stmt sel(db_, "SELECT id, state, attempts, reservation_id, "
-                  "reserved_tokens, reserved_cost, IFNULL(provider, ''), "
-                  "IFNULL(model, '') FROM tasks WHERE state = 'running' "
-                  "AND " BGAGENT_NOT_IN_OPEN_BATCH " ORDER BY seq",
-             path_);
-    with(sel, path_, [&] {
-      while (sel.step()) {
-        task_row r;
-        r.id = sel.text(0);
-        read_row_columns(sel, r);
-        rows.push_back(std::move(r));
-      }
-      return 0;
-    });
-    for (auto& r : rows) {
-      charge_abandoned(r, "the process stopped with the call in flight",
-                       false);
-      add_event(make_event("task_interrupted", r.id,
-                           static_cast<int32_t>(r.attempts),
-                           "was running when an earlier process stopped; "
-                           "back to pending"));
-      info.interrupted.push_back(r.id);
-    }
-    stmt upd(db_, "UPDATE tasks SET state = 'pending', updated_at = ?1, "
-                  "reservation_id = 0, reserved_tokens = 0, "
-                  "reserved_cost = 0 WHERE state = 'running' AND "
-                  BGAGENT_NOT_IN_OPEN_BATCH,
-             path_);
-    upd.bind(1, ts);
-    with(upd, path_, [&] { return upd.step(); });
-  }
+  info.interrupted = requeue_interrupted(ts, BGAGENT_NOT_IN_OPEN_BATCH, {});
   if (period == "run")
     ledger_totals(info.id, info.tokens_used, info.cost_used);
   else

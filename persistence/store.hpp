@@ -221,6 +221,18 @@ public:
   run_info open_run(uint64_t token_limit, double cost_limit,
                     const std::string& period,
                     const std::string& period_start);
+  // The second step of opening a run on a store of several files, for
+  // each file but main (persistence/store_set.hpp): the run `run_id` is
+  // main's; the tasks found running here that no open batch of
+  // `open_batches` (main's open_batch_ids()) holds are charged, audited
+  // and sent back to pending as open_run() does. Returns them and this
+  // file's ledger totals for the run or the period. One transaction; safe
+  // to redo (a task charged is pending).
+  run_info open_run_shard(int64_t run_id,
+                          const std::vector<std::string>& open_batches,
+                          const std::string& period,
+                          const std::string& period_start);
+  std::vector<std::string> open_batch_ids();
   void finish_run(int64_t run_id, const std::string& state);
   void set_limits(int64_t run_id, uint64_t token_limit, double cost_limit);
   // The run that ledger rows are written to (open_run sets it).
@@ -448,6 +460,9 @@ private:
   void ledger_totals_since(const std::string& ts, uint64_t& tokens,
                            double& cost);
   bool read_row(const std::string& id, task_row& row);
+  std::vector<std::string> requeue_interrupted(
+    const std::string& ts, const std::string& not_in_open_batch,
+    const std::string& open_batches);
   // Charges the reservation of a running attempt that was abandoned.
   void charge_abandoned(const task_row& row, const std::string& why,
                         bool settle);

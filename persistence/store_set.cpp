@@ -526,6 +526,31 @@ int64_t store_set::take_seqs(uint32_t n) {
   }
 }
 
+run_info store_set::open_run(uint64_t token_limit, double cost_limit,
+                             const std::string& period,
+                             const std::string& period_start) {
+  auto info = main().open_run(token_limit, cost_limit, period, period_start);
+  if (size() == 1)
+    return info;
+  auto open_batches = main().open_batch_ids();
+  std::vector<run_info> rest(size());
+  std::vector<uint32_t> others;
+  for (uint32_t k = 1; k < size(); ++k)
+    others.push_back(k);
+  on_each_file(others, [&](uint32_t k) {
+    rest[k] = at(k).open_run_shard(info.id, open_batches, period,
+                                   period_start);
+  });
+  for (auto k : others) {
+    info.interrupted.insert(info.interrupted.end(),
+                            rest[k].interrupted.begin(),
+                            rest[k].interrupted.end());
+    info.tokens_used += rest[k].tokens_used;
+    info.cost_used += rest[k].cost_used;
+  }
+  return info;
+}
+
 state_counts store_set::counts() {
   state_counts sum;
   for (auto& f : files_) {

@@ -105,6 +105,17 @@ public:
   // published it), so a test can kill the process exactly there.
   std::function<void(const char* step)> on_step;
 
+  // Opens a run on every file (plan 2d): main resumes or starts it (and
+  // settles its own interrupted tasks, as store::open_run), then each other
+  // file, on a thread of its own, settles the tasks it found running that
+  // no open batch of main holds. `interrupted` lists them all; the ledger
+  // totals are summed over the files. A crash between the steps is
+  // harmless: the next open resumes the run and settles the rest, nothing
+  // charged twice (a task charged is pending).
+  run_info open_run(uint64_t token_limit, double cost_limit,
+                    const std::string& period = "run",
+                    const std::string& period_start = {});
+
   // Sums over the files.
   state_counts counts();
   uint64_t count_not_cancelled();

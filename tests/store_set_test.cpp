@@ -11,6 +11,7 @@
 
 #include "persistence/shard_map.hpp"
 #include "persistence/store_set.hpp"
+#include "tests/support/job.hpp"
 #include "tests/support/unit_task.hpp"
 #include "tests/temp_dir.hpp"
 
@@ -361,4 +362,60 @@ TEST_CASE("reads across 4 files equal one file's reads of the same tasks",
   put_into(set, {chosen});
   CHECK(set.has_task("", "a-key-of-my-own"));
   CHECK(set.has_task("mine", ""));
+}
+
+TEST_CASE("a run opened on 3 files charges what each file found running "
+          "once, sums the ledger over the files, and leaves an open "
+          "batch's members running",
+          "[store][shard]") {
+  temp_dir dir;
+  auto db = dir.path("bgagent.db");
+  std::vector<std::string> running;
+  {
+    store_set set(db, open_mode::create_if_missing, 3);
+    put_into(set, sharded_tasks(30));
+    set.open_run(0, 0);
+    for (int i = 1; i <= 12; ++i) {
+      auto id = "s" + std::to_string(i);
+      REQUIRE(set.of(id).mark_running(
+        id, 1, held_reservation{static_cast<uint64_t>(i), 100, 0.5}));
+      if (i < 12)
+        running.push_back(id);
+    }
+  }
+  std::set<uint32_t> files;
+  for (auto& id : running)
+    files.insert(shard_of(id, 3));
+  REQUIRE(files.size() == 3); // every file has some
+  // An open provider batch, recorded in main, holds s12 wherever it lives.
+  exec_sql(db, "INSERT INTO batches(id, state, provider, model, run_id, "
+               "created_at) VALUES('b1', 'in_progress', 'openai', 'm', 1, "
+               "'2026-11-29T00:00:00.000Z')");
+  exec_sql(shard_file(db, shard_of("s12", 3)),
+           "UPDATE tasks SET batch_id = 'b1' WHERE id = 's12'");
+  store_set set(db, open_mode::must_exist);
+  auto info = set.open_run(0, 0);
+  CHECK(info.resumed);
+  auto interrupted = info.interrupted;
+  std::sort(interrupted.begin(), interrupted.end());
+  std::sort(running.begin(), running.end());
+  CHECK(interrupted == running);
+  CHECK(info.tokens_used == 1100);
+  CHECK(info.cost_used == Approx(5.5));
+  CHECK(set.counts().running == 1);
+  CHECK(set.counts().pending == 29);
+  long long charged = 0, audited = 0;
+  for (uint32_t k = 0; k < 3; ++k) {
+    charged += sql_int(shard_file(db, k), "SELECT COUNT(*) FROM events "
+                                          "WHERE event = 'budget_charged'");
+    audited += sql_int(shard_file(db, k), "SELECT COUNT(*) FROM events "
+                                          "WHERE event = 'task_interrupted'");
+  }
+  CHECK(charged == 11);
+  CHECK(audited == 11);
+  // Opened again: nothing is charged twice.
+  auto again = set.open_run(0, 0);
+  CHECK(again.interrupted.empty());
+  CHECK(again.tokens_used == 1100);
+  CHECK(again.cost_used == Approx(5.5));
 }
