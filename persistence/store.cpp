@@ -1375,11 +1375,28 @@ submit_report store::submit_part(const std::vector<task>& tasks,
     return rep;
   }
   auto& sub = *sub_;
-  // A staged submission commits each part on its own.
+  // A staged submission commits each part on its own, and lets its write
+  // lock go at once on an error.
   if (sub.staged_by != 0) {
     begin();
     sub.ts = tx_time();
+    try {
+      return submit_part_body(tasks, types, hashes, seqs);
+    } catch (...) {
+      if (in_tx_)
+        rollback();
+      throw;
+    }
   }
+  return submit_part_body(tasks, types, hashes, seqs);
+}
+
+submit_report store::submit_part_body(const std::vector<task>& tasks,
+                                      const std::vector<type_definition>& types,
+                                      const std::vector<std::string>& hashes,
+                                      const std::vector<int64_t>& seqs) {
+  submit_report rep;
+  auto& sub = *sub_;
   // The definitions given, and those of the built-in types named by tasks
   // without a fingerprint (this release's built-ins may be newer than the
   // store's).

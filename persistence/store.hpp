@@ -494,6 +494,10 @@ private:
   std::unique_ptr<submission> sub_;
   // One task of a submission; false (rolled back, report.error set) when
   // it is refused. `ids`: the report that keeps ids, else only counts.
+  submit_report submit_part_body(const std::vector<task>& tasks,
+                                 const std::vector<type_definition>& types,
+                                 const std::vector<std::string>& hashes,
+                                 const std::vector<int64_t>& seqs);
   bool submit_one(const task& t, const std::string& hash, int64_t seq,
                   submit_report& rep);
   // A staged submission's event (and replacement) kept for publishing, and

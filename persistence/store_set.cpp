@@ -86,10 +86,20 @@ void on_each_file(const std::vector<uint32_t>& ks, Work work) {
     }
   };
   std::vector<std::thread> threads;
-  for (size_t i = 1; i < ks.size(); ++i)
-    threads.emplace_back(run, i);
+  threads.reserve(ks.size());
+  size_t inline_from = ks.size();
+  for (size_t i = 1; i < ks.size(); ++i) {
+    try {
+      threads.emplace_back(run, i);
+    } catch (...) {
+      inline_from = i; // no thread to be had: the rest on this one
+      break;
+    }
+  }
   if (!ks.empty())
     run(0);
+  for (size_t i = inline_from; i < ks.size(); ++i)
+    run(i);
   for (auto& t : threads)
     t.join();
   for (auto& e : errors)

@@ -215,6 +215,8 @@ TEST_CASE("a kill -9 at each step of a submission across files leaves all "
     int nth;                 // the nth time the step is reached
     bool kept;               // whether the submission is kept after reopen
   };
+  // Files publish on threads of their own: at "published" #n, n files
+  // have published, and others may be publishing too.
   for (auto p : {point{"staged", 1, false}, point{"staged", 2, false},
                  point{"committed", 1, true}, point{"published", 1, true},
                  point{"published", 3, true}}) {
