@@ -73,6 +73,32 @@ void check_submitted_once(const std::string& db, uint32_t n,
   CHECK(static_cast<long long>(seqs.size()) == events);
 }
 
+// Runs `work` on the store at `db` in a child process that kills itself
+// (SIGKILL, as kill -9) the `nth` time the submission reaches `step`:
+// nothing after that point runs.
+template <class Work>
+void killed_at(const std::string& db, const char* step, int nth, Work work) {
+  pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    try {
+      store_set set(db, open_mode::must_exist);
+      std::atomic<int> seen{0};
+      set.on_step = [&](const char* reached) {
+        if (std::strcmp(reached, step) == 0 && ++seen == nth)
+          ::raise(SIGKILL);
+      };
+      work(set);
+    } catch (...) {
+    }
+    ::_exit(3); // not killed: the checks below fail
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFSIGNALED(status));
+  REQUIRE(WTERMSIG(status) == SIGKILL);
+}
+
 void submit_whole(store_set& set, const std::vector<task>& tasks) {
   set.begin_submission("tasks.jsonl", on_conflict::error);
   REQUIRE(set.submit_part(tasks).error == "");
@@ -224,29 +250,12 @@ TEST_CASE("a kill -9 at each step of a submission across files leaves all "
       temp_dir dir;
       auto db = dir.path("bgagent.db");
       { store_set create(db, open_mode::create_if_missing, 4); }
-      pid_t child = ::fork();
-      REQUIRE(child >= 0);
-      if (child == 0) {
-        // The child dies exactly at the step: nothing after it runs.
-        try {
-          store_set set(db, open_mode::must_exist);
-          std::atomic<int> seen{0};
-          set.on_step = [&](const char* step) {
-            if (std::strcmp(step, p.step) == 0 && ++seen == p.nth)
-              ::raise(SIGKILL);
-          };
-          set.begin_submission("tasks.jsonl", on_conflict::error);
-          set.submit_part(tasks_from(1, 100));
-          set.submit_part(tasks_from(101, 200));
-          set.end_submission();
-        } catch (...) {
-        }
-        ::_exit(3); // not killed: the test fails below
-      }
-      int status = 0;
-      REQUIRE(::waitpid(child, &status, 0) == child);
-      REQUIRE(WIFSIGNALED(status));
-      REQUIRE(WTERMSIG(status) == SIGKILL);
+      killed_at(db, p.step, p.nth, [](store_set& set) {
+        set.begin_submission("tasks.jsonl", on_conflict::error);
+        set.submit_part(tasks_from(1, 100));
+        set.submit_part(tasks_from(101, 200));
+        set.end_submission();
+      });
       store_set set(db, open_mode::must_exist);
       CHECK(set.recovered().published == (p.kept ? 1u : 0u));
       CHECK(set.recovered().dropped == (p.kept ? 0u : 1u));
@@ -306,31 +315,16 @@ TEST_CASE("a kill -9 of a submission that replaces and repeats a task "
       }
       auto newer = unit_task("s3");
       newer.input = "the new text of s3";
-      pid_t child = ::fork();
-      REQUIRE(child >= 0);
-      if (child == 0) {
-        try {
-          store_set set(db, open_mode::must_exist);
-          std::atomic<int> seen{0};
-          set.on_step = [&](const char* step) {
-            if (std::strcmp(step, p.step) == 0 && ++seen == p.nth)
-              ::raise(SIGKILL);
-          };
-          set.begin_submission("again.jsonl", on_conflict::replace);
-          auto first = tasks_from(21, 100);
-          first.push_back(newer);
-          set.submit_part(first);
-          auto second = tasks_from(101, 150);
-          second.push_back(newer); // the same again: a duplicate
-          set.submit_part(second);
-          set.end_submission();
-        } catch (...) {
-        }
-        ::_exit(3);
-      }
-      int status = 0;
-      REQUIRE(::waitpid(child, &status, 0) == child);
-      REQUIRE(WIFSIGNALED(status));
+      killed_at(db, p.step, p.nth, [&](store_set& set) {
+        set.begin_submission("again.jsonl", on_conflict::replace);
+        auto first = tasks_from(21, 100);
+        first.push_back(newer);
+        set.submit_part(first);
+        auto second = tasks_from(101, 150);
+        second.push_back(newer); // the same again: a duplicate
+        set.submit_part(second);
+        set.end_submission();
+      });
       store_set set(db, open_mode::must_exist);
       auto s3 = shard_file(db, shard_of("s3", 4));
       CHECK(set.counts().pending == (p.kept ? 150u : 20u));
