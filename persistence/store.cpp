@@ -1519,34 +1519,28 @@ void store::publish_staged(int64_t submission, const std::string& source) {
     }
     return 0;
   });
-  stmt pending(db_, "UPDATE tasks SET state = 'pending', staged_by = NULL "
-                    "WHERE staged_by = ?1 AND state = 'staged'",
-               path_);
-  stmt release(db_, "UPDATE tasks SET staged_by = NULL WHERE staged_by = ?1",
-               path_);
-  stmt forget(db_, "DELETE FROM staged_outcomes WHERE submission = ?1",
-              path_);
-  for (auto* q : {&pending, &release, &forget}) {
-    q->bind(1, submission);
-    with(*q, path_, [&] { return q->step(); });
-  }
+  end_staging(submission, "UPDATE tasks SET state = 'pending', staged_by = "
+                          "NULL WHERE staged_by = ?1 AND state = 'staged'");
   tx.commit();
 }
 
 void store::drop_staged(int64_t submission) {
   auto_tx tx(*this);
-  stmt staged(db_, "DELETE FROM tasks WHERE staged_by = ?1 AND "
-                   "state = 'staged'",
-              path_);
+  end_staging(submission, "DELETE FROM tasks WHERE staged_by = ?1 AND "
+                          "state = 'staged'");
+  tx.commit();
+}
+
+void store::end_staging(int64_t submission, const char* new_rows_sql) {
+  stmt new_rows(db_, new_rows_sql, path_);
   stmt release(db_, "UPDATE tasks SET staged_by = NULL WHERE staged_by = ?1",
                path_);
   stmt forget(db_, "DELETE FROM staged_outcomes WHERE submission = ?1",
               path_);
-  for (auto* q : {&staged, &release, &forget}) {
+  for (auto* q : {&new_rows, &release, &forget}) {
     q->bind(1, submission);
     with(*q, path_, [&] { return q->step(); });
   }
-  tx.commit();
 }
 
 int64_t store::open_submission(const std::string& source, int64_t owner_pid,

@@ -506,6 +506,11 @@ private:
                      const char* event, const std::string& detail,
                      const std::string& replacement);
   std::string staged_hash(int64_t task_seq);
+  // The end of a submission's staging in this file (inside the caller's
+  // transaction): `new_rows_sql` (?1: the submission) publishes or deletes
+  // the rows it put in, then the tasks it held are let go and its outcomes
+  // forgotten.
+  void end_staging(int64_t submission, const char* new_rows_sql);
   // wait_for_lock(): the one wait in progress.
   std::function<void(double)> lock_waiting_;
   std::chrono::steady_clock::time_point wait_started_;
