@@ -98,7 +98,7 @@ admin_endpoint(endpoint_ptr self, head_handles h, caf::node_id admin_node,
         return refused;
       auto rp = self->make_response_promise<admin_status>();
       auto& st = self->state;
-      self->request(st.h.checkpointer, caf::infinite, status_atom::value)
+      self->request(st.h.store.main(), caf::infinite, status_atom::value)
         .then([=](status_report& rep) mutable {
           auto& st = self->state;
           self->request(st.h.budget_keeper, caf::infinite, budget_atom::value)
@@ -182,7 +182,7 @@ admin_endpoint(endpoint_ptr self, head_handles h, caf::node_id admin_node,
       auto rp = self->make_response_promise<std::vector<std::string>>();
       auto& st = self->state;
       // The event is committed with each requeue, in its transaction.
-      self->request(st.h.checkpointer, caf::infinite, requeue_atom::value, ids,
+      self->request(st.h.store.main(), caf::infinite, requeue_atom::value, ids,
                     all_quarantined,
                     make_event("task_requeued", {}, -1,
                                "by admin at " + st.address, st.address))

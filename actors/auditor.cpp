@@ -14,6 +14,8 @@
 #include "messages/events.hpp"
 #include "messages/json_codec.hpp"
 #include "persistence/jsonl_writer.hpp"
+#include "persistence/shard_map.hpp"
+#include "policy/event_merge.hpp"
 
 namespace bgagent {
 
@@ -38,6 +40,23 @@ struct auditor_state {
   bool catching_up = false;
   // Flush requests answered once `pending` is written.
   std::vector<caf::typed_response_promise<flush_atom>> waiting;
+
+  // -- a store of several files (instead of `checkpointer`) ---------------
+  // Each file's writer, main's first; their event streams merged in seq
+  // order (an event is written once every file's floor is past it).
+  std::vector<checkpointer_actor> files;
+  std::unique_ptr<event_merge> merge;
+  // Per file: its catch-up is out (the events it commits meanwhile are in
+  // the catch-up's last page, so its live ones are skipped), and it was
+  // asked for its floor.
+  std::vector<uint8_t> file_catching, floor_asked;
+  uint64_t received_max = 0; // the highest seq any file sent
+  // Flush requests, with the highest seq received when every file had
+  // answered the flush: answered once the log holds every seq up to it.
+  std::vector<std::pair<uint64_t, caf::typed_response_promise<flush_atom>>>
+    waiting_for;
+
+  bool attached() const { return checkpointer || !files.empty(); }
   static inline const char* name = "auditor";
 };
 
@@ -52,11 +71,33 @@ void schedule_flush(auditor_ptr self) {
 
 void catch_up(auditor_ptr self, uint64_t after);
 
-// Hands the events received so far to the checkpointer, in one message.
+void send_events(auditor_ptr self, const checkpointer_actor& to,
+                 std::vector<audit_event>& events) {
+  if (events.size() == 1)
+    self->send(to, audit_atom::value, std::move(events.front()));
+  else
+    self->send(to, audit_atom::value, std::move(events));
+}
+
+// Hands the events received so far to the checkpointer, in one message;
+// with several files, an event about a task to its file's writer, the
+// others to main's, one message a file.
 void forward(auditor_ptr self) {
   auto& st = self->state;
-  if (st.outgoing.empty() || !st.checkpointer)
+  if (st.outgoing.empty() || !st.attached())
     return;
+  if (!st.files.empty()) {
+    auto n = static_cast<uint32_t>(st.files.size());
+    std::vector<std::vector<audit_event>> by_file(n);
+    for (auto& ev : st.outgoing)
+      by_file[ev.task_id.empty() ? 0 : shard_of(ev.task_id, n)].push_back(
+        std::move(ev));
+    st.outgoing.clear();
+    for (uint32_t k = 0; k < n; ++k)
+      if (!by_file[k].empty())
+        send_events(self, st.files[k], by_file[k]);
+    return;
+  }
   if (st.outgoing.size() == 1)
     self->send(st.checkpointer, audit_atom::value, st.outgoing.front());
   else
@@ -170,6 +211,114 @@ void catch_up(auditor_ptr self, uint64_t after) {
       });
 }
 
+// -- a store of several files ----------------------------------------------
+
+// Answers the flushes whose events are all in the file.
+void answer_waiting_for(auditor_ptr self) {
+  auto& st = self->state;
+  auto below = st.merge->watermark(); // every seq below it is written
+  auto keep = st.waiting_for.begin();
+  for (auto& w : st.waiting_for)
+    if (w.first < below)
+      w.second.deliver(flush_atom::value);
+    else
+      *keep++ = std::move(w);
+  st.waiting_for.erase(keep, st.waiting_for.end());
+}
+
+// Writes what the merge lets go (one write under the file's lock), then
+// asks the files whose old floor holds the rest back for a newer one.
+void write_merged(auditor_ptr self) {
+  auto& st = self->state;
+  auto ready = st.merge->take_ready();
+  if (!ready.empty() || st.log->has_buffered())
+    st.log->append_locked([&](uint64_t last, std::string& out) {
+      for (auto& e : ready) {
+        if (e.seq <= last)
+          continue; // written already (an earlier run's catch-up)
+        out += audit_line(e.event, e.seq, e.ts);
+        out += '\n';
+        last = e.seq;
+      }
+      return last;
+    });
+  if (st.merge->breaches() != 0)
+    spdlog::critical("audit log {}: {} event(s) numbered alike by two store "
+                     "files (a writer without the store's clock)",
+                     st.log->path(), st.merge->breaches());
+  if (st.merge->waiting() != 0)
+    for (auto k : st.merge->holding_back())
+      if (!st.floor_asked[k] && !st.file_catching[k]) {
+        st.floor_asked[k] = 1;
+        self->send(st.files[k], floor_atom::value);
+      }
+  answer_waiting_for(self);
+}
+
+// Events of file k from its catch-up or its commits: into the merge.
+void take_from_file(auditor_ptr self, uint32_t k,
+                    std::vector<committed_event> events, uint64_t floor) {
+  auto& st = self->state;
+  if (!events.empty())
+    st.received_max = std::max(st.received_max, events.back().seq);
+  auto n = events.size();
+  if (!st.merge->add(k, std::move(events), floor))
+    spdlog::critical("audit log {}: store file {} sent {} event(s) out of "
+                     "order (floor {}, watermark {}); they stay in the store, "
+                     "not in the log",
+                     st.log->path(), k, n, floor, st.merge->watermark());
+}
+
+// Every committed event of file k after `after`, a page at a time: each
+// page's last seq + 1 is the file's floor (the page holds every event of
+// it up to there); the last page (short) ends the catch-up.
+void catch_up_file(auditor_ptr self, uint32_t k, uint64_t after) {
+  auto& st = self->state;
+  st.file_catching[k] = 1;
+  self->request(st.files[k], caf::infinite, catch_up_atom::value, after,
+                catch_up_page)
+    .then(
+      [=](std::vector<committed_event>& events) {
+        bool full = events.size() >= catch_up_page;
+        auto last = events.empty() ? after : events.back().seq;
+        take_from_file(self, k, std::move(events), last + 1);
+        if (full) {
+          catch_up_file(self, k, last);
+        } else {
+          self->state.file_catching[k] = 0;
+        }
+        write_merged(self);
+      },
+      [=](caf::error& err) {
+        auto& st = self->state;
+        st.file_catching[k] = 0;
+        spdlog::error("audit log {}: cannot read the events to write from "
+                      "store file {} ({}); they stay there for the next "
+                      "start",
+                      st.log->path(), k, to_string(err));
+        write_merged(self);
+      });
+}
+
+// Every file commits what it holds and sends its floor; the flush is
+// answered once the log holds every event received by then.
+void flush_files(auditor_ptr self,
+                 caf::typed_response_promise<flush_atom> rp) {
+  auto& st = self->state;
+  auto left = std::make_shared<size_t>(st.files.size());
+  auto answered = [=]() mutable {
+    if (--*left != 0)
+      return;
+    auto& st = self->state;
+    st.waiting_for.emplace_back(st.received_max, rp);
+    write_merged(self);
+  };
+  for (auto& f : st.files)
+    self->request(f, caf::infinite, flush_atom::value)
+      .then([=](flush_atom) mutable { answered(); },
+            [=](caf::error&) mutable { answered(); });
+}
+
 auditor_actor::behavior_type auditor(auditor_ptr self,
                                      std::shared_ptr<jsonl_writer> log) {
   pthread_setname_np(pthread_self(), "bg.auditor"); // its own thread
@@ -178,7 +327,7 @@ auditor_actor::behavior_type auditor(auditor_ptr self,
   return {
     [=](const audit_event& ev) {
       auto& st = self->state;
-      if (st.checkpointer) {
+      if (st.attached()) {
         st.outgoing.push_back(ev);
         schedule_flush(self);
         return;
@@ -192,8 +341,34 @@ auditor_actor::behavior_type auditor(auditor_ptr self,
       st.checkpointer = checkpointer;
       catch_up(self, st.log->last_seq_locked());
     },
+    [=](attach_atom, const std::vector<checkpointer_actor>& files) {
+      auto& st = self->state;
+      if (files.empty() || st.attached())
+        return;
+      st.log->flush();
+      st.files = files;
+      auto last = st.log->last_seq_locked();
+      st.merge = std::make_unique<event_merge>(files.size(), last + 1);
+      st.file_catching.assign(files.size(), 1);
+      st.floor_asked.assign(files.size(), 0);
+      for (uint32_t k = 0; k < files.size(); ++k)
+        catch_up_file(self, k, last);
+    },
     [=](std::vector<committed_event>& events) {
       add_pending(self->state, events);
+      schedule_flush(self);
+    },
+    [=](commit_atom, uint32_t k, std::vector<committed_event>& events,
+        uint64_t floor) {
+      auto& st = self->state;
+      if (k >= st.files.size() ||
+          self->current_sender() !=
+            caf::actor_cast<caf::strong_actor_ptr>(st.files[k]))
+        return; // only file k's writer speaks for file k
+      st.floor_asked[k] = 0;
+      if (st.file_catching[k])
+        return; // committed before the catch-up's last page: in it
+      take_from_file(self, k, std::move(events), floor);
       schedule_flush(self);
     },
     // The self-addressed flush (false) ends a batch; a requested flush
@@ -201,7 +376,10 @@ auditor_actor::behavior_type auditor(auditor_ptr self,
     [=](write_pending_atom) {
       auto& st = self->state;
       st.flush_scheduled = false;
-      if (st.checkpointer) {
+      if (!st.files.empty()) {
+        forward(self);
+        write_merged(self);
+      } else if (st.checkpointer) {
         forward(self);
         write_pending(self);
       } else {
@@ -211,6 +389,11 @@ auditor_actor::behavior_type auditor(auditor_ptr self,
     [=](flush_atom) -> caf::typed_response_promise<flush_atom> {
       auto& st = self->state;
       auto rp = self->make_response_promise<flush_atom>();
+      if (!st.files.empty()) {
+        forward(self);
+        flush_files(self, rp);
+        return rp;
+      }
       if (!st.checkpointer) {
         st.log->flush();
         rp.deliver(flush_atom::value);

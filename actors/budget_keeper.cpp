@@ -14,6 +14,7 @@
 #include "messages/budget.hpp"
 #include "messages/budget_keeper_actor.hpp"
 #include "messages/checkpointer_actor.hpp"
+#include "messages/store_handles.hpp"
 #include "messages/monitor_actor.hpp"
 #include "messages/events.hpp"
 
@@ -45,7 +46,7 @@ struct keeper_state {
   bool token_alarm[3] = {false, false, false};
   bool cost_alarm[3] = {false, false, false};
   bool token_exhausted = false, cost_exhausted = false; // alert raised
-  checkpointer_actor checkpointer;
+  store_handles store; // the writers of the store's files
   auditor_actor auditor;
   monitor_actor monitor;
   static inline const char* name = "budget_keeper";
@@ -56,10 +57,13 @@ using keeper_ptr = budget_keeper_actor::stateful_pointer<keeper_state>;
 // Straight to the checkpointer's transaction when there is one: a grant is
 // then numbered before the `running` mark the worker sends after it (CAF
 // keeps one sender's order; the grant is enqueued before the reply).
+// An event about a task goes to the writer of that task's file.
 void audit(keeper_ptr self, audit_event ev) {
   auto& st = self->state;
-  if (st.checkpointer)
-    self->send(st.checkpointer, audit_atom::value, std::move(ev));
+  if (st.store) {
+    auto& to = ev.task_id.empty() ? st.store.main() : st.store.of(ev.task_id);
+    self->send(to, audit_atom::value, std::move(ev));
+  }
   else
     self->send(st.auditor, std::move(ev));
 }
@@ -320,7 +324,7 @@ reservation reserve(keeper_ptr self, const std::string& task_id,
 
 budget_keeper_actor::behavior_type
 budget_keeper(keeper_ptr self, budget_settings s,
-              checkpointer_actor checkpointer, auditor_actor auditor,
+              store_handles store, auditor_actor auditor,
               monitor_actor monitor) {
   auto& st = self->state;
   st.b.tokens_limit = s.token_limit;
@@ -331,7 +335,7 @@ budget_keeper(keeper_ptr self, budget_settings s,
   st.clock = s.clock;
   st.next_period = next_period_start(
     s.period, s.period_began != 0 ? s.period_began : now_seconds(st));
-  st.checkpointer = std::move(checkpointer);
+  st.store = std::move(store);
   st.auditor = std::move(auditor);
   st.monitor = std::move(monitor);
   mark_passed_alarms(st);
@@ -398,7 +402,8 @@ budget_keeper(keeper_ptr self, budget_settings s,
       mark_passed_alarms(st);
       auto tokens = st.b.tokens_limit;
       auto cost = st.b.cost_limit;
-      caf::anon_send(st.checkpointer, limits_atom::value, tokens, cost);
+      if (st.store)
+        caf::anon_send(st.store.main(), limits_atom::value, tokens, cost);
       publish(self);
       return st.b;
     },
@@ -413,10 +418,10 @@ budget_keeper(keeper_ptr self, budget_settings s,
 
 budget_keeper_actor spawn_budget_keeper(caf::actor_system& sys,
                                         budget_settings s,
-                                        const checkpointer_actor& checkpointer,
+                                        const store_handles& store,
                                         const auditor_actor& auditor,
                                         const monitor_actor& monitor) {
-  return sys.spawn(budget_keeper, s, checkpointer, auditor, monitor);
+  return sys.spawn(budget_keeper, s, store, auditor, monitor);
 }
 
 } // namespace bgagent

@@ -50,6 +50,7 @@
 #include "messages/auditor_actor.hpp"
 #include "messages/budget_keeper_actor.hpp"
 #include "messages/checkpointer_actor.hpp"
+#include "messages/store_handles.hpp"
 #include "messages/monitor_actor.hpp"
 #include "policy/budget_period.hpp"
 
@@ -78,7 +79,7 @@ struct budget_settings {
 
 budget_keeper_actor spawn_budget_keeper(caf::actor_system& sys,
                                         budget_settings s,
-                                        const checkpointer_actor& checkpointer,
+                                        const store_handles& store,
                                         const auditor_actor& auditor,
                                         const monitor_actor& monitor);
 

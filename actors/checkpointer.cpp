@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include <caf/all.hpp>
@@ -18,7 +19,9 @@
 #include "messages/node_gateway_actor.hpp"
 #include "messages/run.hpp"
 #include "messages/task.hpp"
+#include "persistence/event_clock.hpp"
 #include "persistence/store.hpp"
+#include "persistence/store_set.hpp"
 
 namespace bgagent {
 
@@ -51,6 +54,10 @@ struct checkpointer_state {
   // message to each at the commit (a group holds dozens to hundreds).
   std::vector<std::pair<node_gateway_actor, std::vector<mark_answer>>> marks;
   auditor_actor auditor;      // gets the committed events
+  // A file of a store of several: its index, the clock its events are
+  // numbered from, and whether the auditor waits for its floor.
+  store_file file;
+  bool floor_asked = false;
   budget_keeper_actor keeper; // gets the settled reservations
   bool synced = false; // the auditor told us the log's last seq
   store_reader_actor reader; // null: this actor reads itself
@@ -134,8 +141,16 @@ void grouped_mark(checkpointer_ptr self, mark_answer answer, F op) {
 void publish(checkpointer_ptr self) {
   auto& st = self->state;
   auto events = st.db->take_committed_events();
-  if (!events.empty() && st.auditor)
+  if (st.file.clock) {
+    // No transaction is open here: every later event of this file takes
+    // a seq at or above the clock's next().
+    if (st.auditor && (!events.empty() || st.floor_asked))
+      self->send(st.auditor, commit_atom::value, st.file.index,
+                 std::move(events), st.file.clock->next());
+    st.floor_asked = false;
+  } else if (!events.empty() && st.auditor) {
     self->send(st.auditor, std::move(events));
+  }
   auto settled = st.db->take_settlements();
   if (!settled.empty() && st.keeper)
     caf::anon_send(st.keeper, commit_atom::value, std::move(settled));
@@ -367,7 +382,17 @@ behavior_type running_behavior(checkpointer_ptr self) {
     },
     [=](flush_atom) {
       commit_open_group(self);
+      if (self->state.file.clock) {
+        self->state.floor_asked = true; // the floor goes before the answer
+        publish(self);
+      }
       return flush_atom::value;
+    },
+    [=](floor_atom) {
+      auto& st = self->state;
+      st.floor_asked = true;
+      if (!st.flush_scheduled) // else the open group's commit sends it
+        publish(self);
     },
     [=](attach_atom, const budget_keeper_actor& keeper) {
       self->state.keeper = keeper;
@@ -513,11 +538,15 @@ behavior_type running_behavior(checkpointer_ptr self) {
 }
 
 behavior_type checkpointer(checkpointer_ptr self, std::shared_ptr<store> db,
-                           auditor_actor auditor,
-                           store_reader_actor reader) {
-  // Its own thread (detached): named for top, perf and the benches.
-  pthread_setname_np(pthread_self(), "bg.checkpoint");
+                           auditor_actor auditor, store_reader_actor reader,
+                           store_file file) {
+  // Its own thread (detached): named for top, perf and the benches
+  // (bg.checkpoint, or bg.checkpoint3 for file 3 of a store of several).
+  auto name = std::string("bg.checkpoint") +
+              (file.clock ? std::to_string(file.index) : std::string());
+  pthread_setname_np(pthread_self(), name.c_str());
   self->state.db = std::move(db);
+  self->state.file = std::move(file);
   if (reader) {
     self->state.reader = reader;
     self->link_to(reader);
@@ -570,25 +599,38 @@ checkpointer_actor spawn_checkpointer(caf::actor_system& sys,
                                       std::unique_ptr<store> db) {
   return sys.spawn<caf::detached>(checkpointer,
                                   std::shared_ptr<store>(std::move(db)),
-                                  auditor_actor{}, store_reader_actor{});
+                                  auditor_actor{}, store_reader_actor{},
+                                  store_file{});
 }
 
 checkpointer_actor spawn_checkpointer(caf::actor_system& sys,
                                       std::unique_ptr<store> db,
                                       const auditor_actor& auditor,
                                       std::unique_ptr<store> reader) {
-  store_reader_actor reads;
-  if (reader)
-    reads = spawn_store_reader(sys, std::move(reader));
-  // Detached: SQLite blocks (commits, a busy store) on this actor's own
-  // thread, never on one of the scheduler's.
-  auto cp = sys.spawn<caf::detached>(
-    checkpointer, std::shared_ptr<store>(std::move(db)), auditor, reads);
+  auto cp = spawn_checkpointer(sys, std::move(db), auditor, std::move(reader),
+                               store_file{});
   // From the caller's thread, before it returns: an event the caller sends
   // the auditor after this is already behind the pairing in its mailbox.
   if (auditor)
     caf::anon_send(auditor, attach_atom::value, cp);
   return cp;
+}
+
+checkpointer_actor spawn_checkpointer(caf::actor_system& sys,
+                                      std::unique_ptr<store> db,
+                                      const auditor_actor& auditor,
+                                      std::unique_ptr<store> reader,
+                                      store_file file) {
+  store_reader_actor reads;
+  if (reader)
+    reads = file.clock ? spawn_store_reader(sys, std::move(reader),
+                                            file.index, file.scans)
+                       : spawn_store_reader(sys, std::move(reader));
+  // Detached: SQLite blocks (commits, a busy store) on this actor's own
+  // thread, never on one of the scheduler's.
+  return sys.spawn<caf::detached>(checkpointer,
+                                  std::shared_ptr<store>(std::move(db)),
+                                  auditor, reads, std::move(file));
 }
 
 } // namespace bgagent

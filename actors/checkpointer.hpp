@@ -144,7 +144,9 @@
 
 namespace bgagent {
 
+class event_clock;
 class store;
+class store_set;
 
 checkpointer_actor spawn_checkpointer(caf::actor_system& sys,
                                       std::unique_ptr<store> db);
@@ -152,5 +154,32 @@ checkpointer_actor spawn_checkpointer(caf::actor_system& sys,
                                       std::unique_ptr<store> db,
                                       const auditor_actor& auditor,
                                       std::unique_ptr<store> reader = {});
+
+// The writer of one file of a store of several files
+// (docs/plans/sharded-store.md; the run spawns one per file,
+// app/store_spawn.hpp). Its differences from the above:
+// - the files number their events from one `clock`; after each commit
+//   that committed events, the auditor gets (commit_atom, index, events,
+//   floor) instead of the events alone, `floor` being the clock's next()
+//   read with no transaction open: every later event of this file is
+//   numbered at or above it (the auditor's merge, policy/event_merge.hpp,
+//   writes an event once every file's floor is past it);
+// - (floor_atom) from the auditor: that message is sent even without
+//   events, at once or with the open group's commit; a flush sends it
+//   before its answer;
+// - the caller sends the auditor (attach_atom, every file's writer);
+// - its threads are bg.checkpoint<index> and bg.reader<index>; with
+//   `scans` (main's), its reader answers status, counts and results over
+//   every file.
+struct store_file {
+  uint32_t index = 0;
+  std::shared_ptr<event_clock> clock;
+  std::shared_ptr<store_set> scans;
+};
+checkpointer_actor spawn_checkpointer(caf::actor_system& sys,
+                                      std::unique_ptr<store> db,
+                                      const auditor_actor& auditor,
+                                      std::unique_ptr<store> reader,
+                                      store_file file);
 
 } // namespace bgagent

@@ -15,6 +15,7 @@
 #include "messages/batch_runner_actor.hpp"
 #include "messages/budget_keeper_actor.hpp"
 #include "messages/checkpointer_actor.hpp"
+#include "messages/store_handles.hpp"
 #include "messages/monitor_actor.hpp"
 #include "messages/rate_keeper_actor.hpp"
 #include "messages/supervisor_actor.hpp"
@@ -24,7 +25,8 @@ namespace bgagent {
 struct head_handles {
   supervisor_actor supervisor;
   budget_keeper_actor budget_keeper;
-  checkpointer_actor checkpointer;
+  // The store's writers: main() and of(task id) (messages/store_handles.hpp).
+  store_handles store;
   auditor_actor auditor;
   monitor_actor monitor;
   // The run's counters (the monitor reads them); null: none kept.

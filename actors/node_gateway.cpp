@@ -245,7 +245,7 @@ void begin(gateway_ptr self, const task_worker_actor& worker,
       a.begin_answered = rp;
       // The grant goes with the start (the keeper audits it itself only
       // when it scaled it up). The store's answer: running_marked().
-      self->send(st.h.checkpointer, running_atom::value, id, attempt, r.id,
+      self->send(st.h.store.of(id), running_atom::value, id, attempt, r.id,
                  tokens, cost,
                  event_for(self, "task_started", id, attempt,
                            detail + ", reserved " +
@@ -307,7 +307,7 @@ void look_in_cache(gateway_ptr self, const task_worker_actor& worker,
   auto& st = self->state;
   auto addr = worker.address();
   auto fp = st.open[id].fingerprint;
-  self->request(st.h.checkpointer, caf::infinite, cached_atom::value,
+  self->request(st.h.store.of(id), caf::infinite, cached_atom::value,
                 std::vector<std::string>{id}, std::vector<std::string>{fp},
                 event_for(self, "task_cached", id, attempt, ""))
     .then(
@@ -353,7 +353,7 @@ void record_failure(gateway_ptr self, const caf::actor_addr& worker,
   auto detail = std::string(to_string(out.error_class())) + ": " + out.error;
   if (out.provider_fault)
     detail += " [the provider's fault: not counted]";
-  self->request(st.h.checkpointer, caf::infinite, usage_atom::value, id,
+  self->request(st.h.store.of(id), caf::infinite, usage_atom::value, id,
                 attempt, u, out.provider, out.model,
                 event_for(self, "task_failed", id, attempt, detail),
                 out.raw_answer, out.answer_error)
@@ -437,7 +437,7 @@ void finish(gateway_ptr self, const task_worker_actor& worker,
     if (!a.fingerprint.empty() && st.s.cache_known)
       st.s.cache_known->add(a.fingerprint);
     // The store's answer: completions_stored().
-    self->send(st.h.checkpointer, complete_atom::value, id, attempt, kept, u,
+    self->send(st.h.store.of(id), complete_atom::value, id, attempt, kept, u,
                event_for(self, "task_completed", id, attempt, fmt_usage(u)),
                a.reservation, a.seq);
     return;
@@ -569,8 +569,7 @@ node_gateway_actor::behavior_type node_gateway(gateway_ptr self, head_handles h,
     },
     [=](marks_atom, std::vector<mark_answer>& answers) {
       auto& st = self->state;
-      if (self->current_sender() != caf::actor_cast<caf::strong_actor_ptr>(
-                                      st.h.checkpointer)) {
+      if (!st.h.store.holds(self->current_sender())) {
         refuse(self, "store answers not from the store");
         return;
       }

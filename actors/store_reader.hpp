@@ -23,9 +23,18 @@ class actor_system;
 namespace bgagent {
 
 class store;
+class store_set;
 
 // `db`: a connection of its own to the checkpointer's store file.
 store_reader_actor spawn_store_reader(caf::actor_system& sys,
                                       std::unique_ptr<store> db);
+// The reader of file `index` of a store of several (thread bg.reader3 for
+// file 3): the fetch reads its own file; with `scans` (main's reader) the
+// status, counts and results are read over every file of the store
+// (store_set's sums and merges), else from its own file.
+store_reader_actor spawn_store_reader(caf::actor_system& sys,
+                                      std::unique_ptr<store> db,
+                                      uint32_t index,
+                                      std::shared_ptr<store_set> scans);
 
 } // namespace bgagent

@@ -84,7 +84,7 @@ struct supervisor_state {
   // file, so one today (docs/plans/sharded-store.md). It keeps each feed's
   // cursor, whether it is exhausted, and the ids let go while a fetch was
   // out (let_go()).
-  shard_merge<task> feeds{1};
+  shard_merge<task> feeds{1}; // set to the store's files at the start
   uint32_t fetches_out = 0; // answers not yet back, stale ones included
   bool rescanned = false; // final look for tasks added during the run
   uint32_t outstanding = 0; // store writes not yet acknowledged
@@ -142,6 +142,12 @@ void deliver_summary(supervisor_ptr self) {
 // ~50 ms at 10,000 workers).
 uint32_t fetch_batch(const supervisor_state& st) {
   return std::clamp<uint32_t>(st.settings.workers * 4, 1024, 8192);
+}
+
+// Each file's share of a fetch (its feed buffers about that much).
+uint32_t fetch_batch_per_file(const supervisor_state& st) {
+  auto files = static_cast<uint32_t>(std::max<size_t>(st.h.store.size(), 1));
+  return std::max<uint32_t>(fetch_batch(st) / files, 64);
 }
 
 // The queue is topped up below this: half a fetch, and at least one task
@@ -231,9 +237,9 @@ void fetch(supervisor_ptr self) {
   for (auto k : st.feeds.to_fetch()) {
     auto ticket = st.feeds.fetching(k);
     auto after = st.feeds.cursor(k);
-    auto batch = fetch_batch(st);
+    auto batch = fetch_batch_per_file(st);
     ++st.fetches_out;
-    self->request(st.h.checkpointer, caf::infinite, fetch_atom::value,
+    self->request(st.h.store.files[k], caf::infinite, fetch_atom::value,
                   after.priority, after.seq, batch)
       .then([=](std::vector<task>& tasks) {
         auto& st = self->state;
@@ -396,7 +402,7 @@ void quarantine(supervisor_ptr self, const task& t, uint32_t attempt,
   auto& st = self->state;
   ++st.outstanding;
   // Audited in the store's transaction that quarantines it.
-  self->request(st.h.checkpointer, caf::infinite, quarantine_atom::value, t.id,
+  self->request(st.h.store.of(t.id), caf::infinite, quarantine_atom::value, t.id,
                 attempt, error,
                 make_event("task_quarantined", t.id,
                            static_cast<int32_t>(attempt), error))
@@ -436,7 +442,7 @@ void schedule_retry(supervisor_ptr self, task t, uint32_t attempt,
           " at once: " + out.error;
   }
   // Audited in the store's transaction that schedules it.
-  self->request(st.h.checkpointer, caf::infinite, retry_atom::value, t.id,
+  self->request(st.h.store.of(t.id), caf::infinite, retry_atom::value, t.id,
                 attempt, out.error,
                 make_event("task_retry_scheduled", t.id,
                            static_cast<int32_t>(attempt), why),
@@ -502,7 +508,7 @@ void attempt_failed(supervisor_ptr self, const task& t, uint32_t attempt,
                        "provider refused for lack of credits: " + out.error,
                        t.id});
       ++st.outstanding;
-      self->request(st.h.checkpointer, caf::infinite, give_back_atom::value,
+      self->request(st.h.store.of(t.id), caf::infinite, give_back_atom::value,
                     t.id, attempt)
         .then([=](bool) {
           --self->state.outstanding;
@@ -554,7 +560,7 @@ void worker_lost(supervisor_ptr self, worker_slot slot, const std::string& why,
     if (slot.busy) {
       auto t = slot.current;
       ++st.outstanding;
-      self->request(st.h.checkpointer, caf::infinite, give_back_atom::value, t.id,
+      self->request(st.h.store.of(t.id), caf::infinite, give_back_atom::value, t.id,
                     slot.attempt)
         .then([=](bool) mutable {
           auto& st = self->state;
@@ -603,7 +609,7 @@ void finish(supervisor_ptr self) {
   // The run is over: the dead man's switch stops watching the supervisor.
   self->send(st.h.monitor, heartbeat_atom::value, std::string("supervisor"),
              false, std::string{});
-  self->request(st.h.checkpointer, caf::infinite, status_atom::value)
+  self->request(st.h.store.main(), caf::infinite, status_atom::value)
     .then(
       [=](const status_report& rep) {
         auto& st = self->state;
@@ -679,6 +685,9 @@ void maybe_finish(supervisor_ptr self) {
   finish(self);
 }
 
+void cancelled(supervisor_ptr self, std::vector<std::string> done,
+               caf::typed_response_promise<std::vector<std::string>> rp);
+
 // Cancels pending / retry_wait / quarantined tasks and forgets them here;
 // `each` (when named) is committed with each cancellation.
 caf::typed_response_promise<std::vector<std::string>>
@@ -686,9 +695,37 @@ cancel_tasks(supervisor_ptr self, const std::vector<std::string>& ids,
              const audit_event& each) {
   auto& st = self->state;
   auto rp = self->make_response_promise<std::vector<std::string>>();
-  self->request(st.h.checkpointer, caf::infinite, cancel_atom::value, ids,
-                each)
-    .then([=](const std::vector<std::string>& done) mutable {
+  // Each file cancels its own tasks; the answers are joined in `done`.
+  auto files = st.h.store.size();
+  std::vector<std::vector<std::string>> by_file(files);
+  for (auto& id : ids)
+    by_file[files == 1 ? 0 : shard_of(id, static_cast<uint32_t>(files))]
+      .push_back(id);
+  auto done = std::make_shared<std::vector<std::string>>();
+  auto left = std::make_shared<size_t>(0);
+  for (auto& part : by_file)
+    *left += part.empty() ? 0 : 1;
+  if (*left == 0) {
+    rp.deliver(std::vector<std::string>{});
+    return rp;
+  }
+  for (size_t k = 0; k < files; ++k) {
+    if (by_file[k].empty())
+      continue;
+    self->request(st.h.store.files[k], caf::infinite, cancel_atom::value,
+                  by_file[k], each)
+      .then([=](const std::vector<std::string>& part) mutable {
+        done->insert(done->end(), part.begin(), part.end());
+        if (--*left == 0)
+          cancelled(self, std::move(*done), rp);
+      });
+  }
+  return rp;
+}
+
+// The tasks cancelled in the store, forgotten here too.
+void cancelled(supervisor_ptr self, std::vector<std::string> done,
+               caf::typed_response_promise<std::vector<std::string>> rp) {
       auto& st = self->state;
       std::unordered_set<std::string> gone(done.begin(), done.end());
       st.queue.erase(std::remove_if(st.queue.begin(), st.queue.end(),
@@ -711,8 +748,6 @@ cancel_tasks(supervisor_ptr self, const std::vector<std::string>& ids,
       }
       rp.deliver(done);
       maybe_finish(self);
-    });
-  return rp;
 }
 
 // -- handlers shared by several phases ---------------------------------------
@@ -922,7 +957,7 @@ auto on_shutdown(supervisor_ptr self) {
       caf::anon_send_exit(slot.handle, caf::exit_reason::user_shutdown);
       auto t = slot.current;
       ++st.outstanding;
-      self->request(st.h.checkpointer, caf::infinite, give_back_atom::value,
+      self->request(st.h.store.of(t.id), caf::infinite, give_back_atom::value,
                     t.id, slot.attempt)
         .then([=](bool) {
           --self->state.outstanding;
@@ -1207,6 +1242,7 @@ behavior_type supervisor(supervisor_ptr self, supervisor_settings s,
   st.restarts = restart_window{st.settings.max_restarts,
                                st.settings.restart_window_seconds};
   st.h = std::move(h);
+  st.feeds = shard_merge<task>(std::max<size_t>(st.h.store.size(), 1));
   if (!st.h.counters)
     st.h.counters = std::make_shared<call_counters>();
   st.prov = std::move(p);
@@ -1224,7 +1260,7 @@ behavior_type supervisor(supervisor_ptr self, supervisor_settings s,
     st.local_gateways.push_back(spawn_node_gateway(
       self->system(),
       head_handles{caf::actor_cast<supervisor_actor>(self),
-                   st.h.budget_keeper, st.h.checkpointer, st.h.auditor,
+                   st.h.budget_keeper, st.h.store, st.h.auditor,
                    st.h.monitor, st.h.counters, st.h.rate_keeper, {}},
       gs));
     spdlog::debug("local gateway {} actor id {}", k + 1,
@@ -1236,8 +1272,12 @@ behavior_type supervisor(supervisor_ptr self, supervisor_settings s,
       caf::anon_send_exit(gw, caf::exit_reason::kill);
   });
   std::vector<caf::actor_addr> internal{
-    st.h.checkpointer.address(), st.h.budget_keeper.address(),
-    st.h.auditor.address(), st.h.monitor.address()};
+    st.h.budget_keeper.address(), st.h.auditor.address(),
+    st.h.monitor.address()};
+  for (auto& file : st.h.store.files) {
+    internal.push_back(file.address());
+    self->monitor(file);
+  }
   for (auto& gw : st.local_gateways) {
     internal.push_back(gw.address());
     self->monitor(gw);
@@ -1249,7 +1289,6 @@ behavior_type supervisor(supervisor_ptr self, supervisor_settings s,
     self->send(st.h.rate_keeper, outage_atom::value,
                caf::actor_cast<supervisor_actor>(self));
   }
-  self->monitor(st.h.checkpointer);
   self->monitor(st.h.budget_keeper);
   self->monitor(st.h.auditor);
   self->monitor(st.h.monitor);

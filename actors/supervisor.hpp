@@ -84,6 +84,7 @@
 #include "messages/auditor_actor.hpp"
 #include "messages/budget_keeper_actor.hpp"
 #include "messages/checkpointer_actor.hpp"
+#include "messages/store_handles.hpp"
 #include "messages/monitor_actor.hpp"
 #include "messages/rate_keeper_actor.hpp"
 #include "messages/supervisor_actor.hpp"
@@ -120,7 +121,8 @@ struct supervisor_settings {
 };
 
 struct run_handles {
-  checkpointer_actor checkpointer;
+  // The store's writers, one per file (messages/store_handles.hpp).
+  store_handles store;
   budget_keeper_actor budget_keeper;
   auditor_actor auditor;
   monitor_actor monitor;

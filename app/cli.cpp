@@ -47,7 +47,7 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
   app.footer("Run `bgagent help COMMAND` for a command's options and "
              "examples.");
 
-  std::string db, tasks, workers, provider, model, base_url, listen, metrics;
+  std::string db, tasks, workers, shards, provider, model, base_url, listen, metrics;
   std::string insecure_listen, types_file, on_conflict = "error";
   std::string state, file;
   bool follow = false, json = false, all_quarantined = false;
@@ -110,6 +110,10 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
                     "provider's Batch API at its batch price (BG_AGENT_MODE, "
                     "default live)")
       ->check(CLI::IsMember({"live", "batch"}));
+    cmd->add_option("--shards", shards,
+                    "Files a new store is split over, 1-64 (BG_AGENT_SHARDS, "
+                    "default 1); an existing store keeps its own")
+      ->type_name("N");
     cmd->add_flag("--no-cache", no_cache,
                   "Call the model even where the response cache holds the "
                   "answer to the same request");
@@ -420,6 +424,7 @@ int cli_main(int argc, char** argv, const provider_registry& providers) {
     flag(db, "BG_AGENT_DB", "--db");
     flag(types_file, "BG_AGENT_TYPES", "--types");
     flag(workers, "BG_AGENT_WORKERS", "--workers");
+    flag(shards, "BG_AGENT_SHARDS", "--shards");
     flag(provider, "LLM_PROVIDER", "--provider");
     flag(model, "MODEL", "--model");
     flag(base_url, "LLM_BASE_URL", "--base-url");

@@ -38,6 +38,7 @@ const std::vector<std::string> known_names = {
   "BG_AGENT_TLS_KEY", "BG_AGENT_TLS_CA", "BG_AGENT_REJOIN_TIMEOUT",
   "BG_AGENT_SYNC", "BG_AGENT_TYPES", "BG_AGENT_RESPONSE_FORMAT",
   "BG_AGENT_API_TOKEN", "BG_AGENT_HTTP_MAX_BODY", "BG_AGENT_BUDGET_PERIOD",
+  "BG_AGENT_SHARDS",
   "BG_AGENT_MODE", "BG_AGENT_BATCH_MAX_REQUESTS", "BG_AGENT_BATCH_MAX_BYTES",
   "BG_AGENT_BATCH_POLL", "BG_AGENT_BATCH_DISCOUNT", "BG_AGENT_BATCH_RETRY"};
 
@@ -183,6 +184,7 @@ config load_config(const config_sources& src) {
   }
   // 0 local workers is valid for a head that only serves remote nodes.
   count("BG_AGENT_WORKERS", c.workers, 0, 10000);
+  count("BG_AGENT_SHARDS", c.shards, 1, 64);
   count("BG_AGENT_MAX_RETRIES", c.max_retries, 0, 100);
   secs("BG_AGENT_TIMEOUT", c.timeout_seconds);
   secs("BG_AGENT_POLL_INTERVAL", c.poll_interval_seconds);

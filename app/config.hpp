@@ -35,6 +35,9 @@ struct config {
   provider_settings provider;
   // The run.
   uint32_t workers = 4;
+  // Files a new store is split over (BG_AGENT_SHARDS, 1-64); 0: unset (a
+  // new store has one, an existing one what it says).
+  uint32_t shards = 0;
   uint32_t max_retries = 3;
   double timeout_seconds = 300;
   double poll_interval_seconds = 10;

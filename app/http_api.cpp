@@ -259,7 +259,7 @@ struct http_api::impl {
         "request body", "HTTP API from " + client(req), s.max_input_bytes,
         types);
       caf::scoped_actor self{sys};
-      counts = sub.store_all(self, h.checkpointer, on_conflict, &ids);
+      counts = sub.store_all(self, h.store.main(), on_conflict, &ids);
     } catch (const submission_conflict& e) {
       json extra;
       if (auto line = line_of(e.what()))
@@ -453,7 +453,7 @@ struct http_api::impl {
                             ": only quarantined or completed tasks are "
                             "requeued");
       done = ask_within<std::vector<std::string>>(
-        self, h.checkpointer, requeue_atom::value,
+        self, h.store.main(), requeue_atom::value,
         std::vector<std::string>{id}, false, r->state,
         make_event("task_requeued", {}, -1, by));
       if (!done.empty())

@@ -40,12 +40,17 @@
 #include "app/system_config.hpp"
 #include "app/task_file.hpp"
 #include "app/task_file_submission.hpp"
+#include "app/store_writers.hpp"
 #include "app/types_file.hpp"
 #include "messages/atoms.hpp"
 #include "messages/events.hpp"
 #include "messages/json_codec.hpp"
 #include "messages/run.hpp"
+#include "persistence/event_clock.hpp"
+#include "persistence/jsonl_writer.hpp"
+#include "persistence/shard_map.hpp"
 #include "persistence/store.hpp"
+#include "persistence/store_set.hpp"
 #include "policy/budget_period.hpp"
 #include "providers/provider_registry.hpp"
 
@@ -178,6 +183,25 @@ static void hold_open_batch_reservations(caf::scoped_actor& self,
   }
 }
 
+// What a run on a store of several files cannot do yet
+// (docs/plans/sharded-store.md, steps 3 to 5): refused before anything
+// starts, exit 2.
+void refuse_for_several_files(const config& c, const run_options& o,
+                              bool batch_mode, bool listens, uint32_t n) {
+  std::string what = o.serve    ? "`serve`"
+                     : o.follow ? "--follow"
+                     : batch_mode ? "--mode batch"
+                     : listens    ? "--listen (worker nodes)"
+                                  : "";
+  if (what.empty())
+    return;
+  throw usage_error(c.db_path + " is a store of " + std::to_string(n) +
+                    " files (BG_AGENT_SHARDS): " + what +
+                    " does not run on one yet; run its task file "
+                    "(`bgagent run --tasks FILE`), or use a store of one "
+                    "file (--db PATH)");
+}
+
 int run_command(const config& c, const run_options& o,
                 const provider_registry& providers) {
   if (o.dry_run)
@@ -246,19 +270,32 @@ int run_command(const config& c, const run_options& o,
   std::string secret, secret_where;
   if (listen)
     secret = head_secret(c, secret_where);
-  auto db = std::make_unique<store>(c.db_path,
-                                    store::open_mode::create_if_missing,
-                                    c.db_sync_full ? store::sync_mode::full
-                                                   : store::sync_mode::normal);
+  auto sync = c.db_sync_full ? store::sync_mode::full
+                             : store::sync_mode::normal;
+  // One file, or several (BG_AGENT_SHARDS when the store is made).
+  auto files = std::make_unique<store_set>(
+    c.db_path, store::open_mode::create_if_missing, c.shards, sync);
+  const bool sharded = files->size() > 1;
+  if (sharded)
+    refuse_for_several_files(c, o, batch_mode, listen.has_value(),
+                             files->size());
   // A concurrent `submit` of many tasks holds the write lock for its whole
   // (all-or-nothing) transaction: the run waits for it, saying so.
-  db->wait_for_lock([path = c.db_path](double seconds) {
-    spdlog::warn("waiting {:.0f} s for the write lock of {}: another "
-                 "process holds it (a large submit?); the run resumes when "
-                 "it is released",
-                 seconds, path);
-  });
-  add_provider_prices(*prices, c.provider, db.get(), true);
+  for (uint32_t k = 0; k < files->size(); ++k)
+    files->at(k).wait_for_lock(
+      [path = shard_file(c.db_path, k)](double seconds) {
+        spdlog::warn("waiting {:.0f} s for the write lock of {}: another "
+                     "process holds it (a large submit?); the run resumes "
+                     "when it is released",
+                     seconds, path);
+      });
+  // A store of one file goes on as its own connection; several stay in
+  // `files` until their writers are spawned (after the run is opened).
+  std::unique_ptr<store> db = sharded ? nullptr : files->release(0);
+  if (!sharded)
+    files.reset();
+  add_provider_prices(*prices, c.provider, sharded ? &files->main() : db.get(),
+                      true);
   std::optional<api_token> token;
   if (http_at)
     token = resolve_api_token(c.api_token, c.db_path);
@@ -282,29 +319,33 @@ int run_command(const config& c, const run_options& o,
   }
   // The offline provider's answers cost nothing: not worth a cache. Its
   // fingerprints are read before the store moves to its thread.
-  bool use_cache = !o.no_cache && prov->name() != "offline";
+  // (Not yet with several files: an answer is cached in its task's file,
+  // and an equal request in another file would not find it.)
+  bool use_cache = !o.no_cache && prov->name() != "offline" && !sharded;
   auto cache_known = use_cache ? db->response_cache_filter() : nullptr;
   // Every audit event is committed to the store before the auditor writes
-  // it; the checkpointer and the auditor are paired for that.
-  // The scans (the queue's next tasks, counts, results) on a connection
-  // of their own: the thread that commits attempts never waits for them.
-  auto reader = std::make_unique<store>(
-    c.db_path, store::open_mode::must_exist,
-    c.db_sync_full ? store::sync_mode::full : store::sync_mode::normal);
-  // As patient as the writer: a read kept waiting must not end the run.
-  reader->wait_for_lock([path = c.db_path](double seconds) {
-    spdlog::warn("a read of {} has waited {:.0f} s for another process's "
-                 "lock; it goes on waiting",
-                 path, seconds);
-  });
-  auto checkpointer = spawn_checkpointer(sys, std::move(db), auditor,
-                                         std::move(reader));
+  // it; the checkpointer and the auditor are paired for that. With several
+  // files their writers are spawned once the run is opened (below).
+  checkpointer_actor checkpointer;
+  store_handles writers;
+  if (!sharded) {
+    checkpointer = spawn_checkpointer(sys, std::move(db), auditor,
+                                      open_reader(c.db_path, sync, false));
+    writers = checkpointer;
+  } else {
+    // What the files hold was numbered below the log's last line, and
+    // what this start writes before the auditor attaches goes above it.
+    files->clock()->raise(jsonl_writer::last_seq(c.audit_path));
+  }
   caf::scoped_actor self{sys};
   // The cluster edge (gatekeeper, and with it the node gateways) obeys
   // no exit message but `kill`; the others end on user_shutdown.
   gatekeeper_actor gatekeeper;
   auto shutdown = [&](const auto&... actors) {
     auto end = [&](const auto& a) {
+      if (a && a.address() == checkpointer.address())
+        for (size_t k = 1; k < writers.size(); ++k) // the other files'
+          self->send_exit(writers.files[k], caf::exit_reason::user_shutdown);
       if (a)
         self->send_exit(a, a.address() == gatekeeper.address()
                              ? caf::exit_reason::kill
@@ -317,10 +358,11 @@ int run_command(const config& c, const run_options& o,
   // resumed without its environment would fall back to offline). A head
   // that listens for nodes is not checked: its nodes bring their own.
   auto producers =
-    listen ? std::vector<std::string>{}
-           : ask<std::vector<std::string>>(self, checkpointer,
-                                           status_atom::value,
-                                           provider_atom::value);
+    listen    ? std::vector<std::string>{}
+    : sharded ? files->completed_providers()
+              : ask<std::vector<std::string>>(self, checkpointer,
+                                              status_atom::value,
+                                              provider_atom::value);
   if (!producers.empty() && !c.provider_explicit &&
       std::find(producers.begin(), producers.end(), prov->name()) ==
         producers.end()) {
@@ -342,7 +384,9 @@ int run_command(const config& c, const run_options& o,
   if (tasks) {
     // task_submitted / task_duplicate are committed with the submission.
     try {
-      auto counts = tasks->store_all(self, checkpointer, o.on_conflict);
+      auto counts = sharded
+                      ? tasks->store_all(*files, o.on_conflict)
+                      : tasks->store_all(self, checkpointer, o.on_conflict);
       submitted = o.tasks_file + ": " + submit_summary(counts);
     } catch (...) {
       shutdown(checkpointer, auditor);
@@ -356,8 +400,10 @@ int run_command(const config& c, const run_options& o,
   // A call to a model without a known price could not be reserved against
   // the cost budget: refuse before any call (the tasks stay pending).
   {
-    auto models = ask<std::vector<std::string>>(
-      self, checkpointer, status_atom::value, models_atom::value);
+    auto models = sharded ? files->runnable_models()
+                          : ask<std::vector<std::string>>(
+                              self, checkpointer, status_atom::value,
+                              models_atom::value);
     for (auto& m : models)
       if (!prov->knows_price_of(m)) {
         shutdown(checkpointer, auditor);
@@ -373,17 +419,27 @@ int run_command(const config& c, const run_options& o,
     !c.budget_period.empty() ? c.budget_period : o.serve ? "day" : "run");
   auto period_began = period_start(period, std::time(nullptr));
   // (Not for a calendar period: the stop may have been in an earlier one.)
-  auto last = ask<status_report>(self, checkpointer, status_atom::value,
-                                 run_atom::value);
+  auto last = sharded ? files->main().run_status()
+                      : ask<status_report>(self, checkpointer,
+                                           status_atom::value, run_atom::value);
   bool exhausted = last.run.state == "stopped_budget" &&
                    last.budget.tokens_limit == c.token_budget &&
                    last.budget.cost_limit == c.cost_budget &&
                    period == budget_period::run &&
                    last.budget_period == "run";
-  auto run = ask<run_info>(self, checkpointer, open_run_atom::value,
-                           c.token_budget, c.cost_budget,
-                           std::string(to_string(period)),
-                           rfc3339_utc(period_began));
+  auto run = sharded
+               ? files->open_run(c.token_budget, c.cost_budget,
+                                 std::string(to_string(period)),
+                                 rfc3339_utc(period_began))
+               : ask<run_info>(self, checkpointer, open_run_atom::value,
+                               c.token_budget, c.cost_budget,
+                               std::string(to_string(period)),
+                               rfc3339_utc(period_began));
+  if (sharded) {
+    writers = spawn_file_writers(sys, std::move(files), c.db_path, sync,
+                                 auditor);
+    checkpointer = writers.main();
+  }
   self->send(auditor,
              make_event("run_started", {}, -1,
                         "run " + std::to_string(run.id) +
@@ -429,7 +485,7 @@ int run_command(const config& c, const run_options& o,
   bs.exhausted = exhausted;
   bs.period = period;
   bs.period_began = period_began;
-  auto keeper = spawn_budget_keeper(sys, bs, checkpointer, auditor, monitor);
+  auto keeper = spawn_budget_keeper(sys, bs, writers, auditor, monitor);
   rate_settings rs;
   rs.rpm = c.rpm;
   rs.tpm = c.tpm;
@@ -447,7 +503,8 @@ int run_command(const config& c, const run_options& o,
       sys, rs, rate_keeper_links{monitor, auditor, checkpointer, counters});
   // Reservations settled by the store (completion, failure, abandoned
   // calls) are committed to this keeper.
-  self->send(checkpointer, attach_atom::value, keeper);
+  for (auto& w : writers.files)
+    self->send(w, attach_atom::value, keeper);
   // Tasks in provider batches still open were sent: the provider may bill
   // them whatever this run does, so their reservations are held again
   // (whatever the budget says) before anything else reserves.
@@ -469,7 +526,7 @@ int run_command(const config& c, const run_options& o,
   ss.cache_known = cache_known;
   ss.response_format = c.provider.response_format;
   auto sup = spawn_supervisor(sys, ss,
-                              run_handles{checkpointer, keeper, auditor,
+                              run_handles{writers, keeper, auditor,
                                           monitor, counters, rates},
                               prov);
 
@@ -527,7 +584,7 @@ int run_command(const config& c, const run_options& o,
     gs.cache_known = ss.cache_known;
     gatekeeper = spawn_gatekeeper(
       sys, gs,
-      head_handles{sup, keeper, checkpointer, auditor, monitor, counters,
+      head_handles{sup, keeper, writers, auditor, monitor, counters,
                    rates, batcher});
     self->send(sup, watch_atom::value, caf::actor_cast<caf::actor>(gatekeeper),
                std::string("the gatekeeper on ") + listen->text());
@@ -598,7 +655,7 @@ int run_command(const config& c, const run_options& o,
     try {
       api = std::make_unique<http_api>(
         sys,
-        head_handles{sup, keeper, checkpointer, auditor, monitor, counters,
+        head_handles{sup, keeper, writers, auditor, monitor, counters,
                    rates, batcher},
         types_in_force(c), hs);
     } catch (const usage_error&) {
@@ -624,7 +681,7 @@ int run_command(const config& c, const run_options& o,
                    o.http);
   }
 
-  head_handles handles{sup, keeper, checkpointer, auditor, monitor, counters,
+  head_handles handles{sup, keeper, writers, auditor, monitor, counters,
                        rates, batcher};
   if (schedules)
     schedules->start(self, handles, std::time(nullptr));

@@ -96,8 +96,8 @@ struct schedule_runner::impl {
       task_file_submission sub(std::make_unique<std::istringstream>(lines),
                                e.when.file(), "schedule '" + e.spec + "'",
                                max_input_bytes, types);
-      auto counts = sub.store_all(self, h.checkpointer, "error");
-      ask<bool>(self, h.checkpointer, schedule_atom::value, e.spec, when);
+      auto counts = sub.store_all(self, h.store.main(), "error");
+      ask<bool>(self, h.store.main(), schedule_atom::value, e.spec, when);
       caf::anon_send(h.supervisor, poll_atom::value);
       auto detail = what + ": " + submit_summary(counts);
       spdlog::info("{}", detail);
@@ -166,7 +166,7 @@ std::string schedule_runner::fired_tasks(const std::string& file_text,
 void schedule_runner::start(caf::scoped_actor& self, const head_handles& h,
                             int64_t now) {
   for (auto& e : d_->entries) {
-    auto last = ask<std::string>(self, h.checkpointer, schedule_atom::value,
+    auto last = ask<std::string>(self, h.store.main(), schedule_atom::value,
                                  e.spec);
     auto latest = e.when.latest_at_or_before(now);
     if (!last.empty() && latest && firing_text(*latest) > last) {
@@ -176,7 +176,7 @@ void schedule_runner::start(caf::scoped_actor& self, const head_handles& h,
       d_->fire(self, h, e, *latest);
     } else if (last.empty()) {
       // Never fired: nothing was missed; from now on it counts.
-      ask<bool>(self, h.checkpointer, schedule_atom::value, e.spec,
+      ask<bool>(self, h.store.main(), schedule_atom::value, e.spec,
                 firing_text(latest ? *latest : now));
     }
     e.next = e.when.next_after(now);

@@ -19,6 +19,7 @@
 #include "app/number_format.hpp"
 #include "app/system_config.hpp"
 #include "app/run_lock.hpp"
+#include "app/store_writers.hpp"
 #include "app/task_file.hpp"
 #include "app/task_file_submission.hpp"
 #include "app/types_file.hpp"
@@ -28,7 +29,10 @@
 #include "messages/run.hpp"
 #include "messages/task.hpp"
 #include "messages/utf8.hpp"
+#include "persistence/event_clock.hpp"
+#include "persistence/jsonl_writer.hpp"
 #include "persistence/store.hpp"
+#include "persistence/store_set.hpp"
 #include "types/openai_batch.hpp"
 
 namespace bgagent {
@@ -49,14 +53,26 @@ struct store_session {
     // database cannot be written (a read-only directory, another user's).
     if (!audited)
       mode = store::open_mode::read_only;
-    auto db = std::make_unique<store>(c.db_path, mode,
-                                      c.db_sync_full
-                                        ? store::sync_mode::full
-                                        : store::sync_mode::normal);
+    auto sync = c.db_sync_full ? store::sync_mode::full
+                               : store::sync_mode::normal;
     if (!audited) {
-      checkpointer = spawn_checkpointer(sys, std::move(db));
+      // A store of several files (BG_AGENT_SHARDS) is read through main's
+      // writer, whose reader reads over every file. (Commands that change
+      // things cannot open one yet: the store refuses, naming it.)
+      auto files = std::make_shared<store_set>(c.db_path, mode);
+      if (files->size() == 1) {
+        checkpointer = spawn_checkpointer(sys, files->release(0));
+        return;
+      }
+      auto one = [&] {
+        return std::make_unique<store>(c.db_path, mode, sync,
+                                       store::membership::in_set);
+      };
+      checkpointer = spawn_checkpointer(sys, one(), auditor_actor{}, one(),
+                                        store_file{0, files->clock(), files});
       return;
     }
+    auto db = std::make_unique<store>(c.db_path, mode, sync);
     try {
       auditor = spawn_auditor(sys, c.audit_path);
     } catch (const std::runtime_error& e) {
@@ -120,6 +136,58 @@ std::string dump(const nlohmann::json& j) {
 
 } // namespace
 
+namespace {
+
+// A submission into a store of several files (docs/plans/sharded-store.md):
+// all or nothing through the files' staging, then the events it committed
+// reach the audit log through the files' writers and the auditor's merge,
+// as a run's do. While a run uses the store its files' events are numbered
+// by that run's clock alone, so this waits for no run: it is refused.
+int submit_to_files(const config& c, std::unique_ptr<store_set> files,
+                    task_file_submission& tasks,
+                    const std::string& on_conflict,
+                    std::optional<run_lock>& no_run) {
+  if (!no_run) {
+    if (run_lock::held(c.db_path))
+      throw usage_error(c.db_path + " is a store of " +
+                        std::to_string(files->size()) +
+                        " files (BG_AGENT_SHARDS) and a run is using it: "
+                        "submit to it while no run goes, or give the run "
+                        "the file (`bgagent run --tasks FILE`)");
+    no_run.emplace(c.db_path);
+  }
+  system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  auditor_actor auditor;
+  try {
+    auditor = spawn_auditor(sys, c.audit_path);
+  } catch (const std::runtime_error& e) {
+    throw usage_error(std::string("audit log: ") + e.what());
+  }
+  // Numbered above the log's last line.
+  files->clock()->raise(jsonl_writer::last_seq(c.audit_path));
+  auto sync = c.db_sync_full ? store::sync_mode::full
+                             : store::sync_mode::normal;
+  submit_counts counts;
+  try {
+    counts = tasks.store_all(*files, on_conflict);
+  } catch (...) {
+    self->send_exit(auditor, caf::exit_reason::user_shutdown);
+    throw;
+  }
+  auto writers = spawn_file_writers(sys, std::move(files), c.db_path, sync,
+                                    auditor);
+  ask<flush_atom>(self, auditor, flush_atom::value);
+  for (auto& w : writers.files)
+    self->send_exit(w, caf::exit_reason::user_shutdown);
+  self->send_exit(auditor, caf::exit_reason::user_shutdown);
+  std::printf("%s\n", submit_summary(counts).c_str());
+  return exit_code::ok;
+}
+
+} // namespace
+
 int submit_command(const config& c, const std::string& file,
                    const std::string& on_conflict) {
   // A run holds fetched copies of its tasks: replacing one under it would
@@ -130,6 +198,17 @@ int submit_command(const config& c, const std::string& file,
     no_run.emplace(c.db_path);
   // Read in parts: a fault in a short file leaves no database behind.
   task_file_submission tasks(file, c.max_input_bytes, types_in_force(c));
+  auto sync = c.db_sync_full ? store::sync_mode::full
+                             : store::sync_mode::normal;
+  {
+    // A store of several files (BG_AGENT_SHARDS when it is made) takes a
+    // submission through its files, with no run using it.
+    auto files = std::make_unique<store_set>(
+      c.db_path, store::open_mode::create_if_missing, c.shards, sync);
+    if (files->size() > 1)
+      return submit_to_files(c, std::move(files), tasks, on_conflict,
+                             no_run);
+  }
   store_session s(c, store::open_mode::create_if_missing, true);
   auto counts = tasks.store_all(s.self, s.checkpointer, on_conflict);
   std::printf("%s\n", submit_summary(counts).c_str());

@@ -12,6 +12,7 @@
 #include "messages/run.hpp"
 #include "messages/task.hpp"
 #include "persistence/store.hpp"
+#include "persistence/store_set.hpp"
 
 namespace bgagent {
 
@@ -145,6 +146,45 @@ submit_counts task_file_submission::store_all(caf::scoped_actor& self,
   auto counts =
     ask<submit_counts>(self, checkpointer, end_submit_atom::value, true);
   self->demonitor(checkpointer.address());
+  if (!counts.error.empty())
+    throw submission_conflict(d.path + ": " + counts.error);
+  return counts;
+}
+
+submit_counts task_file_submission::store_all(store_set& files,
+                                              const std::string& on_conflict,
+                                              std::vector<std::string>* ids) {
+  auto& d = *d_;
+  if (ids)
+    for (auto& t : d.filling.tasks)
+      ids->push_back(t.id);
+  d.ids = ids;
+  files.begin_submission(d.source,
+                         on_conflict == "skip"      ? store::on_conflict::skip
+                         : on_conflict == "replace" ? store::on_conflict::replace
+                                                    : store::on_conflict::error);
+  try {
+    while (!d.filling.tasks.empty()) {
+      d.in_store = std::move(d.filling);
+      d.filling = part{};
+      auto rep = files.submit_part(d.in_store.tasks, d.in_store.types);
+      if (!rep.error.empty()) {
+        auto at = rep.failed_index >= 0
+                    ? static_cast<size_t>(rep.failed_index) % part_size
+                    : d.in_store.where.size();
+        throw submission_conflict((at < d.in_store.where.size()
+                                     ? d.in_store.where[at]
+                                     : d.path) +
+                                  ": " + rep.error);
+      }
+      if (d.more)
+        d.fill();
+    }
+  } catch (...) {
+    files.end_submission(false); // a refusal dropped it already: no-op
+    throw;
+  }
+  auto counts = files.end_submission(true);
   if (!counts.error.empty())
     throw submission_conflict(d.path + ": " + counts.error);
   return counts;

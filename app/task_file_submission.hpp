@@ -26,6 +26,7 @@
 
 namespace bgagent {
 
+class store_set;
 class type_registry;
 struct submit_counts;
 
@@ -47,6 +48,11 @@ public:
   submit_counts store_all(caf::scoped_actor& self,
                           const checkpointer_actor& checkpointer,
                           const std::string& on_conflict,
+                          std::vector<std::string>* ids = nullptr);
+  // The same into a store of several files, on this thread, before a run
+  // spawns their writers (store_set's submission: staged, then published;
+  // all or nothing).
+  submit_counts store_all(store_set& files, const std::string& on_conflict,
                           std::vector<std::string>* ids = nullptr);
 
 private:

@@ -22,7 +22,10 @@
 // Usage: bgagent-bench-offline [--sizes 10000,30000,100000] [--workers 64[,8]]
 //                              [--bgagent PATH] [--baseline PATH]
 //                              [--sync full[,normal]] [--jobs builtin[,custom]]
-//                              [--rounds N] [--celery PATH]
+//                              [--rounds N] [--celery PATH] [--shards S,...]
+//
+// --shards 1,4,8 runs each of this binary's rows on a store of that many
+// files (BG_AGENT_SHARDS): one writer thread per file (bg.checkpoint<k>).
 //
 // Each row also prints the CPU time of the run's busiest thread per task
 // ("busy us/t") and the rate that thread alone would allow ("ceiling/s" =
@@ -243,6 +246,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> jobs = {"builtin"};
   std::vector<size_t> sizes = {10000, 30000, 100000};
   std::vector<size_t> workers = {64};
+  std::vector<size_t> shards; // empty: the store's default (one file)
   size_t rounds = 1;
   std::string celery;
   for (int i = 1; i < argc; ++i) {
@@ -264,11 +268,13 @@ int main(int argc, char** argv) {
       celery = argv[++i];
     else if (arg == "--jobs" && has_value)
       jobs = parse_words(argv[++i]);
+    else if (arg == "--shards" && has_value)
+      shards = parse_list(argv[++i], "--shards");
     else {
       std::cerr << "usage: bgagent-bench-offline [--sizes N,N,...] "
                    "[--workers W,...] [--bgagent PATH] [--baseline PATH] "
                    "[--sync full,normal] [--jobs builtin,custom] "
-                   "[--rounds N] [--celery PATH]\n";
+                   "[--rounds N] [--celery PATH] [--shards S,...]\n";
       return 2;
     }
   }
@@ -292,6 +298,24 @@ int main(int argc, char** argv) {
         v.label += " " + job;
       variants.push_back(v);
     }
+  }
+  // Each of this binary's variants on a store of each count of files
+  // (BG_AGENT_SHARDS, given to submit, which makes the store).
+  if (!shards.empty()) {
+    std::vector<variant> split;
+    for (auto& v : variants) {
+      if (v.label == "baseline") {
+        split.push_back(v);
+        continue;
+      }
+      for (auto n : shards) {
+        auto w = v;
+        w.label += " S=" + std::to_string(n);
+        w.env.emplace_back("BG_AGENT_SHARDS", std::to_string(n));
+        split.push_back(w);
+      }
+    }
+    variants = std::move(split);
   }
   std::printf("bgagent offline throughput: %s", binary.c_str());
   if (!baseline.empty())

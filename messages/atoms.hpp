@@ -39,6 +39,9 @@ using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using attach_atom = caf::atom_constant<caf::atom("attach")>;
 // the auditor asks the store for the committed events after a seq
 using catch_up_atom = caf::atom_constant<caf::atom("catchup")>;
+// (floor_atom): the auditor asks one file's writer of a store of several
+// for its events' floor (actors/checkpointer.hpp)
+using floor_atom = caf::atom_constant<caf::atom("floor")>;
 // an actor's note to itself: commit the open group / write what is pending
 using commit_group_atom = caf::atom_constant<caf::atom("commitgrp")>;
 using write_pending_atom = caf::atom_constant<caf::atom("writepend")>;

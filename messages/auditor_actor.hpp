@@ -20,8 +20,14 @@ using auditor_actor = caf::typed_actor<
   caf::reacts_to<audit_event>,
   // the checkpointer whose committed events it writes
   caf::reacts_to<attach_atom, checkpointer_actor>,
+  // a store of several files: every file's writer, main's first
+  caf::reacts_to<attach_atom, std::vector<checkpointer_actor>>,
   // committed events, in seq order, after each commit
   caf::reacts_to<std::vector<committed_event>>,
+  // from file k's writer of a store of several: (k, its committed events
+  // in seq order, its floor)
+  caf::reacts_to<commit_atom, uint32_t, std::vector<committed_event>,
+                 uint64_t>,
   // answered once every event received before it is on disk
   caf::replies_to<flush_atom>::with<flush_atom>,
   // its own note: write what is pending

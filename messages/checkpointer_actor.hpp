@@ -113,6 +113,9 @@ using checkpointer_actor = caf::typed_actor<
   caf::replies_to<catch_up_atom, uint64_t, uint32_t>::with<
     std::vector<committed_event>>,
   caf::replies_to<flush_atom>::with<flush_atom>,
+  // a file of a store of several: send the auditor its floor (now, or
+  // with the open group's commit)
+  caf::reacts_to<floor_atom>,
   // the keeper to settle reservations with
   caf::reacts_to<attach_atom, budget_keeper_actor>,
   // its own note: commit the open group

@@ -439,6 +439,12 @@ public:
   std::vector<committed_event> take_committed_events();
   std::vector<settlement> take_settlements();
 
+  // What this file's usage ledger holds for one run, or since a time (RFC
+  // 3339): a store of several files sums them (store_set::status).
+  void ledger_totals(int64_t run_id, uint64_t& tokens, double& cost);
+  void ledger_totals_since(const std::string& ts, uint64_t& tokens,
+                           double& cost);
+
 private:
   struct resolved_type;
   const resolved_type* find_type(const std::string& fingerprint);
@@ -455,10 +461,6 @@ private:
   void exec(const char* sql);
   void open_schema();
   int read_version();
-  // What the usage ledger holds for one run.
-  void ledger_totals(int64_t run_id, uint64_t& tokens, double& cost);
-  void ledger_totals_since(const std::string& ts, uint64_t& tokens,
-                           double& cost);
   bool read_row(const std::string& id, task_row& row);
   std::vector<std::string> requeue_interrupted(
     const std::string& ts, const std::string& not_in_open_batch,

@@ -1,7 +1,9 @@
 #include "persistence/store_set.hpp"
 
 #include <algorithm>
+#include <ctime>
 #include <filesystem>
+#include <map>
 #include <random>
 #include <set>
 #include <stdexcept>
@@ -10,6 +12,7 @@
 #include <unistd.h>
 
 #include "messages/utf8.hpp"
+#include "policy/budget_period.hpp"
 #include "persistence/event_clock.hpp"
 #include "persistence/process_identity.hpp"
 #include "persistence/shard_map.hpp"
@@ -561,17 +564,94 @@ run_info store_set::open_run(uint64_t token_limit, double cost_limit,
   return info;
 }
 
+std::unique_ptr<store> store_set::release(uint32_t k) {
+  return std::move(files_.at(k));
+}
+
+namespace {
+
+void add_counts(state_counts& sum, const state_counts& c) {
+  sum.pending += c.pending;
+  sum.running += c.running;
+  sum.retry_wait += c.retry_wait;
+  sum.completed += c.completed;
+  sum.quarantined += c.quarantined;
+  sum.cancelled += c.cancelled;
+}
+
+// Each name once, sorted.
+std::vector<std::string> union_of(std::vector<std::string> all) {
+  std::sort(all.begin(), all.end());
+  all.erase(std::unique(all.begin(), all.end()), all.end());
+  return all;
+}
+
+} // namespace
+
+status_report store_set::status() {
+  auto rep = main().status();
+  if (size() == 1)
+    return rep;
+  // Main's spending was read as main's status reads it; the other files'
+  // ledgers add theirs for the same run or period.
+  auto period = parse_budget_period(rep.budget_period);
+  bool calendar = rep.run.id != 0 && period && *period != budget_period::run;
+  auto since = calendar ? rfc3339_utc(bgagent::period_start(
+                            *period, std::time(nullptr)))
+                        : std::string();
+  for (uint32_t k = 1; k < size(); ++k) {
+    add_counts(rep.tasks, at(k).counts());
+    uint64_t tokens = 0;
+    double cost = 0;
+    if (calendar)
+      at(k).ledger_totals_since(since, tokens, cost);
+    else if (rep.run.id != 0)
+      at(k).ledger_totals(rep.run.id, tokens, cost);
+    rep.budget.tokens_used += tokens;
+    rep.budget.cost_used += cost;
+  }
+  return rep;
+}
+
+std::vector<tag_totals> store_set::totals_by_tag() {
+  if (size() == 1)
+    return main().totals_by_tag();
+  std::map<std::string, tag_totals> by_tag;
+  for (auto& f : files_)
+    for (auto& t : f->totals_by_tag()) {
+      auto& sum = by_tag[t.tag];
+      sum.tag = t.tag;
+      add_counts(sum.tasks, t.tasks);
+      sum.prompt_tokens += t.prompt_tokens;
+      sum.completion_tokens += t.completion_tokens;
+      sum.cost_usd += t.cost_usd;
+    }
+  std::vector<tag_totals> out;
+  for (auto& [tag, sum] : by_tag)
+    out.push_back(std::move(sum));
+  return out;
+}
+
+std::vector<std::string> store_set::completed_providers() {
+  std::vector<std::string> all;
+  for (auto& f : files_)
+    for (auto& p : f->completed_providers())
+      all.push_back(std::move(p));
+  return union_of(std::move(all));
+}
+
+std::vector<std::string> store_set::runnable_models() {
+  std::vector<std::string> all;
+  for (auto& f : files_)
+    for (auto& m : f->runnable_models())
+      all.push_back(std::move(m));
+  return union_of(std::move(all));
+}
+
 state_counts store_set::counts() {
   state_counts sum;
-  for (auto& f : files_) {
-    auto c = f->counts();
-    sum.pending += c.pending;
-    sum.running += c.running;
-    sum.retry_wait += c.retry_wait;
-    sum.completed += c.completed;
-    sum.quarantined += c.quarantined;
-    sum.cancelled += c.cancelled;
-  }
+  for (auto& f : files_)
+    add_counts(sum, f->counts());
   return sum;
 }
 

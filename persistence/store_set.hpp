@@ -116,6 +116,21 @@ public:
                     const std::string& period = "run",
                     const std::string& period_start = {});
 
+  // The clock the files number their events from (null with one file).
+  const std::shared_ptr<event_clock>& clock() const { return clock_; }
+  // Hands file k's connection to its writer (a run's checkpointer, on its
+  // own thread). The set must not touch that file afterwards: only
+  // size(), store_id() and clock() stay usable once any file is released.
+  std::unique_ptr<store> release(uint32_t k);
+
+  // The status over every file: main's run, limits, circuits and batches;
+  // the counts and the run's (or the budget period's) spending summed.
+  status_report status();
+  // Summed over the files, by tag.
+  std::vector<tag_totals> totals_by_tag();
+  // Over the files, each name once, sorted.
+  std::vector<std::string> completed_providers();
+  std::vector<std::string> runnable_models();
   // Sums over the files.
   state_counts counts();
   uint64_t count_not_cancelled();

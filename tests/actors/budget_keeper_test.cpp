@@ -26,7 +26,9 @@ struct keeper_env : actor_env {
   probe_handle cp_probe = spawn_probe(sys, cp);
   budget_keeper_actor keeper;
   explicit keeper_env(budget_settings s) {
-    keeper = spawn_budget_keeper(sys, s, cp_probe, audit_probe, mon_probe);
+    keeper = spawn_budget_keeper(sys, s,
+                                 checkpointer_actor{cp_probe}, audit_probe,
+                                 mon_probe);
   }
   ~keeper_env() {
     exit_all(self, keeper, audit_probe, mon_probe, cp_probe);

@@ -161,6 +161,44 @@ inline long long sql_int(const std::string& db_path, const std::string& sql) {
   return v;
 }
 
+// The first column of every row (read-only); empty when it failed.
+inline std::vector<long long> sql_int_all(const std::string& db_path,
+                                          const std::string& sql) {
+  sqlite3* db = nullptr;
+  std::vector<long long> out;
+  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) ==
+      SQLITE_OK) {
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK)
+      while (sqlite3_step(st) == SQLITE_ROW)
+        out.push_back(sqlite3_column_int64(st, 0));
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(db);
+  return out;
+}
+
+// The first column of every row as text (read-only; NULL as "").
+inline std::vector<std::string> sql_text_all(const std::string& db_path,
+                                             const std::string& sql) {
+  sqlite3* db = nullptr;
+  std::vector<std::string> out;
+  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) ==
+      SQLITE_OK) {
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK)
+      while (sqlite3_step(st) == SQLITE_ROW) {
+        auto* t = sqlite3_column_text(st, 0);
+        out.emplace_back(t ? reinterpret_cast<const char*>(t) : "");
+      }
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(db);
+  return out;
+}
+
 inline double sql_double(const std::string& db_path, const std::string& sql) {
   sqlite3* db = nullptr;
   double v = -1;
