@@ -50,6 +50,10 @@ struct auditor_state {
   // the catch-up's last page, so its live ones are skipped), and it was
   // asked for its floor.
   std::vector<uint8_t> file_catching, floor_asked;
+  // A file's writer ended (a storage error; or the run's end): its floor
+  // stays where it was, so nothing above it is written by this process;
+  // the rest stays in the files for the next start's catch-up.
+  bool file_gone = false;
   uint64_t received_max = 0; // the highest seq any file sent
   // Flush requests, with the highest seq received when every file had
   // answered the flush: answered once the log holds every seq up to it.
@@ -213,13 +217,22 @@ void catch_up(auditor_ptr self, uint64_t after) {
 
 // -- a store of several files ----------------------------------------------
 
-// Answers the flushes whose events are all in the file.
+bool any_file_catching(const auditor_state& st) {
+  return std::any_of(st.file_catching.begin(), st.file_catching.end(),
+                     [](uint8_t c) { return c != 0; });
+}
+
+// Answers the flushes whose events are all in the file (none while a
+// catch-up is out: its next pages may hold events committed before the
+// flush). With a writer gone no more can be written: answered at once.
 void answer_waiting_for(auditor_ptr self) {
   auto& st = self->state;
+  if (any_file_catching(st) && !st.file_gone)
+    return;
   auto below = st.merge->watermark(); // every seq below it is written
   auto keep = st.waiting_for.begin();
   for (auto& w : st.waiting_for)
-    if (w.first < below)
+    if (w.first < below || st.file_gone)
       w.second.deliver(flush_atom::value);
     else
       *keep++ = std::move(w);
@@ -259,10 +272,11 @@ void write_merged(auditor_ptr self) {
 void take_from_file(auditor_ptr self, uint32_t k,
                     std::vector<committed_event> events, uint64_t floor) {
   auto& st = self->state;
-  if (!events.empty())
-    st.received_max = std::max(st.received_max, events.back().seq);
   auto n = events.size();
-  if (!st.merge->add(k, std::move(events), floor))
+  auto last = events.empty() ? uint64_t{0} : events.back().seq;
+  if (st.merge->add(k, std::move(events), floor))
+    st.received_max = std::max(st.received_max, last);
+  else
     spdlog::critical("audit log {}: store file {} sent {} event(s) out of "
                      "order (floor {}, watermark {}); they stay in the store, "
                      "not in the log",
@@ -282,10 +296,15 @@ void catch_up_file(auditor_ptr self, uint32_t k, uint64_t after) {
         bool full = events.size() >= catch_up_page;
         auto last = events.empty() ? after : events.back().seq;
         take_from_file(self, k, std::move(events), last + 1);
+        auto& st = self->state;
         if (full) {
           catch_up_file(self, k, last);
         } else {
-          self->state.file_catching[k] = 0;
+          st.file_catching[k] = 0;
+          // Every event committed before a waiting flush is received now.
+          if (!any_file_catching(st))
+            for (auto& w : st.waiting_for)
+              w.first = std::max(w.first, st.received_max);
         }
         write_merged(self);
       },
@@ -323,6 +342,21 @@ auditor_actor::behavior_type auditor(auditor_ptr self,
                                      std::shared_ptr<jsonl_writer> log) {
   pthread_setname_np(pthread_self(), "bg.auditor"); // its own thread
   self->state.log = std::move(log);
+  // A file's writer that ends (a store of several files): see file_gone.
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& st = self->state;
+    for (size_t k = 0; k < st.files.size(); ++k)
+      if (dm.source == st.files[k].address()) {
+        if (!st.file_gone && dm.reason != caf::exit_reason::user_shutdown)
+          spdlog::error("audit log {}: store file {}'s writer ended ({}); "
+                        "the events from seq {} on stay in the store for "
+                        "the next start",
+                        st.log->path(), k, to_string(dm.reason),
+                        st.merge->watermark());
+        st.file_gone = true;
+        answer_waiting_for(self);
+      }
+  });
   self->state.seq = jsonl_writer::last_seq(self->state.log->path());
   return {
     [=](const audit_event& ev) {
@@ -347,6 +381,8 @@ auditor_actor::behavior_type auditor(auditor_ptr self,
         return;
       st.log->flush();
       st.files = files;
+      for (auto& f : files)
+        self->monitor(f);
       auto last = st.log->last_seq_locked();
       st.merge = std::make_unique<event_merge>(files.size(), last + 1);
       st.file_catching.assign(files.size(), 1);

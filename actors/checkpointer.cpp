@@ -547,6 +547,7 @@ behavior_type checkpointer(checkpointer_ptr self, std::shared_ptr<store> db,
   pthread_setname_np(pthread_self(), name.c_str());
   self->state.db = std::move(db);
   self->state.file = std::move(file);
+  self->state.run_id = self->state.file.run_id; // limits_atom's run
   if (reader) {
     self->state.reader = reader;
     self->link_to(reader);

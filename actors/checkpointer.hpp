@@ -175,6 +175,7 @@ struct store_file {
   uint32_t index = 0;
   std::shared_ptr<event_clock> clock;
   std::shared_ptr<store_set> scans;
+  int64_t run_id = 0; // main's: the run opened on the files before
 };
 checkpointer_actor spawn_checkpointer(caf::actor_system& sys,
                                       std::unique_ptr<store> db,

@@ -703,14 +703,10 @@ cancel_tasks(supervisor_ptr self, const std::vector<std::string>& ids,
       .push_back(id);
   auto done = std::make_shared<std::vector<std::string>>();
   auto left = std::make_shared<size_t>(0);
-  for (auto& part : by_file)
-    *left += part.empty() ? 0 : 1;
-  if (*left == 0) {
-    rp.deliver(std::vector<std::string>{});
-    return rp;
-  }
+  for (size_t k = 0; k < files; ++k)
+    *left += by_file[k].empty() && k != 0 ? 0 : 1; // main's always asked
   for (size_t k = 0; k < files; ++k) {
-    if (by_file[k].empty())
+    if (by_file[k].empty() && k != 0)
       continue;
     self->request(st.h.store.files[k], caf::infinite, cancel_atom::value,
                   by_file[k], each)

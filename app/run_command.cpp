@@ -437,7 +437,7 @@ int run_command(const config& c, const run_options& o,
                                rfc3339_utc(period_began));
   if (sharded) {
     writers = spawn_file_writers(sys, std::move(files), c.db_path, sync,
-                                 auditor);
+                                 auditor, run.id);
     checkpointer = writers.main();
   }
   self->send(auditor,

@@ -5,6 +5,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 #include <cstdio>
+#include <filesystem>
 #include <optional>
 #include <iostream>
 
@@ -31,6 +32,7 @@
 #include "messages/utf8.hpp"
 #include "persistence/event_clock.hpp"
 #include "persistence/jsonl_writer.hpp"
+#include "persistence/shard_map.hpp"
 #include "persistence/store.hpp"
 #include "persistence/store_set.hpp"
 #include "types/openai_batch.hpp"
@@ -141,21 +143,11 @@ namespace {
 // A submission into a store of several files (docs/plans/sharded-store.md):
 // all or nothing through the files' staging, then the events it committed
 // reach the audit log through the files' writers and the auditor's merge,
-// as a run's do. While a run uses the store its files' events are numbered
-// by that run's clock alone, so this waits for no run: it is refused.
+// as a run's do. The caller holds the run lock: while a run uses the store
+// its files' events are numbered by that run's clock alone.
 int submit_to_files(const config& c, std::unique_ptr<store_set> files,
                     task_file_submission& tasks,
-                    const std::string& on_conflict,
-                    std::optional<run_lock>& no_run) {
-  if (!no_run) {
-    if (run_lock::held(c.db_path))
-      throw usage_error(c.db_path + " is a store of " +
-                        std::to_string(files->size()) +
-                        " files (BG_AGENT_SHARDS) and a run is using it: "
-                        "submit to it while no run goes, or give the run "
-                        "the file (`bgagent run --tasks FILE`)");
-    no_run.emplace(c.db_path);
-  }
+                    const std::string& on_conflict) {
   system_config cfg;
   caf::actor_system sys{cfg};
   caf::scoped_actor self{sys};
@@ -200,14 +192,25 @@ int submit_command(const config& c, const std::string& file,
   task_file_submission tasks(file, c.max_input_bytes, types_in_force(c));
   auto sync = c.db_sync_full ? store::sync_mode::full
                              : store::sync_mode::normal;
-  {
-    // A store of several files (BG_AGENT_SHARDS when it is made) takes a
-    // submission through its files, with no run using it.
+  // A store of several files (BG_AGENT_SHARDS when it is made) takes a
+  // submission through its files while no other process writes them: the
+  // run lock is taken before the files are opened (opening finishes what
+  // a crash left, numbering events).
+  std::error_code ec;
+  if (c.shards > 1 || std::filesystem::exists(shard_file(c.db_path, 1), ec)) {
+    if (!no_run) {
+      if (run_lock::held(c.db_path))
+        throw usage_error(c.db_path + " is a store of several files "
+                          "(BG_AGENT_SHARDS) and another bgagent (a run or a "
+                          "submit) is using it: submit to it when that ends, "
+                          "or give a run the file (`bgagent run --tasks "
+                          "FILE`)");
+      no_run.emplace(c.db_path);
+    }
     auto files = std::make_unique<store_set>(
       c.db_path, store::open_mode::create_if_missing, c.shards, sync);
     if (files->size() > 1)
-      return submit_to_files(c, std::move(files), tasks, on_conflict,
-                             no_run);
+      return submit_to_files(c, std::move(files), tasks, on_conflict);
   }
   store_session s(c, store::open_mode::create_if_missing, true);
   auto counts = tasks.store_all(s.self, s.checkpointer, on_conflict);

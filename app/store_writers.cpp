@@ -31,7 +31,8 @@ store_handles spawn_file_writers(caf::actor_system& sys,
                                  std::unique_ptr<store_set> files,
                                  const std::string& db_path,
                                  store::sync_mode sync,
-                                 const auditor_actor& auditor) {
+                                 const auditor_actor& auditor,
+                                 int64_t run_id) {
   auto clock = files->clock();
   auto n = files->size();
   // The reads over every file, for main's reader: a set of its own.
@@ -45,11 +46,13 @@ store_handles spawn_file_writers(caf::actor_system& sys,
     files->at(k).take_committed_events();
     files->at(k).take_settlements();
   }
+  std::vector<std::unique_ptr<store>> readers;
+  for (uint32_t k = 0; k < n; ++k)
+    readers.push_back(open_reader(shard_file(db_path, k), sync, true));
   for (uint32_t k = 0; k < n; ++k)
     writers.push_back(spawn_checkpointer(
-      sys, files->release(k), auditor,
-      open_reader(shard_file(db_path, k), sync, true),
-      store_file{k, clock, k == 0 ? scans : nullptr}));
+      sys, files->release(k), auditor, std::move(readers[k]),
+      store_file{k, clock, k == 0 ? scans : nullptr, k == 0 ? run_id : 0}));
   caf::anon_send(auditor, attach_atom::value, writers);
   return store_handles{std::move(writers)};
 }

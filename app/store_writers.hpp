@@ -11,6 +11,9 @@
 //   0 (main) first; main's reader answers status, counts and results over
 //   every file (a read-only set of its own). Then it attaches them all to
 //   the auditor, which merges their events into the log in seq order.
+//   Every connection is opened before any writer is spawned: a file that
+//   cannot be opened throws with no actor left waiting. `run_id`: the run
+//   opened on the files (main's writer records its limits).
 //   What the files committed before (a submission, the run's opening)
 //   reaches the log through the auditor's catch-up, not from memory.
 #pragma once
@@ -35,6 +38,7 @@ store_handles spawn_file_writers(caf::actor_system& sys,
                                  std::unique_ptr<store_set> files,
                                  const std::string& db_path,
                                  store::sync_mode sync,
-                                 const auditor_actor& auditor);
+                                 const auditor_actor& auditor,
+                                 int64_t run_id = 0);
 
 } // namespace bgagent

@@ -286,7 +286,8 @@ TEST_CASE("submit to a store of 4 files: all of it in the files and the "
   auto events = store_events(db).size();
   r = run_bgagent({"submit", second}, dir.path(), {});
   CHECK(r.exit_code == 2);
-  CHECK(r.err.find("a run is using it") != std::string::npos);
+  CHECK(r.err.find("another bgagent (a run or a submit) is using it") !=
+        std::string::npos);
   p.signal(SIGTERM);
   CHECK(p.wait(60) != 128 + SIGKILL);
   CHECK(count_by_task(audit, "task_submitted").count("b1") == 0);
