@@ -41,6 +41,15 @@ struct task_file_submission::impl {
        const std::string& src, uint64_t max, const type_registry& types)
     : path(name), source(src), reader(std::move(in), name, max, types) {}
 
+  // From now on the id of every task read goes to `out` (null: nowhere),
+  // starting with the first part, read already (the constructor's check).
+  void keep_ids(std::vector<std::string>* out) {
+    if (out)
+      for (auto& t : filling.tasks)
+        out->push_back(t.id);
+    ids = out;
+  }
+
   // Reads up to part_size tasks into `filling`.
   void fill() {
     for (task_file_entry e; filling.tasks.size() < part_size;) {
@@ -81,11 +90,7 @@ submit_counts task_file_submission::store_all(caf::scoped_actor& self,
                                               const std::string& on_conflict,
                                               std::vector<std::string>* ids) {
   auto& d = *d_;
-  // The first part is read already (the constructor's check).
-  if (ids)
-    for (auto& t : d.filling.tasks)
-      ids->push_back(t.id);
-  d.ids = ids;
+  d.keep_ids(ids);
   self->monitor(checkpointer);
   ask<bool>(self, checkpointer, begin_submit_atom::value, d.source,
             on_conflict);
@@ -155,10 +160,7 @@ submit_counts task_file_submission::store_all(store_set& files,
                                               const std::string& on_conflict,
                                               std::vector<std::string>* ids) {
   auto& d = *d_;
-  if (ids)
-    for (auto& t : d.filling.tasks)
-      ids->push_back(t.id);
-  d.ids = ids;
+  d.keep_ids(ids);
   files.begin_submission(d.source,
                          on_conflict == "skip"      ? store::on_conflict::skip
                          : on_conflict == "replace" ? store::on_conflict::replace

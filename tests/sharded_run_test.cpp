@@ -12,6 +12,7 @@
 
 #include "persistence/shard_map.hpp"
 #include "tests/support/job.hpp"
+#include "tests/support/store_files.hpp"
 #include "tests/support/process.hpp"
 #include "tests/temp_dir.hpp"
 
@@ -21,30 +22,6 @@ using namespace bgagent::testing;
 namespace {
 
 constexpr uint32_t files = 4;
-
-// Every event of the store, over its files: seq -> file. No seq is in two
-// files.
-std::map<long long, uint32_t> store_events(const std::string& db) {
-  std::map<long long, uint32_t> out;
-  for (uint32_t k = 0; k < files; ++k) {
-    auto seqs = sql_int_all(shard_file(db, k), "SELECT seq FROM events");
-    for (auto s : seqs)
-      CHECK(out.emplace(s, k).second);
-  }
-  return out;
-}
-
-// The log: strictly increasing seqs; returns them.
-std::vector<long long> log_seqs(const std::string& audit) {
-  std::vector<long long> seqs;
-  for (auto& j : read_jsonl(audit)) {
-    auto s = j["seq"].get<long long>();
-    if (!seqs.empty())
-      CHECK(s > seqs.back());
-    seqs.push_back(s);
-  }
-  return seqs;
-}
 
 // Each event naming a task is in its task's file, and so is the task.
 void check_events_in_their_files(const std::string& db) {
@@ -101,7 +78,7 @@ TEST_CASE("a run on a store of 4 files completes every task once, and its "
   CHECK(count_by_task(audit, "task_started").size() == 2000);
   // The log is exactly the union of the files' events, in seq order.
   auto seqs = log_seqs(audit);
-  auto in_files = store_events(db);
+  auto in_files = store_events(db, files);
   REQUIRE(seqs.size() == in_files.size());
   size_t i = 0;
   for (auto& [seq, k] : in_files)
@@ -189,7 +166,7 @@ TEST_CASE("kill -9 of a run on a store of 4 files, then run again: every "
   }
   // Every event once in the log, strictly increasing across both runs.
   auto seqs = log_seqs(audit);
-  CHECK(seqs.size() == store_events(db).size());
+  CHECK(seqs.size() == store_events(db, files).size());
   // The spending shown is every file's ledger, each call once; no
   // reservation is left.
   auto st = status_json(dir.path());
@@ -218,7 +195,7 @@ TEST_CASE("what does not run on a store of several files yet is refused "
   REQUIRE(run_bgagent({"run", "--tasks", tasks}, dir.path(), four)
             .exit_code == 0);
   auto db = dir.path("bgagent.db");
-  auto events = store_events(db).size();
+  auto events = store_events(db, files).size();
 
   SECTION("--follow") {
     auto r = run_bgagent({"run", "--follow"}, dir.path(), {});
@@ -246,7 +223,7 @@ TEST_CASE("what does not run on a store of several files yet is refused "
       CHECK(r.err.find("BG_AGENT_SHARDS") != std::string::npos);
     }
   }
-  CHECK(store_events(db).size() == events);
+  CHECK(store_events(db, files).size() == events);
 }
 
 TEST_CASE("submit to a store of 4 files: all of it in the files and the "
@@ -266,7 +243,7 @@ TEST_CASE("submit to a store of 4 files: all of it in the files and the "
   auto st = status_json(dir.path());
   CHECK(st["tasks"]["pending"] == 40);
   CHECK(count_by_task(audit, "task_submitted").size() == 40);
-  CHECK(log_seqs(audit).size() == store_events(db).size());
+  CHECK(log_seqs(audit).size() == store_events(db, files).size());
 
   // The same file again: every task known, nothing new (no variable: the
   // store says 4 files).
@@ -283,7 +260,7 @@ TEST_CASE("submit to a store of 4 files: all of it in the files and the "
     [&] { return !audit_events(audit, "task_started").empty(); }, 60));
   auto second = dir.path("second.jsonl");
   write_tasks(second, make_tasks(5, "b"));
-  auto events = store_events(db).size();
+  auto events = store_events(db, files).size();
   r = run_bgagent({"submit", second}, dir.path(), {});
   CHECK(r.exit_code == 2);
   CHECK(r.err.find("another bgagent (a run or a submit) is using it") !=
@@ -291,5 +268,5 @@ TEST_CASE("submit to a store of 4 files: all of it in the files and the "
   p.signal(SIGTERM);
   CHECK(p.wait(60) != 128 + SIGKILL);
   CHECK(count_by_task(audit, "task_submitted").count("b1") == 0);
-  CHECK(store_events(db).size() >= events);
+  CHECK(store_events(db, files).size() >= events);
 }

@@ -17,6 +17,7 @@
 #include "persistence/store_set.hpp"
 #include "tests/actors/actor_test_support.hpp"
 #include "tests/support/job.hpp"
+#include "tests/support/store_files.hpp"
 #include "tests/support/unit_task.hpp"
 #include "tests/temp_dir.hpp"
 
@@ -26,34 +27,6 @@ using namespace bgagent::testing;
 namespace {
 
 constexpr uint32_t files = 3;
-
-// Every event of the store over its files, by seq (none in two files).
-std::map<long long, uint32_t> store_events(const std::string& db) {
-  std::map<long long, uint32_t> out;
-  for (uint32_t k = 0; k < files; ++k)
-    for (auto s : sql_int_all(shard_file(db, k), "SELECT seq FROM events"))
-      CHECK(out.emplace(s, k).second);
-  return out;
-}
-
-// The log's seqs, each strictly above the one before.
-std::vector<long long> log_seqs(const std::string& log) {
-  std::vector<long long> out;
-  for (auto& j : read_jsonl(log)) {
-    auto s = j["seq"].get<long long>();
-    if (!out.empty())
-      CHECK(s > out.back());
-    out.push_back(s);
-  }
-  return out;
-}
-
-std::vector<long long> seqs_of(const std::map<long long, uint32_t>& m) {
-  std::vector<long long> out;
-  for (auto& kv : m)
-    out.push_back(kv.first);
-  return out;
-}
 
 // `n` tasks submitted into a new store of `files` files.
 void submit(const std::string& db, int n, const std::string& prefix) {
@@ -125,7 +98,7 @@ TEST_CASE("audit merge: a flush right after the writers attach waits for "
   auto size_at_answer = std::filesystem::file_size(log);
   REQUIRE(w.flush());
   CHECK(std::filesystem::file_size(log) == size_at_answer);
-  auto in_files = store_events(db);
+  auto in_files = store_events(db, files);
   CHECK(in_files.size() == 60000);
   CHECK(log_seqs(log) == seqs_of(in_files));
 }
@@ -145,7 +118,7 @@ TEST_CASE("audit merge: events about tasks go to their tasks' files and "
     e.self->send(w.aud, make_event("alert", {}, -1, std::to_string(round)));
   }
   REQUIRE(w.flush());
-  auto in_files = store_events(db);
+  auto in_files = store_events(db, files);
   CHECK(log_seqs(log) == seqs_of(in_files));
   // Each event naming a task is in that task's file; the others in main.
   for (uint32_t k = 0; k < files; ++k) {
@@ -194,7 +167,7 @@ TEST_CASE("audit merge: a writer that ends does not hang a flush, and what "
     writers_env w(e, db, log);
     REQUIRE(w.flush());
   }
-  auto in_files = store_events(db);
+  auto in_files = store_events(db, files);
   CHECK(in_files.size() == 300 + ids[0].size() + ids[1].size());
   CHECK(log_seqs(log) == seqs_of(in_files));
 }
