@@ -51,9 +51,11 @@ struct auditor_state {
   // asked for its floor.
   std::vector<uint8_t> file_catching, floor_asked;
   // A file's writer ended (a storage error; or the run's end): its floor
-  // stays where it was, so nothing above it is written by this process;
-  // the rest stays in the files for the next start's catch-up.
+  // stays where it was, so nothing at or above the lowest such floor is
+  // written by this process (it stays in the files for the next start's
+  // catch-up); what is below it still is.
   bool file_gone = false;
+  uint64_t gone_floor = 0;
   uint64_t received_max = 0; // the highest seq any file sent
   // Flush requests, with the highest seq received when every file had
   // answered the flush: answered once the log holds every seq up to it.
@@ -224,15 +226,17 @@ bool any_file_catching(const auditor_state& st) {
 
 // Answers the flushes whose events are all in the file (none while a
 // catch-up is out: its next pages may hold events committed before the
-// flush). With a writer gone no more can be written: answered at once.
+// flush). With a writer gone, once everything below its floor is written:
+// nothing more can be.
 void answer_waiting_for(auditor_ptr self) {
   auto& st = self->state;
-  if (any_file_catching(st) && !st.file_gone)
-    return;
   auto below = st.merge->watermark(); // every seq below it is written
+  bool all_writable = st.file_gone && below >= st.gone_floor;
+  if (any_file_catching(st) && !all_writable)
+    return;
   auto keep = st.waiting_for.begin();
   for (auto& w : st.waiting_for)
-    if (w.first < below || st.file_gone)
+    if (w.first < below || all_writable)
       w.second.deliver(flush_atom::value);
     else
       *keep++ = std::move(w);
@@ -347,14 +351,16 @@ auditor_actor::behavior_type auditor(auditor_ptr self,
     auto& st = self->state;
     for (size_t k = 0; k < st.files.size(); ++k)
       if (dm.source == st.files[k].address()) {
-        if (!st.file_gone && dm.reason != caf::exit_reason::user_shutdown)
+        auto floor = st.merge->floor_of(k);
+        if (dm.reason != caf::exit_reason::user_shutdown)
           spdlog::error("audit log {}: store file {}'s writer ended ({}); "
                         "the events from seq {} on stay in the store for "
                         "the next start",
-                        st.log->path(), k, to_string(dm.reason),
-                        st.merge->watermark());
+                        st.log->path(), k, to_string(dm.reason), floor);
+        st.gone_floor = st.file_gone ? std::min(st.gone_floor, floor) : floor;
         st.file_gone = true;
-        answer_waiting_for(self);
+        st.file_catching[k] = 0;
+        write_merged(self); // what is below its floor, and the flushes
       }
   });
   self->state.seq = jsonl_writer::last_seq(self->state.log->path());

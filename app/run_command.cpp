@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <unistd.h>
@@ -273,8 +274,22 @@ int run_command(const config& c, const run_options& o,
   auto sync = c.db_sync_full ? store::sync_mode::full
                              : store::sync_mode::normal;
   // One file, or several (BG_AGENT_SHARDS when the store is made).
+  // (What a store of several files cannot do yet is refused before any
+  // file is made or opened.)
+  {
+    // The files on disk say how many an existing store has.
+    uint32_t on_disk = 1;
+    std::error_code ec;
+    while (on_disk < max_store_shards &&
+           std::filesystem::exists(shard_file(c.db_path, on_disk), ec))
+      ++on_disk;
+    if (c.shards > 1 || on_disk > 1)
+      refuse_for_several_files(c, o, batch_mode, listen.has_value(),
+                               c.shards > 1 ? c.shards : on_disk);
+  }
   auto files = std::make_unique<store_set>(
-    c.db_path, store::open_mode::create_if_missing, c.shards, sync);
+    c.db_path, store::open_mode::create_if_missing, c.shards, sync,
+    jsonl_writer::last_seq(c.audit_path));
   const bool sharded = files->size() > 1;
   if (sharded)
     refuse_for_several_files(c, o, batch_mode, listen.has_value(),
@@ -332,10 +347,6 @@ int run_command(const config& c, const run_options& o,
     checkpointer = spawn_checkpointer(sys, std::move(db), auditor,
                                       open_reader(c.db_path, sync, false));
     writers = checkpointer;
-  } else {
-    // What the files hold was numbered below the log's last line, and
-    // what this start writes before the auditor attaches goes above it.
-    files->clock()->raise(jsonl_writer::last_seq(c.audit_path));
   }
   caf::scoped_actor self{sys};
   // The cluster edge (gatekeeper, and with it the node gateways) obeys
@@ -436,8 +447,13 @@ int run_command(const config& c, const run_options& o,
                                std::string(to_string(period)),
                                rfc3339_utc(period_began));
   if (sharded) {
-    writers = spawn_file_writers(sys, std::move(files), c.db_path, sync,
-                                 auditor, run.id);
+    try {
+      writers = spawn_file_writers(sys, std::move(files), c.db_path, sync,
+                                   auditor, run.id);
+    } catch (...) {
+      shutdown(auditor); // else the actor system waits for it for ever
+      throw;
+    }
     checkpointer = writers.main();
   }
   self->send(auditor,

@@ -157,8 +157,6 @@ int submit_to_files(const config& c, std::unique_ptr<store_set> files,
   } catch (const std::runtime_error& e) {
     throw usage_error(std::string("audit log: ") + e.what());
   }
-  // Numbered above the log's last line.
-  files->clock()->raise(jsonl_writer::last_seq(c.audit_path));
   auto sync = c.db_sync_full ? store::sync_mode::full
                              : store::sync_mode::normal;
   submit_counts counts;
@@ -168,12 +166,23 @@ int submit_to_files(const config& c, std::unique_ptr<store_set> files,
     self->send_exit(auditor, caf::exit_reason::user_shutdown);
     throw;
   }
-  auto writers = spawn_file_writers(sys, std::move(files), c.db_path, sync,
-                                    auditor);
-  ask<flush_atom>(self, auditor, flush_atom::value);
-  for (auto& w : writers.files)
-    self->send_exit(w, caf::exit_reason::user_shutdown);
-  self->send_exit(auditor, caf::exit_reason::user_shutdown);
+  store_handles writers;
+  // Every actor is told to end on every path: the actor system waits for
+  // them all before this command can return.
+  auto end_all = [&] {
+    for (auto& w : writers.files)
+      self->send_exit(w, caf::exit_reason::user_shutdown);
+    self->send_exit(auditor, caf::exit_reason::user_shutdown);
+  };
+  try {
+    writers = spawn_file_writers(sys, std::move(files), c.db_path, sync,
+                                 auditor);
+    ask<flush_atom>(self, auditor, flush_atom::value);
+  } catch (...) {
+    end_all();
+    throw;
+  }
+  end_all();
   std::printf("%s\n", submit_summary(counts).c_str());
   return exit_code::ok;
 }
@@ -208,7 +217,8 @@ int submit_command(const config& c, const std::string& file,
       no_run.emplace(c.db_path);
     }
     auto files = std::make_unique<store_set>(
-      c.db_path, store::open_mode::create_if_missing, c.shards, sync);
+      c.db_path, store::open_mode::create_if_missing, c.shards, sync,
+      jsonl_writer::last_seq(c.audit_path));
     if (files->size() > 1)
       return submit_to_files(c, std::move(files), tasks, on_conflict);
   }

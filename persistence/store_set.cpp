@@ -113,7 +113,8 @@ void on_each_file(const std::vector<uint32_t>& ks, Work work) {
 } // namespace
 
 store_set::store_set(const std::string& db, store::open_mode mode,
-                     uint32_t shards, store::sync_mode sync) {
+                     uint32_t shards, store::sync_mode sync,
+                     uint64_t events_above) {
   if (shards > max_store_shards)
     throw store_error("database " + db + ": " + std::to_string(shards) +
                         " shards asked for; a store has 1 to " +
@@ -140,6 +141,7 @@ store_set::store_set(const std::string& db, store::open_mode mode,
                         true);
     create_shards(db, shards, sync, main_existed);
     share_event_clock();
+    clock_->raise(events_above);
     return;
   }
   if (shards != stored)
@@ -152,6 +154,7 @@ store_set::store_set(const std::string& db, store::open_mode mode,
   if (stored > 1) {
     open_shards(db, stored, mode, sync);
     share_event_clock();
+    clock_->raise(events_above);
     if (mode != store::open_mode::read_only)
       recover_submissions();
   }

@@ -64,8 +64,11 @@ public:
   // Opens the store at `db`. `shards` 0 takes what the store says (1 for a
   // new one); N > 0 creates a store of N files, or checks that the
   // existing one has N.
+  // `events_above`: the audit log's last seq; every event the set numbers
+  // (from the opening's recovery on) goes above it.
   store_set(const std::string& db, store::open_mode mode, uint32_t shards = 0,
-            store::sync_mode sync = store::sync_mode::full);
+            store::sync_mode sync = store::sync_mode::full,
+            uint64_t events_above = 0);
   ~store_set();
   store_set(const store_set&) = delete;
   store_set& operator=(const store_set&) = delete;

@@ -203,6 +203,19 @@ TEST_CASE("what does not run on a store of several files yet is refused "
     CHECK(r.err.find("store of 4 files") != std::string::npos);
     CHECK(r.err.find("--follow") != std::string::npos);
   }
+  SECTION("serve on a new database makes no file") {
+    auto r = run_bgagent({"serve", "--db", dir.path("new.db")}, dir.path(),
+                         four);
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("`serve`") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(dir.path("new.db")));
+    CHECK_FALSE(std::filesystem::exists(dir.path("new.db.shard1")));
+  }
+  SECTION("estimate") {
+    auto r = run_bgagent({"estimate"}, dir.path(), {});
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("one file of a store of several") != std::string::npos);
+  }
   SECTION("another count of files") {
     auto r = run_bgagent({"run", "--tasks", tasks}, dir.path(),
                          {{"BG_AGENT_SHARDS", "2"}});
