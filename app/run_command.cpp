@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
-#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <unistd.h>
@@ -276,24 +275,15 @@ int run_command(const config& c, const run_options& o,
   // One file, or several (BG_AGENT_SHARDS when the store is made).
   // (What a store of several files cannot do yet is refused before any
   // file is made or opened.)
-  {
-    // The files on disk say how many an existing store has.
-    uint32_t on_disk = 1;
-    std::error_code ec;
-    while (on_disk < max_store_shards &&
-           std::filesystem::exists(shard_file(c.db_path, on_disk), ec))
-      ++on_disk;
-    if (c.shards > 1 || on_disk > 1)
-      refuse_for_several_files(c, o, batch_mode, listen.has_value(),
-                               c.shards > 1 ? c.shards : on_disk);
-  }
+  // (The store checks its files' identity and count when it opens them.)
+  if (auto on_disk = store_files_on_disk(c.db_path);
+      c.shards > 1 || on_disk > 1)
+    refuse_for_several_files(c, o, batch_mode, listen.has_value(),
+                             c.shards > 1 ? c.shards : on_disk);
   auto files = std::make_unique<store_set>(
     c.db_path, store::open_mode::create_if_missing, c.shards, sync,
     jsonl_writer::last_seq(c.audit_path));
   const bool sharded = files->size() > 1;
-  if (sharded)
-    refuse_for_several_files(c, o, batch_mode, listen.has_value(),
-                             files->size());
   // A concurrent `submit` of many tasks holds the write lock for its whole
   // (all-or-nothing) transaction: the run waits for it, saying so.
   for (uint32_t k = 0; k < files->size(); ++k)

@@ -5,7 +5,6 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 #include <cstdio>
-#include <filesystem>
 #include <optional>
 #include <iostream>
 
@@ -32,7 +31,6 @@
 #include "messages/utf8.hpp"
 #include "persistence/event_clock.hpp"
 #include "persistence/jsonl_writer.hpp"
-#include "persistence/shard_map.hpp"
 #include "persistence/store.hpp"
 #include "persistence/store_set.hpp"
 #include "types/openai_batch.hpp"
@@ -205,8 +203,7 @@ int submit_command(const config& c, const std::string& file,
   // submission through its files while no other process writes them: the
   // run lock is taken before the files are opened (opening finishes what
   // a crash left, numbering events).
-  std::error_code ec;
-  if (c.shards > 1 || std::filesystem::exists(shard_file(c.db_path, 1), ec)) {
+  if (c.shards > 1 || store_files_on_disk(c.db_path) > 1) {
     if (!no_run) {
       if (run_lock::held(c.db_path))
         throw usage_error(c.db_path + " is a store of several files "

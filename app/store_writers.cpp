@@ -1,5 +1,6 @@
 #include "app/store_writers.hpp"
 
+#include <filesystem>
 #include <vector>
 
 #include <caf/all.hpp>
@@ -11,6 +12,15 @@
 #include "persistence/store_set.hpp"
 
 namespace bgagent {
+
+uint32_t store_files_on_disk(const std::string& db_path) {
+  uint32_t n = 1;
+  std::error_code ec;
+  while (n < max_store_shards &&
+         std::filesystem::exists(shard_file(db_path, n), ec))
+    ++n;
+  return n;
+}
 
 std::unique_ptr<store> open_reader(const std::string& path,
                                    store::sync_mode sync, bool in_set) {

@@ -2,6 +2,8 @@
 // per file (docs/plans/sharded-store.md §3).
 //
 // Contract:
+// - store_files_on_disk(): <db>.shard1, .shard2 ... counted while they
+//   exist, at most 64; the store itself still checks them when opened.
 // - open_reader(): a second connection to one file, for its reader, as
 //   patient as the writer (a read kept waiting warns and goes on waiting,
 //   never ends the run).
@@ -30,6 +32,11 @@
 namespace bgagent {
 
 class store_set;
+
+// How many files the store at `db_path` has on disk (1 when it has no
+// `<db>.shard1`, or does not exist): a cheap look, before anything is
+// opened, at whether a command meets a store of several files.
+uint32_t store_files_on_disk(const std::string& db_path);
 
 std::unique_ptr<store> open_reader(const std::string& path,
                                    store::sync_mode sync, bool in_set);
